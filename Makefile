@@ -1,0 +1,110 @@
+# hopper: build, test, demo, bench, lint.
+#
+#   make            build everything into build/
+#   make test       install what is missing, then unit, integration and fault
+#                   tests, then the same again under ASan and UBSan
+#   make demo       the main job, end to end
+#   make bench      benchmarks that print ratios against peers
+#
+# SANITIZE=address,undefined builds into build/san/ with the sanitizers on.
+# WERROR=1 (CI) turns warnings into errors.
+
+SANITIZE ?=
+ifeq ($(SANITIZE),)
+BUILD ?= build
+else
+BUILD ?= build/san
+endif
+
+CC      ?= cc
+PKGS    := jansson
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes \
+           -Wno-unused-parameter -MMD -MP -I.
+ifneq ($(WERROR),)
+CFLAGS  += -Werror
+endif
+ifneq ($(SANITIZE),)
+CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The coordinator's own modules, then one folder per source and sink driver.
+CORE_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c)) \
+            $(wildcard sources/*.c sources/*/*.c) \
+            $(wildcard sinks/*.c sinks/*/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ := $(BUILD)/coordinator/main.o
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+HOPPER   := $(BUILD)/hopper
+
+.PHONY: all workers deps test check unit integration demo bench lint format clean
+all: $(HOPPER) workers
+
+# Each worker fragment below adds its binaries as prerequisites of this.
+workers:
+
+$(HOPPER): $(MAIN_OBJ) $(BUILD)/libhopper.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/libhopper.a: $(CORE_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< \
+		$(BUILD)/libhopper.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+
+# Workers: the C helper, the examples and the thumbnail worker bring their
+# own rules, each in its folder.
+-include worker/worker.mk
+-include worker/thumbnail/thumbnail.mk
+
+# Installs what a fresh Debian machine lacks (as root); a no-op otherwise.
+deps:
+	@bash tests/deps.sh
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+integration: all workers
+	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
+		bash tests/integration/run.sh
+
+# One pass of every test against one build.
+check: unit integration
+
+test: deps
+	$(MAKE) WERROR=1 check
+	$(MAKE) WERROR=1 SANITIZE=address,undefined check
+
+demo: deps
+	$(MAKE) all workers
+	bash pipelines/demo.sh
+
+bench: deps
+	$(MAKE) all workers
+	bash bench/run.sh
+
+lint:
+	shellcheck $(shell git ls-files '*.sh') .ci/run
+	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
+
+format:
+	clang-format -i $(shell git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

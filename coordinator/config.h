@@ -1,0 +1,55 @@
+/* config.h - a run's settings, from a pipeline file and the command line.
+ *
+ * The run options are one table (config.c) that gives the command-line
+ * flags, the pipeline file's keys and --help alike. Precedence: defaults,
+ * then the pipeline file, then flags. Strings in a pipeline file may use
+ * ${VAR} and ${VAR:-default}.
+ */
+#ifndef HOP_CONFIG_H
+#define HOP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "sinks/sink.h"
+#include "sources/source.h"
+
+struct hop_config {
+	/* Set through the option table. */
+	char *pipeline;
+	char *source_spec;
+	char *sink_spec;
+	char *mode;
+	int64_t workers;
+	int64_t prefetch;
+	int64_t attempts;
+	double timeout;
+	double backoff;
+	double backoff_max;
+	double grace;
+	double kill_timeout;
+	bool watch;
+	int64_t max_line;
+	char *log_format;
+	char *log_level;
+
+	/* Built from the above. */
+	struct hop_source *source; /* owned */
+	struct hop_sink *sink;     /* owned */
+	char **argv;               /* owned, NULL-terminated worker command */
+	bool exec_mode;
+};
+
+/* Fills cfg from the arguments of `hopper run` (or `validate`, which takes
+ * the pipeline file as its only operand). Returns 0, or -EINVAL with a
+ * message in err naming the flag, or the file, line, column and key. */
+int hop_config_load(struct hop_config *cfg, int argc, char **argv,
+                    bool validate_only, char *err, size_t errlen);
+
+void hop_config_free(struct hop_config *cfg);
+
+/* Writes the run options, as flags, for --help. */
+void hop_config_help(FILE *out);
+
+#endif

@@ -1,0 +1,51 @@
+/* driver.c - shared construction of sources and sinks. */
+#include "driver.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hop_driver_spec(const char *spec, char **name, char **target, char *err,
+                    size_t errlen)
+{
+	const char *colon = strchr(spec, ':');
+	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
+
+	*name = *target = NULL;
+	if (n == 0) {
+		snprintf(err, errlen, "'%s': expected NAME or NAME:TARGET", spec);
+		return -EINVAL;
+	}
+	*name = strndup(spec, n);
+	if (colon && strncmp(colon, "://", 3) == 0)
+		*target = strdup(spec); /* a URL keeps its scheme */
+	else if (colon && colon[1])
+		*target = strdup(colon + 1);
+	if (!*name || (colon && colon[1] && !*target)) {
+		free(*name);
+		*name = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void *hop_driver_ctx(const struct hop_option *t, size_t size,
+                     const char *target, char *err, size_t errlen)
+{
+	void *ctx = calloc(1, size);
+	if (!ctx) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	if (hop_opts_defaults(t, ctx, err, errlen))
+		goto err_free;
+	if (target && t->key && hop_opts_set(t, ctx, t->key, target, err, errlen))
+		goto err_free;
+	return ctx;
+
+err_free:
+	hop_opts_free(t, ctx);
+	free(ctx);
+	return NULL;
+}

@@ -1,0 +1,61 @@
+/* item.h - one unit of work on its way from a source to a sink.
+ *
+ * An item is created by its source's fetch, owned by the coordinator until
+ * its source has acknowledged it, dead-lettered it or taken it back, and then
+ * freed by hop_item_free. The source may hang private state on src_data and
+ * frees it in its own ack, dead or release callback.
+ */
+#ifndef HOP_ITEM_H
+#define HOP_ITEM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct hop_item {
+	char *id;           /* owned; unique within the run */
+	char *payload;      /* owned; compact JSON text of the payload */
+	size_t payload_len;
+	int attempt;        /* attempts started, 1 for the first */
+	bool invalid;       /* the source could not make an item of it: dead at
+	                       once with error, never sent to a worker */
+	void *src_data;     /* the source's own; freed by the source */
+
+	/* The outcome of the latest attempt. */
+	bool ok;
+	bool retry;         /* for a failure: may another attempt succeed? */
+	char *result;       /* owned; compact JSON of the worker's result */
+	char *error;        /* owned; why the attempt failed */
+	char *stderr_tail;  /* owned; the last lines the worker wrote to stderr */
+
+	int64_t started_ms; /* when the current attempt was handed to a worker */
+	int64_t due_ms;     /* for a retry: when to try again */
+	uint64_t timer;     /* a pending retry timer, if any */
+	struct hop_item *next; /* link in whichever list holds the item */
+};
+
+/* Returns a new item that takes ownership of id and payload (both from
+ * malloc), or NULL (and frees both) when memory ran out. */
+struct hop_item *hop_item_new(char *id, char *payload, size_t payload_len);
+void hop_item_free(struct hop_item *it);
+
+/* Clears the outcome of the previous attempt. */
+void hop_item_reset_outcome(struct hop_item *it);
+/* Records a failed attempt: error is copied. */
+void hop_item_fail(struct hop_item *it, bool retry, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Appends one line to the item's stderr tail, keeping only the last few. */
+void hop_item_add_stderr(struct hop_item *it, const char *line, size_t len);
+
+/* A FIFO of items linked through next. */
+struct hop_queue {
+	struct hop_item *head, *tail;
+	size_t len;
+};
+
+void hop_queue_push(struct hop_queue *q, struct hop_item *it);
+struct hop_item *hop_queue_pop(struct hop_queue *q);
+/* Unlinks it from q; returns false when it was not there. */
+bool hop_queue_remove(struct hop_queue *q, struct hop_item *it);
+
+#endif

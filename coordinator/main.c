@@ -1,0 +1,142 @@
+/* main.c - the hopper command: run, validate, check-worker, help. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "checkworker.h"
+#include "config.h"
+#include "log.h"
+#include "run.h"
+
+#define HOP_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+	        "hopper %s: run a worker over every item of a queue.\n"
+	        "\n"
+	        "usage:\n"
+	        "  hopper run [OPTIONS] -- WORKER [ARGS...]\n"
+	        "  hopper run -f PIPELINE.json [OPTIONS]\n"
+	        "  hopper validate PIPELINE.json\n"
+	        "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
+	        "[ARGS...]\n"
+	        "  hopper help [run|sources|sinks]\n"
+	        "\n"
+	        "example:\n"
+	        "  hopper run --source jsonl:items.jsonl --sink jsonl:- -- "
+	        "python3 worker/examples/python/word_count.py\n"
+	        "  hopper run --source dir:videos --sink dir:results --watch -- "
+	        "./my-worker\n"
+	        "\n"
+	        "The worker contract is in worker/PROTOCOL.md.\n",
+	        HOP_VERSION);
+}
+
+static void help_run(FILE *out)
+{
+	fprintf(out, "usage: hopper run [OPTIONS] -- WORKER [ARGS...]\n\n"
+	             "example:\n"
+	             "  hopper run -s jsonl:items.jsonl -o jsonl:results.jsonl -j 4 "
+	             "-- python3 worker.py\n\n"
+	             "options:\n");
+	hop_config_help(out);
+	fprintf(out, "\nexit status: 0 all done, 3 some items dead, 2 usage or "
+	             "pipeline error, 1 could not run\n");
+}
+
+static void help_drivers(FILE *out, bool sources)
+{
+	if (sources) {
+		for (size_t i = 0; hop_source_registry[i]; i++) {
+			const struct hop_source_ops *s = hop_source_registry[i];
+			fprintf(out, "%s: %s\n", s->name, s->summary);
+			hop_opts_help(out, s->options, "    ");
+		}
+	} else {
+		for (size_t i = 0; hop_sink_registry[i]; i++) {
+			const struct hop_sink_ops *s = hop_sink_registry[i];
+			fprintf(out, "%s: %s\n", s->name, s->summary);
+			hop_opts_help(out, s->options, "    ");
+		}
+	}
+	fprintf(out, "\nOn the command line: --%s NAME:TARGET sets the first "
+	             "option; --%s-opt KEY=VALUE the others.\n",
+	        sources ? "source" : "sink", sources ? "source" : "sink");
+}
+
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return true;
+	return false;
+}
+
+static int cmd_run(int argc, char **argv, bool validate)
+{
+	struct hop_config cfg;
+	char err[1024];
+
+	if (wants_help(argc, argv)) {
+		help_run(stdout);
+		return 0;
+	}
+	if (hop_config_load(&cfg, argc, argv, validate, err, sizeof(err))) {
+		fprintf(stderr, "hopper: %s\n", err);
+		hop_config_free(&cfg);
+		return HOP_EXIT_USAGE;
+	}
+	hop_log_setup(strcmp(cfg.log_format, "json") == 0,
+	              (enum hop_log_level)hop_log_level_parse(cfg.log_level));
+	int code;
+	if (validate) {
+		if (!cfg.pipeline) {
+			fprintf(stderr, "hopper: validate needs a pipeline file\n");
+			code = HOP_EXIT_USAGE;
+		} else {
+			printf("%s: ok: %s -> %s, %ld %s worker(s): %s\n", cfg.pipeline,
+			       cfg.source->label, cfg.sink->label, (long)cfg.workers,
+			       cfg.mode, cfg.argv[0]);
+			code = 0;
+		}
+	} else {
+		code = hop_run(&cfg);
+	}
+	hop_config_free(&cfg);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return HOP_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	if (!strcmp(cmd, "run"))
+		return cmd_run(argc - 2, argv + 2, false);
+	if (!strcmp(cmd, "validate"))
+		return cmd_run(argc - 2, argv + 2, true);
+	if (!strcmp(cmd, "check-worker"))
+		return hop_check_worker(argc - 2, argv + 2);
+	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+		printf("hopper %s\n", HOP_VERSION);
+		return 0;
+	}
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+		if (argc > 2 && !strcmp(argv[2], "sources"))
+			help_drivers(stdout, true);
+		else if (argc > 2 && !strcmp(argv[2], "sinks"))
+			help_drivers(stdout, false);
+		else if (argc > 2 && !strcmp(argv[2], "run"))
+			help_run(stdout);
+		else
+			usage(stdout);
+		return 0;
+	}
+	fprintf(stderr, "hopper: unknown command '%s'\n\n", cmd);
+	usage(stderr);
+	return HOP_EXIT_USAGE;
+}

@@ -1,0 +1,223 @@
+/* opts.c - option tables. */
+#include "opts.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static const char *const type_names[] = {"text", "integer", "bool", "size",
+                                         "seconds"};
+
+const struct hop_option *hop_opts_find(const struct hop_option *t,
+                                       const char *key)
+{
+	for (; t->key; t++)
+		if (strcmp(t->key, key) == 0)
+			return t;
+	return NULL;
+}
+
+int hop_parse_seconds(const char *s, double *out)
+{
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (end == s || errno || !isfinite(v) || v < 0)
+		return -EINVAL;
+	if (strcmp(end, "ms") == 0)
+		v /= 1000;
+	else if (strcmp(end, "m") == 0)
+		v *= 60;
+	else if (strcmp(end, "h") == 0)
+		v *= 3600;
+	else if (*end && strcmp(end, "s") != 0)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+int hop_parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (end == s || errno || v < 0)
+		return -EINVAL;
+	int shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift) {
+		end++;
+		if (*end == 'i')
+			end++;
+		if (*end == 'B')
+			end++;
+	}
+	if (*end || v > (INT64_MAX >> shift))
+		return -EINVAL;
+	*out = (int64_t)v << shift;
+	return 0;
+}
+
+static int parse_bool(const char *s, bool *out)
+{
+	static const char *const yes[] = {"true", "yes", "1", "on"};
+	static const char *const no[] = {"false", "no", "0", "off"};
+	for (int i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0)
+			return *out = true, 0;
+		if (strcasecmp(s, no[i]) == 0)
+			return *out = false, 0;
+	}
+	return -EINVAL;
+}
+
+static int set_one(const struct hop_option *o, void *ctx, const char *value,
+                   char *err, size_t errlen)
+{
+	char *field = (char *)ctx + o->offset;
+	int rc = 0;
+	char *end;
+
+	switch (o->type) {
+	case HOP_OPT_STR: {
+		char *dup = strdup(value);
+		if (!dup)
+			return -ENOMEM;
+		free(*(char **)field);
+		*(char **)field = dup;
+		return 0;
+	}
+	case HOP_OPT_INT:
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		if (end == value || *end || errno)
+			rc = -EINVAL;
+		else
+			*(int64_t *)field = v;
+		break;
+	case HOP_OPT_BOOL:
+		rc = parse_bool(value, (bool *)field);
+		break;
+	case HOP_OPT_SIZE:
+		rc = hop_parse_size(value, (int64_t *)field);
+		break;
+	case HOP_OPT_SECONDS:
+		rc = hop_parse_seconds(value, (double *)field);
+		break;
+	}
+	if (rc)
+		snprintf(err, errlen, "option '%s': '%s' is not a %s", o->key,
+		         value, type_names[o->type]);
+	return rc;
+}
+
+static void unknown_key(const struct hop_option *t, const char *key, char *err,
+                        size_t errlen)
+{
+	int n = snprintf(err, errlen, "unknown option '%s' (known:", key);
+	for (; t->key && n > 0 && (size_t)n < errlen; t++)
+		n += snprintf(err + n, errlen - (size_t)n, " %s", t->key);
+	if (n > 0 && (size_t)n < errlen)
+		snprintf(err + n, errlen - (size_t)n, ")");
+}
+
+int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
+                 const char *value, char *err, size_t errlen)
+{
+	const struct hop_option *o = hop_opts_find(t, key);
+	if (!o) {
+		unknown_key(t, key, err, errlen);
+		return -EINVAL;
+	}
+	return set_one(o, ctx, value, err, errlen);
+}
+
+int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
+                      json_t *value, char *err, size_t errlen)
+{
+	const struct hop_option *o = hop_opts_find(t, key);
+	char text[64];
+
+	if (!o) {
+		unknown_key(t, key, err, errlen);
+		return -EINVAL;
+	}
+	if (json_is_string(value))
+		return set_one(o, ctx, json_string_value(value), err, errlen);
+	bool ok = false;
+	switch (o->type) {
+	case HOP_OPT_BOOL:
+		if (json_is_boolean(value)) {
+			*(bool *)((char *)ctx + o->offset) = json_is_true(value);
+			return 0;
+		}
+		break;
+	case HOP_OPT_INT:
+	case HOP_OPT_SIZE:
+		ok = json_is_integer(value);
+		if (ok)
+			snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
+			         json_integer_value(value));
+		break;
+	case HOP_OPT_SECONDS:
+		ok = json_is_number(value);
+		if (ok)
+			snprintf(text, sizeof(text), "%.17g", json_number_value(value));
+		break;
+	case HOP_OPT_STR:
+		break;
+	}
+	if (!ok) {
+		snprintf(err, errlen, "option '%s' must be a %s", o->key,
+		         o->type == HOP_OPT_STR ? "string" : type_names[o->type]);
+		return -EINVAL;
+	}
+	return set_one(o, ctx, text, err, errlen);
+}
+
+int hop_opts_defaults(const struct hop_option *t, void *ctx, char *err,
+                      size_t errlen)
+{
+	for (; t->key; t++) {
+		if (!t->def)
+			continue;
+		int rc = set_one(t, ctx, t->def, err, errlen);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+void hop_opts_free(const struct hop_option *t, void *ctx)
+{
+	for (; t->key; t++) {
+		if (t->type != HOP_OPT_STR)
+			continue;
+		char **p = (char **)((char *)ctx + t->offset);
+		free(*p);
+		*p = NULL;
+	}
+}
+
+void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent)
+{
+	for (; t->key; t++) {
+		char left[64];
+		snprintf(left, sizeof(left), "%s=%s", t->key,
+		         t->type == HOP_OPT_STR ? "TEXT" :
+		         t->type == HOP_OPT_BOOL ? "BOOL" :
+		         t->type == HOP_OPT_SIZE ? "BYTES" :
+		         t->type == HOP_OPT_SECONDS ? "SECS" : "N");
+		fprintf(out, "%s%-22s %s", indent, left, t->help);
+		if (t->def)
+			fprintf(out, " (default %s)", t->def);
+		fputc('\n', out);
+	}
+}

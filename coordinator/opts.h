@@ -1,0 +1,64 @@
+/* opts.h - option tables: one declaration gives parsing and --help.
+ *
+ * A driver (or the run command) declares its options as a table of
+ * {key, type, default, offset, help}, each naming a field of its context
+ * struct by offsetof. The same table parses "key=value" text from the command
+ * line, values from a pipeline file, fills defaults, writes --help, and frees
+ * the strings it set. Unknown keys are rejected by name.
+ */
+#ifndef HOP_OPTS_H
+#define HOP_OPTS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum hop_opt_type {
+	HOP_OPT_STR,     /* char *, owned by the context */
+	HOP_OPT_INT,     /* int64_t */
+	HOP_OPT_BOOL,    /* bool: true/false, yes/no, 1/0, on/off */
+	HOP_OPT_SIZE,    /* int64_t bytes; text may end in K, M or G */
+	HOP_OPT_SECONDS, /* double; text may end in ms, s, m or h */
+};
+
+struct hop_option {
+	const char *key;
+	enum hop_opt_type type;
+	const char *def; /* default as text, or NULL for none */
+	size_t offset;
+	const char *help;
+};
+
+/* The table ends with an entry whose key is NULL. */
+const struct hop_option *hop_opts_find(const struct hop_option *t,
+                                       const char *key);
+
+/* Sets every option that has a default. Returns 0, or -EINVAL with a
+ * message in err if a default does not parse (a bug in the table). */
+int hop_opts_defaults(const struct hop_option *t, void *ctx, char *err,
+                      size_t errlen);
+
+/* Sets key from text. Returns 0, or -EINVAL with a message naming the key
+ * (unknown key, or a value of the wrong kind) in err. */
+int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
+                 const char *value, char *err, size_t errlen);
+
+/* Sets key from a JSON value: strings are parsed as text, so "2" and 2 are
+ * both accepted for a number. Same returns as hop_opts_set. */
+int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
+                      json_t *value, char *err, size_t errlen);
+
+/* Frees the strings held by the context's string options. */
+void hop_opts_free(const struct hop_option *t, void *ctx);
+
+/* Writes one line per option: key, kind, default and help. */
+void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent);
+
+/* Parses a number of seconds with an optional unit (ms, s, m, h). */
+int hop_parse_seconds(const char *s, double *out);
+/* Parses a byte count with an optional K, M or G suffix (powers of 1024). */
+int hop_parse_size(const char *s, int64_t *out);
+
+#endif

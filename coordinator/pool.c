@@ -1,0 +1,480 @@
+/* pool.c - worker slots: capacity, deadlines, killing and restarting.
+ *
+ * A slot moves DOWN -> UP -> (CLOSING | KILLING) -> DOWN. The protocol
+ * itself, what is written to a worker and what its output means, lives in
+ * stream.c and execmode.c; this file decides when a worker starts and stops
+ * and what happens to the items it held.
+ */
+#include "pool_int.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+
+#define TICK_MS 100
+#define RESTART_MIN_MS 1000
+#define RESTART_MAX_MS 30000
+
+static void restart(struct hop_loop *loop, void *arg);
+
+struct hop_pool *hop_pool_new(struct hop_loop *loop,
+                              const struct hop_pool_config *cfg,
+                              const struct hop_pool_events *ev)
+{
+	struct hop_pool *pool = calloc(1, sizeof(*pool));
+	if (!pool)
+		return NULL;
+	pool->w = calloc((size_t)cfg->size, sizeof(*pool->w));
+	if (!pool->w) {
+		free(pool);
+		return NULL;
+	}
+	pool->loop = loop;
+	pool->cfg = *cfg;
+	pool->ev = *ev;
+	for (int i = 0; i < cfg->size; i++) {
+		struct worker *w = &pool->w[i];
+		w->pool = pool;
+		w->index = i;
+		w->child = (struct hop_child){.pid = -1, .pidfd = -1, .in = -1,
+		                              .out = -1, .err = -1};
+	}
+	return pool;
+}
+
+static void tick(struct hop_loop *loop, void *arg)
+{
+	struct hop_pool *pool = arg;
+	int64_t now = hop_now_ms();
+
+	pool->tick = hop_loop_after(loop, TICK_MS, tick, pool);
+	for (int i = 0; i < pool->cfg.size; i++) {
+		struct worker *w = &pool->w[i];
+		if (w->state != W_UP || !w->inflight.head || !w->deadline ||
+		    now < w->deadline)
+			continue;
+		pool_kill_worker(w, "worker %d timed out after %.1f s with no answer "
+		                    "and no progress",
+		                 w->index, (double)pool->cfg.timeout_ms / 1000);
+	}
+}
+
+int hop_pool_start(struct hop_pool *pool, char *err, size_t errlen)
+{
+	if (pool->cfg.exec_mode) {
+		int rc = exec_check(pool, err, errlen);
+		if (rc)
+			return rc;
+		for (int i = 0; i < pool->cfg.size; i++)
+			pool->w[i].state = W_UP;
+	} else {
+		for (int i = 0; i < pool->cfg.size; i++) {
+			int rc = stream_start(&pool->w[i], err, errlen);
+			if (rc)
+				return rc;
+		}
+	}
+	if (pool->cfg.timeout_ms > 0)
+		pool->tick = hop_loop_after(pool->loop, TICK_MS, tick, pool);
+	return 0;
+}
+
+size_t hop_pool_capacity(const struct hop_pool *pool)
+{
+	size_t n = 0;
+	if (pool->draining || pool->killing)
+		return 0;
+	for (int i = 0; i < pool->cfg.size; i++) {
+		const struct worker *w = &pool->w[i];
+		size_t per = pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
+		if (w->state == W_UP && w->inflight.len < per)
+			n += per - w->inflight.len;
+	}
+	return n;
+}
+
+size_t hop_pool_inflight(const struct hop_pool *pool)
+{
+	return pool->inflight;
+}
+
+int hop_pool_alive(const struct hop_pool *pool)
+{
+	int n = 0;
+	for (int i = 0; i < pool->cfg.size; i++)
+		if (pool->w[i].child.pid > 0)
+			n++;
+	return n;
+}
+
+int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
+{
+	struct worker *best = NULL;
+	size_t per = pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
+
+	if (pool->draining || pool->killing)
+		return -EBUSY;
+	/* The least loaded worker, so that a prefetch window fills evenly. */
+	for (int i = 0; i < pool->cfg.size; i++) {
+		struct worker *w = &pool->w[i];
+		if (w->state != W_UP || w->inflight.len >= per)
+			continue;
+		if (!best || w->inflight.len < best->inflight.len)
+			best = w;
+		if (best->inflight.len == 0)
+			break;
+	}
+	if (!best)
+		return -EBUSY;
+	it->attempt++;
+	it->started_ms = hop_now_ms();
+	hop_item_reset_outcome(it);
+	pool->inflight++;
+	if (pool->cfg.exec_mode)
+		exec_run(best, it);
+	else
+		stream_send(best, it);
+	return 0;
+}
+
+/* Hands the head item's outcome to the coordinator. */
+void pool_finish(struct worker *w, struct hop_item *it)
+{
+	struct hop_pool *pool = w->pool;
+
+	hop_queue_remove(&w->inflight, it);
+	pool->inflight--;
+	w->deadline = w->inflight.head && pool->cfg.timeout_ms
+	                  ? hop_now_ms() + pool->cfg.timeout_ms
+	                  : 0;
+	if (it->ok)
+		w->crashes = 0;
+	pool->ev.done(pool->ev.arg, it);
+	if (pool->draining && !w->inflight.head && w->state == W_UP &&
+	    !pool->cfg.exec_mode && w->child.in >= 0) {
+		hop_loop_unwatch(pool->loop, w->child.in);
+		close(w->child.in);
+		w->child.in = -1;
+		w->state = W_CLOSING;
+	}
+	pool->ev.changed(pool->ev.arg);
+}
+
+void pool_return_all(struct worker *w)
+{
+	struct hop_pool *pool = w->pool;
+	struct hop_item *it;
+
+	while ((it = hop_queue_pop(&w->inflight))) {
+		pool->inflight--;
+		it->attempt--;
+		pool->ev.returned(pool->ev.arg, it);
+	}
+	w->deadline = 0;
+}
+
+static void sigkill_timer(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	w->kill_timer = 0;
+	if (w->child.pid > 0) {
+		hop_log_ev(HOP_WARN, w->index, NULL,
+		           "worker ignored SIGTERM for %.1f s: sending SIGKILL",
+		           (double)w->pool->cfg.kill_ms / 1000);
+		hop_child_signal(&w->child, SIGKILL);
+		w->sigkilled = true;
+	}
+}
+
+/* Signals the worker's group to stop; SIGKILL follows if it lingers. */
+static void stop_process(struct worker *w)
+{
+	w->state = W_KILLING;
+	hop_child_signal(&w->child, SIGTERM);
+	if (!w->kill_timer)
+		w->kill_timer = hop_loop_after(w->pool->loop, w->pool->cfg.kill_ms,
+		                               sigkill_timer, w);
+}
+
+void pool_kill_worker(struct worker *w, const char *fmt, ...)
+{
+	char why[1024];
+	va_list ap;
+
+	if (w->state == W_KILLING || w->state == W_DOWN)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	w->crashes++;
+	struct hop_item *head = w->inflight.head;
+	stop_process(w);
+	hop_log_ev(HOP_ERROR, w->index, head ? head->id : NULL, "%s", why);
+	if (head) {
+		hop_item_fail(head, true, "%s", why);
+		pool_finish(w, head);
+	}
+	pool_return_all(w);
+	w->pool->ev.changed(w->pool->ev.arg);
+}
+
+static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	int status = 0;
+
+	if (!hop_child_reap(&w->child, &status))
+		return;
+	/* Whatever it wrote before exiting is still in the pipes. */
+	if (w->out_open) {
+		if (w->pool->cfg.exec_mode)
+			exec_read(w);
+		else
+			stream_read(w);
+	}
+	pool_drain_stderr(w);
+	if (w->pool->cfg.exec_mode)
+		exec_exited(w, status);
+	else
+		pool_worker_gone(w, status);
+}
+
+static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	if (w->pool->cfg.exec_mode)
+		exec_read(w);
+	else
+		stream_read(w);
+}
+
+void pool_drain_stderr(struct worker *w)
+{
+	char *line;
+	size_t len;
+
+	while (w->err_open) {
+		enum hop_line_status st =
+			hop_lines_next(&w->err, w->child.err, &line, &len);
+		if (st == HOP_LINE_AGAIN)
+			return;
+		if (st == HOP_LINE_EOF || st == HOP_LINE_ERROR) {
+			hop_loop_unwatch(w->pool->loop, w->child.err);
+			w->err_open = false;
+			return;
+		}
+		if (st == HOP_LINE_TOOLONG) {
+			line = "(stderr line over the limit, dropped)";
+			len = strlen(line);
+		}
+		struct hop_item *it = w->inflight.head;
+		hop_log_ev(HOP_INFO, w->index, it ? it->id : NULL, "stderr: %.*s",
+		           (int)(len > 1000 ? 1000 : len), line);
+		if (it)
+			hop_item_add_stderr(it, line, len);
+	}
+}
+
+static void on_err(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	pool_drain_stderr(arg);
+}
+
+static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg);
+
+static void flush_in(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	if (w->child.in < 0) {
+		hop_buf_reset(&w->wbuf);
+		return;
+	}
+	int rc = hop_buf_flush_fd(&w->wbuf, w->child.in);
+	if (rc == -EAGAIN) {
+		if (!w->wwatch &&
+		    hop_loop_watch(loop, w->child.in, EPOLLOUT, on_in, w) == 0)
+			w->wwatch = true;
+		return;
+	}
+	if (w->wwatch) {
+		hop_loop_unwatch(loop, w->child.in);
+		w->wwatch = false;
+	}
+	/* An error (EPIPE) means the worker is gone: its pidfd will say so. */
+	if (rc)
+		hop_buf_reset(&w->wbuf);
+	if (w->pool->cfg.exec_mode) {
+		close(w->child.in); /* the payload is all there is */
+		w->child.in = -1;
+	}
+}
+
+static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	flush_in(loop, arg);
+}
+
+void pool_want_write(struct worker *w)
+{
+	hop_loop_soon(w->pool->loop, flush_in, w);
+}
+
+int pool_watch_child(struct worker *w)
+{
+	struct hop_loop *loop = w->pool->loop;
+	hop_lines_init(&w->err, 64 * 1024);
+	w->out_open = w->err_open = true;
+	w->wwatch = false;
+	w->sigkilled = false;
+	if (hop_loop_watch(loop, w->child.pidfd, EPOLLIN, on_pidfd, w) ||
+	    hop_loop_watch(loop, w->child.out, EPOLLIN, on_out, w) ||
+	    hop_loop_watch(loop, w->child.err, EPOLLIN, on_err, w))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Forgets the child's descriptors and buffers. */
+void pool_release_child(struct worker *w)
+{
+	struct hop_loop *loop = w->pool->loop;
+	hop_loop_unwatch(loop, w->child.pidfd);
+	hop_loop_unwatch(loop, w->child.out);
+	hop_loop_unwatch(loop, w->child.err);
+	hop_loop_unwatch(loop, w->child.in);
+	hop_child_close(&w->child);
+	hop_loop_cancel(loop, w->kill_timer);
+	w->kill_timer = 0;
+	hop_buf_reset(&w->wbuf);
+	hop_lines_free(&w->out);
+	hop_lines_free(&w->err);
+	hop_buf_free(&w->collected);
+	w->out_open = w->err_open = w->wwatch = false;
+}
+
+void pool_worker_gone(struct worker *w, int status)
+{
+	struct hop_pool *pool = w->pool;
+	char how[128];
+	bool asked = w->state == W_CLOSING || w->state == W_KILLING;
+
+	hop_describe_status(status, how, sizeof(how));
+	struct hop_item *head = w->inflight.head;
+	if (head) {
+		w->crashes++;
+		hop_log_ev(HOP_ERROR, w->index, head->id,
+		           "worker %d %s while handling the item", w->index, how);
+		hop_item_fail(head, true, "worker %d %s while handling the item",
+		              w->index, how);
+		pool_finish(w, head);
+		pool_return_all(w);
+	} else if (!asked) {
+		w->crashes++;
+		hop_log_ev(HOP_ERROR, w->index, NULL, "worker %d %s", w->index, how);
+	} else {
+		hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d %s", w->index, how);
+	}
+	pool_release_child(w);
+	w->state = W_DOWN;
+	if (!pool->draining && !pool->killing) {
+		int shift = w->crashes > 5 ? 5 : (w->crashes > 0 ? w->crashes - 1 : 0);
+		int64_t gap = (int64_t)RESTART_MIN_MS << shift;
+		if (gap > RESTART_MAX_MS)
+			gap = RESTART_MAX_MS;
+		int64_t wait = w->started + gap - hop_now_ms();
+		if (wait > 0)
+			hop_log_ev(HOP_INFO, w->index, NULL, "restarting worker in %.1f s",
+			           (double)wait / 1000);
+		w->restart_timer = hop_loop_after(pool->loop, wait, restart, w);
+	}
+	pool->ev.changed(pool->ev.arg);
+}
+
+static void restart(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+	char err[512];
+
+	w->restart_timer = 0;
+	if (w->pool->draining || w->pool->killing)
+		return;
+	if (stream_start(w, err, sizeof(err)) == 0) {
+		w->pool->ev.changed(w->pool->ev.arg);
+		return;
+	}
+	w->crashes++;
+	int64_t gap = w->crashes > 5 ? RESTART_MAX_MS
+	                             : (int64_t)RESTART_MIN_MS << (w->crashes - 1);
+	hop_log_ev(HOP_ERROR, w->index, NULL, "%s; trying again in %.0f s", err,
+	           (double)gap / 1000);
+	w->restart_timer = hop_loop_after(loop, gap, restart, w);
+}
+
+void hop_pool_drain(struct hop_pool *pool)
+{
+	pool->draining = true;
+	for (int i = 0; i < pool->cfg.size; i++) {
+		struct worker *w = &pool->w[i];
+		hop_loop_cancel(pool->loop, w->restart_timer);
+		w->restart_timer = 0;
+		if (w->state == W_UP && !w->inflight.head && w->child.in >= 0 &&
+		    !pool->cfg.exec_mode) {
+			hop_loop_unwatch(pool->loop, w->child.in);
+			close(w->child.in);
+			w->child.in = -1;
+			w->state = W_CLOSING;
+		}
+		if (w->state == W_UP && w->child.pid <= 0)
+			w->state = W_DOWN;
+	}
+	pool->ev.changed(pool->ev.arg);
+}
+
+void hop_pool_kill(struct hop_pool *pool)
+{
+	pool->killing = true;
+	hop_loop_cancel(pool->loop, pool->tick);
+	pool->tick = 0;
+	for (int i = 0; i < pool->cfg.size; i++) {
+		struct worker *w = &pool->w[i];
+		hop_loop_cancel(pool->loop, w->restart_timer);
+		w->restart_timer = 0;
+		pool_return_all(w);
+		if (w->child.pid > 0)
+			stop_process(w);
+		else
+			w->state = W_DOWN;
+	}
+	pool->ev.changed(pool->ev.arg);
+}
+
+void hop_pool_destroy(struct hop_pool *pool)
+{
+	if (!pool)
+		return;
+	pool->killing = true;
+	hop_loop_cancel(pool->loop, pool->tick);
+	for (int i = 0; i < pool->cfg.size; i++) {
+		struct worker *w = &pool->w[i];
+		hop_loop_cancel(pool->loop, w->restart_timer);
+		pool_return_all(w);
+		if (w->child.pid > 0) {
+			hop_child_signal(&w->child, SIGKILL);
+			waitpid(w->child.pid, NULL, 0);
+			w->child.pid = -1;
+		}
+		pool_release_child(w);
+		hop_buf_free(&w->wbuf);
+		free(w->reason);
+	}
+	free(pool->w);
+	free(pool);
+}

@@ -1,0 +1,79 @@
+/* pool.h - the worker processes and the protocol spoken with them.
+ *
+ * A pool owns a fixed number of worker slots. In stream mode each slot holds
+ * one persistent process that takes items on stdin and answers on stdout, up
+ * to `prefetch` items queued at a time; in exec mode a slot runs one process
+ * per item. The pool enforces the per-item deadline (extended by progress
+ * lines), kills a worker's whole process group when it must go, restarts a
+ * stream worker that died (waiting at least a second between starts, longer
+ * while it keeps crashing), and tells the coordinator about every item
+ * through the callbacks below. Everything runs on the caller's loop.
+ */
+#ifndef HOP_POOL_H
+#define HOP_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "item.h"
+
+struct hop_loop;
+struct hop_pool;
+
+struct hop_pool_config {
+	char **argv;        /* the worker command; borrowed for the pool's life */
+	bool exec_mode;
+	int size;           /* worker slots */
+	int prefetch;       /* stream mode: items queued per worker */
+	int64_t timeout_ms; /* per-item deadline, 0 for none */
+	int64_t kill_ms;    /* SIGTERM to SIGKILL */
+	size_t max_line;    /* longest stdout line (exec: whole stdout) */
+	const char *tmpdir; /* exec mode: where WORK_ITEM_FILE files go */
+};
+
+struct hop_pool_events {
+	/* An attempt ended; the outcome is in it->ok, result, error, retry.
+	 * The pool no longer holds the item. */
+	void (*done)(void *arg, struct hop_item *it);
+	/* The item is handed back unattempted (its worker went away before it
+	 * started on it, or the pool was killed): it->attempt was undone. */
+	void (*returned)(void *arg, struct hop_item *it);
+	/* Capacity or the number of live workers changed. */
+	void (*changed)(void *arg);
+	void *arg;
+};
+
+/* Returns a pool, or NULL when memory ran out. Nothing starts yet. */
+struct hop_pool *hop_pool_new(struct hop_loop *loop,
+                              const struct hop_pool_config *cfg,
+                              const struct hop_pool_events *ev);
+
+/* Starts the workers (stream mode) or checks that the command can be run
+ * (exec mode). Returns 0, or -errno with a message naming the command in
+ * err: a command that does not exist is an error here, not a restart loop. */
+int hop_pool_start(struct hop_pool *pool, char *err, size_t errlen);
+
+/* How many more items the pool takes right now. */
+size_t hop_pool_capacity(const struct hop_pool *pool);
+/* Items handed to workers and not yet done or returned. */
+size_t hop_pool_inflight(const struct hop_pool *pool);
+/* Live worker processes. */
+int hop_pool_alive(const struct hop_pool *pool);
+
+/* Hands an item to a worker; the pool owns it until done or returned.
+ * Counts an attempt. Returns 0, or -EBUSY when there is no capacity. */
+int hop_pool_submit(struct hop_pool *pool, struct hop_item *it);
+
+/* Stops restarting workers and tells each stream worker to exit (EOF on
+ * stdin) as soon as it holds no item. */
+void hop_pool_drain(struct hop_pool *pool);
+/* Stops every worker now: SIGTERM to its group, SIGKILL after kill_ms.
+ * Items they held are returned unattempted. */
+void hop_pool_kill(struct hop_pool *pool);
+
+/* Stops everything at once and frees the pool. Workers still running are
+ * killed with SIGKILL and reaped; items they held are returned. */
+void hop_pool_destroy(struct hop_pool *pool);
+
+#endif

@@ -1,0 +1,72 @@
+/* pool_int.h - what pool.c, stream.c and execmode.c share. Not for other
+ * modules. */
+#ifndef HOP_POOL_INT_H
+#define HOP_POOL_INT_H
+
+#include "buf.h"
+#include "pool.h"
+#include "spawn.h"
+
+enum worker_state {
+	W_DOWN,    /* no process */
+	W_UP,      /* running, takes items */
+	W_CLOSING, /* stdin closed, waiting for it to exit */
+	W_KILLING, /* signalled, waiting for it to exit */
+};
+
+struct worker {
+	struct hop_pool *pool;
+	int index;
+	enum worker_state state;
+	struct hop_child child;
+	struct hop_buf wbuf;      /* bytes waiting for the worker's stdin */
+	bool wwatch;              /* waiting for stdin to become writable */
+	struct hop_lines out;     /* stream mode: answer lines */
+	struct hop_buf collected; /* exec mode: the whole stdout */
+	bool out_too_long;
+	struct hop_lines err;
+	bool out_open, err_open;
+	struct hop_queue inflight; /* items sent, in order */
+	int64_t deadline;          /* for the head of inflight; 0: none */
+	int64_t started;           /* when the process started */
+	int crashes;               /* exits we did not ask for, in a row */
+	uint64_t restart_timer;
+	uint64_t kill_timer;
+	bool sigkilled;
+	char *reason;              /* why we are killing it, for the head item */
+};
+
+struct hop_pool {
+	struct hop_loop *loop;
+	struct hop_pool_config cfg;
+	struct hop_pool_events ev;
+	struct worker *w;
+	size_t inflight;
+	bool draining;
+	bool killing;
+	uint64_t tick;
+};
+
+/* pool.c */
+void pool_worker_gone(struct worker *w, int status);
+void pool_finish(struct worker *w, struct hop_item *it);
+void pool_return_all(struct worker *w);
+void pool_kill_worker(struct worker *w, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+int pool_watch_child(struct worker *w);
+void pool_want_write(struct worker *w);
+void pool_drain_stderr(struct worker *w);
+void pool_release_child(struct worker *w);
+
+/* stream.c */
+int stream_start(struct worker *w, char *err, size_t errlen);
+void stream_send(struct worker *w, struct hop_item *it);
+void stream_read(struct worker *w);
+
+/* execmode.c */
+int exec_check(struct hop_pool *pool, char *err, size_t errlen);
+void exec_run(struct worker *w, struct hop_item *it);
+void exec_read(struct worker *w);
+void exec_exited(struct worker *w, int status);
+
+#endif

@@ -1,0 +1,466 @@
+/* run.c - the coordinator's run: claim, dispatch, retry, write, acknowledge.
+ *
+ * The life of an item: fetched from the source into `ready`; handed to a
+ * worker; its outcome either schedules a retry (a timer, after backoff with
+ * jitter) or finishes it. A finished item, done or dead, is written to the
+ * sink and waits in `written` until the sink's next flush says it is safe;
+ * only then is it acknowledged (or dead-lettered) at its source. Nothing is
+ * acknowledged that is not durable, so a crash at any point repeats work but
+ * never loses it.
+ *
+ * Shutdown: the first SIGTERM or SIGINT stops claiming and hands waiting
+ * items back to the source; in-flight items get `grace` to finish, then
+ * their workers are killed and the items handed back too. A second SIGINT
+ * skips the grace. Either way every item is acknowledged, dead or back at
+ * its source when hopper exits.
+ */
+#include "run.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "pool.h"
+
+enum phase { RUNNING, DRAINING, STOPPING };
+
+struct run {
+	struct hop_config *cfg;
+	struct hop_loop *loop;
+	struct hop_source *src;
+	struct hop_sink *sink;
+	struct hop_pool *pool;
+	struct hop_queue ready;    /* claimed, waiting for a worker */
+	struct hop_queue waiting;  /* failed, waiting for their retry */
+	struct hop_queue written;  /* in the sink, waiting for a flush */
+	enum phase phase;
+	int sigfd;
+	int sigints;
+	bool signalled;
+	uint64_t grace_timer;
+	uint64_t stop_timer;
+	bool source_failed;
+	char tmpdir[64];
+	int64_t t0;
+	long done, dead, retries, released;
+};
+
+static void pump(struct hop_loop *loop, void *arg);
+
+static void schedule(struct run *r)
+{
+	hop_loop_soon(r->loop, pump, r);
+}
+
+/* The dead letter's record: what a person needs to see why it died. */
+static char *dead_record(const struct hop_item *it)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", json_string(it->id));
+	json_object_set_new(o, "error", json_string(it->error ? it->error : "failed"));
+	json_object_set_new(o, "attempts", json_integer(it->attempt));
+	json_object_set_new(o, "permanent", json_boolean(!it->retry));
+	if (it->stderr_tail)
+		json_object_set_new(o, "stderr", json_string(it->stderr_tail));
+	json_t *p = json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
+	json_object_set_new(o, "payload", p ? p : json_null());
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return s;
+}
+
+/* Writes a finished item to the sink; on failure the item is failed again
+ * (a sink that cannot take a result makes the attempt a failed one). */
+static void finish_item(struct run *r, struct hop_item *it);
+
+static int64_t backoff_ms(const struct run *r, int attempt)
+{
+	double d = r->cfg->backoff * 1000;
+	for (int i = 1; i < attempt && d < r->cfg->backoff_max * 1000; i++)
+		d *= 2;
+	if (d > r->cfg->backoff_max * 1000)
+		d = r->cfg->backoff_max * 1000;
+	/* Equal jitter: between half and all of the delay. */
+	return (int64_t)(d / 2 + d / 2 * ((double)random() / RAND_MAX));
+}
+
+static void retry_due(struct hop_loop *loop, void *arg);
+
+struct retry_timer {
+	struct run *r;
+	struct hop_item *it;
+};
+
+static void fail_item(struct run *r, struct hop_item *it)
+{
+	if (it->retry && it->attempt < r->cfg->attempts && r->phase == RUNNING) {
+		int64_t wait = backoff_ms(r, it->attempt);
+		hop_log_ev(HOP_WARN, -1, it->id,
+		           "attempt %d of %ld failed: %s; retrying in %.1f s",
+		           it->attempt, (long)r->cfg->attempts, it->error,
+		           (double)wait / 1000);
+		r->retries++;
+		struct retry_timer *t = malloc(sizeof(*t));
+		if (t) {
+			*t = (struct retry_timer){r, it};
+			hop_queue_push(&r->waiting, it);
+			it->timer = hop_loop_after(r->loop, wait, retry_due, t);
+			return;
+		}
+	}
+	if (it->retry && it->attempt < r->cfg->attempts) {
+		/* Shutting down: not dead, just not finished. */
+		r->released++;
+		if (r->src->ops->release(r->src, it))
+			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+		hop_item_free(it);
+		return;
+	}
+	hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
+	           it->attempt, it->attempt == 1 ? "" : "s", it->error);
+	finish_item(r, it);
+}
+
+static void finish_item(struct run *r, struct hop_item *it)
+{
+	enum hop_sink_status st = r->sink->ops->write(r->sink, it);
+	if (st != HOP_SINK_OK && it->ok) {
+		hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->sink->error);
+		hop_item_fail(it, st == HOP_SINK_RETRY, "%s", r->sink->error);
+		fail_item(r, it);
+		return;
+	}
+	if (st != HOP_SINK_OK) /* a dead item the sink could not record */
+		hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->sink->error);
+	hop_queue_push(&r->written, it);
+	schedule(r);
+}
+
+static void retry_due(struct hop_loop *loop, void *arg)
+{
+	struct retry_timer *t = arg;
+	struct run *r = t->r;
+	struct hop_item *it = t->it;
+
+	free(t);
+	it->timer = 0;
+	hop_queue_remove(&r->waiting, it);
+	hop_queue_push(&r->ready, it);
+	schedule(r);
+}
+
+/* pool callbacks */
+static void on_done(void *arg, struct hop_item *it)
+{
+	struct run *r = arg;
+	if (it->ok)
+		finish_item(r, it);
+	else
+		fail_item(r, it);
+}
+
+static void on_returned(void *arg, struct hop_item *it)
+{
+	struct run *r = arg;
+	if (r->phase == RUNNING) {
+		hop_queue_push(&r->ready, it);
+	} else {
+		r->released++;
+		if (r->src->ops->release(r->src, it))
+			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+		hop_item_free(it);
+	}
+	schedule(r);
+}
+
+static void on_changed(void *arg)
+{
+	schedule(arg);
+}
+
+static void on_wake(void *arg)
+{
+	schedule(arg);
+}
+
+/* Flushes the sink and settles everything written since the last flush. */
+static void settle(struct run *r)
+{
+	if (!r->written.head)
+		return;
+	enum hop_sink_status st = r->sink->ops->flush(r->sink);
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&r->written))) {
+		if (st != HOP_SINK_OK && it->ok) {
+			hop_item_fail(it, st == HOP_SINK_RETRY, "%s", r->sink->error);
+			fail_item(r, it);
+			continue;
+		}
+		int rc;
+		if (it->ok) {
+			rc = r->src->ops->ack(r->src, it);
+			r->done++;
+		} else {
+			char *rec = dead_record(it);
+			rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
+			free(rec);
+			r->dead++;
+		}
+		if (rc)
+			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+		hop_item_free(it);
+	}
+}
+
+static bool finished(struct run *r)
+{
+	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
+	            hop_pool_inflight(r->pool) == 0;
+	if (r->phase != RUNNING)
+		return idle;
+	return idle && r->src->ops->exhausted(r->src);
+}
+
+static void stop_timer(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	r->stop_timer = 0;
+	hop_loop_stop(loop);
+}
+
+/* All work is settled: let the workers go and end the loop once they are
+ * gone (or after kill_timeout and a little more, whatever they do). */
+static void wind_down(struct run *r)
+{
+	if (r->phase == STOPPING)
+		return;
+	r->phase = STOPPING;
+	hop_pool_drain(r->pool);
+	r->stop_timer = hop_loop_after(r->loop,
+	                               (int64_t)(r->cfg->kill_timeout * 1000) + 2000,
+	                               stop_timer, r);
+}
+
+static void pump(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+
+	if (r->phase == RUNNING && !r->source_failed) {
+		size_t cap = hop_pool_capacity(r->pool);
+		if (cap > r->ready.len) {
+			int rc = r->src->ops->fetch(r->src, &r->ready, cap - r->ready.len);
+			if (rc) {
+				hop_log(HOP_ERROR, "%s", r->src->error);
+				r->source_failed = true;
+			}
+		}
+		while (r->ready.head) {
+			struct hop_item *it = r->ready.head;
+			if (it->invalid) {
+				hop_queue_pop(&r->ready);
+				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s", it->error);
+				finish_item(r, it);
+				continue;
+			}
+			if (hop_pool_capacity(r->pool) == 0)
+				break;
+			hop_queue_pop(&r->ready);
+			hop_pool_submit(r->pool, it);
+		}
+	}
+	settle(r);
+	if (r->phase == STOPPING) {
+		if (hop_pool_alive(r->pool) == 0)
+			hop_loop_stop(loop);
+	} else if (finished(r) || (r->source_failed && !hop_pool_inflight(r->pool) &&
+	                           !r->waiting.head && !r->written.head)) {
+		wind_down(r);
+		if (hop_pool_alive(r->pool) == 0)
+			hop_loop_stop(loop);
+	}
+}
+
+/* Hands every item not in a worker's hands back to the source. */
+static void release_waiting(struct run *r)
+{
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&r->waiting))) {
+		hop_loop_cancel(r->loop, it->timer);
+		hop_queue_push(&r->ready, it);
+	}
+	while ((it = hop_queue_pop(&r->ready))) {
+		r->released++;
+		if (r->src->ops->release(r->src, it))
+			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+		hop_item_free(it);
+	}
+}
+
+static void grace_over(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	r->grace_timer = 0;
+	if (hop_pool_inflight(r->pool) > 0)
+		hop_log(HOP_WARN, "grace of %.0f s is over: stopping %zu item(s) "
+		                  "still in flight and handing them back",
+		        r->cfg->grace, hop_pool_inflight(r->pool));
+	hop_pool_kill(r->pool);
+	schedule(r);
+}
+
+static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct run *r = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGINT)
+			r->sigints++;
+		r->signalled = true;
+		if (r->phase == RUNNING) {
+			hop_log(HOP_INFO, "%s: stopping; %zu item(s) in flight get %.0f s "
+			                  "to finish",
+			        strsignal((int)si.ssi_signo), hop_pool_inflight(r->pool),
+			        r->cfg->grace);
+			r->phase = DRAINING;
+			release_waiting(r);
+			r->grace_timer = hop_loop_after(
+				loop, (int64_t)(r->cfg->grace * 1000), grace_over, r);
+		} else if (si.ssi_signo == SIGINT && r->sigints >= 2) {
+			hop_log(HOP_WARN, "second interrupt: stopping now");
+			hop_loop_cancel(loop, r->grace_timer);
+			r->grace_timer = 0;
+			grace_over(loop, r);
+		}
+	}
+	schedule(r);
+}
+
+static int setup_signals(struct run *r)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (r->sigfd < 0)
+		return -errno;
+	return hop_loop_watch(r->loop, r->sigfd, EPOLLIN, on_signal, r);
+}
+
+static void summary(struct run *r)
+{
+	double secs = (double)(hop_now_ms() - r->t0) / 1000;
+	hop_log(HOP_INFO, "finished: %ld done, %ld dead, %ld retried, %ld handed "
+	                  "back, in %.2f s (%.1f items/s)",
+	        r->done, r->dead, r->retries, r->released, secs,
+	        secs > 0 ? (double)(r->done + r->dead) / secs : 0.0);
+}
+
+int hop_run(struct hop_config *cfg)
+{
+	struct run r = {.cfg = cfg, .src = cfg->source, .sink = cfg->sink,
+	                .sigfd = -1};
+	char err[512];
+	int code = HOP_EXIT_FAILURE;
+
+	srandom((unsigned)getpid() ^ (unsigned)hop_now_ms());
+	r.loop = hop_loop_new();
+	if (!r.loop || setup_signals(&r)) {
+		hop_log(HOP_ERROR, "cannot set up the event loop: %s", strerror(errno));
+		goto out_loop;
+	}
+	r.src->loop = r.sink->loop = r.loop;
+	r.src->watch = cfg->watch;
+	r.src->max_line = (size_t)cfg->max_line;
+	r.src->on_wake = on_wake;
+	r.src->wake_arg = &r;
+	if (cfg->exec_mode) {
+		const char *tmp = getenv("TMPDIR");
+		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX",
+		         tmp && *tmp ? tmp : "/tmp");
+		if (!mkdtemp(r.tmpdir)) {
+			hop_log(HOP_ERROR, "cannot make a temporary folder: %s",
+			        strerror(errno));
+			goto out_loop;
+		}
+	}
+	struct hop_pool_config pc = {
+		.argv = cfg->argv,
+		.exec_mode = cfg->exec_mode,
+		.size = (int)cfg->workers,
+		.prefetch = (int)cfg->prefetch,
+		.timeout_ms = (int64_t)(cfg->timeout * 1000),
+		.kill_ms = (int64_t)(cfg->kill_timeout * 1000),
+		.max_line = (size_t)cfg->max_line,
+		.tmpdir = r.tmpdir,
+	};
+	struct hop_pool_events ev = {on_done, on_returned, on_changed, &r};
+	r.pool = hop_pool_new(r.loop, &pc, &ev);
+	if (!r.pool)
+		goto out_tmp;
+	if (hop_pool_start(r.pool, err, sizeof(err))) {
+		hop_log(HOP_ERROR, "%s", err);
+		goto out_pool;
+	}
+	if (r.sink->ops->open(r.sink)) {
+		hop_log(HOP_ERROR, "%s", r.sink->error);
+		goto out_pool;
+	}
+	if (r.src->ops->open(r.src)) {
+		hop_log(HOP_ERROR, "%s", r.src->error);
+		goto out_sink;
+	}
+	hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
+	        r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
+	        cfg->argv[0]);
+	r.t0 = hop_now_ms();
+	schedule(&r);
+	hop_loop_run(r.loop);
+
+	/* Whatever is still held goes back to the source, never lost. */
+	hop_loop_cancel(r.loop, r.grace_timer);
+	hop_loop_cancel(r.loop, r.stop_timer);
+	hop_pool_destroy(r.pool);
+	r.pool = NULL;
+	settle(&r);
+	release_waiting(&r);
+	summary(&r);
+	if (r.sigints >= 2)
+		code = HOP_EXIT_INTERRUPTED;
+	else if (r.source_failed)
+		code = HOP_EXIT_FAILURE;
+	else if (r.dead > 0 && !cfg->watch && !r.signalled)
+		code = HOP_EXIT_DEAD;
+	else
+		code = HOP_EXIT_OK;
+	r.src->ops->close(r.src);
+out_sink:
+	r.sink->ops->close(r.sink);
+out_pool:
+	hop_pool_destroy(r.pool);
+out_tmp:
+	if (r.tmpdir[0]) {
+		char path[128];
+		for (int i = 0; i < cfg->workers; i++) {
+			snprintf(path, sizeof(path), "%s/item-%d", r.tmpdir, i);
+			unlink(path);
+		}
+		rmdir(r.tmpdir);
+	}
+out_loop:
+	if (r.sigfd >= 0)
+		close(r.sigfd);
+	hop_loop_free(r.loop);
+	return code;
+}

@@ -1,0 +1,22 @@
+/* run.h - one run of a pipeline: source -> workers -> sink, with retries,
+ * dead letters and graceful shutdown. */
+#ifndef HOP_RUN_H
+#define HOP_RUN_H
+
+#include "config.h"
+
+/* Exit codes of `hopper run`. */
+enum {
+	HOP_EXIT_OK = 0,
+	HOP_EXIT_FAILURE = 1, /* could not start, or a source/sink broke */
+	HOP_EXIT_USAGE = 2,   /* bad flags or pipeline file */
+	HOP_EXIT_DEAD = 3,    /* a finite run finished with dead items */
+	HOP_EXIT_INTERRUPTED = 130, /* a second SIGINT cut the drain short */
+};
+
+/* Runs cfg to completion (a finite source) or until SIGTERM/SIGINT, and
+ * returns the exit code. The source and sink in cfg are opened and closed
+ * here; cfg keeps owning them. */
+int hop_run(struct hop_config *cfg);
+
+#endif

@@ -1,0 +1,276 @@
+/* jsonl.c - the jsonl source: each line of a file or of stdin is an item.
+ *
+ * The input is streamed: only the lines the coordinator asks for are read,
+ * so a file of millions of lines runs in constant memory. A line that is not
+ * JSON, or is longer than the line limit, becomes an item that is dead at
+ * once with an error naming the file and line; blank lines are skipped.
+ * Acknowledging needs no bookkeeping, so ack is a no-op; dead items go to the
+ * optional dead-letter file as well as to the sink.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "coordinator/buf.h"
+#include "coordinator/log.h"
+#include "coordinator/loop.h"
+#include "sources/source.h"
+
+struct jsonl_src {
+	char *path;    /* "-" for stdin */
+	char *id_key;  /* field holding the item's id; NULL: the line number */
+	char *dead;    /* dead-letter file, or NULL */
+
+	const char *name; /* for messages: the path, or "stdin" */
+	int fd;
+	bool pollable;    /* a pipe or terminal: wait for it with the loop */
+	bool watching;
+	struct hop_lines lines;
+	long lineno;
+	FILE *dead_fp;
+};
+
+static const struct hop_option jsonl_options[] = {
+	{"path", HOP_OPT_STR, "-", offsetof(struct jsonl_src, path),
+	 "file to read, - for stdin"},
+	{"id", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, id_key),
+	 "field of each line that holds the item's id (default: the line number)"},
+	{"dead", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, dead),
+	 "append dead items here as JSON lines"},
+	{NULL},
+};
+
+static void jsonl_readable(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	struct hop_source *src = arg;
+	struct jsonl_src *c = src->ctx;
+
+	/* Stop listening until fetch runs dry again, so that a full pipe does
+	 * not wake the loop over and over. */
+	hop_loop_unwatch(loop, fd);
+	c->watching = false;
+	hop_source_wake(src);
+}
+
+static int jsonl_open(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	struct stat st;
+
+	if (strcmp(c->path, "-") == 0) {
+		c->fd = dup(STDIN_FILENO);
+		c->name = "stdin";
+	} else {
+		c->fd = open(c->path, O_RDONLY | O_CLOEXEC);
+		c->name = c->path;
+	}
+	if (c->fd < 0 || fstat(c->fd, &st) < 0) {
+		snprintf(src->error, sizeof(src->error), "jsonl source: %s: %s",
+		         c->name, strerror(errno));
+		if (c->fd >= 0)
+			close(c->fd);
+		c->fd = -1;
+		return -errno;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		snprintf(src->error, sizeof(src->error),
+		         "jsonl source: %s: is a directory", c->name);
+		close(c->fd);
+		c->fd = -1;
+		return -EISDIR;
+	}
+	c->pollable = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+	if (c->pollable)
+		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
+	hop_lines_init(&c->lines, src->max_line);
+	if (c->dead) {
+		c->dead_fp = fopen(c->dead, "ae");
+		if (!c->dead_fp) {
+			snprintf(src->error, sizeof(src->error),
+			         "jsonl source: dead-letter file %s: %s", c->dead,
+			         strerror(errno));
+			close(c->fd);
+			c->fd = -1;
+			return -errno;
+		}
+	}
+	return 0;
+}
+
+/* Builds the item's id from its line: the configured field, else the line
+ * number. Returns NULL (and fills err) when the field is missing. */
+static char *line_id(struct jsonl_src *c, json_t *v, char *err, size_t errlen)
+{
+	char num[32];
+	if (!c->id_key) {
+		snprintf(num, sizeof(num), "%ld", c->lineno);
+		return strdup(num);
+	}
+	json_t *f = json_is_object(v) ? json_object_get(v, c->id_key) : NULL;
+	if (json_is_string(f) && json_string_length(f) > 0)
+		return strdup(json_string_value(f));
+	if (json_is_integer(f)) {
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		         json_integer_value(f));
+		return strdup(num);
+	}
+	snprintf(err, errlen, "%s:%ld: no string or integer '%s' field for the id",
+	         c->name, c->lineno, c->id_key);
+	return NULL;
+}
+
+/* Makes an item that is dead on arrival, id'd by its line number. */
+static struct hop_item *invalid_item(struct jsonl_src *c, const char *why)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%ld", c->lineno);
+	struct hop_item *it = hop_item_new(strdup(num), strdup("null"), 4);
+	if (!it)
+		return NULL;
+	it->invalid = true;
+	hop_item_fail(it, false, "%s", why);
+	return it;
+}
+
+static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
+{
+	json_error_t jerr;
+	char why[512];
+
+	json_t *v = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+	if (!v) {
+		snprintf(why, sizeof(why), "%s:%ld: not JSON: %s (column %d)",
+		         c->name, c->lineno, jerr.text, jerr.column);
+		return invalid_item(c, why);
+	}
+	why[0] = '\0';
+	char *id = line_id(c, v, why, sizeof(why));
+	json_decref(v);
+	if (!id)
+		return why[0] ? invalid_item(c, why) : NULL;
+	return hop_item_new(id, strndup(line, len), len);
+}
+
+static int jsonl_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
+{
+	struct jsonl_src *c = src->ctx;
+	char *line, why[256];
+	size_t len, got = 0;
+
+	while (got < max && c->fd >= 0) {
+		struct hop_item *it = NULL;
+		enum hop_line_status st = hop_lines_next(&c->lines, c->fd, &line, &len);
+		switch (st) {
+		case HOP_LINE_OK:
+			c->lineno++;
+			if (strspn(line, " \t") == len) {
+				hop_log(HOP_WARN, "%s:%ld: blank line skipped", c->name,
+				        c->lineno);
+				continue;
+			}
+			it = line_item(c, line, len);
+			break;
+		case HOP_LINE_TOOLONG:
+			c->lineno++;
+			snprintf(why, sizeof(why), "%s:%ld: line over the %zu-byte limit",
+			         c->name, c->lineno, c->lines.max);
+			it = invalid_item(c, why);
+			break;
+		case HOP_LINE_AGAIN:
+			if (c->pollable && !c->watching &&
+			    hop_loop_watch(src->loop, c->fd, EPOLLIN, jsonl_readable,
+			                   src) == 0)
+				c->watching = true;
+			return 0;
+		case HOP_LINE_EOF:
+			close(c->fd);
+			c->fd = -1;
+			return 0;
+		case HOP_LINE_ERROR:
+			snprintf(src->error, sizeof(src->error), "jsonl source: %s: %s",
+			         c->name, strerror(errno));
+			return -errno;
+		}
+		if (!it)
+			return -ENOMEM;
+		hop_queue_push(out, it);
+		got++;
+	}
+	return 0;
+}
+
+static int jsonl_ack(struct hop_source *src, struct hop_item *it)
+{
+	return 0;
+}
+
+static int jsonl_dead(struct hop_source *src, struct hop_item *it,
+                      const char *record)
+{
+	struct jsonl_src *c = src->ctx;
+	if (!c->dead_fp)
+		return 0;
+	if (fprintf(c->dead_fp, "%s\n", record) < 0 || fflush(c->dead_fp) ||
+	    fsync(fileno(c->dead_fp))) {
+		snprintf(src->error, sizeof(src->error),
+		         "jsonl source: dead-letter file %s: %s", c->dead,
+		         strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static int jsonl_release(struct hop_source *src, struct hop_item *it)
+{
+	struct jsonl_src *c = src->ctx;
+	/* A stream cannot be rewound; say what a rerun must cover. */
+	hop_log_ev(HOP_WARN, -1, it->id, "%s: item not finished before shutdown",
+	           c->name);
+	return 0;
+}
+
+static bool jsonl_exhausted(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	return c->fd < 0;
+}
+
+static int64_t jsonl_depth(struct hop_source *src)
+{
+	return -1;
+}
+
+static void jsonl_close(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	if (c->fd >= 0) {
+		hop_loop_unwatch(src->loop, c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+	if (c->dead_fp)
+		fclose(c->dead_fp);
+	c->dead_fp = NULL;
+	hop_lines_free(&c->lines);
+}
+
+const struct hop_source_ops hop_src_jsonl = {
+	.name = "jsonl",
+	.summary = "JSON lines from a file or stdin, one item per line",
+	.options = jsonl_options,
+	.ctx_size = sizeof(struct jsonl_src),
+	.open = jsonl_open,
+	.fetch = jsonl_fetch,
+	.ack = jsonl_ack,
+	.dead = jsonl_dead,
+	.release = jsonl_release,
+	.depth = jsonl_depth,
+	.exhausted = jsonl_exhausted,
+	.close = jsonl_close,
+};

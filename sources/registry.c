@@ -1,0 +1,77 @@
+/* registry.c - the table of source drivers. Adding a source is one folder
+ * and one line here. */
+#include "sources/source.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/driver.h"
+
+extern const struct hop_source_ops hop_src_jsonl;
+extern const struct hop_source_ops hop_src_dir;
+
+const struct hop_source_ops *const hop_source_registry[] = {
+	&hop_src_jsonl,
+	&hop_src_dir,
+	NULL,
+};
+
+const struct hop_source_ops *hop_source_find(const char *name)
+{
+	for (size_t i = 0; hop_source_registry[i]; i++)
+		if (strcmp(hop_source_registry[i]->name, name) == 0)
+			return hop_source_registry[i];
+	return NULL;
+}
+
+struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
+{
+	char *name, *target;
+	struct hop_source *src = NULL;
+
+	if (hop_driver_spec(spec, &name, &target, err, errlen))
+		return NULL;
+	const struct hop_source_ops *ops = hop_source_find(name);
+	if (!ops) {
+		snprintf(err, errlen, "unknown source '%s' (see hopper help sources)",
+		         name);
+		goto out;
+	}
+	src = calloc(1, sizeof(*src));
+	if (!src || !(src->label = strdup(spec))) {
+		snprintf(err, errlen, "out of memory");
+		goto err_free;
+	}
+	src->ops = ops;
+	src->ctx = hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
+	if (!src->ctx)
+		goto err_free;
+	goto out;
+
+err_free:
+	if (src)
+		free(src->label);
+	free(src);
+	src = NULL;
+out:
+	free(name);
+	free(target);
+	return src;
+}
+
+int hop_source_set(struct hop_source *src, const char *key, const char *value,
+                   char *err, size_t errlen)
+{
+	return hop_opts_set(src->ops->options, src->ctx, key, value, err, errlen);
+}
+
+void hop_source_free(struct hop_source *src)
+{
+	if (!src)
+		return;
+	hop_opts_free(src->ops->options, src->ctx);
+	free(src->ctx);
+	free(src->label);
+	free(src);
+}

@@ -1,0 +1,92 @@
+/* source.h - the seam every source driver plugs into.
+ *
+ * A driver is one folder under sources/ holding one const struct
+ * hop_source_ops named hop_src_<folder>, listed once in sources/registry.c.
+ * Its options are a table (see coordinator/opts.h) over its context struct,
+ * which the core allocates (ctx_size bytes, zeroed, defaults applied) and
+ * hands to every callback as src->ctx. The first option is the target that
+ * "name:TARGET" on the command line sets.
+ *
+ * Ownership: fetch creates items and hands them to the coordinator. ack,
+ * dead and release end the source's part in an item: they free whatever the
+ * source hung on it->src_data and set it to NULL; the coordinator frees the
+ * item itself afterwards.
+ */
+#ifndef HOP_SOURCE_H
+#define HOP_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "coordinator/item.h"
+#include "coordinator/opts.h"
+
+struct hop_loop;
+struct hop_source;
+
+struct hop_source_ops {
+	const char *name;
+	const char *summary;
+	const struct hop_option *options;
+	size_t ctx_size;
+
+	/* Prepares the source: opens files, recovers what a crashed run left,
+	 * registers fds with src->loop. Returns 0 or -errno, with a message in
+	 * src->error. */
+	int (*open)(struct hop_source *src);
+	/* Moves up to max ready items onto out without blocking. Returns 0 or
+	 * -errno; fewer items than asked (or none) is not an error: the source
+	 * calls hop_source_wake when it may have more. */
+	int (*fetch)(struct hop_source *src, struct hop_queue *out, size_t max);
+	/* The item's result is safe in the sink: forget the item for good. */
+	int (*ack)(struct hop_source *src, struct hop_item *it);
+	/* The item failed for good: put it in the dead-letter place with record
+	 * (a JSON object: id, error, attempts, stderr). */
+	int (*dead)(struct hop_source *src, struct hop_item *it,
+	            const char *record);
+	/* The run stops before the item finished: hand it back so that the next
+	 * run gets it again. Not a failed attempt. */
+	int (*release)(struct hop_source *src, struct hop_item *it);
+	/* Items ready to be fetched, or -1 when unknown. */
+	int64_t (*depth)(struct hop_source *src);
+	/* True when a finite source has given every item it will ever give. */
+	bool (*exhausted)(struct hop_source *src);
+	void (*close)(struct hop_source *src);
+};
+
+struct hop_source {
+	const struct hop_source_ops *ops;
+	void *ctx;
+	struct hop_loop *loop;
+	char *label;       /* "dir:videos" for messages */
+	bool watch;        /* keep running and wait for new items */
+	size_t max_line;   /* longest item a line-based source accepts */
+	char error[512];   /* why the last call failed */
+
+	/* Set by the coordinator: tells it that fetch may now return more. */
+	void (*on_wake)(void *arg);
+	void *wake_arg;
+};
+
+/* Looks a driver up by name; NULL when there is none. */
+const struct hop_source_ops *hop_source_find(const char *name);
+/* The registry, ending with NULL, for --help. */
+extern const struct hop_source_ops *const hop_source_registry[];
+
+/* Returns a source for spec ("name:target" or "scheme://..."), with its
+ * context allocated and defaults set, or NULL with a message in err. */
+struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen);
+/* Sets one option from text; same returns as hop_opts_set. */
+int hop_source_set(struct hop_source *src, const char *key, const char *value,
+                   char *err, size_t errlen);
+/* Closes (if opened) and frees the source. */
+void hop_source_free(struct hop_source *src);
+
+static inline void hop_source_wake(struct hop_source *src)
+{
+	if (src->on_wake)
+		src->on_wake(src->wake_arg);
+}
+
+#endif
