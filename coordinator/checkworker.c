@@ -1,1 +1,430 @@
-int hop_check_worker(int argc, char **argv) { (void)argc; (void)argv; return 2; }
+/* checkworker.c - `hopper check-worker`: a worker's first test.
+ *
+ * It starts the worker as a run would, sends it a few sample items (plain
+ * text, unicode, a nested object, a 1 MB payload, and one that a worker
+ * will probably refuse) and reads what comes back, line by line, saying in
+ * plain words what breaks the contract and how to mend it: no answer (or an
+ * answer that only arrives when stdin closes: stdout was not flushed), a
+ * line that is not JSON (noise on stdout), the wrong id, no "ok", two
+ * answers to one item, not exiting on EOF. It runs on its own, without the
+ * event loop, because it speaks to one worker at a time.
+ */
+#include "checkworker.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fsutil.h"
+#include "loop.h"
+#include "opts.h"
+#include "spawn.h"
+
+struct sample {
+	const char *name;
+	const char *payload; /* JSON; NULL: the 1 MB payload */
+	bool may_fail;
+};
+
+static const struct sample samples[] = {
+	{"plain text payload", "\"hello world\"", false},
+	{"unicode payload", "{\"text\":\"h\\u00e9llo w\\u00f6rld \\u65e5\\u672c\\u8a9e "
+	                    "\\ud83d\\ude80 \\\"quoted\\\" tab\\tend\"}", false},
+	{"nested object payload",
+	 "{\"text\":\"a b c\",\"n\":3,\"list\":[1,2.5,null,true],\"deep\":{\"x\":{}}}",
+	 false},
+	{"1 MB payload", NULL, false},
+	{"an item that should fail (payload null)", "null", true},
+};
+
+struct check {
+	char **argv;
+	bool exec;
+	double timeout;
+	int problems;
+	struct hop_child child;
+	struct hop_lines out, err;
+	bool out_eof, err_eof;
+	char last_stderr[512];
+};
+
+static char *big_payload(void)
+{
+	struct hop_buf b = {0};
+	hop_buf_append(&b, "\"", 1);
+	while (hop_buf_len(&b) < 1024 * 1024)
+		hop_buf_append(&b, "lorem ipsum dolor sit amet ", 27);
+	hop_buf_append(&b, "\"", 2);
+	return b.data;
+}
+
+static void problem(struct check *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void problem(struct check *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	printf("  FAIL ");
+	vprintf(fmt, ap);
+	printf("\n");
+	va_end(ap);
+	c->problems++;
+}
+
+static void drain_stderr(struct check *c)
+{
+	char *line;
+	size_t len;
+	while (!c->err_eof) {
+		enum hop_line_status st = hop_lines_next(&c->err, c->child.err, &line,
+		                                         &len);
+		if (st == HOP_LINE_AGAIN)
+			return;
+		if (st != HOP_LINE_OK && st != HOP_LINE_TOOLONG) {
+			c->err_eof = true;
+			return;
+		}
+		if (st == HOP_LINE_OK)
+			snprintf(c->last_stderr, sizeof(c->last_stderr), "%.*s",
+			         (int)len, line);
+	}
+}
+
+/* Waits up to ms for a stdout line while feeding pending stdin bytes.
+ * Returns 1 with a line, 0 on timeout, -1 at EOF of stdout. */
+static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
+                     char **line, size_t *len)
+{
+	int64_t end = hop_now_ms() + ms;
+	for (;;) {
+		if (!c->out_eof) {
+			enum hop_line_status st =
+				hop_lines_next(&c->out, c->child.out, line, len);
+			if (st == HOP_LINE_OK)
+				return 1;
+			if (st == HOP_LINE_TOOLONG) {
+				*line = "(a line over 16 MiB)";
+				*len = strlen(*line);
+				return 1;
+			}
+			if (st == HOP_LINE_EOF || st == HOP_LINE_ERROR)
+				c->out_eof = true;
+		}
+		drain_stderr(c);
+		if (c->out_eof)
+			return -1;
+		if (pending && c->child.in >= 0 && hop_buf_len(pending) > 0 &&
+		    hop_buf_flush_fd(pending, c->child.in) != -EAGAIN &&
+		    hop_buf_len(pending) > 0)
+			hop_buf_reset(pending); /* EPIPE: it is gone */
+		int64_t left = end - hop_now_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p[3] = {{c->child.out, POLLIN, 0},
+		                      {c->child.err, c->err_eof ? 0 : POLLIN, 0},
+		                      {pending && hop_buf_len(pending) ? c->child.in : -1,
+		                       POLLOUT, 0}};
+		poll(p, 3, (int)(left > 200 ? 200 : left));
+	}
+}
+
+/* Reads lines until the answer for id; checks each one. Returns true when a
+ * well-formed final answer arrived. */
+static bool await_answer(struct check *c, const struct sample *s,
+                         const char *id, struct hop_buf *pending)
+{
+	int64_t t0 = hop_now_ms();
+	char *line;
+	size_t len;
+	int progress = 0;
+
+	for (;;) {
+		int r = next_line(c, pending, (int64_t)(c->timeout * 1000), &line, &len);
+		if (r == 0) {
+			/* Closing stdin makes most runtimes flush on exit: an answer
+			 * that shows up now was sitting in an unflushed buffer. */
+			close(c->child.in);
+			c->child.in = -1;
+			r = next_line(c, NULL, 2000, &line, &len);
+			if (r == 1)
+				problem(c, "%s: the answer arrived only when stdin closed: "
+				           "the worker does not flush stdout after each line "
+				           "(Python: print(..., flush=True); C: fflush(stdout); "
+				           "Node: process.stdout.write is fine; Go: use an "
+				           "unbuffered os.Stdout or Flush)", s->name);
+			else
+				problem(c, "%s: no answer within %.0f s (nor when stdin was "
+				           "closed)%s%s", s->name, c->timeout,
+				        c->last_stderr[0] ? "; last stderr line: " : "",
+				        c->last_stderr);
+			return false;
+		}
+		if (r < 0) {
+			int status = 0;
+			waitpid(c->child.pid, &status, 0);
+			c->child.pid = -1;
+			char how[128];
+			hop_describe_status(status, how, sizeof(how));
+			problem(c, "%s: the worker %s before answering%s%s", s->name, how,
+			        c->last_stderr[0] ? "; last stderr line: " : "",
+			        c->last_stderr);
+			return false;
+		}
+		json_t *ans = json_loadb(line, len, 0, NULL);
+		int shown = (int)(len > 100 ? 100 : len);
+		json_t *jid = json_object_get(ans, "id");
+		if (!ans) {
+			problem(c, "%s: wrote '%.*s' to stdout, which is not a JSON object: "
+			           "stdout carries only answer lines; write logs to stderr",
+			        s->name, shown, line);
+		} else if (!json_is_string(jid)) {
+			problem(c, "%s: answer has no string \"id\": '%.*s'", s->name,
+			        shown, line);
+		} else if (strcmp(json_string_value(jid), id)) {
+			problem(c, "%s: answered with id '%s' for item '%s': copy the id "
+			           "from the input line", s->name, json_string_value(jid),
+			        id);
+		} else if (json_object_get(ans, "progress") &&
+		           !json_object_get(ans, "ok")) {
+			progress++;
+			json_decref(ans);
+			continue;
+		} else if (!json_is_boolean(json_object_get(ans, "ok"))) {
+			problem(c, "%s: answer has no boolean \"ok\": '%.*s'", s->name,
+			        shown, line);
+		} else {
+			bool ok = json_is_true(json_object_get(ans, "ok"));
+			json_t *e = json_object_get(ans, "error");
+			if (!ok && !json_is_string(e))
+				problem(c, "%s: a failure should carry an \"error\" string "
+				           "saying why", s->name);
+			else if (!ok && !s->may_fail)
+				printf("  note %s: the worker refused it: %s\n", s->name,
+				       json_string_value(e));
+			printf("  ok   %s: %s in %lld ms%s\n", s->name,
+			       ok ? "answered ok" : "failed cleanly",
+			       (long long)(hop_now_ms() - t0),
+			       progress ? " (with progress lines)" : "");
+			if (!ok && s->may_fail)
+				printf("       error \"%s\", retry %s\n", json_string_value(e),
+				       json_is_false(json_object_get(ans, "retry"))
+				           ? "false (permanent)" : "true (will be retried)");
+			json_decref(ans);
+			return true;
+		}
+		json_decref(ans);
+		return false;
+	}
+}
+
+static int check_stream(struct check *c)
+{
+	char err[512], *line;
+	size_t len;
+
+	if (hop_spawn(c->argv, NULL, &c->child, err, sizeof(err))) {
+		problem(c, "%s", err);
+		return 1;
+	}
+	hop_lines_init(&c->out, 16 << 20);
+	hop_lines_init(&c->err, 64 << 10);
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		const struct sample *s = &samples[i];
+		char id[32];
+		struct hop_buf env = {0};
+		char *big = s->payload ? NULL : big_payload();
+		snprintf(id, sizeof(id), "check-%zu", i + 1);
+		hop_buf_appendf(&env, "{\"id\":\"%s\",\"attempt\":1,\"payload\":", id);
+		hop_buf_append(&env, s->payload ? s->payload : big,
+		               strlen(s->payload ? s->payload : big));
+		hop_buf_append(&env, "}\n", 2);
+		free(big);
+		bool ok = await_answer(c, s, id, &env);
+		hop_buf_free(&env);
+		if (!ok)
+			break;
+		/* A second answer to the same item would shift every later one. */
+		if (next_line(c, NULL, 150, &line, &len) == 1) {
+			problem(c, "%s: wrote another line after its answer: '%.*s'; "
+			           "send exactly one final answer per item", s->name,
+			        (int)(len > 100 ? 100 : len), line);
+			break;
+		}
+	}
+	if (c->child.in >= 0) {
+		close(c->child.in);
+		c->child.in = -1;
+	}
+	if (c->child.pid > 0) {
+		int status = 0;
+		int64_t end = hop_now_ms() + 5000;
+		while (!hop_child_reap(&c->child, &status) && hop_now_ms() < end) {
+			next_line(c, NULL, 100, &line, &len);
+		}
+		if (c->child.pid > 0) {
+			problem(c, "the worker did not exit within 5 s of EOF on stdin: "
+			           "a worker must exit when its input ends");
+			hop_child_signal(&c->child, SIGKILL);
+			waitpid(c->child.pid, NULL, 0);
+		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			char how[128];
+			hop_describe_status(status, how, sizeof(how));
+			printf("  note on EOF the worker %s (0 is expected)\n", how);
+		} else {
+			printf("  ok   exits on EOF\n");
+		}
+	}
+	hop_lines_free(&c->out);
+	hop_lines_free(&c->err);
+	hop_child_close(&c->child);
+	return c->problems ? 1 : 0;
+}
+
+static void exec_one(struct check *c, const struct sample *s, int n,
+                     const char *dir)
+{
+	char err[512], file[600], *env[4] = {NULL};
+	char *big = s->payload ? NULL : big_payload();
+	const char *pl = s->payload ? s->payload : big;
+	json_t *v = json_loads(pl, JSON_DECODE_ANY, NULL);
+	char *bytes = json_is_string(v) ? strdup(json_string_value(v))
+	                                : strdup(pl);
+	json_decref(v);
+	free(big);
+
+	snprintf(file, sizeof(file), "%s/item", dir);
+	hop_write_file(file, bytes, strlen(bytes), false);
+	asprintf(&env[0], "HOPPER_ITEM_ID=check-%d", n);
+	asprintf(&env[1], "HOPPER_ATTEMPT=1");
+	asprintf(&env[2], "WORK_ITEM_FILE=%s", file);
+	int64_t t0 = hop_now_ms();
+	if (hop_spawn(c->argv, env, &c->child, err, sizeof(err))) {
+		problem(c, "%s", err);
+		goto out;
+	}
+	struct hop_buf in = {0}, out = {0};
+	hop_buf_append(&in, bytes, strlen(bytes));
+	int status = 0;
+	bool done = false;
+	while (!done && hop_now_ms() - t0 < (int64_t)(c->timeout * 1000)) {
+		if (c->child.in >= 0 && hop_buf_flush_fd(&in, c->child.in) != -EAGAIN) {
+			close(c->child.in);
+			c->child.in = -1;
+		}
+		char chunk[65536];
+		ssize_t r;
+		while ((r = read(c->child.out, chunk, sizeof(chunk))) > 0)
+			hop_buf_append(&out, chunk, (size_t)r);
+		drain_stderr(c);
+		done = hop_child_reap(&c->child, &status);
+		if (!done)
+			poll(&(struct pollfd){c->child.pidfd, POLLIN, 0}, 1, 50);
+	}
+	if (!done) {
+		problem(c, "%s: still running after %.0f s", s->name, c->timeout);
+		hop_child_signal(&c->child, SIGKILL);
+		waitpid(c->child.pid, NULL, 0);
+	} else {
+		char chunk[65536];
+		ssize_t r;
+		while ((r = read(c->child.out, chunk, sizeof(chunk))) > 0)
+			hop_buf_append(&out, chunk, (size_t)r);
+		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		json_t *res = json_loadb(hop_buf_head(&out), hop_buf_len(&out),
+		                         JSON_DECODE_ANY, NULL);
+		if (code == 0)
+			printf("  ok   %s: exit 0 in %lld ms, stdout %s\n", s->name,
+			       (long long)(hop_now_ms() - t0),
+			       res ? "is JSON" : "is text (kept as a string)");
+		else if (code == 65 || code == 75)
+			printf("  %s %s: exit %d (%s)%s%s\n", s->may_fail ? "ok  " : "note",
+			       s->name, code, code == 65 ? "permanent failure" : "retry",
+			       c->last_stderr[0] ? "; stderr: " : "", c->last_stderr);
+		else {
+			char how[128];
+			hop_describe_status(status, how, sizeof(how));
+			problem(c, "%s: the worker %s; exit 0 means done, 75 retry, 65 "
+			           "permanent failure; anything else is a failed attempt%s%s",
+			        s->name, how, c->last_stderr[0] ? "; stderr: " : "",
+			        c->last_stderr);
+		}
+		json_decref(res);
+	}
+	hop_buf_free(&in);
+	hop_buf_free(&out);
+	hop_child_close(&c->child);
+out:
+	for (int i = 0; i < 3; i++)
+		free(env[i]);
+	free(bytes);
+	unlink(file);
+}
+
+static int check_exec(struct check *c)
+{
+	char dir[] = "/tmp/hopper-check.XXXXXX";
+	if (!mkdtemp(dir)) {
+		problem(c, "cannot make a temporary folder: %s", strerror(errno));
+		return 1;
+	}
+	hop_lines_init(&c->err, 64 << 10);
+	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
+		c->last_stderr[0] = '\0';
+		c->err_eof = false;
+		exec_one(c, &samples[i], (int)i + 1, dir);
+	}
+	hop_lines_free(&c->err);
+	rmdir(dir);
+	return c->problems ? 1 : 0;
+}
+
+int hop_check_worker(int argc, char **argv)
+{
+	struct check c = {.timeout = 10};
+	int i;
+
+	signal(SIGPIPE, SIG_IGN);
+	for (i = 0; i < argc && strcmp(argv[i], "--"); i++) {
+		if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+			c.exec = !strcmp(argv[++i], "exec");
+			if (!c.exec && strcmp(argv[i], "stream")) {
+				fprintf(stderr, "hopper: --mode is stream or exec\n");
+				return 2;
+			}
+		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
+			if (hop_parse_seconds(argv[++i], &c.timeout) || c.timeout <= 0) {
+				fprintf(stderr, "hopper: --timeout '%s' is not a number of "
+				                "seconds\n", argv[i]);
+				return 2;
+			}
+		} else {
+			fprintf(stderr, "usage: hopper check-worker [--mode stream|exec] "
+			                "[--timeout SECS] -- WORKER [ARGS...]\n");
+			return 2;
+		}
+	}
+	if (i + 1 >= argc) {
+		fprintf(stderr, "usage: hopper check-worker [--mode stream|exec] "
+		                "[--timeout SECS] -- WORKER [ARGS...]\n");
+		return 2;
+	}
+	c.argv = argv + i + 1;
+	printf("checking %s (%s mode) against worker protocol 1\n", c.argv[0],
+	       c.exec ? "exec" : "stream");
+	int rc = c.exec ? check_exec(&c) : check_stream(&c);
+	if (rc)
+		printf("%d problem%s: see worker/PROTOCOL.md\n", c.problems,
+		       c.problems == 1 ? "" : "s");
+	else
+		printf("the worker keeps the contract\n");
+	return rc;
+}

@@ -54,21 +54,21 @@ int exec_check(struct hop_pool *pool, char *err, size_t errlen)
  * Returns a malloc'd buffer and its length in *n, or NULL. */
 static char *payload_bytes(const struct hop_item *it, size_t *n)
 {
-	if (it->payload_len > 0 && it->payload[0] == '"') {
-		json_t *s = json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY,
-		                       NULL);
-		if (json_is_string(s)) {
-			*n = json_string_length(s);
-			char *p = malloc(*n + 1);
-			if (p)
-				memcpy(p, json_string_value(s), *n + 1);
-			json_decref(s);
-			return p;
-		}
-		json_decref(s);
+	json_t *v = json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
+	char *p = NULL;
+
+	if (json_is_string(v)) {
+		*n = json_string_length(v);
+		p = malloc(*n + 1);
+		if (p)
+			memcpy(p, json_string_value(v), *n + 1);
+	} else if (v) {
+		/* Sources may keep the text as it came; workers get it compact. */
+		p = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		*n = p ? strlen(p) : 0;
 	}
-	*n = it->payload_len;
-	return strndup(it->payload, it->payload_len);
+	json_decref(v);
+	return p;
 }
 
 void exec_run(struct worker *w, struct hop_item *it)

@@ -1,0 +1,91 @@
+"""Shared helpers for the integration tests: where hopper is, how to run it,
+and checks that a sanitizer build reported nothing."""
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("HOPPER_BUILD", ROOT / "build"))
+HOPPER = os.environ.get("HOPPER", str(BUILD / "hopper"))
+PY = os.environ.get("HOPPER_PYTHON", sys.executable)
+WORKERS = Path(__file__).resolve().parent / "workers"
+FAKE = [PY, str(WORKERS / "fake.py")]
+EXEC = [str(WORKERS / "exec.sh")]
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                   "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def clean_env(**extra):
+    env = dict(os.environ)
+    env.pop("PYTHONUNBUFFERED", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def assert_clean(stderr):
+    for mark in SANITIZER_MARKS:
+        assert mark not in stderr, stderr[-4000:]
+
+
+def hopper(*args, input=None, timeout=120, env=None, cwd=None):
+    """Runs hopper to completion; returns (exit code, stdout, stderr)."""
+    p = subprocess.run([HOPPER, *map(str, args)], input=input, cwd=cwd,
+                       capture_output=True, text=True, timeout=timeout,
+                       env=env or clean_env())
+    assert_clean(p.stderr)
+    return p.returncode, p.stdout, p.stderr
+
+
+def start(*args, env=None, cwd=None):
+    """Starts hopper in the background, stderr to a file we can read."""
+    errf = open(Path(cwd or ".") / f"hopper-{time.monotonic_ns()}.err", "w+")
+    p = subprocess.Popen([HOPPER, *map(str, args)], stdout=subprocess.PIPE,
+                         stderr=errf, text=True, env=env or clean_env(),
+                         cwd=cwd)
+    p.errf = errf
+    return p
+
+
+def stderr_of(p):
+    p.errf.flush()
+    p.errf.seek(0)
+    return p.errf.read()
+
+
+def wait_for(cond, timeout=20, what="condition"):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def write_jsonl(path, payloads):
+    with open(path, "w") as f:
+        for p in payloads:
+            f.write(json.dumps(p) + "\n")
+    return path
+
+
+def read_jsonl(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def by_id(lines):
+    out = {}
+    for r in lines:
+        assert r["id"] not in out, f"id {r['id']} finished twice"
+        out[r["id"]] = r
+    return out
+
+
+@pytest.fixture
+def tmp(tmp_path):
+    return tmp_path

@@ -1,0 +1,201 @@
+"""hopper run over jsonl: results, retries, dead letters, and every way a
+worker can break the contract."""
+import json
+import time
+
+from conftest import (EXEC, FAKE, by_id, hopper, read_jsonl, write_jsonl)
+
+
+def run_items(tmp, payloads, *flags, worker=FAKE, timeout=120):
+    src = write_jsonl(tmp / "in.jsonl", payloads)
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "--backoff", "0.05",
+                            *flags, "--", *worker, timeout=timeout)
+    return code, by_id(read_jsonl(out)), err
+
+
+def test_every_item_answered_once(tmp):
+    payloads = [{"n": i} for i in range(200)]
+    code, res, err = run_items(tmp, payloads, "-j", "3")
+    assert code == 0, err
+    assert sorted(res) == sorted(str(i + 1) for i in range(200))
+    for i in range(200):
+        r = res[str(i + 1)]
+        assert r["ok"] is True and r["attempts"] == 1
+        assert r["result"]["echo"] == {"n": i}
+    assert "finished: 200 done, 0 dead" in err
+
+
+def test_prefetch_window_keeps_every_item(tmp):
+    code, res, err = run_items(tmp, [{"n": i} for i in range(500)],
+                               "-j", "2", "--prefetch", "16")
+    assert code == 0, err
+    assert len(res) == 500 and all(r["ok"] for r in res.values())
+
+
+def test_id_from_a_field(tmp):
+    payloads = [{"key": f"k{i}"} for i in range(5)]
+    code, res, err = run_items(tmp, payloads, "-S", "id=key")
+    assert code == 0, err
+    assert sorted(res) == [f"k{i}" for i in range(5)]
+
+
+def test_retry_then_success_and_dead_after_max_attempts(tmp):
+    dead = tmp / "dead.jsonl"
+    payloads = [{"do": "fail_once"}, {"do": "fail"}, {"do": "ok"}]
+    code, res, err = run_items(tmp, payloads, "-j", "1", "--attempts", "3",
+                               "-S", f"dead={dead}")
+    assert code == 3, err  # a finite run with dead items
+    assert res["1"]["ok"] and res["1"]["attempts"] == 2
+    assert not res["2"]["ok"] and res["2"]["attempts"] == 3
+    assert res["2"]["error"] == "asked to fail"
+    assert res["3"]["ok"] and res["3"]["attempts"] == 1
+    rec = read_jsonl(dead.read_text())
+    assert len(rec) == 1 and rec[0]["id"] == "2" and rec[0]["attempts"] == 3
+    assert "failing 2 on attempt 3" in rec[0]["stderr"]
+    assert rec[0]["payload"] == {"do": "fail"}
+
+
+def test_permanent_failure_skips_the_remaining_attempts(tmp):
+    code, res, err = run_items(tmp, [{"do": "perm"}], "--attempts", "5")
+    assert code == 3
+    assert res["1"]["attempts"] == 1 and res["1"]["error"] == "bad input"
+
+
+def bad_worker_case(tmp, action, *flags, expect):
+    payloads = [{"n": 0}, {"do": action}, {"n": 2}]
+    t0 = time.time()
+    code, res, err = run_items(tmp, payloads, "-j", "1", *flags)
+    assert code == 0, err
+    assert all(r["ok"] for r in res.values()), res
+    assert res["2"]["attempts"] == 2, res["2"]
+    assert expect in err, err
+    return time.time() - t0, err
+
+
+def test_worker_printing_non_json_is_replaced(tmp):
+    _, err = bad_worker_case(tmp, "noise_once",
+                             expect="worker 0 wrote a line that is not a JSON "
+                                    "object ('Loading model...')")
+    assert "item=2" in err
+
+
+def test_worker_answering_for_the_wrong_id(tmp):
+    bad_worker_case(tmp, "wrongid_once",
+                    expect="worker 0 answered for item 'not-2' while handling "
+                           "item '2'")
+
+
+def test_worker_writing_a_100mb_line(tmp):
+    # The default limit is 16 MiB; the line is dropped as it streams past.
+    bad_worker_case(tmp, "bigline_once",
+                    expect="worker 0 wrote a line over the 16777216-byte limit")
+
+
+def test_worker_that_never_answers_times_out(tmp):
+    took, _ = bad_worker_case(tmp, "hang_once", "--timeout", "0.5",
+                              "--kill-timeout", "0.5",
+                              expect="worker 0 timed out after 0.5 s")
+    assert took < 15
+
+
+def test_progress_lines_extend_the_deadline(tmp):
+    payloads = [{"do": "sleep", "secs": 1.5, "progress": True}]
+    code, res, err = run_items(tmp, payloads, "--timeout", "0.6")
+    assert code == 0, err
+    assert res["1"]["ok"] and res["1"]["attempts"] == 1
+
+
+def test_silence_past_the_deadline_without_progress(tmp):
+    payloads = [{"do": "sleep", "secs": 1.5}]
+    code, res, err = run_items(tmp, payloads, "--timeout", "0.5",
+                               "--attempts", "1", "--kill-timeout", "0.2")
+    assert code == 3 and "timed out" in res["1"]["error"]
+
+
+def test_worker_exiting_mid_item_is_restarted(tmp):
+    _, err = bad_worker_case(tmp, "crash_once",
+                             expect="worker 0 exited with status 7 while "
+                                    "handling the item")
+    assert "stderr: about to crash" in err
+
+
+def test_worker_killed_by_sigkill(tmp):
+    # The worker records its pid; the test kills it while it sleeps.
+    import os, signal, subprocess, threading
+    from conftest import HOPPER, clean_env
+    log = tmp / "log"
+    src = write_jsonl(tmp / "in.jsonl",
+                      [{"do": "sleep_once", "secs": 30}, {"n": 1}])
+    p = subprocess.Popen([HOPPER, "run", "-s", f"jsonl:{src}", "-j", "1",
+                          "--backoff", "0.05", "--", *FAKE],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, env=clean_env(FAKE_LOG=log))
+    from conftest import wait_for
+    wait_for(lambda: log.exists() and "start 1 1" in log.read_text())
+    pid = int(log.read_text().split()[3])
+    os.kill(pid, signal.SIGKILL)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    res = by_id(read_jsonl(out))
+    assert res["1"]["ok"] and res["1"]["attempts"] == 2
+    assert "killed by signal 9" in err
+
+
+def test_worker_ignoring_sigterm_gets_sigkill(tmp):
+    from conftest import clean_env
+    src = write_jsonl(tmp / "in.jsonl", [{"do": "hang_once"}])
+    t0 = time.time()
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "--timeout", "0.5",
+                            "--kill-timeout", "0.5", "--backoff", "0.05",
+                            "--", *FAKE, env=clean_env(FAKE_IGNORE_TERM=1))
+    assert code == 0, err
+    assert "ignored SIGTERM" in err
+    assert by_id(read_jsonl(out))["1"]["attempts"] == 2
+    assert time.time() - t0 < 15
+
+
+def test_missing_worker_is_a_clear_error_at_start(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}])
+    for mode in ("stream", "exec"):
+        t0 = time.time()
+        code, out, err = hopper("run", "-s", f"jsonl:{src}", "-m", mode, "--",
+                                "/no/such/worker")
+        assert code == 1, err
+        assert "cannot run '/no/such/worker'" in err
+        assert time.time() - t0 < 5
+
+
+def test_exec_mode_exit_codes_and_environment(tmp):
+    payloads = ["hello big world", "retry-once", "perm", "crash", "text", "env",
+                {"an": "object"}]
+    code, res, err = run_items(tmp, payloads, "-m", "exec", "-j", "2",
+                               worker=EXEC)
+    assert code == 3, err
+    assert res["1"]["result"] == {"words": 3}
+    assert res["2"]["result"] == {"ok": "second time"} and res["2"]["attempts"] == 2
+    assert not res["3"]["ok"] and res["3"]["attempts"] == 1
+    assert "status 65" in res["3"]["error"] and "cannot use this" in res["3"]["error"]
+    assert not res["4"]["ok"] and res["4"]["attempts"] == 3
+    assert res["5"]["result"] == "plain words"
+    assert res["6"]["result"] == {"id": "6", "attempt": 1, "file_matches": "yes"}
+    assert res["7"]["result"] == {"words": 1}  # compact JSON on stdin
+
+
+def test_exec_mode_timeout_kills_the_process_group(tmp):
+    code, res, err = run_items(tmp, ["sleep"], "-m", "exec", "--timeout", "0.5",
+                               "--attempts", "1", worker=EXEC, timeout=20)
+    assert code == 3 and "timed out" in res["1"]["error"]
+
+
+def test_stdin_source_and_stdout_sink():
+    payloads = "\n".join(json.dumps({"n": i}) for i in range(10)) + "\n"
+    code, out, err = hopper("run", "-s", "jsonl:-", "--", *FAKE, input=payloads)
+    assert code == 0, err
+    assert len(read_jsonl(out)) == 10
+
+
+def test_json_logs(tmp):
+    code, res, err = run_items(tmp, [{"do": "perm"}], "--log-format", "json")
+    lines = [json.loads(line) for line in err.splitlines()]
+    dead = [e for e in lines if e.get("item") == "1" and e["level"] == "error"]
+    assert dead and "bad input" in dead[0]["msg"]
