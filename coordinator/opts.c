@@ -7,8 +7,9 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const type_names[] = {"text", "integer", "bool", "size",
-                                         "seconds"};
+static const char *const type_names[] = {
+	"text", "an integer", "true or false", "a size (like 64K or 16M)",
+	"a number of seconds (like 0.5, 30s or 5m)"};
 
 const struct hop_option *hop_opts_find(const struct hop_option *t,
                                        const char *key)
@@ -113,7 +114,7 @@ static int set_one(const struct hop_option *o, void *ctx, const char *value,
 		break;
 	}
 	if (rc)
-		snprintf(err, errlen, "option '%s': '%s' is not a %s", o->key,
+		snprintf(err, errlen, "option '%s': '%s' is not %s", o->key,
 		         value, type_names[o->type]);
 	return rc;
 }
@@ -122,8 +123,10 @@ static void unknown_key(const struct hop_option *t, const char *key, char *err,
                         size_t errlen)
 {
 	int n = snprintf(err, errlen, "unknown option '%s' (known:", key);
-	for (; t->key && n > 0 && (size_t)n < errlen; t++)
-		n += snprintf(err + n, errlen - (size_t)n, " %s", t->key);
+	for (const struct hop_option *o = t; o->key && n > 0 && (size_t)n < errlen;
+	     o++)
+		n += snprintf(err + n, errlen - (size_t)n, "%s %s", o == t ? "" : ",",
+		              o->key);
 	if (n > 0 && (size_t)n < errlen)
 		snprintf(err + n, errlen - (size_t)n, ")");
 }
@@ -175,8 +178,8 @@ int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
 		break;
 	}
 	if (!ok) {
-		snprintf(err, errlen, "option '%s' must be a %s", o->key,
-		         o->type == HOP_OPT_STR ? "string" : type_names[o->type]);
+		snprintf(err, errlen, "option '%s' must be %s", o->key,
+		         o->type == HOP_OPT_STR ? "a string" : type_names[o->type]);
 		return -EINVAL;
 	}
 	return set_one(o, ctx, text, err, errlen);

@@ -1,6 +1,8 @@
 #!/bin/sh
 # An exec-mode worker for the tests: the payload text says what to do.
 payload=$(cat)
+# From the dir source the payload is a path: act on what the file says.
+[ -f "$payload" ] && payload=$(cat "$payload")
 case "$payload" in
 retry-once)
 	[ "$HOPPER_ATTEMPT" = 1 ] && { echo "try again" >&2; exit 75; }

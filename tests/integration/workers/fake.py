@@ -17,6 +17,7 @@ import time
 log_path = os.environ.get("FAKE_LOG")
 crash_p = float(os.environ.get("FAKE_CRASH", "0"))
 hang_p = float(os.environ.get("FAKE_HANG", "0"))
+sleep_all = float(os.environ.get("FAKE_SLEEP", "0"))
 if os.environ.get("FAKE_IGNORE_TERM"):
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
@@ -39,6 +40,8 @@ for line in sys.stdin:
     do = payload.get("do", "ok") if isinstance(payload, dict) else "ok"
     if do.endswith("_once"):
         do = do[:-5] if attempt == 1 else "ok"
+    if sleep_all:
+        time.sleep(sleep_all)
     if random.random() < crash_p:
         os._exit(3)
     if random.random() < hang_p:

@@ -1,0 +1,109 @@
+"""Pipeline files: ${VAR} expansion, flags over the file, hopper validate,
+and errors that name the file, line, column and key."""
+import json
+
+from conftest import FAKE, PY, clean_env, hopper, read_jsonl, write_jsonl
+
+
+def pipeline(tmp, text):
+    f = tmp / "pipe.json"
+    f.write_text(text)
+    return f
+
+
+def good_pipeline(tmp):
+    cmd = json.dumps(FAKE)
+    return pipeline(tmp, f"""{{
+  "description": "echo items",
+  "source": "jsonl:${{IN}}",
+  "sink": {{"type": "jsonl", "path": "${{OUT:-{tmp}/default.jsonl}}"}},
+  "command": {cmd},
+  "workers": "${{W:-2}}",
+  "timeout": 30
+}}
+""")
+
+
+def test_env_expansion_and_defaults(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(4)])
+    f = good_pipeline(tmp)
+    code, out, err = hopper("run", "-f", f, env=clean_env(IN=src))
+    assert code == 0, err
+    assert len(read_jsonl((tmp / "default.jsonl").read_text())) == 4
+    assert "2 stream worker(s)" in err
+
+
+def test_flags_override_the_file(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}])
+    f = good_pipeline(tmp)
+    code, out, err = hopper("run", "-f", f, "-o", "jsonl:-", "-j", "1",
+                            env=clean_env(IN=src, W=5))
+    assert code == 0, err
+    assert len(read_jsonl(out)) == 1
+    assert "1 stream worker(s)" in err
+    assert not (tmp / "default.jsonl").exists()
+
+
+def test_validate(tmp):
+    f = good_pipeline(tmp)
+    code, out, err = hopper("validate", f, env=clean_env(IN="x.jsonl"))
+    assert code == 0, err
+    assert out.startswith(f"{f}: ok: jsonl:x.jsonl -> jsonl,")
+
+
+def validate_error(tmp, text, env=None):
+    f = pipeline(tmp, text)
+    code, out, err = hopper("validate", f, env=env)
+    assert code == 2, (out, err)
+    return err.strip().removeprefix(f"hopper: {f}")
+
+
+def test_unknown_key_names_line_column_and_key(tmp):
+    err = validate_error(tmp, '{\n  "source": "jsonl:-",\n  "command": ["w"],\n'
+                              '  "wrokers": 2\n}\n')
+    assert err.startswith(":4:3: unknown key 'wrokers'"), err
+
+
+def test_wrong_type(tmp):
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "workers": "many"}')
+    assert err == ":2:2: option 'workers': 'many' is not an integer", err
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "watch": 3}')
+    assert err == ":2:2: option 'watch' must be true or false", err
+
+
+def test_invalid_json(tmp):
+    err = validate_error(tmp, '{"source": "jsonl:-",\n  "command": [w]\n}')
+    assert err.startswith(":2:15: invalid JSON"), err
+
+
+def test_unknown_driver_option(tmp):
+    err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": "dir",'
+                              ' "path": ".",\n   "globb": "*"}}')
+    assert err.startswith(":3:4: source unknown option 'globb' (known: path, "
+                          "glob,"), err
+
+
+def test_unset_variable(tmp):
+    err = validate_error(tmp, '{"source": "jsonl:${NOPE_NOT_SET}",\n'
+                              ' "command": ["w"]}',
+                         env=clean_env())
+    assert err == (":1:2: 'source': environment variable NOPE_NOT_SET is not "
+                   "set (use ${NOPE_NOT_SET:-default} for a default)"), err
+
+
+def test_usage_errors_exit_2():
+    code, _, err = hopper("run", "--workerz", "3", "--", PY)
+    assert code == 2 and "unknown flag '--workerz'" in err
+    code, _, err = hopper("run", "-s", "kafkaa:x", "--", PY)
+    assert code == 2 and "unknown source 'kafkaa'" in err
+    code, _, err = hopper("run", "-s", "jsonl:-")
+    assert code == 2 and "no worker command" in err
+
+
+def test_help_shows_an_example():
+    code, out, _ = hopper("run", "--help")
+    assert code == 0 and "example:" in out and "--prefetch N" in out
+    code, out, _ = hopper("help", "sources")
+    assert "dir: files in a folder" in out and "glob=TEXT" in out
