@@ -70,6 +70,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 # own rules, each in its folder.
 -include worker/worker.mk
 -include worker/thumbnail/thumbnail.mk
+include bench/bench.mk
 
 # Installs what a fresh Debian machine lacks (as root); a no-op otherwise.
 deps:
@@ -94,8 +95,8 @@ demo: deps
 	bash pipelines/demo.sh
 
 bench: deps
-	$(MAKE) all workers
-	bash bench/run.sh
+	$(MAKE) all bench-bin
+	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) bash bench/run.sh
 
 lint:
 	shellcheck $(shell git ls-files '*.sh') .ci/run

@@ -72,6 +72,20 @@ int hop_buf_appendf(struct hop_buf *b, const char *fmt, ...)
 	return 0;
 }
 
+int hop_buf_append_int(struct hop_buf *b, long long v)
+{
+	char tmp[24], *p = tmp + sizeof(tmp);
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
+	                             : (unsigned long long)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return hop_buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 int hop_buf_append_json_str(struct hop_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -146,7 +160,9 @@ static enum hop_line_status lines_take(struct hop_lines *r, char **line,
 	struct hop_buf *b = &r->buf;
 	char *head = hop_buf_head(b);
 	size_t have = hop_buf_len(b);
-	char *nl = memchr(head + r->scanned, '\n', have - r->scanned);
+	char *nl = have > r->scanned
+	             ? memchr(head + r->scanned, '\n', have - r->scanned)
+	             : NULL;
 
 	*found = false;
 	if (!nl) {
@@ -212,9 +228,12 @@ enum hop_line_status hop_lines_next(struct hop_lines *r, int fd, char **line,
 			}
 			return HOP_LINE_EOF;
 		}
+		if (r->edge && r->drained)
+			return HOP_LINE_AGAIN;
 		if (hop_buf_reserve(b, 65536))
 			return HOP_LINE_ERROR;
-		ssize_t n = read(fd, b->data + b->end, b->cap - b->end - 1);
+		size_t room = b->cap - b->end - 1;
+		ssize_t n = read(fd, b->data + b->end, room);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -224,6 +243,7 @@ enum hop_line_status hop_lines_next(struct hop_lines *r, int fd, char **line,
 		}
 		if (n == 0)
 			r->eof = true;
+		r->drained = (size_t)n < room;
 		b->end += (size_t)n;
 	}
 }

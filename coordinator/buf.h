@@ -25,6 +25,8 @@ void hop_buf_free(struct hop_buf *b);
 int hop_buf_append(struct hop_buf *b, const void *p, size_t n);
 int hop_buf_appendf(struct hop_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* Appends the decimal digits of v. */
+int hop_buf_append_int(struct hop_buf *b, long long v);
 /* Appends s as a JSON string literal, quotes included. */
 int hop_buf_append_json_str(struct hop_buf *b, const char *s);
 static inline size_t hop_buf_len(const struct hop_buf *b)
@@ -61,6 +63,11 @@ struct hop_lines {
 	size_t scanned; /* bytes of buf already known to hold no newline */
 	bool skipping;  /* dropping the rest of an over-long line */
 	bool eof;
+	/* For an fd watched by the loop: after a short read, wait for the
+	 * loop to say it is readable (the owner clears drained) instead of
+	 * spending a read on EAGAIN. */
+	bool edge;
+	bool drained;
 };
 
 void hop_lines_init(struct hop_lines *r, size_t max);

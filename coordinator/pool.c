@@ -235,6 +235,7 @@ static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 	if (!hop_child_reap(&w->child, &status))
 		return;
 	/* Whatever it wrote before exiting is still in the pipes. */
+	w->out.drained = w->err.drained = false;
 	if (w->out_open) {
 		if (w->pool->cfg.exec_mode)
 			exec_read(w);
@@ -251,6 +252,7 @@ static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
+	w->out.drained = false;
 	if (w->pool->cfg.exec_mode)
 		exec_read(w);
 	else
@@ -286,7 +288,9 @@ void pool_drain_stderr(struct worker *w)
 
 static void on_err(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 {
-	pool_drain_stderr(arg);
+	struct worker *w = arg;
+	w->err.drained = false;
+	pool_drain_stderr(w);
 }
 
 static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg);
@@ -332,6 +336,7 @@ int pool_watch_child(struct worker *w)
 {
 	struct hop_loop *loop = w->pool->loop;
 	hop_lines_init(&w->err, 64 * 1024);
+	w->err.edge = true;
 	w->out_open = w->err_open = true;
 	w->wwatch = false;
 	w->sigkilled = false;

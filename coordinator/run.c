@@ -32,6 +32,10 @@
 
 enum phase { RUNNING, DRAINING, STOPPING };
 
+/* How results are batched between sink flushes. */
+#define FLUSH_MS 5
+#define FLUSH_BATCH 1024
+
 struct run {
 	struct hop_config *cfg;
 	struct hop_loop *loop;
@@ -46,6 +50,7 @@ struct run {
 	int sigints;
 	bool signalled;
 	uint64_t grace_timer;
+	uint64_t flush_timer;
 	uint64_t stop_timer;
 	bool source_failed;
 	char tmpdir[64];
@@ -54,6 +59,7 @@ struct run {
 };
 
 static void pump(struct hop_loop *loop, void *arg);
+static void settle_now(struct hop_loop *loop, void *arg);
 
 static void schedule(struct run *r)
 {
@@ -141,7 +147,12 @@ static void finish_item(struct run *r, struct hop_item *it)
 	if (st != HOP_SINK_OK) /* a dead item the sink could not record */
 		hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->sink->error);
 	hop_queue_push(&r->written, it);
-	schedule(r);
+	/* Flush in batches: at most FLUSH_MS after the first unflushed item,
+	 * or at once when many wait. */
+	if (r->written.len >= FLUSH_BATCH)
+		hop_loop_soon(r->loop, settle_now, r);
+	else if (!r->flush_timer)
+		r->flush_timer = hop_loop_after(r->loop, FLUSH_MS, settle_now, r);
 }
 
 static void retry_due(struct hop_loop *loop, void *arg)
@@ -220,6 +231,15 @@ static void settle(struct run *r)
 	}
 }
 
+static void settle_now(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	hop_loop_cancel(loop, r->flush_timer);
+	r->flush_timer = 0;
+	settle(r);
+	schedule(r);
+}
+
 static bool finished(struct run *r)
 {
 	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
@@ -276,7 +296,8 @@ static void pump(struct hop_loop *loop, void *arg)
 			hop_pool_submit(r->pool, it);
 		}
 	}
-	settle(r);
+	if (r->phase != RUNNING)
+		settle(r);
 	if (r->phase == STOPPING) {
 		if (hop_pool_alive(r->pool) == 0)
 			hop_loop_stop(loop);
@@ -431,6 +452,7 @@ int hop_run(struct hop_config *cfg)
 	/* Whatever is still held goes back to the source, never lost. */
 	hop_loop_cancel(r.loop, r.grace_timer);
 	hop_loop_cancel(r.loop, r.stop_timer);
+	hop_loop_cancel(r.loop, r.flush_timer);
 	hop_pool_destroy(r.pool);
 	r.pool = NULL;
 	settle(&r);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonscan.h"
 #include "log.h"
 #include "loop.h"
 
@@ -26,6 +27,7 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 	if (rc)
 		return rc;
 	hop_lines_init(&w->out, w->pool->cfg.max_line);
+	w->out.edge = true;
 	if (pool_watch_child(w)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -43,7 +45,9 @@ void stream_send(struct worker *w, struct hop_item *it)
 
 	hop_buf_append(b, "{\"id\":", 6);
 	hop_buf_append_json_str(b, it->id);
-	hop_buf_appendf(b, ",\"attempt\":%d,\"payload\":", it->attempt);
+	hop_buf_append(b, ",\"attempt\":", 11);
+	hop_buf_append_int(b, it->attempt);
+	hop_buf_append(b, ",\"payload\":", 11);
 	hop_buf_append(b, it->payload, it->payload_len);
 	hop_buf_append(b, "}\n", 2);
 	if (!w->inflight.head && w->pool->cfg.timeout_ms)
@@ -52,39 +56,63 @@ void stream_send(struct worker *w, struct hop_item *it)
 	pool_want_write(w);
 }
 
-/* Fills in the outcome from a final answer. Returns false (with why) when
- * the answer breaks the contract. */
-static bool take_answer(struct hop_item *it, json_t *ans, char *why,
-                        size_t n)
+/* Decodes a JSON string value's span; NULL when it is not a string. */
+static char *string_value(const struct hop_json_member *m)
 {
-	json_t *ok = json_object_get(ans, "ok");
-	if (!json_is_boolean(ok)) {
-		snprintf(why, n, "answer has no boolean \"ok\" (nor \"progress\")");
-		return false;
-	}
-	if (json_is_true(ok)) {
-		json_t *res = json_object_get(ans, "result");
-		it->result = res ? json_dumps(res, JSON_COMPACT | JSON_ENCODE_ANY)
-		                 : strdup("null");
+	if (!m || m->vlen < 2 || m->val[0] != '"')
+		return NULL;
+	if (hop_json_plain_string(m->val, m->vlen))
+		return strndup(m->val + 1, m->vlen - 2);
+	json_t *v = json_loadb(m->val, m->vlen, JSON_DECODE_ANY, NULL);
+	char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+	json_decref(v);
+	return s;
+}
+
+static bool is_literal(const struct hop_json_member *m, const char *word)
+{
+	return m && m->vlen == strlen(word) && memcmp(m->val, word, m->vlen) == 0;
+}
+
+/* Fills in the outcome from a final answer. Returns false when the answer
+ * has no boolean "ok". */
+static bool take_answer(struct hop_item *it, const struct hop_json_member *m,
+                        int n)
+{
+	const struct hop_json_member *ok = hop_json_get(m, n, "ok");
+	if (is_literal(ok, "true")) {
+		const struct hop_json_member *res = hop_json_get(m, n, "result");
+		it->result = res ? strndup(res->val, res->vlen) : strdup("null");
 		it->ok = it->result != NULL;
 		return true;
 	}
-	json_t *e = json_object_get(ans, "error");
-	json_t *retry = json_object_get(ans, "retry");
-	if (json_is_string(e))
-		hop_item_fail(it, !json_is_false(retry), "%s", json_string_value(e));
-	else
-		hop_item_fail(it, !json_is_false(retry),
-		              "the worker reported a failure and gave no error");
+	if (!is_literal(ok, "false"))
+		return false;
+	bool retry = !is_literal(hop_json_get(m, n, "retry"), "false");
+	char *e = string_value(hop_json_get(m, n, "error"));
+	hop_item_fail(it, retry, "%s",
+	              e ? e : "the worker reported a failure and gave no error");
+	free(e);
 	return true;
+}
+
+/* True when the answer's id is the item's. */
+static bool same_id(const struct hop_json_member *id, const char *want)
+{
+	size_t n = strlen(want);
+	if (hop_json_plain_string(id->val, id->vlen))
+		return id->vlen - 2 == n && memcmp(id->val + 1, want, n) == 0;
+	char *s = string_value(id);
+	bool same = s && strcmp(s, want) == 0;
+	free(s);
+	return same;
 }
 
 /* Handles one line from the worker's stdout. */
 static void stream_line(struct worker *w, char *line, size_t len)
 {
 	struct hop_item *it = w->inflight.head;
-	json_error_t jerr;
-	char why[512];
+	struct hop_json_member m[16];
 	int shown = (int)(len > 120 ? 120 : len);
 
 	if (!it) {
@@ -94,34 +122,36 @@ static void stream_line(struct worker *w, char *line, size_t len)
 		           w->index, shown, line);
 		return;
 	}
-	json_t *ans = json_loadb(line, len, 0, &jerr);
-	if (!ans) {
+	int n = hop_json_members(line, len, m, 16);
+	if (n < 0) {
 		pool_kill_worker(w,
 		                 "worker %d wrote a line that is not a JSON object "
 		                 "('%.*s'): only answer lines may go to stdout",
 		                 w->index, shown, line);
 		return;
 	}
-	json_t *id = json_object_get(ans, "id");
-	if (!json_is_string(id)) {
+	if (n > 16)
+		n = 16;
+	const struct hop_json_member *id = hop_json_get(m, n, "id");
+	if (!id || id->val[0] != '"') {
 		pool_kill_worker(w, "worker %d answered without a string \"id\": '%.*s'",
 		                 w->index, shown, line);
-	} else if (strcmp(json_string_value(id), it->id) != 0) {
+	} else if (!same_id(id, it->id)) {
+		char *got = string_value(id);
 		pool_kill_worker(w,
 		                 "worker %d answered for item '%.100s' while handling "
 		                 "item '%.100s'",
-		                 w->index, json_string_value(id), it->id);
-	} else if (json_object_get(ans, "progress") &&
-	           !json_object_get(ans, "ok")) {
+		                 w->index, got ? got : "?", it->id);
+		free(got);
+	} else if (hop_json_get(m, n, "progress") && !hop_json_get(m, n, "ok")) {
 		if (w->pool->cfg.timeout_ms)
 			w->deadline = hop_now_ms() + w->pool->cfg.timeout_ms;
-	} else if (!take_answer(it, ans, why, sizeof(why))) {
-		pool_kill_worker(w, "worker %d: %s: '%.*s'", w->index, why, shown,
-		                 line);
+	} else if (!take_answer(it, m, n)) {
+		pool_kill_worker(w, "worker %d: answer has no boolean \"ok\" (nor "
+		                    "\"progress\"): '%.*s'", w->index, shown, line);
 	} else {
 		pool_finish(w, it);
 	}
-	json_decref(ans);
 }
 
 void stream_read(struct worker *w)

@@ -77,7 +77,8 @@ static enum hop_sink_status jsonl_write(struct hop_sink *sink,
 	else
 		rc = rc || hop_buf_append(b, ",\"ok\":false,\"error\":", 20) ||
 		     hop_buf_append_json_str(b, it->error ? it->error : "failed");
-	rc = rc || hop_buf_appendf(b, ",\"attempts\":%d}\n", it->attempt);
+	rc = rc || hop_buf_append(b, ",\"attempts\":", 12) ||
+	     hop_buf_append_int(b, it->attempt) || hop_buf_append(b, "}\n", 2);
 	if (rc) {
 		snprintf(sink->error, sizeof(sink->error), "jsonl sink: out of memory");
 		return HOP_SINK_RETRY;

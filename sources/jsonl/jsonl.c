@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "coordinator/buf.h"
+#include "coordinator/jsonscan.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "sources/source.h"
@@ -105,20 +106,34 @@ static int jsonl_open(struct hop_source *src)
 
 /* Builds the item's id from its line: the configured field, else the line
  * number. Returns NULL (and fills err) when the field is missing. */
-static char *line_id(struct jsonl_src *c, json_t *v, char *err, size_t errlen)
+static char *line_id(struct jsonl_src *c, const char *line, size_t len,
+                     char *err, size_t errlen)
 {
+	struct hop_json_member m[64];
 	char num[32];
+
 	if (!c->id_key) {
 		snprintf(num, sizeof(num), "%ld", c->lineno);
 		return strdup(num);
 	}
-	json_t *f = json_is_object(v) ? json_object_get(v, c->id_key) : NULL;
-	if (json_is_string(f) && json_string_length(f) > 0)
-		return strdup(json_string_value(f));
-	if (json_is_integer(f)) {
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		         json_integer_value(f));
-		return strdup(num);
+	int n = hop_json_members(line, len, m, 64);
+	const struct hop_json_member *f =
+		n > 0 ? hop_json_get(m, n > 64 ? 64 : n, c->id_key) : NULL;
+	if (f && f->vlen > 2 && hop_json_plain_string(f->val, f->vlen))
+		return strndup(f->val + 1, f->vlen - 2);
+	if (f && (f->val[0] == '"' || f->val[0] == '-' ||
+	          (f->val[0] >= '0' && f->val[0] <= '9'))) {
+		json_t *v = json_loadb(f->val, f->vlen, JSON_DECODE_ANY, NULL);
+		char *id = NULL;
+		if (json_is_string(v) && json_string_length(v) > 0)
+			id = strdup(json_string_value(v));
+		else if (json_is_integer(v) &&
+		         snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+		                  json_integer_value(v)) > 0)
+			id = strdup(num);
+		json_decref(v);
+		if (id)
+			return id;
 	}
 	snprintf(err, errlen, "%s:%ld: no string or integer '%s' field for the id",
 	         c->name, c->lineno, c->id_key);
@@ -143,15 +158,17 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 	json_error_t jerr;
 	char why[512];
 
-	json_t *v = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
-	if (!v) {
+	if (!hop_json_valid(line, len)) {
+		/* The slow path, for jansson's words on what is wrong. */
+		json_t *v = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
+		json_decref(v);
 		snprintf(why, sizeof(why), "%s:%ld: not JSON: %s (column %d)",
-		         c->name, c->lineno, jerr.text, jerr.column);
+		         c->name, c->lineno, v ? "invalid text" : jerr.text,
+		         v ? 0 : jerr.column);
 		return invalid_item(c, why);
 	}
 	why[0] = '\0';
-	char *id = line_id(c, v, why, sizeof(why));
-	json_decref(v);
+	char *id = line_id(c, line, len, why, sizeof(why));
 	if (!id)
 		return why[0] ? invalid_item(c, why) : NULL;
 	return hop_item_new(id, strndup(line, len), len);

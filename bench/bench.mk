@@ -1,0 +1,9 @@
+# Benchmark helpers, built into $(BUILD)/bench/.
+BENCH_BIN := $(BUILD)/bench/echo_worker $(BUILD)/bench/driver $(BUILD)/bench/exec_echo
+
+$(BUILD)/bench/%: bench/%.c
+	@mkdir -p $(@D)
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o $@ $<
+
+bench-bin: $(BENCH_BIN)
+.PHONY: bench-bin
