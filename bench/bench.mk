@@ -1,9 +1,10 @@
 # Benchmark helpers, built into $(BUILD)/bench/.
-BENCH_BIN := $(BUILD)/bench/echo_worker $(BUILD)/bench/driver $(BUILD)/bench/exec_echo
+BENCH_BIN := $(BUILD)/bench/echo_worker $(BUILD)/bench/driver \
+             $(BUILD)/bench/exec_echo $(BUILD)/bench/spawn_ceiling
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)
-	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o $@ $<
+	$(CC) -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -o $@ $< -lpthread
 
 bench-bin: $(BENCH_BIN)
 .PHONY: bench-bin

@@ -10,6 +10,7 @@
 #include "pool_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,31 @@ static char *payload_bytes(const struct hop_item *it, size_t *n)
 	return p;
 }
 
+/* Rewrites the slot's payload file in place: one file per slot, kept open,
+ * so that an item costs no file creation, rename or unlink. */
+static int write_item_file(struct worker *w, const char *path,
+                           const char *bytes, size_t n)
+{
+	if (w->item_fd < 0) {
+		w->item_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (w->item_fd < 0)
+			return -errno;
+	}
+	/* Truncating costs an inode update; only a shorter payload needs it. */
+	if (n < w->item_len && ftruncate(w->item_fd, (off_t)n) < 0)
+		return -errno;
+	w->item_len = n;
+	for (size_t off = 0; off < n;) {
+		ssize_t k = pwrite(w->item_fd, bytes + off, n - off, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		off += (size_t)k;
+	}
+	return 0;
+}
+
 void exec_run(struct worker *w, struct hop_item *it)
 {
 	struct hop_pool *pool = w->pool;
@@ -82,7 +108,7 @@ void exec_run(struct worker *w, struct hop_item *it)
 	hop_queue_push(&w->inflight, it);
 	char *bytes = payload_bytes(it, &n);
 	snprintf(file, sizeof(file), "%s/item-%d", pool->cfg.tmpdir, w->index);
-	if (!bytes || (rc = hop_write_file(file, bytes, n, false)) != 0) {
+	if (!bytes || (rc = write_item_file(w, file, bytes, n)) != 0) {
 		hop_item_fail(it, true, "cannot write %s: %s", file,
 		              bytes ? strerror(-rc) : "out of memory");
 		goto out_finish;

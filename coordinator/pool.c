@@ -45,6 +45,7 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 		struct worker *w = &pool->w[i];
 		w->pool = pool;
 		w->index = i;
+		w->item_fd = -1;
 		w->child = (struct hop_child){.pid = -1, .pidfd = -1, .in = -1,
 		                              .out = -1, .err = -1};
 	}
@@ -335,7 +336,11 @@ void pool_want_write(struct worker *w)
 int pool_watch_child(struct worker *w)
 {
 	struct hop_loop *loop = w->pool->loop;
+	struct hop_buf keep = w->err.buf;
+
 	hop_lines_init(&w->err, 64 * 1024);
+	w->err.buf = keep; /* reused across exec-mode items */
+	hop_buf_reset(&w->err.buf);
 	w->err.edge = true;
 	w->out_open = w->err_open = true;
 	w->wwatch = false;
@@ -359,9 +364,13 @@ void pool_release_child(struct worker *w)
 	hop_loop_cancel(loop, w->kill_timer);
 	w->kill_timer = 0;
 	hop_buf_reset(&w->wbuf);
-	hop_lines_free(&w->out);
-	hop_lines_free(&w->err);
-	hop_buf_free(&w->collected);
+	hop_buf_reset(&w->collected);
+	/* Exec mode starts a process per item: keep the buffers for the next. */
+	if (!w->pool->cfg.exec_mode) {
+		hop_lines_free(&w->out);
+		hop_lines_free(&w->err);
+		hop_buf_free(&w->collected);
+	}
 	w->out_open = w->err_open = w->wwatch = false;
 }
 
@@ -477,8 +486,13 @@ void hop_pool_destroy(struct hop_pool *pool)
 			w->child.pid = -1;
 		}
 		pool_release_child(w);
+		hop_lines_free(&w->out);
+		hop_lines_free(&w->err);
+		hop_buf_free(&w->collected);
 		hop_buf_free(&w->wbuf);
 		free(w->reason);
+		if (w->item_fd >= 0)
+			close(w->item_fd);
 	}
 	free(pool->w);
 	free(pool);

@@ -34,6 +34,8 @@ struct worker {
 	uint64_t kill_timer;
 	bool sigkilled;
 	char *reason;              /* why we are killing it, for the head item */
+	int item_fd;               /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
+	size_t item_len;           /* bytes now in that file */
 };
 
 struct hop_pool {

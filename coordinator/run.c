@@ -407,9 +407,11 @@ int hop_run(struct hop_config *cfg)
 	r.src->on_wake = on_wake;
 	r.src->wake_arg = &r;
 	if (cfg->exec_mode) {
+		/* Payload files live in memory when the machine allows it. */
 		const char *tmp = getenv("TMPDIR");
-		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX",
-		         tmp && *tmp ? tmp : "/tmp");
+		if (!tmp || !*tmp)
+			tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX", tmp);
 		if (!mkdtemp(r.tmpdir)) {
 			hop_log(HOP_ERROR, "cannot make a temporary folder: %s",
 			        strerror(errno));
