@@ -353,6 +353,21 @@ static int driver_spec_flag(struct hop_config *cfg, bool is_source,
 	return 0;
 }
 
+/* Names a driver for messages by its type and target: "dir:videos". */
+static char *driver_label(const char *name, const struct hop_option *t,
+                          void *ctx)
+{
+	char *label = NULL;
+	const char *target = t->key && t->type == HOP_OPT_STR
+	                         ? *(char **)((char *)ctx + t->offset)
+	                         : NULL;
+	if (target && strstr(target, "://"))
+		label = strdup(name); /* a URL may carry a password */
+	else if (target && asprintf(&label, "%s:%s", name, target) < 0)
+		label = NULL;
+	return label ? label : strdup(name);
+}
+
 static int finish(struct hop_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->source) {
@@ -372,6 +387,18 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 		return -EINVAL;
 	}
 	cfg->exec_mode = strcmp(cfg->mode, "exec") == 0;
+	char *label = driver_label(cfg->source->ops->name,
+	                           cfg->source->ops->options, cfg->source->ctx);
+	if (label) {
+		free(cfg->source->label);
+		cfg->source->label = label;
+	}
+	label = driver_label(cfg->sink->ops->name, cfg->sink->ops->options,
+	                     cfg->sink->ctx);
+	if (label) {
+		free(cfg->sink->label);
+		cfg->sink->label = label;
+	}
 	if (cfg->workers <= 0) {
 		cpu_set_t set;
 		cfg->workers = sched_getaffinity(0, sizeof(set), &set) == 0

@@ -7,7 +7,8 @@
  * processing is moved back at start-up and done again. With watch on, new
  * files are picked up through inotify as soon as they are closed after
  * writing or moved in; a folder that vanishes is reported and waited for.
- * The payload is the claimed file's absolute path, as a JSON string.
+ * The payload is the claimed file's absolute path, as a JSON string, or
+ * with payload=object, {"path": ..., "name": ...}.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -40,6 +41,7 @@ struct dir_src {
 	char *done;
 	char *failed;
 	bool keep_done;
+	char *payload;    /* "path" or "object" */
 
 	int ino;          /* inotify fd in watch mode, else -1 */
 	bool gone;        /* the input folder vanished; waiting for it */
@@ -61,6 +63,8 @@ static const struct hop_option dir_options[] = {
 	 "where dead files go, with NAME.error.json (default PATH/failed)"},
 	{"keep_done", HOP_OPT_BOOL, "true", offsetof(struct dir_src, keep_done),
 	 "keep finished files in done; false deletes them"},
+	{"payload", HOP_OPT_STR, "path", offsetof(struct dir_src, payload),
+	 "path: the file's path as a string; object: {\"path\", \"name\"}"},
 	{NULL},
 };
 
@@ -237,6 +241,12 @@ static int dir_open(struct hop_source *src)
 	int rc;
 
 	c->ino = -1;
+	if (strcmp(c->payload, "path") && strcmp(c->payload, "object")) {
+		snprintf(src->error, sizeof(src->error),
+		         "dir source: payload '%s': expected path or object",
+		         c->payload);
+		return -EINVAL;
+	}
 	if (!c->path) {
 		snprintf(src->error, sizeof(src->error),
 		         "dir source: no folder given (dir:PATH)");
@@ -321,7 +331,15 @@ static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 				        strerror(errno));
 			goto next;
 		}
-		hop_buf_append_json_str(&payload, to);
+		if (c->payload[0] == 'o') {
+			hop_buf_append(&payload, "{\"path\":", 8);
+			hop_buf_append_json_str(&payload, to);
+			hop_buf_append(&payload, ",\"name\":", 8);
+			hop_buf_append_json_str(&payload, e->s);
+			hop_buf_append(&payload, "}", 1);
+		} else {
+			hop_buf_append_json_str(&payload, to);
+		}
 		hop_buf_append(&payload, "", 1);
 		struct hop_item *it =
 			hop_item_new(strdup(e->s), payload.data, payload.end - 1);
@@ -423,7 +441,7 @@ static void dir_close(struct hop_source *src)
 
 const struct hop_source_ops hop_src_dir = {
 	.name = "dir",
-	.summary = "files in a folder, claimed by rename; watch=true for new ones",
+	.summary = "files in a folder, claimed by rename (--watch: new ones too)",
 	.options = dir_options,
 	.ctx_size = sizeof(struct dir_src),
 	.open = dir_open,

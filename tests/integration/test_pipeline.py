@@ -48,7 +48,8 @@ def test_validate(tmp):
     f = good_pipeline(tmp)
     code, out, err = hopper("validate", f, env=clean_env(IN="x.jsonl"))
     assert code == 0, err
-    assert out.startswith(f"{f}: ok: jsonl:x.jsonl -> jsonl,")
+    assert out.startswith(f"{f}: ok: jsonl:x.jsonl -> jsonl:{tmp}/default.jsonl, "
+                          "2 stream worker(s)")
 
 
 def validate_error(tmp, text, env=None):
@@ -107,3 +108,22 @@ def test_help_shows_an_example():
     assert code == 0 and "example:" in out and "--prefetch N" in out
     code, out, _ = hopper("help", "sources")
     assert "dir: files in a folder" in out and "glob=TEXT" in out
+
+
+def test_the_shipped_word_count_pipeline(tmp):
+    from conftest import ROOT
+    inbox = tmp / "in"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text("one two three\nfour")
+    (inbox / "b.txt").write_text("")
+    (inbox / "c.dat").write_text("not matched")
+    env = clean_env(IN=inbox, OUT=tmp / "res", PYTHON=PY, WORKERS=1)
+    code, out, err = hopper("validate", ROOT / "pipelines/word_count.json",
+                            env=env, cwd=ROOT)
+    assert code == 0, err
+    code, out, err = hopper("run", "-f", ROOT / "pipelines/word_count.json",
+                            env=env, cwd=ROOT)
+    assert code == 0, err
+    assert json.loads((tmp / "res" / "a.txt.json").read_text()) == {"words": 4}
+    assert json.loads((tmp / "res" / "b.txt.json").read_text()) == {"words": 0}
+    assert (inbox / "c.dat").exists()
