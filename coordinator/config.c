@@ -165,6 +165,27 @@ static int set_command(struct hop_config *cfg, json_t *v, char *err,
 	return 0;
 }
 
+/* Makes the source (or sink) named by spec the run's, freeing the one it
+ * replaces. Returns 0 or -EINVAL with a message in err. */
+static int replace_driver(struct hop_config *cfg, bool is_source,
+                          const char *spec, char *err, size_t errlen)
+{
+	if (is_source) {
+		struct hop_source *src = hop_source_new(spec, err, errlen);
+		if (!src)
+			return -EINVAL;
+		hop_source_free(cfg->source);
+		cfg->source = src;
+	} else {
+		struct hop_sink *sink = hop_sink_new(spec, err, errlen);
+		if (!sink)
+			return -EINVAL;
+		hop_sink_free(cfg->sink);
+		cfg->sink = sink;
+	}
+	return 0;
+}
+
 /* Builds a source or sink from a pipeline file's value: "name:target" or
  * {"type": name, option: value, ...}. */
 static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
@@ -185,19 +206,10 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		                      "with a \"type\"", pos, what);
 		return -EINVAL;
 	}
-	void *drv = is_source ? (void *)hop_source_new(spec, msg, sizeof(msg))
-	                      : (void *)hop_sink_new(spec, msg, sizeof(msg));
-	if (!drv) {
+	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
 		where(file, text, (const char *[]){what}, 1, pos, sizeof(pos));
 		snprintf(err, errlen, "%s: %s", pos, msg);
 		return -EINVAL;
-	}
-	if (is_source) {
-		hop_source_free(cfg->source);
-		cfg->source = drv;
-	} else {
-		hop_sink_free(cfg->sink);
-		cfg->sink = drv;
 	}
 	const struct hop_option *table = is_source ? cfg->source->ops->options
 	                                           : cfg->sink->ops->options;
@@ -336,19 +348,10 @@ static int driver_spec_flag(struct hop_config *cfg, bool is_source,
 		void *ctx = is_source ? cfg->source->ctx : cfg->sink->ctx;
 		return hop_opts_set(t, ctx, t->key, spec + n + 1, err, errlen);
 	}
-	void *drv = is_source ? (void *)hop_source_new(spec, msg, sizeof(msg))
-	                      : (void *)hop_sink_new(spec, msg, sizeof(msg));
-	if (!drv) {
+	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
 		snprintf(err, errlen, "--%s %s: %s", is_source ? "source" : "sink",
 		         spec, msg);
 		return -EINVAL;
-	}
-	if (is_source) {
-		hop_source_free(cfg->source);
-		cfg->source = drv;
-	} else {
-		hop_sink_free(cfg->sink);
-		cfg->sink = drv;
 	}
 	return 0;
 }
