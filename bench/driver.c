@@ -18,7 +18,8 @@
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: driver ITEMS WINDOW WORKER [ARGS...]\n");
+		fprintf(stderr,
+			"usage: driver ITEMS WINDOW WORKER [ARGS...]\n");
 		return 2;
 	}
 	long items = atol(argv[1]), window = atol(argv[2]);
@@ -45,9 +46,10 @@ int main(int argc, char **argv)
 	while (got < items) {
 		size_t o = 0;
 		while (sent < items && sent - got < window) {
-			int n = snprintf(line, sizeof(line),
-			                 "{\"id\":\"%ld\",\"attempt\":1,\"payload\":%ld}\n",
-			                 sent + 1, sent);
+			int n = snprintf(
+			    line, sizeof(line),
+			    "{\"id\":\"%ld\",\"attempt\":1,\"payload\":%ld}\n",
+			    sent + 1, sent);
 			memcpy(buf + o, line, (size_t)n);
 			o += (size_t)n;
 			sent++;
@@ -68,7 +70,7 @@ int main(int argc, char **argv)
 	close(to[1]);
 	waitpid(pid, NULL, 0);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) +
-	              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("%.0f\n", (double)items / secs);
 	return 0;
 }

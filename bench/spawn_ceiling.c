@@ -50,7 +50,7 @@ int main(int argc, char **argv)
 		pthread_join(tid[i], NULL);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) +
-	              (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	printf("%.0f\n", (double)(per_thread * threads) / secs);
 	return 0;
 }

@@ -75,8 +75,8 @@ int hop_buf_appendf(struct hop_buf *b, const char *fmt, ...)
 int hop_buf_append_int(struct hop_buf *b, long long v)
 {
 	char tmp[24], *p = tmp + sizeof(tmp);
-	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v
-	                             : (unsigned long long)v;
+	unsigned long long u =
+	    v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
 	do {
 		*--p = (char)('0' + u % 10);
 		u /= 10;
@@ -97,11 +97,21 @@ int hop_buf_append_json_str(struct hop_buf *b, const char *s)
 		const char *esc = NULL;
 		char u[7];
 		switch (*p) {
-		case '"': esc = "\\\""; break;
-		case '\\': esc = "\\\\"; break;
-		case '\n': esc = "\\n"; break;
-		case '\r': esc = "\\r"; break;
-		case '\t': esc = "\\t"; break;
+		case '"':
+			esc = "\\\"";
+			break;
+		case '\\':
+			esc = "\\\\";
+			break;
+		case '\n':
+			esc = "\\n";
+			break;
+		case '\r':
+			esc = "\\r";
+			break;
+		case '\t':
+			esc = "\\t";
+			break;
 		default:
 			if (*p < 0x20) {
 				memcpy(u, "\\u00", 4);
@@ -155,20 +165,21 @@ void hop_lines_free(struct hop_lines *r)
 
 /* Looks for a complete line in the buffer without reading. */
 static enum hop_line_status lines_take(struct hop_lines *r, char **line,
-                                       size_t *len, bool *found)
+				       size_t *len, bool *found)
 {
 	struct hop_buf *b = &r->buf;
 	char *head = hop_buf_head(b);
 	size_t have = hop_buf_len(b);
 	char *nl = have > r->scanned
-	             ? memchr(head + r->scanned, '\n', have - r->scanned)
-	             : NULL;
+		       ? memchr(head + r->scanned, '\n', have - r->scanned)
+		       : NULL;
 
 	*found = false;
 	if (!nl) {
 		r->scanned = have;
 		if (have > r->max) {
-			/* Over the limit with no end in sight: drop what we hold. */
+			/* Over the limit with no end in sight: drop what we
+			 * hold. */
 			hop_buf_reset(b);
 			r->scanned = 0;
 			if (!r->skipping) {
@@ -203,7 +214,7 @@ static enum hop_line_status lines_take(struct hop_lines *r, char **line,
 }
 
 enum hop_line_status hop_lines_next(struct hop_lines *r, int fd, char **line,
-                                    size_t *len)
+				    size_t *len)
 {
 	struct hop_buf *b = &r->buf;
 	bool found;

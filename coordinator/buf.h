@@ -24,7 +24,7 @@ void hop_buf_free(struct hop_buf *b);
 /* Appends n bytes; returns 0 or -ENOMEM. */
 int hop_buf_append(struct hop_buf *b, const void *p, size_t n);
 int hop_buf_appendf(struct hop_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Appends the decimal digits of v. */
 int hop_buf_append_int(struct hop_buf *b, long long v);
 /* Appends s as a JSON string literal, quotes included. */
@@ -50,18 +50,18 @@ int hop_buf_reserve(struct hop_buf *b, size_t n);
 int hop_buf_flush_fd(struct hop_buf *b, int fd);
 
 enum hop_line_status {
-	HOP_LINE_OK,      /* *line holds one line without its newline */
-	HOP_LINE_AGAIN,   /* nothing complete yet: wait for the fd */
+	HOP_LINE_OK,	  /* *line holds one line without its newline */
+	HOP_LINE_AGAIN,	  /* nothing complete yet: wait for the fd */
 	HOP_LINE_TOOLONG, /* a line over the limit was dropped */
-	HOP_LINE_EOF,     /* end of input; a final unterminated line came first */
-	HOP_LINE_ERROR,   /* read failed; errno is set */
+	HOP_LINE_EOF,	/* end of input; a final unterminated line came first */
+	HOP_LINE_ERROR, /* read failed; errno is set */
 };
 
 struct hop_lines {
 	struct hop_buf buf;
-	size_t max;     /* longest line accepted, newline excluded */
+	size_t max;	/* longest line accepted, newline excluded */
 	size_t scanned; /* bytes of buf already known to hold no newline */
-	bool skipping;  /* dropping the rest of an over-long line */
+	bool skipping;	/* dropping the rest of an over-long line */
 	bool eof;
 	/* For an fd watched by the loop: after a short read, wait for the
 	 * loop to say it is readable (the owner clears drained) instead of
@@ -77,6 +77,6 @@ void hop_lines_free(struct hop_lines *r);
  * line. *line points into the reader's buffer and stays valid until the next
  * call. A last line without a newline is returned before HOP_LINE_EOF. */
 enum hop_line_status hop_lines_next(struct hop_lines *r, int fd, char **line,
-                                    size_t *len);
+				    size_t *len);
 
 #endif

@@ -36,14 +36,17 @@ struct sample {
 };
 
 static const struct sample samples[] = {
-	{"plain text payload", "\"hello world\"", false},
-	{"unicode payload", "{\"text\":\"h\\u00e9llo w\\u00f6rld \\u65e5\\u672c\\u8a9e "
-	                    "\\ud83d\\ude80 \\\"quoted\\\" tab\\tend\"}", false},
-	{"nested object payload",
-	 "{\"text\":\"a b c\",\"n\":3,\"list\":[1,2.5,null,true],\"deep\":{\"x\":{}}}",
-	 false},
-	{"1 MB payload", NULL, false},
-	{"an item that should fail (payload null)", "null", true},
+    {"plain text payload", "\"hello world\"", false},
+    {"unicode payload",
+     "{\"text\":\"h\\u00e9llo w\\u00f6rld \\u65e5\\u672c\\u8a9e "
+     "\\ud83d\\ude80 \\\"quoted\\\" tab\\tend\"}",
+     false},
+    {"nested object payload",
+     "{\"text\":\"a b "
+     "c\",\"n\":3,\"list\":[1,2.5,null,true],\"deep\":{\"x\":{}}}",
+     false},
+    {"1 MB payload", NULL, false},
+    {"an item that should fail (payload null)", "null", true},
 };
 
 struct check {
@@ -68,7 +71,7 @@ static char *big_payload(void)
 }
 
 static void problem(struct check *c, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 static void problem(struct check *c, const char *fmt, ...)
 {
 	va_list ap;
@@ -85,8 +88,8 @@ static void drain_stderr(struct check *c)
 	char *line;
 	size_t len;
 	while (!c->err_eof) {
-		enum hop_line_status st = hop_lines_next(&c->err, c->child.err, &line,
-		                                         &len);
+		enum hop_line_status st =
+		    hop_lines_next(&c->err, c->child.err, &line, &len);
 		if (st == HOP_LINE_AGAIN)
 			return;
 		if (st != HOP_LINE_OK && st != HOP_LINE_TOOLONG) {
@@ -95,20 +98,20 @@ static void drain_stderr(struct check *c)
 		}
 		if (st == HOP_LINE_OK)
 			snprintf(c->last_stderr, sizeof(c->last_stderr), "%.*s",
-			         (int)len, line);
+				 (int)len, line);
 	}
 }
 
 /* Waits up to ms for a stdout line while feeding pending stdin bytes.
  * Returns 1 with a line, 0 on timeout, -1 at EOF of stdout. */
 static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
-                     char **line, size_t *len)
+		     char **line, size_t *len)
 {
 	int64_t end = hop_now_ms() + ms;
 	for (;;) {
 		if (!c->out_eof) {
 			enum hop_line_status st =
-				hop_lines_next(&c->out, c->child.out, line, len);
+			    hop_lines_next(&c->out, c->child.out, line, len);
 			if (st == HOP_LINE_OK)
 				return 1;
 			if (st == HOP_LINE_TOOLONG) {
@@ -129,10 +132,11 @@ static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
 		int64_t left = end - hop_now_ms();
 		if (left <= 0)
 			return 0;
-		struct pollfd p[3] = {{c->child.out, POLLIN, 0},
-		                      {c->child.err, c->err_eof ? 0 : POLLIN, 0},
-		                      {pending && hop_buf_len(pending) ? c->child.in : -1,
-		                       POLLOUT, 0}};
+		struct pollfd p[3] = {
+		    {c->child.out, POLLIN, 0},
+		    {c->child.err, c->err_eof ? 0 : POLLIN, 0},
+		    {pending && hop_buf_len(pending) ? c->child.in : -1,
+		     POLLOUT, 0}};
 		poll(p, 3, (int)(left > 200 ? 200 : left));
 	}
 }
@@ -140,7 +144,7 @@ static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
 /* Reads lines until the answer for id; checks each one. Returns true when a
  * well-formed final answer arrived. */
 static bool await_answer(struct check *c, const struct sample *s,
-                         const char *id, struct hop_buf *pending)
+			 const char *id, struct hop_buf *pending)
 {
 	int64_t t0 = hop_now_ms();
 	char *line;
@@ -148,24 +152,37 @@ static bool await_answer(struct check *c, const struct sample *s,
 	int progress = 0;
 
 	for (;;) {
-		int r = next_line(c, pending, (int64_t)(c->timeout * 1000), &line, &len);
+		int r = next_line(c, pending, (int64_t)(c->timeout * 1000),
+				  &line, &len);
 		if (r == 0) {
-			/* Closing stdin makes most runtimes flush on exit: an answer
-			 * that shows up now was sitting in an unflushed buffer. */
+			/* Closing stdin makes most runtimes flush on exit: an
+			 * answer that shows up now was sitting in an unflushed
+			 * buffer. */
 			close(c->child.in);
 			c->child.in = -1;
 			r = next_line(c, NULL, 2000, &line, &len);
 			if (r == 1)
-				problem(c, "%s: the answer arrived only when stdin closed: "
-				           "the worker does not flush stdout after each line "
-				           "(Python: print(..., flush=True); C: fflush(stdout); "
-				           "Node: process.stdout.write is fine; Go: use an "
-				           "unbuffered os.Stdout or Flush)", s->name);
+				problem(c,
+					"%s: the answer arrived only when "
+					"stdin closed: "
+					"the worker does not flush stdout "
+					"after each line "
+					"(Python: print(..., flush=True); C: "
+					"fflush(stdout); "
+					"Node: process.stdout.write is fine; "
+					"Go: use an "
+					"unbuffered os.Stdout or Flush)",
+					s->name);
 			else
-				problem(c, "%s: no answer within %.0f s (nor when stdin was "
-				           "closed)%s%s", s->name, c->timeout,
-				        c->last_stderr[0] ? "; last stderr line: " : "",
-				        c->last_stderr);
+				problem(c,
+					"%s: no answer within %.0f s (nor when "
+					"stdin was "
+					"closed)%s%s",
+					s->name, c->timeout,
+					c->last_stderr[0]
+					    ? "; last stderr line: "
+					    : "",
+					c->last_stderr);
 			return false;
 		}
 		if (r < 0) {
@@ -174,50 +191,62 @@ static bool await_answer(struct check *c, const struct sample *s,
 			c->child.pid = -1;
 			char how[128];
 			hop_describe_status(status, how, sizeof(how));
-			problem(c, "%s: the worker %s before answering%s%s", s->name, how,
-			        c->last_stderr[0] ? "; last stderr line: " : "",
-			        c->last_stderr);
+			problem(c, "%s: the worker %s before answering%s%s",
+				s->name, how,
+				c->last_stderr[0] ? "; last stderr line: " : "",
+				c->last_stderr);
 			return false;
 		}
 		json_t *ans = json_loadb(line, len, 0, NULL);
 		int shown = (int)(len > 100 ? 100 : len);
 		json_t *jid = json_object_get(ans, "id");
 		if (!ans) {
-			problem(c, "%s: wrote '%.*s' to stdout, which is not a JSON object: "
-			           "stdout carries only answer lines; write logs to stderr",
-			        s->name, shown, line);
+			problem(c,
+				"%s: wrote '%.*s' to stdout, which is not a "
+				"JSON object: "
+				"stdout carries only answer lines; write logs "
+				"to stderr",
+				s->name, shown, line);
 		} else if (!json_is_string(jid)) {
-			problem(c, "%s: answer has no string \"id\": '%.*s'", s->name,
-			        shown, line);
+			problem(c, "%s: answer has no string \"id\": '%.*s'",
+				s->name, shown, line);
 		} else if (strcmp(json_string_value(jid), id)) {
-			problem(c, "%s: answered with id '%s' for item '%s': copy the id "
-			           "from the input line", s->name, json_string_value(jid),
-			        id);
+			problem(c,
+				"%s: answered with id '%s' for item '%s': copy "
+				"the id "
+				"from the input line",
+				s->name, json_string_value(jid), id);
 		} else if (json_object_get(ans, "progress") &&
-		           !json_object_get(ans, "ok")) {
+			   !json_object_get(ans, "ok")) {
 			progress++;
 			json_decref(ans);
 			continue;
 		} else if (!json_is_boolean(json_object_get(ans, "ok"))) {
-			problem(c, "%s: answer has no boolean \"ok\": '%.*s'", s->name,
-			        shown, line);
+			problem(c, "%s: answer has no boolean \"ok\": '%.*s'",
+				s->name, shown, line);
 		} else {
 			bool ok = json_is_true(json_object_get(ans, "ok"));
 			json_t *e = json_object_get(ans, "error");
 			if (!ok && !json_is_string(e))
-				problem(c, "%s: a failure should carry an \"error\" string "
-				           "saying why", s->name);
+				problem(c,
+					"%s: a failure should carry an "
+					"\"error\" string "
+					"saying why",
+					s->name);
 			else if (!ok && !s->may_fail)
-				printf("  note %s: the worker refused it: %s\n", s->name,
-				       json_string_value(e));
+				printf("  note %s: the worker refused it: %s\n",
+				       s->name, json_string_value(e));
 			printf("  ok   %s: %s in %lld ms%s\n", s->name,
 			       ok ? "answered ok" : "failed cleanly",
 			       (long long)(hop_now_ms() - t0),
 			       progress ? " (with progress lines)" : "");
 			if (!ok && s->may_fail)
-				printf("       error \"%s\", retry %s\n", json_string_value(e),
-				       json_is_false(json_object_get(ans, "retry"))
-				           ? "false (permanent)" : "true (will be retried)");
+				printf(
+				    "       error \"%s\", retry %s\n",
+				    json_string_value(e),
+				    json_is_false(json_object_get(ans, "retry"))
+					? "false (permanent)"
+					: "true (will be retried)");
 			json_decref(ans);
 			return true;
 		}
@@ -243,20 +272,24 @@ static int check_stream(struct check *c)
 		struct hop_buf env = {0};
 		char *big = s->payload ? NULL : big_payload();
 		snprintf(id, sizeof(id), "check-%zu", i + 1);
-		hop_buf_appendf(&env, "{\"id\":\"%s\",\"attempt\":1,\"payload\":", id);
+		hop_buf_appendf(
+		    &env, "{\"id\":\"%s\",\"attempt\":1,\"payload\":", id);
 		hop_buf_append(&env, s->payload ? s->payload : big,
-		               strlen(s->payload ? s->payload : big));
+			       strlen(s->payload ? s->payload : big));
 		hop_buf_append(&env, "}\n", 2);
 		free(big);
 		bool ok = await_answer(c, s, id, &env);
 		hop_buf_free(&env);
 		if (!ok)
 			break;
-		/* A second answer to the same item would shift every later one. */
+		/* A second answer to the same item would shift every later one.
+		 */
 		if (next_line(c, NULL, 150, &line, &len) == 1) {
-			problem(c, "%s: wrote another line after its answer: '%.*s'; "
-			           "send exactly one final answer per item", s->name,
-			        (int)(len > 100 ? 100 : len), line);
+			problem(
+			    c,
+			    "%s: wrote another line after its answer: '%.*s'; "
+			    "send exactly one final answer per item",
+			    s->name, (int)(len > 100 ? 100 : len), line);
 			break;
 		}
 	}
@@ -267,18 +300,21 @@ static int check_stream(struct check *c)
 	if (c->child.pid > 0) {
 		int status = 0;
 		int64_t end = hop_now_ms() + 5000;
-		while (!hop_child_reap(&c->child, &status) && hop_now_ms() < end) {
+		while (!hop_child_reap(&c->child, &status) &&
+		       hop_now_ms() < end) {
 			next_line(c, NULL, 100, &line, &len);
 		}
 		if (c->child.pid > 0) {
-			problem(c, "the worker did not exit within 5 s of EOF on stdin: "
-			           "a worker must exit when its input ends");
+			problem(c, "the worker did not exit within 5 s of EOF "
+				   "on stdin: "
+				   "a worker must exit when its input ends");
 			hop_child_signal(&c->child, SIGKILL);
 			waitpid(c->child.pid, NULL, 0);
 		} else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 			char how[128];
 			hop_describe_status(status, how, sizeof(how));
-			printf("  note on EOF the worker %s (0 is expected)\n", how);
+			printf("  note on EOF the worker %s (0 is expected)\n",
+			       how);
 		} else {
 			printf("  ok   exits on EOF\n");
 		}
@@ -290,14 +326,14 @@ static int check_stream(struct check *c)
 }
 
 static void exec_one(struct check *c, const struct sample *s, int n,
-                     const char *dir)
+		     const char *dir)
 {
 	char err[512], file[600], *env[4] = {NULL};
 	char *big = s->payload ? NULL : big_payload();
 	const char *pl = s->payload ? s->payload : big;
 	json_t *v = json_loads(pl, JSON_DECODE_ANY, NULL);
-	char *bytes = json_is_string(v) ? strdup(json_string_value(v))
-	                                : strdup(pl);
+	char *bytes =
+	    json_is_string(v) ? strdup(json_string_value(v)) : strdup(pl);
 	json_decref(v);
 	free(big);
 
@@ -316,7 +352,8 @@ static void exec_one(struct check *c, const struct sample *s, int n,
 	int status = 0;
 	bool done = false;
 	while (!done && hop_now_ms() - t0 < (int64_t)(c->timeout * 1000)) {
-		if (c->child.in >= 0 && hop_buf_flush_fd(&in, c->child.in) != -EAGAIN) {
+		if (c->child.in >= 0 &&
+		    hop_buf_flush_fd(&in, c->child.in) != -EAGAIN) {
 			close(c->child.in);
 			c->child.in = -1;
 		}
@@ -327,10 +364,12 @@ static void exec_one(struct check *c, const struct sample *s, int n,
 		drain_stderr(c);
 		done = hop_child_reap(&c->child, &status);
 		if (!done)
-			poll(&(struct pollfd){c->child.pidfd, POLLIN, 0}, 1, 50);
+			poll(&(struct pollfd){c->child.pidfd, POLLIN, 0}, 1,
+			     50);
 	}
 	if (!done) {
-		problem(c, "%s: still running after %.0f s", s->name, c->timeout);
+		problem(c, "%s: still running after %.0f s", s->name,
+			c->timeout);
 		hop_child_signal(&c->child, SIGKILL);
 		waitpid(c->child.pid, NULL, 0);
 	} else {
@@ -340,22 +379,28 @@ static void exec_one(struct check *c, const struct sample *s, int n,
 			hop_buf_append(&out, chunk, (size_t)r);
 		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		json_t *res = json_loadb(hop_buf_head(&out), hop_buf_len(&out),
-		                         JSON_DECODE_ANY, NULL);
+					 JSON_DECODE_ANY, NULL);
 		if (code == 0)
-			printf("  ok   %s: exit 0 in %lld ms, stdout %s\n", s->name,
-			       (long long)(hop_now_ms() - t0),
+			printf("  ok   %s: exit 0 in %lld ms, stdout %s\n",
+			       s->name, (long long)(hop_now_ms() - t0),
 			       res ? "is JSON" : "is text (kept as a string)");
 		else if (code == 65 || code == 75)
-			printf("  %s %s: exit %d (%s)%s%s\n", s->may_fail ? "ok  " : "note",
-			       s->name, code, code == 65 ? "permanent failure" : "retry",
-			       c->last_stderr[0] ? "; stderr: " : "", c->last_stderr);
+			printf("  %s %s: exit %d (%s)%s%s\n",
+			       s->may_fail ? "ok  " : "note", s->name, code,
+			       code == 65 ? "permanent failure" : "retry",
+			       c->last_stderr[0] ? "; stderr: " : "",
+			       c->last_stderr);
 		else {
 			char how[128];
 			hop_describe_status(status, how, sizeof(how));
-			problem(c, "%s: the worker %s; exit 0 means done, 75 retry, 65 "
-			           "permanent failure; anything else is a failed attempt%s%s",
-			        s->name, how, c->last_stderr[0] ? "; stderr: " : "",
-			        c->last_stderr);
+			problem(c,
+				"%s: the worker %s; exit 0 means done, 75 "
+				"retry, 65 "
+				"permanent failure; anything else is a failed "
+				"attempt%s%s",
+				s->name, how,
+				c->last_stderr[0] ? "; stderr: " : "",
+				c->last_stderr);
 		}
 		json_decref(res);
 	}
@@ -373,7 +418,8 @@ static int check_exec(struct check *c)
 {
 	char dir[] = "/tmp/hopper-check.XXXXXX";
 	if (!mkdtemp(dir)) {
-		problem(c, "cannot make a temporary folder: %s", strerror(errno));
+		problem(c, "cannot make a temporary folder: %s",
+			strerror(errno));
 		return 1;
 	}
 	hop_lines_init(&c->err, 64 << 10);
@@ -397,24 +443,32 @@ int hop_check_worker(int argc, char **argv)
 		if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
 			c.exec = !strcmp(argv[++i], "exec");
 			if (!c.exec && strcmp(argv[i], "stream")) {
-				fprintf(stderr, "hopper: --mode is stream or exec\n");
+				fprintf(stderr,
+					"hopper: --mode is stream or exec\n");
 				return 2;
 			}
 		} else if (!strcmp(argv[i], "--timeout") && i + 1 < argc) {
-			if (hop_parse_seconds(argv[++i], &c.timeout) || c.timeout <= 0) {
-				fprintf(stderr, "hopper: --timeout '%s' is not a number of "
-				                "seconds\n", argv[i]);
+			if (hop_parse_seconds(argv[++i], &c.timeout) ||
+			    c.timeout <= 0) {
+				fprintf(
+				    stderr,
+				    "hopper: --timeout '%s' is not a number of "
+				    "seconds\n",
+				    argv[i]);
 				return 2;
 			}
 		} else {
-			fprintf(stderr, "usage: hopper check-worker [--mode stream|exec] "
-			                "[--timeout SECS] -- WORKER [ARGS...]\n");
+			fprintf(
+			    stderr,
+			    "usage: hopper check-worker [--mode stream|exec] "
+			    "[--timeout SECS] -- WORKER [ARGS...]\n");
 			return 2;
 		}
 	}
 	if (i + 1 >= argc) {
-		fprintf(stderr, "usage: hopper check-worker [--mode stream|exec] "
-		                "[--timeout SECS] -- WORKER [ARGS...]\n");
+		fprintf(stderr,
+			"usage: hopper check-worker [--mode stream|exec] "
+			"[--timeout SECS] -- WORKER [ARGS...]\n");
 		return 2;
 	}
 	c.argv = argv + i + 1;

@@ -14,37 +14,36 @@
 #define OFF(f) offsetof(struct hop_config, f)
 
 static const struct hop_option run_options[] = {
-	{"source", HOP_OPT_STR, NULL, OFF(source_spec),
-	 "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER"},
-	{"sink", HOP_OPT_STR, "jsonl:-", OFF(sink_spec),
-	 "where results go: jsonl:FILE, jsonl:-, dir:FOLDER"},
-	{"mode", HOP_OPT_STR, "stream", OFF(mode),
-	 "stream (one persistent worker per slot) or exec (a process per item)"},
-	{"workers", HOP_OPT_INT, "0", OFF(workers),
-	 "worker processes; 0 means one per available CPU"},
-	{"prefetch", HOP_OPT_INT, "1", OFF(prefetch),
-	 "stream mode: items queued on each worker's stdin"},
-	{"timeout", HOP_OPT_SECONDS, "300", OFF(timeout),
-	 "per-item deadline, extended by progress lines; 0 for none"},
-	{"attempts", HOP_OPT_INT, "3", OFF(attempts),
-	 "attempts per item before it is dead"},
-	{"backoff", HOP_OPT_SECONDS, "1", OFF(backoff),
-	 "wait before the second attempt, doubled each time, with jitter"},
-	{"backoff_max", HOP_OPT_SECONDS, "60", OFF(backoff_max),
-	 "longest wait between attempts"},
-	{"grace", HOP_OPT_SECONDS, "30", OFF(grace),
-	 "on SIGTERM, how long in-flight items may take to finish"},
-	{"kill_timeout", HOP_OPT_SECONDS, "5", OFF(kill_timeout),
-	 "from SIGTERM to SIGKILL when a worker must stop"},
-	{"watch", HOP_OPT_BOOL, "false", OFF(watch),
-	 "keep running and take new items as they arrive (--once: finish)"},
-	{"max_line", HOP_OPT_SIZE, "16M", OFF(max_line),
-	 "longest line a worker or a jsonl source may send"},
-	{"log_format", HOP_OPT_STR, "text", OFF(log_format),
-	 "text or json"},
-	{"log_level", HOP_OPT_STR, "info", OFF(log_level),
-	 "debug, info, warn or error"},
-	{NULL},
+    {"source", HOP_OPT_STR, NULL, OFF(source_spec),
+     "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER"},
+    {"sink", HOP_OPT_STR, "jsonl:-", OFF(sink_spec),
+     "where results go: jsonl:FILE, jsonl:-, dir:FOLDER"},
+    {"mode", HOP_OPT_STR, "stream", OFF(mode),
+     "stream (one persistent worker per slot) or exec (a process per item)"},
+    {"workers", HOP_OPT_INT, "0", OFF(workers),
+     "worker processes; 0 means one per available CPU"},
+    {"prefetch", HOP_OPT_INT, "1", OFF(prefetch),
+     "stream mode: items queued on each worker's stdin"},
+    {"timeout", HOP_OPT_SECONDS, "300", OFF(timeout),
+     "per-item deadline, extended by progress lines; 0 for none"},
+    {"attempts", HOP_OPT_INT, "3", OFF(attempts),
+     "attempts per item before it is dead"},
+    {"backoff", HOP_OPT_SECONDS, "1", OFF(backoff),
+     "wait before the second attempt, doubled each time, with jitter"},
+    {"backoff_max", HOP_OPT_SECONDS, "60", OFF(backoff_max),
+     "longest wait between attempts"},
+    {"grace", HOP_OPT_SECONDS, "30", OFF(grace),
+     "on SIGTERM, how long in-flight items may take to finish"},
+    {"kill_timeout", HOP_OPT_SECONDS, "5", OFF(kill_timeout),
+     "from SIGTERM to SIGKILL when a worker must stop"},
+    {"watch", HOP_OPT_BOOL, "false", OFF(watch),
+     "keep running and take new items as they arrive (--once: finish)"},
+    {"max_line", HOP_OPT_SIZE, "16M", OFF(max_line),
+     "longest line a worker or a jsonl source may send"},
+    {"log_format", HOP_OPT_STR, "text", OFF(log_format), "text or json"},
+    {"log_level", HOP_OPT_STR, "info", OFF(log_level),
+     "debug, info, warn or error"},
+    {NULL},
 };
 
 /* Single-letter flags and the options they stand for. */
@@ -52,14 +51,15 @@ static const struct {
 	char flag;
 	const char *key;
 } shorts[] = {
-	{'s', "source"}, {'o', "sink"}, {'m', "mode"}, {'j', "workers"},
-	{'t', "timeout"}, {'f', "pipeline"},
+    {'s', "source"},  {'o', "sink"},	{'m', "mode"},
+    {'j', "workers"}, {'t', "timeout"}, {'f', "pipeline"},
 };
 
 void hop_config_help(FILE *out)
 {
-	fprintf(out, "  -f, --pipeline FILE       read settings from a pipeline "
-	             "file (flags override it)\n");
+	fprintf(out,
+		"  -f, --pipeline FILE       read settings from a pipeline "
+		"file (flags override it)\n");
 	for (const struct hop_option *o = run_options; o->key; o++) {
 		char flag[48], left[64];
 		char s = 0;
@@ -74,21 +74,22 @@ void hop_config_help(FILE *out)
 			snprintf(left, sizeof(left), "--%s", flag);
 		else
 			snprintf(left, sizeof(left), "--%s %s", flag,
-			         o->type == HOP_OPT_INT ? "N" :
-			         o->type == HOP_OPT_SECONDS ? "SECS" :
-			         o->type == HOP_OPT_SIZE ? "BYTES" : "TEXT");
+				 o->type == HOP_OPT_INT	      ? "N"
+				 : o->type == HOP_OPT_SECONDS ? "SECS"
+				 : o->type == HOP_OPT_SIZE    ? "BYTES"
+							      : "TEXT");
 		fprintf(out, "  %s%c%s %-22s %s", s ? "-" : "", s ? s : ' ',
-		        s ? "," : " ", left, o->help);
+			s ? "," : " ", left, o->help);
 		if (o->def)
 			fprintf(out, " [%s]", o->def);
 		fputc('\n', out);
 	}
 	fprintf(out, "      --once                 finish when the source runs "
-	             "dry (the default)\n"
-	             "  -S, --source-opt KEY=VAL   set a source option "
-	             "(hopper help sources)\n"
-	             "  -O, --sink-opt KEY=VAL     set a sink option "
-	             "(hopper help sinks)\n");
+		     "dry (the default)\n"
+		     "  -S, --source-opt KEY=VAL   set a source option "
+		     "(hopper help sources)\n"
+		     "  -O, --sink-opt KEY=VAL     set a sink option "
+		     "(hopper help sinks)\n");
 }
 
 /* A flag from the command line, kept until the pipeline file is read. */
@@ -98,7 +99,7 @@ struct flag {
 };
 
 static int where(const char *file, const char *text, const char *const *path,
-                 int depth, char *buf, size_t n)
+		 int depth, char *buf, size_t n)
 {
 	int line, col;
 	if (text && hop_json_locate(text, path, depth, &line, &col) == 0)
@@ -118,22 +119,25 @@ static int expand_tree(json_t *v, char *err, size_t errlen)
 	} else if (json_is_object(v)) {
 		const char *k;
 		json_t *e;
-		json_object_foreach(v, k, e) if (expand_tree(e, err, errlen)) return -EINVAL;
+		json_object_foreach(
+		    v, k, e) if (expand_tree(e, err, errlen)) return -EINVAL;
 	} else if (json_is_array(v)) {
 		size_t i;
 		json_t *e;
-		json_array_foreach(v, i, e) if (expand_tree(e, err, errlen)) return -EINVAL;
+		json_array_foreach(
+		    v, i, e) if (expand_tree(e, err, errlen)) return -EINVAL;
 	}
 	return 0;
 }
 
 static int set_command(struct hop_config *cfg, json_t *v, char *err,
-                       size_t errlen)
+		       size_t errlen)
 {
 	size_t n = json_is_array(v) ? json_array_size(v) : 3;
 	if (!json_is_array(v) && !json_is_string(v)) {
-		snprintf(err, errlen, "'command' must be an array of strings or a "
-		                      "shell command line");
+		snprintf(err, errlen,
+			 "'command' must be an array of strings or a "
+			 "shell command line");
 		return -EINVAL;
 	}
 	if (n == 0) {
@@ -151,8 +155,9 @@ static int set_command(struct hop_config *cfg, json_t *v, char *err,
 		for (size_t i = 0; i < n; i++) {
 			json_t *a = json_array_get(v, i);
 			if (!json_is_string(a)) {
-				snprintf(err, errlen, "'command' element %zu is not a string",
-				         i);
+				snprintf(
+				    err, errlen,
+				    "'command' element %zu is not a string", i);
 				for (size_t j = 0; j < i; j++)
 					free(argv[j]);
 				free(argv);
@@ -168,7 +173,7 @@ static int set_command(struct hop_config *cfg, json_t *v, char *err,
 /* Makes the source (or sink) named by spec the run's, freeing the one it
  * replaces. Returns 0 or -EINVAL with a message in err. */
 static int replace_driver(struct hop_config *cfg, bool is_source,
-                          const char *spec, char *err, size_t errlen)
+			  const char *spec, char *err, size_t errlen)
 {
 	if (is_source) {
 		struct hop_source *src = hop_source_new(spec, err, errlen);
@@ -189,8 +194,8 @@ static int replace_driver(struct hop_config *cfg, bool is_source,
 /* Builds a source or sink from a pipeline file's value: "name:target" or
  * {"type": name, option: value, ...}. */
 static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
-                      const char *file, const char *text, char *err,
-                      size_t errlen)
+		      const char *file, const char *text, char *err,
+		      size_t errlen)
 {
 	const char *what = is_source ? "source" : "sink";
 	char msg[600], pos[300];
@@ -198,12 +203,15 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 
 	if (json_is_string(v)) {
 		spec = json_string_value(v);
-	} else if (json_is_object(v) && json_is_string(json_object_get(v, "type"))) {
+	} else if (json_is_object(v) &&
+		   json_is_string(json_object_get(v, "type"))) {
 		spec = json_string_value(json_object_get(v, "type"));
 	} else {
 		where(file, text, (const char *[]){what}, 1, pos, sizeof(pos));
-		snprintf(err, errlen, "%s: '%s' must be \"name:target\" or an object "
-		                      "with a \"type\"", pos, what);
+		snprintf(err, errlen,
+			 "%s: '%s' must be \"name:target\" or an object "
+			 "with a \"type\"",
+			 pos, what);
 		return -EINVAL;
 	}
 	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
@@ -211,16 +219,18 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		snprintf(err, errlen, "%s: %s", pos, msg);
 		return -EINVAL;
 	}
-	const struct hop_option *table = is_source ? cfg->source->ops->options
-	                                           : cfg->sink->ops->options;
+	const struct hop_option *table =
+	    is_source ? cfg->source->ops->options : cfg->sink->ops->options;
 	void *ctx = is_source ? cfg->source->ctx : cfg->sink->ctx;
 	const char *k;
 	json_t *e;
-	json_object_foreach(json_is_object(v) ? v : NULL, k, e) {
+	json_object_foreach(json_is_object(v) ? v : NULL, k, e)
+	{
 		if (strcmp(k, "type") == 0)
 			continue;
 		if (hop_opts_set_json(table, ctx, k, e, msg, sizeof(msg))) {
-			where(file, text, (const char *[]){what, k}, 2, pos, sizeof(pos));
+			where(file, text, (const char *[]){what, k}, 2, pos,
+			      sizeof(pos));
 			snprintf(err, errlen, "%s: %s %s", pos, what, msg);
 			return -EINVAL;
 		}
@@ -229,7 +239,7 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 }
 
 static int load_file(struct hop_config *cfg, const char *file, char *err,
-                     size_t errlen)
+		     size_t errlen)
 {
 	json_error_t jerr;
 	char *text = NULL, msg[600], pos[300];
@@ -254,17 +264,19 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 	}
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
-		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file, jerr.line,
-		         jerr.column, jerr.text);
+		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file,
+			 jerr.line, jerr.column, jerr.text);
 		goto out;
 	}
 	if (!json_is_object(root)) {
-		snprintf(err, errlen, "%s: a pipeline file is a JSON object", file);
+		snprintf(err, errlen, "%s: a pipeline file is a JSON object",
+			 file);
 		goto out;
 	}
 	const char *k;
 	json_t *v;
-	json_object_foreach(root, k, v) {
+	json_object_foreach(root, k, v)
+	{
 		if (expand_tree(v, msg, sizeof(msg))) {
 			where(file, text, &k, 1, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: '%s': %s", pos, k, msg);
@@ -273,7 +285,8 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 		if (strcmp(k, "description") == 0)
 			continue;
 		if (strcmp(k, "source") == 0 || strcmp(k, "sink") == 0) {
-			if (set_driver(cfg, k[1] == 'o', v, file, text, err, errlen))
+			if (set_driver(cfg, k[1] == 'o', v, file, text, err,
+				       errlen))
 				goto out;
 			continue;
 		}
@@ -281,16 +294,20 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 			if (set_command(cfg, v, msg, sizeof(msg)) == 0)
 				continue;
 		} else if (strcmp(k, "pipeline") != 0 &&
-		           hop_opts_set_json(run_options, cfg, k, v, msg,
-		                             sizeof(msg)) == 0) {
+			   hop_opts_set_json(run_options, cfg, k, v, msg,
+					     sizeof(msg)) == 0) {
 			continue;
 		} else if (strcmp(k, "pipeline") == 0) {
-			snprintf(msg, sizeof(msg), "a pipeline file cannot name another");
+			snprintf(msg, sizeof(msg),
+				 "a pipeline file cannot name another");
 		}
 		if (strncmp(msg, "unknown option", 14) == 0)
-			snprintf(msg, sizeof(msg), "unknown key '%s' (known: source, sink, "
-			         "command, description and the run options of hopper "
-			         "run --help)", k);
+			snprintf(msg, sizeof(msg),
+				 "unknown key '%s' (known: source, sink, "
+				 "command, description and the run options of "
+				 "hopper "
+				 "run --help)",
+				 k);
 		where(file, text, &k, 1, pos, sizeof(pos));
 		snprintf(err, errlen, "%s: %s", pos, msg);
 		goto out;
@@ -313,7 +330,7 @@ static const char *long_key(const char *name, char *buf, size_t n)
 
 /* Applies a driver option "KEY=VALUE" given on the command line. */
 static int driver_flag(struct hop_config *cfg, bool is_source, const char *kv,
-                       char *err, size_t errlen)
+		       char *err, size_t errlen)
 {
 	char key[128], msg[512];
 	const char *eq = strchr(kv, '=');
@@ -324,9 +341,10 @@ static int driver_flag(struct hop_config *cfg, bool is_source, const char *kv,
 	}
 	memcpy(key, kv, (size_t)(eq - kv));
 	key[eq - kv] = '\0';
-	int rc = is_source
-	             ? hop_source_set(cfg->source, key, eq + 1, msg, sizeof(msg))
-	             : hop_sink_set(cfg->sink, key, eq + 1, msg, sizeof(msg));
+	int rc =
+	    is_source
+		? hop_source_set(cfg->source, key, eq + 1, msg, sizeof(msg))
+		: hop_sink_set(cfg->sink, key, eq + 1, msg, sizeof(msg));
 	if (rc)
 		snprintf(err, errlen, "%s %s: %s", flag, kv, msg);
 	return rc;
@@ -335,22 +353,24 @@ static int driver_flag(struct hop_config *cfg, bool is_source, const char *kv,
 /* Replaces the file's source or sink with the flag's spec unless both name
  * the same driver, in which case the flag's target is applied on top. */
 static int driver_spec_flag(struct hop_config *cfg, bool is_source,
-                            const char *spec, char *err, size_t errlen)
+			    const char *spec, char *err, size_t errlen)
 {
 	char msg[512];
-	const char *cur = is_source ? (cfg->source ? cfg->source->ops->name : NULL)
-	                            : (cfg->sink ? cfg->sink->ops->name : NULL);
+	const char *cur = is_source
+			      ? (cfg->source ? cfg->source->ops->name : NULL)
+			      : (cfg->sink ? cfg->sink->ops->name : NULL);
 	size_t n = strcspn(spec, ":");
 	if (cur && strlen(cur) == n && strncmp(cur, spec, n) == 0 && spec[n] &&
 	    strncmp(spec + n, "://", 3) != 0) {
-		const struct hop_option *t = is_source ? cfg->source->ops->options
-		                                       : cfg->sink->ops->options;
+		const struct hop_option *t = is_source
+						 ? cfg->source->ops->options
+						 : cfg->sink->ops->options;
 		void *ctx = is_source ? cfg->source->ctx : cfg->sink->ctx;
 		return hop_opts_set(t, ctx, t->key, spec + n + 1, err, errlen);
 	}
 	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
-		snprintf(err, errlen, "--%s %s: %s", is_source ? "source" : "sink",
-		         spec, msg);
+		snprintf(err, errlen, "--%s %s: %s",
+			 is_source ? "source" : "sink", spec, msg);
 		return -EINVAL;
 	}
 	return 0;
@@ -358,12 +378,12 @@ static int driver_spec_flag(struct hop_config *cfg, bool is_source,
 
 /* Names a driver for messages by its type and target: "dir:videos". */
 static char *driver_label(const char *name, const struct hop_option *t,
-                          void *ctx)
+			  void *ctx)
 {
 	char *label = NULL;
 	const char *target = t->key && t->type == HOP_OPT_STR
-	                         ? *(char **)((char *)ctx + t->offset)
-	                         : NULL;
+				 ? *(char **)((char *)ctx + t->offset)
+				 : NULL;
 	if (target && strstr(target, "://"))
 		label = strdup(name); /* a URL may carry a password */
 	else if (target && asprintf(&label, "%s:%s", name, target) < 0)
@@ -374,30 +394,33 @@ static char *driver_label(const char *name, const struct hop_option *t,
 static int finish(struct hop_config *cfg, char *err, size_t errlen)
 {
 	if (!cfg->source) {
-		snprintf(err, errlen, "no source: give --source (for example "
-		                      "--source jsonl:items.jsonl)");
+		snprintf(err, errlen,
+			 "no source: give --source (for example "
+			 "--source jsonl:items.jsonl)");
 		return -EINVAL;
 	}
 	if (!cfg->sink && driver_spec_flag(cfg, false, "jsonl:-", err, errlen))
 		return -EINVAL;
 	if (!cfg->argv) {
-		snprintf(err, errlen, "no worker command: put it after -- (for "
-		                      "example: -- python3 worker.py)");
+		snprintf(err, errlen,
+			 "no worker command: put it after -- (for "
+			 "example: -- python3 worker.py)");
 		return -EINVAL;
 	}
 	if (strcmp(cfg->mode, "stream") && strcmp(cfg->mode, "exec")) {
-		snprintf(err, errlen, "mode '%s': expected stream or exec", cfg->mode);
+		snprintf(err, errlen, "mode '%s': expected stream or exec",
+			 cfg->mode);
 		return -EINVAL;
 	}
 	cfg->exec_mode = strcmp(cfg->mode, "exec") == 0;
 	char *label = driver_label(cfg->source->ops->name,
-	                           cfg->source->ops->options, cfg->source->ctx);
+				   cfg->source->ops->options, cfg->source->ctx);
 	if (label) {
 		free(cfg->source->label);
 		cfg->source->label = label;
 	}
 	label = driver_label(cfg->sink->ops->name, cfg->sink->ops->options,
-	                     cfg->sink->ctx);
+			     cfg->sink->ctx);
 	if (label) {
 		free(cfg->sink->label);
 		cfg->sink->label = label;
@@ -405,36 +428,40 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 	if (cfg->workers <= 0) {
 		cpu_set_t set;
 		cfg->workers = sched_getaffinity(0, sizeof(set), &set) == 0
-		                   ? CPU_COUNT(&set)
-		                   : sysconf(_SC_NPROCESSORS_ONLN);
+				   ? CPU_COUNT(&set)
+				   : sysconf(_SC_NPROCESSORS_ONLN);
 		if (cfg->workers <= 0)
 			cfg->workers = 1;
 	}
 	if (cfg->workers > 4096 || cfg->prefetch < 1 || cfg->prefetch > 65536 ||
 	    cfg->attempts < 1) {
-		snprintf(err, errlen, "workers must be 1..4096, prefetch 1..65536 "
-		                      "and attempts at least 1");
+		snprintf(err, errlen,
+			 "workers must be 1..4096, prefetch 1..65536 "
+			 "and attempts at least 1");
 		return -EINVAL;
 	}
 	if (cfg->max_line < 1024) {
 		snprintf(err, errlen, "max-line must be at least 1K");
 		return -EINVAL;
 	}
-	if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
+	if (strcmp(cfg->log_format, "text") &&
+	    strcmp(cfg->log_format, "json")) {
 		snprintf(err, errlen, "log-format '%s': expected text or json",
-		         cfg->log_format);
+			 cfg->log_format);
 		return -EINVAL;
 	}
 	if (hop_log_level_parse(cfg->log_level) < 0) {
-		snprintf(err, errlen, "log-level '%s': expected debug, info, warn or "
-		                      "error", cfg->log_level);
+		snprintf(err, errlen,
+			 "log-level '%s': expected debug, info, warn or "
+			 "error",
+			 cfg->log_level);
 		return -EINVAL;
 	}
 	return 0;
 }
 
 int hop_config_load(struct hop_config *cfg, int argc, char **argv,
-                    bool validate_only, char *err, size_t errlen)
+		    bool validate_only, char *err, size_t errlen)
 {
 	struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
 	char keybuf[64];
@@ -455,12 +482,15 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 				cfg->pipeline = strdup(a);
 				continue;
 			}
-			snprintf(err, errlen, "unexpected '%s': the worker command goes "
-			                      "after --", a);
+			snprintf(err, errlen,
+				 "unexpected '%s': the worker command goes "
+				 "after --",
+				 a);
 			goto out;
 		}
 		if (a[1] != '-') {
-			for (size_t s = 0; s < sizeof(shorts) / sizeof(shorts[0]); s++)
+			for (size_t s = 0;
+			     s < sizeof(shorts) / sizeof(shorts[0]); s++)
 				if (a[1] == shorts[s].flag && !a[2])
 					key = shorts[s].key;
 			if (strcmp(a, "-S") == 0)
@@ -471,18 +501,22 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 			flags[nflags++] = (struct flag){"watch", "false"};
 			continue;
 		} else if (strcmp(a, "--source-opt") == 0 ||
-		           strcmp(a, "--sink-opt") == 0) {
+			   strcmp(a, "--sink-opt") == 0) {
 			key = a + 2;
 		} else {
 			const char *eq = strchr(a + 2, '=');
 			char name[64];
 			snprintf(name, sizeof(name), "%.*s",
-			         (int)(eq ? eq - a - 2 : (long)strlen(a + 2)), a + 2);
+				 (int)(eq ? eq - a - 2 : (long)strlen(a + 2)),
+				 a + 2);
 			key = long_key(name, keybuf, sizeof(keybuf));
-			const struct hop_option *o = hop_opts_find(run_options, key);
+			const struct hop_option *o =
+			    hop_opts_find(run_options, key);
 			if (!o && strcmp(key, "pipeline") != 0) {
-				snprintf(err, errlen, "unknown flag '%s' (see hopper run "
-				                      "--help)", a);
+				snprintf(err, errlen,
+					 "unknown flag '%s' (see hopper run "
+					 "--help)",
+					 a);
 				goto out;
 			}
 			key = o ? o->key : "pipeline";
@@ -492,13 +526,15 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 				val = "true";
 		}
 		if (!key) {
-			snprintf(err, errlen, "unknown flag '%s' (see hopper run --help)",
-			         a);
+			snprintf(err, errlen,
+				 "unknown flag '%s' (see hopper run --help)",
+				 a);
 			goto out;
 		}
 		if (!val) {
 			if (i + 1 >= argc) {
-				snprintf(err, errlen, "flag '%s' needs a value", a);
+				snprintf(err, errlen, "flag '%s' needs a value",
+					 a);
 				goto out;
 			}
 			val = argv[++i];
@@ -519,11 +555,13 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 			if (driver_spec_flag(cfg, k[1] == 'o', v, err, errlen))
 				goto out;
 		} else if (strcmp(k, "source-opt") == 0 ||
-		           strcmp(k, "sink-opt") == 0) {
+			   strcmp(k, "sink-opt") == 0) {
 			bool is_source = k[1] == 'o';
-			if (!(is_source ? (void *)cfg->source : (void *)cfg->sink) &&
-			    driver_spec_flag(cfg, is_source, is_source ? "jsonl" : "jsonl:-",
-			                     err, errlen))
+			if (!(is_source ? (void *)cfg->source
+					: (void *)cfg->sink) &&
+			    driver_spec_flag(cfg, is_source,
+					     is_source ? "jsonl" : "jsonl:-",
+					     err, errlen))
 				goto out;
 			if (driver_flag(cfg, is_source, v, err, errlen))
 				goto out;

@@ -36,8 +36,8 @@ struct hop_config {
 
 	/* Built from the above. */
 	struct hop_source *source; /* owned */
-	struct hop_sink *sink;     /* owned */
-	char **argv;               /* owned, NULL-terminated worker command */
+	struct hop_sink *sink;	   /* owned */
+	char **argv;		   /* owned, NULL-terminated worker command */
 	bool exec_mode;
 };
 
@@ -45,7 +45,7 @@ struct hop_config {
  * the pipeline file as its only operand). Returns 0, or -EINVAL with a
  * message in err naming the flag, or the file, line, column and key. */
 int hop_config_load(struct hop_config *cfg, int argc, char **argv,
-                    bool validate_only, char *err, size_t errlen);
+		    bool validate_only, char *err, size_t errlen);
 
 void hop_config_free(struct hop_config *cfg);
 

@@ -7,14 +7,15 @@
 #include <string.h>
 
 int hop_driver_spec(const char *spec, char **name, char **target, char *err,
-                    size_t errlen)
+		    size_t errlen)
 {
 	const char *colon = strchr(spec, ':');
 	size_t n = colon ? (size_t)(colon - spec) : strlen(spec);
 
 	*name = *target = NULL;
 	if (n == 0) {
-		snprintf(err, errlen, "'%s': expected NAME or NAME:TARGET", spec);
+		snprintf(err, errlen, "'%s': expected NAME or NAME:TARGET",
+			 spec);
 		return -EINVAL;
 	}
 	*name = strndup(spec, n);
@@ -31,7 +32,7 @@ int hop_driver_spec(const char *spec, char **name, char **target, char *err,
 }
 
 void *hop_driver_ctx(const struct hop_option *t, size_t size,
-                     const char *target, char *err, size_t errlen)
+		     const char *target, char *err, size_t errlen)
 {
 	void *ctx = calloc(1, size);
 	if (!ctx) {
@@ -40,7 +41,8 @@ void *hop_driver_ctx(const struct hop_option *t, size_t size,
 	}
 	if (hop_opts_defaults(t, ctx, err, errlen))
 		goto err_free;
-	if (target && t->key && hop_opts_set(t, ctx, t->key, target, err, errlen))
+	if (target && t->key &&
+	    hop_opts_set(t, ctx, t->key, target, err, errlen))
 		goto err_free;
 	return ctx;
 

@@ -11,12 +11,12 @@
  * into a malloc'd name and target (NULL when the spec has no target).
  * Returns 0 or -EINVAL/-ENOMEM with a message in err. */
 int hop_driver_spec(const char *spec, char **name, char **target, char *err,
-                    size_t errlen);
+		    size_t errlen);
 
 /* Allocates a zeroed context of size bytes, sets the table's defaults and,
  * when target is not NULL, the table's first option to it. Returns the
  * context or NULL with a message in err. */
 void *hop_driver_ctx(const struct hop_option *t, size_t size,
-                     const char *target, char *err, size_t errlen);
+		     const char *target, char *err, size_t errlen);
 
 #endif

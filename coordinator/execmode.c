@@ -31,14 +31,16 @@ int exec_check(struct hop_pool *pool, char *err, size_t errlen)
 	if (strchr(cmd, '/')) {
 		if (access(cmd, X_OK) == 0)
 			return 0;
-		snprintf(err, errlen, "cannot run '%s': %s", cmd, strerror(errno));
+		snprintf(err, errlen, "cannot run '%s': %s", cmd,
+			 strerror(errno));
 		return -errno;
 	}
 	const char *path = getenv("PATH");
 	char *dirs = strdup(path ? path : "/usr/bin:/bin");
 	char *save = NULL, full[4096];
 	int rc = -ENOENT;
-	for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+	for (char *d = strtok_r(dirs, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
 		snprintf(full, sizeof(full), "%s/%s", *d ? d : ".", cmd);
 		if (access(full, X_OK) == 0) {
 			rc = 0;
@@ -47,7 +49,8 @@ int exec_check(struct hop_pool *pool, char *err, size_t errlen)
 	}
 	free(dirs);
 	if (rc)
-		snprintf(err, errlen, "cannot run '%s': not found in PATH", cmd);
+		snprintf(err, errlen, "cannot run '%s': not found in PATH",
+			 cmd);
 	return rc;
 }
 
@@ -55,7 +58,8 @@ int exec_check(struct hop_pool *pool, char *err, size_t errlen)
  * Returns a malloc'd buffer and its length in *n, or NULL. */
 static char *payload_bytes(const struct hop_item *it, size_t *n)
 {
-	json_t *v = json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
+	json_t *v =
+	    json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
 	char *p = NULL;
 
 	if (json_is_string(v)) {
@@ -64,7 +68,8 @@ static char *payload_bytes(const struct hop_item *it, size_t *n)
 		if (p)
 			memcpy(p, json_string_value(v), *n + 1);
 	} else if (v) {
-		/* Sources may keep the text as it came; workers get it compact. */
+		/* Sources may keep the text as it came; workers get it compact.
+		 */
 		p = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		*n = p ? strlen(p) : 0;
 	}
@@ -75,7 +80,7 @@ static char *payload_bytes(const struct hop_item *it, size_t *n)
 /* Rewrites the slot's payload file in place: one file per slot, kept open,
  * so that an item costs no file creation, rename or unlink. */
 static int write_item_file(struct worker *w, const char *path,
-                           const char *bytes, size_t n)
+			   const char *bytes, size_t n)
 {
 	if (w->item_fd < 0) {
 		w->item_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -87,7 +92,8 @@ static int write_item_file(struct worker *w, const char *path,
 		return -errno;
 	w->item_len = n;
 	for (size_t off = 0; off < n;) {
-		ssize_t k = pwrite(w->item_fd, bytes + off, n - off, (off_t)off);
+		ssize_t k =
+		    pwrite(w->item_fd, bytes + off, n - off, (off_t)off);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -110,7 +116,7 @@ void exec_run(struct worker *w, struct hop_item *it)
 	snprintf(file, sizeof(file), "%s/item-%d", pool->cfg.tmpdir, w->index);
 	if (!bytes || (rc = write_item_file(w, file, bytes, n)) != 0) {
 		hop_item_fail(it, true, "cannot write %s: %s", file,
-		              bytes ? strerror(-rc) : "out of memory");
+			      bytes ? strerror(-rc) : "out of memory");
 		goto out_finish;
 	}
 	if (asprintf(&env[0], "HOPPER_ITEM_ID=%s", it->id) < 0 ||
@@ -127,7 +133,8 @@ void exec_run(struct worker *w, struct hop_item *it)
 	w->out_too_long = false;
 	hop_buf_reset(&w->collected);
 	pool_watch_child(w);
-	w->deadline = pool->cfg.timeout_ms ? w->started + pool->cfg.timeout_ms : 0;
+	w->deadline =
+	    pool->cfg.timeout_ms ? w->started + pool->cfg.timeout_ms : 0;
 	hop_buf_append(&w->wbuf, bytes, n);
 	pool_want_write(w);
 	goto out_free;
@@ -147,7 +154,8 @@ void exec_read(struct worker *w)
 	while (w->out_open) {
 		if (hop_buf_reserve(b, 65536))
 			return;
-		ssize_t n = read(w->child.out, b->data + b->end, b->cap - b->end - 1);
+		ssize_t n =
+		    read(w->child.out, b->data + b->end, b->cap - b->end - 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -158,13 +166,15 @@ void exec_read(struct worker *w)
 			return;
 		}
 		b->end += (size_t)n;
-		if (hop_buf_len(b) > w->pool->cfg.max_line && !w->out_too_long) {
+		if (hop_buf_len(b) > w->pool->cfg.max_line &&
+		    !w->out_too_long) {
 			w->out_too_long = true;
 			hop_buf_reset(b);
-			pool_kill_worker(w,
-			                 "worker %d wrote more than %zu bytes to stdout "
-			                 "(--max-line)",
-			                 w->index, w->pool->cfg.max_line);
+			pool_kill_worker(
+			    w,
+			    "worker %d wrote more than %zu bytes to stdout "
+			    "(--max-line)",
+			    w->index, w->pool->cfg.max_line);
 		}
 		if (w->out_too_long)
 			hop_buf_reset(b);
@@ -199,32 +209,40 @@ void exec_exited(struct worker *w, int status)
 	if (it && w->state == W_UP) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			take_stdout(w, it);
-		} else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_TEMPFAIL) {
-			hop_item_fail(it, true, "worker %d exited with status 75 "
-			                        "(EX_TEMPFAIL: retry asked)", w->index);
-		} else if (WIFEXITED(status) && WEXITSTATUS(status) == EXIT_DATAERR) {
-			hop_item_fail(it, false, "worker %d exited with status 65 "
-			                         "(EX_DATAERR: permanent failure)",
-			              w->index);
+		} else if (WIFEXITED(status) &&
+			   WEXITSTATUS(status) == EXIT_TEMPFAIL) {
+			hop_item_fail(it, true,
+				      "worker %d exited with status 75 "
+				      "(EX_TEMPFAIL: retry asked)",
+				      w->index);
+		} else if (WIFEXITED(status) &&
+			   WEXITSTATUS(status) == EXIT_DATAERR) {
+			hop_item_fail(it, false,
+				      "worker %d exited with status 65 "
+				      "(EX_DATAERR: permanent failure)",
+				      w->index);
 		} else {
 			hop_describe_status(status, how, sizeof(how));
 			hop_item_fail(it, true, "worker %d %s", w->index, how);
 		}
 		if (!it->ok && it->stderr_tail) {
-			/* Say why in the worker's own words when it left some. */
+			/* Say why in the worker's own words when it left some.
+			 */
 			size_t len = strlen(it->stderr_tail);
 			const char *last = it->stderr_tail + len - 1;
 			while (last > it->stderr_tail && last[-1] != '\n')
 				last--;
 			char *e = NULL;
-			if (asprintf(&e, "%s: %.*s", it->error, (int)(len - 1 -
-			             (size_t)(last - it->stderr_tail)), last) >= 0) {
+			if (asprintf(&e, "%s: %.*s", it->error,
+				     (int)(len - 1 -
+					   (size_t)(last - it->stderr_tail)),
+				     last) >= 0) {
 				free(it->error);
 				it->error = e;
 			}
 		}
 		hop_log_ev(it->ok ? HOP_DEBUG : HOP_WARN, w->index, it->id,
-		           "%s", it->ok ? "done" : it->error);
+			   "%s", it->ok ? "done" : it->error);
 	}
 	pool_release_child(w);
 	w->state = pool->draining || pool->killing ? W_DOWN : W_UP;

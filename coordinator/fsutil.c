@@ -42,7 +42,8 @@ int hop_write_file(const char *path, const void *data, size_t len, bool sync)
 	int rc = 0;
 
 	if (snprintf(tmp, sizeof(tmp), "%.*s.%s.%d.tmp", dirlen, path,
-	             slash ? slash + 1 : path, (int)getpid()) >= (int)sizeof(tmp))
+		     slash ? slash + 1 : path,
+		     (int)getpid()) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
 	if (fd < 0)

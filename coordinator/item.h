@@ -13,24 +13,26 @@
 #include <stdint.h>
 
 struct hop_item {
-	char *id;           /* owned; unique within the run */
-	char *payload;      /* owned; compact JSON text of the payload */
+	char *id;      /* owned; unique within the run */
+	char *payload; /* owned; compact JSON text of the payload */
 	size_t payload_len;
-	int attempt;        /* attempts started, 1 for the first */
-	bool invalid;       /* the source could not make an item of it: dead at
-	                       once with error, never sent to a worker */
-	void *src_data;     /* the source's own; freed by the source */
+	int attempt;	/* attempts started, 1 for the first */
+	bool invalid;	/* the source could not make an item of it: dead at
+			   once with error, never sent to a worker */
+	void *src_data; /* the source's own; freed by the source */
 
 	/* The outcome of the latest attempt. */
 	bool ok;
-	bool retry;         /* for a failure: may another attempt succeed? */
-	char *result;       /* owned; compact JSON of the worker's result */
-	char *error;        /* owned; why the attempt failed */
-	char *stderr_tail;  /* owned; the last lines the worker wrote to stderr */
+	bool retry;   /* for a failure: may another attempt succeed? */
+	char *result; /* owned; compact JSON of the worker's result */
+	char *error;  /* owned; why the attempt failed */
+	char
+	    *stderr_tail; /* owned; the last lines the worker wrote to stderr */
 
-	int64_t started_ms; /* when the current attempt was handed to a worker */
-	int64_t due_ms;     /* for a retry: when to try again */
-	uint64_t timer;     /* a pending retry timer, if any */
+	int64_t
+	    started_ms; /* when the current attempt was handed to a worker */
+	int64_t due_ms; /* for a retry: when to try again */
+	uint64_t timer; /* a pending retry timer, if any */
 	struct hop_item *next; /* link in whichever list holds the item */
 };
 
@@ -43,7 +45,7 @@ void hop_item_free(struct hop_item *it);
 void hop_item_reset_outcome(struct hop_item *it);
 /* Records a failed attempt: error is copied. */
 void hop_item_fail(struct hop_item *it, bool retry, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Appends one line to the item's stderr tail, keeping only the last few. */
 void hop_item_add_stderr(struct hop_item *it, const char *line, size_t len);
 

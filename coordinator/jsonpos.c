@@ -90,7 +90,7 @@ static void skip_value(struct scan *s)
 }
 
 int hop_json_locate(const char *text, const char *const *path, int depth,
-                    int *line, int *col)
+		    int *line, int *col)
 {
 	struct scan s = {.p = text, .line = 1, .col = 1};
 	char key[256];
@@ -147,9 +147,11 @@ char *hop_expand_env(const char *in, char *err, size_t errlen)
 		}
 		const char *name = p + 2;
 		const char *dflt = strstr(name, ":-");
-		size_t nlen = (size_t)((dflt && dflt < end ? dflt : end) - name);
+		size_t nlen =
+		    (size_t)((dflt && dflt < end ? dflt : end) - name);
 		if (nlen == 0 || nlen > 200) {
-			snprintf(err, errlen, "bad variable reference in '%s'", in);
+			snprintf(err, errlen, "bad variable reference in '%s'",
+				 in);
 			goto err_free;
 		}
 		char var[201];
@@ -163,9 +165,10 @@ char *hop_expand_env(const char *in, char *err, size_t errlen)
 		else if (dflt && dflt < end)
 			hop_buf_append(&b, dflt + 2, (size_t)(end - dflt - 2));
 		else {
-			snprintf(err, errlen, "environment variable %s is not set "
-			                      "(use ${%s:-default} for a default)",
-			         var, var);
+			snprintf(err, errlen,
+				 "environment variable %s is not set "
+				 "(use ${%s:-default} for a default)",
+				 var, var);
 			goto err_free;
 		}
 		p = end + 1;

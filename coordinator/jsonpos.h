@@ -13,7 +13,7 @@
  * them) in a JSON text. Returns 0 and sets the 1-based *line and *col of the
  * key's opening quote, or -ENOENT. */
 int hop_json_locate(const char *text, const char *const *path, int depth,
-                    int *line, int *col);
+		    int *line, int *col);
 
 /* Expands ${NAME} and ${NAME:-default} from the environment, and $$ to $.
  * Returns a malloc'd string, or NULL with a message in err for an unset

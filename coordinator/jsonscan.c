@@ -12,8 +12,8 @@ struct cur {
 
 static void ws(struct cur *c)
 {
-	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' || *c->p == '\n' ||
-	                         *c->p == '\r'))
+	while (c->p < c->end && (*c->p == ' ' || *c->p == '\t' ||
+				 *c->p == '\n' || *c->p == '\r'))
 		c->p++;
 }
 
@@ -164,7 +164,7 @@ static int object(struct cur *c, struct hop_json_member *m, int max)
 			return -1;
 		if (m && n < max)
 			m[n] = (struct hop_json_member){k + 1, klen, v,
-			                                (size_t)(c->p - v)};
+							(size_t)(c->p - v)};
 		n++;
 		ws(c);
 		if (c->p < c->end && *c->p == ',') {
@@ -226,7 +226,8 @@ static bool value(struct cur *c)
 	case 'n':
 		return literal(c, "null");
 	default:
-		return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) && number(c);
+		return (*c->p == '-' || (*c->p >= '0' && *c->p <= '9')) &&
+		       number(c);
 	}
 }
 
@@ -241,7 +242,7 @@ bool hop_json_valid(const char *text, size_t len)
 }
 
 int hop_json_members(const char *text, size_t len, struct hop_json_member *m,
-                     int max)
+		     int max)
 {
 	struct cur c = {text, text + len, 1};
 	ws(&c);
@@ -255,7 +256,7 @@ int hop_json_members(const char *text, size_t len, struct hop_json_member *m,
 }
 
 const struct hop_json_member *hop_json_get(const struct hop_json_member *m,
-                                           int n, const char *key)
+					   int n, const char *key)
 {
 	size_t klen = strlen(key);
 	for (int i = 0; i < n; i++)

@@ -17,9 +17,9 @@
 bool hop_json_valid(const char *text, size_t len);
 
 struct hop_json_member {
-	const char *key;  /* the key's raw text, quotes excluded */
+	const char *key; /* the key's raw text, quotes excluded */
 	size_t klen;
-	const char *val;  /* the value's raw text */
+	const char *val; /* the value's raw text */
 	size_t vlen;
 };
 
@@ -27,11 +27,11 @@ struct hop_json_member {
  * members (at most max are stored), or -1 when text is not one valid JSON
  * object. Keys with escapes are compared by their raw text. */
 int hop_json_members(const char *text, size_t len, struct hop_json_member *m,
-                     int max);
+		     int max);
 
 /* Finds key among members; NULL when absent. */
 const struct hop_json_member *hop_json_get(const struct hop_json_member *m,
-                                           int n, const char *key);
+					   int n, const char *key);
 
 /* For a string value's span: true when it has no escapes, so its content
  * is val+1 .. val+vlen-1 as it stands. */

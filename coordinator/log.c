@@ -28,7 +28,7 @@ int hop_log_level_parse(const char *s)
 }
 
 static void log_json_line(enum hop_log_level lvl, const struct timespec *ts,
-                          int worker, const char *item, const char *msg)
+			  int worker, const char *item, const char *msg)
 {
 	char when[64];
 	struct tm tm;
@@ -36,7 +36,7 @@ static void log_json_line(enum hop_log_level lvl, const struct timespec *ts,
 	gmtime_r(&ts->tv_sec, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + strlen(when), sizeof(when) - strlen(when), ".%03ldZ",
-	         ts->tv_nsec / 1000000);
+		 ts->tv_nsec / 1000000);
 
 	json_t *o = json_object();
 	json_object_set_new(o, "ts", json_string(when));
@@ -55,7 +55,7 @@ static void log_json_line(enum hop_log_level lvl, const struct timespec *ts,
 }
 
 void hop_log_ev(enum hop_log_level lvl, int worker, const char *item,
-                const char *fmt, ...)
+		const char *fmt, ...)
 {
 	char msg[2048];
 	struct timespec ts;
@@ -79,11 +79,12 @@ void hop_log_ev(enum hop_log_level lvl, int worker, const char *item,
 
 	char where[160] = "";
 	if (worker >= 0 && item)
-		snprintf(where, sizeof(where), " worker=%d item=%.100s", worker, item);
+		snprintf(where, sizeof(where), " worker=%d item=%.100s", worker,
+			 item);
 	else if (worker >= 0)
 		snprintf(where, sizeof(where), " worker=%d", worker);
 	else if (item)
 		snprintf(where, sizeof(where), " item=%.100s", item);
 	fprintf(stderr, "%s.%03ld %-5s%s %s\n", when, ts.tv_nsec / 1000000,
-	        level_names[lvl], where, msg);
+		level_names[lvl], where, msg);
 }

@@ -16,7 +16,7 @@ void hop_log_setup(bool json, enum hop_log_level min);
 
 /* Writes one event. worker < 0 and item == NULL leave those fields out. */
 void hop_log_ev(enum hop_log_level lvl, int worker, const char *item,
-                const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #define hop_log(lvl, ...) hop_log_ev((lvl), -1, NULL, __VA_ARGS__)
 

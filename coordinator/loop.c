@@ -86,7 +86,7 @@ void hop_loop_free(struct hop_loop *loop)
 }
 
 int hop_loop_watch(struct hop_loop *loop, int fd, uint32_t events, hop_fd_cb cb,
-                   void *arg)
+		   void *arg)
 {
 	if (fd >= loop->nfds) {
 		int n = loop->nfds ? loop->nfds : 64;
@@ -95,7 +95,8 @@ int hop_loop_watch(struct hop_loop *loop, int fd, uint32_t events, hop_fd_cb cb,
 		struct fd_watch *p = realloc(loop->fds, sizeof(*p) * (size_t)n);
 		if (!p)
 			return -ENOMEM;
-		memset(p + loop->nfds, 0, sizeof(*p) * (size_t)(n - loop->nfds));
+		memset(p + loop->nfds, 0,
+		       sizeof(*p) * (size_t)(n - loop->nfds));
 		loop->fds = p;
 		loop->nfds = n;
 	}
@@ -170,7 +171,7 @@ static void arm(struct hop_loop *l)
 }
 
 uint64_t hop_loop_after(struct hop_loop *loop, int64_t delay_ms,
-                        hop_timer_cb cb, void *arg)
+			hop_timer_cb cb, void *arg)
 {
 	if (loop->nheap == loop->capheap) {
 		size_t n = loop->capheap ? loop->capheap * 2 : 32;
@@ -185,7 +186,9 @@ uint64_t hop_loop_after(struct hop_loop *loop, int64_t delay_ms,
 	struct timer *t = &loop->heap[loop->nheap];
 	/* +1 keeps "when" non-zero: zero means "disarmed" to arm(). */
 	*t = (struct timer){.when = hop_now_ms() + delay_ms + 1,
-	                    .id = ++loop->next_id, .cb = cb, .arg = arg};
+			    .id = ++loop->next_id,
+			    .cb = cb,
+			    .arg = arg};
 	heap_up(loop, loop->nheap++);
 	arm(loop);
 	return loop->next_id;
@@ -224,7 +227,8 @@ static void run_timers(struct hop_loop *l)
 {
 	uint64_t expirations;
 	if (read(l->tfd, &expirations, sizeof(expirations)) < 0) {
-		/* EAGAIN: the timer was re-armed after it fired; check anyway. */
+		/* EAGAIN: the timer was re-armed after it fired; check anyway.
+		 */
 	}
 	l->armed = 0;
 	int64_t now = hop_now_ms();
@@ -245,7 +249,8 @@ static void run_soon(struct hop_loop *l)
 		if (n > 16)
 			n = 16;
 		memcpy(batch, l->soon, sizeof(batch[0]) * n);
-		memmove(l->soon, l->soon + n, sizeof(batch[0]) * (l->nsoon - n));
+		memmove(l->soon, l->soon + n,
+			sizeof(batch[0]) * (l->nsoon - n));
 		l->nsoon -= n;
 		for (size_t i = 0; i < n; i++)
 			batch[i].cb(l, batch[i].arg);
@@ -273,9 +278,11 @@ int hop_loop_run(struct hop_loop *loop)
 				run_timers(loop);
 				continue;
 			}
-			/* A callback earlier in this batch may have dropped it. */
+			/* A callback earlier in this batch may have dropped it.
+			 */
 			if (fd < loop->nfds && loop->fds[fd].used)
-				loop->fds[fd].cb(loop, fd, evs[i].events, loop->fds[fd].arg);
+				loop->fds[fd].cb(loop, fd, evs[i].events,
+						 loop->fds[fd].arg);
 		}
 	}
 	return 0;

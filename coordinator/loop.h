@@ -14,7 +14,7 @@
 struct hop_loop;
 
 typedef void (*hop_fd_cb)(struct hop_loop *loop, int fd, uint32_t events,
-                          void *arg);
+			  void *arg);
 typedef void (*hop_timer_cb)(struct hop_loop *loop, void *arg);
 
 /* Milliseconds on the monotonic clock. */
@@ -27,14 +27,14 @@ void hop_loop_free(struct hop_loop *loop);
 /* Watches fd for events (EPOLLIN, EPOLLOUT). A second call for the same fd
  * replaces its events, callback and argument. Returns 0 or -errno. */
 int hop_loop_watch(struct hop_loop *loop, int fd, uint32_t events, hop_fd_cb cb,
-                   void *arg);
+		   void *arg);
 /* Stops watching fd; call it before closing the fd. */
 void hop_loop_unwatch(struct hop_loop *loop, int fd);
 
 /* Calls cb once, delay_ms from now. Returns a timer id (> 0) for
  * hop_loop_cancel, or 0 when memory ran out. */
 uint64_t hop_loop_after(struct hop_loop *loop, int64_t delay_ms,
-                        hop_timer_cb cb, void *arg);
+			hop_timer_cb cb, void *arg);
 /* Cancels a pending timer; an id that already fired or is 0 is ignored. */
 void hop_loop_cancel(struct hop_loop *loop, uint64_t id);
 

@@ -13,37 +13,39 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-	        "hopper %s: run a worker over every item of a queue.\n"
-	        "\n"
-	        "usage:\n"
-	        "  hopper run [OPTIONS] -- WORKER [ARGS...]\n"
-	        "  hopper run -f PIPELINE.json [OPTIONS]\n"
-	        "  hopper validate PIPELINE.json\n"
-	        "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
-	        "[ARGS...]\n"
-	        "  hopper help [run|sources|sinks]\n"
-	        "\n"
-	        "example:\n"
-	        "  hopper run --source jsonl:items.jsonl --sink jsonl:- -- "
-	        "python3 worker/examples/python/word_count.py\n"
-	        "  hopper run --source dir:videos --sink dir:results --watch -- "
-	        "./my-worker\n"
-	        "\n"
-	        "The worker contract is in worker/PROTOCOL.md.\n",
-	        HOP_VERSION);
+	fprintf(
+	    out,
+	    "hopper %s: run a worker over every item of a queue.\n"
+	    "\n"
+	    "usage:\n"
+	    "  hopper run [OPTIONS] -- WORKER [ARGS...]\n"
+	    "  hopper run -f PIPELINE.json [OPTIONS]\n"
+	    "  hopper validate PIPELINE.json\n"
+	    "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
+	    "[ARGS...]\n"
+	    "  hopper help [run|sources|sinks]\n"
+	    "\n"
+	    "example:\n"
+	    "  hopper run --source jsonl:items.jsonl --sink jsonl:- -- "
+	    "python3 worker/examples/python/word_count.py\n"
+	    "  hopper run --source dir:videos --sink dir:results --watch -- "
+	    "./my-worker\n"
+	    "\n"
+	    "The worker contract is in worker/PROTOCOL.md.\n",
+	    HOP_VERSION);
 }
 
 static void help_run(FILE *out)
 {
-	fprintf(out, "usage: hopper run [OPTIONS] -- WORKER [ARGS...]\n\n"
-	             "example:\n"
-	             "  hopper run -s jsonl:items.jsonl -o jsonl:results.jsonl -j 4 "
-	             "-- python3 worker.py\n\n"
-	             "options:\n");
+	fprintf(out,
+		"usage: hopper run [OPTIONS] -- WORKER [ARGS...]\n\n"
+		"example:\n"
+		"  hopper run -s jsonl:items.jsonl -o jsonl:results.jsonl -j 4 "
+		"-- python3 worker.py\n\n"
+		"options:\n");
 	hop_config_help(out);
 	fprintf(out, "\nexit status: 0 all done, 3 some items dead, 2 usage or "
-	             "pipeline error, 1 could not run\n");
+		     "pipeline error, 1 could not run\n");
 }
 
 static void help_drivers(FILE *out, bool sources)
@@ -61,9 +63,10 @@ static void help_drivers(FILE *out, bool sources)
 			hop_opts_help(out, s->options, "    ");
 		}
 	}
-	fprintf(out, "\nOn the command line: --%s NAME:TARGET sets the first "
-	             "option; --%s-opt KEY=VALUE the others.\n",
-	        sources ? "source" : "sink", sources ? "source" : "sink");
+	fprintf(out,
+		"\nOn the command line: --%s NAME:TARGET sets the first "
+		"option; --%s-opt KEY=VALUE the others.\n",
+		sources ? "source" : "sink", sources ? "source" : "sink");
 }
 
 static bool wants_help(int argc, char **argv)
@@ -89,16 +92,17 @@ static int cmd_run(int argc, char **argv, bool validate)
 		return HOP_EXIT_USAGE;
 	}
 	hop_log_setup(strcmp(cfg.log_format, "json") == 0,
-	              (enum hop_log_level)hop_log_level_parse(cfg.log_level));
+		      (enum hop_log_level)hop_log_level_parse(cfg.log_level));
 	int code;
 	if (validate) {
 		if (!cfg.pipeline) {
-			fprintf(stderr, "hopper: validate needs a pipeline file\n");
+			fprintf(stderr,
+				"hopper: validate needs a pipeline file\n");
 			code = HOP_EXIT_USAGE;
 		} else {
-			printf("%s: ok: %s -> %s, %ld %s worker(s): %s\n", cfg.pipeline,
-			       cfg.source->label, cfg.sink->label, (long)cfg.workers,
-			       cfg.mode, cfg.argv[0]);
+			printf("%s: ok: %s -> %s, %ld %s worker(s): %s\n",
+			       cfg.pipeline, cfg.source->label, cfg.sink->label,
+			       (long)cfg.workers, cfg.mode, cfg.argv[0]);
 			code = 0;
 		}
 	} else {
@@ -125,7 +129,8 @@ int main(int argc, char **argv)
 		printf("hopper %s\n", HOP_VERSION);
 		return 0;
 	}
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
+	    !strcmp(cmd, "-h")) {
 		if (argc > 2 && !strcmp(argv[2], "sources"))
 			help_drivers(stdout, true);
 		else if (argc > 2 && !strcmp(argv[2], "sinks"))

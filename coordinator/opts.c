@@ -8,11 +8,11 @@
 #include <strings.h>
 
 static const char *const type_names[] = {
-	"text", "an integer", "true or false", "a size (like 64K or 16M)",
-	"a number of seconds (like 0.5, 30s or 5m)"};
+    "text", "an integer", "true or false", "a size (like 64K or 16M)",
+    "a number of seconds (like 0.5, 30s or 5m)"};
 
 const struct hop_option *hop_opts_find(const struct hop_option *t,
-                                       const char *key)
+				       const char *key)
 {
 	for (; t->key; t++)
 		if (strcmp(t->key, key) == 0)
@@ -80,7 +80,7 @@ static int parse_bool(const char *s, bool *out)
 }
 
 static int set_one(const struct hop_option *o, void *ctx, const char *value,
-                   char *err, size_t errlen)
+		   char *err, size_t errlen)
 {
 	char *field = (char *)ctx + o->offset;
 	int rc = 0;
@@ -115,24 +115,24 @@ static int set_one(const struct hop_option *o, void *ctx, const char *value,
 	}
 	if (rc)
 		snprintf(err, errlen, "option '%s': '%s' is not %s", o->key,
-		         value, type_names[o->type]);
+			 value, type_names[o->type]);
 	return rc;
 }
 
 static void unknown_key(const struct hop_option *t, const char *key, char *err,
-                        size_t errlen)
+			size_t errlen)
 {
 	int n = snprintf(err, errlen, "unknown option '%s' (known:", key);
-	for (const struct hop_option *o = t; o->key && n > 0 && (size_t)n < errlen;
-	     o++)
-		n += snprintf(err + n, errlen - (size_t)n, "%s %s", o == t ? "" : ",",
-		              o->key);
+	for (const struct hop_option *o = t;
+	     o->key && n > 0 && (size_t)n < errlen; o++)
+		n += snprintf(err + n, errlen - (size_t)n, "%s %s",
+			      o == t ? "" : ",", o->key);
 	if (n > 0 && (size_t)n < errlen)
 		snprintf(err + n, errlen - (size_t)n, ")");
 }
 
 int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
-                 const char *value, char *err, size_t errlen)
+		 const char *value, char *err, size_t errlen)
 {
 	const struct hop_option *o = hop_opts_find(t, key);
 	if (!o) {
@@ -143,7 +143,7 @@ int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
 }
 
 int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
-                      json_t *value, char *err, size_t errlen)
+		      json_t *value, char *err, size_t errlen)
 {
 	const struct hop_option *o = hop_opts_find(t, key);
 	char text[64];
@@ -158,7 +158,8 @@ int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
 	switch (o->type) {
 	case HOP_OPT_BOOL:
 		if (json_is_boolean(value)) {
-			*(bool *)((char *)ctx + o->offset) = json_is_true(value);
+			*(bool *)((char *)ctx + o->offset) =
+			    json_is_true(value);
 			return 0;
 		}
 		break;
@@ -167,26 +168,28 @@ int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
 		ok = json_is_integer(value);
 		if (ok)
 			snprintf(text, sizeof(text), "%" JSON_INTEGER_FORMAT,
-			         json_integer_value(value));
+				 json_integer_value(value));
 		break;
 	case HOP_OPT_SECONDS:
 		ok = json_is_number(value);
 		if (ok)
-			snprintf(text, sizeof(text), "%.17g", json_number_value(value));
+			snprintf(text, sizeof(text), "%.17g",
+				 json_number_value(value));
 		break;
 	case HOP_OPT_STR:
 		break;
 	}
 	if (!ok) {
 		snprintf(err, errlen, "option '%s' must be %s", o->key,
-		         o->type == HOP_OPT_STR ? "a string" : type_names[o->type]);
+			 o->type == HOP_OPT_STR ? "a string"
+						: type_names[o->type]);
 		return -EINVAL;
 	}
 	return set_one(o, ctx, text, err, errlen);
 }
 
 int hop_opts_defaults(const struct hop_option *t, void *ctx, char *err,
-                      size_t errlen)
+		      size_t errlen)
 {
 	for (; t->key; t++) {
 		if (!t->def)
@@ -214,10 +217,11 @@ void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent)
 	for (; t->key; t++) {
 		char left[64];
 		snprintf(left, sizeof(left), "%s=%s", t->key,
-		         t->type == HOP_OPT_STR ? "TEXT" :
-		         t->type == HOP_OPT_BOOL ? "BOOL" :
-		         t->type == HOP_OPT_SIZE ? "BYTES" :
-		         t->type == HOP_OPT_SECONDS ? "SECS" : "N");
+			 t->type == HOP_OPT_STR	      ? "TEXT"
+			 : t->type == HOP_OPT_BOOL    ? "BOOL"
+			 : t->type == HOP_OPT_SIZE    ? "BYTES"
+			 : t->type == HOP_OPT_SECONDS ? "SECS"
+						      : "N");
 		fprintf(out, "%s%-22s %s", indent, left, t->help);
 		if (t->def)
 			fprintf(out, " (default %s)", t->def);

@@ -16,10 +16,10 @@
 #include <stdio.h>
 
 enum hop_opt_type {
-	HOP_OPT_STR,     /* char *, owned by the context */
-	HOP_OPT_INT,     /* int64_t */
-	HOP_OPT_BOOL,    /* bool: true/false, yes/no, 1/0, on/off */
-	HOP_OPT_SIZE,    /* int64_t bytes; text may end in K, M or G */
+	HOP_OPT_STR,	 /* char *, owned by the context */
+	HOP_OPT_INT,	 /* int64_t */
+	HOP_OPT_BOOL,	 /* bool: true/false, yes/no, 1/0, on/off */
+	HOP_OPT_SIZE,	 /* int64_t bytes; text may end in K, M or G */
 	HOP_OPT_SECONDS, /* double; text may end in ms, s, m or h */
 };
 
@@ -33,22 +33,22 @@ struct hop_option {
 
 /* The table ends with an entry whose key is NULL. */
 const struct hop_option *hop_opts_find(const struct hop_option *t,
-                                       const char *key);
+				       const char *key);
 
 /* Sets every option that has a default. Returns 0, or -EINVAL with a
  * message in err if a default does not parse (a bug in the table). */
 int hop_opts_defaults(const struct hop_option *t, void *ctx, char *err,
-                      size_t errlen);
+		      size_t errlen);
 
 /* Sets key from text. Returns 0, or -EINVAL with a message naming the key
  * (unknown key, or a value of the wrong kind) in err. */
 int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
-                 const char *value, char *err, size_t errlen);
+		 const char *value, char *err, size_t errlen);
 
 /* Sets key from a JSON value: strings are parsed as text, so "2" and 2 are
  * both accepted for a number. Same returns as hop_opts_set. */
 int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
-                      json_t *value, char *err, size_t errlen);
+		      json_t *value, char *err, size_t errlen);
 
 /* Frees the strings held by the context's string options. */
 void hop_opts_free(const struct hop_option *t, void *ctx);

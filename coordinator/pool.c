@@ -27,8 +27,8 @@
 static void restart(struct hop_loop *loop, void *arg);
 
 struct hop_pool *hop_pool_new(struct hop_loop *loop,
-                              const struct hop_pool_config *cfg,
-                              const struct hop_pool_events *ev)
+			      const struct hop_pool_config *cfg,
+			      const struct hop_pool_events *ev)
 {
 	struct hop_pool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
@@ -46,8 +46,8 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 		w->pool = pool;
 		w->index = i;
 		w->item_fd = -1;
-		w->child = (struct hop_child){.pid = -1, .pidfd = -1, .in = -1,
-		                              .out = -1, .err = -1};
+		w->child = (struct hop_child){
+		    .pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
 	}
 	return pool;
 }
@@ -63,9 +63,11 @@ static void tick(struct hop_loop *loop, void *arg)
 		if (w->state != W_UP || !w->inflight.head || !w->deadline ||
 		    now < w->deadline)
 			continue;
-		pool_kill_worker(w, "worker %d timed out after %.1f s with no answer "
-		                    "and no progress",
-		                 w->index, (double)pool->cfg.timeout_ms / 1000);
+		pool_kill_worker(
+		    w,
+		    "worker %d timed out after %.1f s with no answer "
+		    "and no progress",
+		    w->index, (double)pool->cfg.timeout_ms / 1000);
 	}
 }
 
@@ -96,7 +98,8 @@ size_t hop_pool_capacity(const struct hop_pool *pool)
 		return 0;
 	for (int i = 0; i < pool->cfg.size; i++) {
 		const struct worker *w = &pool->w[i];
-		size_t per = pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
+		size_t per =
+		    pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
 		if (w->state == W_UP && w->inflight.len < per)
 			n += per - w->inflight.len;
 	}
@@ -155,8 +158,8 @@ void pool_finish(struct worker *w, struct hop_item *it)
 	hop_queue_remove(&w->inflight, it);
 	pool->inflight--;
 	w->deadline = w->inflight.head && pool->cfg.timeout_ms
-	                  ? hop_now_ms() + pool->cfg.timeout_ms
-	                  : 0;
+			  ? hop_now_ms() + pool->cfg.timeout_ms
+			  : 0;
 	if (it->ok)
 		w->crashes = 0;
 	pool->ev.done(pool->ev.arg, it);
@@ -189,8 +192,8 @@ static void sigkill_timer(struct hop_loop *loop, void *arg)
 	w->kill_timer = 0;
 	if (w->child.pid > 0) {
 		hop_log_ev(HOP_WARN, w->index, NULL,
-		           "worker ignored SIGTERM for %.1f s: sending SIGKILL",
-		           (double)w->pool->cfg.kill_ms / 1000);
+			   "worker ignored SIGTERM for %.1f s: sending SIGKILL",
+			   (double)w->pool->cfg.kill_ms / 1000);
 		hop_child_signal(&w->child, SIGKILL);
 		w->sigkilled = true;
 	}
@@ -202,8 +205,8 @@ static void stop_process(struct worker *w)
 	w->state = W_KILLING;
 	hop_child_signal(&w->child, SIGTERM);
 	if (!w->kill_timer)
-		w->kill_timer = hop_loop_after(w->pool->loop, w->pool->cfg.kill_ms,
-		                               sigkill_timer, w);
+		w->kill_timer = hop_loop_after(
+		    w->pool->loop, w->pool->cfg.kill_ms, sigkill_timer, w);
 }
 
 void pool_kill_worker(struct worker *w, const char *fmt, ...)
@@ -267,7 +270,7 @@ void pool_drain_stderr(struct worker *w)
 
 	while (w->err_open) {
 		enum hop_line_status st =
-			hop_lines_next(&w->err, w->child.err, &line, &len);
+		    hop_lines_next(&w->err, w->child.err, &line, &len);
 		if (st == HOP_LINE_AGAIN)
 			return;
 		if (st == HOP_LINE_EOF || st == HOP_LINE_ERROR) {
@@ -280,8 +283,9 @@ void pool_drain_stderr(struct worker *w)
 			len = strlen(line);
 		}
 		struct hop_item *it = w->inflight.head;
-		hop_log_ev(HOP_INFO, w->index, it ? it->id : NULL, "stderr: %.*s",
-		           (int)(len > 1000 ? 1000 : len), line);
+		hop_log_ev(HOP_INFO, w->index, it ? it->id : NULL,
+			   "stderr: %.*s", (int)(len > 1000 ? 1000 : len),
+			   line);
 		if (it)
 			hop_item_add_stderr(it, line, len);
 	}
@@ -365,7 +369,8 @@ void pool_release_child(struct worker *w)
 	w->kill_timer = 0;
 	hop_buf_reset(&w->wbuf);
 	hop_buf_reset(&w->collected);
-	/* Exec mode starts a process per item: keep the buffers for the next. */
+	/* Exec mode starts a process per item: keep the buffers for the next.
+	 */
 	if (!w->pool->cfg.exec_mode) {
 		hop_lines_free(&w->out);
 		hop_lines_free(&w->err);
@@ -385,28 +390,34 @@ void pool_worker_gone(struct worker *w, int status)
 	if (head) {
 		w->crashes++;
 		hop_log_ev(HOP_ERROR, w->index, head->id,
-		           "worker %d %s while handling the item", w->index, how);
-		hop_item_fail(head, true, "worker %d %s while handling the item",
-		              w->index, how);
+			   "worker %d %s while handling the item", w->index,
+			   how);
+		hop_item_fail(head, true,
+			      "worker %d %s while handling the item", w->index,
+			      how);
 		pool_finish(w, head);
 		pool_return_all(w);
 	} else if (!asked) {
 		w->crashes++;
-		hop_log_ev(HOP_ERROR, w->index, NULL, "worker %d %s", w->index, how);
+		hop_log_ev(HOP_ERROR, w->index, NULL, "worker %d %s", w->index,
+			   how);
 	} else {
-		hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d %s", w->index, how);
+		hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d %s", w->index,
+			   how);
 	}
 	pool_release_child(w);
 	w->state = W_DOWN;
 	if (!pool->draining && !pool->killing) {
-		int shift = w->crashes > 5 ? 5 : (w->crashes > 0 ? w->crashes - 1 : 0);
+		int shift =
+		    w->crashes > 5 ? 5 : (w->crashes > 0 ? w->crashes - 1 : 0);
 		int64_t gap = (int64_t)RESTART_MIN_MS << shift;
 		if (gap > RESTART_MAX_MS)
 			gap = RESTART_MAX_MS;
 		int64_t wait = w->started + gap - hop_now_ms();
 		if (wait > 0)
-			hop_log_ev(HOP_INFO, w->index, NULL, "restarting worker in %.1f s",
-			           (double)wait / 1000);
+			hop_log_ev(HOP_INFO, w->index, NULL,
+				   "restarting worker in %.1f s",
+				   (double)wait / 1000);
 		w->restart_timer = hop_loop_after(pool->loop, wait, restart, w);
 	}
 	pool->ev.changed(pool->ev.arg);
@@ -425,10 +436,11 @@ static void restart(struct hop_loop *loop, void *arg)
 		return;
 	}
 	w->crashes++;
-	int64_t gap = w->crashes > 5 ? RESTART_MAX_MS
-	                             : (int64_t)RESTART_MIN_MS << (w->crashes - 1);
+	int64_t gap = w->crashes > 5
+			  ? RESTART_MAX_MS
+			  : (int64_t)RESTART_MIN_MS << (w->crashes - 1);
 	hop_log_ev(HOP_ERROR, w->index, NULL, "%s; trying again in %.0f s", err,
-	           (double)gap / 1000);
+		   (double)gap / 1000);
 	w->restart_timer = hop_loop_after(loop, gap, restart, w);
 }
 

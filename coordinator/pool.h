@@ -22,10 +22,10 @@ struct hop_loop;
 struct hop_pool;
 
 struct hop_pool_config {
-	char **argv;        /* the worker command; borrowed for the pool's life */
+	char **argv; /* the worker command; borrowed for the pool's life */
 	bool exec_mode;
-	int size;           /* worker slots */
-	int prefetch;       /* stream mode: items queued per worker */
+	int size;	    /* worker slots */
+	int prefetch;	    /* stream mode: items queued per worker */
 	int64_t timeout_ms; /* per-item deadline, 0 for none */
 	int64_t kill_ms;    /* SIGTERM to SIGKILL */
 	size_t max_line;    /* longest stdout line (exec: whole stdout) */
@@ -46,8 +46,8 @@ struct hop_pool_events {
 
 /* Returns a pool, or NULL when memory ran out. Nothing starts yet. */
 struct hop_pool *hop_pool_new(struct hop_loop *loop,
-                              const struct hop_pool_config *cfg,
-                              const struct hop_pool_events *ev);
+			      const struct hop_pool_config *cfg,
+			      const struct hop_pool_events *ev);
 
 /* Starts the workers (stream mode) or checks that the command can be run
  * (exec mode). Returns 0, or -errno with a message naming the command in

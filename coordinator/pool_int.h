@@ -8,8 +8,8 @@
 #include "spawn.h"
 
 enum worker_state {
-	W_DOWN,    /* no process */
-	W_UP,      /* running, takes items */
+	W_DOWN,	   /* no process */
+	W_UP,	   /* running, takes items */
 	W_CLOSING, /* stdin closed, waiting for it to exit */
 	W_KILLING, /* signalled, waiting for it to exit */
 };
@@ -19,23 +19,23 @@ struct worker {
 	int index;
 	enum worker_state state;
 	struct hop_child child;
-	struct hop_buf wbuf;      /* bytes waiting for the worker's stdin */
-	bool wwatch;              /* waiting for stdin to become writable */
-	struct hop_lines out;     /* stream mode: answer lines */
+	struct hop_buf wbuf;	  /* bytes waiting for the worker's stdin */
+	bool wwatch;		  /* waiting for stdin to become writable */
+	struct hop_lines out;	  /* stream mode: answer lines */
 	struct hop_buf collected; /* exec mode: the whole stdout */
 	bool out_too_long;
 	struct hop_lines err;
 	bool out_open, err_open;
 	struct hop_queue inflight; /* items sent, in order */
-	int64_t deadline;          /* for the head of inflight; 0: none */
-	int64_t started;           /* when the process started */
-	int crashes;               /* exits we did not ask for, in a row */
+	int64_t deadline;	   /* for the head of inflight; 0: none */
+	int64_t started;	   /* when the process started */
+	int crashes;		   /* exits we did not ask for, in a row */
 	uint64_t restart_timer;
 	uint64_t kill_timer;
 	bool sigkilled;
-	char *reason;              /* why we are killing it, for the head item */
-	int item_fd;               /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
-	size_t item_len;           /* bytes now in that file */
+	char *reason;	 /* why we are killing it, for the head item */
+	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
+	size_t item_len; /* bytes now in that file */
 };
 
 struct hop_pool {
@@ -54,7 +54,7 @@ void pool_worker_gone(struct worker *w, int status);
 void pool_finish(struct worker *w, struct hop_item *it);
 void pool_return_all(struct worker *w);
 void pool_kill_worker(struct worker *w, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 int pool_watch_child(struct worker *w);
 void pool_want_write(struct worker *w);
 void pool_drain_stderr(struct worker *w);

@@ -42,9 +42,9 @@ struct run {
 	struct hop_source *src;
 	struct hop_sink *sink;
 	struct hop_pool *pool;
-	struct hop_queue ready;    /* claimed, waiting for a worker */
-	struct hop_queue waiting;  /* failed, waiting for their retry */
-	struct hop_queue written;  /* in the sink, waiting for a flush */
+	struct hop_queue ready;	  /* claimed, waiting for a worker */
+	struct hop_queue waiting; /* failed, waiting for their retry */
+	struct hop_queue written; /* in the sink, waiting for a flush */
 	enum phase phase;
 	int sigfd;
 	int sigints;
@@ -71,12 +71,14 @@ static char *dead_record(const struct hop_item *it)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "id", json_string(it->id));
-	json_object_set_new(o, "error", json_string(it->error ? it->error : "failed"));
+	json_object_set_new(o, "error",
+			    json_string(it->error ? it->error : "failed"));
 	json_object_set_new(o, "attempts", json_integer(it->attempt));
 	json_object_set_new(o, "permanent", json_boolean(!it->retry));
 	if (it->stderr_tail)
 		json_object_set_new(o, "stderr", json_string(it->stderr_tail));
-	json_t *p = json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
+	json_t *p =
+	    json_loadb(it->payload, it->payload_len, JSON_DECODE_ANY, NULL);
 	json_object_set_new(o, "payload", p ? p : json_null());
 	char *s = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -107,12 +109,13 @@ struct retry_timer {
 
 static void fail_item(struct run *r, struct hop_item *it)
 {
-	if (it->retry && it->attempt < r->cfg->attempts && r->phase == RUNNING) {
+	if (it->retry && it->attempt < r->cfg->attempts &&
+	    r->phase == RUNNING) {
 		int64_t wait = backoff_ms(r, it->attempt);
 		hop_log_ev(HOP_WARN, -1, it->id,
-		           "attempt %d of %ld failed: %s; retrying in %.1f s",
-		           it->attempt, (long)r->cfg->attempts, it->error,
-		           (double)wait / 1000);
+			   "attempt %d of %ld failed: %s; retrying in %.1f s",
+			   it->attempt, (long)r->cfg->attempts, it->error,
+			   (double)wait / 1000);
 		r->retries++;
 		struct retry_timer *t = malloc(sizeof(*t));
 		if (t) {
@@ -131,7 +134,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 		return;
 	}
 	hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
-	           it->attempt, it->attempt == 1 ? "" : "s", it->error);
+		   it->attempt, it->attempt == 1 ? "" : "s", it->error);
 	finish_item(r, it);
 }
 
@@ -152,7 +155,8 @@ static void finish_item(struct run *r, struct hop_item *it)
 	if (r->written.len >= FLUSH_BATCH)
 		hop_loop_soon(r->loop, settle_now, r);
 	else if (!r->flush_timer)
-		r->flush_timer = hop_loop_after(r->loop, FLUSH_MS, settle_now, r);
+		r->flush_timer =
+		    hop_loop_after(r->loop, FLUSH_MS, settle_now, r);
 }
 
 static void retry_due(struct hop_loop *loop, void *arg)
@@ -211,7 +215,8 @@ static void settle(struct run *r)
 	struct hop_item *it;
 	while ((it = hop_queue_pop(&r->written))) {
 		if (st != HOP_SINK_OK && it->ok) {
-			hop_item_fail(it, st == HOP_SINK_RETRY, "%s", r->sink->error);
+			hop_item_fail(it, st == HOP_SINK_RETRY, "%s",
+				      r->sink->error);
 			fail_item(r, it);
 			continue;
 		}
@@ -243,7 +248,7 @@ static void settle_now(struct hop_loop *loop, void *arg)
 static bool finished(struct run *r)
 {
 	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
-	            hop_pool_inflight(r->pool) == 0;
+		    hop_pool_inflight(r->pool) == 0;
 	if (r->phase != RUNNING)
 		return idle;
 	return idle && r->src->ops->exhausted(r->src);
@@ -264,9 +269,9 @@ static void wind_down(struct run *r)
 		return;
 	r->phase = STOPPING;
 	hop_pool_drain(r->pool);
-	r->stop_timer = hop_loop_after(r->loop,
-	                               (int64_t)(r->cfg->kill_timeout * 1000) + 2000,
-	                               stop_timer, r);
+	r->stop_timer = hop_loop_after(
+	    r->loop, (int64_t)(r->cfg->kill_timeout * 1000) + 2000, stop_timer,
+	    r);
 }
 
 static void pump(struct hop_loop *loop, void *arg)
@@ -276,7 +281,8 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase == RUNNING && !r->source_failed) {
 		size_t cap = hop_pool_capacity(r->pool);
 		if (cap > r->ready.len) {
-			int rc = r->src->ops->fetch(r->src, &r->ready, cap - r->ready.len);
+			int rc = r->src->ops->fetch(r->src, &r->ready,
+						    cap - r->ready.len);
 			if (rc) {
 				hop_log(HOP_ERROR, "%s", r->src->error);
 				r->source_failed = true;
@@ -286,7 +292,8 @@ static void pump(struct hop_loop *loop, void *arg)
 			struct hop_item *it = r->ready.head;
 			if (it->invalid) {
 				hop_queue_pop(&r->ready);
-				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s", it->error);
+				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s",
+					   it->error);
 				finish_item(r, it);
 				continue;
 			}
@@ -301,8 +308,9 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase == STOPPING) {
 		if (hop_pool_alive(r->pool) == 0)
 			hop_loop_stop(loop);
-	} else if (finished(r) || (r->source_failed && !hop_pool_inflight(r->pool) &&
-	                           !r->waiting.head && !r->written.head)) {
+	} else if (finished(r) ||
+		   (r->source_failed && !hop_pool_inflight(r->pool) &&
+		    !r->waiting.head && !r->written.head)) {
 		wind_down(r);
 		if (hop_pool_alive(r->pool) == 0)
 			hop_loop_stop(loop);
@@ -330,9 +338,10 @@ static void grace_over(struct hop_loop *loop, void *arg)
 	struct run *r = arg;
 	r->grace_timer = 0;
 	if (hop_pool_inflight(r->pool) > 0)
-		hop_log(HOP_WARN, "grace of %.0f s is over: stopping %zu item(s) "
-		                  "still in flight and handing them back",
-		        r->cfg->grace, hop_pool_inflight(r->pool));
+		hop_log(HOP_WARN,
+			"grace of %.0f s is over: stopping %zu item(s) "
+			"still in flight and handing them back",
+			r->cfg->grace, hop_pool_inflight(r->pool));
 	hop_pool_kill(r->pool);
 	schedule(r);
 }
@@ -347,14 +356,17 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 			r->sigints++;
 		r->signalled = true;
 		if (r->phase == RUNNING) {
-			hop_log(HOP_INFO, "%s: stopping; %zu item(s) in flight get %.0f s "
-			                  "to finish",
-			        strsignal((int)si.ssi_signo), hop_pool_inflight(r->pool),
-			        r->cfg->grace);
+			hop_log(
+			    HOP_INFO,
+			    "%s: stopping; %zu item(s) in flight get %.0f s "
+			    "to finish",
+			    strsignal((int)si.ssi_signo),
+			    hop_pool_inflight(r->pool), r->cfg->grace);
 			r->phase = DRAINING;
 			release_waiting(r);
 			r->grace_timer = hop_loop_after(
-				loop, (int64_t)(r->cfg->grace * 1000), grace_over, r);
+			    loop, (int64_t)(r->cfg->grace * 1000), grace_over,
+			    r);
 		} else if (si.ssi_signo == SIGINT && r->sigints >= 2) {
 			hop_log(HOP_WARN, "second interrupt: stopping now");
 			hop_loop_cancel(loop, r->grace_timer);
@@ -382,23 +394,25 @@ static int setup_signals(struct run *r)
 static void summary(struct run *r)
 {
 	double secs = (double)(hop_now_ms() - r->t0) / 1000;
-	hop_log(HOP_INFO, "finished: %ld done, %ld dead, %ld retried, %ld handed "
-	                  "back, in %.2f s (%.1f items/s)",
-	        r->done, r->dead, r->retries, r->released, secs,
-	        secs > 0 ? (double)(r->done + r->dead) / secs : 0.0);
+	hop_log(HOP_INFO,
+		"finished: %ld done, %ld dead, %ld retried, %ld handed "
+		"back, in %.2f s (%.1f items/s)",
+		r->done, r->dead, r->retries, r->released, secs,
+		secs > 0 ? (double)(r->done + r->dead) / secs : 0.0);
 }
 
 int hop_run(struct hop_config *cfg)
 {
-	struct run r = {.cfg = cfg, .src = cfg->source, .sink = cfg->sink,
-	                .sigfd = -1};
+	struct run r = {
+	    .cfg = cfg, .src = cfg->source, .sink = cfg->sink, .sigfd = -1};
 	char err[512];
 	int code = HOP_EXIT_FAILURE;
 
 	srandom((unsigned)getpid() ^ (unsigned)hop_now_ms());
 	r.loop = hop_loop_new();
 	if (!r.loop || setup_signals(&r)) {
-		hop_log(HOP_ERROR, "cannot set up the event loop: %s", strerror(errno));
+		hop_log(HOP_ERROR, "cannot set up the event loop: %s",
+			strerror(errno));
 		goto out_loop;
 	}
 	r.src->loop = r.sink->loop = r.loop;
@@ -410,23 +424,25 @@ int hop_run(struct hop_config *cfg)
 		/* Payload files live in memory when the machine allows it. */
 		const char *tmp = getenv("TMPDIR");
 		if (!tmp || !*tmp)
-			tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX", tmp);
+			tmp =
+			    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX",
+			 tmp);
 		if (!mkdtemp(r.tmpdir)) {
 			hop_log(HOP_ERROR, "cannot make a temporary folder: %s",
-			        strerror(errno));
+				strerror(errno));
 			goto out_loop;
 		}
 	}
 	struct hop_pool_config pc = {
-		.argv = cfg->argv,
-		.exec_mode = cfg->exec_mode,
-		.size = (int)cfg->workers,
-		.prefetch = (int)cfg->prefetch,
-		.timeout_ms = (int64_t)(cfg->timeout * 1000),
-		.kill_ms = (int64_t)(cfg->kill_timeout * 1000),
-		.max_line = (size_t)cfg->max_line,
-		.tmpdir = r.tmpdir,
+	    .argv = cfg->argv,
+	    .exec_mode = cfg->exec_mode,
+	    .size = (int)cfg->workers,
+	    .prefetch = (int)cfg->prefetch,
+	    .timeout_ms = (int64_t)(cfg->timeout * 1000),
+	    .kill_ms = (int64_t)(cfg->kill_timeout * 1000),
+	    .max_line = (size_t)cfg->max_line,
+	    .tmpdir = r.tmpdir,
 	};
 	struct hop_pool_events ev = {on_done, on_returned, on_changed, &r};
 	r.pool = hop_pool_new(r.loop, &pc, &ev);
@@ -445,8 +461,8 @@ int hop_run(struct hop_config *cfg)
 		goto out_sink;
 	}
 	hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
-	        r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
-	        cfg->argv[0]);
+		r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
+		cfg->argv[0]);
 	r.t0 = hop_now_ms();
 	schedule(&r);
 	hop_loop_run(r.loop);

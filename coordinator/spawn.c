@@ -51,7 +51,7 @@ static char **merged_env(char *const extra[])
  * called execve, and the child reports a failed exec through memory the
  * two share until then. Returns 0 or -errno. */
 static int vfork_exec(char *const argv[], char **env, int in, int out, int err,
-                      pid_t *pid)
+		      pid_t *pid)
 {
 	volatile int exec_errno = 0;
 	sigset_t none, old;
@@ -89,19 +89,19 @@ static int vfork_exec(char *const argv[], char **env, int in, int out, int err,
 }
 
 int hop_spawn(char *const argv[], char *const env_extra[],
-              struct hop_child *child, char *err, size_t errlen)
+	      struct hop_child *child, char *err, size_t errlen)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
 	char **env = NULL;
 	int rc;
 
-	*child = (struct hop_child){.pid = -1, .pidfd = -1, .in = -1, .out = -1,
-	                            .err = -1};
+	*child = (struct hop_child){
+	    .pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
 	if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) ||
 	    pipe2(errp, O_CLOEXEC)) {
 		rc = -errno;
 		snprintf(err, errlen, "cannot make pipes for '%s': %s", argv[0],
-		         strerror(errno));
+			 strerror(errno));
 		goto out_close;
 	}
 	env = env_extra ? merged_env(env_extra) : environ;
@@ -113,7 +113,8 @@ int hop_spawn(char *const argv[], char *const env_extra[],
 
 	rc = vfork_exec(argv, env, in[0], out[1], errp[1], &child->pid);
 	if (rc) {
-		snprintf(err, errlen, "cannot run '%s': %s", argv[0], strerror(-rc));
+		snprintf(err, errlen, "cannot run '%s': %s", argv[0],
+			 strerror(-rc));
 		child->pid = -1;
 		goto out_close;
 	}
@@ -121,7 +122,7 @@ int hop_spawn(char *const argv[], char *const env_extra[],
 	if (child->pidfd < 0) {
 		rc = -errno;
 		snprintf(err, errlen, "pidfd_open for '%s': %s", argv[0],
-		         strerror(errno));
+			 strerror(errno));
 		kill(-child->pid, SIGKILL);
 		waitpid(child->pid, NULL, 0);
 		child->pid = -1;
@@ -184,7 +185,7 @@ void hop_describe_status(int status, char *buf, size_t n)
 		snprintf(buf, n, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, n, "killed by signal %d (%s)", WTERMSIG(status),
-		         strsignal(WTERMSIG(status)));
+			 strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, n, "stopped (status %#x)", status);
 }

@@ -16,7 +16,7 @@
 struct hop_child {
 	pid_t pid;
 	int pidfd; /* readable when the child exits */
-	int in;    /* our end of its stdin, non-blocking, or -1 */
+	int in;	   /* our end of its stdin, non-blocking, or -1 */
 	int out;   /* our end of its stdout, non-blocking, or -1 */
 	int err;   /* our end of its stderr, non-blocking, or -1 */
 };
@@ -26,7 +26,7 @@ struct hop_child {
  * added to hopper's environment. Returns 0 and fills child, or -errno with a
  * message naming the command in err. */
 int hop_spawn(char *const argv[], char *const env_extra[],
-              struct hop_child *child, char *err, size_t errlen);
+	      struct hop_child *child, char *err, size_t errlen);
 
 /* Sends sig to the child's whole process group. */
 void hop_child_signal(const struct hop_child *child, int sig);

@@ -35,7 +35,7 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 	w->state = W_UP;
 	w->started = hop_now_ms();
 	hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d started (pid %d)",
-	           w->index, (int)w->child.pid);
+		   w->index, (int)w->child.pid);
 	return 0;
 }
 
@@ -71,18 +71,21 @@ static char *string_value(const struct hop_json_member *m)
 
 static bool is_literal(const struct hop_json_member *m, const char *word)
 {
-	return m && m->vlen == strlen(word) && memcmp(m->val, word, m->vlen) == 0;
+	return m && m->vlen == strlen(word) &&
+	       memcmp(m->val, word, m->vlen) == 0;
 }
 
 /* Fills in the outcome from a final answer. Returns false when the answer
  * has no boolean "ok". */
 static bool take_answer(struct hop_item *it, const struct hop_json_member *m,
-                        int n)
+			int n)
 {
 	const struct hop_json_member *ok = hop_json_get(m, n, "ok");
 	if (is_literal(ok, "true")) {
-		const struct hop_json_member *res = hop_json_get(m, n, "result");
-		it->result = res ? strndup(res->val, res->vlen) : strdup("null");
+		const struct hop_json_member *res =
+		    hop_json_get(m, n, "result");
+		it->result =
+		    res ? strndup(res->val, res->vlen) : strdup("null");
 		it->ok = it->result != NULL;
 		return true;
 	}
@@ -91,7 +94,8 @@ static bool take_answer(struct hop_item *it, const struct hop_json_member *m,
 	bool retry = !is_literal(hop_json_get(m, n, "retry"), "false");
 	char *e = string_value(hop_json_get(m, n, "error"));
 	hop_item_fail(it, retry, "%s",
-	              e ? e : "the worker reported a failure and gave no error");
+		      e ? e
+			: "the worker reported a failure and gave no error");
 	free(e);
 	return true;
 }
@@ -116,39 +120,46 @@ static void stream_line(struct worker *w, char *line, size_t len)
 	int shown = (int)(len > 120 ? 120 : len);
 
 	if (!it) {
-		hop_log_ev(HOP_WARN, w->index, NULL,
-		           "worker %d wrote to stdout with no item in hand (ignored): "
-		           "'%.*s'",
-		           w->index, shown, line);
+		hop_log_ev(
+		    HOP_WARN, w->index, NULL,
+		    "worker %d wrote to stdout with no item in hand (ignored): "
+		    "'%.*s'",
+		    w->index, shown, line);
 		return;
 	}
 	int n = hop_json_members(line, len, m, 16);
 	if (n < 0) {
-		pool_kill_worker(w,
-		                 "worker %d wrote a line that is not a JSON object "
-		                 "('%.*s'): only answer lines may go to stdout",
-		                 w->index, shown, line);
+		pool_kill_worker(
+		    w,
+		    "worker %d wrote a line that is not a JSON object "
+		    "('%.*s'): only answer lines may go to stdout",
+		    w->index, shown, line);
 		return;
 	}
 	if (n > 16)
 		n = 16;
 	const struct hop_json_member *id = hop_json_get(m, n, "id");
 	if (!id || id->val[0] != '"') {
-		pool_kill_worker(w, "worker %d answered without a string \"id\": '%.*s'",
-		                 w->index, shown, line);
+		pool_kill_worker(
+		    w, "worker %d answered without a string \"id\": '%.*s'",
+		    w->index, shown, line);
 	} else if (!same_id(id, it->id)) {
 		char *got = string_value(id);
-		pool_kill_worker(w,
-		                 "worker %d answered for item '%.100s' while handling "
-		                 "item '%.100s'",
-		                 w->index, got ? got : "?", it->id);
+		pool_kill_worker(
+		    w,
+		    "worker %d answered for item '%.100s' while handling "
+		    "item '%.100s'",
+		    w->index, got ? got : "?", it->id);
 		free(got);
-	} else if (hop_json_get(m, n, "progress") && !hop_json_get(m, n, "ok")) {
+	} else if (hop_json_get(m, n, "progress") &&
+		   !hop_json_get(m, n, "ok")) {
 		if (w->pool->cfg.timeout_ms)
 			w->deadline = hop_now_ms() + w->pool->cfg.timeout_ms;
 	} else if (!take_answer(it, m, n)) {
-		pool_kill_worker(w, "worker %d: answer has no boolean \"ok\" (nor "
-		                    "\"progress\"): '%.*s'", w->index, shown, line);
+		pool_kill_worker(w,
+				 "worker %d: answer has no boolean \"ok\" (nor "
+				 "\"progress\"): '%.*s'",
+				 w->index, shown, line);
 	} else {
 		pool_finish(w, it);
 	}
@@ -161,7 +172,7 @@ void stream_read(struct worker *w)
 
 	while (w->out_open) {
 		enum hop_line_status st =
-			hop_lines_next(&w->out, w->child.out, &line, &len);
+		    hop_lines_next(&w->out, w->child.out, &line, &len);
 		switch (st) {
 		case HOP_LINE_OK:
 			if (w->state == W_UP || w->state == W_CLOSING)
@@ -170,10 +181,11 @@ void stream_read(struct worker *w)
 		case HOP_LINE_AGAIN:
 			return;
 		case HOP_LINE_TOOLONG:
-			pool_kill_worker(w,
-			                 "worker %d wrote a line over the %zu-byte limit "
-			                 "(--max-line)",
-			                 w->index, w->out.max);
+			pool_kill_worker(
+			    w,
+			    "worker %d wrote a line over the %zu-byte limit "
+			    "(--max-line)",
+			    w->index, w->out.max);
 			break;
 		case HOP_LINE_EOF:
 		case HOP_LINE_ERROR:

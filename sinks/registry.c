@@ -12,9 +12,9 @@ extern const struct hop_sink_ops hop_sink_jsonl;
 extern const struct hop_sink_ops hop_sink_dir;
 
 const struct hop_sink_ops *const hop_sink_registry[] = {
-	&hop_sink_jsonl,
-	&hop_sink_dir,
-	NULL,
+    &hop_sink_jsonl,
+    &hop_sink_dir,
+    NULL,
 };
 
 const struct hop_sink_ops *hop_sink_find(const char *name)
@@ -34,8 +34,8 @@ struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen)
 		return NULL;
 	const struct hop_sink_ops *ops = hop_sink_find(name);
 	if (!ops) {
-		snprintf(err, errlen, "unknown sink '%s' (see hopper help sinks)",
-		         name);
+		snprintf(err, errlen,
+			 "unknown sink '%s' (see hopper help sinks)", name);
 		goto out;
 	}
 	sink = calloc(1, sizeof(*sink));
@@ -44,7 +44,8 @@ struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen)
 		goto err_free;
 	}
 	sink->ops = ops;
-	sink->ctx = hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
+	sink->ctx =
+	    hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
 	if (!sink->ctx)
 		goto err_free;
 	goto out;
@@ -61,9 +62,10 @@ out:
 }
 
 int hop_sink_set(struct hop_sink *sink, const char *key, const char *value,
-                   char *err, size_t errlen)
+		 char *err, size_t errlen)
 {
-	return hop_opts_set(sink->ops->options, sink->ctx, key, value, err, errlen);
+	return hop_opts_set(sink->ops->options, sink->ctx, key, value, err,
+			    errlen);
 }
 
 void hop_sink_free(struct hop_sink *sink)

@@ -23,9 +23,10 @@ struct hop_loop;
 struct hop_sink;
 
 enum hop_sink_status {
-	HOP_SINK_OK,    /* accepted; durable after the next good flush */
-	HOP_SINK_RETRY, /* failed now, may work later (disk full, no connection) */
-	HOP_SINK_FAIL,  /* can never work for this item */
+	HOP_SINK_OK,	/* accepted; durable after the next good flush */
+	HOP_SINK_RETRY, /* failed now, may work later (disk full, no connection)
+			 */
+	HOP_SINK_FAIL,	/* can never work for this item */
 };
 
 struct hop_sink_ops {
@@ -38,7 +39,8 @@ struct hop_sink_ops {
 	int (*open)(struct hop_sink *sink);
 	/* Writes one finished item: it->ok with it->result, or a dead item
 	 * with it->error. On failure the reason is in sink->error. */
-	enum hop_sink_status (*write)(struct hop_sink *sink, struct hop_item *it);
+	enum hop_sink_status (*write)(struct hop_sink *sink,
+				      struct hop_item *it);
 	/* Makes every write so far durable. */
 	enum hop_sink_status (*flush)(struct hop_sink *sink);
 	void (*close)(struct hop_sink *sink);
@@ -59,7 +61,7 @@ extern const struct hop_sink_ops *const hop_sink_registry[];
  * set, or NULL with a message in err. */
 struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen);
 int hop_sink_set(struct hop_sink *sink, const char *key, const char *value,
-                 char *err, size_t errlen);
+		 char *err, size_t errlen);
 void hop_sink_free(struct hop_sink *sink);
 
 #endif

@@ -12,9 +12,9 @@ extern const struct hop_source_ops hop_src_jsonl;
 extern const struct hop_source_ops hop_src_dir;
 
 const struct hop_source_ops *const hop_source_registry[] = {
-	&hop_src_jsonl,
-	&hop_src_dir,
-	NULL,
+    &hop_src_jsonl,
+    &hop_src_dir,
+    NULL,
 };
 
 const struct hop_source_ops *hop_source_find(const char *name)
@@ -34,8 +34,8 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 		return NULL;
 	const struct hop_source_ops *ops = hop_source_find(name);
 	if (!ops) {
-		snprintf(err, errlen, "unknown source '%s' (see hopper help sources)",
-		         name);
+		snprintf(err, errlen,
+			 "unknown source '%s' (see hopper help sources)", name);
 		goto out;
 	}
 	src = calloc(1, sizeof(*src));
@@ -44,7 +44,8 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 		goto err_free;
 	}
 	src->ops = ops;
-	src->ctx = hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
+	src->ctx =
+	    hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
 	if (!src->ctx)
 		goto err_free;
 	goto out;
@@ -61,9 +62,10 @@ out:
 }
 
 int hop_source_set(struct hop_source *src, const char *key, const char *value,
-                   char *err, size_t errlen)
+		   char *err, size_t errlen)
 {
-	return hop_opts_set(src->ops->options, src->ctx, key, value, err, errlen);
+	return hop_opts_set(src->ops->options, src->ctx, key, value, err,
+			    errlen);
 }
 
 void hop_source_free(struct hop_source *src)

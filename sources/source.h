@@ -44,7 +44,7 @@ struct hop_source_ops {
 	/* The item failed for good: put it in the dead-letter place with record
 	 * (a JSON object: id, error, attempts, stderr). */
 	int (*dead)(struct hop_source *src, struct hop_item *it,
-	            const char *record);
+		    const char *record);
 	/* The run stops before the item finished: hand it back so that the next
 	 * run gets it again. Not a failed attempt. */
 	int (*release)(struct hop_source *src, struct hop_item *it);
@@ -59,10 +59,10 @@ struct hop_source {
 	const struct hop_source_ops *ops;
 	void *ctx;
 	struct hop_loop *loop;
-	char *label;       /* "dir:videos" for messages */
-	bool watch;        /* keep running and wait for new items */
-	size_t max_line;   /* longest item a line-based source accepts */
-	char error[512];   /* why the last call failed */
+	char *label;	 /* "dir:videos" for messages */
+	bool watch;	 /* keep running and wait for new items */
+	size_t max_line; /* longest item a line-based source accepts */
+	char error[512]; /* why the last call failed */
 
 	/* Set by the coordinator: tells it that fetch may now return more. */
 	void (*on_wake)(void *arg);
@@ -79,7 +79,7 @@ extern const struct hop_source_ops *const hop_source_registry[];
 struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen);
 /* Sets one option from text; same returns as hop_opts_set. */
 int hop_source_set(struct hop_source *src, const char *key, const char *value,
-                   char *err, size_t errlen);
+		   char *err, size_t errlen);
 /* Closes (if opened) and frees the source. */
 void hop_source_free(struct hop_source *src);
 

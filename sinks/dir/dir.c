@@ -21,13 +21,13 @@ struct dir_sink {
 };
 
 static const struct hop_option dir_options[] = {
-	{"path", HOP_OPT_STR, NULL, offsetof(struct dir_sink, path),
-	 "folder to write result files into (created if missing)"},
-	{"fsync", HOP_OPT_BOOL, "true", offsetof(struct dir_sink, fsync),
-	 "sync each file to disk before its item is acknowledged"},
-	{"ext", HOP_OPT_STR, ".json", offsetof(struct dir_sink, ext),
-	 "ending added to the item's id to name its file"},
-	{NULL},
+    {"path", HOP_OPT_STR, NULL, offsetof(struct dir_sink, path),
+     "folder to write result files into (created if missing)"},
+    {"fsync", HOP_OPT_BOOL, "true", offsetof(struct dir_sink, fsync),
+     "sync each file to disk before its item is acknowledged"},
+    {"ext", HOP_OPT_STR, ".json", offsetof(struct dir_sink, ext),
+     "ending added to the item's id to name its file"},
+    {NULL},
 };
 
 static int dir_open(struct hop_sink *sink)
@@ -35,13 +35,13 @@ static int dir_open(struct hop_sink *sink)
 	struct dir_sink *c = sink->ctx;
 	if (!c->path) {
 		snprintf(sink->error, sizeof(sink->error),
-		         "dir sink: no folder given (dir:PATH)");
+			 "dir sink: no folder given (dir:PATH)");
 		return -EINVAL;
 	}
 	int rc = hop_mkdirs(c->path);
 	if (rc)
 		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
-		         c->path, strerror(-rc));
+			 c->path, strerror(-rc));
 	return rc;
 }
 
@@ -57,13 +57,14 @@ static void safe_name(char *dst, size_t n, const char *id)
 }
 
 static enum hop_sink_status dir_write(struct hop_sink *sink,
-                                      struct hop_item *it)
+				      struct hop_item *it)
 {
 	struct dir_sink *c = sink->ctx;
 	char name[256], *path;
 
 	if (!it->ok)
-		return HOP_SINK_OK; /* dead items live in the source's dead letter */
+		return HOP_SINK_OK; /* dead items live in the source's dead
+				       letter */
 	safe_name(name, sizeof(name), it->id);
 	if (asprintf(&path, "%s/%s%s", c->path, name, c->ext) < 0)
 		return HOP_SINK_RETRY;
@@ -72,8 +73,8 @@ static enum hop_sink_status dir_write(struct hop_sink *sink,
 	int rc = hop_write_file(path, it->result, len + 1, c->fsync);
 	it->result[len] = '\0';
 	if (rc)
-		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s", path,
-		         strerror(-rc));
+		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
+			 path, strerror(-rc));
 	free(path);
 	return rc ? HOP_SINK_RETRY : HOP_SINK_OK;
 }
@@ -88,12 +89,12 @@ static void dir_close(struct hop_sink *sink)
 }
 
 const struct hop_sink_ops hop_sink_dir = {
-	.name = "dir",
-	.summary = "one result file per item in a folder, written atomically",
-	.options = dir_options,
-	.ctx_size = sizeof(struct dir_sink),
-	.open = dir_open,
-	.write = dir_write,
-	.flush = dir_flush,
-	.close = dir_close,
+    .name = "dir",
+    .summary = "one result file per item in a folder, written atomically",
+    .options = dir_options,
+    .ctx_size = sizeof(struct dir_sink),
+    .open = dir_open,
+    .write = dir_write,
+    .flush = dir_flush,
+    .close = dir_close,
 };

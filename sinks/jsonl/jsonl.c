@@ -30,13 +30,13 @@ struct jsonl_sink {
 };
 
 static const struct hop_option jsonl_options[] = {
-	{"path", HOP_OPT_STR, "-", offsetof(struct jsonl_sink, path),
-	 "file to append to, - for stdout"},
-	{"fsync", HOP_OPT_BOOL, "true", offsetof(struct jsonl_sink, fsync),
-	 "sync a file to disk before its items are acknowledged"},
-	{"dead", HOP_OPT_BOOL, "true", offsetof(struct jsonl_sink, dead),
-	 "write dead items too, with ok false and the error"},
-	{NULL},
+    {"path", HOP_OPT_STR, "-", offsetof(struct jsonl_sink, path),
+     "file to append to, - for stdout"},
+    {"fsync", HOP_OPT_BOOL, "true", offsetof(struct jsonl_sink, fsync),
+     "sync a file to disk before its items are acknowledged"},
+    {"dead", HOP_OPT_BOOL, "true", offsetof(struct jsonl_sink, dead),
+     "write dead items too, with ok false and the error"},
+    {NULL},
 };
 
 static int jsonl_open(struct hop_sink *sink)
@@ -48,12 +48,13 @@ static int jsonl_open(struct hop_sink *sink)
 		c->fd = dup(STDOUT_FILENO);
 		c->name = "stdout";
 	} else {
-		c->fd = open(c->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+		c->fd = open(c->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+			     0666);
 		c->name = c->path;
 	}
 	if (c->fd < 0) {
 		snprintf(sink->error, sizeof(sink->error), "jsonl sink: %s: %s",
-		         c->name, strerror(errno));
+			 c->name, strerror(errno));
 		return -errno;
 	}
 	c->regular = fstat(c->fd, &st) == 0 && S_ISREG(st.st_mode);
@@ -61,7 +62,7 @@ static int jsonl_open(struct hop_sink *sink)
 }
 
 static enum hop_sink_status jsonl_write(struct hop_sink *sink,
-                                        struct hop_item *it)
+					struct hop_item *it)
 {
 	struct jsonl_sink *c = sink->ctx;
 	struct hop_buf *b = &c->out;
@@ -76,11 +77,13 @@ static enum hop_sink_status jsonl_write(struct hop_sink *sink,
 		     hop_buf_append(b, it->result, strlen(it->result));
 	else
 		rc = rc || hop_buf_append(b, ",\"ok\":false,\"error\":", 20) ||
-		     hop_buf_append_json_str(b, it->error ? it->error : "failed");
+		     hop_buf_append_json_str(b,
+					     it->error ? it->error : "failed");
 	rc = rc || hop_buf_append(b, ",\"attempts\":", 12) ||
 	     hop_buf_append_int(b, it->attempt) || hop_buf_append(b, "}\n", 2);
 	if (rc) {
-		snprintf(sink->error, sizeof(sink->error), "jsonl sink: out of memory");
+		snprintf(sink->error, sizeof(sink->error),
+			 "jsonl sink: out of memory");
 		return HOP_SINK_RETRY;
 	}
 	return HOP_SINK_OK;
@@ -92,7 +95,8 @@ static enum hop_sink_status jsonl_flush(struct hop_sink *sink)
 	int rc = 0;
 
 	while (hop_buf_len(&c->out) > 0) {
-		ssize_t n = write(c->fd, hop_buf_head(&c->out), hop_buf_len(&c->out));
+		ssize_t n =
+		    write(c->fd, hop_buf_head(&c->out), hop_buf_len(&c->out));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -106,7 +110,7 @@ static enum hop_sink_status jsonl_flush(struct hop_sink *sink)
 	if (rc) {
 		hop_buf_reset(&c->out);
 		snprintf(sink->error, sizeof(sink->error), "jsonl sink: %s: %s",
-		         c->name, strerror(-rc));
+			 c->name, strerror(-rc));
 		return HOP_SINK_RETRY;
 	}
 	return HOP_SINK_OK;
@@ -121,12 +125,12 @@ static void jsonl_close(struct hop_sink *sink)
 }
 
 const struct hop_sink_ops hop_sink_jsonl = {
-	.name = "jsonl",
-	.summary = "one JSON line per finished item, to a file or stdout",
-	.options = jsonl_options,
-	.ctx_size = sizeof(struct jsonl_sink),
-	.open = jsonl_open,
-	.write = jsonl_write,
-	.flush = jsonl_flush,
-	.close = jsonl_close,
+    .name = "jsonl",
+    .summary = "one JSON line per finished item, to a file or stdout",
+    .options = jsonl_options,
+    .ctx_size = sizeof(struct jsonl_sink),
+    .open = jsonl_open,
+    .write = jsonl_write,
+    .flush = jsonl_flush,
+    .close = jsonl_close,
 };

@@ -41,31 +41,31 @@ struct dir_src {
 	char *done;
 	char *failed;
 	bool keep_done;
-	char *payload;    /* "path" or "object" */
+	char *payload; /* "path" or "object" */
 
-	int ino;          /* inotify fd in watch mode, else -1 */
-	bool gone;        /* the input folder vanished; waiting for it */
+	int ino;   /* inotify fd in watch mode, else -1 */
+	bool gone; /* the input folder vanished; waiting for it */
 	uint64_t retry_timer;
 	struct name *head, *tail;
 	int64_t queued;
 };
 
 static const struct hop_option dir_options[] = {
-	{"path", HOP_OPT_STR, NULL, offsetof(struct dir_src, path),
-	 "folder whose files are the items"},
-	{"glob", HOP_OPT_STR, "*", offsetof(struct dir_src, glob),
-	 "only files whose names match this pattern"},
-	{"processing", HOP_OPT_STR, NULL, offsetof(struct dir_src, processing),
-	 "where claimed files wait (default PATH/processing)"},
-	{"done", HOP_OPT_STR, NULL, offsetof(struct dir_src, done),
-	 "where finished files go (default PATH/done)"},
-	{"failed", HOP_OPT_STR, NULL, offsetof(struct dir_src, failed),
-	 "where dead files go, with NAME.error.json (default PATH/failed)"},
-	{"keep_done", HOP_OPT_BOOL, "true", offsetof(struct dir_src, keep_done),
-	 "keep finished files in done; false deletes them"},
-	{"payload", HOP_OPT_STR, "path", offsetof(struct dir_src, payload),
-	 "path: the file's path as a string; object: {\"path\", \"name\"}"},
-	{NULL},
+    {"path", HOP_OPT_STR, NULL, offsetof(struct dir_src, path),
+     "folder whose files are the items"},
+    {"glob", HOP_OPT_STR, "*", offsetof(struct dir_src, glob),
+     "only files whose names match this pattern"},
+    {"processing", HOP_OPT_STR, NULL, offsetof(struct dir_src, processing),
+     "where claimed files wait (default PATH/processing)"},
+    {"done", HOP_OPT_STR, NULL, offsetof(struct dir_src, done),
+     "where finished files go (default PATH/done)"},
+    {"failed", HOP_OPT_STR, NULL, offsetof(struct dir_src, failed),
+     "where dead files go, with NAME.error.json (default PATH/failed)"},
+    {"keep_done", HOP_OPT_BOOL, "true", offsetof(struct dir_src, keep_done),
+     "keep finished files in done; false deletes them"},
+    {"payload", HOP_OPT_STR, "path", offsetof(struct dir_src, payload),
+     "path: the file's path as a string; object: {\"path\", \"name\"}"},
+    {NULL},
 };
 
 static char *join(const char *dir, const char *name)
@@ -141,16 +141,17 @@ static void recover(struct hop_source *src)
 		if (from && to && rename(from, to) == 0)
 			n++;
 		else if (from && to)
-			hop_log(HOP_ERROR, "dir source: cannot recover %s: %s", from,
-			        strerror(errno));
+			hop_log(HOP_ERROR, "dir source: cannot recover %s: %s",
+				from, strerror(errno));
 		free(from);
 		free(to);
 	}
 	closedir(d);
 	if (n)
 		hop_log(HOP_WARN,
-		        "dir source: recovered %d item(s) a previous run left in %s", n,
-		        c->processing);
+			"dir source: recovered %d item(s) a previous run left "
+			"in %s",
+			n, c->processing);
 }
 
 static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg);
@@ -160,8 +161,8 @@ static int start_watch(struct hop_source *src)
 {
 	struct dir_src *c = src->ctx;
 	if (inotify_add_watch(c->ino, c->path,
-	                      IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF |
-	                          IN_MOVE_SELF | IN_ONLYDIR) < 0)
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF |
+				  IN_MOVE_SELF | IN_ONLYDIR) < 0)
 		return -errno;
 	return 0;
 }
@@ -172,9 +173,10 @@ static void folder_gone(struct hop_source *src)
 	if (c->gone)
 		return;
 	c->gone = true;
-	hop_log(HOP_ERROR,
-	        "dir source: input folder %s vanished; waiting for it to return",
-	        c->path);
+	hop_log(
+	    HOP_ERROR,
+	    "dir source: input folder %s vanished; waiting for it to return",
+	    c->path);
 	c->retry_timer = hop_loop_after(src->loop, 1000, dir_retry, src);
 }
 
@@ -199,7 +201,8 @@ static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 {
 	struct hop_source *src = arg;
 	struct dir_src *c = src->ctx;
-	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	char buf[8192]
+	    __attribute__((aligned(__alignof__(struct inotify_event))));
 	bool woke = false;
 
 	for (;;) {
@@ -212,7 +215,8 @@ static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 			if (e->mask & IN_Q_OVERFLOW) {
 				scan(src, c->path);
 				woke = true;
-			} else if (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_IGNORED)) {
+			} else if (e->mask & (IN_DELETE_SELF | IN_MOVE_SELF |
+					      IN_IGNORED)) {
 				if (e->mask & IN_MOVE_SELF)
 					inotify_rm_watch(fd, e->wd);
 				folder_gone(src);
@@ -243,19 +247,19 @@ static int dir_open(struct hop_source *src)
 	c->ino = -1;
 	if (strcmp(c->payload, "path") && strcmp(c->payload, "object")) {
 		snprintf(src->error, sizeof(src->error),
-		         "dir source: payload '%s': expected path or object",
-		         c->payload);
+			 "dir source: payload '%s': expected path or object",
+			 c->payload);
 		return -EINVAL;
 	}
 	if (!c->path) {
 		snprintf(src->error, sizeof(src->error),
-		         "dir source: no folder given (dir:PATH)");
+			 "dir source: no folder given (dir:PATH)");
 		return -EINVAL;
 	}
 	if (stat(c->path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		rc = errno ? -errno : -ENOTDIR;
 		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
-		         c->path, strerror(-rc));
+			 c->path, strerror(-rc));
 		return rc;
 	}
 	char *abs = realpath(c->path, NULL);
@@ -276,8 +280,8 @@ static int dir_open(struct hop_source *src)
 		bad = c->failed;
 	if (bad) {
 		rc = -errno;
-		snprintf(src->error, sizeof(src->error), "dir source: %s: %s", bad,
-		         strerror(errno));
+		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
+			 bad, strerror(errno));
 		return rc;
 	}
 	abs = realpath(c->processing, NULL);
@@ -288,20 +292,22 @@ static int dir_open(struct hop_source *src)
 
 	recover(src);
 	if (src->watch) {
-		/* Watch before scanning so that no file slips between the two. */
+		/* Watch before scanning so that no file slips between the two.
+		 */
 		c->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 		if (c->ino < 0 || start_watch(src) ||
-		    hop_loop_watch(src->loop, c->ino, EPOLLIN, dir_inotify, src)) {
+		    hop_loop_watch(src->loop, c->ino, EPOLLIN, dir_inotify,
+				   src)) {
 			rc = -errno;
 			snprintf(src->error, sizeof(src->error),
-			         "dir source: cannot watch %s: %s", c->path,
-			         strerror(errno));
+				 "dir source: cannot watch %s: %s", c->path,
+				 strerror(errno));
 			return rc;
 		}
 	}
 	if ((rc = scan(src, c->path)) < 0) {
 		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
-		         c->path, strerror(-rc));
+			 c->path, strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -325,10 +331,12 @@ static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 		if (!from || !to)
 			goto next;
 		if (rename(from, to) < 0) {
-			/* Gone already: claimed by another coordinator, or removed. */
+			/* Gone already: claimed by another coordinator, or
+			 * removed. */
 			if (errno != ENOENT)
-				hop_log(HOP_ERROR, "dir source: cannot claim %s: %s", from,
-				        strerror(errno));
+				hop_log(HOP_ERROR,
+					"dir source: cannot claim %s: %s", from,
+					strerror(errno));
 			goto next;
 		}
 		if (c->payload[0] == 'o') {
@@ -342,7 +350,7 @@ static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 		}
 		hop_buf_append(&payload, "", 1);
 		struct hop_item *it =
-			hop_item_new(strdup(e->s), payload.data, payload.end - 1);
+		    hop_item_new(strdup(e->s), payload.data, payload.end - 1);
 		if (it) {
 			it->src_data = strdup(e->s);
 			hop_queue_push(out, it);
@@ -358,7 +366,7 @@ static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 
 /* Moves the claimed file from processing into dest (or deletes it). */
 static int move_claimed(struct hop_source *src, struct hop_item *it,
-                        const char *dest)
+			const char *dest)
 {
 	struct dir_src *c = src->ctx;
 	const char *name = it->src_data;
@@ -370,8 +378,10 @@ static int move_claimed(struct hop_source *src, struct hop_item *it,
 		rc = -ENOMEM;
 	else if (dest ? rename(from, to) : unlink(from)) {
 		rc = -errno;
-		snprintf(src->error, sizeof(src->error), "dir source: %s %s: %s",
-		         dest ? "cannot move" : "cannot delete", from, strerror(errno));
+		snprintf(src->error, sizeof(src->error),
+			 "dir source: %s %s: %s",
+			 dest ? "cannot move" : "cannot delete", from,
+			 strerror(errno));
 	}
 	free(from);
 	free(to);
@@ -387,18 +397,18 @@ static int dir_ack(struct hop_source *src, struct hop_item *it)
 }
 
 static int dir_dead(struct hop_source *src, struct hop_item *it,
-                    const char *record)
+		    const char *record)
 {
 	struct dir_src *c = src->ctx;
 	char *path;
 
 	if (asprintf(&path, "%s/%s.error.json", c->failed,
-	             (const char *)it->src_data) < 0)
+		     (const char *)it->src_data) < 0)
 		return -ENOMEM;
 	int rc = hop_write_file(path, record, strlen(record), true);
 	if (rc)
-		snprintf(src->error, sizeof(src->error), "dir source: %s: %s", path,
-		         strerror(-rc));
+		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
+			 path, strerror(-rc));
 	free(path);
 	int rc2 = move_claimed(src, it, c->failed);
 	return rc ? rc : rc2;
@@ -440,16 +450,16 @@ static void dir_close(struct hop_source *src)
 }
 
 const struct hop_source_ops hop_src_dir = {
-	.name = "dir",
-	.summary = "files in a folder, claimed by rename (--watch: new ones too)",
-	.options = dir_options,
-	.ctx_size = sizeof(struct dir_src),
-	.open = dir_open,
-	.fetch = dir_fetch,
-	.ack = dir_ack,
-	.dead = dir_dead,
-	.release = dir_release,
-	.depth = dir_depth,
-	.exhausted = dir_exhausted,
-	.close = dir_close,
+    .name = "dir",
+    .summary = "files in a folder, claimed by rename (--watch: new ones too)",
+    .options = dir_options,
+    .ctx_size = sizeof(struct dir_src),
+    .open = dir_open,
+    .fetch = dir_fetch,
+    .ack = dir_ack,
+    .dead = dir_dead,
+    .release = dir_release,
+    .depth = dir_depth,
+    .exhausted = dir_exhausted,
+    .close = dir_close,
 };

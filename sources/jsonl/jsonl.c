@@ -24,13 +24,13 @@
 #include "sources/source.h"
 
 struct jsonl_src {
-	char *path;    /* "-" for stdin */
-	char *id_key;  /* field holding the item's id; NULL: the line number */
-	char *dead;    /* dead-letter file, or NULL */
+	char *path;   /* "-" for stdin */
+	char *id_key; /* field holding the item's id; NULL: the line number */
+	char *dead;   /* dead-letter file, or NULL */
 
 	const char *name; /* for messages: the path, or "stdin" */
 	int fd;
-	bool pollable;    /* a pipe or terminal: wait for it with the loop */
+	bool pollable; /* a pipe or terminal: wait for it with the loop */
 	bool watching;
 	struct hop_lines lines;
 	long lineno;
@@ -38,16 +38,17 @@ struct jsonl_src {
 };
 
 static const struct hop_option jsonl_options[] = {
-	{"path", HOP_OPT_STR, "-", offsetof(struct jsonl_src, path),
-	 "file to read, - for stdin"},
-	{"id", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, id_key),
-	 "field of each line that holds the item's id (default: the line number)"},
-	{"dead", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, dead),
-	 "append dead items here as JSON lines"},
-	{NULL},
+    {"path", HOP_OPT_STR, "-", offsetof(struct jsonl_src, path),
+     "file to read, - for stdin"},
+    {"id", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, id_key),
+     "field of each line that holds the item's id (default: the line number)"},
+    {"dead", HOP_OPT_STR, NULL, offsetof(struct jsonl_src, dead),
+     "append dead items here as JSON lines"},
+    {NULL},
 };
 
-static void jsonl_readable(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
+static void jsonl_readable(struct hop_loop *loop, int fd, uint32_t ev,
+			   void *arg)
 {
 	struct hop_source *src = arg;
 	struct jsonl_src *c = src->ctx;
@@ -73,7 +74,7 @@ static int jsonl_open(struct hop_source *src)
 	}
 	if (c->fd < 0 || fstat(c->fd, &st) < 0) {
 		snprintf(src->error, sizeof(src->error), "jsonl source: %s: %s",
-		         c->name, strerror(errno));
+			 c->name, strerror(errno));
 		if (c->fd >= 0)
 			close(c->fd);
 		c->fd = -1;
@@ -81,7 +82,7 @@ static int jsonl_open(struct hop_source *src)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		snprintf(src->error, sizeof(src->error),
-		         "jsonl source: %s: is a directory", c->name);
+			 "jsonl source: %s: is a directory", c->name);
 		close(c->fd);
 		c->fd = -1;
 		return -EISDIR;
@@ -94,8 +95,8 @@ static int jsonl_open(struct hop_source *src)
 		c->dead_fp = fopen(c->dead, "ae");
 		if (!c->dead_fp) {
 			snprintf(src->error, sizeof(src->error),
-			         "jsonl source: dead-letter file %s: %s", c->dead,
-			         strerror(errno));
+				 "jsonl source: dead-letter file %s: %s",
+				 c->dead, strerror(errno));
 			close(c->fd);
 			c->fd = -1;
 			return -errno;
@@ -107,7 +108,7 @@ static int jsonl_open(struct hop_source *src)
 /* Builds the item's id from its line: the configured field, else the line
  * number. Returns NULL (and fills err) when the field is missing. */
 static char *line_id(struct jsonl_src *c, const char *line, size_t len,
-                     char *err, size_t errlen)
+		     char *err, size_t errlen)
 {
 	struct hop_json_member m[64];
 	char num[32];
@@ -118,25 +119,26 @@ static char *line_id(struct jsonl_src *c, const char *line, size_t len,
 	}
 	int n = hop_json_members(line, len, m, 64);
 	const struct hop_json_member *f =
-		n > 0 ? hop_json_get(m, n > 64 ? 64 : n, c->id_key) : NULL;
+	    n > 0 ? hop_json_get(m, n > 64 ? 64 : n, c->id_key) : NULL;
 	if (f && f->vlen > 2 && hop_json_plain_string(f->val, f->vlen))
 		return strndup(f->val + 1, f->vlen - 2);
 	if (f && (f->val[0] == '"' || f->val[0] == '-' ||
-	          (f->val[0] >= '0' && f->val[0] <= '9'))) {
+		  (f->val[0] >= '0' && f->val[0] <= '9'))) {
 		json_t *v = json_loadb(f->val, f->vlen, JSON_DECODE_ANY, NULL);
 		char *id = NULL;
 		if (json_is_string(v) && json_string_length(v) > 0)
 			id = strdup(json_string_value(v));
 		else if (json_is_integer(v) &&
-		         snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-		                  json_integer_value(v)) > 0)
+			 snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+				  json_integer_value(v)) > 0)
 			id = strdup(num);
 		json_decref(v);
 		if (id)
 			return id;
 	}
-	snprintf(err, errlen, "%s:%ld: no string or integer '%s' field for the id",
-	         c->name, c->lineno, c->id_key);
+	snprintf(err, errlen,
+		 "%s:%ld: no string or integer '%s' field for the id", c->name,
+		 c->lineno, c->id_key);
 	return NULL;
 }
 
@@ -163,8 +165,8 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 		json_t *v = json_loadb(line, len, JSON_DECODE_ANY, &jerr);
 		json_decref(v);
 		snprintf(why, sizeof(why), "%s:%ld: not JSON: %s (column %d)",
-		         c->name, c->lineno, v ? "invalid text" : jerr.text,
-		         v ? 0 : jerr.column);
+			 c->name, c->lineno, v ? "invalid text" : jerr.text,
+			 v ? 0 : jerr.column);
 		return invalid_item(c, why);
 	}
 	why[0] = '\0';
@@ -174,7 +176,8 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 	return hop_item_new(id, strndup(line, len), len);
 }
 
-static int jsonl_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
+static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
+		       size_t max)
 {
 	struct jsonl_src *c = src->ctx;
 	char *line, why[256];
@@ -182,27 +185,29 @@ static int jsonl_fetch(struct hop_source *src, struct hop_queue *out, size_t max
 
 	while (got < max && c->fd >= 0) {
 		struct hop_item *it = NULL;
-		enum hop_line_status st = hop_lines_next(&c->lines, c->fd, &line, &len);
+		enum hop_line_status st =
+		    hop_lines_next(&c->lines, c->fd, &line, &len);
 		switch (st) {
 		case HOP_LINE_OK:
 			c->lineno++;
 			if (strspn(line, " \t") == len) {
-				hop_log(HOP_WARN, "%s:%ld: blank line skipped", c->name,
-				        c->lineno);
+				hop_log(HOP_WARN, "%s:%ld: blank line skipped",
+					c->name, c->lineno);
 				continue;
 			}
 			it = line_item(c, line, len);
 			break;
 		case HOP_LINE_TOOLONG:
 			c->lineno++;
-			snprintf(why, sizeof(why), "%s:%ld: line over the %zu-byte limit",
-			         c->name, c->lineno, c->lines.max);
+			snprintf(why, sizeof(why),
+				 "%s:%ld: line over the %zu-byte limit",
+				 c->name, c->lineno, c->lines.max);
 			it = invalid_item(c, why);
 			break;
 		case HOP_LINE_AGAIN:
 			if (c->pollable && !c->watching &&
-			    hop_loop_watch(src->loop, c->fd, EPOLLIN, jsonl_readable,
-			                   src) == 0)
+			    hop_loop_watch(src->loop, c->fd, EPOLLIN,
+					   jsonl_readable, src) == 0)
 				c->watching = true;
 			return 0;
 		case HOP_LINE_EOF:
@@ -210,8 +215,9 @@ static int jsonl_fetch(struct hop_source *src, struct hop_queue *out, size_t max
 			c->fd = -1;
 			return 0;
 		case HOP_LINE_ERROR:
-			snprintf(src->error, sizeof(src->error), "jsonl source: %s: %s",
-			         c->name, strerror(errno));
+			snprintf(src->error, sizeof(src->error),
+				 "jsonl source: %s: %s", c->name,
+				 strerror(errno));
 			return -errno;
 		}
 		if (!it)
@@ -228,7 +234,7 @@ static int jsonl_ack(struct hop_source *src, struct hop_item *it)
 }
 
 static int jsonl_dead(struct hop_source *src, struct hop_item *it,
-                      const char *record)
+		      const char *record)
 {
 	struct jsonl_src *c = src->ctx;
 	if (!c->dead_fp)
@@ -236,8 +242,8 @@ static int jsonl_dead(struct hop_source *src, struct hop_item *it,
 	if (fprintf(c->dead_fp, "%s\n", record) < 0 || fflush(c->dead_fp) ||
 	    fsync(fileno(c->dead_fp))) {
 		snprintf(src->error, sizeof(src->error),
-		         "jsonl source: dead-letter file %s: %s", c->dead,
-		         strerror(errno));
+			 "jsonl source: dead-letter file %s: %s", c->dead,
+			 strerror(errno));
 		return -errno;
 	}
 	return 0;
@@ -247,8 +253,8 @@ static int jsonl_release(struct hop_source *src, struct hop_item *it)
 {
 	struct jsonl_src *c = src->ctx;
 	/* A stream cannot be rewound; say what a rerun must cover. */
-	hop_log_ev(HOP_WARN, -1, it->id, "%s: item not finished before shutdown",
-	           c->name);
+	hop_log_ev(HOP_WARN, -1, it->id,
+		   "%s: item not finished before shutdown", c->name);
 	return 0;
 }
 
@@ -278,16 +284,16 @@ static void jsonl_close(struct hop_source *src)
 }
 
 const struct hop_source_ops hop_src_jsonl = {
-	.name = "jsonl",
-	.summary = "JSON lines from a file or stdin, one item per line",
-	.options = jsonl_options,
-	.ctx_size = sizeof(struct jsonl_src),
-	.open = jsonl_open,
-	.fetch = jsonl_fetch,
-	.ack = jsonl_ack,
-	.dead = jsonl_dead,
-	.release = jsonl_release,
-	.depth = jsonl_depth,
-	.exhausted = jsonl_exhausted,
-	.close = jsonl_close,
+    .name = "jsonl",
+    .summary = "JSON lines from a file or stdin, one item per line",
+    .options = jsonl_options,
+    .ctx_size = sizeof(struct jsonl_src),
+    .open = jsonl_open,
+    .fetch = jsonl_fetch,
+    .ack = jsonl_ack,
+    .dead = jsonl_dead,
+    .release = jsonl_release,
+    .depth = jsonl_depth,
+    .exhausted = jsonl_exhausted,
+    .close = jsonl_close,
 };

@@ -15,7 +15,8 @@ static int pipe_with(const char *data)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
-	assert_int_equal(write(p[1], data, strlen(data)), (ssize_t)strlen(data));
+	assert_int_equal(write(p[1], data, strlen(data)),
+			 (ssize_t)strlen(data));
 	close(p[1]);
 	return p[0];
 }
@@ -60,7 +61,8 @@ static void an_over_long_line_is_reported_once_and_skipped(void **state)
 	}
 	close(p[1]);
 	hop_lines_init(&r, 1000);
-	assert_int_equal(hop_lines_next(&r, p[0], &line, &len), HOP_LINE_TOOLONG);
+	assert_int_equal(hop_lines_next(&r, p[0], &line, &len),
+			 HOP_LINE_TOOLONG);
 	assert_int_equal(hop_lines_next(&r, p[0], &line, &len), HOP_LINE_OK);
 	assert_string_equal(line, "ok");
 	assert_int_equal(hop_lines_next(&r, p[0], &line, &len), HOP_LINE_EOF);
@@ -94,10 +96,10 @@ static void consume_and_append_reuse_space(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lines_split_and_keep_a_last_unterminated_line),
-		cmocka_unit_test(an_over_long_line_is_reported_once_and_skipped),
-		cmocka_unit_test(json_strings_are_escaped),
-		cmocka_unit_test(consume_and_append_reuse_space),
+	    cmocka_unit_test(lines_split_and_keep_a_last_unterminated_line),
+	    cmocka_unit_test(an_over_long_line_is_reported_once_and_skipped),
+	    cmocka_unit_test(json_strings_are_escaped),
+	    cmocka_unit_test(consume_and_append_reuse_space),
 	};
 	return cmocka_run_group_tests_name("buf", tests, NULL, NULL);
 }

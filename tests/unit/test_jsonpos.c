@@ -13,16 +13,20 @@
 static void finds_nested_keys(void **state)
 {
 	const char *text = "{\n  \"a\": [1, {\"x\": 2}],\n  \"b\": {\n"
-	                   "    \"s\\\"q\": 1, \"c\": \"}\"\n  }\n}";
+			   "    \"s\\\"q\": 1, \"c\": \"}\"\n  }\n}";
 	int line, col;
-	assert_int_equal(hop_json_locate(text, (const char *[]){"b"}, 1, &line, &col), 0);
+	assert_int_equal(
+	    hop_json_locate(text, (const char *[]){"b"}, 1, &line, &col), 0);
 	assert_int_equal(line, 3);
 	assert_int_equal(col, 3);
-	assert_int_equal(hop_json_locate(text, (const char *[]){"b", "c"}, 2, &line, &col), 0);
+	assert_int_equal(
+	    hop_json_locate(text, (const char *[]){"b", "c"}, 2, &line, &col),
+	    0);
 	assert_int_equal(line, 4);
 	assert_int_equal(col, 16);
-	assert_int_equal(hop_json_locate(text, (const char *[]){"zz"}, 1, &line, &col),
-	                 -ENOENT);
+	assert_int_equal(
+	    hop_json_locate(text, (const char *[]){"zz"}, 1, &line, &col),
+	    -ENOENT);
 }
 
 static void expands_the_environment(void **state)
@@ -31,8 +35,9 @@ static void expands_the_environment(void **state)
 	setenv("HOP_T_SET", "val", 1);
 	setenv("HOP_T_EMPTY", "", 1);
 	unsetenv("HOP_T_UNSET");
-	s = hop_expand_env("a-${HOP_T_SET}-${HOP_T_UNSET:-dflt}-${HOP_T_EMPTY:-e}-$$x",
-	                   err, sizeof(err));
+	s = hop_expand_env(
+	    "a-${HOP_T_SET}-${HOP_T_UNSET:-dflt}-${HOP_T_EMPTY:-e}-$$x", err,
+	    sizeof(err));
 	assert_non_null(s);
 	assert_string_equal(s, "a-val-dflt-e-$x");
 	free(s);
@@ -47,8 +52,8 @@ static void expands_the_environment(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(finds_nested_keys),
-		cmocka_unit_test(expands_the_environment),
+	    cmocka_unit_test(finds_nested_keys),
+	    cmocka_unit_test(expands_the_environment),
 	};
 	return cmocka_run_group_tests_name("jsonpos", tests, NULL, NULL);
 }

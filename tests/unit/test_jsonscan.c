@@ -19,13 +19,46 @@ static bool jansson_valid(const char *s, size_t n)
 }
 
 static const char *const cases[] = {
-	"1", "-0", "0.5e+3", "-12.0E-1", "01", "1.", ".5", "-", "1e", "+1",
-	"\"\"", "\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\"", "\"\\u00e9\\u65E5\"", "\"\\x\"",
-	"\"\\u12\"", "\"tab\there\"", "\"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x9a\x80\"",
-	"\"\xc3\"", "\"\xc0\xaf\"", "\"\xed\xa0\x80\"", "\"\xf4\x90\x80\x80\"",
-	"\"\xff\"", "true", "false", "null", "tru", "nul", "[]", "{}", "[1,]",
-	"[,1]", "{\"a\":1,}", "{\"a\" 1}", "{1:2}", " { \"a\" : [ 1 , { } ] } ",
-	"[1] [2]", "{\"a\":1}x", "[[[[[]]]]]", "\"unterminated", "[\"a\",\"b\"]",
+    "1",
+    "-0",
+    "0.5e+3",
+    "-12.0E-1",
+    "01",
+    "1.",
+    ".5",
+    "-",
+    "1e",
+    "+1",
+    "\"\"",
+    "\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\"",
+    "\"\\u00e9\\u65E5\"",
+    "\"\\x\"",
+    "\"\\u12\"",
+    "\"tab\there\"",
+    "\"caf\xc3\xa9 \xe6\x97\xa5 \xf0\x9f\x9a\x80\"",
+    "\"\xc3\"",
+    "\"\xc0\xaf\"",
+    "\"\xed\xa0\x80\"",
+    "\"\xf4\x90\x80\x80\"",
+    "\"\xff\"",
+    "true",
+    "false",
+    "null",
+    "tru",
+    "nul",
+    "[]",
+    "{}",
+    "[1,]",
+    "[,1]",
+    "{\"a\":1,}",
+    "{\"a\" 1}",
+    "{1:2}",
+    " { \"a\" : [ 1 , { } ] } ",
+    "[1] [2]",
+    "{\"a\":1}x",
+    "[[[[[]]]]]",
+    "\"unterminated",
+    "[\"a\",\"b\"]",
 };
 
 static void agrees_with_jansson_on_cases(void **state)
@@ -39,8 +72,9 @@ static void agrees_with_jansson_on_cases(void **state)
 
 static void agrees_with_jansson_on_mutations(void **state)
 {
-	const char *seed = "{\"id\":\"k1\",\"ok\":true,\"result\":{\"a\":[1,2.5e3,"
-	                   "null,false,\"x\\ny\"],\"b\":\"caf\xc3\xa9\"}}";
+	const char *seed =
+	    "{\"id\":\"k1\",\"ok\":true,\"result\":{\"a\":[1,2.5e3,"
+	    "null,false,\"x\\ny\"],\"b\":\"caf\xc3\xa9\"}}";
 	size_t n = strlen(seed);
 	char buf[256];
 	srand(42);
@@ -54,7 +88,8 @@ static void agrees_with_jansson_on_mutations(void **state)
 			size_t at = (size_t)rand() % len;
 			switch (rand() % 3) {
 			case 0: /* flip to a JSON-ish byte */
-				buf[at] = "{}[]\":,0123456789.eE+-tfnul \\x\xc3"[rand() % 32];
+				buf[at] = "{}[]\":,0123456789.eE+-tfnul \\x\xc3"
+				    [rand() % 32];
 				break;
 			case 1: /* delete */
 				memmove(buf + at, buf + at + 1, len - at - 1);
@@ -72,7 +107,8 @@ static void agrees_with_jansson_on_mutations(void **state)
 static void members_are_spans(void **state)
 {
 	struct hop_json_member m[4];
-	const char *s = " {\"id\" : \"a\\\"b\", \"ok\":true, \"result\": {\"x\": [1, 2]} } ";
+	const char *s = " {\"id\" : \"a\\\"b\", \"ok\":true, \"result\": "
+			"{\"x\": [1, 2]} } ";
 	int n = hop_json_members(s, strlen(s), m, 4);
 	assert_int_equal(n, 3);
 	const struct hop_json_member *r = hop_json_get(m, n, "result");
@@ -89,9 +125,9 @@ static void members_are_spans(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(agrees_with_jansson_on_cases),
-		cmocka_unit_test(agrees_with_jansson_on_mutations),
-		cmocka_unit_test(members_are_spans),
+	    cmocka_unit_test(agrees_with_jansson_on_cases),
+	    cmocka_unit_test(agrees_with_jansson_on_mutations),
+	    cmocka_unit_test(members_are_spans),
 	};
 	return cmocka_run_group_tests_name("jsonscan", tests, NULL, NULL);
 }

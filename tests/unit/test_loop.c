@@ -56,7 +56,8 @@ static void fds_wake_the_loop(void **state)
 	int p[2];
 	char got = 0;
 	assert_int_equal(pipe(p), 0);
-	assert_int_equal(hop_loop_watch(loop, p[0], EPOLLIN, on_readable, &got), 0);
+	assert_int_equal(hop_loop_watch(loop, p[0], EPOLLIN, on_readable, &got),
+			 0);
 	hop_loop_soon(loop, soon_then_fd, &p[1]);
 	hop_loop_soon(loop, soon_then_fd, &p[1]); /* deduplicated */
 	assert_int_equal(hop_loop_run(loop), 0);
@@ -73,8 +74,8 @@ static void fds_wake_the_loop(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(timers_fire_in_deadline_order),
-		cmocka_unit_test(fds_wake_the_loop),
+	    cmocka_unit_test(timers_fire_in_deadline_order),
+	    cmocka_unit_test(fds_wake_the_loop),
 	};
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
