@@ -148,3 +148,11 @@ def test_read_only_output_folder_retries_until_writable(tmp, small_fs):
     assert len(list((inbox / "done").iterdir())) == 2
     assert sorted(q.name for q in small_fs.iterdir()) == [
         "f000.txt.json", "f001.txt.json"]
+
+
+def test_a_bare_cr_in_a_line_reaches_the_worker_compacted(tmp):
+    src = tmp / "in.jsonl"
+    src.write_bytes(b'{"text":\r"a b"}\n')
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "--", *FAKE)
+    assert code == 0, err
+    assert read_jsonl(out)[0]["result"]["echo"] == {"text": "a b"}

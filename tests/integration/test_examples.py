@@ -1,0 +1,213 @@
+"""The word-count examples in worker/examples/, run by the real coordinator
+over the same items, checked by `hopper check-worker`, and started on their
+own to see that each exits by itself when its stdin closes.
+
+A missing toolchain or an unbuilt example fails its test with the reason;
+nothing here is skipped."""
+import json
+import os
+import select
+import shutil
+import subprocess
+import textwrap
+import time
+
+import pytest
+
+from conftest import (BUILD, PY, ROOT, assert_clean, by_id, clean_env, hopper,
+                      read_jsonl)
+
+EXAMPLES = ROOT / "worker" / "examples"
+
+# Each stream example's command, and the file that must exist to run it.
+STREAM = {
+    "python": ([PY, EXAMPLES / "python" / "word_count.py"], None),
+    "node": (["node", EXAMPLES / "node" / "word_count.js"], None),
+    "go": ([BUILD / "examples" / "go" / "word_count"], None),
+    "rust": ([BUILD / "examples" / "rust" / "word_count"], None),
+    "java": (["java", "-cp", BUILD / "examples" / "java", "WordCount"],
+             BUILD / "examples" / "java" / "WordCount.class"),
+    "c": ([BUILD / "examples" / "c" / "word_count"], None),
+}
+SH = EXAMPLES / "sh" / "word_count.sh"
+
+NOT_COUNTABLE = 'payload must be a string, or an object with a "text" or ' \
+                '"path" string'
+
+
+def command(name):
+    """The example's argv, or a failed test saying what is missing."""
+    argv, needs = STREAM[name]
+    argv = [str(a) for a in argv]
+    if os.sep in argv[0]:
+        assert os.access(argv[0], os.X_OK), \
+            f"{argv[0]} is missing: run `make workers` first"
+    else:
+        assert shutil.which(argv[0]), \
+            f"`{argv[0]}` is not on PATH: the {name} example needs it"
+    if needs:
+        assert needs.exists(), f"{needs} is missing: run `make workers` first"
+    return argv
+
+
+def run(tmp, lines, *flags):
+    """Runs hopper over source lines (raw JSON texts); returns (exit code,
+    results by id, stderr)."""
+    src, out = tmp / "in.jsonl", tmp / "out.jsonl"
+    src.write_bytes(b"".join(line.encode() + b"\n" for line in lines))
+    code, _, err = hopper("run", "--source", f"jsonl:{src}",
+                          "--sink", f"jsonl:{out}", "--attempts", "3",
+                          "--backoff", "0.05", "--timeout", "60", *flags)
+    return code, by_id(read_jsonl(out.read_text())), err
+
+
+def assert_counts(res, counts):
+    for id, words in counts.items():
+        assert res[id]["ok"] is True, res[id]
+        assert res[id]["result"] == {"words": words}, res[id]
+        assert res[id]["attempts"] == 1, res[id]
+
+
+def assert_dead_at_once(r, error):
+    assert r["ok"] is False, r
+    assert r["attempts"] == 1, r  # a permanent failure: no retries
+    assert error in r["error"], r
+
+
+@pytest.mark.parametrize("name", list(STREAM))
+def test_stream_example_counts_words(tmp, name):
+    doc = tmp / "doc.txt"
+    doc.write_text("alpha beta\ngamma\n\tdelta  épsilon\n", encoding="utf-8")
+    lines = [
+        json.dumps("the quick brown fox"),
+        json.dumps("héllo wörld ünïcode 日本", ensure_ascii=False),
+        json.dumps({"text": "one two\tthree\nfour five", "lang": "en"}),
+        json.dumps({"path": str(doc)}),
+        "42",
+        # A raw CR is JSON whitespace: a worker splits lines at LF only.
+        '{"text":\r"a raw CR between tokens"}',
+        json.dumps(""),
+    ]
+    code, res, err = run(tmp, lines, "--workers", "2", "--",
+                         *command(name))
+    assert code == 3, err  # a finished run with a dead item
+    assert sorted(res, key=int) == [str(i) for i in range(1, 8)], res
+    assert_counts(res, {"1": 4, "2": 4, "3": 5, "4": 5, "6": 5, "7": 0})
+    assert_dead_at_once(res["5"], NOT_COUNTABLE)
+
+
+def test_sh_example_counts_words_in_exec_mode(tmp):
+    assert os.access(SH, os.X_OK), f"{SH} is not executable"
+    lines = [
+        json.dumps("the quick brown fox"),
+        json.dumps("héllo wörld ünïcode 日本", ensure_ascii=False),
+        json.dumps("tabs\tand\nnew lines\vand\fmore\r"),
+        json.dumps(""),
+        json.dumps("   "),
+    ]
+    code, res, err = run(tmp, lines, "--mode", "exec", "--workers", "2",
+                         "--", SH)
+    assert code == 3, err
+    assert_counts(res, {"1": 4, "2": 4, "3": 6, "5": 0})
+    assert_dead_at_once(res["4"], "empty payload")
+
+
+@pytest.mark.parametrize("name", list(STREAM))
+def test_stream_example_keeps_the_contract(name):
+    code, out, err = hopper("check-worker", "--", *command(name))
+    assert code == 0, out + err
+    assert out.strip().endswith("the worker keeps the contract"), out
+
+
+def test_sh_example_keeps_the_contract():
+    code, out, err = hopper("check-worker", "--mode", "exec", "--", SH)
+    assert code == 0, out + err
+
+
+@pytest.mark.parametrize("name", list(STREAM))
+def test_stream_example_exits_on_eof(name):
+    p = subprocess.Popen(command(name), stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=clean_env())
+    try:
+        p.stdin.write(b'{"id":"a","attempt":1,"payload":"one two"}\n')
+        p.stdin.flush()
+        # A JVM takes a while to start; the answer must come unprompted.
+        ready, _, _ = select.select([p.stdout], [], [], 30)
+        assert ready, f"{name}: no answer within 30 s"
+        assert json.loads(p.stdout.readline()) == {
+            "id": "a", "ok": True, "result": {"words": 2}}
+        p.stdin.close()
+        t0 = time.monotonic()
+        try:
+            code = p.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"{name}: still running 2 s after EOF on stdin")
+        stderr = p.stderr.read().decode(errors="replace")
+        assert code == 0, f"{name} exited with {code}: {stderr}"
+        assert_clean(stderr)
+        assert p.stdout.read() == b"", f"{name} wrote more after its answer"
+        assert time.monotonic() - t0 < 2
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        for f in (p.stdin, p.stdout, p.stderr):
+            if not f.closed:
+                f.close()
+
+
+# A C worker on the helper that takes its time: progress lines must keep an
+# item alive past --timeout, and the handler's retry flag must reach hopper.
+SLOW_C = textwrap.dedent(r"""
+    #include <string.h>
+    #include <time.h>
+    #include "worker/hop_worker.h"
+
+    static int slow(const char *id, int attempt, json_t *payload,
+                    json_t **result, char **error, bool *retry, void *arg)
+    {
+            const char *s = json_string_value(payload);
+            (void)arg;
+            if (s && !strcmp(s, "flaky") && attempt == 1)
+                    return hop_worker_fail(error, "flaky on attempt %d",
+                                           attempt);
+            if (s && !strcmp(s, "bad")) {
+                    *retry = false;
+                    return hop_worker_fail(error, "bad is never good");
+            }
+            for (int i = 1; s && !strcmp(s, "slow") && i <= 8; i++) {
+                    nanosleep(&(struct timespec){0, 250000000}, NULL);
+                    hop_worker_progress(id, i / 8.0);
+            }
+            *result = json_pack("{s:i}", "attempt", attempt);
+            return 0;
+    }
+
+    int main(void)
+    {
+            return hop_worker_run(slow, NULL) ? 1 : 0;
+    }
+    """)
+
+
+def test_c_helper_progress_and_retry(tmp):
+    lib = BUILD / "worker" / "libhopworker.a"
+    assert lib.exists(), f"{lib} is missing: run `make workers` first"
+    src, exe = tmp / "slow.c", tmp / "slow"
+    src.write_text(SLOW_C)
+    san = ["-fsanitize=address,undefined"] if BUILD.name == "san" else []
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra",
+                    "-Wstrict-prototypes", "-Werror", *san, f"-I{ROOT}",
+                    "-o", exe, src, lib, "-ljansson", "-lm"], check=True)
+    lines = [json.dumps(p) for p in ("slow", "flaky", "bad", "quick")]
+    # Two seconds of work against a one-second deadline: progress saves it.
+    code, res, err = run(tmp, lines, "--workers", "1", "--timeout", "1",
+                         "--", exe)
+    assert code == 3, err
+    assert res["1"]["ok"] and res["1"]["attempts"] == 1, res["1"]
+    assert res["2"]["ok"] and res["2"]["result"] == {"attempt": 2}, res["2"]
+    assert_dead_at_once(res["3"], "bad is never good")
+    assert res["4"]["ok"] and res["4"]["attempts"] == 1, res["4"]
+    assert "timed out" not in err, err

@@ -1,0 +1,3 @@
+module hopper.example/word_count
+
+go 1.21
