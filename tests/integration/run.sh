@@ -13,6 +13,11 @@ if ! "$py" -c 'import pytest' 2>/dev/null; then
 fi
 export HOPPER HOPPER_BUILD
 export HOPPER_PYTHON="$py"
-suites=(tests/integration)
-[ -d tests/thumbnail ] && suites+=(tests/thumbnail)
-exec "$py" -m pytest -q -p no:cacheprovider "${suites[@]}" "$@"
+# One pytest per suite: each folder has a conftest of its own.
+status=0
+for suite in tests/integration tests/thumbnail; do
+	[ -d "$suite" ] || continue
+	echo "== $suite"
+	"$py" -m pytest -q -p no:cacheprovider "$suite" "$@" || status=$?
+done
+exit "$status"
