@@ -460,35 +460,49 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int hop_config_load(struct hop_config *cfg, int argc, char **argv,
-		    bool validate_only, char *err, size_t errlen)
+/* Names the run option a long flag (--max-line, --max_line=16M) stands for,
+ * and its value when the flag carries one. Returns NULL for an unknown flag. */
+static const char *long_flag(const char *a, const char **val)
 {
-	struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
-	char keybuf[64];
-	int nflags = 0, i, rc = -EINVAL;
+	const char *eq = strchr(a + 2, '=');
+	char name[64], key[64];
+	snprintf(name, sizeof(name), "%.*s",
+		 (int)(eq ? eq - a - 2 : (long)strlen(a + 2)), a + 2);
+	long_key(name, key, sizeof(key));
+	if (strcmp(key, "pipeline") == 0) {
+		*val = eq ? eq + 1 : NULL;
+		return "pipeline";
+	}
+	const struct hop_option *o = hop_opts_find(run_options, key);
+	if (!o)
+		return NULL;
+	if (eq)
+		*val = eq + 1;
+	else if (o->type == HOP_OPT_BOOL)
+		*val = "true";
+	return o->key;
+}
 
-	memset(cfg, 0, sizeof(*cfg));
-	if (!flags || hop_opts_defaults(run_options, cfg, err, errlen))
-		goto out;
-	for (i = 0; i < argc; i++) {
+/* Reads the flags before "--" into flags (in order) and notes the pipeline
+ * file. Returns the index of the worker command in argv (argc when there is
+ * none), or -EINVAL with a message in err. */
+static int parse_flags(struct hop_config *cfg, int argc, char **argv,
+		       bool validate_only, struct flag *flags, int *nflags,
+		       char *err, size_t errlen)
+{
+	int i;
+	for (i = 0; i < argc && strcmp(argv[i], "--") != 0; i++) {
 		const char *a = argv[i], *key = NULL, *val = NULL;
-		if (strcmp(a, "--") == 0) {
-			i++;
-			break;
-		}
-		if (a[0] != '-' || !a[1]) {
-			if (validate_only && !cfg->pipeline) {
-				flags[nflags++] = (struct flag){"pipeline", a};
-				cfg->pipeline = strdup(a);
-				continue;
-			}
+		if ((a[0] != '-' || !a[1]) && validate_only && !cfg->pipeline) {
+			key = "pipeline";
+			val = a;
+		} else if (a[0] != '-' || !a[1]) {
 			snprintf(err, errlen,
 				 "unexpected '%s': the worker command goes "
 				 "after --",
 				 a);
-			goto out;
-		}
-		if (a[1] != '-') {
+			return -EINVAL;
+		} else if (a[1] != '-') {
 			for (size_t s = 0;
 			     s < sizeof(shorts) / sizeof(shorts[0]); s++)
 				if (a[1] == shorts[s].flag && !a[2])
@@ -498,89 +512,100 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 			if (strcmp(a, "-O") == 0)
 				key = "sink-opt";
 		} else if (strcmp(a, "--once") == 0) {
-			flags[nflags++] = (struct flag){"watch", "false"};
-			continue;
+			key = "watch";
+			val = "false";
 		} else if (strcmp(a, "--source-opt") == 0 ||
 			   strcmp(a, "--sink-opt") == 0) {
 			key = a + 2;
 		} else {
-			const char *eq = strchr(a + 2, '=');
-			char name[64];
-			snprintf(name, sizeof(name), "%.*s",
-				 (int)(eq ? eq - a - 2 : (long)strlen(a + 2)),
-				 a + 2);
-			key = long_key(name, keybuf, sizeof(keybuf));
-			const struct hop_option *o =
-			    hop_opts_find(run_options, key);
-			if (!o && strcmp(key, "pipeline") != 0) {
-				snprintf(err, errlen,
-					 "unknown flag '%s' (see hopper run "
-					 "--help)",
-					 a);
-				goto out;
-			}
-			key = o ? o->key : "pipeline";
-			if (eq)
-				val = eq + 1;
-			else if (o && o->type == HOP_OPT_BOOL)
-				val = "true";
+			key = long_flag(a, &val);
 		}
 		if (!key) {
 			snprintf(err, errlen,
 				 "unknown flag '%s' (see hopper run --help)",
 				 a);
-			goto out;
+			return -EINVAL;
 		}
-		if (!val) {
-			if (i + 1 >= argc) {
-				snprintf(err, errlen, "flag '%s' needs a value",
-					 a);
-				goto out;
-			}
+		if (!val && i + 1 >= argc) {
+			snprintf(err, errlen, "flag '%s' needs a value", a);
+			return -EINVAL;
+		}
+		if (!val)
 			val = argv[++i];
-		}
-		flags[nflags++] = (struct flag){key, val};
+		flags[(*nflags)++] = (struct flag){key, val};
 		if (strcmp(key, "pipeline") == 0) {
 			free(cfg->pipeline);
 			cfg->pipeline = strdup(val);
 		}
 	}
-	if (cfg->pipeline && load_file(cfg, cfg->pipeline, err, errlen))
-		goto out;
+	return i < argc ? i + 1 : argc;
+}
+
+/* Applies the flags over what the pipeline file set. */
+static int apply_flags(struct hop_config *cfg, const struct flag *flags,
+		       int nflags, char *err, size_t errlen)
+{
 	for (int f = 0; f < nflags; f++) {
 		const char *k = flags[f].key, *v = flags[f].value;
+		bool is_source = k[1] == 'o';
 		if (strcmp(k, "pipeline") == 0)
 			continue;
 		if (strcmp(k, "source") == 0 || strcmp(k, "sink") == 0) {
-			if (driver_spec_flag(cfg, k[1] == 'o', v, err, errlen))
-				goto out;
+			if (driver_spec_flag(cfg, is_source, v, err, errlen))
+				return -EINVAL;
 		} else if (strcmp(k, "source-opt") == 0 ||
 			   strcmp(k, "sink-opt") == 0) {
-			bool is_source = k[1] == 'o';
-			if (!(is_source ? (void *)cfg->source
-					: (void *)cfg->sink) &&
+			/* An option before its driver: the default driver. */
+			bool none = is_source ? !cfg->source : !cfg->sink;
+			if (none &&
 			    driver_spec_flag(cfg, is_source,
 					     is_source ? "jsonl" : "jsonl:-",
 					     err, errlen))
-				goto out;
+				return -EINVAL;
 			if (driver_flag(cfg, is_source, v, err, errlen))
-				goto out;
+				return -EINVAL;
 		} else if (hop_opts_set(run_options, cfg, k, v, err, errlen)) {
-			goto out;
+			return -EINVAL;
 		}
 	}
-	if (i < argc) {
-		char **cmd = calloc((size_t)(argc - i + 1), sizeof(char *));
-		if (!cmd)
-			goto out;
-		for (int j = i; j < argc; j++)
-			cmd[j - i] = strdup(argv[j]);
-		if (cfg->argv)
-			for (char **p = cfg->argv; *p; p++)
-				free(*p);
-		free(cfg->argv);
-		cfg->argv = cmd;
-	}
+	return 0;
+}
+
+/* Replaces the worker command with argv[from..argc). */
+static int set_argv(struct hop_config *cfg, int argc, char **argv, int from)
+{
+	char **cmd = calloc((size_t)(argc - from + 1), sizeof(char *));
+	if (!cmd)
+		return -ENOMEM;
+	for (int j = from; j < argc; j++)
+		cmd[j - from] = strdup(argv[j]);
+	if (cfg->argv)
+		for (char **p = cfg->argv; *p; p++)
+			free(*p);
+	free(cfg->argv);
+	cfg->argv = cmd;
+	return 0;
+}
+
+int hop_config_load(struct hop_config *cfg, int argc, char **argv,
+		    bool validate_only, char *err, size_t errlen)
+{
+	struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
+	int nflags = 0, rc = -EINVAL;
+
+	memset(cfg, 0, sizeof(*cfg));
+	if (!flags || hop_opts_defaults(run_options, cfg, err, errlen))
+		goto out;
+	int cmd = parse_flags(cfg, argc, argv, validate_only, flags, &nflags,
+			      err, errlen);
+	if (cmd < 0)
+		goto out;
+	if (cfg->pipeline && load_file(cfg, cfg->pipeline, err, errlen))
+		goto out;
+	if (apply_flags(cfg, flags, nflags, err, errlen))
+		goto out;
+	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
+		goto out;
 	rc = finish(cfg, err, errlen);
 out:
 	free(flags);

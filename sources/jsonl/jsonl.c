@@ -174,8 +174,9 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 	if (!id)
 		return why[0] ? invalid_item(c, why) : NULL;
 	if (memchr(line, '\r', len)) {
-		/* A bare CR is JSON white space, but a line-based worker may take
-		 * it for a line end: such a payload is passed on compacted. */
+		/* A bare CR is JSON white space, but a line-based worker may
+		 * take it for a line end: such a payload is passed on
+		 * compacted. */
 		json_t *v = json_loadb(line, len, JSON_DECODE_ANY, NULL);
 		char *compact = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		json_decref(v);
