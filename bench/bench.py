@@ -1,6 +1,8 @@
 """hopper's benchmarks: each prints hopper's rate next to a ceiling or a
 peer measured in the same run, interleaved, as medians of several rounds.
-The machines are shared and noisy: read the ratios, not the rates."""
+The machines are shared and noisy: read the ratios, not the rates.
+
+usage: bench.py [stream] [exec] [memory] [thumbnails] (default: all)"""
 import os
 import re
 import shutil
@@ -115,8 +117,84 @@ def memory(n):
           f"over {len(samples)} samples")
 
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+THUMB = os.path.join(os.environ["HOPPER_BUILD"], "hopper-thumbnail")
+FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+
+
+def thumb_corpus(n):
+    """n paths to 720p H.264 videos, 10 s, a keyframe every 2 s (as web
+    video is usually cut): six distinct encodes, linked under n names.
+    Kept between runs."""
+    base = os.path.join(ROOT, "build", "bench-corpus")
+    os.makedirs(base, exist_ok=True)
+    sources = ["testsrc2", "smptehdbars", "rgbtestsrc", "testsrc",
+               "pal100bars", "yuvtestsrc"]
+    for k, src in enumerate(sources):
+        out = os.path.join(base, f"base{k}.mp4")
+        if not os.path.exists(out):
+            subprocess.run(FF + ["-f", "lavfi", "-i",
+                                 f"{src}=size=1280x720:rate=25", "-t", "10",
+                                 "-c:v", "libx264", "-preset", "veryfast",
+                                 "-g", "50", "-pix_fmt", "yuv420p",
+                                 out + ".tmp.mp4"], check=True)
+            os.rename(out + ".tmp.mp4", out)
+    paths = []
+    for i in range(n):
+        link = os.path.join(tmp, f"video{i:03d}.mp4")
+        os.link(os.path.join(base, f"base{i % len(sources)}.mp4"), link)
+        paths.append(link)
+    return paths
+
+
+def thumbnails(n=60, pos=5.5):
+    paths = thumb_corpus(n)
+    lst = os.path.join(tmp, "videos.txt")
+    with open(lst, "w") as f:
+        f.writelines(p + "\n" for p in paths)
+    jl = os.path.join(tmp, "videos.jsonl")
+    with open(jl, "w") as f:
+        f.writelines(f'"{p}"\n' for p in paths)
+    decode = os.path.join(BIN, "decode_loop")
+    rounds = max(1, min(ROUNDS, 3))
+    for seek, goal in (("accurate", 3), ("keyframe", 6)):
+        h, x, d = [], [], []
+        for r in range(rounds):
+            out = os.path.join(tmp, f"thumbs-{seek}-{r}")
+            p = subprocess.run(
+                [HOPPER, "run", "-s", f"jsonl:{jl}", "-o", "jsonl:/dev/null",
+                 "-j", "2", "--", THUMB, "--out", out, "--width", "320",
+                 "--position", str(pos), "--seek", seek],
+                capture_output=True, text=True, check=True)
+            m = re.search(r"finished: (\d+) done.*\(([\d.]+) items/s\)",
+                          p.stderr)
+            assert m and int(m[1]) == n, p.stderr
+            h.append(float(m[2]))
+            env = dict(os.environ, THUMB_OUT=out + "-cli", THUMB_POS=str(pos),
+                       THUMB_SEEK=seek, THUMB_WIDTH="320")
+            t0 = time.monotonic()
+            subprocess.run(["xargs", "-P2", "-n1", "sh",
+                            os.path.join(ROOT, "worker/examples/sh/"
+                                               "thumbnail.sh")],
+                           stdin=open(lst), env=env, check=True,
+                           stdout=subprocess.DEVNULL)
+            x.append(n / (time.monotonic() - t0))
+            halves = [paths[0::2], paths[1::2]]
+            procs = [subprocess.Popen([decode, seek, str(pos), *half],
+                                      stdout=subprocess.PIPE, text=True)
+                     for half in halves]
+            secs = max(float(pr.communicate()[0]) for pr in procs)
+            d.append(n / secs)
+        h, x, d = (statistics.median(v) for v in (h, x, d))
+        print(f"thumbnails, {seek:<8} hopper {h:>6.1f}/s   ffmpeg CLI via "
+              f"xargs -P2 {x:>5.1f}/s   ratio {h / x:>4.1f}  (goal >= {goal})")
+        print(f"                      bare libavcodec loop, same seeks, 2 "
+              f"processes {d:.1f}/s: hopper at {h / d:.2f} of it, so decoding "
+              f"is ~{min(100, 100 * h / d):.0f}% of hopper's time")
+
+
 def main():
-    which = sys.argv[1:] or ["stream", "exec", "memory"]
+    which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -126,6 +204,8 @@ def main():
         exec_mode(1000, 200)
     if "memory" in which:
         memory(1_000_000)
+    if "thumbnails" in which:
+        thumbnails()
     shutil.rmtree(tmp)
 
 

@@ -1,0 +1,77 @@
+/* decode_loop.c - the limit no framework can beat: open each video, seek to
+ * the keyframe before POS and decode up to the frame at POS (accurate) or
+ * just the first frame there (keyframe). No scaling, no encoding, no
+ * output: the time this takes is the decoding a thumbnail cannot avoid.
+ *
+ * usage: decode_loop accurate|keyframe POS FILE...; prints seconds taken.
+ */
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int one(const char *path, double pos, int accurate)
+{
+	AVFormatContext *fmt = NULL;
+	AVCodecContext *dec = NULL;
+	AVPacket *pkt = av_packet_alloc();
+	AVFrame *frame = av_frame_alloc();
+	int rc = -1, done = 0;
+
+	if (avformat_open_input(&fmt, path, NULL, NULL) < 0 ||
+	    avformat_find_stream_info(fmt, NULL) < 0)
+		goto out;
+	const AVCodec *codec = NULL;
+	int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+	if (si < 0)
+		goto out;
+	AVStream *st = fmt->streams[si];
+	dec = avcodec_alloc_context3(codec);
+	avcodec_parameters_to_context(dec, st->codecpar);
+	dec->thread_count = 1;
+	if (avcodec_open2(dec, codec, NULL) < 0)
+		goto out;
+	int64_t target = (int64_t)(pos / av_q2d(st->time_base));
+	av_seek_frame(fmt, si, target, AVSEEK_FLAG_BACKWARD);
+	while (!done && av_read_frame(fmt, pkt) >= 0) {
+		if (pkt->stream_index == si && avcodec_send_packet(dec, pkt) >= 0) {
+			while (avcodec_receive_frame(dec, frame) >= 0) {
+				if (!accurate || frame->best_effort_timestamp >= target)
+					done = 1;
+				av_frame_unref(frame);
+				if (done)
+					break;
+			}
+		}
+		av_packet_unref(pkt);
+	}
+	rc = done ? 0 : -1;
+out:
+	av_frame_free(&frame);
+	av_packet_free(&pkt);
+	avcodec_free_context(&dec);
+	avformat_close_input(&fmt);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct timespec t0, t1;
+	if (argc < 4) {
+		fprintf(stderr, "usage: decode_loop accurate|keyframe POS FILE...\n");
+		return 2;
+	}
+	av_log_set_level(AV_LOG_QUIET);
+	int accurate = strcmp(argv[1], "accurate") == 0;
+	double pos = atof(argv[2]);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int i = 3; i < argc; i++)
+		if (one(argv[i], pos, accurate))
+			fprintf(stderr, "%s: no frame\n", argv[i]);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	printf("%.6f\n", (double)(t1.tv_sec - t0.tv_sec) +
+	                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+	return 0;
+}
