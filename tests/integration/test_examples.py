@@ -211,3 +211,29 @@ def test_c_helper_progress_and_retry(tmp):
     assert_dead_at_once(res["3"], "bad is never good")
     assert res["4"]["ok"] and res["4"]["attempts"] == 1, res["4"]
     assert "timed out" not in err, err
+
+
+def test_sh_ffmpeg_thumbnail_worker_in_exec_mode(tmp_path):
+    """worker/examples/sh/thumbnail.sh: one ffmpeg per video; a file that
+    is not a video is a permanent failure (exit 65)."""
+    video = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi",
+                    "-i", "testsrc2=size=160x120:rate=10", "-t", "1",
+                    "-pix_fmt", "yuv420p", str(video)], check=True)
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps(str(video)) + "\n" +
+                     json.dumps(str(tmp_path / "empty.mp4")) + "\n")
+    env = dict(os.environ, THUMB_OUT=str(tmp_path / "thumbs"),
+               THUMB_WIDTH="64")
+    from conftest import HOPPER
+    p = subprocess.run([HOPPER, "run", "-m", "exec", "-s", f"jsonl:{items}",
+                        "--", str(EXAMPLES / "sh" / "thumbnail.sh")],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 3, p.stderr
+    res = {r["id"]: r for r in map(json.loads, p.stdout.splitlines())}
+    assert res["1"]["ok"] and res["1"]["result"] == {
+        "file": f"{tmp_path}/thumbs/clip.jpg"}
+    assert (tmp_path / "thumbs" / "clip.jpg").stat().st_size > 0
+    assert not res["2"]["ok"] and res["2"]["attempts"] == 1
+    assert "status 65" in res["2"]["error"]
