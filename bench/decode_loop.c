@@ -24,7 +24,8 @@ static int one(const char *path, double pos, int accurate)
 	    avformat_find_stream_info(fmt, NULL) < 0)
 		goto out;
 	const AVCodec *codec = NULL;
-	int si = av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+	int si =
+	    av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
 	if (si < 0)
 		goto out;
 	AVStream *st = fmt->streams[si];
@@ -36,9 +37,11 @@ static int one(const char *path, double pos, int accurate)
 	int64_t target = (int64_t)(pos / av_q2d(st->time_base));
 	av_seek_frame(fmt, si, target, AVSEEK_FLAG_BACKWARD);
 	while (!done && av_read_frame(fmt, pkt) >= 0) {
-		if (pkt->stream_index == si && avcodec_send_packet(dec, pkt) >= 0) {
+		if (pkt->stream_index == si &&
+		    avcodec_send_packet(dec, pkt) >= 0) {
 			while (avcodec_receive_frame(dec, frame) >= 0) {
-				if (!accurate || frame->best_effort_timestamp >= target)
+				if (!accurate ||
+				    frame->best_effort_timestamp >= target)
 					done = 1;
 				av_frame_unref(frame);
 				if (done)
@@ -60,7 +63,8 @@ int main(int argc, char **argv)
 {
 	struct timespec t0, t1;
 	if (argc < 4) {
-		fprintf(stderr, "usage: decode_loop accurate|keyframe POS FILE...\n");
+		fprintf(stderr,
+			"usage: decode_loop accurate|keyframe POS FILE...\n");
 		return 2;
 	}
 	av_log_set_level(AV_LOG_QUIET);
@@ -72,6 +76,6 @@ int main(int argc, char **argv)
 			fprintf(stderr, "%s: no frame\n", argv[i]);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("%.6f\n", (double)(t1.tv_sec - t0.tv_sec) +
-	                     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+			     (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 	return 0;
 }
