@@ -51,7 +51,7 @@ all: $(HOPPER) workers
 workers:
 
 $(HOPPER): $(MAIN_OBJ) $(BUILD)/libhopper.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
 
 $(BUILD)/libhopper.a: $(CORE_OBJ)
 	@mkdir -p $(@D)

@@ -103,10 +103,41 @@ static int write_item_file(struct worker *w, const char *path,
 	return 0;
 }
 
+/* The spawner's answer: the process for the slot's item has started (or
+ * could not). */
+static void exec_spawned(void *arg, int rc, struct hop_child *child,
+			 const char *err)
+{
+	struct worker *w = arg;
+	struct hop_item *it = w->inflight.head;
+
+	w->spawning = false;
+	if (rc) {
+		hop_buf_reset(&w->wbuf);
+		hop_item_fail(it, true, "worker %d: %s", w->index, err);
+		pool_finish(w, it);
+		return;
+	}
+	w->child = *child;
+	w->started = hop_now_ms();
+	w->out_too_long = false;
+	hop_buf_reset(&w->collected);
+	pool_watch_child(w);
+	pool_want_write(w);
+}
+
+void exec_abort(struct worker *w)
+{
+	hop_spawner_cancel(w->pool->spawner, w);
+	hop_buf_reset(&w->wbuf);
+	w->spawning = false;
+	w->state = w->pool->draining || w->pool->killing ? W_DOWN : W_UP;
+}
+
 void exec_run(struct worker *w, struct hop_item *it)
 {
 	struct hop_pool *pool = w->pool;
-	char file[4096], err[512];
+	char file[4096];
 	char *env[4] = {NULL};
 	size_t n;
 	int rc;
@@ -125,18 +156,16 @@ void exec_run(struct worker *w, struct hop_item *it)
 		hop_item_fail(it, true, "out of memory");
 		goto out_finish;
 	}
-	if (hop_spawn(pool->cfg.argv, env, &w->child, err, sizeof(err))) {
-		hop_item_fail(it, true, "worker %d: %s", w->index, err);
+	if (hop_spawner_start(pool->spawner, pool->cfg.argv, env, exec_spawned,
+			      w)) {
+		hop_item_fail(it, true, "worker %d: out of memory", w->index);
 		goto out_finish;
 	}
-	w->started = hop_now_ms();
-	w->out_too_long = false;
-	hop_buf_reset(&w->collected);
-	pool_watch_child(w);
-	w->deadline =
-	    pool->cfg.timeout_ms ? w->started + pool->cfg.timeout_ms : 0;
+	/* Written to the process's stdin once it has started. */
 	hop_buf_append(&w->wbuf, bytes, n);
-	pool_want_write(w);
+	w->spawning = true;
+	w->deadline =
+	    pool->cfg.timeout_ms ? hop_now_ms() + pool->cfg.timeout_ms : 0;
 	goto out_free;
 
 out_finish:

@@ -116,6 +116,12 @@ void hop_loop_unwatch(struct hop_loop *loop, int fd)
 	loop->fds[fd].used = false;
 }
 
+void hop_loop_forget(struct hop_loop *loop, int fd)
+{
+	if (fd >= 0 && fd < loop->nfds)
+		loop->fds[fd].used = false;
+}
+
 static void heap_swap(struct hop_loop *l, size_t a, size_t b)
 {
 	struct timer t = l->heap[a];

@@ -30,6 +30,9 @@ int hop_loop_watch(struct hop_loop *loop, int fd, uint32_t events, hop_fd_cb cb,
 		   void *arg);
 /* Stops watching fd; call it before closing the fd. */
 void hop_loop_unwatch(struct hop_loop *loop, int fd);
+/* Forgets fd without telling epoll: for an fd about to be closed, whose
+ * close ends its registration anyway (no other descriptor shares it). */
+void hop_loop_forget(struct hop_loop *loop, int fd);
 
 /* Calls cb once, delay_ms from now. Returns a timer id (> 0) for
  * hop_loop_cancel, or 0 when memory ran out. */

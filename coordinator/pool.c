@@ -77,6 +77,14 @@ int hop_pool_start(struct hop_pool *pool, char *err, size_t errlen)
 		int rc = exec_check(pool, err, errlen);
 		if (rc)
 			return rc;
+		pool->spawner =
+		    hop_spawner_new(pool->loop, pool->cfg.size < 2 ? 1 : 2);
+		if (!pool->spawner) {
+			snprintf(err, errlen,
+				 "cannot start spawner threads: %s",
+				 strerror(errno));
+			return -errno;
+		}
 		for (int i = 0; i < pool->cfg.size; i++)
 			pool->w[i].state = W_UP;
 	} else {
@@ -221,7 +229,10 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	va_end(ap);
 	w->crashes++;
 	struct hop_item *head = w->inflight.head;
-	stop_process(w);
+	if (w->spawning)
+		exec_abort(w);
+	else
+		stop_process(w);
 	hop_log_ev(HOP_ERROR, w->index, head ? head->id : NULL, "%s", why);
 	if (head) {
 		hop_item_fail(head, true, "%s", why);
@@ -360,10 +371,12 @@ int pool_watch_child(struct worker *w)
 void pool_release_child(struct worker *w)
 {
 	struct hop_loop *loop = w->pool->loop;
-	hop_loop_unwatch(loop, w->child.pidfd);
-	hop_loop_unwatch(loop, w->child.out);
-	hop_loop_unwatch(loop, w->child.err);
-	hop_loop_unwatch(loop, w->child.in);
+	/* These descriptors are ours alone: closing them ends their epoll
+	 * registrations, so no EPOLL_CTL_DEL is spent on them. */
+	hop_loop_forget(loop, w->child.pidfd);
+	hop_loop_forget(loop, w->child.out);
+	hop_loop_forget(loop, w->child.err);
+	hop_loop_forget(loop, w->child.in);
 	hop_child_close(&w->child);
 	hop_loop_cancel(loop, w->kill_timer);
 	w->kill_timer = 0;
@@ -458,7 +471,7 @@ void hop_pool_drain(struct hop_pool *pool)
 			w->child.in = -1;
 			w->state = W_CLOSING;
 		}
-		if (w->state == W_UP && w->child.pid <= 0)
+		if (w->state == W_UP && w->child.pid <= 0 && !w->spawning)
 			w->state = W_DOWN;
 	}
 	pool->ev.changed(pool->ev.arg);
@@ -473,6 +486,8 @@ void hop_pool_kill(struct hop_pool *pool)
 		struct worker *w = &pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
+		if (w->spawning)
+			exec_abort(w);
 		pool_return_all(w);
 		if (w->child.pid > 0)
 			stop_process(w);
@@ -488,6 +503,9 @@ void hop_pool_destroy(struct hop_pool *pool)
 		return;
 	pool->killing = true;
 	hop_loop_cancel(pool->loop, pool->tick);
+	/* Children started by the spawner after this point are killed by it. */
+	hop_spawner_free(pool->spawner);
+	pool->spawner = NULL;
 	for (int i = 0; i < pool->cfg.size; i++) {
 		struct worker *w = &pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);

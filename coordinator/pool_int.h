@@ -6,6 +6,7 @@
 #include "buf.h"
 #include "pool.h"
 #include "spawn.h"
+#include "spawner.h"
 
 enum worker_state {
 	W_DOWN,	   /* no process */
@@ -36,6 +37,7 @@ struct worker {
 	char *reason;	 /* why we are killing it, for the head item */
 	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
 	size_t item_len; /* bytes now in that file */
+	bool spawning;	 /* exec mode: a start is on a spawner thread */
 };
 
 struct hop_pool {
@@ -47,6 +49,8 @@ struct hop_pool {
 	bool draining;
 	bool killing;
 	uint64_t tick;
+	struct hop_spawner
+	    *spawner; /* exec mode: starts processes off the loop */
 };
 
 /* pool.c */
@@ -70,5 +74,6 @@ int exec_check(struct hop_pool *pool, char *err, size_t errlen);
 void exec_run(struct worker *w, struct hop_item *it);
 void exec_read(struct worker *w);
 void exec_exited(struct worker *w, int status);
+void exec_abort(struct worker *w);
 
 #endif

@@ -6,12 +6,16 @@
  * (a read-only or full folder) is answered with RETRY: the item stays
  * unacknowledged and is tried again later.
  */
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "coordinator/fsutil.h"
+#include "coordinator/log.h"
 #include "sinks/sink.h"
 
 struct dir_sink {
@@ -30,6 +34,41 @@ static const struct hop_option dir_options[] = {
     {NULL},
 };
 
+/* Removes the temporary files that a killed writer left (".NAME.PID.tmp",
+ * see hop_write_file) when that process is gone. */
+static void remove_stale_temps(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		if (e->d_name[0] != '.' || len < 6 ||
+		    strcmp(e->d_name + len - 4, ".tmp") != 0)
+			continue;
+		const char *dot = e->d_name + len - 4;
+		const char *p = dot;
+		while (p > e->d_name && p[-1] >= '0' && p[-1] <= '9')
+			p--;
+		if (p == dot || p[-1] != '.')
+			continue;
+		pid_t pid = (pid_t)atol(p);
+		if (pid > 0 && (kill(pid, 0) == 0 || errno == EPERM))
+			continue; /* its writer is still alive */
+		if (unlinkat(dirfd(d), e->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n)
+		hop_log(HOP_INFO,
+			"dir sink: removed %d temporary file(s) a "
+			"stopped run left in %s",
+			n, path);
+}
+
 static int dir_open(struct hop_sink *sink)
 {
 	struct dir_sink *c = sink->ctx;
@@ -42,6 +81,8 @@ static int dir_open(struct hop_sink *sink)
 	if (rc)
 		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
 			 c->path, strerror(-rc));
+	else
+		remove_stale_temps(c->path);
 	return rc;
 }
 

@@ -156,3 +156,19 @@ def test_a_bare_cr_in_a_line_reaches_the_worker_compacted(tmp):
     code, out, err = hopper("run", "-s", f"jsonl:{src}", "--", *FAKE)
     assert code == 0, err
     assert read_jsonl(out)[0]["result"]["echo"] == {"text": "a b"}
+
+
+def test_dir_sink_removes_temp_files_a_killed_run_left(tmp):
+    out = tmp / "out"
+    out.mkdir()
+    (out / ".a.json.999999.tmp").write_text("half")  # no such process
+    (out / f".b.json.{os.getpid()}.tmp").write_text("live writer")
+    (out / ".keep.tmp").write_text("not ours")
+    src = tmp / "in.jsonl"
+    src.write_text('{"n": 1}\n')
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-o", f"dir:{out}",
+                          "--", *FAKE)
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [
+        f".b.json.{os.getpid()}.tmp", ".keep.tmp", "1.json"]
+    assert "removed 1 temporary file(s)" in err
