@@ -8,7 +8,8 @@ packages=(
 	build-essential pkg-config
 	libjansson-dev libcmocka-dev
 	libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-	parallel shellcheck
+	parallel shellcheck clang-format
+	chromium
 )
 
 missing=()

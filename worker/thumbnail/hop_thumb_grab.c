@@ -1,0 +1,262 @@
+/*
+ * hop_thumb_grab.c - seeks and decodes the one frame a thumbnail needs.
+ * Only one decoded frame is kept at a time (plus the candidate being
+ * compared in "auto"), so that memory is bounded even for an 8K source.
+ */
+#include "worker/thumbnail/hop_thumb.h"
+
+#include <errno.h>
+#include <math.h>
+
+/* Decode errors tolerated while draining before giving up on the rest. */
+#define MAX_DRAIN_ERRORS 64
+
+/*
+ * Reads packets of the chosen stream and decodes until a frame comes out
+ * into f. A packet that fails to decode is skipped; a read error ends the
+ * file like EOF does (a truncated file) and is remembered. Returns 0,
+ * AVERROR_EOF once the decoder is drained, or AVERROR_EXIT on timeout.
+ */
+static int next_frame(struct hop_thumb_input *in, AVFrame *f)
+{
+	int drain_errors = 0;
+	int ret;
+
+	for (;;) {
+		if (hop_thumb_input_expired(in))
+			return AVERROR_EXIT;
+		ret = avcodec_receive_frame(in->dec, f);
+		if (ret == 0)
+			return 0;
+		if (ret == AVERROR_EOF)
+			return AVERROR_EOF;
+		if (in->draining) {
+			if (ret == AVERROR(EAGAIN) ||
+			    ++drain_errors > MAX_DRAIN_ERRORS)
+				return AVERROR_EOF;
+			continue;
+		}
+		ret = av_read_frame(in->fmt, in->pkt);
+		in->consumed = true;
+		if (ret == AVERROR_EXIT)
+			return ret;
+		if (ret < 0) {
+			if (ret != AVERROR_EOF)
+				in->read_error = true;
+			in->draining = true;
+			avcodec_send_packet(in->dec, NULL);
+			continue;
+		}
+		if (in->pkt->stream_index == in->index) {
+			in->packets++;
+			avcodec_send_packet(in->dec, in->pkt);
+		}
+		av_packet_unref(in->pkt);
+	}
+}
+
+/*
+ * Moves the demuxer to the keyframe at or before ts and resets the decoder.
+ * When that fails it falls back to the start of the file. Returns 0 or an
+ * AVERROR; a failure before anything was read is not one, since the file
+ * is still at its start.
+ */
+static int seek_to(struct hop_thumb_input *in, int64_t ts)
+{
+	int ret;
+
+	avcodec_flush_buffers(in->dec);
+	in->draining = false;
+	in->packets = 0;
+	ret = av_seek_frame(in->fmt, in->index, ts, AVSEEK_FLAG_BACKWARD);
+	if (ret < 0 && ts > in->start)
+		ret = av_seek_frame(in->fmt, in->index, in->start,
+				    AVSEEK_FLAG_BACKWARD);
+	if (ret < 0)
+		ret = av_seek_frame(in->fmt, -1, 0, AVSEEK_FLAG_BYTE);
+	if (ret < 0 && !in->consumed)
+		ret = 0;
+	return ret;
+}
+
+/*
+ * Decodes from where the demuxer is to the frame on screen at target (or,
+ * in keyframe mode, the first frame) and leaves it in out. *reached says
+ * the frame was found before the end of the file; *overshot that the very
+ * first frame was already past target, i.e. the seek landed too late.
+ * Returns 0, AVERROR_EOF when no frame came, or another AVERROR.
+ */
+static int decode_to(struct hop_thumb_input *in, int64_t target, int seek,
+		     AVFrame *out, bool *reached, bool *overshot)
+{
+	bool have = false;
+	int64_t pts;
+	int ret;
+
+	*reached = *overshot = false;
+	for (;;) {
+		ret = next_frame(in, in->frame);
+		if (ret == AVERROR_EOF)
+			break;
+		if (ret < 0)
+			return ret;
+		pts = in->frame->best_effort_timestamp;
+		if (have && pts != AV_NOPTS_VALUE && pts > target) {
+			/* The frame held is the one on screen at target. */
+			av_frame_unref(in->frame);
+			*reached = true;
+			break;
+		}
+		if (!have && pts != AV_NOPTS_VALUE && pts > target)
+			*overshot = true;
+		av_frame_unref(out);
+		av_frame_move_ref(out, in->frame);
+		have = true;
+		if (seek == HOP_THUMB_SEEK_KEYFRAME || pts == AV_NOPTS_VALUE ||
+		    pts >= target) {
+			*reached = true;
+			break;
+		}
+	}
+	return have ? 0 : AVERROR_EOF;
+}
+
+/* Moves the demuxer to byte 0 and resets the decoder. Returns 0 or an
+ * AVERROR. */
+static int rewind_bytes(struct hop_thumb_input *in)
+{
+	avcodec_flush_buffers(in->dec);
+	in->draining = false;
+	in->packets = 0;
+	return av_seek_frame(in->fmt, -1, 0, AVSEEK_FLAG_BYTE);
+}
+
+int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
+		   AVFrame *out, double *at, bool *clamped)
+{
+	double tb = av_q2d(in->st->time_base);
+	double limit = in->duration > 0 ? in->duration + 1 : 1e9;
+	bool reached = false, overshot = false, bytes = false;
+	int64_t target, back = 0, pts;
+	int ret;
+
+	*clamped = false;
+	av_frame_unref(out);
+	/* Past the end, the answer is the last frame, not the last keyframe. */
+	if (in->duration > 0 && pos >= in->duration)
+		seek = HOP_THUMB_SEEK_ACCURATE;
+	target = in->start + llround(fmin(pos, limit) / tb);
+
+	/*
+	 * Demuxers without an index (MPEG-TS, some AVI) seek by bisection and
+	 * can land after the keyframe that precedes target, or after the last
+	 * one: then the first frame is past target, or packets come but no
+	 * frame. Seek again 1, 4, 16... s earlier, then to the start, and
+	 * last to byte 0 where the demuxer allows it.
+	 */
+	for (;;) {
+		int64_t ts =
+		    target - back > in->start ? target - back : in->start;
+		bool late;
+
+		ret = bytes ? rewind_bytes(in) : seek_to(in, ts);
+		if (ret < 0)
+			return hop_thumb_input_expired(in) ? AVERROR_EXIT : ret;
+		ret = decode_to(in, target, seek, out, &reached, &overshot);
+		if (hop_thumb_input_expired(in))
+			return AVERROR_EXIT;
+		if (ret < 0 && ret != AVERROR_EOF)
+			return ret;
+		late = overshot || (ret == AVERROR_EOF && in->packets > 0);
+		if (!late || bytes)
+			break;
+		if (ts <= in->start) {
+			bytes = !(in->fmt->iformat->flags & AVFMT_NO_BYTE_SEEK);
+			if (!bytes)
+				break;
+		}
+		back = back ? back * 4 : llround(1 / tb);
+	}
+	if (ret == AVERROR_EOF)
+		return in->packets ? AVERROR(ENODATA) : AVERROR_EOF;
+	pts = out->best_effort_timestamp;
+	*at = pts != AV_NOPTS_VALUE ? (pts - in->start) * tb : pos;
+	if (*at < 0)
+		*at = 0;
+	/* The file ended before the position, and the last frame's time on
+	 * screen (which includes the very end, "100%") does not cover it. */
+	*clamped = !reached && pos > *at + in->frame_time + 1e-3;
+	return 0;
+}
+
+/*
+ * The timestamp of the index's keyframe at or before pos, so that spots
+ * sharing a keyframe are decoded once; AV_NOPTS_VALUE without an index.
+ */
+static int64_t indexed_keyframe(const struct hop_thumb_input *in, double pos)
+{
+	int64_t ts = in->start + llround(pos / av_q2d(in->st->time_base));
+	int i = av_index_search_timestamp(in->st, ts, AVSEEK_FLAG_BACKWARD);
+	const AVIndexEntry *e =
+	    i >= 0 ? avformat_index_get_entry(in->st, i) : NULL;
+
+	return e ? e->timestamp : AV_NOPTS_VALUE;
+}
+
+static bool seen_before(int64_t *seen, int *nseen, int64_t ts)
+{
+	if (ts == AV_NOPTS_VALUE)
+		return false;
+	for (int j = 0; j < *nseen; j++)
+		if (seen[j] == ts)
+			return true;
+	seen[(*nseen)++] = ts;
+	return false;
+}
+
+int hop_thumb_grab_auto(struct hop_thumb_input *in, AVFrame *out, double *at)
+{
+	/* Fractions of the duration, or seconds when it is unknown. */
+	static const double spots[] = {0.15, 0.3, 0.45, 0.6, 0.75};
+	static const double secs[] = {0, 1, 3, 6, 10};
+	int64_t keys[5], frames[5];
+	int nkeys = 0, nframes = 0, ret = AVERROR(ENODATA), last_err = ret;
+	double best = -1;
+	AVFrame *cand = av_frame_alloc();
+
+	if (!cand)
+		return AVERROR(ENOMEM);
+	av_frame_unref(out);
+	for (int i = 0; i < 5; i++) {
+		double pos =
+		    in->duration > 0 ? in->duration * spots[i] : secs[i];
+		double cat, score;
+		bool clamped;
+
+		/* Short clips map several spots to one keyframe. */
+		if (seen_before(keys, &nkeys, indexed_keyframe(in, pos)))
+			continue;
+		ret = hop_thumb_grab(in, pos, HOP_THUMB_SEEK_KEYFRAME, cand,
+				     &cat, &clamped);
+		if (ret == AVERROR_EXIT || ret == AVERROR(ENOMEM))
+			goto out;
+		if (ret < 0) {
+			last_err = ret;
+			continue;
+		}
+		if (seen_before(frames, &nframes, cand->best_effort_timestamp))
+			continue;
+		score = fmax(hop_thumb_score(cand), 0);
+		if (score > best) {
+			best = score;
+			*at = cat;
+			av_frame_unref(out);
+			av_frame_move_ref(out, cand);
+		}
+		av_frame_unref(cand);
+	}
+	ret = best >= 0 ? 0 : last_err;
+out:
+	av_frame_free(&cand);
+	return ret;
+}

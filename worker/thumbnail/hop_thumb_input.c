@@ -1,0 +1,257 @@
+/*
+ * hop_thumb_input.c - opens a file, decides whether it is a video at all,
+ * and opens the decoder of its best video stream. Every read goes through an
+ * interrupt callback bound to the item's deadline, so that a file which
+ * never ends (or a slow disk) cannot hold the worker.
+ */
+#include "worker/thumbnail/hop_thumb.h"
+
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libavutil/avstring.h>
+#include <libavutil/display.h>
+#include <libavutil/time.h>
+
+/* The largest frame the decoder may allocate: 8K with room to spare. */
+#define MAX_PIXELS (7680LL * 4320 * 2)
+
+static int interrupt_cb(void *opaque)
+{
+	return hop_thumb_input_expired(opaque);
+}
+
+bool hop_thumb_input_expired(const struct hop_thumb_input *in)
+{
+	return av_gettime_relative() > in->deadline;
+}
+
+/* True for demuxers of single pictures: image2 and the *_pipe family. */
+static bool is_still_image(const AVFormatContext *fmt)
+{
+	const char *name = fmt->iformat->name;
+	size_t n = strlen(name);
+
+	return !strcmp(name, "image2") ||
+	       (n > 5 && !strcmp(name + n - 5, "_pipe"));
+}
+
+/* The clockwise rotation a player applies, rounded to a quarter turn. */
+static int stream_rotation(const AVStream *st)
+{
+	const uint8_t *m =
+	    av_stream_get_side_data(st, AV_PKT_DATA_DISPLAYMATRIX, NULL);
+	double theta;
+	int r;
+
+	if (!m)
+		return 0;
+	theta = -av_display_rotation_get((const int32_t *)m);
+	if (!isfinite(theta))
+		return 0;
+	r = (int)lround(theta / 90.0) * 90;
+	r %= 360;
+	return r < 0 ? r + 360 : r;
+}
+
+/*
+ * Picks the video stream to decode: the largest one that is not cover art
+ * and has a decoder. Returns its index, or -1 (with *why saying which of
+ * "no video", "audio only" or "no decoder" applies).
+ */
+static int pick_stream(AVFormatContext *fmt, const char **why,
+		       const char **codec)
+{
+	int best = -1;
+	int64_t best_area = -1;
+	bool audio = false;
+
+	*why = "no video stream";
+	for (unsigned i = 0; i < fmt->nb_streams; i++) {
+		const AVCodecParameters *par = fmt->streams[i]->codecpar;
+		int64_t area = (int64_t)par->width * par->height;
+
+		if (par->codec_type == AVMEDIA_TYPE_AUDIO)
+			audio = true;
+		if (par->codec_type != AVMEDIA_TYPE_VIDEO ||
+		    (fmt->streams[i]->disposition &
+		     AV_DISPOSITION_ATTACHED_PIC))
+			continue;
+		if (!avcodec_find_decoder(par->codec_id)) {
+			*why = "no decoder for the video codec";
+			*codec = avcodec_get_name(par->codec_id);
+			continue;
+		}
+		if (area > best_area) {
+			best = (int)i;
+			best_area = area;
+		}
+	}
+	if (best < 0 && audio && !strcmp(*why, "no video stream"))
+		*why = "no video stream (audio only)";
+	return best;
+}
+
+static void read_timing(struct hop_thumb_input *in)
+{
+	AVStream *st = in->st;
+	AVRational fr = av_guess_frame_rate(in->fmt, st, NULL);
+
+	in->start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
+	/* The video's own duration first: an audio track may run longer. */
+	in->duration = -1;
+	if (st->duration != AV_NOPTS_VALUE && st->duration > 0)
+		in->duration = st->duration * av_q2d(st->time_base);
+	else if (in->fmt->duration != AV_NOPTS_VALUE && in->fmt->duration > 0)
+		in->duration = in->fmt->duration / (double)AV_TIME_BASE;
+	in->frame_time = fr.num > 0 && fr.den > 0 ? av_q2d(av_inv_q(fr)) : 0.04;
+	if (in->frame_time <= 0 || in->frame_time > 10)
+		in->frame_time = 0.04;
+}
+
+static int open_decoder(struct hop_thumb_input *in, struct hop_thumb_err *e)
+{
+	const AVCodec *codec = avcodec_find_decoder(in->st->codecpar->codec_id);
+	int ret;
+
+	in->dec = avcodec_alloc_context3(codec);
+	if (!in->dec)
+		return AVERROR(ENOMEM);
+	ret = avcodec_parameters_to_context(in->dec, in->st->codecpar);
+	if (ret < 0)
+		goto out_err;
+	/* One thread: the pool scales by processes, and frame threads would
+	 * hold several frames (memory) before returning the first. */
+	in->dec->thread_count = 1;
+	in->dec->max_pixels = MAX_PIXELS;
+	in->dec->pkt_timebase = in->st->time_base;
+	ret = avcodec_open2(in->dec, codec, NULL);
+	if (ret < 0)
+		goto out_err;
+	return 0;
+
+out_err:
+	hop_thumb_err_set(e, "%s: cannot open the %s decoder: %s", in->path,
+			  codec->name, av_err2str(ret));
+	return ret;
+}
+
+int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
+			 int64_t deadline, struct hop_thumb_err *e)
+{
+	const char *why = NULL, *codec = "?";
+	AVDictionary *opts = NULL;
+	struct stat sb;
+	char *url;
+	int ret;
+
+	memset(in, 0, sizeof(*in));
+	in->path = path;
+	in->deadline = deadline;
+	in->index = -1;
+
+	if (stat(path, &sb) < 0) {
+		ret = AVERROR(errno);
+		hop_thumb_err_set(e, "%s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (S_ISDIR(sb.st_mode) || !S_ISREG(sb.st_mode)) {
+		hop_thumb_err_set(e, "%s: not a regular file", path);
+		return AVERROR(EINVAL);
+	}
+	if (sb.st_size == 0) {
+		hop_thumb_err_set(e, "%s: empty file (0 bytes)", path);
+		return AVERROR_INVALIDDATA;
+	}
+
+	in->fmt = avformat_alloc_context();
+	if (!in->fmt) {
+		ret = AVERROR(ENOMEM);
+		goto out_nomem;
+	}
+	in->fmt->interrupt_callback.callback = interrupt_cb;
+	in->fmt->interrupt_callback.opaque = in;
+	/* A path is a local file, never a URL: "file:" makes a name such as
+	 * "concat:x" literal, and the whitelist keeps what the file refers
+	 * to (a playlist's entries) local too. */
+	url = av_asprintf("file:%s", path);
+	if (!url) {
+		ret = AVERROR(ENOMEM);
+		goto out_nomem;
+	}
+	av_dict_set(&opts, "protocol_whitelist", "file", 0);
+	ret = avformat_open_input(&in->fmt, url, NULL, &opts);
+	av_dict_free(&opts);
+	av_free(url);
+	if (ret < 0) {
+		/* avformat_open_input freed the context. */
+		if (ret == AVERROR_EXIT)
+			hop_thumb_err_set(e, "%s: timed out opening", path);
+		else
+			hop_thumb_err_set(e,
+					  "%s: not a readable media file "
+					  "(%s)",
+					  path, av_err2str(ret));
+		goto out_close;
+	}
+	if (is_still_image(in->fmt)) {
+		hop_thumb_err_set(e, "%s: a still image (%s), not a video",
+				  path, in->fmt->iformat->name);
+		ret = AVERROR_INVALIDDATA;
+		goto out_close;
+	}
+	ret = avformat_find_stream_info(in->fmt, NULL);
+	if (ret == AVERROR_EXIT || hop_thumb_input_expired(in)) {
+		hop_thumb_err_set(e, "%s: timed out probing", path);
+		ret = AVERROR_EXIT;
+		goto out_close;
+	}
+	/* Other failures here still leave streams that may decode. */
+
+	in->index = pick_stream(in->fmt, &why, &codec);
+	if (in->index < 0) {
+		if (!strcmp(why, "no decoder for the video codec"))
+			hop_thumb_err_set(e, "%s: %s (%s)", path, why, codec);
+		else
+			hop_thumb_err_set(e, "%s: %s", path, why);
+		ret = AVERROR_STREAM_NOT_FOUND;
+		goto out_close;
+	}
+	in->st = in->fmt->streams[in->index];
+	for (unsigned i = 0; i < in->fmt->nb_streams; i++)
+		if ((int)i != in->index)
+			in->fmt->streams[i]->discard = AVDISCARD_ALL;
+	in->rotation = stream_rotation(in->st);
+	read_timing(in);
+
+	ret = open_decoder(in, e);
+	if (ret == AVERROR(ENOMEM))
+		goto out_nomem;
+	if (ret < 0)
+		goto out_close;
+	in->pkt = av_packet_alloc();
+	in->frame = av_frame_alloc();
+	if (!in->pkt || !in->frame) {
+		ret = AVERROR(ENOMEM);
+		goto out_nomem;
+	}
+	return 0;
+
+out_nomem:
+	hop_thumb_err_set(e, "%s: out of memory", path);
+	e->retry = true;
+out_close:
+	hop_thumb_input_close(in);
+	return ret;
+}
+
+void hop_thumb_input_close(struct hop_thumb_input *in)
+{
+	av_frame_free(&in->frame);
+	av_packet_free(&in->pkt);
+	avcodec_free_context(&in->dec);
+	avformat_close_input(&in->fmt);
+	in->st = NULL;
+}
