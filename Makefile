@@ -44,7 +44,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 HOPPER   := $(BUILD)/hopper
 
-.PHONY: all workers deps test check unit integration demo bench lint format clean
+.PHONY: all workers deps test check unit integration harness-test demo bench lint format clean
 all: $(HOPPER) workers
 
 # Each worker fragment below adds its binaries as prerequisites of this.
@@ -82,6 +82,11 @@ unit: $(UNIT_BIN)
 integration: all workers
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
 		bash tests/integration/run.sh
+
+# The real PostgreSQL and Kafka servers that driver tests will use, tested
+# on their own (the first Kafka start downloads its jars through Maven).
+harness-test:
+	bash tests/harness/run.sh
 
 # One pass of every test against one build.
 check: unit integration

@@ -1,0 +1,1 @@
+"""Test harnesses: real servers (PostgreSQL, Kafka) started for tests."""
