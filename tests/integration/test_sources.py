@@ -172,3 +172,24 @@ def test_dir_sink_removes_temp_files_a_killed_run_left(tmp):
     assert sorted(p.name for p in out.iterdir()) == [
         f".b.json.{os.getpid()}.tmp", ".keep.tmp", "1.json"]
     assert "removed 1 temporary file(s)" in err
+
+
+def test_unreadable_input_file_as_an_ordinary_user(tmp):
+    """Root reads anything, so the run is made as nobody."""
+    import shutil
+    from conftest import HOPPER
+    if os.geteuid() != 0 or not shutil.which("runuser"):
+        pytest.skip("needs root to run hopper as another user")
+    import tempfile
+    d = tempfile.mkdtemp(prefix="hopper-perm.")  # /tmp is open to nobody
+    os.chmod(d, 0o755)
+    src = os.path.join(d, "secret.jsonl")
+    with open(src, "w") as f:
+        f.write('{"n": 1}\n')
+    os.chmod(src, 0o600)
+    p = subprocess.run(["runuser", "-u", "nobody", "--", HOPPER, "run", "-s",
+                        f"jsonl:{src}", "--", "/bin/cat"],
+                       capture_output=True, text=True, timeout=30)
+    shutil.rmtree(d)
+    assert p.returncode == 1, p.stderr
+    assert f"jsonl source: {src}: Permission denied" in p.stderr
