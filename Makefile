@@ -1,8 +1,8 @@
 # hopper: build, test, demo, bench, lint.
 #
 #   make            build everything into build/
-#   make test       install what is missing, then unit, integration and fault
-#                   tests, then the same again under ASan and UBSan
+#   make test       install what is missing, lint, then unit, integration and
+#                   fault tests, then the same again under ASan and UBSan
 #   make demo       the main job, end to end
 #   make bench      benchmarks that print ratios against peers
 #
@@ -92,6 +92,7 @@ harness-test:
 check: unit integration
 
 test: deps
+	$(MAKE) lint
 	$(MAKE) WERROR=1 check
 	$(MAKE) WERROR=1 SANITIZE=address,undefined check
 
