@@ -7,6 +7,7 @@
 #include "checkworker.h"
 #include "config.h"
 #include "log.h"
+#include "pgqueue.h"
 #include "run.h"
 
 #define HOP_VERSION "0.1.0"
@@ -23,6 +24,7 @@ static void usage(FILE *out)
 	    "  hopper validate PIPELINE.json\n"
 	    "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
 	    "[ARGS...]\n"
+	    "  hopper pg init [URL] [--table NAME]\n"
 	    "  hopper help [run|sources|sinks]\n"
 	    "\n"
 	    "example:\n"
@@ -125,6 +127,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 2, argv + 2, true);
 	if (!strcmp(cmd, "check-worker"))
 		return hop_check_worker(argc - 2, argv + 2);
+	if (!strcmp(cmd, "pg"))
+		return hop_pg_command(argc - 2, argv + 2);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("hopper %s\n", HOP_VERSION);
 		return 0;

@@ -1,0 +1,151 @@
+/* pgqueue.c - the queue table's schema, and `hopper pg init`. */
+#include "pgqueue.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DEFAULT_TABLE "hopper_queue"
+
+static bool ident_part(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || isdigit((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_')
+			return false;
+	return true;
+}
+
+bool hop_pg_valid_ident(const char *name)
+{
+	const char *dot = strchr(name, '.');
+	if (!dot)
+		return ident_part(name, strlen(name));
+	return ident_part(name, (size_t)(dot - name)) &&
+	       ident_part(dot + 1, strlen(dot + 1));
+}
+
+/* Writes name quoted ("schema"."table"), with a suffix on the last part:
+ * the index and function names derive from the table's. */
+static int quoted(char *buf, size_t n, const char *name, const char *suffix)
+{
+	const char *dot = strchr(name, '.');
+	int k;
+	if (dot)
+		k = snprintf(buf, n, "\"%.*s\".\"%s%s\"", (int)(dot - name),
+			     name, dot + 1, suffix);
+	else
+		k = snprintf(buf, n, "\"%s%s\"", name, suffix);
+	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
+}
+
+int hop_pg_schema_sql(const char *table, char *buf, size_t n)
+{
+	char t[160], fn[160], idx[80], trig[80], channel[80];
+	const char *base = strchr(table, '.') ? strchr(table, '.') + 1 : table;
+
+	if (!hop_pg_valid_ident(table))
+		return -EINVAL;
+	if (quoted(t, sizeof(t), table, "") ||
+	    quoted(fn, sizeof(fn), table, "_notify") ||
+	    snprintf(idx, sizeof(idx), "\"%s_claim\"", base) >=
+		(int)sizeof(idx) ||
+	    snprintf(trig, sizeof(trig), "\"%s_notify\"", base) >=
+		(int)sizeof(trig) ||
+	    snprintf(channel, sizeof(channel), "%s", base) >=
+		(int)sizeof(channel))
+		return -ENOSPC;
+	/* The names were checked to be plain identifiers, so quoting them is
+	 * enough; the channel is passed as a literal of the same characters. */
+	int k = snprintf(
+	    buf, n,
+	    "CREATE TABLE IF NOT EXISTS %s (\n"
+	    "  id bigserial PRIMARY KEY,\n"
+	    "  key text UNIQUE,\n"
+	    "  payload jsonb NOT NULL,\n"
+	    "  state text NOT NULL DEFAULT 'ready'\n"
+	    "    CHECK (state IN ('ready', 'running', 'done', 'dead')),\n"
+	    "  attempts integer NOT NULL DEFAULT 0,\n"
+	    "  run_at timestamptz NOT NULL DEFAULT now(),\n"
+	    "  lease_until timestamptz,\n"
+	    "  holder text,\n"
+	    "  last_error text,\n"
+	    "  result jsonb,\n"
+	    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+	    "  updated_at timestamptz NOT NULL DEFAULT now()\n"
+	    ");\n"
+	    "CREATE INDEX IF NOT EXISTS %s ON %s (run_at, id)\n"
+	    "  WHERE state IN ('ready', 'running');\n"
+	    "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\n"
+	    "  LANGUAGE plpgsql AS $fn$\n"
+	    "BEGIN PERFORM pg_notify('%s', ''); RETURN NULL; END\n"
+	    "$fn$;\n"
+	    "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s\n"
+	    "  FOR EACH STATEMENT EXECUTE FUNCTION %s();\n",
+	    t, idx, t, fn, channel, trig, t, fn);
+	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
+}
+
+static int pg_init(const char *url, const char *table)
+{
+	char sql[4096];
+
+	if (hop_pg_schema_sql(table, sql, sizeof(sql))) {
+		fprintf(stderr,
+			"hopper: table name '%s' is not a valid identifier "
+			"(letters, digits and _, optionally schema.table)\n",
+			table);
+		return 2;
+	}
+	PGconn *conn = PQconnectdb(url);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		/* libpq's message names host and port, never the password. */
+		fprintf(stderr, "hopper: cannot connect to PostgreSQL: %s",
+			PQerrorMessage(conn));
+		PQfinish(conn);
+		return 1;
+	}
+	PGresult *res = PQexec(conn, sql);
+	int code = 0;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		fprintf(stderr, "hopper: creating queue table %s: %s", table,
+			PQresultErrorMessage(res));
+		code = 1;
+	} else {
+		printf("queue table %s is ready\n", table);
+	}
+	PQclear(res);
+	PQfinish(conn);
+	return code;
+}
+
+int hop_pg_command(int argc, char **argv)
+{
+	const char *table = DEFAULT_TABLE, *url = NULL;
+
+	if (argc < 1 || strcmp(argv[0], "init") != 0)
+		goto usage;
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--table") == 0 && i + 1 < argc)
+			table = argv[++i];
+		else if (!url && argv[i][0] != '-')
+			url = argv[i];
+		else
+			goto usage;
+	}
+	/* No URL: libpq takes PGHOST, PGPORT, PGUSER... from the environment.
+	 */
+	return pg_init(url ? url : "", table);
+
+usage:
+	fprintf(stderr, "usage: hopper pg init [URL] [--table NAME]\n"
+			"  creates the queue table (default " DEFAULT_TABLE
+			"); the URL is postgres://user:password@host:port/db,\n"
+			"  or PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE "
+			"when it is left out\n");
+	return 2;
+}

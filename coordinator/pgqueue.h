@@ -1,0 +1,29 @@
+/* pgqueue.h - the PostgreSQL queue's schema and `hopper pg init`.
+ *
+ * A queue is one table: id, an optional unique key, the payload (jsonb),
+ * state (ready, running, done, dead), attempts, run_at, lease_until, the
+ * holder, last_error, the result and timestamps, with a partial index that
+ * keeps claiming fast however many done rows pile up, and a trigger that
+ * NOTIFYs on insert so that idle coordinators wake at once.
+ */
+#ifndef HOP_PGQUEUE_H
+#define HOP_PGQUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* True when name is an identifier hopper accepts for a table or column:
+ * letters, digits and underscores, not starting with a digit, at most 63
+ * bytes, optionally "schema.name". Anything else is refused by name, never
+ * spliced into SQL; accepted names are still quoted. */
+bool hop_pg_valid_ident(const char *name);
+
+/* Writes the SQL that creates the queue table (and its index, function and
+ * trigger) into buf. Returns 0, or -EINVAL when table is not a valid
+ * identifier, or -ENOSPC when buf is too small. */
+int hop_pg_schema_sql(const char *table, char *buf, size_t n);
+
+/* `hopper pg ARGS`: init URL [--table NAME]. Returns the exit code. */
+int hop_pg_command(int argc, char **argv);
+
+#endif

@@ -1,0 +1,60 @@
+"""hopper pg init against a real PostgreSQL started by tests/harness."""
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT, hopper
+
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.postgres import PostgresServer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with PostgresServer() as server:
+        yield server
+
+
+def test_init_creates_the_queue_and_is_idempotent(pg):
+    for _ in range(2):
+        code, out, err = hopper("pg", "init", pg.url, "--table", "jobs")
+        assert code == 0, err
+        assert out.strip() == "queue table jobs is ready"
+    cols = pg.psql("SELECT string_agg(column_name, ',' ORDER BY ordinal_position)"
+                   " FROM information_schema.columns WHERE table_name = 'jobs'")
+    assert cols == ("id,key,payload,state,attempts,run_at,lease_until,holder,"
+                    "last_error,result,created_at,updated_at")
+    idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                  "'jobs_claim'")
+    assert "WHERE (state = ANY (ARRAY['ready'::text, 'running'::text]))" in idx
+    # The insert trigger notifies the table's channel.
+    out = pg.psql("LISTEN jobs; INSERT INTO jobs (payload) VALUES "
+                  "('{\"n\": 1}'); SELECT state, attempts FROM jobs;")
+    assert out.splitlines() == [
+        out.splitlines()[0], "ready|0"]
+    assert out.startswith('Asynchronous notification "jobs" received')
+
+
+def test_schema_qualified_table_and_environment_settings(pg):
+    pg.psql("CREATE SCHEMA work AUTHORIZATION hopper")
+    from conftest import clean_env
+    env = clean_env(PGHOST="127.0.0.1", PGPORT=pg.port, PGUSER="hopper",
+                    PGPASSWORD="hopper-secret", PGDATABASE="hopper")
+    code, out, err = hopper("pg", "init", "--table", "work.videos", env=env)
+    assert code == 0, err
+    assert pg.psql("SELECT count(*) FROM work.videos") == "0"
+
+
+def test_hostile_names_and_bad_connections_are_clear_errors(pg):
+    for name in ('jobs"; DROP TABLE jobs; --', "1jobs", "a.b.c", "x" * 64, ""):
+        code, out, err = hopper("pg", "init", pg.url, "--table", name)
+        assert code == 2, (name, err)
+        assert "is not a valid identifier" in err
+    bad = pg.url.replace("hopper-secret", "wrong-password")
+    code, out, err = hopper("pg", "init", bad)
+    assert code == 1 and "password authentication failed" in err
+    assert "wrong-password" not in err and "hopper-secret" not in err
+    code, out, err = hopper("pg", "init", "postgres://hopper@127.0.0.1:1/x")
+    assert code == 1 and "cannot connect to PostgreSQL" in err
+    assert json.dumps(out) == '""'
