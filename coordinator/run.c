@@ -117,6 +117,14 @@ static void fail_item(struct run *r, struct hop_item *it)
 			   it->attempt, (long)r->cfg->attempts, it->error,
 			   (double)wait / 1000);
 		r->retries++;
+		if (r->src->ops->nack) {
+			/* The source keeps the schedule (and survives us). */
+			if (r->src->ops->nack(r->src, it, wait))
+				hop_log_ev(HOP_ERROR, -1, it->id, "%s",
+					   r->src->error);
+			hop_item_free(it);
+			return;
+		}
 		struct retry_timer *t = malloc(sizeof(*t));
 		if (t) {
 			*t = (struct retry_timer){r, it};

@@ -48,6 +48,13 @@ struct hop_source_ops {
 	/* The run stops before the item finished: hand it back so that the next
 	 * run gets it again. Not a failed attempt. */
 	int (*release)(struct hop_source *src, struct hop_item *it);
+	/* Optional. The item failed and may be tried again after delay_ms
+	 * (it->error says why): a source that keeps its own schedule (a
+	 * database) takes it back here and delivers it again when it is due;
+	 * the coordinator then frees it. When NULL, the coordinator holds the
+	 * item and retries it itself. */
+	int (*nack)(struct hop_source *src, struct hop_item *it,
+		    int64_t delay_ms);
 	/* Items ready to be fetched, or -1 when unknown. */
 	int64_t (*depth)(struct hop_source *src);
 	/* True when a finite source has given every item it will ever give. */

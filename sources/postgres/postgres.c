@@ -1,0 +1,767 @@
+/* postgres.c - the postgres source: a queue table that many coordinators
+ * share (see coordinator/pgqueue.h for the schema).
+ *
+ * Rows are claimed a batch at a time with FOR UPDATE SKIP LOCKED, each given
+ * a lease in this coordinator's name; a row whose lease ran out (its holder
+ * died) is claimed again by anyone. While items are in flight their leases
+ * are extended every third of the lease. Ack marks a row done, nack puts it
+ * back as ready at its retry time with the error, dead marks it dead with
+ * the dead-letter record in its result column, release hands it back without
+ * counting the attempt. A LISTEN on the table's channel wakes an idle
+ * coordinator as soon as rows are inserted; polling stays as the fallback.
+ *
+ * All database work runs on one thread of this driver with a connection of
+ * its own, so the event loop never waits on the network. The loop talks to
+ * it through a request queue and hears back through an eventfd. A lost
+ * connection is retried with backoff; requests wait for it, and rows leased
+ * meanwhile come back when their lease ends.
+ */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "coordinator/buf.h"
+#include "coordinator/log.h"
+#include "coordinator/loop.h"
+#include "coordinator/pgqueue.h"
+#include "sources/source.h"
+
+enum req_type { R_CLAIM, R_ACK, R_NACK, R_DEAD, R_RELEASE };
+
+struct req {
+	struct req *next;
+	enum req_type type;
+	int64_t id;
+	int n;	      /* R_CLAIM: rows wanted; answer: ready rows not due */
+	double delay; /* R_NACK: seconds until due */
+	char *text;   /* R_NACK, R_DEAD: the error */
+	char *record; /* R_DEAD: the dead letter */
+	struct hop_queue items; /* R_CLAIM answer */
+	uint64_t nacks;		/* R_CLAIM: nacks sent before it */
+	char *error;		/* answer: why it failed */
+};
+
+struct pg_src {
+	/* options */
+	char *url;
+	char *table;
+	int64_t batch;
+	double lease;
+	double poll;
+	bool create;
+	bool notify;
+
+	/* loop side */
+	struct hop_source *src;
+	int efd;
+	struct hop_queue ready; /* claimed, not fetched yet */
+	bool claiming;
+	bool empty;   /* the last claim found nothing due */
+	bool drained; /* ... and nothing waiting for its retry time */
+	uint64_t nacks_sent;
+	pthread_t tid;
+	bool started;
+
+	/* shared, under mu */
+	pthread_mutex_t mu;
+	struct req *todo, *todo_tail;
+	struct req *done;
+	bool wake; /* a notification or poll tick came */
+	bool stop;
+	int wfd; /* eventfd that wakes the thread */
+	_Atomic int64_t depth;
+
+	/* thread side */
+	PGconn *conn;
+	char holder[128];
+	char *qt;      /* the quoted table name */
+	int64_t *held; /* ids in flight, for lease extension */
+	size_t nheld, capheld;
+	double next_poll; /* when to look for due rows again */
+};
+
+static const struct hop_option pg_options[] = {
+    {"url", HOP_OPT_STR, NULL, offsetof(struct pg_src, url),
+     "postgres://user:password@host:port/db (or PG* variables)"},
+    {"table", HOP_OPT_STR, "hopper_queue", offsetof(struct pg_src, table),
+     "the queue table (hopper pg init makes one)"},
+    {"batch", HOP_OPT_INT, "64", offsetof(struct pg_src, batch),
+     "rows claimed at a time, at most"},
+    {"lease", HOP_OPT_SECONDS, "300", offsetof(struct pg_src, lease),
+     "how long a claimed row stays ours without a heartbeat"},
+    {"poll", HOP_OPT_SECONDS, "2", offsetof(struct pg_src, poll),
+     "look for due rows this often when no notification came"},
+    {"create", HOP_OPT_BOOL, "false", offsetof(struct pg_src, create),
+     "create the queue table when it is missing"},
+    {"notify", HOP_OPT_BOOL, "true", offsetof(struct pg_src, notify),
+     "LISTEN for inserts instead of waiting for the next poll"},
+    {NULL},
+};
+
+/* ---- the database thread ---- */
+
+/* The first line of a libpq message, in buf: its messages end in newlines
+ * and may go on with details. */
+static const char *first_line(const char *msg, char *buf, size_t n)
+{
+	size_t k = msg ? strcspn(msg, "\n") : 0;
+	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
+	return buf;
+}
+
+static void free_req(struct req *r)
+{
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&r->items))) {
+		free(it->src_data);
+		hop_item_free(it);
+	}
+	free(r->text);
+	free(r->record);
+	free(r->error);
+	free(r);
+}
+
+static void post(struct pg_src *c, struct req *r)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&c->mu);
+	r->next = c->done;
+	c->done = r;
+	pthread_mutex_unlock(&c->mu);
+	if (write(c->efd, &one, sizeof(one)) < 0) {
+		/* An eventfd counter does not fill up at this rate. */
+	}
+}
+
+static void hold(struct pg_src *c, int64_t id)
+{
+	if (c->nheld == c->capheld) {
+		size_t n = c->capheld ? c->capheld * 2 : 64;
+		int64_t *p = realloc(c->held, n * sizeof(*p));
+		if (!p)
+			return;
+		c->held = p;
+		c->capheld = n;
+	}
+	c->held[c->nheld++] = id;
+}
+
+static void unhold(struct pg_src *c, int64_t id)
+{
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (c->held[i] == id) {
+			c->held[i] = c->held[--c->nheld];
+			return;
+		}
+	}
+}
+
+static double now_s(void)
+{
+	return (double)hop_now_ms() / 1000;
+}
+
+/* Runs one statement with text parameters. Returns the result, or NULL
+ * with *err set when it failed (the connection may be gone). */
+static PGresult *run(struct pg_src *c, const char *sql, int n,
+		     const char *const *params, char **err)
+{
+	PGresult *res =
+	    PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	free(*err);
+	*err = strdup(PQresultErrorMessage(res));
+	PQclear(res);
+	return NULL;
+}
+
+static int do_claim(struct pg_src *c, struct req *r)
+{
+	char sql[1024], n[32], lease[32];
+	snprintf(
+	    sql, sizeof(sql),
+	    "WITH c AS (SELECT id FROM %s"
+	    " WHERE (state = 'ready' AND run_at <= now())"
+	    " OR (state = 'running' AND lease_until < now())"
+	    " ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+	    " UPDATE %s q SET state = 'running', attempts = q.attempts + 1,"
+	    " lease_until = now() + make_interval(secs => $2), holder = $3,"
+	    " updated_at = now() FROM c WHERE q.id = c.id"
+	    " RETURNING q.id, coalesce(q.key, q.id::text), q.payload::text,"
+	    " q.attempts",
+	    c->qt, c->qt);
+	snprintf(n, sizeof(n), "%d", r->n);
+	snprintf(lease, sizeof(lease), "%.3f", c->lease);
+	const char *p[] = {n, lease, c->holder};
+	PGresult *res = run(c, sql, 3, p, &r->error);
+	if (!res)
+		return -EIO;
+	if (PQntuples(res) == 0) {
+		/* Nothing due: say how much waits, and look again when the
+		 * first of it is due. */
+		PQclear(res);
+		snprintf(
+		    sql, sizeof(sql),
+		    "SELECT count(*), coalesce(extract(epoch FROM"
+		    " min(run_at) - now()), 0) FROM %s WHERE state = 'ready'",
+		    c->qt);
+		res = run(c, sql, 0, NULL, &r->error);
+		if (!res)
+			return -EIO;
+		r->n = atoi(PQgetvalue(res, 0, 0));
+		double due = now_s() + atof(PQgetvalue(res, 0, 1));
+		if (r->n && due < c->next_poll)
+			c->next_poll = due;
+		PQclear(res);
+		return 0;
+	}
+	r->n = 0;
+	for (int i = 0; i < PQntuples(res); i++) {
+		int64_t *id = malloc(sizeof(*id));
+		struct hop_item *it =
+		    hop_item_new(strdup(PQgetvalue(res, i, 1)),
+				 strdup(PQgetvalue(res, i, 2)),
+				 (size_t)PQgetlength(res, i, 2));
+		if (!id || !it) {
+			free(id);
+			hop_item_free(it);
+			continue;
+		}
+		*id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		it->src_data = id;
+		/* The claim counted this attempt; the pool counts it again. */
+		it->attempt = atoi(PQgetvalue(res, i, 3)) - 1;
+		hop_queue_push(&r->items, it);
+		hold(c, *id);
+	}
+	PQclear(res);
+	return 0;
+}
+
+static int do_update(struct pg_src *c, struct req *r)
+{
+	char sql[512], id[32], delay[32];
+	const char *p[3] = {id, NULL, NULL};
+	int np = 1;
+
+	snprintf(id, sizeof(id), "%lld", (long long)r->id);
+	switch (r->type) {
+	case R_ACK:
+		snprintf(sql, sizeof(sql),
+			 "UPDATE %s SET state = 'done', lease_until = NULL,"
+			 " holder = NULL, updated_at = now() WHERE id = $1",
+			 c->qt);
+		break;
+	case R_NACK:
+		snprintf(
+		    sql, sizeof(sql),
+		    "UPDATE %s SET state = 'ready', run_at = now() +"
+		    " make_interval(secs => $2), last_error = $3,"
+		    " lease_until = NULL, holder = NULL, updated_at = now()"
+		    " WHERE id = $1",
+		    c->qt);
+		snprintf(delay, sizeof(delay), "%.3f", r->delay);
+		p[1] = delay;
+		p[2] = r->text;
+		np = 3;
+		break;
+	case R_DEAD:
+		snprintf(
+		    sql, sizeof(sql),
+		    "UPDATE %s SET state = 'dead', last_error = $2,"
+		    " result = $3::jsonb, lease_until = NULL, holder = NULL,"
+		    " updated_at = now() WHERE id = $1",
+		    c->qt);
+		p[1] = r->text;
+		p[2] = r->record;
+		np = 3;
+		break;
+	case R_RELEASE:
+		snprintf(
+		    sql, sizeof(sql),
+		    "UPDATE %s SET state = 'ready',"
+		    " attempts = greatest(attempts - 1, 0), lease_until = NULL,"
+		    " holder = NULL, updated_at = now() WHERE id = $1",
+		    c->qt);
+		break;
+	case R_CLAIM:
+		return do_claim(c, r);
+	}
+	PGresult *res = run(c, sql, np, p, &r->error);
+	if (!res)
+		return -EIO;
+	PQclear(res);
+	unhold(c, r->id);
+	return 0;
+}
+
+/* Extends the leases of every row in flight. */
+static void heartbeat(struct pg_src *c)
+{
+	struct hop_buf ids = {0};
+	char lease[32], *err = NULL;
+
+	if (!c->nheld)
+		return;
+	hop_buf_append(&ids, "{", 1);
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (i)
+			hop_buf_append(&ids, ",", 1);
+		hop_buf_append_int(&ids, c->held[i]);
+	}
+	hop_buf_append(&ids, "}", 2);
+	snprintf(lease, sizeof(lease), "%.3f", c->lease);
+	char sql[256];
+	snprintf(sql, sizeof(sql),
+		 "UPDATE %s SET lease_until = now() + make_interval(secs => $2)"
+		 " WHERE id = ANY($1::bigint[]) AND holder = $3",
+		 c->qt);
+	const char *p[] = {ids.data, lease, c->holder};
+	PGresult *res = run(c, sql, 3, p, &err);
+	PQclear(res);
+	if (err)
+		hop_log(HOP_WARN, "postgres source: extending leases: %s", err);
+	free(err);
+	hop_buf_free(&ids);
+}
+
+static void refresh_depth(struct pg_src *c)
+{
+	char sql[256], *err = NULL;
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*) FROM %s WHERE state = 'ready' AND"
+		 " run_at <= now()",
+		 c->qt);
+	PGresult *res = run(c, sql, 0, NULL, &err);
+	if (res)
+		atomic_store(&c->depth,
+			     strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+	PQclear(res);
+	free(err);
+}
+
+static int db_listen(struct pg_src *c)
+{
+	char sql[160], *err = NULL;
+	const char *base =
+	    strchr(c->table, '.') ? strchr(c->table, '.') + 1 : c->table;
+	if (!c->notify)
+		return 0;
+	snprintf(sql, sizeof(sql), "LISTEN \"%s\"", base);
+	PGresult *res = run(c, sql, 0, NULL, &err);
+	PQclear(res);
+	free(err);
+	return res ? 0 : -EIO;
+}
+
+/* Reconnects after a lost connection, waiting longer each time. */
+static void reconnect(struct pg_src *c)
+{
+	double wait = 0.2;
+	while (!c->stop) {
+		PQreset(c->conn);
+		if (PQstatus(c->conn) == CONNECTION_OK && db_listen(c) == 0) {
+			hop_log(HOP_INFO, "postgres source: connected again");
+			return;
+		}
+		char line[256];
+		hop_log(HOP_WARN,
+			"postgres source: no connection (%s); trying "
+			"again in %.1f s",
+			first_line(PQerrorMessage(c->conn), line, sizeof(line)),
+			wait);
+		struct timespec ts = {(time_t)wait,
+				      (long)((wait - (time_t)wait) * 1e9)};
+		nanosleep(&ts, NULL);
+		if (wait < 5)
+			wait *= 2;
+	}
+}
+
+static void *db_thread(void *arg)
+{
+	struct pg_src *c = arg;
+	double next_beat = now_s() + c->lease / 3;
+
+	c->next_poll = now_s();
+	for (;;) {
+		pthread_mutex_lock(&c->mu);
+		struct req *batch = c->todo;
+		c->todo = c->todo_tail = NULL;
+		bool stop = c->stop;
+		pthread_mutex_unlock(&c->mu);
+
+		while (batch) {
+			struct req *r = batch;
+			if (do_update(c, r) == 0) {
+				batch = r->next;
+				post(c, r);
+				continue;
+			}
+			if (PQstatus(c->conn) == CONNECTION_OK) {
+				/* The statement itself failed: report it. */
+				batch = r->next;
+				post(c, r);
+				continue;
+			}
+			char line[256];
+			hop_log(HOP_WARN,
+				"postgres source: lost the connection: %s",
+				first_line(r->error, line, sizeof(line)));
+			reconnect(c);
+			if (c->stop && PQstatus(c->conn) != CONNECTION_OK) {
+				/* Give up on what is left: leases bring it
+				 * back. */
+				while (batch) {
+					r = batch;
+					batch = r->next;
+					post(c, r);
+				}
+			}
+		}
+		if (stop)
+			break;
+		double now = now_s();
+		if (now >= next_beat) {
+			heartbeat(c);
+			next_beat = now + c->lease / 3;
+		}
+		bool tick = false;
+		if (now >= c->next_poll) {
+			refresh_depth(c);
+			c->next_poll = now + c->poll;
+			tick = true;
+		}
+		struct pollfd p[2] = {{c->wfd, POLLIN, 0},
+				      {PQsocket(c->conn), POLLIN, 0}};
+		double until =
+		    c->next_poll < next_beat ? c->next_poll : next_beat;
+		int ms = (int)((until - now_s()) * 1000) + 1;
+		if (!tick && poll(p, 2, ms < 0 ? 0 : ms) > 0) {
+			uint64_t v;
+			if (p[0].revents && read(c->wfd, &v, sizeof(v)) < 0) {
+				/* EAGAIN: someone else drained it. */
+			}
+			if (p[1].revents) {
+				PQconsumeInput(c->conn);
+				PGnotify *nf;
+				while ((nf = PQnotifies(c->conn))) {
+					tick = true;
+					PQfreemem(nf);
+				}
+			}
+		}
+		if (tick) {
+			pthread_mutex_lock(&c->mu);
+			c->wake = true;
+			pthread_mutex_unlock(&c->mu);
+			uint64_t one = 1;
+			if (write(c->efd, &one, sizeof(one)) < 0) {
+				/* See post(). */
+			}
+		}
+	}
+	return NULL;
+}
+
+/* ---- the loop side ---- */
+
+static void enqueue(struct pg_src *c, struct req *r)
+{
+	uint64_t one = 1;
+	pthread_mutex_lock(&c->mu);
+	if (c->todo_tail)
+		c->todo_tail->next = r;
+	else
+		c->todo = r;
+	c->todo_tail = r;
+	pthread_mutex_unlock(&c->mu);
+	if (write(c->wfd, &one, sizeof(one)) < 0) {
+		/* See post(). */
+	}
+}
+
+static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	struct hop_source *src = arg;
+	struct pg_src *c = src->ctx;
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	struct req *list = c->done;
+	c->done = NULL;
+	bool wake = c->wake;
+	c->wake = false;
+	pthread_mutex_unlock(&c->mu);
+	if (wake)
+		c->empty = false;
+	while (list) {
+		struct req *r = list;
+		list = r->next;
+		char line[256];
+		if (r->error)
+			hop_log(HOP_ERROR, "postgres source: %s",
+				first_line(r->error, line, sizeof(line)));
+		if (r->type == R_CLAIM) {
+			c->claiming = false;
+			c->empty = r->items.len == 0 && !r->error;
+			/* A nack sent after this claim is not in its count. */
+			c->drained =
+			    c->empty && r->n == 0 && r->nacks == c->nacks_sent;
+			struct hop_item *it;
+			while ((it = hop_queue_pop(&r->items)))
+				hop_queue_push(&c->ready, it);
+		}
+		free_req(r);
+	}
+	hop_source_wake(src);
+}
+
+static int pg_open(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	char sql[4096], host[64], line[256];
+	int rc;
+
+	c->src = src;
+	c->efd = c->wfd = -1;
+	if (!hop_pg_valid_ident(c->table)) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: table name '%s' is not a valid "
+			 "identifier (letters, digits and _)",
+			 c->table);
+		return -EINVAL;
+	}
+	if (c->batch < 1 || c->lease < 1 || c->poll <= 0) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: batch and lease must be at least 1, "
+			 "poll above 0");
+		return -EINVAL;
+	}
+	const char *dot = strchr(c->table, '.');
+	c->qt = malloc(strlen(c->table) + 8);
+	if (dot)
+		sprintf(c->qt, "\"%.*s\".\"%s\"", (int)(dot - c->table),
+			c->table, dot + 1);
+	else
+		sprintf(c->qt, "\"%s\"", c->table);
+	c->conn = PQconnectdb(c->url ? c->url : "");
+	if (PQstatus(c->conn) != CONNECTION_OK) {
+		snprintf(
+		    src->error, sizeof(src->error),
+		    "postgres source: cannot connect: %s",
+		    first_line(PQerrorMessage(c->conn), line, sizeof(line)));
+		rc = -ECONNREFUSED;
+		goto err;
+	}
+	if (c->create && hop_pg_schema_sql(c->table, sql, sizeof(sql)) == 0) {
+		PGresult *res = PQexec(c->conn, sql);
+		int bad = PQresultStatus(res) != PGRES_COMMAND_OK;
+		if (bad)
+			snprintf(src->error, sizeof(src->error),
+				 "postgres source: creating %s: %s", c->table,
+				 first_line(PQresultErrorMessage(res), line,
+					    sizeof(line)));
+		PQclear(res);
+		if (bad) {
+			rc = -EIO;
+			goto err;
+		}
+	}
+	char *err = NULL;
+	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 0", c->qt);
+	PGresult *res = run(c, sql, 0, NULL, &err);
+	PQclear(res);
+	if (!res) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: table %s: %s", c->table,
+			 first_line(err, line, sizeof(line)));
+		free(err);
+		rc = -ENOENT;
+		goto err;
+	}
+	if (db_listen(c)) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: LISTEN failed");
+		rc = -EIO;
+		goto err;
+	}
+	gethostname(host, sizeof(host));
+	snprintf(c->holder, sizeof(c->holder), "%s:%d", host, (int)getpid());
+	pthread_mutex_init(&c->mu, NULL);
+	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	c->wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (c->efd < 0 || c->wfd < 0 ||
+	    hop_loop_watch(src->loop, c->efd, EPOLLIN, on_thread, src) ||
+	    pthread_create(&c->tid, NULL, db_thread, c)) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: cannot start: %s", strerror(errno));
+		rc = -EIO;
+		goto err;
+	}
+	c->started = true;
+	return 0;
+
+err:
+	/* A failed open leaves nothing behind: close is not called. */
+	if (c->efd >= 0) {
+		hop_loop_unwatch(src->loop, c->efd);
+		close(c->efd);
+	}
+	if (c->wfd >= 0)
+		close(c->wfd);
+	c->efd = c->wfd = -1;
+	PQfinish(c->conn);
+	c->conn = NULL;
+	free(c->qt);
+	c->qt = NULL;
+	return rc;
+}
+
+static int pg_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
+{
+	struct pg_src *c = src->ctx;
+	struct hop_item *it;
+
+	while (max > 0 && (it = hop_queue_pop(&c->ready))) {
+		hop_queue_push(out, it);
+		max--;
+	}
+	if (max > 0 && !c->claiming && !c->empty) {
+		struct req *r = calloc(1, sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		r->type = R_CLAIM;
+		r->n = (int)(max < (size_t)c->batch ? max : (size_t)c->batch);
+		r->nacks = c->nacks_sent;
+		c->claiming = true;
+		enqueue(c, r);
+	}
+	return 0;
+}
+
+/* Queues an update of the item's row and lets go of the item. */
+static int update(struct hop_source *src, struct hop_item *it,
+		  enum req_type type, double delay, const char *record)
+{
+	struct pg_src *c = src->ctx;
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->type = type;
+	r->id = *(int64_t *)it->src_data;
+	r->delay = delay;
+	r->text = it->error ? strdup(it->error) : NULL;
+	r->record = record ? strdup(record) : NULL;
+	free(it->src_data);
+	it->src_data = NULL;
+	enqueue(c, r);
+	return 0;
+}
+
+static int pg_ack(struct hop_source *src, struct hop_item *it)
+{
+	return update(src, it, R_ACK, 0, NULL);
+}
+
+static int pg_nack(struct hop_source *src, struct hop_item *it,
+		   int64_t delay_ms)
+{
+	struct pg_src *c = src->ctx;
+	c->drained = false; /* it will be due again */
+	c->nacks_sent++;
+	return update(src, it, R_NACK, (double)delay_ms / 1000, NULL);
+}
+
+static int pg_dead(struct hop_source *src, struct hop_item *it,
+		   const char *record)
+{
+	return update(src, it, R_DEAD, 0, record);
+}
+
+static int pg_release(struct hop_source *src, struct hop_item *it)
+{
+	return update(src, it, R_RELEASE, 0, NULL);
+}
+
+static bool pg_exhausted(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	return !src->watch && c->drained && !c->claiming && !c->ready.head;
+}
+
+static int64_t pg_depth(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	return atomic_load(&c->depth) + (int64_t)c->ready.len;
+}
+
+static void pg_close(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	struct hop_item *it;
+
+	/* Claimed but never fetched: back to the queue, unattempted. */
+	while ((it = hop_queue_pop(&c->ready))) {
+		pg_release(src, it);
+		hop_item_free(it);
+	}
+	if (c->started) {
+		pthread_mutex_lock(&c->mu);
+		c->stop = true;
+		pthread_mutex_unlock(&c->mu);
+		uint64_t one = 1;
+		if (write(c->wfd, &one, sizeof(one)) < 0) {
+			/* See post(). */
+		}
+		pthread_join(c->tid, NULL);
+		pthread_mutex_destroy(&c->mu);
+		/* Every pending update ran before the thread stopped. */
+		while (c->done) {
+			struct req *r = c->done;
+			c->done = r->next;
+			free_req(r);
+		}
+	}
+	if (c->efd >= 0) {
+		hop_loop_unwatch(src->loop, c->efd);
+		close(c->efd);
+	}
+	if (c->wfd >= 0)
+		close(c->wfd);
+	PQfinish(c->conn);
+	free(c->qt);
+	free(c->held);
+}
+
+const struct hop_source_ops hop_src_postgres = {
+    .name = "postgres",
+    .summary = "rows of a queue table, claimed with leases; many "
+	       "coordinators can share one",
+    .options = pg_options,
+    .ctx_size = sizeof(struct pg_src),
+    .open = pg_open,
+    .fetch = pg_fetch,
+    .ack = pg_ack,
+    .dead = pg_dead,
+    .release = pg_release,
+    .nack = pg_nack,
+    .depth = pg_depth,
+    .exhausted = pg_exhausted,
+    .close = pg_close,
+};

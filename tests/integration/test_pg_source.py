@@ -1,0 +1,151 @@
+"""The postgres source against a real PostgreSQL started by tests/harness:
+claim, ack, retry with backoff, dead, lease expiry, NOTIFY wake-up, and
+clear errors."""
+import json
+import sys
+import time
+
+import pytest
+
+from conftest import (FAKE, ROOT, by_id, clean_env, hopper, read_jsonl, start,
+                      stderr_of, wait_for)
+
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.postgres import PostgresServer  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def queue(pg, request):
+    """A fresh queue table named after the test."""
+    name = request.node.name.replace("test_", "q_")[:40]
+    code, _, err = hopper("pg", "init", pg.url, "--table", name)
+    assert code == 0, err
+    return name
+
+
+def insert(pg, table, payloads):
+    values = ",".join("('%s'::jsonb)" % json.dumps(p).replace("'", "''")
+                      for p in payloads)
+    pg.psql(f"INSERT INTO {table} (payload) VALUES {values}")
+
+
+def states(pg, table):
+    out = pg.psql(f"SELECT state, count(*) FROM {table} GROUP BY 1 ORDER BY 1")
+    return dict(line.split("|") for line in out.splitlines()) if out else {}
+
+
+def run(pg, table, *flags, env=None):
+    return hopper("run", "-s", pg.url, "-S", f"table={table}", "-S",
+                  "poll=0.2", "--backoff", "0.05", *flags, "--", *FAKE,
+                  env=env)
+
+
+def test_every_row_done_once(pg, queue):
+    insert(pg, queue, [{"n": i} for i in range(300)])
+    code, out, err = run(pg, queue, "-j", "3", "--prefetch", "4")
+    assert code == 0, err
+    res = by_id(read_jsonl(out))
+    assert len(res) == 300 and all(r["ok"] for r in res.values())
+    assert states(pg, queue) == {"done": "300"}
+    assert pg.psql(f"SELECT count(*) FROM {queue} WHERE holder IS NOT NULL "
+                   "OR lease_until IS NOT NULL") == "0"
+
+
+def test_retries_wait_in_the_table_then_dead(pg, queue):
+    insert(pg, queue, [{"do": "fail_once"}, {"do": "perm"}, {"do": "fail"}])
+    code, out, err = run(pg, queue, "--attempts", "3")
+    assert code == 3, err
+    rows = pg.psql(f"SELECT id, state, attempts, coalesce(last_error, '') "
+                   f"FROM {queue} ORDER BY id").splitlines()
+    assert rows == ["1|done|2|asked to fail", "2|dead|1|bad input",
+                    "3|dead|3|asked to fail"]
+    rec = json.loads(pg.psql(f"SELECT result FROM {queue} WHERE id = 3"))
+    assert rec["attempts"] == 3 and "failing 3 on attempt 3" in rec["stderr"]
+
+
+def test_an_expired_lease_is_reclaimed(pg, queue):
+    insert(pg, queue, [{"n": 1}, {"n": 2}])
+    # Row 1 was claimed by a coordinator that died: its lease ran out.
+    pg.psql(f"UPDATE {queue} SET state = 'running', attempts = 1, "
+            "holder = 'gone:1', lease_until = now() - interval '1 second' "
+            "WHERE id = 1")
+    code, out, err = run(pg, queue)
+    assert code == 0, err
+    res = by_id(read_jsonl(out))
+    assert res["1"]["attempts"] == 2 and res["2"]["attempts"] == 1
+    assert states(pg, queue) == {"done": "2"}
+
+
+def test_a_live_lease_is_left_alone(pg, queue):
+    insert(pg, queue, [{"n": 1}, {"n": 2}])
+    pg.psql(f"UPDATE {queue} SET state = 'running', holder = 'busy:1', "
+            "lease_until = now() + interval '1 hour' WHERE id = 1")
+    code, out, err = run(pg, queue)
+    assert code == 0, err
+    assert list(by_id(read_jsonl(out))) == ["2"]
+    assert states(pg, queue) == {"done": "1", "running": "1"}
+
+
+def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
+    out = tmp / "out.jsonl"
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=60",
+              "-o", f"jsonl:{out}", "--watch", "--", *FAKE, cwd=tmp)
+    try:
+        time.sleep(1.5)  # idle: its first claim found nothing
+        t0 = time.monotonic()
+        insert(pg, queue, [{"n": 7}])
+        wait_for(lambda: out.exists() and out.read_text().strip(),
+                 timeout=10, what="the result")
+        took = time.monotonic() - t0
+        assert took < 3, took  # the 60 s poll cannot explain it
+        p.send_signal(2)
+        assert p.wait(timeout=20) == 0, stderr_of(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert states(pg, queue) == {"done": "1"}
+
+
+def test_sigterm_hands_claimed_rows_back(pg, queue, tmp):
+    insert(pg, queue, [{"do": "sleep", "secs": 30}, {"n": 2}, {"n": 3}])
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-j", "1",
+              "--grace", "0.3", "--kill-timeout", "0.3", "--", *FAKE,
+              cwd=tmp, env=clean_env())
+    try:
+        # One worker, one row claimed at a time: the sleeping one.
+        wait_for(lambda: states(pg, queue).get("running") == "1",
+                 what="a row claimed")
+        time.sleep(0.5)
+        p.terminate()
+        assert p.wait(timeout=20) == 0, stderr_of(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # Not failed attempts: all back to ready, attempts as before the claim.
+    assert pg.psql(f"SELECT string_agg(state || ':' || attempts, ',' "
+                   f"ORDER BY id) FROM {queue}") == "ready:0,ready:0,ready:0"
+
+
+def test_clear_errors(pg, queue):
+    code, _, err = hopper("run", "-s", pg.url, "-S", "table=no_such_table",
+                          "--", *FAKE)
+    assert code == 1 and "postgres source: table no_such_table:" in err
+    assert 'relation "no_such_table" does not exist' in err
+    code, _, err = hopper("run", "-s", pg.url, "-S", "table=x;drop", "--",
+                          *FAKE)
+    assert code == 1 and "'x;drop' is not a valid identifier" in err
+    bad = pg.url.replace("hopper-secret", "nope")
+    code, _, err = hopper("run", "-s", bad, "--", *FAKE)
+    assert code == 1 and "password authentication failed" in err
+    assert "nope" not in err and "hopper-secret" not in err
+    code, _, err = hopper("run", "-s", "postgres://hopper@127.0.0.1:1/x",
+                          "--", *FAKE)
+    assert code == 1 and "postgres source: cannot connect" in err
