@@ -1,5 +1,6 @@
 /* config.c - run options: the table, the pipeline file and the flags. */
 #include "config.h"
+#include "driver.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -385,7 +386,7 @@ static char *driver_label(const char *name, const struct hop_option *t,
 				 ? *(char **)((char *)ctx + t->offset)
 				 : NULL;
 	if (target && strstr(target, "://"))
-		label = strdup(name); /* a URL may carry a password */
+		label = hop_driver_label(target); /* without the password */
 	else if (target && asprintf(&label, "%s:%s", name, target) < 0)
 		label = NULL;
 	return label ? label : strdup(name);

@@ -18,6 +18,9 @@ int hop_driver_spec(const char *spec, char **name, char **target, char *err,
 			 spec);
 		return -EINVAL;
 	}
+	/* libpq takes both spellings of its scheme. */
+	if (n == 10 && strncmp(spec, "postgresql", n) == 0)
+		n = 8;
 	*name = strndup(spec, n);
 	if (colon && strncmp(colon, "://", 3) == 0)
 		*target = strdup(spec); /* a URL keeps its scheme */
@@ -29,6 +32,31 @@ int hop_driver_spec(const char *spec, char **name, char **target, char *err,
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+char *hop_driver_label(const char *spec)
+{
+	/* Room for a password shorter than its mask. */
+	char *label = malloc(strlen(spec) + 4);
+	if (!label)
+		return NULL;
+	strcpy(label, spec);
+	char *auth = strstr(label, "://");
+	if (!auth)
+		return label;
+	auth += 3;
+	/* user:password@host: the last @ before the path ends the userinfo. */
+	size_t hostpart = strcspn(auth, "/?#");
+	char *at = NULL;
+	for (char *p = auth; p < auth + hostpart; p++)
+		if (*p == '@')
+			at = p;
+	char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (!colon)
+		return label;
+	memmove(colon + 4, at, strlen(at) + 1);
+	memcpy(colon + 1, "***", 3);
+	return label;
 }
 
 void *hop_driver_ctx(const struct hop_option *t, size_t size,

@@ -13,6 +13,10 @@
 int hop_driver_spec(const char *spec, char **name, char **target, char *err,
 		    size_t errlen);
 
+/* Returns a malloc'd copy of spec fit for logs: a URL's password is
+ * replaced by "***". NULL when memory ran out. */
+char *hop_driver_label(const char *spec);
+
 /* Allocates a zeroed context of size bytes, sets the table's defaults and,
  * when target is not NULL, the table's first option to it. Returns the
  * context or NULL with a message in err. */

@@ -42,9 +42,10 @@ struct run {
 	struct hop_source *src;
 	struct hop_sink *sink;
 	struct hop_pool *pool;
-	struct hop_queue ready;	  /* claimed, waiting for a worker */
-	struct hop_queue waiting; /* failed, waiting for their retry */
-	struct hop_queue written; /* in the sink, waiting for a flush */
+	struct hop_queue ready;	   /* claimed, waiting for a worker */
+	struct hop_queue waiting;  /* failed, waiting for their retry */
+	struct hop_queue written;  /* in the sink, waiting for a flush */
+	struct hop_queue flushing; /* in a flush the sink has not answered */
 	enum phase phase;
 	int sigfd;
 	int sigints;
@@ -214,14 +215,12 @@ static void on_wake(void *arg)
 	schedule(arg);
 }
 
-/* Flushes the sink and settles everything written since the last flush. */
-static void settle(struct run *r)
+/* Settles the items of the flush the sink answered with st: acknowledged
+ * (or dead-lettered) at their source when it went well, failed otherwise. */
+static void settle_flushed(struct run *r, enum hop_sink_status st)
 {
-	if (!r->written.head)
-		return;
-	enum hop_sink_status st = r->sink->ops->flush(r->sink);
 	struct hop_item *it;
-	while ((it = hop_queue_pop(&r->written))) {
+	while ((it = hop_queue_pop(&r->flushing))) {
 		if (st != HOP_SINK_OK && it->ok) {
 			hop_item_fail(it, st == HOP_SINK_RETRY, "%s",
 				      r->sink->error);
@@ -244,6 +243,41 @@ static void settle(struct run *r)
 	}
 }
 
+/* Flushes the sink and settles everything written since the last flush,
+ * unless a flush is still waiting for its answer: then what was written
+ * since goes with the next one. */
+static void settle(struct run *r)
+{
+	if (r->flushing.head || !r->written.head)
+		return;
+	r->flushing = r->written;
+	r->written = (struct hop_queue){0};
+	enum hop_sink_status st = r->sink->ops->flush(r->sink);
+	if (st != HOP_SINK_PENDING)
+		settle_flushed(r, st);
+}
+
+static void on_flushed(void *arg, enum hop_sink_status st)
+{
+	struct run *r = arg;
+	settle_flushed(r, st);
+	settle(r);
+	schedule(r);
+}
+
+/* Settles everything before the run ends, waiting for the sink. */
+static void settle_all(struct run *r)
+{
+	for (int i = 0; i < 100 && (r->flushing.head || r->written.head); i++) {
+		if (r->flushing.head && !r->sink->ops->wait)
+			break;
+		if (r->flushing.head)
+			r->sink->ops->wait(r->sink);
+		else
+			settle(r);
+	}
+}
+
 static void settle_now(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
@@ -256,7 +290,7 @@ static void settle_now(struct hop_loop *loop, void *arg)
 static bool finished(struct run *r)
 {
 	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
-		    hop_pool_inflight(r->pool) == 0;
+		    !r->flushing.head && hop_pool_inflight(r->pool) == 0;
 	if (r->phase != RUNNING)
 		return idle;
 	return idle && r->src->ops->exhausted(r->src);
@@ -318,7 +352,8 @@ static void pump(struct hop_loop *loop, void *arg)
 			hop_loop_stop(loop);
 	} else if (finished(r) ||
 		   (r->source_failed && !hop_pool_inflight(r->pool) &&
-		    !r->waiting.head && !r->written.head)) {
+		    !r->waiting.head && !r->written.head &&
+		    !r->flushing.head)) {
 		wind_down(r);
 		if (hop_pool_alive(r->pool) == 0)
 			hop_loop_stop(loop);
@@ -333,6 +368,10 @@ static void release_waiting(struct run *r)
 		hop_loop_cancel(r->loop, it->timer);
 		hop_queue_push(&r->ready, it);
 	}
+	/* Results the sink never confirmed: not acknowledged, so back. */
+	while ((it = hop_queue_pop(&r->flushing)) ||
+	       (it = hop_queue_pop(&r->written)))
+		hop_queue_push(&r->ready, it);
 	while ((it = hop_queue_pop(&r->ready))) {
 		r->released++;
 		if (r->src->ops->release(r->src, it))
@@ -460,6 +499,9 @@ int hop_run(struct hop_config *cfg)
 		hop_log(HOP_ERROR, "%s", err);
 		goto out_pool;
 	}
+	r.sink->source = r.src;
+	r.sink->on_flushed = on_flushed;
+	r.sink->flushed_arg = &r;
 	if (r.sink->ops->open(r.sink)) {
 		hop_log(HOP_ERROR, "%s", r.sink->error);
 		goto out_pool;
@@ -481,7 +523,7 @@ int hop_run(struct hop_config *cfg)
 	hop_loop_cancel(r.loop, r.flush_timer);
 	hop_pool_destroy(r.pool);
 	r.pool = NULL;
-	settle(&r);
+	settle_all(&r);
 	release_waiting(&r);
 	summary(&r);
 	if (r.sigints >= 2)

@@ -10,10 +10,12 @@
 
 extern const struct hop_sink_ops hop_sink_jsonl;
 extern const struct hop_sink_ops hop_sink_dir;
+extern const struct hop_sink_ops hop_sink_postgres;
 
 const struct hop_sink_ops *const hop_sink_registry[] = {
     &hop_sink_jsonl,
     &hop_sink_dir,
+    &hop_sink_postgres,
     NULL,
 };
 
@@ -39,7 +41,7 @@ struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen)
 		goto out;
 	}
 	sink = calloc(1, sizeof(*sink));
-	if (!sink || !(sink->label = strdup(spec))) {
+	if (!sink || !(sink->label = hop_driver_label(spec))) {
 		snprintf(err, errlen, "out of memory");
 		goto err_free;
 	}

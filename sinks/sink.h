@@ -9,6 +9,11 @@
  * HOP_SINK_OK does it acknowledge the items written since the previous flush
  * to their source. A sink that cannot make a write durable must say so:
  * OK means "safe once flush says OK", never "probably".
+ *
+ * A sink that talks to a server does not make the loop wait for it: its
+ * flush returns HOP_SINK_PENDING and it calls hop_sink_flushed once the
+ * server answered (from the loop's thread). The coordinator starts no other
+ * flush meanwhile; writes go on and wait for the next one.
  */
 #ifndef HOP_SINK_H
 #define HOP_SINK_H
@@ -27,6 +32,7 @@ enum hop_sink_status {
 	HOP_SINK_RETRY, /* failed now, may work later (disk full, no connection)
 			 */
 	HOP_SINK_FAIL,	/* can never work for this item */
+	HOP_SINK_PENDING, /* flush only: the answer comes later */
 };
 
 struct hop_sink_ops {
@@ -43,6 +49,10 @@ struct hop_sink_ops {
 				      struct hop_item *it);
 	/* Makes every write so far durable. */
 	enum hop_sink_status (*flush)(struct hop_sink *sink);
+	/* Optional, for a sink whose flush may be pending: blocks until the
+	 * pending flush has been answered through hop_sink_flushed. Used when
+	 * the run ends. */
+	void (*wait)(struct hop_sink *sink);
 	void (*close)(struct hop_sink *sink);
 };
 
@@ -52,7 +62,21 @@ struct hop_sink {
 	struct hop_loop *loop;
 	char *label;
 	char error[512];
+	/* The run's source, set before open: a sink on the same server may
+	 * join it so that results and acknowledgements commit together. */
+	struct hop_source *source;
+
+	/* Set by the coordinator: hears the answer to a pending flush. */
+	void (*on_flushed)(void *arg, enum hop_sink_status st);
+	void *flushed_arg;
 };
+
+static inline void hop_sink_flushed(struct hop_sink *sink,
+				    enum hop_sink_status st)
+{
+	if (sink->on_flushed)
+		sink->on_flushed(sink->flushed_arg, st);
+}
 
 const struct hop_sink_ops *hop_sink_find(const char *name);
 extern const struct hop_sink_ops *const hop_sink_registry[];

@@ -41,7 +41,7 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 		goto out;
 	}
 	src = calloc(1, sizeof(*src));
-	if (!src || !(src->label = strdup(spec))) {
+	if (!src || !(src->label = hop_driver_label(spec))) {
 		snprintf(err, errlen, "out of memory");
 		goto err_free;
 	}

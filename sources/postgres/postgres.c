@@ -33,10 +33,13 @@
 #include "coordinator/buf.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
+#include "coordinator/opts.h"
 #include "coordinator/pgqueue.h"
+#include "sources/postgres/postgres.h"
 #include "sources/source.h"
 
-enum req_type { R_CLAIM, R_ACK, R_NACK, R_DEAD, R_RELEASE };
+/* The updates come first: a batch runs each kind as one statement. */
+enum req_type { R_ACK, R_NACK, R_DEAD, R_RELEASE, R_CLAIM };
 
 struct req {
 	struct req *next;
@@ -46,6 +49,7 @@ struct req {
 	double delay; /* R_NACK: seconds until due */
 	char *text;   /* R_NACK, R_DEAD: the error */
 	char *record; /* R_DEAD: the dead letter */
+	char *result; /* R_ACK with a joined sink: the item's result */
 	struct hop_queue items; /* R_CLAIM answer */
 	uint64_t nacks;		/* R_CLAIM: nacks sent before it */
 	char *error;		/* answer: why it failed */
@@ -60,6 +64,9 @@ struct pg_src {
 	double poll;
 	bool create;
 	bool notify;
+	char *retain_opt;
+	double retain; /* seconds, or -1: keep done rows */
+	char *insert;  /* a joined sink's INSERT over the done rows d */
 
 	/* loop side */
 	struct hop_source *src;
@@ -105,6 +112,8 @@ static const struct hop_option pg_options[] = {
      "create the queue table when it is missing"},
     {"notify", HOP_OPT_BOOL, "true", offsetof(struct pg_src, notify),
      "LISTEN for inserts instead of waiting for the next poll"},
+    {"retain", HOP_OPT_STR, "forever", offsetof(struct pg_src, retain_opt),
+     "how long done rows stay (0 deletes them at once)"},
     {NULL},
 };
 
@@ -128,6 +137,7 @@ static void free_req(struct req *r)
 	}
 	free(r->text);
 	free(r->record);
+	free(r->result);
 	free(r->error);
 	free(r);
 }
@@ -251,61 +261,212 @@ static int do_claim(struct pg_src *c, struct req *r)
 	return 0;
 }
 
-static int do_update(struct pg_src *c, struct req *r)
-{
-	char sql[512], id[32], delay[32];
-	const char *p[3] = {id, NULL, NULL};
-	int np = 1;
+/* Updates of one kind are applied together: their rows go in as one JSON
+ * array ($1) and touch only rows this coordinator still holds ($2), so an
+ * update for a row whose lease ran out (and that someone else may hold
+ * now) changes nothing. */
+static const char *const row_type[] = {
+    [R_ACK] = "id bigint, result jsonb",
+    [R_NACK] = "id bigint, delay float8, error text",
+    [R_DEAD] = "id bigint, error text, record jsonb",
+    [R_RELEASE] = "id bigint",
+};
 
-	snprintf(id, sizeof(id), "%lld", (long long)r->id);
+static const char *const row_set[] = {
+    [R_ACK] = "state = 'done'",
+    [R_NACK] = "state = 'ready', run_at = now() + make_interval(secs => "
+	       "u.delay), last_error = u.error",
+    [R_DEAD] = "state = 'dead', last_error = u.error, result = u.record",
+    [R_RELEASE] = "state = 'ready', attempts = greatest(q.attempts - 1, 0)",
+};
+
+/* The statement for one kind. An ack deletes the row instead when done
+ * rows are not kept, and with a joined sink it feeds the sink's INSERT with
+ * the rows it finished: result and acknowledgement are one commit. */
+static void update_sql(const struct pg_src *c, enum req_type t,
+		       struct hop_buf *sql)
+{
+	static const char mine[] =
+	    "q.id = u.id AND q.holder = $2 AND q.state = 'running'";
+	bool joined = t == R_ACK && c->insert;
+
+	if (joined)
+		hop_buf_appendf(sql, "WITH d AS (");
+	if (t == R_ACK && c->retain == 0)
+		hop_buf_appendf(sql,
+				"DELETE FROM %s q USING jsonb_to_recordset("
+				"$1::jsonb) AS u(%s) WHERE %s",
+				c->qt, row_type[t], mine);
+	else
+		hop_buf_appendf(
+		    sql,
+		    "UPDATE %s q SET %s, lease_until = NULL, holder = NULL, "
+		    "updated_at = now() FROM jsonb_to_recordset($1::jsonb) "
+		    "AS u(%s) WHERE %s",
+		    c->qt, row_set[t], row_type[t], mine);
+	if (joined) {
+		hop_buf_appendf(sql, " RETURNING q.id, coalesce(q.key, "
+				     "q.id::text) AS key, u.result) ");
+		hop_buf_append(sql, c->insert, strlen(c->insert));
+	}
+	hop_buf_append(sql, "", 1);
+}
+
+static void append_row(struct hop_buf *b, const struct req *r)
+{
+	hop_buf_appendf(b, "{\"id\":%lld", (long long)r->id);
 	switch (r->type) {
 	case R_ACK:
-		snprintf(sql, sizeof(sql),
-			 "UPDATE %s SET state = 'done', lease_until = NULL,"
-			 " holder = NULL, updated_at = now() WHERE id = $1",
-			 c->qt);
+		hop_buf_append(b, ",\"result\":", 10);
+		if (r->result)
+			hop_buf_append(b, r->result, strlen(r->result));
+		else
+			hop_buf_append(b, "null", 4);
 		break;
 	case R_NACK:
-		snprintf(
-		    sql, sizeof(sql),
-		    "UPDATE %s SET state = 'ready', run_at = now() +"
-		    " make_interval(secs => $2), last_error = $3,"
-		    " lease_until = NULL, holder = NULL, updated_at = now()"
-		    " WHERE id = $1",
-		    c->qt);
-		snprintf(delay, sizeof(delay), "%.3f", r->delay);
-		p[1] = delay;
-		p[2] = r->text;
-		np = 3;
+		hop_buf_appendf(b, ",\"delay\":%.3f,\"error\":", r->delay);
+		hop_buf_append_json_str(b, r->text ? r->text : "");
 		break;
 	case R_DEAD:
-		snprintf(
-		    sql, sizeof(sql),
-		    "UPDATE %s SET state = 'dead', last_error = $2,"
-		    " result = $3::jsonb, lease_until = NULL, holder = NULL,"
-		    " updated_at = now() WHERE id = $1",
-		    c->qt);
-		p[1] = r->text;
-		p[2] = r->record;
-		np = 3;
+		hop_buf_append(b, ",\"error\":", 9);
+		hop_buf_append_json_str(b, r->text ? r->text : "");
+		hop_buf_append(b, ",\"record\":", 10);
+		if (r->record)
+			hop_buf_append(b, r->record, strlen(r->record));
+		else
+			hop_buf_append(b, "null", 4);
 		break;
-	case R_RELEASE:
-		snprintf(
-		    sql, sizeof(sql),
-		    "UPDATE %s SET state = 'ready',"
-		    " attempts = greatest(attempts - 1, 0), lease_until = NULL,"
-		    " holder = NULL, updated_at = now() WHERE id = $1",
-		    c->qt);
+	default:
 		break;
-	case R_CLAIM:
-		return do_claim(c, r);
 	}
-	PGresult *res = run(c, sql, np, p, &r->error);
-	if (!res)
-		return -EIO;
+	hop_buf_append(b, "}", 1);
+}
+
+/* Runs the updates rs[0..n) of kind t as one statement. Returns how many
+ * rows it touched, or -EIO with *err set. */
+static long apply(struct pg_src *c, enum req_type t, struct req **rs, size_t n,
+		  char **err)
+{
+	struct hop_buf sql = {0}, rows = {0};
+
+	update_sql(c, t, &sql);
+	hop_buf_append(&rows, "[", 1);
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			hop_buf_append(&rows, ",", 1);
+		append_row(&rows, rs[i]);
+	}
+	hop_buf_append(&rows, "]", 2);
+	const char *p[] = {hop_buf_head(&rows), c->holder};
+	PGresult *res = run(c, hop_buf_head(&sql), 2, p, err);
+	long touched = res ? atol(PQcmdTuples(res)) : -EIO;
 	PQclear(res);
-	unhold(c, r->id);
-	return 0;
+	hop_buf_free(&sql);
+	hop_buf_free(&rows);
+	return touched;
+}
+
+/* One row whose update failed on its own: a result the sink's table would
+ * not take (say, a string jsonb refuses) makes the row dead with the
+ * reason, so that it never comes back to block the queue. */
+static void apply_one_failed(struct pg_src *c, struct req *r, const char *err)
+{
+	char line[256], *err2 = NULL;
+	first_line(err, line, sizeof(line));
+	if (r->type != R_ACK || !c->insert) {
+		hop_log(HOP_ERROR, "postgres source: row %lld: %s",
+			(long long)r->id, line);
+		return;
+	}
+	hop_log(HOP_ERROR,
+		"postgres source: row %lld is dead: writing its "
+		"result failed: %s",
+		(long long)r->id, line);
+	struct req dead = {.type = R_DEAD, .id = r->id};
+	struct hop_buf rec = {0};
+	hop_buf_append(&rec, "{\"error\":", 9);
+	char msg[300];
+	snprintf(msg, sizeof(msg), "writing the result failed: %s", line);
+	hop_buf_append_json_str(&rec, msg);
+	hop_buf_append(&rec, "}", 2);
+	dead.text = msg;
+	dead.record = hop_buf_head(&rec);
+	struct req *one = &dead;
+	if (apply(c, R_DEAD, &one, 1, &err2) < 0)
+		hop_log(HOP_ERROR, "postgres source: row %lld: %s",
+			(long long)r->id, first_line(err2, line, sizeof(line)));
+	free(err2);
+	hop_buf_free(&rec);
+}
+
+/* Reconnects after a lost connection, waiting longer each time. */
+static void reconnect(struct pg_src *c);
+
+/* Applies every update in list, a statement per kind, and frees them. */
+static void do_updates(struct pg_src *c, struct req *list)
+{
+	struct req **rs = NULL;
+	size_t n = 0, cap = 0;
+	char line[256];
+
+	for (enum req_type t = R_ACK; t < R_CLAIM; t++) {
+		n = 0;
+		for (struct req *r = list; r; r = r->next) {
+			if (r->type != t)
+				continue;
+			if (n == cap) {
+				size_t k = cap ? cap * 2 : 64;
+				struct req **p = realloc(rs, k * sizeof(*p));
+				if (!p)
+					break;
+				rs = p;
+				cap = k;
+			}
+			rs[n++] = r;
+		}
+		while (n) {
+			char *err = NULL;
+			long touched = apply(c, t, rs, n, &err);
+			if (touched >= 0 && (size_t)touched < n && t == R_ACK)
+				hop_log(
+				    HOP_WARN,
+				    "postgres source: %zu of %zu rows were "
+				    "no longer ours when acknowledged (their "
+				    "lease ran out)",
+				    n - (size_t)touched, n);
+			if (touched < 0 && PQstatus(c->conn) != CONNECTION_OK) {
+				hop_log(
+				    HOP_WARN,
+				    "postgres source: lost the connection: %s",
+				    first_line(err, line, sizeof(line)));
+				free(err);
+				reconnect(c);
+				if (PQstatus(c->conn) == CONNECTION_OK)
+					continue;
+				/* Stopping without a connection: the leases
+				 * bring these rows back. */
+				break;
+			}
+			if (touched < 0) {
+				/* Find the row that spoilt the statement. */
+				for (size_t i = 0; i < n; i++) {
+					char *e1 = NULL;
+					if (apply(c, t, &rs[i], 1, &e1) < 0)
+						apply_one_failed(c, rs[i], e1);
+					free(e1);
+				}
+			}
+			free(err);
+			break;
+		}
+	}
+	free(rs);
+	while (list) {
+		struct req *r = list;
+		list = r->next;
+		unhold(c, r->id);
+		free_req(r);
+	}
 }
 
 /* Extends the leases of every row in flight. */
@@ -353,6 +514,24 @@ static void refresh_depth(struct pg_src *c)
 	free(err);
 }
 
+/* Deletes done rows older than the retention. */
+static void purge(struct pg_src *c)
+{
+	char sql[256], secs[32], *err = NULL, line[256];
+	snprintf(sql, sizeof(sql),
+		 "DELETE FROM %s WHERE state = 'done' AND updated_at < now() - "
+		 "make_interval(secs => $1)",
+		 c->qt);
+	snprintf(secs, sizeof(secs), "%.3f", c->retain);
+	const char *p[] = {secs};
+	PGresult *res = run(c, sql, 1, p, &err);
+	if (!res)
+		hop_log(HOP_WARN, "postgres source: deleting done rows: %s",
+			first_line(err, line, sizeof(line)));
+	PQclear(res);
+	free(err);
+}
+
 static int db_listen(struct pg_src *c)
 {
 	char sql[160], *err = NULL;
@@ -367,7 +546,6 @@ static int db_listen(struct pg_src *c)
 	return res ? 0 : -EIO;
 }
 
-/* Reconnects after a lost connection, waiting longer each time. */
 static void reconnect(struct pg_src *c)
 {
 	double wait = 0.2;
@@ -395,6 +573,7 @@ static void *db_thread(void *arg)
 {
 	struct pg_src *c = arg;
 	double next_beat = now_s() + c->lease / 3;
+	double next_purge = now_s();
 
 	c->next_poll = now_s();
 	for (;;) {
@@ -404,33 +583,41 @@ static void *db_thread(void *arg)
 		bool stop = c->stop;
 		pthread_mutex_unlock(&c->mu);
 
+		/* Updates first (a nack may make a row due for the claim),
+		 * then the claims, in order. */
+		struct req *updates = NULL, *claims = NULL, **ct = &claims;
 		while (batch) {
 			struct req *r = batch;
-			if (do_update(c, r) == 0) {
-				batch = r->next;
-				post(c, r);
-				continue;
+			batch = r->next;
+			if (r->type == R_CLAIM) {
+				r->next = NULL;
+				*ct = r;
+				ct = &r->next;
+			} else {
+				r->next = updates;
+				updates = r;
 			}
-			if (PQstatus(c->conn) == CONNECTION_OK) {
-				/* The statement itself failed: report it. */
-				batch = r->next;
-				post(c, r);
-				continue;
-			}
-			char line[256];
-			hop_log(HOP_WARN,
-				"postgres source: lost the connection: %s",
-				first_line(r->error, line, sizeof(line)));
-			reconnect(c);
-			if (c->stop && PQstatus(c->conn) != CONNECTION_OK) {
-				/* Give up on what is left: leases bring it
-				 * back. */
-				while (batch) {
-					r = batch;
-					batch = r->next;
-					post(c, r);
+		}
+		do_updates(c, updates);
+		while (claims) {
+			struct req *r = claims;
+			if (do_claim(c, r) &&
+			    PQstatus(c->conn) != CONNECTION_OK) {
+				char line[256];
+				hop_log(
+				    HOP_WARN,
+				    "postgres source: lost the connection: "
+				    "%s",
+				    first_line(r->error, line, sizeof(line)));
+				reconnect(c);
+				if (PQstatus(c->conn) == CONNECTION_OK) {
+					free(r->error);
+					r->error = NULL;
+					continue;
 				}
 			}
+			claims = r->next;
+			post(c, r);
 		}
 		if (stop)
 			break;
@@ -440,6 +627,10 @@ static void *db_thread(void *arg)
 			next_beat = now + c->lease / 3;
 		}
 		bool tick = false;
+		if (c->retain > 0 && now >= next_purge) {
+			purge(c);
+			next_purge = now + (c->retain < 60 ? c->retain : 60);
+		}
 		if (now >= c->next_poll) {
 			refresh_depth(c);
 			c->next_poll = now + c->poll;
@@ -545,6 +736,15 @@ static int pg_open(struct hop_source *src)
 			 "postgres source: table name '%s' is not a valid "
 			 "identifier (letters, digits and _)",
 			 c->table);
+		return -EINVAL;
+	}
+	if (strcmp(c->retain_opt, "forever") == 0) {
+		c->retain = -1;
+	} else if (hop_parse_seconds(c->retain_opt, &c->retain)) {
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: retain '%s' is not a time (like 7s, "
+			 "30m, 48h) or forever",
+			 c->retain_opt);
 		return -EINVAL;
 	}
 	if (c->batch < 1 || c->lease < 1 || c->poll <= 0) {
@@ -668,6 +868,11 @@ static int update(struct hop_source *src, struct hop_item *it,
 	r->delay = delay;
 	r->text = it->error ? strdup(it->error) : NULL;
 	r->record = record ? strdup(record) : NULL;
+	if (type == R_ACK && c->insert) {
+		/* The joined sink's write happens here: take the result. */
+		r->result = it->result;
+		it->result = NULL;
+	}
 	free(it->src_data);
 	it->src_data = NULL;
 	enqueue(c, r);
@@ -747,6 +952,25 @@ static void pg_close(struct hop_source *src)
 	PQfinish(c->conn);
 	free(c->qt);
 	free(c->held);
+	free(c->insert);
+}
+
+const struct hop_source_ops hop_src_postgres;
+
+int hop_pg_source_join(struct hop_source *src, const char *url,
+		       const char *insert)
+{
+	if (src->ops != &hop_src_postgres)
+		return -EINVAL;
+	struct pg_src *c = src->ctx;
+	if (strcmp(c->url ? c->url : "", url ? url : ""))
+		return -EINVAL;
+	char *dup = strdup(insert);
+	if (!dup)
+		return -ENOMEM;
+	free(c->insert);
+	c->insert = dup;
+	return 0;
 }
 
 const struct hop_source_ops hop_src_postgres = {
