@@ -72,6 +72,7 @@ struct pg_src {
 	struct hop_source *src;
 	int efd;
 	struct hop_queue ready; /* claimed, not fetched yet */
+	size_t ahead;		/* how many to keep claimed in ready */
 	bool claiming;
 	bool empty;   /* the last claim found nothing due */
 	bool drained; /* ... and nothing waiting for its retry time */
@@ -90,6 +91,7 @@ struct pg_src {
 
 	/* thread side */
 	PGconn *conn;
+	unsigned prepared; /* statements prepared in this session, by slot */
 	char holder[128];
 	char *qt;      /* the quoted table name */
 	int64_t *held; /* ids in flight, for lease extension */
@@ -198,6 +200,38 @@ static PGresult *run(struct pg_src *c, const char *sql, int n,
 	return NULL;
 }
 
+/* Like run, for the statements that run over and over: each is prepared
+ * once per session (slot names it), which saves planning it every time. */
+static PGresult *run_prepared(struct pg_src *c, int slot, const char *sql,
+			      int n, const char *const *params, char **err)
+{
+	char name[16];
+	snprintf(name, sizeof(name), "hopper_%d", slot);
+	if (!(c->prepared & (1u << slot))) {
+		PGresult *res = PQprepare(c->conn, name, sql, n, NULL);
+		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+		if (!ok) {
+			free(*err);
+			*err = strdup(PQresultErrorMessage(res));
+		}
+		PQclear(res);
+		if (!ok)
+			return NULL;
+		c->prepared |= 1u << slot;
+	}
+	int64_t t0 = hop_now_ms();
+	PGresult *res = PQexecPrepared(c->conn, name, n, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(res);
+	hop_log(HOP_DEBUG, "postgres source: %.24s...: %s rows in %lld ms", sql,
+		PQcmdTuples(res), (long long)(hop_now_ms() - t0));
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return res;
+	free(*err);
+	*err = strdup(PQresultErrorMessage(res));
+	PQclear(res);
+	return NULL;
+}
+
 static int do_claim(struct pg_src *c, struct req *r)
 {
 	char sql[1024], n[32], lease[32];
@@ -216,7 +250,7 @@ static int do_claim(struct pg_src *c, struct req *r)
 	snprintf(n, sizeof(n), "%d", r->n);
 	snprintf(lease, sizeof(lease), "%.3f", c->lease);
 	const char *p[] = {n, lease, c->holder};
-	PGresult *res = run(c, sql, 3, p, &r->error);
+	PGresult *res = run_prepared(c, R_CLAIM, sql, 3, p, &r->error);
 	if (!res)
 		return -EIO;
 	if (PQntuples(res) == 0) {
@@ -358,7 +392,7 @@ static long apply(struct pg_src *c, enum req_type t, struct req **rs, size_t n,
 	}
 	hop_buf_append(&rows, "]", 2);
 	const char *p[] = {hop_buf_head(&rows), c->holder};
-	PGresult *res = run(c, hop_buf_head(&sql), 2, p, err);
+	PGresult *res = run_prepared(c, t, hop_buf_head(&sql), 2, p, err);
 	long touched = res ? atol(PQcmdTuples(res)) : -EIO;
 	PQclear(res);
 	hop_buf_free(&sql);
@@ -551,6 +585,7 @@ static void reconnect(struct pg_src *c)
 	double wait = 0.2;
 	while (!c->stop) {
 		PQreset(c->conn);
+		c->prepared = 0; /* a new session */
 		if (PQstatus(c->conn) == CONNECTION_OK && db_listen(c) == 0) {
 			hop_log(HOP_INFO, "postgres source: connected again");
 			return;
@@ -838,16 +873,25 @@ static int pg_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 	struct pg_src *c = src->ctx;
 	struct hop_item *it;
 
+	/* Claim ahead: keep up to `ahead` rows claimed in memory, as many as
+	 * the pool takes at once (and at most a batch), so that the workers
+	 * never wait for a claim's round trip. Claiming again only when half
+	 * are gone keeps claims large. */
+	if (max > c->ahead)
+		c->ahead = max < (size_t)c->batch ? max : (size_t)c->batch;
 	while (max > 0 && (it = hop_queue_pop(&c->ready))) {
 		hop_queue_push(out, it);
 		max--;
 	}
-	if (max > 0 && !c->claiming && !c->empty) {
+	if (!c->claiming && !c->empty && c->ready.len <= c->ahead / 2 &&
+	    (max > 0 || c->ready.len < c->ahead)) {
 		struct req *r = calloc(1, sizeof(*r));
 		if (!r)
 			return -ENOMEM;
 		r->type = R_CLAIM;
-		r->n = (int)(max < (size_t)c->batch ? max : (size_t)c->batch);
+		r->n = (int)(c->ahead - c->ready.len + max);
+		if (r->n > c->batch)
+			r->n = (int)c->batch;
 		r->nacks = c->nacks_sent;
 		c->claiming = true;
 		enqueue(c, r);
