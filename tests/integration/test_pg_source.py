@@ -119,9 +119,10 @@ def test_sigterm_hands_claimed_rows_back(pg, queue, tmp):
               "--grace", "0.3", "--kill-timeout", "0.3", "--", *FAKE,
               cwd=tmp, env=clean_env())
     try:
-        # One worker, one row claimed at a time: the sleeping one.
-        wait_for(lambda: states(pg, queue).get("running") == "1",
-                 what="a row claimed")
+        # One worker: the sleeping row in its hands, and one more claimed
+        # ahead, waiting in memory.
+        wait_for(lambda: states(pg, queue).get("running") == "2",
+                 what="two rows claimed")
         time.sleep(0.5)
         p.terminate()
         assert p.wait(timeout=20) == 0, stderr_of(p)
