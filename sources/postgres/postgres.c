@@ -41,10 +41,19 @@
 /* The updates come first: a batch runs each kind as one statement. */
 enum req_type { R_ACK, R_NACK, R_DEAD, R_RELEASE, R_CLAIM };
 
+/* What a claimed item carries: its row, and which claim of it this is (the
+ * attempts count the claim set), so that an update from an earlier claim of
+ * a row that has been claimed again since changes nothing. */
+struct claim {
+	int64_t id;
+	int attempts;
+};
+
 struct req {
 	struct req *next;
 	enum req_type type;
 	int64_t id;
+	int attempts; /* the claim's: no update touches a later claim */
 	int n;	      /* R_CLAIM: rows wanted; answer: ready rows not due */
 	double delay; /* R_NACK: seconds until due */
 	char *text;   /* R_NACK, R_DEAD: the error */
@@ -254,15 +263,19 @@ static int do_claim(struct pg_src *c, struct req *r)
 	if (!res)
 		return -EIO;
 	if (PQntuples(res) == 0) {
-		/* Nothing due: say how much waits, and look again when the
-		 * first of it is due. */
+		/* Nothing due: say how much waits (rows not due yet, and rows
+		 * others hold, which come back if their holder dies), and
+		 * look again when the first of it could be claimed. */
 		PQclear(res);
-		snprintf(
-		    sql, sizeof(sql),
-		    "SELECT count(*), coalesce(extract(epoch FROM"
-		    " min(run_at) - now()), 0) FROM %s WHERE state = 'ready'",
-		    c->qt);
-		res = run(c, sql, 0, NULL, &r->error);
+		snprintf(sql, sizeof(sql),
+			 "SELECT count(*), coalesce(extract(epoch FROM"
+			 " min(CASE WHEN state = 'ready' THEN run_at"
+			 " ELSE lease_until END) - now()), 0) FROM %s"
+			 " WHERE state = 'ready' OR (state = 'running'"
+			 " AND holder IS DISTINCT FROM $1)",
+			 c->qt);
+		const char *h[] = {c->holder};
+		res = run(c, sql, 1, h, &r->error);
 		if (!res)
 			return -EIO;
 		r->n = atoi(PQgetvalue(res, 0, 0));
@@ -274,7 +287,7 @@ static int do_claim(struct pg_src *c, struct req *r)
 	}
 	r->n = 0;
 	for (int i = 0; i < PQntuples(res); i++) {
-		int64_t *id = malloc(sizeof(*id));
+		struct claim *id = malloc(sizeof(*id));
 		struct hop_item *it =
 		    hop_item_new(strdup(PQgetvalue(res, i, 1)),
 				 strdup(PQgetvalue(res, i, 2)),
@@ -284,12 +297,13 @@ static int do_claim(struct pg_src *c, struct req *r)
 			hop_item_free(it);
 			continue;
 		}
-		*id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		id->id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		id->attempts = atoi(PQgetvalue(res, i, 3));
 		it->src_data = id;
 		/* The claim counted this attempt; the pool counts it again. */
-		it->attempt = atoi(PQgetvalue(res, i, 3)) - 1;
+		it->attempt = id->attempts - 1;
 		hop_queue_push(&r->items, it);
-		hold(c, *id);
+		hold(c, id->id);
 	}
 	PQclear(res);
 	return 0;
@@ -297,13 +311,13 @@ static int do_claim(struct pg_src *c, struct req *r)
 
 /* Updates of one kind are applied together: their rows go in as one JSON
  * array ($1) and touch only rows this coordinator still holds ($2), so an
- * update for a row whose lease ran out (and that someone else may hold
- * now) changes nothing. */
+ * update for a row whose lease ran out (and that someone else, or a later
+ * claim of ours, may hold now) changes nothing. */
 static const char *const row_type[] = {
-    [R_ACK] = "id bigint, result jsonb",
-    [R_NACK] = "id bigint, delay float8, error text",
-    [R_DEAD] = "id bigint, error text, record jsonb",
-    [R_RELEASE] = "id bigint",
+    [R_ACK] = "id bigint, attempts int, result jsonb",
+    [R_NACK] = "id bigint, attempts int, delay float8, error text",
+    [R_DEAD] = "id bigint, attempts int, error text, record jsonb",
+    [R_RELEASE] = "id bigint, attempts int",
 };
 
 static const char *const row_set[] = {
@@ -321,7 +335,8 @@ static void update_sql(const struct pg_src *c, enum req_type t,
 		       struct hop_buf *sql)
 {
 	static const char mine[] =
-	    "q.id = u.id AND q.holder = $2 AND q.state = 'running'";
+	    "q.id = u.id AND q.attempts = u.attempts AND q.holder = $2 AND "
+	    "q.state = 'running'";
 	bool joined = t == R_ACK && c->insert;
 
 	if (joined)
@@ -348,7 +363,8 @@ static void update_sql(const struct pg_src *c, enum req_type t,
 
 static void append_row(struct hop_buf *b, const struct req *r)
 {
-	hop_buf_appendf(b, "{\"id\":%lld", (long long)r->id);
+	hop_buf_appendf(b, "{\"id\":%lld,\"attempts\":%d", (long long)r->id,
+			r->attempts);
 	switch (r->type) {
 	case R_ACK:
 		hop_buf_append(b, ",\"result\":", 10);
@@ -416,7 +432,8 @@ static void apply_one_failed(struct pg_src *c, struct req *r, const char *err)
 		"postgres source: row %lld is dead: writing its "
 		"result failed: %s",
 		(long long)r->id, line);
-	struct req dead = {.type = R_DEAD, .id = r->id};
+	struct req dead = {
+	    .type = R_DEAD, .id = r->id, .attempts = r->attempts};
 	struct hop_buf rec = {0};
 	hop_buf_append(&rec, "{\"error\":", 9);
 	char msg[300];
@@ -908,7 +925,9 @@ static int update(struct hop_source *src, struct hop_item *it,
 	if (!r)
 		return -ENOMEM;
 	r->type = type;
-	r->id = *(int64_t *)it->src_data;
+	const struct claim *claim = it->src_data;
+	r->id = claim->id;
+	r->attempts = claim->attempts;
 	r->delay = delay;
 	r->text = it->error ? strdup(it->error) : NULL;
 	r->record = record ? strdup(record) : NULL;

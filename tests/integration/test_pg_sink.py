@@ -167,26 +167,28 @@ def test_a_result_the_table_refuses_makes_its_row_dead(pg, queue, request):
 
 
 def test_a_row_no_longer_ours_gets_no_result(pg, queue, request, tmp):
-    """Our lease ran out and another coordinator took the row: finishing it
-    late must neither mark it done nor write a result."""
+    """Our lease ran out and the row was claimed again (here by this same
+    coordinator's other worker): the first claim, finishing late, must
+    neither mark the row done nor write its result; the second does."""
     table = name_of(request, "r_")
-    insert(pg, queue, [{"do": "sleep", "secs": 2}])
-    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-o", pg.url,
-              "-O", f"table={table}", "-O", "create=true", "--", *FAKE,
-              cwd=tmp)
+    insert(pg, queue, [{"do": "sleep", "secs": 3}])
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=0.2",
+              "-o", pg.url, "-O", f"table={table}", "-O", "create=true",
+              "-j", "2", "--", *FAKE, cwd=tmp)
     try:
         wait_for(lambda: pg.psql(f"SELECT state FROM {queue}") == "running",
                  what="the row claimed")
-        pg.psql(f"UPDATE {queue} SET holder = 'other:1'")
+        # As if the heartbeat had been lost: the lease runs out.
+        pg.psql(f"UPDATE {queue} SET lease_until = now()")
         assert p.wait(timeout=30) == 0, stderr_of(p)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
-    assert "no longer ours" in stderr_of(p)
-    assert pg.psql(f"SELECT state || ' ' || holder FROM {queue}") == \
-        "running other:1"
-    assert pg.psql(f"SELECT count(*) FROM {table}") == "0"
+    assert "1 of 1 rows were no longer ours" in stderr_of(p)
+    assert pg.psql(f"SELECT state || ' ' || attempts FROM {queue}") == \
+        "done 2"
+    assert pg.psql(f"SELECT count(*) FROM {table}") == "1"
 
 
 def test_retain_zero_deletes_finished_rows(pg, queue):

@@ -82,14 +82,23 @@ def test_an_expired_lease_is_reclaimed(pg, queue):
     assert states(pg, queue) == {"done": "2"}
 
 
-def test_a_live_lease_is_left_alone(pg, queue):
+def test_a_live_lease_is_waited_for_then_taken_over(pg, queue):
+    """A finite run ends when the queue is finished: a row another
+    coordinator holds is left alone while its lease lives, and taken over
+    when the lease runs out (its holder died)."""
     insert(pg, queue, [{"n": 1}, {"n": 2}])
-    pg.psql(f"UPDATE {queue} SET state = 'running', holder = 'busy:1', "
-            "lease_until = now() + interval '1 hour' WHERE id = 1")
+    pg.psql(f"UPDATE {queue} SET state = 'running', attempts = 1, "
+            "holder = 'busy:1', lease_until = now() + interval '2 seconds' "
+            "WHERE id = 1")
+    t0 = time.monotonic()
     code, out, err = run(pg, queue)
+    took = time.monotonic() - t0
     assert code == 0, err
-    assert list(by_id(read_jsonl(out))) == ["2"]
-    assert states(pg, queue) == {"done": "1", "running": "1"}
+    res = by_id(read_jsonl(out))
+    assert sorted(res) == ["1", "2"]
+    assert res["1"]["result"]["attempt"] == 2
+    assert took >= 1.5, took  # not before the lease ran out
+    assert states(pg, queue) == {"done": "2"}
 
 
 def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
