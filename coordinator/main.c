@@ -7,6 +7,7 @@
 #include "checkworker.h"
 #include "config.h"
 #include "log.h"
+#include "enqueue.h"
 #include "pgqueue.h"
 #include "run.h"
 
@@ -25,6 +26,8 @@ static void usage(FILE *out)
 	    "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
 	    "[ARGS...]\n"
 	    "  hopper pg init [URL] [--table NAME]\n"
+	    "  hopper enqueue [URL] [--table NAME] [--key FIELD] [--skip-bad] "
+	    "[FILE...]\n"
 	    "  hopper help [run|sources|sinks]\n"
 	    "\n"
 	    "example:\n"
@@ -129,6 +132,8 @@ int main(int argc, char **argv)
 		return hop_check_worker(argc - 2, argv + 2);
 	if (!strcmp(cmd, "pg"))
 		return hop_pg_command(argc - 2, argv + 2);
+	if (!strcmp(cmd, "enqueue"))
+		return hop_enqueue_command(argc - 2, argv + 2);
 	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
 		printf("hopper %s\n", HOP_VERSION);
 		return 0;
