@@ -4,7 +4,7 @@
 #   make test       install what is missing, lint, then unit, integration and
 #                   fault tests, then the same again under ASan and UBSan
 #   make demo       the main job, end to end
-#   make bench      benchmarks that print ratios against peers
+#   make bench      benchmarks that print ratios against peers (BENCH=postgres: one)
 #
 # SANITIZE=address,undefined builds into build/san/ with the sanitizers on.
 # WERROR=1 (CI) turns warnings into errors.
@@ -102,7 +102,7 @@ demo: deps
 
 bench: deps
 	$(MAKE) all bench-bin
-	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) bash bench/run.sh
+	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) bash bench/run.sh $(BENCH)
 
 lint:
 	shellcheck $(shell git ls-files '*.sh') .ci/run

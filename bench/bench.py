@@ -2,7 +2,8 @@
 peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
-usage: bench.py [stream] [exec] [memory] [thumbnails] (default: all)"""
+usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres]
+(default: all)"""
 import os
 import re
 import shutil
@@ -194,7 +195,8 @@ def thumbnails(n=60, pos=5.5):
 
 
 def main():
-    which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails"]
+    which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
+                             "postgres"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -206,6 +208,9 @@ def main():
         memory(1_000_000)
     if "thumbnails" in which:
         thumbnails()
+    if "postgres" in which:
+        import pg
+        pg.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
     shutil.rmtree(tmp)
 
 
