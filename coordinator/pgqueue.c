@@ -78,6 +78,32 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
 	    "  updated_at timestamptz NOT NULL DEFAULT now()\n"
 	    ");\n"
+	    /* An existing table of the user's gets what it lacks. */
+	    "ALTER TABLE %s\n"
+	    "  ADD COLUMN IF NOT EXISTS id bigserial,\n"
+	    "  ADD COLUMN IF NOT EXISTS key text UNIQUE,\n"
+	    "  ADD COLUMN IF NOT EXISTS payload jsonb,\n"
+	    "  ADD COLUMN IF NOT EXISTS state text NOT NULL DEFAULT 'ready'\n"
+	    "    CHECK (state IN ('ready', 'running', 'done', 'dead')),\n"
+	    "  ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0,\n"
+	    "  ADD COLUMN IF NOT EXISTS run_at timestamptz NOT NULL\n"
+	    "    DEFAULT now(),\n"
+	    "  ADD COLUMN IF NOT EXISTS lease_until timestamptz,\n"
+	    "  ADD COLUMN IF NOT EXISTS holder text,\n"
+	    "  ADD COLUMN IF NOT EXISTS last_error text,\n"
+	    "  ADD COLUMN IF NOT EXISTS result jsonb,\n"
+	    "  ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL\n"
+	    "    DEFAULT now(),\n"
+	    "  ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL\n"
+	    "    DEFAULT now();\n"
+	    "DO $do$ BEGIN\n"
+	    "  IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a\n"
+	    "      ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]\n"
+	    "      WHERE i.indrelid = '%s'::regclass AND i.indisunique\n"
+	    "      AND i.indnatts = 1 AND a.attname = 'id') THEN\n"
+	    "    CREATE UNIQUE INDEX ON %s (id);\n"
+	    "  END IF;\n"
+	    "END $do$;\n"
 	    "CREATE INDEX IF NOT EXISTS %s ON %s (run_at, id)\n"
 	    "  WHERE state IN ('ready', 'running');\n"
 	    "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\n"
@@ -86,7 +112,7 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	    "$fn$;\n"
 	    "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s\n"
 	    "  FOR EACH STATEMENT EXECUTE FUNCTION %s();\n",
-	    t, idx, t, fn, channel, trig, t, fn);
+	    t, t, t, t, idx, t, fn, channel, trig, t, fn);
 	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
 }
 

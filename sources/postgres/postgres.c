@@ -73,6 +73,8 @@ struct pg_src {
 	double poll;
 	bool create;
 	bool notify;
+	char *payload_column;
+	char *key_column;
 	char *retain_opt;
 	double retain; /* seconds, or -1: keep done rows */
 	char *insert;  /* a joined sink's INSERT over the done rows d */
@@ -123,6 +125,11 @@ static const struct hop_option pg_options[] = {
      "create the queue table when it is missing"},
     {"notify", HOP_OPT_BOOL, "true", offsetof(struct pg_src, notify),
      "LISTEN for inserts instead of waiting for the next poll"},
+    {"payload_column", HOP_OPT_STR, "payload",
+     offsetof(struct pg_src, payload_column),
+     "the column whose value is the payload (any type; as JSON)"},
+    {"key_column", HOP_OPT_STR, "key", offsetof(struct pg_src, key_column),
+     "the column that names an item (its id when NULL)"},
     {"retain", HOP_OPT_STR, "forever", offsetof(struct pg_src, retain_opt),
      "how long done rows stay (0 deletes them at once)"},
     {NULL},
@@ -253,9 +260,9 @@ static int do_claim(struct pg_src *c, struct req *r)
 	    " UPDATE %s q SET state = 'running', attempts = q.attempts + 1,"
 	    " lease_until = now() + make_interval(secs => $2), holder = $3,"
 	    " updated_at = now() FROM c WHERE q.id = c.id"
-	    " RETURNING q.id, coalesce(q.key, q.id::text), q.payload::text,"
-	    " q.attempts",
-	    c->qt, c->qt);
+	    " RETURNING q.id, coalesce(q.\"%s\"::text, q.id::text),"
+	    " to_jsonb(q.\"%s\")::text, q.attempts",
+	    c->qt, c->qt, c->key_column, c->payload_column);
 	snprintf(n, sizeof(n), "%d", r->n);
 	snprintf(lease, sizeof(lease), "%.3f", c->lease);
 	const char *p[] = {n, lease, c->holder};
@@ -354,8 +361,10 @@ static void update_sql(const struct pg_src *c, enum req_type t,
 		    "AS u(%s) WHERE %s",
 		    c->qt, row_set[t], row_type[t], mine);
 	if (joined) {
-		hop_buf_appendf(sql, " RETURNING q.id, coalesce(q.key, "
-				     "q.id::text) AS key, u.result) ");
+		hop_buf_appendf(sql,
+				" RETURNING q.id, coalesce(q.\"%s\"::text, "
+				"q.id::text) AS key, u.result) ",
+				c->key_column);
 		hop_buf_append(sql, c->insert, strlen(c->insert));
 	}
 	hop_buf_append(sql, "", 1);
@@ -790,6 +799,16 @@ static int pg_open(struct hop_source *src)
 			 c->table);
 		return -EINVAL;
 	}
+	const char *cols[] = {c->payload_column, c->key_column};
+	for (int i = 0; i < 2; i++) {
+		if (!hop_pg_valid_ident(cols[i]) || strchr(cols[i], '.')) {
+			snprintf(src->error, sizeof(src->error),
+				 "postgres source: column name '%s' is not a "
+				 "valid identifier (letters, digits and _)",
+				 cols[i]);
+			return -EINVAL;
+		}
+	}
 	if (strcmp(c->retain_opt, "forever") == 0) {
 		c->retain = -1;
 	} else if (hop_parse_seconds(c->retain_opt, &c->retain)) {
@@ -836,7 +855,11 @@ static int pg_open(struct hop_source *src)
 		}
 	}
 	char *err = NULL;
-	snprintf(sql, sizeof(sql), "SELECT 1 FROM %s LIMIT 0", c->qt);
+	/* The queue's own columns and the ones named: all there? */
+	snprintf(sql, sizeof(sql),
+		 "SELECT id, state, attempts, run_at, lease_until, holder, "
+		 "\"%s\", \"%s\" FROM %s LIMIT 0",
+		 c->payload_column, c->key_column, c->qt);
 	PGresult *res = run(c, sql, 0, NULL, &err);
 	PQclear(res);
 	if (!res) {

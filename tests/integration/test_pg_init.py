@@ -58,3 +58,34 @@ def test_hostile_names_and_bad_connections_are_clear_errors(pg):
     code, out, err = hopper("pg", "init", "postgres://hopper@127.0.0.1:1/x")
     assert code == 1 and "cannot connect to PostgreSQL" in err
     assert json.dumps(out) == '""'
+
+
+def test_an_existing_table_becomes_a_queue(pg, tmp):
+    """A table of one's own, with its payload in a column of its own: pg
+    init adds what a queue needs, and the source reads the named columns."""
+    from conftest import FAKE, by_id, read_jsonl
+    pg.psql("CREATE TABLE videos (path text NOT NULL, name text); "
+            "INSERT INTO videos VALUES ('/v/a.mp4', 'a'), ('/v/b.mp4', 'b')",
+            url=pg.url)
+    code, out, err = hopper("pg", "init", pg.url, "--table", "videos")
+    assert code == 0, err
+    assert pg.psql("SELECT string_agg(id || ':' || state || ':' || attempts,"
+                   " ',' ORDER BY id) FROM videos") == "1:ready:0,2:ready:0"
+    assert "UNIQUE" in pg.psql("SELECT indexdef FROM pg_indexes WHERE "
+                               "tablename = 'videos' AND indexdef LIKE "
+                               "'%(id)'")
+    code, out, err = hopper("run", "-s", pg.url, "-S", "table=videos",
+                            "-S", "payload_column=path",
+                            "-S", "key_column=name", "--", *FAKE)
+    assert code == 0, err
+    res = by_id(read_jsonl(out))
+    assert {k: r["result"]["echo"] for k, r in res.items()} == \
+        {"a": "/v/a.mp4", "b": "/v/b.mp4"}
+    assert pg.psql("SELECT string_agg(state, ',') FROM videos") == \
+        "done,done"
+    code, _, err = hopper("run", "-s", pg.url, "-S", "table=videos",
+                          "-S", "payload_column=nope", "--", *FAKE)
+    assert code == 1 and 'column "nope" does not exist' in err
+    code, _, err = hopper("run", "-s", pg.url, "-S", "table=videos",
+                          "-S", "key_column=a;b", "--", *FAKE)
+    assert code == 1 and "'a;b' is not a valid identifier" in err
