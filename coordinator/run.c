@@ -368,10 +368,6 @@ static void release_waiting(struct run *r)
 		hop_loop_cancel(r->loop, it->timer);
 		hop_queue_push(&r->ready, it);
 	}
-	/* Results the sink never confirmed: not acknowledged, so back. */
-	while ((it = hop_queue_pop(&r->flushing)) ||
-	       (it = hop_queue_pop(&r->written)))
-		hop_queue_push(&r->ready, it);
 	while ((it = hop_queue_pop(&r->ready))) {
 		r->released++;
 		if (r->src->ops->release(r->src, it))
@@ -524,6 +520,11 @@ int hop_run(struct hop_config *cfg)
 	hop_pool_destroy(r.pool);
 	r.pool = NULL;
 	settle_all(&r);
+	/* Results the sink never confirmed: not acknowledged, so back. */
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&r.flushing)) ||
+	       (it = hop_queue_pop(&r.written)))
+		hop_queue_push(&r.ready, it);
 	release_waiting(&r);
 	summary(&r);
 	if (r.sigints >= 2)

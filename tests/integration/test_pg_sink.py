@@ -221,3 +221,38 @@ def test_retain_keeps_done_rows_for_a_while(pg, queue, tmp):
     code, _, err = hopper("run", "-s", pg.url, "-S", f"table={queue}",
                           "-S", "retain=soon", "--", *FAKE)
     assert code == 1 and "retain 'soon' is not a time" in err
+
+
+def test_the_thumbnail_pipeline_on_a_postgres_queue(pg, tmp):
+    """pipelines/pg_thumbnails.json end to end: paths enqueued, thumbnails
+    written, one result row per video committed with its row."""
+    paths = []
+    for i, size in enumerate(["160x120", "120x160"]):
+        path = tmp / f"v{i}.mp4"
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                        f"testsrc=size={size}:rate=10:duration=1",
+                        "-pix_fmt", "yuv420p", str(path)], check=True)
+        paths.append(str(path))
+    paths.append(str(tmp / "missing.mp4"))
+    env = clean_env(DATABASE_URL=pg.url, QUEUE="videos", RESULTS="thumbs",
+                    THUMBNAIL_WORKER=ROOT / "build" / "hopper-thumbnail",
+                    THUMBS=tmp / "thumbs", WORKERS=2)
+    code, out, err = hopper("run", "-f", ROOT / "pipelines/pg_thumbnails.json",
+                            "--once", env=env)
+    assert code == 0, err  # created both tables, found nothing to do
+    code, _, err = hopper("enqueue", pg.url, "--table", "videos",
+                          input="".join(json.dumps(p) + "\n" for p in paths))
+    assert code == 0, err
+    code, out, err = hopper("run", "-f", ROOT / "pipelines/pg_thumbnails.json",
+                            "--once", env=env)
+    assert code == 3, err  # the missing file is dead
+    got = rows(pg, "SELECT t.result->>'width', t.result->>'height' FROM "
+                   "thumbs t JOIN videos v ON t.key = v.id::text "
+                   "ORDER BY v.id")
+    assert got == [["320", "240"], ["320", "427"]] or \
+        got == [["320", "240"], ["320", "426"]], got
+    assert len(list((tmp / "thumbs").iterdir())) == 2
+    assert rows(pg, "SELECT state FROM videos ORDER BY id") == \
+        [["done"], ["done"], ["dead"]]
+    assert "missing.mp4" in pg.psql("SELECT last_error FROM videos "
+                                    "WHERE state = 'dead'")
