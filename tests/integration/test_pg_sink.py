@@ -234,25 +234,25 @@ def test_the_thumbnail_pipeline_on_a_postgres_queue(pg, tmp):
                         "-pix_fmt", "yuv420p", str(path)], check=True)
         paths.append(str(path))
     paths.append(str(tmp / "missing.mp4"))
-    env = clean_env(DATABASE_URL=pg.url, QUEUE="videos", RESULTS="thumbs",
+    env = clean_env(DATABASE_URL=pg.url, QUEUE="vq", RESULTS="vthumbs",
                     THUMBNAIL_WORKER=ROOT / "build" / "hopper-thumbnail",
                     THUMBS=tmp / "thumbs", WORKERS=2)
     code, out, err = hopper("run", "-f", ROOT / "pipelines/pg_thumbnails.json",
                             "--once", env=env)
     assert code == 0, err  # created both tables, found nothing to do
-    code, _, err = hopper("enqueue", pg.url, "--table", "videos",
+    code, _, err = hopper("enqueue", pg.url, "--table", "vq",
                           input="".join(json.dumps(p) + "\n" for p in paths))
     assert code == 0, err
     code, out, err = hopper("run", "-f", ROOT / "pipelines/pg_thumbnails.json",
                             "--once", env=env)
     assert code == 3, err  # the missing file is dead
     got = rows(pg, "SELECT t.result->>'width', t.result->>'height' FROM "
-                   "thumbs t JOIN videos v ON t.key = v.id::text "
+                   "vthumbs t JOIN vq v ON t.key = v.id::text "
                    "ORDER BY v.id")
     assert got == [["320", "240"], ["320", "427"]] or \
         got == [["320", "240"], ["320", "426"]], got
     assert len(list((tmp / "thumbs").iterdir())) == 2
-    assert rows(pg, "SELECT state FROM videos ORDER BY id") == \
+    assert rows(pg, "SELECT state FROM vq ORDER BY id") == \
         [["done"], ["done"], ["dead"]]
-    assert "missing.mp4" in pg.psql("SELECT last_error FROM videos "
+    assert "missing.mp4" in pg.psql("SELECT last_error FROM vq "
                                     "WHERE state = 'dead'")
