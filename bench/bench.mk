@@ -17,11 +17,3 @@ $(BUILD)/bench/decode_loop: bench/decode_loop.c
 		-o $@ $< $(shell pkg-config --libs $(AV_PKGS))
 
 bench-bin: $(BUILD)/bench/decode_loop
-
-# The PostgreSQL queue against pgbench running the source's statements on
-# the same server, and NOTIFY latency (bench/pg_bench.py; BENCH_PG=ceiling,
-# hopper, latency or --stats picks).
-bench-pg: all bench-bin
-	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
-		bash bench/run.sh pgqueue $(BENCH_PG)
-.PHONY: bench-pg
