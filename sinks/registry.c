@@ -10,11 +10,13 @@
 
 extern const struct hop_sink_ops hop_sink_jsonl;
 extern const struct hop_sink_ops hop_sink_dir;
+extern const struct hop_sink_ops hop_sink_kafka;
 extern const struct hop_sink_ops hop_sink_postgres;
 
 const struct hop_sink_ops *const hop_sink_registry[] = {
     &hop_sink_jsonl,
     &hop_sink_dir,
+    &hop_sink_kafka,
     &hop_sink_postgres,
     NULL,
 };

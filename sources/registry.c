@@ -11,11 +11,13 @@
 extern const struct hop_source_ops hop_src_jsonl;
 extern const struct hop_source_ops hop_src_dir;
 extern const struct hop_source_ops hop_src_postgres;
+extern const struct hop_source_ops hop_src_kafka;
 
 const struct hop_source_ops *const hop_source_registry[] = {
     &hop_src_jsonl,
     &hop_src_dir,
     &hop_src_postgres,
+    &hop_src_kafka,
     NULL,
 };
 

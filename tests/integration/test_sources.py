@@ -187,7 +187,11 @@ def test_unreadable_input_file_as_an_ordinary_user(tmp):
     with open(src, "w") as f:
         f.write('{"n": 1}\n')
     os.chmod(src, 0o600)
-    p = subprocess.run(["runuser", "-u", "nobody", "--", HOPPER, "run", "-s",
+    # A copy of the binary nobody can run, wherever the checkout lives.
+    exe = os.path.join(d, "hopper")
+    shutil.copy(HOPPER, exe)
+    os.chmod(exe, 0o755)
+    p = subprocess.run(["runuser", "-u", "nobody", "--", exe, "run", "-s",
                         f"jsonl:{src}", "--", "/bin/cat"],
                        capture_output=True, text=True, timeout=30)
     shutil.rmtree(d)

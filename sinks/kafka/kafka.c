@@ -1,0 +1,273 @@
+/* kafka.c - the kafka sink: each result a message on a topic.
+ *
+ * An idempotent producer with acks=all. A write hands the result to
+ * librdkafka at once; a flush answers PENDING and the answer comes when the
+ * broker has confirmed every message written before it (the delivery
+ * reports arrive through a pipe the loop watches), so an item is
+ * acknowledged upstream only once its result is stored.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "coordinator/item.h"
+#include "coordinator/log.h"
+#include "coordinator/loop.h"
+#include "sinks/sink.h"
+#include "sources/kafka/kafka.h"
+
+/* Writes are counted in generations: those since the last flush, and
+ * those of the flush waiting for its answer. */
+struct gen {
+	size_t out; /* messages not confirmed yet */
+	rd_kafka_resp_err_t err;
+};
+
+struct ksink {
+	char *url;
+	char *key;
+	char *config;
+
+	struct hop_sink *sink;
+	char *brokers, *topic;
+	rd_kafka_t *rk;
+	int pipe[2];
+	struct gen gen[2];
+	int cur;       /* the generation writes go to */
+	bool flushing; /* gen[!cur] waits for its answer */
+};
+
+static const struct hop_option ksink_options[] = {
+    {"url", HOP_OPT_STR, NULL, offsetof(struct ksink, url),
+     "kafka://host:port[,host:port...]/topic"},
+    {"key", HOP_OPT_STR, "id", offsetof(struct ksink, key),
+     "a message's key: id (the item's) or none"},
+    {"config", HOP_OPT_STR, NULL, offsetof(struct ksink, config),
+     "librdkafka settings, key=value,key=value"},
+    {NULL},
+};
+
+/* The status of a finished generation; resets it for reuse. */
+static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
+{
+	enum hop_sink_status st = HOP_SINK_OK;
+	if (g->err) {
+		snprintf(c->sink->error, sizeof(c->sink->error),
+			 "kafka sink: %s: %s", c->topic,
+			 rd_kafka_err2str(g->err));
+		st = HOP_SINK_RETRY;
+	}
+	g->err = 0;
+	return st;
+}
+
+static void answer(struct hop_loop *loop, void *arg)
+{
+	struct ksink *c = arg;
+	struct gen *g = &c->gen[!c->cur];
+	if (!c->flushing || g->out)
+		return;
+	c->flushing = false;
+	hop_sink_flushed(c->sink, take_status(c, g));
+}
+
+/* Answers a pending flush once its generation is all confirmed: from the
+ * loop, never from inside a write or flush the coordinator is in. */
+static void answer_if_done(struct ksink *c)
+{
+	if (c->flushing && !c->gen[!c->cur].out)
+		hop_loop_soon(c->sink->loop, answer, c);
+}
+
+static void on_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
+			 void *opaque)
+{
+	struct ksink *c = opaque;
+	struct gen *g = &c->gen[(intptr_t)m->_private];
+	g->out--;
+	if (m->err && !g->err)
+		g->err = m->err;
+}
+
+static void on_event(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	struct ksink *c = arg;
+	char buf[64];
+	while (read(fd, buf, sizeof(buf)) > 0) {
+	}
+	rd_kafka_poll(c->rk, 0);
+	answer_if_done(c);
+}
+
+static int ksink_open(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	char err[400];
+
+	c->sink = sink;
+	c->pipe[0] = c->pipe[1] = -1;
+	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: '%s': expected kafka://host:port/topic",
+			 c->url ? c->url : "");
+		return -EINVAL;
+	}
+	if (strcmp(c->key, "id") && strcmp(c->key, "none")) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: key '%s': expected id or none", c->key);
+		return -EINVAL;
+	}
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "enable.idempotence", "true", err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "client.id", "hopper", err, sizeof(err)) ||
+	    hop_kafka_conf_set(conf, c->config, err, sizeof(err))) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+			 err);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_dr_msg_cb(conf, on_delivered);
+	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!c->rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+			 err);
+		return -EINVAL;
+	}
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->topic, NULL);
+	rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, t, &md, 10000);
+	rd_kafka_topic_destroy(t);
+	if (e || md->topic_cnt != 1 || md->topics[0].err) {
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s: %s",
+			 e ? c->brokers : c->topic,
+			 e ? rd_kafka_err2str(e)
+			 : md->topic_cnt != 1
+			     ? "no such topic"
+			     : rd_kafka_err2str(md->topics[0].err));
+		if (md)
+			rd_kafka_metadata_destroy(md);
+		goto fail;
+	}
+	rd_kafka_metadata_destroy(md);
+	rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->rk);
+	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
+		rd_kafka_queue_io_event_enable(q, c->pipe[1], "1", 1);
+		if (hop_loop_watch(sink->loop, c->pipe[0], EPOLLIN, on_event,
+				   c) == 0) {
+			rd_kafka_queue_destroy(q);
+			return 0;
+		}
+	}
+	rd_kafka_queue_destroy(q);
+	snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+		 strerror(errno));
+fail:
+	for (int i = 0; i < 2; i++)
+		if (c->pipe[i] >= 0)
+			close(c->pipe[i]);
+	rd_kafka_destroy(c->rk);
+	c->rk = NULL;
+	free(c->brokers);
+	free(c->topic);
+	return -EIO;
+}
+
+static enum hop_sink_status ksink_write(struct hop_sink *sink,
+					struct hop_item *it)
+{
+	struct ksink *c = sink->ctx;
+	const char *v = it->result ? it->result : "null";
+	bool key = strcmp(c->key, "id") == 0;
+
+	/* Dead items stay in their source's dead-letter place. */
+	if (!it->ok)
+		return HOP_SINK_OK;
+	for (int tries = 0;; tries++) {
+		rd_kafka_resp_err_t e = rd_kafka_producev(
+		    c->rk, RD_KAFKA_V_TOPIC(c->topic),
+		    RD_KAFKA_V_KEY(key ? it->id : NULL,
+				   key ? strlen(it->id) : 0),
+		    RD_KAFKA_V_VALUE((void *)v, strlen(v)),
+		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+		    RD_KAFKA_V_OPAQUE((void *)(intptr_t)c->cur),
+		    RD_KAFKA_V_END);
+		if (!e) {
+			c->gen[c->cur].out++;
+			return HOP_SINK_OK;
+		}
+		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries == 100) {
+			snprintf(sink->error, sizeof(sink->error),
+				 "kafka sink: %s: %s", c->topic,
+				 rd_kafka_err2str(e));
+			return HOP_SINK_RETRY;
+		}
+		rd_kafka_poll(c->rk, 10); /* let deliveries make room */
+		answer_if_done(c);
+	}
+}
+
+static enum hop_sink_status ksink_flush(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+
+	/* Writes from now on go to the other generation. */
+	c->cur = !c->cur;
+	struct gen *g = &c->gen[!c->cur];
+	rd_kafka_poll(c->rk, 0);
+	if (g->out == 0)
+		return take_status(c, g);
+	c->flushing = true;
+	return HOP_SINK_PENDING;
+}
+
+static void ksink_wait(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	for (int i = 0; i < 3000 && c->flushing && c->gen[!c->cur].out; i++)
+		rd_kafka_poll(c->rk, 10);
+	if (c->flushing && c->gen[!c->cur].out) {
+		/* The run ends without the broker's word: not stored. */
+		c->gen[!c->cur].err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+		c->gen[!c->cur].out = 0;
+	}
+	answer(sink->loop, c);
+}
+
+static void ksink_close(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	if (!c->rk)
+		return;
+	rd_kafka_flush(c->rk, 10000);
+	hop_loop_unwatch(sink->loop, c->pipe[0]);
+	for (int i = 0; i < 2; i++)
+		close(c->pipe[i]);
+	rd_kafka_destroy(c->rk);
+	free(c->brokers);
+	free(c->topic);
+}
+
+const struct hop_sink_ops hop_sink_kafka = {
+    .name = "kafka",
+    .summary = "each result a message on a topic, acknowledged upstream "
+	       "once the broker stored it",
+    .options = ksink_options,
+    .ctx_size = sizeof(struct ksink),
+    .open = ksink_open,
+    .write = ksink_write,
+    .flush = ksink_flush,
+    .wait = ksink_wait,
+    .close = ksink_close,
+};

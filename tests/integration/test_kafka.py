@@ -1,0 +1,119 @@
+"""The kafka source and sink against a real Apache Kafka broker started by
+tests/harness: a group's run from topic to topic, dead letters, offsets
+that never pass an unfinished message, and clear errors."""
+import json
+import signal
+import sys
+import time
+
+import pytest
+
+from conftest import FAKE, ROOT, hopper, start, stderr_of, wait_for
+
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.kafka import KafkaBroker  # noqa: E402
+
+
+QUICK = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    with KafkaBroker() as broker:
+        yield broker
+
+
+def topics(kafka, name, partitions=1):
+    src, res = f"{name}-in", f"{name}-out"
+    kafka.create_topic(src, partitions=partitions)
+    kafka.create_topic(res, partitions=1)
+    kafka.create_topic(f"{src}.dead", partitions=1)
+    return src, res
+
+
+def run(kafka, src, res, *flags, group="g"):
+    return hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+                  "-S", f"group={group}", "-o",
+                  f"kafka://{kafka.bootstrap}/{res}", "--backoff", "0.05",
+                  *flags, "--", *FAKE)
+
+
+def test_a_topic_through_a_worker_to_a_topic(kafka):
+    src, res = topics(kafka, "round", partitions=3)
+    n = 300
+    kafka.produce(src, [json.dumps({"n": i}) for i in range(n)],
+                  key=[f"k{i}" for i in range(n)])
+    code, out, err = run(kafka, src, res, "-j", "2", "--prefetch", "4",
+                         group="round")
+    assert code == 0, err
+    got = [json.loads(v) for v in kafka.consume(res)]
+    assert sorted(r["echo"]["n"] for r in got) == list(range(n))
+    ends = kafka.topic_offsets(src)
+    assert sum(ends.values()) == n
+    assert kafka.committed_offsets("round", src) == ends
+
+
+def test_dead_letters_keep_the_value_and_never_stop_a_partition(kafka):
+    src, res = topics(kafka, "dead")
+    values = [json.dumps({"n": 0}), "not json {", json.dumps({"do": "perm"}),
+              json.dumps({"do": "fail"}), json.dumps({"n": 4})]
+    kafka.produce(src, values)
+    code, out, err = run(kafka, src, res, "--attempts", "2", group="dead")
+    assert code == 3, err
+    assert "value is not JSON" in err
+    assert sorted(json.loads(v)["echo"]["n"] for v in kafka.consume(res)) \
+        == [0, 4]
+    assert sorted(kafka.consume(f"{src}.dead")) == sorted(values[1:4])
+    assert kafka.committed_offsets("dead", src) == {0: 5}
+
+
+def test_the_committed_offset_never_passes_an_unfinished_message(kafka, tmp):
+    src, res = topics(kafka, "order")
+    values = [json.dumps({"do": "sleep", "secs": 30})] + \
+        [json.dumps({"n": i}) for i in range(1, 40)]
+    kafka.produce(src, values)
+    # A short session, so that the killed member leaves the group soon.
+    p = start("run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
+              "group=order", "-S", f"config={QUICK}", "-o", f"kafka://{kafka.bootstrap}/{res}",
+              "-j", "2", "--", *FAKE, cwd=tmp)
+    try:
+        wait_for(lambda: len(kafka.consume(res)) == 39, timeout=60,
+                 what="the 39 quick ones")
+        time.sleep(2.5)  # past an auto-commit or two
+        assert p.poll() is None
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    # Offset 0 is still in a worker's hands: nothing past it is committed.
+    assert kafka.committed_offsets("order", src) in ({}, {0: 0})
+    # The next run takes everything from 0 again; together they cover all.
+    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+                          "-S", "group=order", "-S", f"config={QUICK}", "-o",
+                          f"kafka://{kafka.bootstrap}/{res}", "-j", "2",
+                          "--timeout", "1", "--attempts", "1", "--", *FAKE)
+    assert code == 3, err  # the sleeper times out and is dead this time
+    assert kafka.committed_offsets("order", src) == {0: 40}
+    done = {json.loads(v)["echo"]["n"] for v in kafka.consume(res)}
+    assert done == set(range(1, 40))
+    assert kafka.consume(f"{src}.dead") == [json.dumps(
+        {"do": "sleep", "secs": 30})]
+
+
+def test_clear_errors(kafka):
+    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/nope",
+                          "--", *FAKE)
+    assert code == 1 and "kafka source: nope:" in err
+    code, _, err = hopper("run", "-s", "kafka://127.0.0.1:1/x",
+                          "-S", "config=socket.connection.setup.timeout.ms="
+                          "1000", "--", *FAKE)
+    assert code == 1 and "kafka source: 127.0.0.1:1:" in err
+    code, _, err = hopper("run", "-s", "kafka://nohost", "--", *FAKE)
+    assert code == 1 and "expected kafka://host:port/topic" in err
+    src, _ = topics(kafka, "errs")
+    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+                          "-o", f"kafka://{kafka.bootstrap}/missing-out",
+                          "--", *FAKE)
+    assert code == 1 and "kafka sink: missing-out:" in err
