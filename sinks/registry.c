@@ -13,6 +13,8 @@ extern const struct hop_sink_ops hop_sink_dir;
 extern const struct hop_sink_ops hop_sink_kafka;
 extern const struct hop_sink_ops hop_sink_postgres;
 
+/* One driver per line. */
+/* clang-format off */
 const struct hop_sink_ops *const hop_sink_registry[] = {
     &hop_sink_jsonl,
     &hop_sink_dir,
@@ -20,6 +22,7 @@ const struct hop_sink_ops *const hop_sink_registry[] = {
     &hop_sink_postgres,
     NULL,
 };
+/* clang-format on */
 
 const struct hop_sink_ops *hop_sink_find(const char *name)
 {

@@ -13,6 +13,8 @@ extern const struct hop_source_ops hop_src_dir;
 extern const struct hop_source_ops hop_src_postgres;
 extern const struct hop_source_ops hop_src_kafka;
 
+/* One driver per line. */
+/* clang-format off */
 const struct hop_source_ops *const hop_source_registry[] = {
     &hop_src_jsonl,
     &hop_src_dir,
@@ -20,6 +22,7 @@ const struct hop_source_ops *const hop_source_registry[] = {
     &hop_src_kafka,
     NULL,
 };
+/* clang-format on */
 
 const struct hop_source_ops *hop_source_find(const char *name)
 {
