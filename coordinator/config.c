@@ -16,9 +16,11 @@
 
 static const struct hop_option run_options[] = {
     {"source", HOP_OPT_STR, NULL, OFF(source_spec),
-     "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL"},
+     "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
+     "kafka://HOST:PORT/TOPIC"},
     {"sink", HOP_OPT_STR, "jsonl:-", OFF(sink_spec),
-     "where results go: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL"},
+     "where results go: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
+     "kafka://HOST:PORT/TOPIC"},
     {"mode", HOP_OPT_STR, "stream", OFF(mode),
      "stream (one persistent worker per slot) or exec (a process per item)"},
     {"workers", HOP_OPT_INT, "0", OFF(workers),
