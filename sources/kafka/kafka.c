@@ -9,9 +9,11 @@
  * when the consumer closes.
  *
  * The consumer's queue signals a pipe that the loop watches; a timer polls
- * too, so that rebalances are served while every worker is busy. Messages
- * wait in a local queue; when that and the items out reach `max_inflight`,
- * the assigned partitions are paused until half are done.
+ * too, so that rebalances are served while every worker is busy. About as
+ * many messages as the pool takes at once wait in a local queue, the rest
+ * in librdkafka's bounded prefetch. When the local queue is full, or it and
+ * the items out reach `max_inflight`, the assigned partitions are paused
+ * (polling then serves events only) until half of that is free again.
  *
  * A dead item (attempts used up, a permanent failure, a value that is not
  * JSON) goes to the dead-letter topic with its original key, value and
@@ -72,7 +74,8 @@ struct ksrc {
 	struct part *parts;
 	int32_t nparts;
 	struct hop_queue ready;
-	size_t out; /* items handed out, not finished */
+	size_t out;    /* items handed out, not finished */
+	size_t window; /* how many to keep in ready */
 	size_t dead_pending;
 	bool paused;
 	bool topic_missing;
@@ -85,7 +88,7 @@ static const struct hop_option kafka_options[] = {
      "the consumer group"},
     {"dead_topic", HOP_OPT_STR, NULL, offsetof(struct ksrc, dead_topic),
      "where dead messages go (default: the topic's name + .dead)"},
-    {"max_inflight", HOP_OPT_INT, "1000", offsetof(struct ksrc, max_inflight),
+    {"max_inflight", HOP_OPT_INT, "10000", offsetof(struct ksrc, max_inflight),
      "messages taken and not finished before partitions are paused"},
     {"id", HOP_OPT_STR, "offset", offsetof(struct ksrc, id_from),
      "an item's id: offset (topic/partition/offset) or key"},
@@ -220,6 +223,8 @@ static void set_paused(struct ksrc *c, bool pause)
 	rd_kafka_topic_partition_list_t *l;
 	if (c->paused == pause || rd_kafka_assignment(c->rk, &l))
 		return;
+	hop_log(HOP_DEBUG, "kafka source: %s: %zu out, %zu waiting",
+		pause ? "pausing" : "resuming", c->out, c->ready.len);
 	if (pause)
 		rd_kafka_pause_partitions(c->rk, l);
 	else
@@ -228,11 +233,19 @@ static void set_paused(struct ksrc *c, bool pause)
 	c->paused = pause;
 }
 
+/* Resumes paused partitions once there is room again: half the window
+ * and half the in-flight bound. */
+static void maybe_resume(struct ksrc *c)
+{
+	if (c->paused && c->ready.len <= c->window / 2 &&
+	    c->out + c->ready.len <= (size_t)c->max_inflight / 2)
+		set_paused(c, false);
+}
+
 static void one_less(struct ksrc *c)
 {
 	c->out--;
-	if (c->paused && c->out + c->ready.len <= (size_t)c->max_inflight / 2)
-		set_paused(c, false);
+	maybe_resume(c);
 }
 
 /* ---- rebalances ---- */
@@ -269,6 +282,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			hop_item_free(it);
 		}
 		c->ready = keep;
+	}
+	if (!assign) {
+		/* What finished is the new owner's starting point. */
+		rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
+		if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
+			hop_log(HOP_WARN,
+				"kafka source: committing on revoke: %s",
+				rd_kafka_err2str(ce));
 	}
 	hop_log(HOP_INFO, "kafka source: %s %d partition(s) of %s",
 		assign ? "assigned" : "revoked", parts->cnt, c->topic);
@@ -383,11 +404,23 @@ static struct hop_item *item_of(struct ksrc *c, rd_kafka_message_t *m,
 
 /* Polls the consumer: serves rebalances, and moves messages to the local
  * queue while the in-flight bound allows. */
+static bool full(const struct ksrc *c)
+{
+	return c->ready.len >= c->window ||
+	       c->out + c->ready.len >= (size_t)c->max_inflight;
+}
+
 static void service(struct ksrc *c)
 {
 	rd_kafka_message_t *m;
 
-	while ((m = rd_kafka_consumer_poll(c->rk, 0))) {
+	if (full(c)) {
+		/* Still serve rebalances: with the partitions paused a poll
+		 * gives events, not messages. */
+		set_paused(c, true);
+	}
+	while ((!full(c) || c->paused) &&
+	       (m = rd_kafka_consumer_poll(c->rk, 0))) {
 		struct part *p = part_of(c, m->partition);
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			if (p)
@@ -425,10 +458,6 @@ static void service(struct ksrc *c)
 			continue;
 		}
 		hop_queue_push(&c->ready, it);
-		if (c->out + c->ready.len >= (size_t)c->max_inflight) {
-			set_paused(c, true);
-			break;
-		}
 	}
 }
 
@@ -448,7 +477,7 @@ static void on_tick(struct hop_loop *loop, void *arg)
 	struct ksrc *c = src->ctx;
 	service(c);
 	rd_kafka_poll(c->dlq, 0);
-	c->timer = hop_loop_after(loop, 500, on_tick, src);
+	c->timer = hop_loop_after(loop, 200, on_tick, src);
 	hop_source_wake(src);
 }
 
@@ -542,6 +571,7 @@ static int kafka_open(struct hop_source *src)
 	int rc = -EINVAL;
 
 	c->src = src;
+	c->window = 64;
 	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
 	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
 		snprintf(src->error, sizeof(src->error),
@@ -633,13 +663,18 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 	struct ksrc *c = src->ctx;
 	struct hop_item *it;
 
-	if (!c->ready.head)
+	/* Keep about what the pool takes at once waiting here; the rest
+	 * waits in librdkafka's own bounded prefetch. */
+	if (max + 64 > c->window)
+		c->window = max + 64;
+	if (c->ready.len < max)
 		service(c);
 	while (max > 0 && (it = hop_queue_pop(&c->ready))) {
 		hop_queue_push(out, it);
 		c->out++;
 		max--;
 	}
+	maybe_resume(c);
 	return 0;
 }
 

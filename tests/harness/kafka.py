@@ -794,7 +794,12 @@ class KafkaBroker:
             self.tmpdir = Path(tempfile.mkdtemp(prefix="hopper-kafka-"))
             (self.tmpdir / "log4j-broker.properties").write_text(_LOG4J_BROKER)
             (self.tmpdir / "log4j-client.properties").write_text(_LOG4J_CLIENT)
-            self.cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            # An id starting with "-" would read as an option to the
+            # storage tool: draw again.
+            self.cluster_id = "-"
+            while self.cluster_id.startswith("-"):
+                self.cluster_id = base64.urlsafe_b64encode(
+                    uuid.uuid4().bytes).decode().rstrip("=")
         _live.add(self)
         try:
             last = None

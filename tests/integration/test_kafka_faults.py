@@ -1,0 +1,93 @@
+"""Kafka fault test, counted: three coordinators in one group over a
+six-partition topic, one killed with SIGKILL in the middle."""
+import collections
+import json
+import signal
+import sys
+import time
+
+import pytest
+
+from conftest import PY, ROOT, WORKERS, clean_env, start, stderr_of, wait_for
+
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.kafka import KafkaBroker  # noqa: E402
+
+LEDGER = [PY, str(WORKERS / "ledger.py")]
+QUICK = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    with KafkaBroker() as broker:
+        yield broker
+
+
+def test_three_coordinators_one_killed(kafka, tmp):
+    n, src, res = 50000, "many-in", "many-out"
+    kafka.create_topic(src, partitions=6)
+    kafka.create_topic(res, partitions=3)
+    kafka.create_topic(f"{src}.dead", partitions=1)
+    ledger = tmp / "ledger"
+    env = clean_env(LEDGER=ledger)
+    procs = [start("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+                   "-S", "group=many", "-S", f"config={QUICK}",
+                   "-o", f"kafka://{kafka.bootstrap}/{res}", "-j", "2",
+                   "--prefetch", "8", "--watch", "--", *LEDGER, env=env,
+                   cwd=tmp)
+             for _ in range(3)]
+    victim = procs[0]
+    try:
+        # The group settles first: then the only rebalance is the kill's.
+        wait_for(lambda: [len(m["partitions"]) for m in
+                          kafka.describe_group("many")["members"]]
+                 == [2, 2, 2], timeout=60, what="three members, two "
+                 "partitions each")
+        for i in range(0, n, 10000):
+            kafka.produce(src, [json.dumps({"n": j})
+                                for j in range(i, i + 10000)],
+                          key=[str(j) for j in range(i, i + 10000)])
+        ends = kafka.topic_offsets(src)
+        assert sum(ends.values()) == n
+        end = time.monotonic() + 90
+        while True:
+            seen = ledger.read_text().count("\n") if ledger.exists() else 0
+            if seen >= n // 4:
+                break
+            assert time.monotonic() < end, "the run did not get going"
+            assert all(p.poll() is None for p in procs), \
+                [stderr_of(p)[-2000:] for p in procs]
+            time.sleep(0.05)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        wait_for(lambda: kafka.committed_offsets("many", src) == ends,
+                 timeout=180, what="every offset committed")
+        for p in procs[1:]:
+            p.send_signal(signal.SIGTERM)
+        for p in procs[1:]:
+            assert p.wait(timeout=60) == 0, stderr_of(p)[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+    results = [json.loads(v)["n"] for v in kafka.consume(res)]
+    dead = kafka.consume(f"{src}.dead")
+    assert dead == []
+    # Every message ended in the result topic.
+    assert set(results) == set(range(n))
+    # The only repeats are messages the killed coordinator had taken.
+    runs = collections.defaultdict(list)
+    for line in ledger.read_text().splitlines():
+        item, pid, _, _ = line.split()
+        runs[item].append(int(pid))
+    victims = {item for item, pids in runs.items() if victim.pid in pids}
+    assert victims and len(victims) < n
+    repeats = {item for item, pids in runs.items() if len(pids) > 1}
+    assert repeats <= victims, sorted(repeats - victims)[:10]
+    counts = collections.Counter(results)
+    twice = {k for k, c in counts.items() if c > 1}
+    assert len(twice) <= len(repeats)
+    print(f"{len(victims)} messages handled by the killed one, "
+          f"{len(repeats)} repeated")
