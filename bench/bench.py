@@ -2,7 +2,7 @@
 peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
-usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres]
+usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
 (default: all)"""
 import os
 import re
@@ -196,7 +196,7 @@ def thumbnails(n=60, pos=5.5):
 
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
-                             "postgres"]
+                             "postgres", "kafka"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -211,6 +211,9 @@ def main():
     if "postgres" in which:
         import pg
         pg.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
+    if "kafka" in which:
+        import kafka
+        kafka.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
     shutil.rmtree(tmp)
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmarks; `make bench` builds what they need first.
 # BENCH_ROUNDS sets the rounds per measurement (default 5); arguments pick
-# benchmarks: stream, exec, memory, thumbnails, postgres.
+# benchmarks: stream, exec, memory, thumbnails, postgres, kafka.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 py=$(python3 -c 'import sys; print(sys.executable)')

@@ -228,6 +228,7 @@ static enum hop_sink_status ksink_flush(struct hop_sink *sink)
 	rd_kafka_poll(c->rk, 0);
 	if (g->out == 0)
 		return take_status(c, g);
+	hop_log(HOP_DEBUG, "kafka sink: waiting for %zu deliveries", g->out);
 	c->flushing = true;
 	return HOP_SINK_PENDING;
 }

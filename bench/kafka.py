@@ -1,0 +1,106 @@
+"""The Kafka benchmark: hopper consuming a topic through a trivial worker and
+producing each result to a topic, against kcat only consuming the same topic
+(the ceiling for reading), on one broker in the same run; and hopper's peak
+memory over a long topic, which the in-flight bound keeps flat."""
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+from harness.kafka import KafkaBroker  # noqa: E402
+
+
+def fill(k, topic, n, partitions=3):
+    """n keyed JSON messages, written by kcat (the harness's client is
+    made for tests, not for millions)."""
+    k.create_topic(topic, partitions=partitions)
+    data = "".join(f"{i}\t{json.dumps({'n': i})}\n" for i in range(n))
+    subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", topic, "-K",
+                    "\t", "-X", "linger.ms=50"], input=data, text=True,
+                   check=True)
+    assert sum(k.topic_offsets(topic).values()) == n
+
+
+def kcat_rate(k, topic, n):
+    t0 = time.monotonic()
+    p = subprocess.run(["kcat", "-C", "-b", k.bootstrap, "-t", topic, "-o",
+                        "beginning", "-e", "-q", "-f", "%s\n"],
+                       capture_output=True, text=True)
+    dt = time.monotonic() - t0
+    got = p.stdout.count("\n")
+    assert got == n, (got, p.stderr[-500:])
+    return n / dt
+
+
+def hopper_rate(k, hopper, echo, topic, out, group, n):
+    t0 = time.monotonic()
+    p = subprocess.run([hopper, "run", "-s", f"kafka://{k.bootstrap}/{topic}",
+                        "-S", f"group={group}", "-o",
+                        f"kafka://{k.bootstrap}/{out}", "-j", "2",
+                        "--prefetch", "64", "--", echo],
+                       capture_output=True, text=True)
+    dt = time.monotonic() - t0
+    m = re.search(r"finished: (\d+) done", p.stderr)
+    assert p.returncode == 0 and m and int(m[1]) == n, p.stderr[-2000:]
+    return n / dt
+
+
+def peak_rss(k, hopper, echo, topic, group, n):
+    """Runs hopper over the topic; returns (peak, samples) of its RSS, MB."""
+    p = subprocess.Popen([hopper, "run", "-s",
+                          f"kafka://{k.bootstrap}/{topic}", "-S",
+                          f"group={group}", "-o", "jsonl:/dev/null", "-j", "2",
+                          "--prefetch", "64", "--", echo],
+                         stderr=subprocess.PIPE, text=True)
+    samples = []
+
+    def sample():
+        while p.poll() is None:
+            try:
+                with open(f"/proc/{p.pid}/status") as f:
+                    for line in f:
+                        if line.startswith("VmRSS:"):
+                            samples.append(int(line.split()[1]) / 1024)
+            except OSError:
+                break
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    err = p.stderr.read()
+    p.wait()
+    t.join()
+    m = re.search(r"finished: (\d+) done", err)
+    assert p.returncode == 0 and m and int(m[1]) == n, err[-2000:]
+    return max(samples), samples
+
+
+def run(hopper, hopper_build, rounds):
+    echo = os.path.join(hopper_build, "bench", "echo_worker")
+    n = 200_000
+    with KafkaBroker() as k:
+        fill(k, "bench-in", n)
+        hs, cs = [], []
+        for r in range(rounds):
+            out = f"bench-out-{r}"
+            k.create_topic(out, partitions=3)
+            cs.append(kcat_rate(k, "bench-in", n))
+            hs.append(hopper_rate(k, hopper, echo, "bench-in", out,
+                                  f"bench-{r}", n))
+        h, c = statistics.median(hs), statistics.median(cs)
+        print(f"kafka, topic to topic  hopper {h:>9,.0f} msgs/s   "
+              f"ceiling (kcat reading) {c:>9,.0f}   ratio {h / c:.2f}  "
+              f"(goal >= 0.50)")
+        big = 1_000_000
+        fill(k, "bench-long", big)
+        peak, samples = peak_rss(k, hopper, echo, "bench-long", "bench-mem",
+                                 big)
+        s = samples[len(samples) // 10:len(samples) * 9 // 10] or samples
+        print(f"kafka, {big:,} messages   peak RSS {peak:.1f} MB; from 10% "
+              f"to 90% of the run {min(s):.1f}..{max(s):.1f} MB")
