@@ -23,9 +23,11 @@ LEDGER = os.path.join(HERE, "..", "tests", "integration", "workers",
 # The source's statements (sources/postgres/postgres.c), for pgbench: the
 # claim hands its rows to the acknowledgement as the JSON rows the source
 # builds.
-CLAIM = """WITH c AS (SELECT id FROM q WHERE (state = 'ready' AND run_at <= now())
- OR (state = 'running' AND lease_until < now())
+CLAIM = """WITH r AS (SELECT id FROM q WHERE state = 'ready' AND run_at <= now()
  ORDER BY run_at, id LIMIT {batch} FOR UPDATE SKIP LOCKED),
+e AS (SELECT id FROM q WHERE state = 'running' AND lease_until < now()
+ ORDER BY lease_until LIMIT {batch} FOR UPDATE SKIP LOCKED),
+c AS (SELECT id FROM e UNION ALL SELECT id FROM r LIMIT {batch}),
 u AS (UPDATE q SET state = 'running', attempts = q.attempts + 1,
  lease_until = now() + make_interval(secs => 300), holder = 'pgbench:1',
  updated_at = now() FROM c WHERE q.id = c.id

@@ -45,15 +45,17 @@ static int quoted(char *buf, size_t n, const char *name, const char *suffix)
 
 int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 {
-	char t[160], fn[160], idx[80], trig[80], channel[80];
+	char t[160], fn[160], idx[80], lidx[80], trig[80], channel[80];
 	const char *base = strchr(table, '.') ? strchr(table, '.') + 1 : table;
 
 	if (!hop_pg_valid_ident(table))
 		return -EINVAL;
 	if (quoted(t, sizeof(t), table, "") ||
 	    quoted(fn, sizeof(fn), table, "_notify") ||
-	    snprintf(idx, sizeof(idx), "\"%s_claim\"", base) >=
+	    snprintf(idx, sizeof(idx), "\"%s_ready\"", base) >=
 		(int)sizeof(idx) ||
+	    snprintf(lidx, sizeof(lidx), "\"%s_leases\"", base) >=
+		(int)sizeof(lidx) ||
 	    snprintf(trig, sizeof(trig), "\"%s_notify\"", base) >=
 		(int)sizeof(trig) ||
 	    snprintf(channel, sizeof(channel), "%s", base) >=
@@ -105,14 +107,16 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	    "  END IF;\n"
 	    "END $do$;\n"
 	    "CREATE INDEX IF NOT EXISTS %s ON %s (run_at, id)\n"
-	    "  WHERE state IN ('ready', 'running');\n"
+	    "  WHERE state = 'ready';\n"
+	    "CREATE INDEX IF NOT EXISTS %s ON %s (lease_until)\n"
+	    "  WHERE state = 'running';\n"
 	    "CREATE OR REPLACE FUNCTION %s() RETURNS trigger\n"
 	    "  LANGUAGE plpgsql AS $fn$\n"
 	    "BEGIN PERFORM pg_notify('%s', ''); RETURN NULL; END\n"
 	    "$fn$;\n"
 	    "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s\n"
 	    "  FOR EACH STATEMENT EXECUTE FUNCTION %s();\n",
-	    t, t, t, t, idx, t, fn, channel, trig, t, fn);
+	    t, t, t, t, idx, t, lidx, t, fn, channel, trig, t, fn);
 	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
 }
 

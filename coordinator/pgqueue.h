@@ -2,8 +2,9 @@
  *
  * A queue is one table: id, an optional unique key, the payload (jsonb),
  * state (ready, running, done, dead), attempts, run_at, lease_until, the
- * holder, last_error, the result and timestamps, with a partial index that
- * keeps claiming fast however many done rows pile up, and a trigger that
+ * holder, last_error, the result and timestamps, with two partial indexes
+ * (rows due by run_at, rows held by lease_until) that keep claiming fast
+ * however many rows are done or in flight, and a trigger that
  * NOTIFYs on insert so that idle coordinators wake at once.
  */
 #ifndef HOP_PGQUEUE_H

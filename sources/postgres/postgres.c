@@ -253,16 +253,22 @@ static int do_claim(struct pg_src *c, struct req *r)
 	char sql[1024], n[32], lease[32];
 	snprintf(
 	    sql, sizeof(sql),
-	    "WITH c AS (SELECT id FROM %s"
-	    " WHERE (state = 'ready' AND run_at <= now())"
-	    " OR (state = 'running' AND lease_until < now())"
-	    " ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+	    /* Due rows and rows whose holder's lease ran out, each from
+	     * its own partial index, so that neither scan wades through
+	     * the rows in flight. */
+	    "WITH r AS (SELECT id FROM %s"
+	    " WHERE state = 'ready' AND run_at <= now()"
+	    " ORDER BY run_at, id LIMIT $1 FOR UPDATE SKIP LOCKED),"
+	    " e AS (SELECT id FROM %s"
+	    " WHERE state = 'running' AND lease_until < now()"
+	    " ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED),"
+	    " c AS (SELECT id FROM e UNION ALL SELECT id FROM r LIMIT $1)"
 	    " UPDATE %s q SET state = 'running', attempts = q.attempts + 1,"
 	    " lease_until = now() + make_interval(secs => $2), holder = $3,"
 	    " updated_at = now() FROM c WHERE q.id = c.id"
 	    " RETURNING q.id, coalesce(q.\"%s\"::text, q.id::text),"
 	    " to_jsonb(q.\"%s\")::text, q.attempts",
-	    c->qt, c->qt, c->key_column, c->payload_column);
+	    c->qt, c->qt, c->qt, c->key_column, c->payload_column);
 	snprintf(n, sizeof(n), "%d", r->n);
 	snprintf(lease, sizeof(lease), "%.3f", c->lease);
 	const char *p[] = {n, lease, c->holder};

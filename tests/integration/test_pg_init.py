@@ -26,8 +26,11 @@ def test_init_creates_the_queue_and_is_idempotent(pg):
     assert cols == ("id,key,payload,state,attempts,run_at,lease_until,holder,"
                     "last_error,result,created_at,updated_at")
     idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE indexname = "
-                  "'jobs_claim'")
-    assert "WHERE (state = ANY (ARRAY['ready'::text, 'running'::text]))" in idx
+                  "'jobs_ready'")
+    assert "(run_at, id) WHERE (state = 'ready'::text)" in idx
+    idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE indexname = "
+                  "'jobs_leases'")
+    assert "(lease_until) WHERE (state = 'running'::text)" in idx
     # The insert trigger notifies the table's channel.
     out = pg.psql("LISTEN jobs; INSERT INTO jobs (payload) VALUES "
                   "('{\"n\": 1}'); SELECT state, attempts FROM jobs;")
