@@ -32,6 +32,9 @@
 
 enum phase { RUNNING, DRAINING, STOPPING };
 
+/* Flushes a sink may have waiting for their answers at once, at most. */
+#define MAX_FLUSHES 8
+
 /* How results are batched between sink flushes. */
 #define FLUSH_MS 5
 #define FLUSH_BATCH 1024
@@ -42,10 +45,13 @@ struct run {
 	struct hop_source *src;
 	struct hop_sink *sink;
 	struct hop_pool *pool;
-	struct hop_queue ready;	   /* claimed, waiting for a worker */
-	struct hop_queue waiting;  /* failed, waiting for their retry */
-	struct hop_queue written;  /* in the sink, waiting for a flush */
-	struct hop_queue flushing; /* in a flush the sink has not answered */
+	struct hop_queue ready;	  /* claimed, waiting for a worker */
+	struct hop_queue waiting; /* failed, waiting for their retry */
+	struct hop_queue written; /* in the sink, waiting for a flush */
+	/* Flushes the sink has not answered yet, oldest first: one at a
+	 * time, or up to the sink's max_flushes. */
+	struct hop_queue flushing[MAX_FLUSHES];
+	int fhead, nflush;
 	enum phase phase;
 	int sigfd;
 	int sigints;
@@ -217,10 +223,11 @@ static void on_wake(void *arg)
 
 /* Settles the items of the flush the sink answered with st: acknowledged
  * (or dead-lettered) at their source when it went well, failed otherwise. */
-static void settle_flushed(struct run *r, enum hop_sink_status st)
+static void settle_flushed(struct run *r, struct hop_queue *q,
+			   enum hop_sink_status st)
 {
 	struct hop_item *it;
-	while ((it = hop_queue_pop(&r->flushing))) {
+	while ((it = hop_queue_pop(q))) {
 		if (st != HOP_SINK_OK && it->ok) {
 			hop_item_fail(it, st == HOP_SINK_RETRY, "%s",
 				      r->sink->error);
@@ -244,23 +251,39 @@ static void settle_flushed(struct run *r, enum hop_sink_status st)
 }
 
 /* Flushes the sink and settles everything written since the last flush,
- * unless a flush is still waiting for its answer: then what was written
- * since goes with the next one. */
+ * unless as many flushes as the sink takes are waiting for their answers:
+ * then what was written since goes with the next one. */
 static void settle(struct run *r)
 {
-	if (r->flushing.head || !r->written.head)
+	int most = r->sink->ops->max_flushes;
+	if (most < 1)
+		most = 1;
+	if (most > MAX_FLUSHES)
+		most = MAX_FLUSHES;
+	if (r->nflush >= most || !r->written.head)
 		return;
-	r->flushing = r->written;
+	int k = (r->fhead + r->nflush) % MAX_FLUSHES;
+	r->flushing[k] = r->written;
 	r->written = (struct hop_queue){0};
+	r->nflush++;
 	enum hop_sink_status st = r->sink->ops->flush(r->sink);
-	if (st != HOP_SINK_PENDING)
-		settle_flushed(r, st);
+	if (st != HOP_SINK_PENDING) {
+		/* Answered at once: only ever with nothing else pending. */
+		r->nflush--;
+		settle_flushed(r, &r->flushing[k], st);
+	}
 }
 
+/* The sink answers its pending flushes in the order they were made. */
 static void on_flushed(void *arg, enum hop_sink_status st)
 {
 	struct run *r = arg;
-	settle_flushed(r, st);
+	if (r->nflush == 0)
+		return;
+	struct hop_queue *q = &r->flushing[r->fhead];
+	r->fhead = (r->fhead + 1) % MAX_FLUSHES;
+	r->nflush--;
+	settle_flushed(r, q, st);
 	settle(r);
 	schedule(r);
 }
@@ -268,10 +291,10 @@ static void on_flushed(void *arg, enum hop_sink_status st)
 /* Settles everything before the run ends, waiting for the sink. */
 static void settle_all(struct run *r)
 {
-	for (int i = 0; i < 100 && (r->flushing.head || r->written.head); i++) {
-		if (r->flushing.head && !r->sink->ops->wait)
+	for (int i = 0; i < 100 && (r->nflush || r->written.head); i++) {
+		if (r->nflush && !r->sink->ops->wait)
 			break;
-		if (r->flushing.head)
+		if (r->nflush)
 			r->sink->ops->wait(r->sink);
 		else
 			settle(r);
@@ -290,7 +313,7 @@ static void settle_now(struct hop_loop *loop, void *arg)
 static bool finished(struct run *r)
 {
 	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
-		    !r->flushing.head && hop_pool_inflight(r->pool) == 0;
+		    !r->nflush && hop_pool_inflight(r->pool) == 0;
 	if (r->phase != RUNNING)
 		return idle;
 	return idle && r->src->ops->exhausted(r->src);
@@ -352,8 +375,7 @@ static void pump(struct hop_loop *loop, void *arg)
 			hop_loop_stop(loop);
 	} else if (finished(r) ||
 		   (r->source_failed && !hop_pool_inflight(r->pool) &&
-		    !r->waiting.head && !r->written.head &&
-		    !r->flushing.head)) {
+		    !r->waiting.head && !r->written.head && !r->nflush)) {
 		wind_down(r);
 		if (hop_pool_alive(r->pool) == 0)
 			hop_loop_stop(loop);
@@ -522,8 +544,10 @@ int hop_run(struct hop_config *cfg)
 	settle_all(&r);
 	/* Results the sink never confirmed: not acknowledged, so back. */
 	struct hop_item *it;
-	while ((it = hop_queue_pop(&r.flushing)) ||
-	       (it = hop_queue_pop(&r.written)))
+	for (int k = 0; k < MAX_FLUSHES; k++)
+		while ((it = hop_queue_pop(&r.flushing[k])))
+			hop_queue_push(&r.ready, it);
+	while ((it = hop_queue_pop(&r.written)))
 		hop_queue_push(&r.ready, it);
 	release_waiting(&r);
 	summary(&r);

@@ -13,7 +13,8 @@
  * A sink that talks to a server does not make the loop wait for it: its
  * flush returns HOP_SINK_PENDING and it calls hop_sink_flushed once the
  * server answered (from the loop's thread). The coordinator starts no other
- * flush meanwhile; writes go on and wait for the next one.
+ * flush meanwhile (or up to max_flushes); writes go on and wait for the
+ * next one.
  */
 #ifndef HOP_SINK_H
 #define HOP_SINK_H
@@ -50,9 +51,13 @@ struct hop_sink_ops {
 	/* Makes every write so far durable. */
 	enum hop_sink_status (*flush)(struct hop_sink *sink);
 	/* Optional, for a sink whose flush may be pending: blocks until the
-	 * pending flush has been answered through hop_sink_flushed. Used when
-	 * the run ends. */
+	 * oldest pending flush has been answered through hop_sink_flushed.
+	 * Used when the run ends. */
 	void (*wait)(struct hop_sink *sink);
+	/* How many flushes may wait for their answers at once (0 means 1).
+	 * A sink that takes more answers them in the order they were made,
+	 * and answers a flush at once only when none is pending. */
+	int max_flushes;
 	void (*close)(struct hop_sink *sink);
 };
 

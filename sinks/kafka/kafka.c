@@ -21,8 +21,9 @@
 #include "sinks/sink.h"
 #include "sources/kafka/kafka.h"
 
-/* Writes are counted in generations: those since the last flush, and
- * those of the flush waiting for its answer. */
+/* Writes are counted in generations: one per flush, the last one taking
+ * the writes since the last flush. Flushes are answered in order. */
+#define NGEN 9 /* more than the flushes the sink lets wait */
 struct gen {
 	size_t out; /* messages not confirmed yet */
 	rd_kafka_resp_err_t err;
@@ -37,9 +38,10 @@ struct ksink {
 	char *brokers, *topic;
 	rd_kafka_t *rk;
 	int pipe[2];
-	struct gen gen[2];
-	int cur;       /* the generation writes go to */
-	bool flushing; /* gen[!cur] waits for its answer */
+	struct gen gen[NGEN];
+	int cur;     /* the generation writes go to */
+	int oldest;  /* the oldest flush waiting for its answer */
+	int pending; /* flushes waiting */
 };
 
 static const struct hop_option ksink_options[] = {
@@ -66,21 +68,24 @@ static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
 	return st;
 }
 
+/* Answers, in order, every waiting flush whose messages all have their
+ * delivery reports. */
 static void answer(struct hop_loop *loop, void *arg)
 {
 	struct ksink *c = arg;
-	struct gen *g = &c->gen[!c->cur];
-	if (!c->flushing || g->out)
-		return;
-	c->flushing = false;
-	hop_sink_flushed(c->sink, take_status(c, g));
+	while (c->pending && c->gen[c->oldest].out == 0) {
+		enum hop_sink_status st = take_status(c, &c->gen[c->oldest]);
+		c->oldest = (c->oldest + 1) % NGEN;
+		c->pending--;
+		hop_sink_flushed(c->sink, st);
+	}
 }
 
-/* Answers a pending flush once its generation is all confirmed: from the
- * loop, never from inside a write or flush the coordinator is in. */
+/* From the loop, never from inside a write or flush the coordinator is
+ * in. */
 static void answer_if_done(struct ksink *c)
 {
-	if (c->flushing && !c->gen[!c->cur].out)
+	if (c->pending && c->gen[c->oldest].out == 0)
 		hop_loop_soon(c->sink->loop, answer, c);
 }
 
@@ -221,27 +226,30 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 static enum hop_sink_status ksink_flush(struct hop_sink *sink)
 {
 	struct ksink *c = sink->ctx;
+	struct gen *g = &c->gen[c->cur];
 
-	/* Writes from now on go to the other generation. */
-	c->cur = !c->cur;
-	struct gen *g = &c->gen[!c->cur];
 	rd_kafka_poll(c->rk, 0);
-	if (g->out == 0)
+	if (!c->pending && g->out == 0)
 		return take_status(c, g);
 	hop_log(HOP_DEBUG, "kafka sink: waiting for %zu deliveries", g->out);
-	c->flushing = true;
+	if (!c->pending)
+		c->oldest = c->cur;
+	c->pending++;
+	c->cur = (c->cur + 1) % NGEN; /* free: NGEN > max_flushes */
+	answer_if_done(c);
 	return HOP_SINK_PENDING;
 }
 
 static void ksink_wait(struct hop_sink *sink)
 {
 	struct ksink *c = sink->ctx;
-	for (int i = 0; i < 3000 && c->flushing && c->gen[!c->cur].out; i++)
+	struct gen *g = &c->gen[c->oldest];
+	for (int i = 0; i < 3000 && c->pending && g->out; i++)
 		rd_kafka_poll(c->rk, 10);
-	if (c->flushing && c->gen[!c->cur].out) {
+	if (c->pending && g->out) {
 		/* The run ends without the broker's word: not stored. */
-		c->gen[!c->cur].err = RD_KAFKA_RESP_ERR__TIMED_OUT;
-		c->gen[!c->cur].out = 0;
+		g->err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+		g->out = 0;
 	}
 	answer(sink->loop, c);
 }
@@ -270,5 +278,6 @@ const struct hop_sink_ops hop_sink_kafka = {
     .write = ksink_write,
     .flush = ksink_flush,
     .wait = ksink_wait,
+    .max_flushes = 8,
     .close = ksink_close,
 };
