@@ -203,7 +203,6 @@ static int enqueue(const char *url, const char *table, const char *key,
 		   bool skip_bad, char **files, int nfiles)
 {
 	char t[160], sql[512];
-	const char *dot = strchr(table, '.');
 	struct load l = {.key = key};
 	int code = 1;
 
@@ -214,11 +213,7 @@ static int enqueue(const char *url, const char *table, const char *key,
 			table);
 		return 2;
 	}
-	if (dot)
-		snprintf(t, sizeof(t), "\"%.*s\".\"%s\"", (int)(dot - table),
-			 table, dot + 1);
-	else
-		snprintf(t, sizeof(t), "\"%s\"", table);
+	hop_pg_quote(t, sizeof(t), table);
 	int64_t t0 = hop_now_ms();
 	l.conn = PQconnectdb(url);
 	if (PQstatus(l.conn) != CONNECTION_OK) {

@@ -43,6 +43,18 @@ static int quoted(char *buf, size_t n, const char *name, const char *suffix)
 	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
 }
 
+int hop_pg_quote(char *buf, size_t n, const char *name)
+{
+	return quoted(buf, n, name, "");
+}
+
+const char *hop_pg_first_line(const char *msg, char *buf, size_t n)
+{
+	size_t k = msg ? strcspn(msg, "\n") : 0;
+	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
+	return buf;
+}
+
 int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 {
 	char t[160], fn[160], idx[80], lidx[80], trig[80], channel[80];

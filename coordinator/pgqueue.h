@@ -19,6 +19,14 @@
  * spliced into SQL; accepted names are still quoted. */
 bool hop_pg_valid_ident(const char *name);
 
+/* Writes name, a valid identifier, quoted ("schema"."table") into buf.
+ * Returns 0 or -ENOSPC. */
+int hop_pg_quote(char *buf, size_t n, const char *name);
+
+/* The first line of a libpq message (they end in newlines and may go on
+ * with details), in buf. */
+const char *hop_pg_first_line(const char *msg, char *buf, size_t n);
+
 /* Writes the SQL that creates the queue table (and its index, function and
  * trigger) into buf. Returns 0, or -EINVAL when table is not a valid
  * identifier, or -ENOSPC when buf is too small. */

@@ -150,22 +150,12 @@ static int ksink_open(struct hop_sink *sink)
 			 err);
 		return -EINVAL;
 	}
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->topic, NULL);
-	rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, t, &md, 10000);
-	rd_kafka_topic_destroy(t);
-	if (e || md->topic_cnt != 1 || md->topics[0].err) {
-		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s: %s",
-			 e ? c->brokers : c->topic,
-			 e ? rd_kafka_err2str(e)
-			 : md->topic_cnt != 1
-			     ? "no such topic"
-			     : rd_kafka_err2str(md->topics[0].err));
-		if (md)
-			rd_kafka_metadata_destroy(md);
+	if (hop_kafka_check_topic(c->rk, c->brokers, c->topic, err,
+				  sizeof(err))) {
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+			 err);
 		goto fail;
 	}
-	rd_kafka_metadata_destroy(md);
 	rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->rk);
 	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
 		rd_kafka_queue_io_event_enable(q, c->pipe[1], "1", 1);

@@ -92,24 +92,6 @@ static const struct hop_option pg_sink_options[] = {
     {NULL},
 };
 
-static const char *first_line(const char *msg, char *buf, size_t n)
-{
-	size_t k = msg ? strcspn(msg, "\n") : 0;
-	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
-	return buf;
-}
-
-/* "schema"."table" or "table": the name was checked to be plain. */
-static void quote(char *buf, size_t n, const char *name)
-{
-	const char *dot = strchr(name, '.');
-	if (dot)
-		snprintf(buf, n, "\"%.*s\".\"%s\"", (int)(dot - name), name,
-			 dot + 1);
-	else
-		snprintf(buf, n, "\"%s\"", name);
-}
-
 /* ---- the thread ---- */
 
 static void answer(struct pg_sink *c, enum hop_sink_status st, const char *err)
@@ -145,7 +127,8 @@ static void insert(struct pg_sink *c, struct hop_buf *rows)
 		PGresult *res =
 		    PQexecParams(c->conn, c->sql, 1, NULL, p, NULL, NULL, 0);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		first_line(PQresultErrorMessage(res), line, sizeof(line));
+		hop_pg_first_line(PQresultErrorMessage(res), line,
+				  sizeof(line));
 		PQclear(res);
 		if (ok) {
 			answer(c, HOP_SINK_OK, NULL);
@@ -235,7 +218,7 @@ static int prepare(struct pg_sink *c, PGconn *conn, bool *unique)
 	char t[160], k[80], r[80], sql[1024], line[300];
 	PGresult *res;
 
-	quote(t, sizeof(t), c->table);
+	hop_pg_quote(t, sizeof(t), c->table);
 	snprintf(k, sizeof(k), "\"%s\"", c->key_column);
 	snprintf(r, sizeof(r), "\"%s\"", c->result_column);
 	if (c->create) {
@@ -249,8 +232,8 @@ static int prepare(struct pg_sink *c, PGconn *conn, bool *unique)
 		if (bad)
 			snprintf(c->sink->error, sizeof(c->sink->error),
 				 "postgres sink: creating %s: %s", c->table,
-				 first_line(PQresultErrorMessage(res), line,
-					    sizeof(line)));
+				 hop_pg_first_line(PQresultErrorMessage(res),
+						   line, sizeof(line)));
 		PQclear(res);
 		if (bad)
 			return -EIO;
@@ -258,7 +241,8 @@ static int prepare(struct pg_sink *c, PGconn *conn, bool *unique)
 	snprintf(sql, sizeof(sql), "SELECT %s, %s FROM %s LIMIT 0", k, r, t);
 	res = PQexec(conn, sql);
 	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-		first_line(PQresultErrorMessage(res), line, sizeof(line));
+		hop_pg_first_line(PQresultErrorMessage(res), line,
+				  sizeof(line));
 		bool missing = strstr(line, "does not exist") != NULL;
 		snprintf(c->sink->error, sizeof(c->sink->error),
 			 "postgres sink: table %s: %s%s", c->table, line,
@@ -303,17 +287,17 @@ static int pg_sink_open(struct hop_sink *sink)
 	}
 	c->conn = PQconnectdb(c->url ? c->url : "");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
-		snprintf(
-		    sink->error, sizeof(sink->error),
-		    "postgres sink: cannot connect: %s",
-		    first_line(PQerrorMessage(c->conn), line, sizeof(line)));
+		snprintf(sink->error, sizeof(sink->error),
+			 "postgres sink: cannot connect: %s",
+			 hop_pg_first_line(PQerrorMessage(c->conn), line,
+					   sizeof(line)));
 		rc = -ECONNREFUSED;
 		goto err;
 	}
 	rc = prepare(c, c->conn, &unique);
 	if (rc)
 		goto err;
-	quote(t, sizeof(t), c->table);
+	hop_pg_quote(t, sizeof(t), c->table);
 	int n = snprintf(sql, sizeof(sql),
 			 "INSERT INTO %s (\"%s\", \"%s\") SELECT DISTINCT ON "
 			 "(key) key, result FROM d",

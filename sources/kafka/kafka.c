@@ -134,6 +134,29 @@ int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 	return rc;
 }
 
+int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
+			  const char *topic, char *err, size_t errlen)
+{
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+	rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, 10000);
+	int rc = e ? -ECONNREFUSED : 0;
+
+	rd_kafka_topic_destroy(t);
+	if (e)
+		snprintf(err, errlen, "%s: %s", brokers, rd_kafka_err2str(e));
+	else if (md->topic_cnt != 1 || md->topics[0].err)
+		snprintf(err, errlen, "%s: %s", topic,
+			 md->topic_cnt != 1
+			     ? "no such topic"
+			     : rd_kafka_err2str(md->topics[0].err));
+	if (!e && (md->topic_cnt != 1 || md->topics[0].err))
+		rc = -ENOENT;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
 /* ---- offsets ---- */
 
 static struct part *part_of(struct ksrc *c, int32_t p)
@@ -607,23 +630,13 @@ static int kafka_open(struct hop_source *src)
 	}
 	/* Is anyone there? A broker that cannot be reached, or a topic that
 	 * does not exist, is an error now rather than a silent wait. */
-	const struct rd_kafka_metadata *md = NULL;
-	rd_kafka_topic_t *t = rd_kafka_topic_new(c->rk, c->topic, NULL);
-	rd_kafka_resp_err_t e = rd_kafka_metadata(c->rk, 0, t, &md, 10000);
-	rd_kafka_topic_destroy(t);
-	if (e || md->topic_cnt != 1 || md->topics[0].err) {
-		snprintf(src->error, sizeof(src->error), "kafka source: %s: %s",
-			 e ? c->brokers : c->topic,
-			 e ? rd_kafka_err2str(e)
-			 : md->topic_cnt != 1
-			     ? "no such topic"
-			     : rd_kafka_err2str(md->topics[0].err));
-		if (md)
-			rd_kafka_metadata_destroy(md);
-		rc = e ? -ECONNREFUSED : -ENOENT;
+	rc = hop_kafka_check_topic(c->rk, c->brokers, c->topic, err,
+				   sizeof(err));
+	if (rc) {
+		snprintf(src->error, sizeof(src->error), "kafka source: %s",
+			 err);
 		goto fail;
 	}
-	rd_kafka_metadata_destroy(md);
 	rd_kafka_poll_set_consumer(c->rk);
 	c->cq = rd_kafka_queue_get_consumer(c->rk);
 	rd_kafka_queue_t *dq = rd_kafka_queue_get_main(c->dlq);
@@ -639,7 +652,7 @@ static int kafka_open(struct hop_source *src)
 	rd_kafka_topic_partition_list_t *sub =
 	    rd_kafka_topic_partition_list_new(1);
 	rd_kafka_topic_partition_list_add(sub, c->topic, RD_KAFKA_PARTITION_UA);
-	e = rd_kafka_subscribe(c->rk, sub);
+	rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, sub);
 	rd_kafka_topic_partition_list_destroy(sub);
 	if (e) {
 		snprintf(src->error, sizeof(src->error),

@@ -14,4 +14,9 @@ int hop_kafka_parse_url(const char *url, char **brokers, char **topic);
 int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 		       size_t errlen);
 
+/* Asks the brokers for topic's metadata: 0, -ECONNREFUSED (no broker
+ * answered) or -ENOENT (no such topic), with the reason in err. */
+int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
+			  const char *topic, char *err, size_t errlen);
+
 #endif

@@ -137,15 +137,6 @@ static const struct hop_option pg_options[] = {
 
 /* ---- the database thread ---- */
 
-/* The first line of a libpq message, in buf: its messages end in newlines
- * and may go on with details. */
-static const char *first_line(const char *msg, char *buf, size_t n)
-{
-	size_t k = msg ? strcspn(msg, "\n") : 0;
-	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
-	return buf;
-}
-
 static void free_req(struct req *r)
 {
 	struct hop_item *it;
@@ -437,7 +428,7 @@ static long apply(struct pg_src *c, enum req_type t, struct req **rs, size_t n,
 static void apply_one_failed(struct pg_src *c, struct req *r, const char *err)
 {
 	char line[256], *err2 = NULL;
-	first_line(err, line, sizeof(line));
+	hop_pg_first_line(err, line, sizeof(line));
 	if (r->type != R_ACK || !c->insert) {
 		hop_log(HOP_ERROR, "postgres source: row %lld: %s",
 			(long long)r->id, line);
@@ -460,7 +451,8 @@ static void apply_one_failed(struct pg_src *c, struct req *r, const char *err)
 	struct req *one = &dead;
 	if (apply(c, R_DEAD, &one, 1, &err2) < 0)
 		hop_log(HOP_ERROR, "postgres source: row %lld: %s",
-			(long long)r->id, first_line(err2, line, sizeof(line)));
+			(long long)r->id,
+			hop_pg_first_line(err2, line, sizeof(line)));
 	free(err2);
 	hop_buf_free(&rec);
 }
@@ -504,7 +496,7 @@ static void do_updates(struct pg_src *c, struct req *list)
 				hop_log(
 				    HOP_WARN,
 				    "postgres source: lost the connection: %s",
-				    first_line(err, line, sizeof(line)));
+				    hop_pg_first_line(err, line, sizeof(line)));
 				free(err);
 				reconnect(c);
 				if (PQstatus(c->conn) == CONNECTION_OK)
@@ -593,7 +585,7 @@ static void purge(struct pg_src *c)
 	PGresult *res = run(c, sql, 1, p, &err);
 	if (!res)
 		hop_log(HOP_WARN, "postgres source: deleting done rows: %s",
-			first_line(err, line, sizeof(line)));
+			hop_pg_first_line(err, line, sizeof(line)));
 	PQclear(res);
 	free(err);
 }
@@ -626,7 +618,8 @@ static void reconnect(struct pg_src *c)
 		hop_log(HOP_WARN,
 			"postgres source: no connection (%s); trying "
 			"again in %.1f s",
-			first_line(PQerrorMessage(c->conn), line, sizeof(line)),
+			hop_pg_first_line(PQerrorMessage(c->conn), line,
+					  sizeof(line)),
 			wait);
 		struct timespec ts = {(time_t)wait,
 				      (long)((wait - (time_t)wait) * 1e9)};
@@ -671,11 +664,11 @@ static void *db_thread(void *arg)
 			if (do_claim(c, r) &&
 			    PQstatus(c->conn) != CONNECTION_OK) {
 				char line[256];
-				hop_log(
-				    HOP_WARN,
-				    "postgres source: lost the connection: "
-				    "%s",
-				    first_line(r->error, line, sizeof(line)));
+				hop_log(HOP_WARN,
+					"postgres source: lost the connection: "
+					"%s",
+					hop_pg_first_line(r->error, line,
+							  sizeof(line)));
 				reconnect(c);
 				if (PQstatus(c->conn) == CONNECTION_OK) {
 					free(r->error);
@@ -773,8 +766,9 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 		list = r->next;
 		char line[256];
 		if (r->error)
-			hop_log(HOP_ERROR, "postgres source: %s",
-				first_line(r->error, line, sizeof(line)));
+			hop_log(
+			    HOP_ERROR, "postgres source: %s",
+			    hop_pg_first_line(r->error, line, sizeof(line)));
 		if (r->type == R_CLAIM) {
 			c->claiming = false;
 			c->empty = r->items.len == 0 && !r->error;
@@ -830,19 +824,17 @@ static int pg_open(struct hop_source *src)
 			 "poll above 0");
 		return -EINVAL;
 	}
-	const char *dot = strchr(c->table, '.');
-	c->qt = malloc(strlen(c->table) + 8);
-	if (dot)
-		sprintf(c->qt, "\"%.*s\".\"%s\"", (int)(dot - c->table),
-			c->table, dot + 1);
-	else
-		sprintf(c->qt, "\"%s\"", c->table);
+	size_t qlen = strlen(c->table) + 8;
+	c->qt = malloc(qlen);
+	if (!c->qt)
+		return -ENOMEM;
+	hop_pg_quote(c->qt, qlen, c->table);
 	c->conn = PQconnectdb(c->url ? c->url : "");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
-		snprintf(
-		    src->error, sizeof(src->error),
-		    "postgres source: cannot connect: %s",
-		    first_line(PQerrorMessage(c->conn), line, sizeof(line)));
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: cannot connect: %s",
+			 hop_pg_first_line(PQerrorMessage(c->conn), line,
+					   sizeof(line)));
 		rc = -ECONNREFUSED;
 		goto err;
 	}
@@ -852,8 +844,8 @@ static int pg_open(struct hop_source *src)
 		if (bad)
 			snprintf(src->error, sizeof(src->error),
 				 "postgres source: creating %s: %s", c->table,
-				 first_line(PQresultErrorMessage(res), line,
-					    sizeof(line)));
+				 hop_pg_first_line(PQresultErrorMessage(res),
+						   line, sizeof(line)));
 		PQclear(res);
 		if (bad) {
 			rc = -EIO;
@@ -871,7 +863,7 @@ static int pg_open(struct hop_source *src)
 	if (!res) {
 		snprintf(src->error, sizeof(src->error),
 			 "postgres source: table %s: %s", c->table,
-			 first_line(err, line, sizeof(line)));
+			 hop_pg_first_line(err, line, sizeof(line)));
 		free(err);
 		rc = -ENOENT;
 		goto err;
