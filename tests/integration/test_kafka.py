@@ -117,3 +117,68 @@ def test_clear_errors(kafka):
                           "-o", f"kafka://{kafka.bootstrap}/missing-out",
                           "--", *FAKE)
     assert code == 1 and "kafka sink: missing-out:" in err
+
+
+def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
+                                                                   tmp):
+    """Items take 0 to 60 ms and finish out of order; the coordinator is
+    killed at random moments. Every offset below a committed one has its
+    result in the result topic, and the runs together cover every
+    message."""
+    import random
+    from conftest import PY, WORKERS, clean_env
+    src, res = topics(kafka, "kills", partitions=2)
+    n = 400
+    kafka.produce(src, [json.dumps({"n": i}) for i in range(n)],
+                  key=[str(i) for i in range(n)])
+    where = {json.loads(r["value"])["n"]: (r["partition"], r["offset"])
+             for r in kafka.consume_records(src)}
+    env = clean_env(LEDGER=tmp / "ledger", LEDGER_SLEEP_MAX="0.06")
+    worker = [PY, str(WORKERS / "ledger.py")]
+    rng = random.Random(7)
+    for _ in range(4):
+        p = start("run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
+                  "group=kills", "-S", f"config={QUICK}", "-o",
+                  f"kafka://{kafka.bootstrap}/{res}", "-j", "3",
+                  "--prefetch", "4", "--", *worker, env=env, cwd=tmp)
+        time.sleep(rng.uniform(1.5, 3.0))
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        committed = kafka.committed_offsets("kills", src)
+        done = {json.loads(v)["n"] for v in kafka.consume(res)}
+        for i, (part, off) in where.items():
+            if off < committed.get(part, 0):
+                assert i in done, (i, part, off, committed)
+    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+                          "-S", "group=kills", "-S", f"config={QUICK}", "-o",
+                          f"kafka://{kafka.bootstrap}/{res}", "-j", "3",
+                          "--", *worker, env=env)
+    assert code == 0, err
+    assert {json.loads(v)["n"] for v in kafka.consume(res)} == set(range(n))
+    assert kafka.committed_offsets("kills", src) == kafka.topic_offsets(src)
+
+
+def test_headers_reach_the_worker_and_the_dead_letters(kafka):
+    import subprocess
+    src, res = topics(kafka, "hdrs")
+    for value in ('{"n": 1}', 'not json'):
+        subprocess.run(["kcat", "-P", "-b", kafka.bootstrap, "-t", src,
+                        "-H", "trace=abc", "-k", "k1"], input=value + "\n",
+                       text=True, check=True)
+    code, _, err = run(kafka, src, res, "-S", "headers=true",
+                       group="hdrs")
+    assert code == 3, err
+    got = json.loads(kafka.consume(res)[0])["echo"]
+    assert got["value"] == {"n": 1} and got["key"] == "k1"
+    assert got["headers"] == {"trace": "abc"}
+    assert got["topic"] == src and got["offset"] == 0
+    out = subprocess.run(["kcat", "-C", "-b", kafka.bootstrap, "-t",
+                          f"{src}.dead", "-o", "beginning", "-e", "-q",
+                          "-f", "%k|%s|%h\n"], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    key, value, headers = out.split("|", 2)
+    assert key == "k1" and value == "not json"
+    assert "trace=abc" in headers and "value is not JSON" in headers
+    # Never sent to a worker: no attempts.
+    assert "hopper-attempts=0" in headers and "hopper-offset=1" in headers
+    assert f"hopper-topic={src}" in headers
