@@ -79,7 +79,14 @@ deps:
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-integration: all workers
+# librdkafka's mock cluster, for Kafka faults a real broker cannot make.
+KAFKA_MOCK := $(BUILD)/tests/kafka_mock
+$(KAFKA_MOCK): tests/kafkamock/kafka_mock.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(shell pkg-config --cflags rdkafka) -o $@ $< \
+		$(LDFLAGS) $(shell pkg-config --libs rdkafka)
+
+integration: all workers $(KAFKA_MOCK)
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
 		bash tests/integration/run.sh
 

@@ -142,6 +142,7 @@ static int ksink_open(struct hop_sink *sink)
 		return -EINVAL;
 	}
 	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
 	rd_kafka_conf_set_dr_msg_cb(conf, on_delivered);
 	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
 	if (!c->rk) {

@@ -134,6 +134,17 @@ int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 	return rc;
 }
 
+void hop_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	/* syslog levels: 0..3 errors, 4 warnings, 5..6 information. */
+	enum hop_log_level l = level <= 3   ? HOP_ERROR
+			       : level == 4 ? HOP_WARN
+			       : level <= 6 ? HOP_INFO
+					    : HOP_DEBUG;
+	hop_log(l, "librdkafka %s: %s", fac, buf);
+}
+
 int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
 			  const char *topic, char *err, size_t errlen)
 {
@@ -573,6 +584,7 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 	if (hop_kafka_conf_set(conf, c->config, err, errlen))
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
 	if (consumer)
 		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 	else
