@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 #define DEFAULT_TABLE "hopper_queue"
 
 static bool ident_part(const char *s, size_t n)
@@ -53,6 +55,13 @@ const char *hop_pg_first_line(const char *msg, char *buf, size_t n)
 	size_t k = msg ? strcspn(msg, "\n") : 0;
 	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
 	return buf;
+}
+
+void hop_pg_notice(void *arg, const char *msg)
+{
+	char line[256];
+	hop_log(HOP_WARN, "%s: %s", (const char *)arg,
+		hop_pg_first_line(msg, line, sizeof(line)));
 }
 
 int hop_pg_schema_sql(const char *table, char *buf, size_t n)

@@ -27,6 +27,10 @@ int hop_pg_quote(char *buf, size_t n, const char *name);
  * with details), in buf. */
 const char *hop_pg_first_line(const char *msg, char *buf, size_t n);
 
+/* A libpq notice processor (PQsetNoticeProcessor) that logs the notice
+ * as a warning of arg, a driver's name: libpq would print it raw. */
+void hop_pg_notice(void *arg, const char *msg);
+
 /* Writes the SQL that creates the queue table (and its index, function and
  * trigger) into buf. Returns 0, or -EINVAL when table is not a valid
  * identifier, or -ENOSPC when buf is too small. */

@@ -127,7 +127,8 @@ static void insert(struct pg_sink *c, struct hop_buf *rows)
 		PGresult *res =
 		    PQexecParams(c->conn, c->sql, 1, NULL, p, NULL, NULL, 0);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
-		hop_pg_first_line(PQresultErrorMessage(res), line,
+		const char *why = PQresultErrorMessage(res);
+		hop_pg_first_line(*why ? why : PQerrorMessage(c->conn), line,
 				  sizeof(line));
 		PQclear(res);
 		if (ok) {
@@ -286,6 +287,7 @@ static int pg_sink_open(struct hop_sink *sink)
 		}
 	}
 	c->conn = PQconnectdb(c->url ? c->url : "");
+	PQsetNoticeProcessor(c->conn, hop_pg_notice, "postgres sink");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		snprintf(sink->error, sizeof(sink->error),
 			 "postgres sink: cannot connect: %s",

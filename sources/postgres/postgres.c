@@ -186,9 +186,29 @@ static void unhold(struct pg_src *c, int64_t id)
 	}
 }
 
+/* The ids of the rows in flight, as a bigint[] literal, in b. */
+static void held_array(struct pg_src *c, struct hop_buf *b)
+{
+	hop_buf_append(b, "{", 1);
+	for (size_t i = 0; i < c->nheld; i++) {
+		if (i)
+			hop_buf_append(b, ",", 1);
+		hop_buf_append_int(b, c->held[i]);
+	}
+	hop_buf_append(b, "}", 2);
+}
+
 static double now_s(void)
 {
 	return (double)hop_now_ms() / 1000;
+}
+
+/* Why a statement failed: its result's message, or the connection's when
+ * the connection went (the result then says nothing). */
+static const char *error_of(struct pg_src *c, const PGresult *res)
+{
+	const char *m = res ? PQresultErrorMessage(res) : "";
+	return *m ? m : PQerrorMessage(c->conn);
 }
 
 /* Runs one statement with text parameters. Returns the result, or NULL
@@ -202,7 +222,7 @@ static PGresult *run(struct pg_src *c, const char *sql, int n,
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
 	free(*err);
-	*err = strdup(PQresultErrorMessage(res));
+	*err = strdup(error_of(c, res));
 	PQclear(res);
 	return NULL;
 }
@@ -219,7 +239,7 @@ static PGresult *run_prepared(struct pg_src *c, int slot, const char *sql,
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		if (!ok) {
 			free(*err);
-			*err = strdup(PQresultErrorMessage(res));
+			*err = strdup(error_of(c, res));
 		}
 		PQclear(res);
 		if (!ok)
@@ -234,7 +254,7 @@ static PGresult *run_prepared(struct pg_src *c, int slot, const char *sql,
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
 	free(*err);
-	*err = strdup(PQresultErrorMessage(res));
+	*err = strdup(error_of(c, res));
 	PQclear(res);
 	return NULL;
 }
@@ -276,10 +296,17 @@ static int do_claim(struct pg_src *c, struct req *r)
 			 " min(CASE WHEN state = 'ready' THEN run_at"
 			 " ELSE lease_until END) - now()), 0) FROM %s"
 			 " WHERE state = 'ready' OR (state = 'running'"
-			 " AND holder IS DISTINCT FROM $1)",
+			 " AND NOT (holder IS NOT DISTINCT FROM $1"
+			 " AND id = ANY($2::bigint[])))",
 			 c->qt);
-		const char *h[] = {c->holder};
-		res = run(c, sql, 1, h, &r->error);
+		/* Only the rows we know we hold are ours to finish: a row in
+		 * our name we never heard of (its claim's answer was lost
+		 * with the connection) is waited for like anyone's. */
+		struct hop_buf ids = {0};
+		held_array(c, &ids);
+		const char *h[] = {c->holder, hop_buf_head(&ids)};
+		res = run(c, sql, 2, h, &r->error);
+		hop_buf_free(&ids);
 		if (!res)
 			return -EIO;
 		r->n = atoi(PQgetvalue(res, 0, 0));
@@ -531,17 +558,11 @@ static void do_updates(struct pg_src *c, struct req *list)
 static void heartbeat(struct pg_src *c)
 {
 	struct hop_buf ids = {0};
-	char lease[32], *err = NULL;
+	char lease[32], *err = NULL, line[256];
 
 	if (!c->nheld)
 		return;
-	hop_buf_append(&ids, "{", 1);
-	for (size_t i = 0; i < c->nheld; i++) {
-		if (i)
-			hop_buf_append(&ids, ",", 1);
-		hop_buf_append_int(&ids, c->held[i]);
-	}
-	hop_buf_append(&ids, "}", 2);
+	held_array(c, &ids);
 	snprintf(lease, sizeof(lease), "%.3f", c->lease);
 	char sql[256];
 	snprintf(sql, sizeof(sql),
@@ -550,9 +571,19 @@ static void heartbeat(struct pg_src *c)
 		 c->qt);
 	const char *p[] = {ids.data, lease, c->holder};
 	PGresult *res = run(c, sql, 3, p, &err);
+	if (!res && PQstatus(c->conn) != CONNECTION_OK) {
+		/* Busy workers send no acks: the heartbeat is what notices a
+		 * lost connection, and it must not let the leases lapse. */
+		hop_log(HOP_WARN, "postgres source: lost the connection: %s",
+			hop_pg_first_line(err, line, sizeof(line)));
+		reconnect(c);
+		if (PQstatus(c->conn) == CONNECTION_OK)
+			res = run(c, sql, 3, p, &err);
+	}
+	if (!res)
+		hop_log(HOP_WARN, "postgres source: extending leases: %s",
+			hop_pg_first_line(err, line, sizeof(line)));
 	PQclear(res);
-	if (err)
-		hop_log(HOP_WARN, "postgres source: extending leases: %s", err);
 	free(err);
 	hop_buf_free(&ids);
 }
@@ -830,6 +861,7 @@ static int pg_open(struct hop_source *src)
 		return -ENOMEM;
 	hop_pg_quote(c->qt, qlen, c->table);
 	c->conn = PQconnectdb(c->url ? c->url : "");
+	PQsetNoticeProcessor(c->conn, hop_pg_notice, "postgres source");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
 		snprintf(src->error, sizeof(src->error),
 			 "postgres source: cannot connect: %s",
