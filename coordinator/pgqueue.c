@@ -2,6 +2,7 @@
 #include "pgqueue.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -54,6 +55,65 @@ const char *hop_pg_first_line(const char *msg, char *buf, size_t n)
 {
 	size_t k = msg ? strcspn(msg, "\n") : 0;
 	snprintf(buf, n, "%.*s", (int)k, msg ? msg : "");
+	return buf;
+}
+
+/* Adds to secrets, from index k on (four at most), the spans of ci that
+ * hold a password as written: a URL's user info after its colon, and the
+ * value of each password= setting. Returns the new count. */
+static int raw_passwords(const char *ci, const char *secrets[][2], int k)
+{
+	const char *p = strstr(ci, "://");
+	if (p) {
+		p += 3;
+		size_t auth = strcspn(p, "@/");
+		const char *colon = memchr(p, ':', auth);
+		if (p[auth] == '@' && colon && k < 4) {
+			secrets[k][0] = colon + 1;
+			secrets[k++][1] = p + auth;
+		}
+	}
+	for (p = ci; (p = strstr(p, "password")) && k < 4; p++) {
+		const char *v = p + 8 + strspn(p + 8, " \t");
+		if (*v++ != '=')
+			continue;
+		v += strspn(v, " \t");
+		bool quoted = *v == '\'';
+		v += quoted;
+		secrets[k][0] = v;
+		secrets[k++][1] = v + strcspn(v, quoted ? "'" : " \t&");
+	}
+	return k;
+}
+
+const char *hop_pg_redact(const char *ci, const char *msg, char *buf, size_t n)
+{
+	const char *secrets[4][2];
+	int k = raw_passwords(ci, secrets, 0);
+	PQconninfoOption *opts = PQconninfoParse(ci, NULL);
+	for (PQconninfoOption *o = opts; o && o->keyword && k < 4; o++)
+		if (!strcmp(o->keyword, "password") && o->val) {
+			secrets[k][0] = o->val;
+			secrets[k++][1] = o->val + strlen(o->val);
+		}
+	size_t w = 0;
+	while (*msg && w + 4 < n) {
+		size_t hit = 0; /* the longest secret that starts here */
+		for (int i = 0; i < k; i++) {
+			size_t len = (size_t)(secrets[i][1] - secrets[i][0]);
+			if (len > hit && !strncmp(msg, secrets[i][0], len))
+				hit = len;
+		}
+		if (!hit) {
+			buf[w++] = *msg++;
+			continue;
+		}
+		memcpy(buf + w, "***", 3);
+		w += 3;
+		msg += hit;
+	}
+	buf[w] = '\0';
+	PQconninfoFree(opts);
 	return buf;
 }
 
@@ -141,6 +201,10 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
 }
 
+static void quiet(void *arg, const char *msg)
+{
+}
+
 static int pg_init(const char *url, const char *table)
 {
 	char sql[4096];
@@ -153,10 +217,13 @@ static int pg_init(const char *url, const char *table)
 		return 2;
 	}
 	PGconn *conn = PQconnectdb(url);
+	/* IF NOT EXISTS says what already exists: not news. */
+	PQsetNoticeProcessor(conn, quiet, NULL);
 	if (PQstatus(conn) != CONNECTION_OK) {
-		/* libpq's message names host and port, never the password. */
+		char safe[512];
 		fprintf(stderr, "hopper: cannot connect to PostgreSQL: %s",
-			PQerrorMessage(conn));
+			hop_pg_redact(url, PQerrorMessage(conn), safe,
+				      sizeof(safe)));
 		PQfinish(conn);
 		return 1;
 	}

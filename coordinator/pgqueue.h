@@ -27,6 +27,11 @@ int hop_pg_quote(char *buf, size_t n, const char *name);
  * with details), in buf. */
 const char *hop_pg_first_line(const char *msg, char *buf, size_t n);
 
+/* Copies msg into buf with every password that the conninfo ci holds (as
+ * written, and as libpq decodes it) replaced by "***": libpq quotes the
+ * offending part of a malformed conninfo, password and all. Returns buf. */
+const char *hop_pg_redact(const char *ci, const char *msg, char *buf, size_t n);
+
 /* A libpq notice processor (PQsetNoticeProcessor) that logs the notice
  * as a warning of arg, a driver's name: libpq would print it raw. */
 void hop_pg_notice(void *arg, const char *msg);

@@ -289,10 +289,14 @@ static int pg_sink_open(struct hop_sink *sink)
 	c->conn = PQconnectdb(c->url ? c->url : "");
 	PQsetNoticeProcessor(c->conn, hop_pg_notice, "postgres sink");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
-		snprintf(sink->error, sizeof(sink->error),
-			 "postgres sink: cannot connect: %s",
-			 hop_pg_first_line(PQerrorMessage(c->conn), line,
-					   sizeof(line)));
+		char safe[512];
+		snprintf(
+		    sink->error, sizeof(sink->error),
+		    "postgres sink: cannot connect: %s",
+		    hop_pg_first_line(hop_pg_redact(c->url ? c->url : "",
+						    PQerrorMessage(c->conn),
+						    safe, sizeof(safe)),
+				      line, sizeof(line)));
 		rc = -ECONNREFUSED;
 		goto err;
 	}

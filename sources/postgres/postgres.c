@@ -863,10 +863,14 @@ static int pg_open(struct hop_source *src)
 	c->conn = PQconnectdb(c->url ? c->url : "");
 	PQsetNoticeProcessor(c->conn, hop_pg_notice, "postgres source");
 	if (PQstatus(c->conn) != CONNECTION_OK) {
-		snprintf(src->error, sizeof(src->error),
-			 "postgres source: cannot connect: %s",
-			 hop_pg_first_line(PQerrorMessage(c->conn), line,
-					   sizeof(line)));
+		char safe[512];
+		snprintf(
+		    src->error, sizeof(src->error),
+		    "postgres source: cannot connect: %s",
+		    hop_pg_first_line(hop_pg_redact(c->url ? c->url : "",
+						    PQerrorMessage(c->conn),
+						    safe, sizeof(safe)),
+				      line, sizeof(line)));
 		rc = -ECONNREFUSED;
 		goto err;
 	}

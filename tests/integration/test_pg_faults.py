@@ -546,3 +546,19 @@ def test_a_payload_the_worker_cannot_use_ends_dead(logged, tmp, how):
         else:
             assert "exited" in last_error, last_error
             assert "Error" in rec["stderr"], rec  # the worker's traceback
+
+
+@pytest.mark.parametrize("url", [
+    "postgres://u:p%zzSECRET@127.0.0.1:1/db",   # libpq quotes the token
+    "postgres://u:SECRET@[::1/db",              # ... or the whole URL
+])
+def test_a_malformed_url_never_shows_its_password(url):
+    for args in (["pg", "init", url],
+                 ["pg", "init", "host=127.0.0.1 port=1 password=SECRET "
+                  "dbname=x user=u connect_timeout=x"],
+                 ["run", "-s", url, "--", "cat"],
+                 ["run", "-s", "jsonl:/dev/null", "-o", url, "--", "cat"]):
+        code, out, err = hopper(*args)
+        assert code == 1, (args, err)
+        assert "SECRET" not in err + out, (args, err)
+        assert "connect" in err, (args, err)
