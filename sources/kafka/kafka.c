@@ -115,20 +115,39 @@ int hop_kafka_parse_url(const char *url, char **brokers, char **topic)
 int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 		       size_t errlen)
 {
-	char *copy = strdup(settings ? settings : ""), *save = NULL;
+	char *copy = strdup(settings ? settings : "");
 	int rc = 0;
-	for (char *kv = strtok_r(copy, ",", &save); kv && !rc;
-	     kv = strtok_r(NULL, ",", &save)) {
+
+	if (!copy)
+		return -ENOMEM;
+	/* A comma starts the next setting only when a key= follows it:
+	 * "debug=fetch,cgrp,linger.ms=5" is two settings. */
+	for (char *kv = copy; *kv && !rc;) {
 		char *eq = strchr(kv, '=');
-		if (!eq) {
+		if (!eq || memchr(kv, ',', (size_t)(eq - kv))) {
 			snprintf(err, errlen, "'%s': expected key=value", kv);
 			rc = -EINVAL;
 			break;
 		}
 		*eq = '\0';
-		if (rd_kafka_conf_set(conf, kv, eq + 1, err, errlen) !=
+		char *val = eq + 1, *end = val, *next;
+		for (;;) {
+			char *comma = strchr(end, ',');
+			char *eq2 = comma ? strchr(comma, '=') : NULL;
+			if (!comma ||
+			    (eq2 && !memchr(comma + 1, ',',
+					    (size_t)(eq2 - comma - 1)))) {
+				end = comma ? comma : end + strlen(end);
+				break;
+			}
+			end = comma + 1;
+		}
+		next = *end ? end + 1 : end;
+		*end = '\0';
+		if (rd_kafka_conf_set(conf, kv, val, err, errlen) !=
 		    RD_KAFKA_CONF_OK)
 			rc = -EINVAL;
+		kv = next;
 	}
 	free(copy);
 	return rc;
@@ -473,7 +492,8 @@ static void service(struct ksrc *c)
 						rd_kafka_message_errstr(m));
 				c->topic_missing = true;
 			} else {
-				hop_log(HOP_WARN, "kafka source: %s",
+				hop_log(HOP_WARN, "kafka source: %s/%d: %s",
+					c->topic, (int)m->partition,
 					rd_kafka_message_errstr(m));
 			}
 			rd_kafka_message_destroy(m);

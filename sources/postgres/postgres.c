@@ -211,13 +211,10 @@ static const char *error_of(struct pg_src *c, const PGresult *res)
 	return *m ? m : PQerrorMessage(c->conn);
 }
 
-/* Runs one statement with text parameters. Returns the result, or NULL
- * with *err set when it failed (the connection may be gone). */
-static PGresult *run(struct pg_src *c, const char *sql, int n,
-		     const char *const *params, char **err)
+/* Passes a statement's good result on; otherwise sets *err to why it
+ * failed, frees the result and returns NULL. */
+static PGresult *checked(struct pg_src *c, PGresult *res, char **err)
 {
-	PGresult *res =
-	    PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0);
 	ExecStatusType st = PQresultStatus(res);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return res;
@@ -225,6 +222,15 @@ static PGresult *run(struct pg_src *c, const char *sql, int n,
 	*err = strdup(error_of(c, res));
 	PQclear(res);
 	return NULL;
+}
+
+/* Runs one statement with text parameters. Returns the result, or NULL
+ * with *err set when it failed (the connection may be gone). */
+static PGresult *run(struct pg_src *c, const char *sql, int n,
+		     const char *const *params, char **err)
+{
+	return checked(
+	    c, PQexecParams(c->conn, sql, n, NULL, params, NULL, NULL, 0), err);
 }
 
 /* Like run, for the statements that run over and over: each is prepared
@@ -248,15 +254,9 @@ static PGresult *run_prepared(struct pg_src *c, int slot, const char *sql,
 	}
 	int64_t t0 = hop_now_ms();
 	PGresult *res = PQexecPrepared(c->conn, name, n, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(res);
 	hop_log(HOP_DEBUG, "postgres source: %.24s...: %s rows in %lld ms", sql,
 		PQcmdTuples(res), (long long)(hop_now_ms() - t0));
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return res;
-	free(*err);
-	*err = strdup(error_of(c, res));
-	PQclear(res);
-	return NULL;
+	return checked(c, res, err);
 }
 
 static int do_claim(struct pg_src *c, struct req *r)
@@ -798,7 +798,7 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 		char line[256];
 		if (r->error)
 			hop_log(
-			    HOP_ERROR, "postgres source: %s",
+			    HOP_ERROR, "postgres source: %s: %s", c->table,
 			    hop_pg_first_line(r->error, line, sizeof(line)));
 		if (r->type == R_CLAIM) {
 			c->claiming = false;

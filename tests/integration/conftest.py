@@ -1,5 +1,6 @@
 """Shared helpers for the integration tests: where hopper is, how to run it,
-and checks that a sanitizer build reported nothing."""
+checks that a sanitizer build reported nothing, and the PostgreSQL and
+Kafka servers of tests/harness (one per test module that asks)."""
 import json
 import os
 import subprocess
@@ -10,6 +11,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from harness.kafka import KafkaBroker  # noqa: E402
+from harness.postgres import PostgresServer  # noqa: E402
 BUILD = Path(os.environ.get("HOPPER_BUILD", ROOT / "build"))
 HOPPER = os.environ.get("HOPPER", str(BUILD / "hopper"))
 PY = os.environ.get("HOPPER_PYTHON", sys.executable)
@@ -89,3 +93,37 @@ def by_id(lines):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+@pytest.fixture(scope="module")
+def pg():
+    """A PostgreSQL server for the test module."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture
+def queue(pg, request):
+    """A fresh queue table named after the test."""
+    name = "q_" + request.node.name.replace("test_", "", 1)[:40]
+    code, _, err = hopper("pg", "init", pg.url, "--table", name)
+    assert code == 0, err
+    return name
+
+
+def pg_insert(pg, table, payloads):
+    """Queues one row per payload."""
+    values = ",".join("('%s'::jsonb)" % json.dumps(p).replace("'", "''")
+                      for p in payloads)
+    pg.psql(f"INSERT INTO {table} (payload) VALUES {values}")
+
+
+# Kafka clients that leave a group soon after they die.
+KAFKA_QUICK = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
+
+
+@pytest.fixture(scope="module")
+def kafka():
+    """A Kafka broker for the test module."""
+    with KafkaBroker() as broker:
+        yield broker

@@ -3,24 +3,9 @@ tests/harness: a group's run from topic to topic, dead letters, offsets
 that never pass an unfinished message, and clear errors."""
 import json
 import signal
-import sys
 import time
 
-import pytest
-
-from conftest import FAKE, ROOT, hopper, start, stderr_of, wait_for
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.kafka import KafkaBroker  # noqa: E402
-
-
-QUICK = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
-
-
-@pytest.fixture(scope="module")
-def kafka():
-    with KafkaBroker() as broker:
-        yield broker
+from conftest import FAKE, KAFKA_QUICK, hopper, start, wait_for
 
 
 def topics(kafka, name, partitions=1):
@@ -31,10 +16,16 @@ def topics(kafka, name, partitions=1):
     return src, res
 
 
+def between(kafka, src, res, group):
+    """The flags of a run from topic src to topic res in group; the group
+    forgets a killed member soon."""
+    return ["run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
+            f"group={group}", "-S", f"config={KAFKA_QUICK}", "-o",
+            f"kafka://{kafka.bootstrap}/{res}"]
+
+
 def run(kafka, src, res, *flags, group="g"):
-    return hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
-                  "-S", f"group={group}", "-o",
-                  f"kafka://{kafka.bootstrap}/{res}", "--backoff", "0.05",
+    return hopper(*between(kafka, src, res, group), "--backoff", "0.05",
                   *flags, "--", *FAKE)
 
 
@@ -72,10 +63,8 @@ def test_the_committed_offset_never_passes_an_unfinished_message(kafka, tmp):
     values = [json.dumps({"do": "sleep", "secs": 30})] + \
         [json.dumps({"n": i}) for i in range(1, 40)]
     kafka.produce(src, values)
-    # A short session, so that the killed member leaves the group soon.
-    p = start("run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
-              "group=order", "-S", f"config={QUICK}", "-o", f"kafka://{kafka.bootstrap}/{res}",
-              "-j", "2", "--", *FAKE, cwd=tmp)
+    p = start(*between(kafka, src, res, "order"), "-j", "2", "--", *FAKE,
+              cwd=tmp)
     try:
         wait_for(lambda: len(kafka.consume(res)) == 39, timeout=60,
                  what="the 39 quick ones")
@@ -90,9 +79,7 @@ def test_the_committed_offset_never_passes_an_unfinished_message(kafka, tmp):
     # Offset 0 is still in a worker's hands: nothing past it is committed.
     assert kafka.committed_offsets("order", src) in ({}, {0: 0})
     # The next run takes everything from 0 again; together they cover all.
-    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
-                          "-S", "group=order", "-S", f"config={QUICK}", "-o",
-                          f"kafka://{kafka.bootstrap}/{res}", "-j", "2",
+    code, _, err = hopper(*between(kafka, src, res, "order"), "-j", "2",
                           "--timeout", "1", "--attempts", "1", "--", *FAKE)
     assert code == 3, err  # the sleeper times out and is dead this time
     assert kafka.committed_offsets("order", src) == {0: 40}
@@ -137,9 +124,7 @@ def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
     worker = [PY, str(WORKERS / "ledger.py")]
     rng = random.Random(7)
     for _ in range(4):
-        p = start("run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
-                  "group=kills", "-S", f"config={QUICK}", "-o",
-                  f"kafka://{kafka.bootstrap}/{res}", "-j", "3",
+        p = start(*between(kafka, src, res, "kills"), "-j", "3",
                   "--prefetch", "4", "--", *worker, env=env, cwd=tmp)
         time.sleep(rng.uniform(1.5, 3.0))
         p.send_signal(signal.SIGKILL)
@@ -149,9 +134,7 @@ def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
         for i, (part, off) in where.items():
             if off < committed.get(part, 0):
                 assert i in done, (i, part, off, committed)
-    code, _, err = hopper("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
-                          "-S", "group=kills", "-S", f"config={QUICK}", "-o",
-                          f"kafka://{kafka.bootstrap}/{res}", "-j", "3",
+    code, _, err = hopper(*between(kafka, src, res, "kills"), "-j", "3",
                           "--", *worker, env=env)
     assert code == 0, err
     assert {json.loads(v)["n"] for v in kafka.consume(res)} == set(range(n))

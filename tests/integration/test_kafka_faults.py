@@ -3,26 +3,13 @@ six-partition topic, one killed with SIGKILL in the middle."""
 import collections
 import json
 import signal
-import sys
 import time
 
-import pytest
+from conftest import (KAFKA_QUICK, PY, WORKERS, clean_env, start, stderr_of,
+                      wait_for)
 
-from conftest import PY, ROOT, WORKERS, clean_env, start, stderr_of, wait_for
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.kafka import KafkaBroker  # noqa: E402
 
 LEDGER = [PY, str(WORKERS / "ledger.py")]
-QUICK = "session.timeout.ms=6000,heartbeat.interval.ms=1000"
-
-
-@pytest.fixture(scope="module")
-def kafka():
-    with KafkaBroker() as broker:
-        yield broker
-
-
 def test_three_coordinators_one_killed(kafka, tmp):
     n, src, res = 50000, "many-in", "many-out"
     kafka.create_topic(src, partitions=6)
@@ -31,7 +18,7 @@ def test_three_coordinators_one_killed(kafka, tmp):
     ledger = tmp / "ledger"
     env = clean_env(LEDGER=ledger)
     procs = [start("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
-                   "-S", "group=many", "-S", f"config={QUICK}",
+                   "-S", "group=many", "-S", f"config={KAFKA_QUICK}",
                    "-o", f"kafka://{kafka.bootstrap}/{res}", "-j", "2",
                    "--prefetch", "8", "--watch", "--", *LEDGER, env=env,
                    cwd=tmp)

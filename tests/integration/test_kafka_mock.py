@@ -2,13 +2,12 @@
 cannot make them on demand: the broker down and back, and requests that
 fail. Nothing is lost and the run completes. (The mock cluster keeps only a
 few MiB per partition: these runs stay small.)"""
-import json
 import subprocess
 import time
-
 import pytest
 
-from conftest import BUILD, FAKE, assert_clean, clean_env, read_jsonl
+from conftest import (BUILD, FAKE, KAFKA_QUICK, assert_clean, clean_env,
+                      read_jsonl)
 
 MOCK = BUILD / "tests" / "kafka_mock"
 
@@ -32,11 +31,11 @@ def cluster():
     p.wait(timeout=20)
 
 
-def run(cluster, tmp, out, *flags):
+def run(cluster, tmp, out, *flags, config=KAFKA_QUICK):
     return subprocess.Popen(
         [str(BUILD / "hopper"), "run", "-s",
          f"kafka://{cluster.bootstrap}/items", "-S", "group=mock",
-         "-S", "config=session.timeout.ms=6000,heartbeat.interval.ms=1000",
+         "-S", f"config={config}",
          "-o", f"jsonl:{out}", "-j", "2", "--backoff", "0.05", *flags,
          "--", *FAKE],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -71,8 +70,11 @@ def test_requests_that_fail_are_retried(cluster, tmp):
     out = tmp / "out.jsonl"
     for api in ("fetch", "commit"):
         cluster.say(f"errors {api} 5")
-    p = run(cluster, tmp, out)
+    # librdkafka's debug lines show the failures happened.
+    p = run(cluster, tmp, out, "--log-level", "debug",
+            config=KAFKA_QUICK + ",debug=fetch,cgrp")
     _, err = p.communicate(timeout=120)
     assert_clean(err)
     assert p.returncode == 0, err[-3000:]
+    assert "Fetch backoff" in err and "Not leader for partition" in err
     assert set(results(out)) == set(range(2000))

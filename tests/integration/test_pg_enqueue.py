@@ -3,33 +3,14 @@ PostgreSQL."""
 import json
 import re
 import subprocess
-import sys
 import time
 
-import pytest
-
-from conftest import FAKE, HOPPER, ROOT, assert_clean, by_id, clean_env, \
+from conftest import FAKE, HOPPER, assert_clean, by_id, clean_env, \
     hopper, read_jsonl
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.postgres import PASSWORD, PostgresServer  # noqa: E402
+from harness.postgres import PASSWORD
 
 DONE = re.compile(r"^enqueued (\d+) items into (\S+) in [0-9.]+ s "
                   r"\(\d+ items/s\)(.*)$", re.M)
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture
-def queue(pg, request):
-    name = "e_" + request.node.name.replace("test_", "")[:40]
-    code, _, err = hopper("pg", "init", pg.url, "--table", name)
-    assert code == 0, err
-    return name
 
 
 def count(pg, table):

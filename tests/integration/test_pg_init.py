@@ -1,19 +1,7 @@
 """hopper pg init against a real PostgreSQL started by tests/harness."""
 import json
-import sys
 
-import pytest
-
-from conftest import ROOT, hopper
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.postgres import PostgresServer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with PostgresServer() as server:
-        yield server
+from conftest import hopper
 
 
 def test_init_creates_the_queue_and_is_idempotent(pg):
@@ -21,8 +9,9 @@ def test_init_creates_the_queue_and_is_idempotent(pg):
         code, out, err = hopper("pg", "init", pg.url, "--table", "jobs")
         assert code == 0, err
         assert out.strip() == "queue table jobs is ready"
-    cols = pg.psql("SELECT string_agg(column_name, ',' ORDER BY ordinal_position)"
-                   " FROM information_schema.columns WHERE table_name = 'jobs'")
+    cols = pg.psql("SELECT string_agg(column_name, ',' ORDER BY "
+                   "ordinal_position) FROM information_schema.columns "
+                   "WHERE table_name = 'jobs'")
     assert cols == ("id,key,payload,state,attempts,run_at,lease_until,holder,"
                     "last_error,result,created_at,updated_at")
     idx = pg.psql("SELECT indexdef FROM pg_indexes WHERE indexname = "

@@ -3,41 +3,15 @@ own or one the user names, and, with a postgres queue in the same database,
 each result committed with its acknowledgement."""
 import json
 import subprocess
-import sys
 import threading
 import time
 
-import pytest
-
-from conftest import (FAKE, ROOT, clean_env, hopper, start, stderr_of,
-                      wait_for)
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.postgres import PostgresServer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with PostgresServer() as server:
-        yield server
+from conftest import (FAKE, ROOT, clean_env, hopper, pg_insert, start,
+                      stderr_of, wait_for)
 
 
 def name_of(request, prefix):
     return prefix + request.node.name.replace("test_", "")[:40]
-
-
-@pytest.fixture
-def queue(pg, request):
-    name = name_of(request, "q_")
-    code, _, err = hopper("pg", "init", pg.url, "--table", name)
-    assert code == 0, err
-    return name
-
-
-def insert(pg, table, payloads):
-    values = ",".join("('%s'::jsonb)" % json.dumps(p).replace("'", "''")
-                      for p in payloads)
-    pg.psql(f"INSERT INTO {table} (payload) VALUES {values}")
 
 
 def rows(pg, sql):
@@ -112,7 +86,7 @@ def test_result_and_acknowledgement_are_one_commit(pg, queue, request):
     without its result or a result there without its row done."""
     table = name_of(request, "r_")
     n = 3000
-    insert(pg, queue, [{"n": i} for i in range(n)])
+    pg_insert(pg, queue, [{"n": i} for i in range(n)])
     samples, stop = [], threading.Event()
 
     def sample():
@@ -152,7 +126,7 @@ def test_a_result_the_table_refuses_makes_its_row_dead(pg, queue, request):
     table = name_of(request, "r_")
     pg.psql(f"CREATE TABLE {table} (key text PRIMARY KEY, result jsonb "
             "CHECK (result->'echo'->>'n' <> '3'))", url=pg.url)
-    insert(pg, queue, [{"n": i} for i in range(6)])
+    pg_insert(pg, queue, [{"n": i} for i in range(6)])
     code, _, err = hopper("run", "-s", pg.url, "-S", f"table={queue}",
                           "-o", pg.url, "-O", f"table={table}", "--", *FAKE)
     assert code == 0, err
@@ -171,7 +145,7 @@ def test_a_row_no_longer_ours_gets_no_result(pg, queue, request, tmp):
     coordinator's other worker): the first claim, finishing late, must
     neither mark the row done nor write its result; the second does."""
     table = name_of(request, "r_")
-    insert(pg, queue, [{"do": "sleep", "secs": 3}])
+    pg_insert(pg, queue, [{"do": "sleep", "secs": 3}])
     p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=0.2",
               "-o", pg.url, "-O", f"table={table}", "-O", "create=true",
               "-j", "2", "--", *FAKE, cwd=tmp)
@@ -192,7 +166,7 @@ def test_a_row_no_longer_ours_gets_no_result(pg, queue, request, tmp):
 
 
 def test_retain_zero_deletes_finished_rows(pg, queue):
-    insert(pg, queue, [{"n": i} for i in range(50)] + [{"do": "perm"}])
+    pg_insert(pg, queue, [{"n": i} for i in range(50)] + [{"do": "perm"}])
     code, _, err = hopper("run", "-s", pg.url, "-S", f"table={queue}",
                           "-S", "retain=0", "-o", "jsonl:/dev/null",
                           "--", *FAKE)
@@ -202,7 +176,7 @@ def test_retain_zero_deletes_finished_rows(pg, queue):
 
 
 def test_retain_keeps_done_rows_for_a_while(pg, queue, tmp):
-    insert(pg, queue, [{"n": i} for i in range(10)])
+    pg_insert(pg, queue, [{"n": i} for i in range(10)])
     p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "retain=1s",
               "-S", "poll=0.2", "-o", "jsonl:/dev/null", "--watch", "--",
               *FAKE, cwd=tmp)

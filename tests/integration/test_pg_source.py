@@ -2,37 +2,10 @@
 claim, ack, retry with backoff, dead, lease expiry, NOTIFY wake-up, and
 clear errors."""
 import json
-import sys
 import time
 
-import pytest
-
-from conftest import (FAKE, ROOT, by_id, clean_env, hopper, read_jsonl, start,
-                      stderr_of, wait_for)
-
-sys.path.insert(0, str(ROOT / "tests"))
-from harness.postgres import PostgresServer  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def pg():
-    with PostgresServer() as server:
-        yield server
-
-
-@pytest.fixture
-def queue(pg, request):
-    """A fresh queue table named after the test."""
-    name = request.node.name.replace("test_", "q_")[:40]
-    code, _, err = hopper("pg", "init", pg.url, "--table", name)
-    assert code == 0, err
-    return name
-
-
-def insert(pg, table, payloads):
-    values = ",".join("('%s'::jsonb)" % json.dumps(p).replace("'", "''")
-                      for p in payloads)
-    pg.psql(f"INSERT INTO {table} (payload) VALUES {values}")
+from conftest import (FAKE, by_id, clean_env, hopper, pg_insert, read_jsonl,
+                      start, stderr_of, wait_for)
 
 
 def states(pg, table):
@@ -47,7 +20,7 @@ def run(pg, table, *flags, env=None):
 
 
 def test_every_row_done_once(pg, queue):
-    insert(pg, queue, [{"n": i} for i in range(300)])
+    pg_insert(pg, queue, [{"n": i} for i in range(300)])
     code, out, err = run(pg, queue, "-j", "3", "--prefetch", "4")
     assert code == 0, err
     res = by_id(read_jsonl(out))
@@ -58,7 +31,7 @@ def test_every_row_done_once(pg, queue):
 
 
 def test_retries_wait_in_the_table_then_dead(pg, queue):
-    insert(pg, queue, [{"do": "fail_once"}, {"do": "perm"}, {"do": "fail"}])
+    pg_insert(pg, queue, [{"do": "fail_once"}, {"do": "perm"}, {"do": "fail"}])
     code, out, err = run(pg, queue, "--attempts", "3")
     assert code == 3, err
     rows = pg.psql(f"SELECT id, state, attempts, coalesce(last_error, '') "
@@ -70,7 +43,7 @@ def test_retries_wait_in_the_table_then_dead(pg, queue):
 
 
 def test_an_expired_lease_is_reclaimed(pg, queue):
-    insert(pg, queue, [{"n": 1}, {"n": 2}])
+    pg_insert(pg, queue, [{"n": 1}, {"n": 2}])
     # Row 1 was claimed by a coordinator that died: its lease ran out.
     pg.psql(f"UPDATE {queue} SET state = 'running', attempts = 1, "
             "holder = 'gone:1', lease_until = now() - interval '1 second' "
@@ -86,7 +59,7 @@ def test_a_live_lease_is_waited_for_then_taken_over(pg, queue):
     """A finite run ends when the queue is finished: a row another
     coordinator holds is left alone while its lease lives, and taken over
     when the lease runs out (its holder died)."""
-    insert(pg, queue, [{"n": 1}, {"n": 2}])
+    pg_insert(pg, queue, [{"n": 1}, {"n": 2}])
     pg.psql(f"UPDATE {queue} SET state = 'running', attempts = 1, "
             "holder = 'busy:1', lease_until = now() + interval '2 seconds' "
             "WHERE id = 1")
@@ -108,7 +81,7 @@ def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
     try:
         time.sleep(1.5)  # idle: its first claim found nothing
         t0 = time.monotonic()
-        insert(pg, queue, [{"n": 7}])
+        pg_insert(pg, queue, [{"n": 7}])
         wait_for(lambda: out.exists() and out.read_text().strip(),
                  timeout=10, what="the result")
         took = time.monotonic() - t0
@@ -123,7 +96,7 @@ def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
 
 
 def test_sigterm_hands_claimed_rows_back(pg, queue, tmp):
-    insert(pg, queue, [{"do": "sleep", "secs": 30}, {"n": 2}, {"n": 3}])
+    pg_insert(pg, queue, [{"do": "sleep", "secs": 30}, {"n": 2}, {"n": 3}])
     p = start("run", "-s", pg.url, "-S", f"table={queue}", "-j", "1",
               "--grace", "0.3", "--kill-timeout", "0.3", "--", *FAKE,
               cwd=tmp, env=clean_env())
