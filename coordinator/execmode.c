@@ -120,6 +120,7 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 	}
 	w->child = *child;
 	w->started = hop_now_ms();
+	w->pool->cfg.stats->worker_starts++;
 	w->out_too_long = false;
 	hop_buf_reset(&w->collected);
 	pool_watch_child(w);

@@ -63,6 +63,7 @@ static void tick(struct hop_loop *loop, void *arg)
 		if (w->state != W_UP || !w->inflight.head || !w->deadline ||
 		    now < w->deadline)
 			continue;
+		pool->cfg.stats->timeouts++;
 		pool_kill_worker(
 		    w,
 		    "worker %d timed out after %.1f s with no answer "
@@ -165,6 +166,8 @@ void pool_finish(struct worker *w, struct hop_item *it)
 
 	hop_queue_remove(&w->inflight, it);
 	pool->inflight--;
+	hop_stats_duration(pool->cfg.stats,
+			   (double)(hop_now_ms() - it->started_ms) / 1000);
 	w->deadline = w->inflight.head && pool->cfg.timeout_ms
 			  ? hop_now_ms() + pool->cfg.timeout_ms
 			  : 0;
@@ -445,6 +448,8 @@ static void restart(struct hop_loop *loop, void *arg)
 	if (w->pool->draining || w->pool->killing)
 		return;
 	if (stream_start(w, err, sizeof(err)) == 0) {
+		if (w->crashes > 0)
+			w->pool->cfg.stats->worker_restarts++;
 		w->pool->ev.changed(w->pool->ev.arg);
 		return;
 	}

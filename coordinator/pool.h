@@ -20,16 +20,18 @@
 
 struct hop_loop;
 struct hop_pool;
+struct hop_stats;
 
 struct hop_pool_config {
 	char **argv; /* the worker command; borrowed for the pool's life */
 	bool exec_mode;
-	int size;	    /* worker slots */
-	int prefetch;	    /* stream mode: items queued per worker */
-	int64_t timeout_ms; /* per-item deadline, 0 for none */
-	int64_t kill_ms;    /* SIGTERM to SIGKILL */
-	size_t max_line;    /* longest stdout line (exec: whole stdout) */
-	const char *tmpdir; /* exec mode: where WORK_ITEM_FILE files go */
+	int size;		 /* worker slots */
+	int prefetch;		 /* stream mode: items queued per worker */
+	int64_t timeout_ms;	 /* per-item deadline, 0 for none */
+	int64_t kill_ms;	 /* SIGTERM to SIGKILL */
+	size_t max_line;	 /* longest stdout line (exec: whole stdout) */
+	const char *tmpdir;	 /* exec mode: where WORK_ITEM_FILE files go */
+	struct hop_stats *stats; /* counts starts, restarts, timeouts */
 };
 
 struct hop_pool_events {

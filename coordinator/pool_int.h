@@ -7,6 +7,7 @@
 #include "pool.h"
 #include "spawn.h"
 #include "spawner.h"
+#include "stats.h"
 
 enum worker_state {
 	W_DOWN,	   /* no process */

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "stats.h"
 
 enum phase { RUNNING, DRAINING, STOPPING };
 
@@ -62,7 +63,7 @@ struct run {
 	bool source_failed;
 	char tmpdir[64];
 	int64_t t0;
-	long done, dead, retries, released;
+	struct hop_stats stats;
 };
 
 static void pump(struct hop_loop *loop, void *arg);
@@ -123,7 +124,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 			   "attempt %d of %ld failed: %s; retrying in %.1f s",
 			   it->attempt, (long)r->cfg->attempts, it->error,
 			   (double)wait / 1000);
-		r->retries++;
+		r->stats.retries++;
 		if (r->src->ops->nack) {
 			/* The source keeps the schedule (and survives us). */
 			if (r->src->ops->nack(r->src, it, wait))
@@ -142,7 +143,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 	}
 	if (it->retry && it->attempt < r->cfg->attempts) {
 		/* Shutting down: not dead, just not finished. */
-		r->released++;
+		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
 			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
 		hop_item_free(it);
@@ -203,7 +204,7 @@ static void on_returned(void *arg, struct hop_item *it)
 	if (r->phase == RUNNING) {
 		hop_queue_push(&r->ready, it);
 	} else {
-		r->released++;
+		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
 			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
 		hop_item_free(it);
@@ -237,12 +238,12 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 		int rc;
 		if (it->ok) {
 			rc = r->src->ops->ack(r->src, it);
-			r->done++;
+			r->stats.done++;
 		} else {
 			char *rec = dead_record(it);
 			rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
 			free(rec);
-			r->dead++;
+			r->stats.dead++;
 		}
 		if (rc)
 			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
@@ -391,7 +392,7 @@ static void release_waiting(struct run *r)
 		hop_queue_push(&r->ready, it);
 	}
 	while ((it = hop_queue_pop(&r->ready))) {
-		r->released++;
+		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
 			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
 		hop_item_free(it);
@@ -462,14 +463,19 @@ static void summary(struct run *r)
 	hop_log(HOP_INFO,
 		"finished: %ld done, %ld dead, %ld retried, %ld handed "
 		"back, in %.2f s (%.1f items/s)",
-		r->done, r->dead, r->retries, r->released, secs,
-		secs > 0 ? (double)(r->done + r->dead) / secs : 0.0);
+		(long)r->stats.done, (long)r->stats.dead,
+		(long)r->stats.retries, (long)r->stats.released, secs,
+		secs > 0 ? (double)(r->stats.done + r->stats.dead) / secs
+			 : 0.0);
 }
 
 int hop_run(struct hop_config *cfg)
 {
-	struct run r = {
-	    .cfg = cfg, .src = cfg->source, .sink = cfg->sink, .sigfd = -1};
+	struct run r = {.cfg = cfg,
+			.src = cfg->source,
+			.sink = cfg->sink,
+			.sigfd = -1,
+			.stats = {.depth = -1, .total = -1}};
 	char err[512];
 	int code = HOP_EXIT_FAILURE;
 
@@ -508,6 +514,7 @@ int hop_run(struct hop_config *cfg)
 	    .kill_ms = (int64_t)(cfg->kill_timeout * 1000),
 	    .max_line = (size_t)cfg->max_line,
 	    .tmpdir = r.tmpdir,
+	    .stats = &r.stats,
 	};
 	struct hop_pool_events ev = {on_done, on_returned, on_changed, &r};
 	r.pool = hop_pool_new(r.loop, &pc, &ev);
@@ -531,7 +538,7 @@ int hop_run(struct hop_config *cfg)
 	hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
 		r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
 		cfg->argv[0]);
-	r.t0 = hop_now_ms();
+	r.t0 = r.stats.started_ms = hop_now_ms();
 	schedule(&r);
 	hop_loop_run(r.loop);
 
@@ -555,7 +562,7 @@ int hop_run(struct hop_config *cfg)
 		code = HOP_EXIT_INTERRUPTED;
 	else if (r.source_failed)
 		code = HOP_EXIT_FAILURE;
-	else if (r.dead > 0 && !cfg->watch && !r.signalled)
+	else if (r.stats.dead > 0 && !cfg->watch && !r.signalled)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;

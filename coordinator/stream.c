@@ -34,6 +34,7 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 	}
 	w->state = W_UP;
 	w->started = hop_now_ms();
+	w->pool->cfg.stats->worker_starts++;
 	hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d started (pid %d)",
 		   w->index, (int)w->child.pid);
 	return 0;

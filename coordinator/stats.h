@@ -1,0 +1,74 @@
+/* stats.h - what a run counts, for /metrics, /status, the progress line,
+ * the trace and the autoscaler.
+ *
+ * One struct per run, owned by run.c and written only on the loop thread;
+ * the pool, the scaler and the HTTP endpoints (all on the same loop) read
+ * and bump it directly. Counters only grow; gauges are set where the value
+ * is known.
+ */
+#ifndef HOP_STATS_H
+#define HOP_STATS_H
+
+#include <stdint.h>
+
+/* Upper bounds (seconds) of the item duration histogram's buckets; +Inf is
+ * implied after the last. */
+#define HOP_STATS_BUCKETS 12
+extern const double hop_stats_bounds[HOP_STATS_BUCKETS];
+
+/* The last errors, for /status. */
+#define HOP_STATS_ERRORS 8
+
+struct hop_stats {
+	int64_t started_ms; /* when the run started (hop_now_ms) */
+
+	/* Items, by outcome. */
+	uint64_t done;	   /* acknowledged with a result */
+	uint64_t dead;	   /* in the dead letter */
+	uint64_t retries;  /* failed attempts that will be tried again */
+	uint64_t released; /* handed back unfinished at shutdown */
+	uint64_t fetched;  /* taken from the source */
+
+	/* Attempts' wall time, done or failed: cumulative counts per bucket
+	 * as Prometheus wants them (duration_le[i] counts attempts of at
+	 * most hop_stats_bounds[i] seconds). */
+	uint64_t duration_le[HOP_STATS_BUCKETS];
+	uint64_t duration_count;
+	double duration_sum;
+
+	/* Workers. */
+	uint64_t worker_starts;	  /* processes started */
+	uint64_t worker_restarts; /* starts after an exit we did not ask for */
+	uint64_t timeouts;	  /* items killed by their deadline */
+
+	/* Errors of the source and the sink (a failed call). */
+	uint64_t source_errors;
+	uint64_t sink_errors;
+
+	/* Gauges. */
+	int64_t depth;	  /* last depth the source reported; -1 unknown */
+	int64_t total;	  /* finite run: items it will give, -1 unknown */
+	int64_t inflight; /* items in workers' hands */
+	int workers;	  /* live worker processes (slots, in exec mode) */
+	int workers_busy; /* of which hold an item */
+	int workers_desired;
+
+	/* The autoscaler's decisions. */
+	uint64_t scale_ups, scale_downs;
+
+	/* The last errors, newest at (errors_next - 1) % HOP_STATS_ERRORS. */
+	struct {
+		int64_t at_ms; /* wall clock, ms since the epoch */
+		char text[240];
+	} errors[HOP_STATS_ERRORS];
+	unsigned errors_next;
+};
+
+/* Counts one attempt's duration in the histogram. */
+void hop_stats_duration(struct hop_stats *s, double seconds);
+
+/* Remembers an error for /status. */
+void hop_stats_error(struct hop_stats *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#endif
