@@ -40,8 +40,13 @@
 /* The offsets handed out of one partition, in order, and which finished. */
 struct part {
 	bool assigned;
+	bool revoking; /* revoked; its items in flight get revoke_grace */
 	bool eof;
-	uint32_t epoch; /* bumped at each assignment */
+	uint32_t epoch;	   /* bumped at each assignment and unassignment */
+	size_t out;	   /* items of this epoch handed out, not finished */
+	int64_t next;	   /* offset after the last message taken, or -1 */
+	int64_t store;	   /* offset for the next store_offsets, or -1 */
+	int64_t committed; /* as librdkafka's statistics last said, or -1 */
 	int64_t *off;
 	bool *fin;
 	size_t head, len, cap; /* a ring */
@@ -63,10 +68,12 @@ struct ksrc {
 	char *id_from;
 	char *payload_as;
 	bool headers;
+	double revoke_grace;
 	char *config;
 
 	struct hop_source *src;
 	char *brokers, *topic;
+	size_t topic_len;
 	rd_kafka_t *rk, *dlq;
 	rd_kafka_queue_t *cq;
 	int cpipe[2], dpipe[2];
@@ -79,6 +86,14 @@ struct ksrc {
 	size_t dead_pending;
 	bool paused;
 	bool topic_missing;
+	bool closing;
+	bool id_is_key, payload_is_string; /* the options, parsed */
+	bool store_pending;		   /* offsets wait for store_offsets */
+	/* A revocation waiting for its partitions' items in flight. */
+	rd_kafka_topic_partition_list_t *revoking;
+	uint64_t grace_timer;
+	int64_t revoke_ms; /* when it began */
+	int64_t logged_depth;
 };
 
 static const struct hop_option kafka_options[] = {
@@ -96,6 +111,9 @@ static const struct hop_option kafka_options[] = {
      "the value as json, or as a string"},
     {"headers", HOP_OPT_BOOL, "false", offsetof(struct ksrc, headers),
      "hand the worker {value, key, headers, topic, partition, offset}"},
+    {"revoke_grace", HOP_OPT_SECONDS, "5s", offsetof(struct ksrc, revoke_grace),
+     "how long revoked partitions' items in flight may finish and have "
+     "their offsets committed before the partitions are given up"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksrc, config),
      "librdkafka settings, key=value,key=value"},
     {NULL},
@@ -200,6 +218,8 @@ static struct part *part_of(struct ksrc *c, int32_t p)
 			return NULL;
 		memset(n + c->nparts, 0,
 		       (size_t)(p + 1 - c->nparts) * sizeof(*n));
+		for (int32_t i = c->nparts; i <= p; i++)
+			n[i].next = n[i].committed = n[i].store = -1;
 		c->parts = n;
 		c->nparts = p + 1;
 	}
@@ -234,7 +254,42 @@ static int remember(struct part *p, int64_t off)
 	return 0;
 }
 
-/* Marks off finished and stores the offset after the finished prefix. */
+/* Hands librdkafka the offsets that finish_offset set aside: one call for
+ * a whole batch of acknowledgements rather than one per message. */
+static void store_offsets(struct ksrc *c)
+{
+	rd_kafka_topic_partition_list_t *l;
+
+	if (!c->store_pending)
+		return;
+	c->store_pending = false;
+	l = rd_kafka_topic_partition_list_new(c->nparts);
+	for (int32_t i = 0; i < c->nparts; i++) {
+		struct part *p = &c->parts[i];
+		if (p->store >= 0 && (p->assigned || p->revoking))
+			rd_kafka_topic_partition_list_add(l, c->topic, i)
+			    ->offset = p->store;
+		p->store = -1;
+	}
+	if (l->cnt && rd_kafka_offsets_store(c->rk, l))
+		for (int i = 0; i < l->cnt; i++)
+			if (l->elems[i].err)
+				hop_log(HOP_WARN,
+					"kafka source: storing offset "
+					"%s/%d@%lld: %s",
+					c->topic, (int)l->elems[i].partition,
+					(long long)l->elems[i].offset,
+					rd_kafka_err2str(l->elems[i].err));
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void store_soon(struct hop_loop *loop, void *arg)
+{
+	store_offsets(arg);
+}
+
+/* Marks off finished and sets aside the offset after the finished prefix
+ * for store_offsets. */
 static void finish_offset(struct ksrc *c, int32_t part, int64_t off)
 {
 	struct part *p = part < c->nparts ? &c->parts[part] : NULL;
@@ -258,24 +313,26 @@ static void finish_offset(struct ksrc *c, int32_t part, int64_t off)
 	}
 	if (next < 0)
 		return;
-	rd_kafka_topic_partition_list_t *l =
-	    rd_kafka_topic_partition_list_new(1);
-	rd_kafka_topic_partition_list_add(l, c->topic, part)->offset = next;
-	rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
-	if (err)
-		hop_log(HOP_WARN, "kafka source: storing offset %s/%d@%lld: %s",
-			c->topic, (int)part, (long long)next,
-			rd_kafka_err2str(err));
-	rd_kafka_topic_partition_list_destroy(l);
+	p->store = next;
+	if (!c->store_pending) {
+		c->store_pending = true;
+		hop_loop_soon(c->src->loop, store_soon, c);
+	}
 }
 
 /* ---- backpressure ---- */
 
+/* Pauses or resumes the partitions we consume: the assigned ones, not
+ * those revoked and waiting for their grace to end. */
 static void set_paused(struct ksrc *c, bool pause)
 {
-	rd_kafka_topic_partition_list_t *l;
-	if (c->paused == pause || rd_kafka_assignment(c->rk, &l))
+	if (c->paused == pause)
 		return;
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(c->nparts > 0 ? c->nparts : 1);
+	for (int32_t i = 0; i < c->nparts; i++)
+		if (c->parts[i].assigned)
+			rd_kafka_topic_partition_list_add(l, c->topic, i);
 	hop_log(HOP_DEBUG, "kafka source: %s: %zu out, %zu waiting",
 		pause ? "pausing" : "resuming", c->out, c->ready.len);
 	if (pause)
@@ -295,80 +352,233 @@ static void maybe_resume(struct ksrc *c)
 		set_paused(c, false);
 }
 
-static void one_less(struct ksrc *c)
+/* ---- rebalances ----
+ *
+ * A revocation does not give the partitions up at once. Their messages
+ * not yet handed out are dropped (the new owner gets them from the
+ * committed offset), no more are taken, and the items in flight get
+ * revoke_grace to finish: what finishes has its offset stored, and the
+ * stored offsets are committed before rd_kafka_incremental_unassign lets
+ * the new owner start. librdkafka waits for that call (the group's
+ * rebalance does not complete without it) while the loop goes on polling.
+ * Items that finish after the partitions are gone store nothing (their
+ * epoch is old): the new owner repeats them. */
+
+static size_t revoking_out(const struct ksrc *c)
 {
-	c->out--;
-	maybe_resume(c);
+	size_t n = 0;
+	for (int32_t i = 0; i < c->nparts; i++)
+		if (c->parts[i].revoking)
+			n += c->parts[i].out;
+	return n;
 }
 
-/* ---- rebalances ---- */
+/* Forgets what was out of partitions we no longer own: their offsets are
+ * not ours to store. */
+static void forget_parts(struct ksrc *c,
+			 const rd_kafka_topic_partition_list_t *parts)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		struct part *p = part_of(c, parts->elems[i].partition);
+		if (!p)
+			continue;
+		p->assigned = p->revoking = p->eof = false;
+		p->epoch++;
+		p->out = 0;
+		p->len = p->head = 0;
+		p->store = -1;
+	}
+}
+
+/* Drops the messages waiting locally that are not from assigned
+ * partitions: never handed out, they come again to the new owner. */
+static void drop_unassigned(struct ksrc *c)
+{
+	struct hop_queue keep = {0};
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&c->ready))) {
+		struct kref *k = it->src_data;
+		if (c->parts[k->part].assigned) {
+			hop_queue_push(&keep, it);
+			continue;
+		}
+		rd_kafka_message_destroy(k->msg);
+		free(k);
+		hop_item_free(it);
+	}
+	c->ready = keep;
+}
+
+static void commit_stored(struct ksrc *c)
+{
+	rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+	if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET)
+		hop_log(HOP_WARN, "kafka source: committing on revoke: %s",
+			rd_kafka_err2str(e));
+}
+
+static void unassign(struct ksrc *c,
+		     const rd_kafka_topic_partition_list_t *parts)
+{
+	rd_kafka_error_t *e = rd_kafka_incremental_unassign(c->rk, parts);
+	if (e) {
+		hop_log(HOP_ERROR, "kafka source: giving up partitions: %s",
+			rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+}
+
+/* Ends the pending revocation: commits what finished and gives the
+ * partitions up. */
+static void end_revoke(struct ksrc *c)
+{
+	rd_kafka_topic_partition_list_t *l = c->revoking;
+	if (!l)
+		return;
+	c->revoking = NULL;
+	hop_loop_cancel(c->src->loop, c->grace_timer);
+	c->grace_timer = 0;
+	size_t left = revoking_out(c);
+	store_offsets(c);
+	commit_stored(c);
+	forget_parts(c, l);
+	unassign(c, l);
+	hop_log(HOP_INFO,
+		"kafka source: gave up %d partition(s) of %s after %.1f s: "
+		"%zu item(s) unfinished%s",
+		l->cnt, c->topic, (double)(hop_now_ms() - c->revoke_ms) / 1000,
+		left, left ? ", the new owner gets them again" : "");
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void grace_over(struct hop_loop *loop, void *arg)
+{
+	struct ksrc *c = arg;
+	c->grace_timer = 0;
+	end_revoke(c);
+}
+
+static void revoke_when_done(struct hop_loop *loop, void *arg)
+{
+	struct ksrc *c = arg;
+	if (c->revoking && revoking_out(c) == 0)
+		end_revoke(c);
+}
+
+/* Starts giving parts up: at once when nothing of theirs is in flight,
+ * the partitions are lost (someone else owns them already), or we are
+ * closing; else after their items in flight finished or the grace ended. */
+static void begin_revoke(struct ksrc *c,
+			 const rd_kafka_topic_partition_list_t *parts,
+			 bool lost)
+{
+	for (int i = 0; i < parts->cnt; i++) {
+		struct part *p = part_of(c, parts->elems[i].partition);
+		if (p) {
+			p->assigned = false;
+			p->revoking = true;
+		}
+	}
+	drop_unassigned(c);
+	if (!c->revoking)
+		c->revoke_ms = hop_now_ms();
+	if (c->revoking) {
+		for (int i = 0; i < parts->cnt; i++)
+			rd_kafka_topic_partition_list_add(
+			    c->revoking, parts->elems[i].topic,
+			    parts->elems[i].partition);
+	} else {
+		c->revoking = rd_kafka_topic_partition_list_copy(parts);
+	}
+	size_t out = revoking_out(c);
+	if (lost) {
+		hop_log(HOP_WARN,
+			"kafka source: lost %d partition(s) of %s: %zu item(s) "
+			"in flight finish without storing offsets",
+			parts->cnt, c->topic, out);
+		rd_kafka_topic_partition_list_t *l = c->revoking;
+		c->revoking = NULL;
+		hop_loop_cancel(c->src->loop, c->grace_timer);
+		c->grace_timer = 0;
+		forget_parts(c, l);
+		unassign(c, l);
+		rd_kafka_topic_partition_list_destroy(l);
+		return;
+	}
+	if (out == 0 || c->closing || c->revoke_grace <= 0) {
+		end_revoke(c);
+		return;
+	}
+	hop_log(HOP_INFO,
+		"kafka source: revoking %d partition(s) of %s: %zu item(s) in "
+		"flight get up to %.1f s",
+		parts->cnt, c->topic, out, c->revoke_grace);
+	rd_kafka_pause_partitions(c->rk, c->revoking);
+	if (!c->grace_timer)
+		c->grace_timer = hop_loop_after(
+		    c->src->loop, (int64_t)(c->revoke_grace * 1000), grace_over,
+		    c);
+}
 
 static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct ksrc *c = opaque;
-	bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
 
+	if (err != RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+		begin_revoke(c, parts, rd_kafka_assignment_lost(rk));
+		return;
+	}
+	end_revoke(c); /* cannot be pending here; be sure */
 	for (int i = 0; i < parts->cnt; i++) {
 		struct part *p = part_of(c, parts->elems[i].partition);
 		if (!p)
 			continue;
-		p->assigned = assign;
+		p->assigned = true;
 		p->eof = false;
 		p->epoch++;
-		/* What was out of a revoked partition is its new owner's
-		 * now: forget it (its offsets are not stored by us). */
+		p->out = 0;
 		p->len = p->head = 0;
+		p->next = p->committed = p->store = -1;
 	}
-	if (!assign) {
-		/* Messages waiting locally from revoked partitions: drop. */
-		struct hop_queue keep = {0};
-		struct hop_item *it;
-		while ((it = hop_queue_pop(&c->ready))) {
-			struct kref *k = it->src_data;
-			if (c->parts[k->part].assigned) {
-				hop_queue_push(&keep, it);
-				continue;
-			}
-			rd_kafka_message_destroy(k->msg);
-			free(k);
-			hop_item_free(it);
-		}
-		c->ready = keep;
-	}
-	if (!assign) {
-		/* What finished is the new owner's starting point. */
-		rd_kafka_resp_err_t ce = rd_kafka_commit(rk, NULL, 0);
-		if (ce && ce != RD_KAFKA_RESP_ERR__NO_OFFSET)
-			hop_log(HOP_WARN,
-				"kafka source: committing on revoke: %s",
-				rd_kafka_err2str(ce));
-	}
-	hop_log(HOP_INFO, "kafka source: %s %d partition(s) of %s",
-		assign ? "assigned" : "revoked", parts->cnt, c->topic);
-	rd_kafka_error_t *e = assign ? rd_kafka_incremental_assign(rk, parts)
-				     : rd_kafka_incremental_unassign(rk, parts);
+	hop_log(HOP_INFO, "kafka source: assigned %d partition(s) of %s",
+		parts->cnt, c->topic);
+	rd_kafka_error_t *e = rd_kafka_incremental_assign(rk, parts);
 	if (e) {
 		hop_log(HOP_ERROR, "kafka source: %s",
 			rd_kafka_error_string(e));
 		rd_kafka_error_destroy(e);
 	}
-	if (assign && c->paused) {
+	if (c->paused) {
 		c->paused = false; /* new partitions start resumed */
 		set_paused(c, true);
 	}
 }
 
+/* An item handed out is finished, dead or handed back: one less out. */
+static void settle(struct ksrc *c, const struct kref *k)
+{
+	struct part *p = &c->parts[k->part];
+	if (k->epoch == p->epoch && p->out > 0)
+		p->out--;
+	c->out--;
+	maybe_resume(c);
+	if (p->revoking && revoking_out(c) == 0)
+		hop_loop_soon(c->src->loop, revoke_when_done, c);
+}
+
 /* ---- messages to items ---- */
 
-static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m, char *why,
-			size_t n)
+/* The payload handed to the worker, its length in *plen; NULL with the
+ * reason in why when the value cannot be one. */
+static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m,
+			size_t *plen, char *why, size_t n)
 {
 	const char *v = m->payload;
 	size_t len = m->len;
 	json_t *j = NULL;
 
-	if (strcmp(c->payload_as, "string") == 0) {
+	if (c->payload_is_string) {
 		j = v ? json_stringn(v, len) : json_null();
 		if (!j) {
 			snprintf(why, n, "value is not UTF-8 text");
@@ -385,6 +595,7 @@ static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m, char *why,
 		return NULL;
 	} else if (!c->headers && !memchr(v, '\r', len) &&
 		   !memchr(v, '\n', len)) {
+		*plen = len;
 		return strndup(v, len); /* the fast path: as it stands */
 	} else {
 		j = json_loadb(v, len, JSON_DECODE_ANY, NULL);
@@ -418,31 +629,62 @@ static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m, char *why,
 	json_decref(j);
 	if (!s)
 		snprintf(why, n, "value cannot be passed on as JSON text");
+	else
+		*plen = strlen(s);
 	return s;
+}
+
+/* Writes v in decimal at out; returns the digits written. */
+static size_t put_decimal(char *out, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		out[i] = tmp[n - 1 - i];
+	return n;
+}
+
+/* The item's id: the key when asked and there is one, else
+ * topic/partition/offset. */
+static char *id_of(const struct ksrc *c, const rd_kafka_message_t *m)
+{
+	if (c->id_is_key && m->key && m->key_len && m->key_len < 512)
+		return strndup(m->key, m->key_len);
+	char *id = malloc(c->topic_len + 2 * 21 + 1);
+	if (!id)
+		return NULL;
+	char *p = id;
+	memcpy(p, c->topic, c->topic_len);
+	p += c->topic_len;
+	*p++ = '/';
+	p += put_decimal(p, (uint64_t)m->partition);
+	*p++ = '/';
+	p += put_decimal(p, (uint64_t)m->offset);
+	*p = '\0';
+	return id;
 }
 
 static struct hop_item *item_of(struct ksrc *c, rd_kafka_message_t *m,
 				uint32_t epoch)
 {
-	char id[512], why[400];
+	char why[400];
+	size_t len = 0;
 	struct kref *k = malloc(sizeof(*k));
 
 	if (!k)
 		return NULL;
 	*k = (struct kref){m->partition, epoch, m, c->src};
-	if (strcmp(c->id_from, "key") == 0 && m->key && m->key_len &&
-	    m->key_len < sizeof(id))
-		snprintf(id, sizeof(id), "%.*s", (int)m->key_len,
-			 (const char *)m->key);
-	else
-		snprintf(id, sizeof(id), "%s/%d/%lld", c->topic,
-			 (int)m->partition, (long long)m->offset);
 	why[0] = '\0';
-	char *payload = payload_of(c, m, why, sizeof(why));
-	struct hop_item *it =
-	    hop_item_new(strdup(id), payload ? payload : strdup("null"),
-			 payload ? strlen(payload) : 4);
-	if (!it) {
+	char *payload = payload_of(c, m, &len, why, sizeof(why));
+	struct hop_item *it = hop_item_new(
+	    id_of(c, m), payload ? payload : strdup("null"), payload ? len : 4);
+	if (!it || !it->id || !it->payload) {
+		if (it)
+			hop_item_free(it);
 		free(k);
 		return NULL;
 	}
@@ -476,8 +718,10 @@ static void service(struct ksrc *c)
 	       (m = rd_kafka_consumer_poll(c->rk, 0))) {
 		struct part *p = part_of(c, m->partition);
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-			if (p)
+			if (p) {
 				p->eof = true;
+				p->next = m->offset;
+			}
 			rd_kafka_message_destroy(m);
 			continue;
 		}
@@ -505,6 +749,7 @@ static void service(struct ksrc *c)
 			continue;
 		}
 		p->eof = false;
+		p->next = m->offset + 1;
 		struct hop_item *it = item_of(c, m, p->epoch);
 		if (!it) {
 			p->len--; /* forget it: it comes again next run */
@@ -513,6 +758,66 @@ static void service(struct ksrc *c)
 		}
 		hop_queue_push(&c->ready, it);
 	}
+}
+
+/* ---- depth ---- */
+
+/* Messages of the assigned partitions not handed out yet: from the high
+ * watermark (librdkafka keeps it from its fetches) down to the offset
+ * after the last message taken (or, before one is, the committed offset
+ * that the statistics report, or the low watermark), plus those waiting
+ * here. Kafka's own lag, high watermark minus committed, also counts the
+ * items in flight and those finished since the last commit. */
+static int64_t depth_of(struct ksrc *c)
+{
+	int64_t n = (int64_t)c->ready.len;
+	for (int32_t i = 0; i < c->nparts; i++) {
+		const struct part *p = &c->parts[i];
+		int64_t lo, hi;
+		if (!p->assigned || rd_kafka_get_watermark_offsets(
+					c->rk, c->topic, i, &lo, &hi))
+			continue;
+		int64_t from = p->next >= 0	   ? p->next
+			       : p->committed >= 0 ? p->committed
+						   : lo;
+		if (from >= 0 && hi > from)
+			n += hi - from;
+	}
+	return n;
+}
+
+/* librdkafka's statistics, once a second: only the committed offsets. */
+static int on_stats(rd_kafka_t *rk, char *text, size_t len, void *opaque)
+{
+	struct ksrc *c = opaque;
+	json_t *root = json_loadb(text, len, 0, NULL);
+	json_t *ps = json_object_get(
+	    json_object_get(json_object_get(root, "topics"), c->topic),
+	    "partitions");
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(ps, key, v)
+	{
+		char *end;
+		long i = strtol(key, &end, 10);
+		json_t *off = json_object_get(v, "committed_offset");
+		if (!*end && i >= 0 && i < c->nparts && json_is_integer(off))
+			c->parts[i].committed = json_integer_value(off);
+	}
+	json_decref(root);
+	return 0; /* librdkafka frees text */
+}
+
+/* Logs the depth when it changed by a tenth or more, or reached 0. */
+static void log_depth(struct ksrc *c)
+{
+	int64_t d = depth_of(c), last = c->logged_depth;
+	if (d == last ||
+	    (d && last > 0 && (d > last ? d - last : last - d) * 10 < last))
+		return;
+	hop_log(HOP_DEBUG, "kafka source: depth %lld", (long long)d);
+	c->logged_depth = d;
 }
 
 static void on_consumer(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
@@ -531,6 +836,7 @@ static void on_tick(struct hop_loop *loop, void *arg)
 	struct ksrc *c = src->ctx;
 	service(c);
 	rd_kafka_poll(c->dlq, 0);
+	log_depth(c);
 	c->timer = hop_loop_after(loop, 200, on_tick, src);
 	hop_source_wake(src);
 }
@@ -554,7 +860,7 @@ static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	} else if (k->epoch == c->parts[k->part].epoch) {
 		finish_offset(c, k->part, k->msg->offset);
 	}
-	one_less(c);
+	settle(c, k);
 	rd_kafka_message_destroy(k->msg);
 	free(k);
 }
@@ -594,7 +900,12 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 	    {consumer ? "auto.offset.reset" : NULL, "earliest"},
 	    {consumer ? "enable.partition.eof" : NULL, "true"},
 	    {consumer ? "auto.commit.interval.ms" : NULL, "1000"},
+	    /* librdkafka stops fetching when its queue holds either (over
+	     * all partitions) and looks again only a second later: less than
+	     * a second's worth of small messages starves the workers. */
 	    {consumer ? "queued.max.messages.kbytes" : NULL, "16384"},
+	    {consumer ? "queued.min.messages" : NULL, "300000"},
+	    {consumer ? "statistics.interval.ms" : NULL, "1000"},
 	};
 	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
 		if (set[i][0] &&
@@ -605,9 +916,10 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
-	if (consumer)
+	if (consumer) {
 		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
-	else
+		rd_kafka_conf_set_stats_cb(conf, on_stats);
+	} else
 		rd_kafka_conf_set_dr_msg_cb(conf, on_dead_delivered);
 	rd_kafka_t *rk = rd_kafka_new(type, conf, err, errlen);
 	if (rk)
@@ -627,6 +939,7 @@ static int kafka_open(struct hop_source *src)
 
 	c->src = src;
 	c->window = 64;
+	c->logged_depth = -1;
 	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
 	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
 		snprintf(src->error, sizeof(src->error),
@@ -647,11 +960,14 @@ static int kafka_open(struct hop_source *src)
 			 c->payload_as);
 		return -EINVAL;
 	}
+	c->id_is_key = strcmp(c->id_from, "key") == 0;
+	c->payload_is_string = strcmp(c->payload_as, "string") == 0;
 	if (c->max_inflight < 1) {
 		snprintf(src->error, sizeof(src->error),
 			 "kafka source: max_inflight must be at least 1");
 		return -EINVAL;
 	}
+	c->topic_len = strlen(c->topic);
 	if (!c->dead_topic && asprintf(&c->dead_topic, "%s.dead", c->topic) < 0)
 		return -ENOMEM;
 	if (!(c->rk = make_client(c, RD_KAFKA_CONSUMER, err, sizeof(err))) ||
@@ -716,6 +1032,7 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 		service(c);
 	while (max > 0 && (it = hop_queue_pop(&c->ready))) {
 		hop_queue_push(out, it);
+		c->parts[((struct kref *)it->src_data)->part].out++;
 		c->out++;
 		max--;
 	}
@@ -730,7 +1047,7 @@ static int kafka_ack(struct hop_source *src, struct hop_item *it)
 
 	if (k->epoch == c->parts[k->part].epoch)
 		finish_offset(c, k->part, k->msg->offset);
-	one_less(c);
+	settle(c, k);
 	rd_kafka_message_destroy(k->msg);
 	free(k);
 	it->src_data = NULL;
@@ -773,7 +1090,7 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 			 "kafka source: dead-letter topic %s: %s; message "
 			 "%s stays unacknowledged and comes again",
 			 c->dead_topic, rd_kafka_err2str(e), it->id);
-		one_less(c);
+		settle(c, k);
 		rd_kafka_message_destroy(m);
 		free(k);
 		return -EIO;
@@ -787,7 +1104,7 @@ static int kafka_release(struct hop_source *src, struct hop_item *it)
 	struct ksrc *c = src->ctx;
 	struct kref *k = it->src_data;
 	/* Not finished: its offset is never stored, the next run gets it. */
-	one_less(c);
+	settle(c, k);
 	rd_kafka_message_destroy(k->msg);
 	free(k);
 	it->src_data = NULL;
@@ -796,22 +1113,7 @@ static int kafka_release(struct hop_source *src, struct hop_item *it)
 
 static int64_t kafka_depth(struct hop_source *src)
 {
-	struct ksrc *c = src->ctx;
-	int64_t lag = (int64_t)c->ready.len;
-	for (int32_t i = 0; i < c->nparts; i++) {
-		int64_t lo, hi;
-		if (!c->parts[i].assigned || rd_kafka_get_watermark_offsets(
-						 c->rk, c->topic, i, &lo, &hi))
-			continue;
-		rd_kafka_topic_partition_list_t *l =
-		    rd_kafka_topic_partition_list_new(1);
-		rd_kafka_topic_partition_list_add(l, c->topic, i);
-		if (rd_kafka_position(c->rk, l) == 0 &&
-		    l->elems[0].offset >= 0 && hi > l->elems[0].offset)
-			lag += hi - l->elems[0].offset;
-		rd_kafka_topic_partition_list_destroy(l);
-	}
-	return lag;
+	return depth_of(src->ctx);
 }
 
 static bool kafka_exhausted(struct hop_source *src)
@@ -819,7 +1121,7 @@ static bool kafka_exhausted(struct hop_source *src)
 	struct ksrc *c = src->ctx;
 	bool any = false;
 
-	if (src->watch || c->ready.head || c->dead_pending)
+	if (src->watch || c->ready.head || c->dead_pending || c->revoking)
 		return false;
 	for (int32_t i = 0; i < c->nparts; i++) {
 		if (!c->parts[i].assigned)
@@ -836,6 +1138,10 @@ static void teardown(struct hop_source *src)
 {
 	struct ksrc *c = src->ctx;
 
+	c->closing = true; /* revocations from here on are not delayed */
+	end_revoke(c);
+	if (c->rk)
+		store_offsets(c);
 	if (c->cq)
 		rd_kafka_queue_destroy(c->cq);
 	if (c->rk) {

@@ -5,6 +5,8 @@ import json
 import signal
 import time
 
+import pytest
+
 from conftest import FAKE, KAFKA_QUICK, hopper, start, wait_for
 
 
@@ -165,3 +167,118 @@ def test_headers_reach_the_worker_and_the_dead_letters(kafka):
     # Never sent to a worker: no attempts.
     assert "hopper-attempts=0" in headers and "hopper-offset=1" in headers
     assert f"hopper-topic={src}" in headers
+
+
+def ledger_runs(ledger):
+    """{item id: [coordinator pid, ...]} from a ledger worker's file."""
+    import collections
+    runs = collections.defaultdict(list)
+    if ledger.exists():
+        for line in ledger.read_text().splitlines():
+            item, pid, _, _ = line.split()
+            runs[item].append(int(pid))
+    return runs
+
+
+@pytest.mark.parametrize("grace", ["15s", "0"])
+def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
+                                                              grace):
+    """A second coordinator joins the group while the first holds items of
+    every partition in its workers' hands (each takes 1.2 s). With a grace
+    longer than they need, the first finishes them and commits before it
+    gives its partitions up: nothing is handled twice, and what it had
+    taken but not handed out goes to the newcomer. Without a grace, the
+    newcomer repeats what was in flight."""
+    import re
+    from conftest import PY, WORKERS, clean_env, stderr_of
+    group = f"revoke{grace}"
+    src, res = topics(kafka, group, partitions=4)
+    ledger = tmp / "ledger"
+    env = clean_env(LEDGER=ledger, LEDGER_SLEEP="1.2")
+    worker = [PY, str(WORKERS / "ledger.py")]
+    flags = [*between(kafka, src, res, group), "-S", f"revoke_grace={grace}",
+             "--watch"]
+
+    def produce(first):
+        for p in range(4):
+            kafka.produce(src, [json.dumps({"n": first + p * 8 + i})
+                                for i in range(8)], partition=p)
+    produce(0)
+    # 8 workers with 4 items each: the first 32 messages all in flight.
+    a = start(*flags, "-j", "8", "--prefetch", "4", "--", *worker, env=env,
+              cwd=tmp)
+    b = None
+    try:
+        wait_for(lambda: "assigned 4 partition(s)" in stderr_of(a),
+                 timeout=30, what="the first coordinator's partitions")
+        time.sleep(1.0)
+        produce(32)  # taken by the first, not handed out: no room
+        b = start(*flags, "-j", "2", "--", *worker, env=env, cwd=tmp)
+        ends = kafka.topic_offsets(src)
+        wait_for(lambda: kafka.committed_offsets(group, src) == ends,
+                 timeout=90, what="every offset committed")
+        wait_for(lambda: len(ledger_runs(ledger)) == 64, timeout=30,
+                 what="every message handled")
+    finally:
+        for p in (a, b):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in (a, b):
+            if p:
+                p.wait(timeout=60)
+    log = stderr_of(a)
+    gave = re.search(r"gave up (\d+) partition\(s\) of \S+ after [\d.]+ s: "
+                     r"(\d+) item", log)
+    assert gave and gave[1] == "2", log[-3000:]
+    runs = ledger_runs(ledger)
+    assert len(runs) == 64
+    repeats = {i for i, pids in runs.items() if len(pids) > 1}
+    by_b = {i for i, pids in runs.items() if b.pid in pids}
+    if grace == "0":
+        # Given up at once with items in flight: the newcomer repeats them.
+        assert int(gave[2]) > 0, log[-3000:]
+        assert repeats, "without a grace, the items in flight come again"
+        return
+    # Something was at stake: items of the moved partitions in flight.
+    m = re.search(r"revoking 2 partition\(s\) of \S+: (\d+) item\(s\) in "
+                  r"flight", log)
+    assert m and int(m[1]) > 0, log[-3000:]
+    assert gave[2] == "0", log[-3000:]
+    assert not repeats, sorted(repeats)
+    # The newcomer got what the first had taken but not handed out.
+    assert by_b and all(int(i.split("/")[2]) >= 8 for i in by_b), by_b
+    assert {json.loads(v)["n"] for v in kafka.consume(res)} == set(range(64))
+
+
+def test_depth_is_the_backlog_not_yet_handed_out(kafka, tmp):
+    """A topic of 200 messages and one slow worker: the depth the source
+    reports (logged at debug level when it changes by a tenth) starts
+    near 200 and falls to 0."""
+    import re
+    from conftest import PY, WORKERS, clean_env, stderr_of
+    src, res = topics(kafka, "depth")
+    n = 200
+    kafka.produce(src, [json.dumps({"n": i}) for i in range(n)])
+    env = clean_env(LEDGER=tmp / "ledger", LEDGER_SLEEP="0.02")
+    p = start(*between(kafka, src, res, "depth"), "--watch", "--log-level",
+              "debug", "-j", "1", "--prefetch", "1", "--",
+              PY, str(WORKERS / "ledger.py"), env=env, cwd=tmp)
+
+    def depths():
+        return [int(d) for d in
+                re.findall(r"kafka source: depth (\d+)", stderr_of(p))]
+    try:
+        wait_for(lambda: depths() and max(depths()) > 0 and
+                 depths()[-1] == 0, timeout=60, what="depth back to 0")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    d = depths()
+    top = d.index(max(d))
+    assert d[top] >= n * 0.9, d
+    after = d[top:]
+    assert after == sorted(after, reverse=True) and after[-1] == 0, d
+    assert len(after) >= 5, d  # it fell step by step, as the worker went
