@@ -36,7 +36,9 @@ struct ksink {
 
 	struct hop_sink *sink;
 	char *brokers, *topic;
+	bool keyed; /* key=id */
 	rd_kafka_t *rk;
+	rd_kafka_topic_t *rkt; /* looked up once, not at every message */
 	int pipe[2];
 	struct gen gen[NGEN];
 	int cur;     /* the generation writes go to */
@@ -157,6 +159,13 @@ static int ksink_open(struct hop_sink *sink)
 			 err);
 		goto fail;
 	}
+	c->keyed = strcmp(c->key, "id") == 0;
+	c->rkt = rd_kafka_topic_new(c->rk, c->topic, NULL);
+	if (!c->rkt) {
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s: %s",
+			 c->topic, rd_kafka_err2str(rd_kafka_last_error()));
+		goto fail;
+	}
 	rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->rk);
 	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
 		rd_kafka_queue_io_event_enable(q, c->pipe[1], "1", 1);
@@ -173,6 +182,9 @@ fail:
 	for (int i = 0; i < 2; i++)
 		if (c->pipe[i] >= 0)
 			close(c->pipe[i]);
+	if (c->rkt)
+		rd_kafka_topic_destroy(c->rkt);
+	c->rkt = NULL;
 	rd_kafka_destroy(c->rk);
 	c->rk = NULL;
 	free(c->brokers);
@@ -185,20 +197,19 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 {
 	struct ksink *c = sink->ctx;
 	const char *v = it->result ? it->result : "null";
-	bool key = strcmp(c->key, "id") == 0;
+	size_t vlen = strlen(v);
+	size_t klen = c->keyed ? strlen(it->id) : 0;
 
 	/* Dead items stay in their source's dead-letter place. */
 	if (!it->ok)
 		return HOP_SINK_OK;
 	for (int tries = 0;; tries++) {
-		rd_kafka_resp_err_t e = rd_kafka_producev(
-		    c->rk, RD_KAFKA_V_TOPIC(c->topic),
-		    RD_KAFKA_V_KEY(key ? it->id : NULL,
-				   key ? strlen(it->id) : 0),
-		    RD_KAFKA_V_VALUE((void *)v, strlen(v)),
-		    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-		    RD_KAFKA_V_OPAQUE((void *)(intptr_t)c->cur),
-		    RD_KAFKA_V_END);
+		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (rd_kafka_produce(c->rkt, RD_KAFKA_PARTITION_UA,
+				     RD_KAFKA_MSG_F_COPY, (void *)v, vlen,
+				     c->keyed ? it->id : NULL, klen,
+				     (void *)(intptr_t)c->cur) == -1)
+			e = rd_kafka_last_error();
 		if (!e) {
 			c->gen[c->cur].out++;
 			return HOP_SINK_OK;
@@ -251,6 +262,7 @@ static void ksink_close(struct hop_sink *sink)
 	if (!c->rk)
 		return;
 	rd_kafka_flush(c->rk, 10000);
+	rd_kafka_topic_destroy(c->rkt);
 	hop_loop_unwatch(sink->loop, c->pipe[0]);
 	for (int i = 0; i < 2; i++)
 		close(c->pipe[i]);
