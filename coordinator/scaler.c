@@ -17,6 +17,8 @@
 /* A step up must add at least this share of what its workers would add if
  * throughput grew in proportion, or it was waste. */
 #define GAIN_MIN 0.5
+/* A level's throughput is compared with a later one's only this long. */
+#define LEVEL_VALID_MS 60000
 
 static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 {
@@ -38,20 +40,27 @@ int hop_scaler_init(struct hop_scaler *s, const struct hop_scaler_config *cfg)
 	s->cfg = *cfg;
 	s->target = cfg->min;
 	s->level_tput = calloc((size_t)cfg->max + 1, sizeof(double));
-	return s->level_tput ? 0 : -ENOMEM;
+	s->level_at = calloc((size_t)cfg->max + 1, sizeof(int64_t));
+	if (!s->level_tput || !s->level_at) {
+		hop_scaler_free(s);
+		return -ENOMEM;
+	}
+	return 0;
 }
 
 void hop_scaler_free(struct hop_scaler *s)
 {
 	free(s->level_tput);
+	free(s->level_at);
 	s->level_tput = NULL;
+	s->level_at = NULL;
 }
 
 /* Time for newly started workers to get going, and for measuring a level:
  * a few service times, within sane bounds. */
 static int64_t warm_ms(const struct hop_scaler *s)
 {
-	return clamp64((int64_t)(s->service * 2000), 250, 5000);
+	return clamp64((int64_t)(s->service * 2000), 1000, 5000);
 }
 
 static int64_t measure_ms(const struct hop_scaler *s)
@@ -70,6 +79,7 @@ static void set_target(struct hop_scaler *s, int64_t now, int n)
 	s->meas_ms = 0;
 	s->meas_done = 0;
 	s->level_done = false;
+	s->suspect = false;
 	s->low_since = 0;
 }
 
@@ -135,33 +145,49 @@ static void measure(struct hop_scaler *s, const struct hop_scaler_input *in,
 		    int64_t dt, uint64_t dc)
 {
 	int n = s->target;
+	/* Items wait and the workers are there: the pool is what limits.
+	 * (A worker between two items is not busy at the instant of a tick,
+	 * so busy is only checked loosely.) Ticks that do not qualify are
+	 * left out of the measurement, not reset it. */
 	bool saturated_pool =
-	    n > 0 && in->workers == n && in->busy >= n &&
-	    (in->waiting > 0 || (in->waiting < 0 && in->inflight >= n));
+	    n > 0 && in->workers == n && in->busy * 2 >= n &&
+	    (in->waiting > 0 || (in->unknown && in->inflight >= n));
 
-	if (!saturated_pool || in->now_ms - s->changed_ms < warm_ms(s)) {
-		s->meas_ms = 0;
-		s->meas_done = 0;
+	if (!saturated_pool || in->now_ms - s->changed_ms < warm_ms(s))
 		return;
-	}
 	s->meas_ms += dt;
 	s->meas_done += dc;
 	if (s->meas_ms < measure_ms(s))
 		return;
 	double tput = (double)s->meas_done * 1000 / (double)s->meas_ms;
 	s->level_tput[n] = tput;
+	s->level_at[n] = in->now_ms;
 	s->meas_ms = 0;
 	s->meas_done = 0;
 	s->level_done = true;
 
 	int p = s->from;
-	s->from = 0;
-	if (p <= 0 || p >= n || s->level_tput[p] <= 0)
+	if (p <= 0 || p >= n || s->level_tput[p] <= 0 ||
+	    in->now_ms - s->level_at[p] > LEVEL_VALID_MS) {
+		s->from = 0;
 		return;
+	}
 	double per = s->level_tput[p] / p;
 	double extra = (tput - s->level_tput[p]) / per;
-	if (extra >= GAIN_MIN * (n - p))
+	if (extra >= GAIN_MIN * (n - p)) {
+		s->from = 0;
+		s->suspect = false;
 		return;
+	}
+	/* One poor measurement may be the machine's other load: measure the
+	 * level once more before believing it. */
+	if (!s->suspect) {
+		s->suspect = true;
+		s->level_done = false;
+		return;
+	}
+	s->from = 0;
+	s->suspect = false;
 	int ceiling = p + (extra > 0 ? (int)floor(extra + 0.5) : 0);
 	if (ceiling < s->cfg.min)
 		ceiling = s->cfg.min;
@@ -176,7 +202,7 @@ static void measure(struct hop_scaler *s, const struct hop_scaler_input *in,
 int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 {
 	int64_t now = in->now_ms;
-	int64_t waiting = in->waiting > 0 ? in->waiting : 0;
+	int64_t waiting = in->waiting;
 	int64_t seen = waiting + in->inflight + (int64_t)in->completed;
 
 	s->why[0] = s->note[0] = '\0';
@@ -223,7 +249,7 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 		    s->arrivals * s->service / s->cfg.utilization;
 	else
 		need = work > 0 ? (s->target > 1 ? s->target : 1) : 0;
-	if (in->waiting < 0 && in->workers > 0 && in->busy >= in->workers &&
+	if (in->unknown && in->workers > 0 && in->busy >= in->workers &&
 	    need < in->workers / s->cfg.utilization)
 		need = in->workers / s->cfg.utilization;
 	if (work > 0 && need < 1)
@@ -243,8 +269,14 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 		set_target(s, now, want < s->ceiling ? want : s->ceiling);
 	} else if (want > s->target) {
 		s->low_since = 0;
-		bool settled = s->level_done || now - s->changed_ms >=
-						    warm_ms(s) + measure_ms(s);
+		/* The next step waits for this level's measurement when it
+		 * is to be compared with the last (and for its second when
+		 * it looked poor); otherwise a couple of measuring periods. */
+		bool settled =
+		    !s->suspect &&
+		    (s->level_done ||
+		     (!s->from &&
+		      now - s->changed_ms >= warm_ms(s) + 2 * measure_ms(s)));
 		int step = s->target * 2 > s->target + 1 ? s->target * 2
 							 : s->target + 1;
 		int next = want < step ? want : step;
@@ -254,7 +286,11 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 			next = want;
 		if (next > s->target &&
 		    (settled || s->target == 0 || s->target < s->cfg.min)) {
-			s->from = s->target;
+			s->from = s->level_tput[s->target] > 0 &&
+					  now - s->level_at[s->target] <=
+					      LEVEL_VALID_MS
+				      ? s->target
+				      : 0;
 			set_target(s, now, next);
 		}
 	} else if (want < s->target) {

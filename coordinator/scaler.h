@@ -34,7 +34,8 @@ struct hop_scaler_config {
 /* What the run knows at a tick. Counters are cumulative. */
 struct hop_scaler_input {
 	int64_t now_ms;
-	int64_t waiting;	/* items waiting for a worker; -1 unknown */
+	int64_t waiting;	/* items known to wait for a worker */
+	bool unknown;		/* the source may hold more than it says */
 	int64_t inflight;	/* items in workers' hands */
 	int workers;		/* workers running or starting */
 	int busy;		/* of which hold an item */
@@ -73,9 +74,11 @@ struct hop_scaler {
 	int64_t changed_ms; /* when the target last changed */
 	int from;	    /* the level the last step up came from */
 	double *level_tput; /* [max + 1], 0 when not measured */
+	int64_t *level_at;  /* [max + 1], when measured */
 	int64_t meas_ms;    /* measuring the current level for so long */
 	uint64_t meas_done;
 	bool level_done;       /* measured since the last change */
+	bool suspect;	       /* the last measurement showed no gain */
 	int ceiling;	       /* 0: none */
 	int64_t ceiling_until; /* when to try above it again */
 
