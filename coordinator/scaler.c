@@ -269,14 +269,14 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 		set_target(s, now, want < s->ceiling ? want : s->ceiling);
 	} else if (want > s->target) {
 		s->low_since = 0;
-		/* The next step waits for this level's measurement when it
-		 * is to be compared with the last (and for its second when
-		 * it looked poor); otherwise a couple of measuring periods. */
+		/* The next step waits for this level's measurement (and for
+		 * its second when it looked poor), or, when the pool is not
+		 * what limits (arrivals are), a few measuring periods. */
 		bool settled =
 		    !s->suspect &&
 		    (s->level_done ||
-		     (!s->from &&
-		      now - s->changed_ms >= warm_ms(s) + 2 * measure_ms(s)));
+		     now - s->changed_ms >=
+			 warm_ms(s) + (s->from ? 4 : 2) * measure_ms(s));
 		int step = s->target * 2 > s->target + 1 ? s->target * 2
 							 : s->target + 1;
 		int next = want < step ? want : step;
