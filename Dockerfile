@@ -7,11 +7,12 @@
 #   docker run --rm -v "$PWD/pipelines/thumbnails.json:/etc/hopper/pipeline.json:ro" \
 #       -v "$PWD/videos:/data/in" -v "$PWD/out:/data/out" hopper
 #
-# Configuration: a pipeline file mounted at /etc/hopper/pipeline.json (or
-# named with HOPPER_PIPELINE and `run -f`), whose ${VAR} and ${VAR:-default}
-# come from the container's environment; anything else on the command line
-# (the image's entrypoint is `hopper`, so `docker run hopper run -s ... --
-# worker` works too). SIGTERM drains the items in flight and exits 0.
+# Configuration: a pipeline file mounted at /etc/hopper/pipeline.json, whose
+# ${VAR} and ${VAR:-default} come from the container's environment, and
+# HOPPER_LISTEN, the address of /metrics, /healthz and /readyz. Anything
+# else goes on the command line: the entrypoint is `hopper`, so
+# `docker run hopper run -s ... -- worker` works too. SIGTERM drains the
+# items in flight and exits 0.
 
 ARG DEBIAN_IMAGE=debian:bookworm-slim
 
@@ -25,14 +26,16 @@ RUN apt-get update \
         libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
         ffmpeg \
  && rm -rf /var/lib/apt/lists/*
+# A few short sample videos for the compose file's one-shot seed (before
+# the sources, so that a change of code does not make them again).
+COPY deploy/compose/make_samples.sh /usr/local/bin/
+RUN bash /usr/local/bin/make_samples.sh /out/samples
 WORKDIR /src
 COPY . .
 # The coordinator, the thumbnail worker and the C example; the Go, Rust and
 # Java examples need toolchains this image does not carry.
 RUN make -j"$(nproc)" BUILD=/out \
         /out/hopper /out/hopper-thumbnail /out/examples/c/word_count
-# A few short sample videos for the compose file's one-shot seed.
-RUN bash deploy/compose/make_samples.sh /out/samples
 
 # ---- runtime: the binaries and the libraries they link ---------------------
 FROM ${DEBIAN_IMAGE}
@@ -58,7 +61,6 @@ COPY pipelines/*.json /usr/local/share/hopper/pipelines/
 
 # The address of /metrics, /healthz and /readyz.
 ENV HOPPER_LISTEN=0.0.0.0:9464 \
-    HOPPER_PIPELINE=/etc/hopper/pipeline.json \
     PYTHONUNBUFFERED=1
 EXPOSE 9464
 USER hopper

@@ -44,7 +44,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 HOPPER   := $(BUILD)/hopper
 
-.PHONY: all workers deps test check unit integration harness-test demo bench lint format clean
+.PHONY: all workers deps test check unit integration harness-test compose-test demo bench lint format clean
 all: $(HOPPER) workers
 
 # Each worker fragment below adds its binaries as prerequisites of this.
@@ -94,6 +94,13 @@ integration: all workers $(KAFKA_MOCK)
 # on their own (the first Kafka start downloads its jars through Maven).
 harness-test:
 	bash tests/harness/run.sh
+
+# compose.yaml end to end with podman and local stand-ins for the official
+# images (no Docker engine or registry needed), three coordinators sharing
+# one queue, and deploy/kubernetes/ checked. As root; the first run builds
+# images for several minutes, later ones reuse them.
+compose-test: $(HOPPER)
+	HOPPER=$(abspath $(HOPPER)) bash tests/compose/run.sh
 
 # One pass of every test against one build.
 check: unit integration
