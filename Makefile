@@ -17,7 +17,7 @@ BUILD ?= build/san
 endif
 
 CC      ?= cc
-PKGS    := jansson libpq rdkafka
+PKGS    := jansson libpq rdkafka libmicrohttpd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes \
            -Wno-unused-parameter -MMD -MP -I.

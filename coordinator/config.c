@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "jsonpos.h"
 #include "log.h"
 
@@ -46,6 +47,12 @@ static const struct hop_option run_options[] = {
     {"log_format", HOP_OPT_STR, "text", OFF(log_format), "text or json"},
     {"log_level", HOP_OPT_STR, "info", OFF(log_level),
      "debug, info, warn or error"},
+    {"listen", HOP_OPT_STR, NULL, OFF(listen),
+     "serve /metrics, /healthz, /readyz and /status on HOST:PORT (a bare "
+     "PORT means 127.0.0.1; also HOPPER_LISTEN); off when unset"},
+    {"progress", HOP_OPT_BOOL, "true", OFF(progress),
+     "a progress line on stderr when it is a terminal and the run is "
+     "finite (--no-progress: none)"},
     {NULL},
 };
 
@@ -89,6 +96,7 @@ void hop_config_help(FILE *out)
 	}
 	fprintf(out, "      --once                 finish when the source runs "
 		     "dry (the default)\n"
+		     "      --no-progress          no progress line\n"
 		     "  -S, --source-opt KEY=VAL   set a source option "
 		     "(hopper help sources)\n"
 		     "  -O, --sink-opt KEY=VAL     set a sink option "
@@ -453,6 +461,14 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 			 cfg->log_format);
 		return -EINVAL;
 	}
+	if (!cfg->listen && getenv("HOPPER_LISTEN"))
+		cfg->listen = strdup(getenv("HOPPER_LISTEN"));
+	if (cfg->listen && (!*cfg->listen || !strcmp(cfg->listen, "off"))) {
+		free(cfg->listen);
+		cfg->listen = NULL;
+	}
+	if (cfg->listen && hop_http_check_address(cfg->listen, err, errlen))
+		return -EINVAL;
 	if (hop_log_level_parse(cfg->log_level) < 0) {
 		snprintf(err, errlen,
 			 "log-level '%s': expected debug, info, warn or "
@@ -516,6 +532,9 @@ static int parse_flags(struct hop_config *cfg, int argc, char **argv,
 				key = "sink-opt";
 		} else if (strcmp(a, "--once") == 0) {
 			key = "watch";
+			val = "false";
+		} else if (strcmp(a, "--no-progress") == 0) {
+			key = "progress";
 			val = "false";
 		} else if (strcmp(a, "--source-opt") == 0 ||
 			   strcmp(a, "--sink-opt") == 0) {

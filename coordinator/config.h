@@ -33,6 +33,8 @@ struct hop_config {
 	int64_t max_line;
 	char *log_format;
 	char *log_level;
+	char *listen; /* HTTP address, NULL for none */
+	bool progress;
 
 	/* Built from the above. */
 	struct hop_source *source; /* owned */

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,33 @@ static bool log_json;
 static enum hop_log_level log_min = HOP_INFO;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+
+/* The status line under the log, and the lock that keeps log lines and its
+ * redraws from interleaving (sources may log from their own threads). */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static char status_line[512];
+
+/* Writes one line to stderr, above the status line when there is one. */
+static void emit(const char *line)
+{
+	pthread_mutex_lock(&log_mu);
+	if (status_line[0])
+		fprintf(stderr, "\r\033[K%s\n%s", line, status_line);
+	else
+		fprintf(stderr, "%s\n", line);
+	pthread_mutex_unlock(&log_mu);
+}
+
+void hop_log_status(const char *line)
+{
+	pthread_mutex_lock(&log_mu);
+	if (line)
+		fprintf(stderr, "\r%s\033[K", line);
+	else if (status_line[0])
+		fputs("\r\033[K", stderr);
+	snprintf(status_line, sizeof(status_line), "%s", line ? line : "");
+	pthread_mutex_unlock(&log_mu);
+}
 
 void hop_log_setup(bool json, enum hop_log_level min)
 {
@@ -48,7 +76,7 @@ static void log_json_line(enum hop_log_level lvl, const struct timespec *ts,
 	json_object_set_new(o, "msg", json_string(msg));
 	char *line = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (line) {
-		fprintf(stderr, "%s\n", line);
+		emit(line);
 		free(line);
 	}
 	json_decref(o);
@@ -85,6 +113,8 @@ void hop_log_ev(enum hop_log_level lvl, int worker, const char *item,
 		snprintf(where, sizeof(where), " worker=%d", worker);
 	else if (item)
 		snprintf(where, sizeof(where), " item=%.100s", item);
-	fprintf(stderr, "%s.%03ld %-5s%s %s\n", when, ts.tv_nsec / 1000000,
-		level_names[lvl], where, msg);
+	char line[2400];
+	snprintf(line, sizeof(line), "%s.%03ld %-5s%s %s", when,
+		 ts.tv_nsec / 1000000, level_names[lvl], where, msg);
+	emit(line);
 }

@@ -20,6 +20,11 @@ void hop_log_ev(enum hop_log_level lvl, int worker, const char *item,
 
 #define hop_log(lvl, ...) hop_log_ev((lvl), -1, NULL, __VA_ARGS__)
 
+/* Keeps line (one terminal line, the progress line) at the bottom of
+ * stderr: each log line clears it, is written, and draws it again. NULL
+ * clears it for good. Safe from any thread, as logging is. */
+void hop_log_status(const char *line);
+
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int hop_log_level_parse(const char *s);
 

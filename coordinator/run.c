@@ -26,9 +26,11 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "http.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "progress.h"
 #include "stats.h"
 
 enum phase { RUNNING, DRAINING, STOPPING };
@@ -64,6 +66,8 @@ struct run {
 	char tmpdir[64];
 	int64_t t0;
 	struct hop_stats stats;
+	struct hop_http *http;
+	struct hop_progress *progress;
 };
 
 static void pump(struct hop_loop *loop, void *arg);
@@ -72,6 +76,22 @@ static void settle_now(struct hop_loop *loop, void *arg);
 static void schedule(struct run *r)
 {
 	hop_loop_soon(r->loop, pump, r);
+}
+
+/* A source or sink call failed: log it (about item, when there is one),
+ * count it and keep it for /status. */
+static void source_error(struct run *r, const char *item)
+{
+	r->stats.source_errors++;
+	hop_stats_error(&r->stats, "%s", r->src->error);
+	hop_log_ev(HOP_ERROR, -1, item, "%s", r->src->error);
+}
+
+static void sink_error(struct run *r, const char *item)
+{
+	r->stats.sink_errors++;
+	hop_stats_error(&r->stats, "%s", r->sink->error);
+	hop_log_ev(HOP_ERROR, -1, item, "%s", r->sink->error);
 }
 
 /* The dead letter's record: what a person needs to see why it died. */
@@ -128,8 +148,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 		if (r->src->ops->nack) {
 			/* The source keeps the schedule (and survives us). */
 			if (r->src->ops->nack(r->src, it, wait))
-				hop_log_ev(HOP_ERROR, -1, it->id, "%s",
-					   r->src->error);
+				source_error(r, it->id);
 			hop_item_free(it);
 			return;
 		}
@@ -145,12 +164,15 @@ static void fail_item(struct run *r, struct hop_item *it)
 		/* Shutting down: not dead, just not finished. */
 		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
-			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+			source_error(r, it->id);
 		hop_item_free(it);
 		return;
 	}
 	hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
 		   it->attempt, it->attempt == 1 ? "" : "s", it->error);
+	hop_stats_error(&r->stats, "item %.60s dead after %d attempt%s: %s",
+			it->id, it->attempt, it->attempt == 1 ? "" : "s",
+			it->error);
 	finish_item(r, it);
 }
 
@@ -158,13 +180,13 @@ static void finish_item(struct run *r, struct hop_item *it)
 {
 	enum hop_sink_status st = r->sink->ops->write(r->sink, it);
 	if (st != HOP_SINK_OK && it->ok) {
-		hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->sink->error);
+		sink_error(r, it->id);
 		hop_item_fail(it, st == HOP_SINK_RETRY, "%s", r->sink->error);
 		fail_item(r, it);
 		return;
 	}
 	if (st != HOP_SINK_OK) /* a dead item the sink could not record */
-		hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->sink->error);
+		sink_error(r, it->id);
 	hop_queue_push(&r->written, it);
 	/* Flush in batches: at most FLUSH_MS after the first unflushed item,
 	 * or at once when many wait. */
@@ -206,7 +228,7 @@ static void on_returned(void *arg, struct hop_item *it)
 	} else {
 		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
-			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+			source_error(r, it->id);
 		hop_item_free(it);
 	}
 	schedule(r);
@@ -228,6 +250,10 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 			   enum hop_sink_status st)
 {
 	struct hop_item *it;
+	if (st != HOP_SINK_OK && q->head) {
+		r->stats.sink_errors++;
+		hop_stats_error(&r->stats, "%s", r->sink->error);
+	}
 	while ((it = hop_queue_pop(q))) {
 		if (st != HOP_SINK_OK && it->ok) {
 			hop_item_fail(it, st == HOP_SINK_RETRY, "%s",
@@ -246,7 +272,7 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 			r->stats.dead++;
 		}
 		if (rc)
-			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+			source_error(r, it->id);
 		hop_item_free(it);
 	}
 }
@@ -347,10 +373,12 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase == RUNNING && !r->source_failed) {
 		size_t cap = hop_pool_capacity(r->pool);
 		if (cap > r->ready.len) {
+			size_t had = r->ready.len;
 			int rc = r->src->ops->fetch(r->src, &r->ready,
 						    cap - r->ready.len);
+			r->stats.fetched += r->ready.len - had;
 			if (rc) {
-				hop_log(HOP_ERROR, "%s", r->src->error);
+				source_error(r, NULL);
 				r->source_failed = true;
 			}
 		}
@@ -394,7 +422,7 @@ static void release_waiting(struct run *r)
 	while ((it = hop_queue_pop(&r->ready))) {
 		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
-			hop_log_ev(HOP_ERROR, -1, it->id, "%s", r->src->error);
+			source_error(r, it->id);
 		hop_item_free(it);
 	}
 }
@@ -457,6 +485,62 @@ static int setup_signals(struct run *r)
 	return hop_loop_watch(r->loop, r->sigfd, EPOLLIN, on_signal, r);
 }
 
+/* Brings the gauges of the run's stats up to date, for the endpoints and
+ * the progress line. */
+static void refresh_stats(void *arg)
+{
+	struct run *r = arg;
+	int64_t depth = r->src->ops->depth(r->src);
+
+	/* What waits for a worker: at the source, or claimed. */
+	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->ready.len;
+	if (r->pool) {
+		r->stats.inflight = (int64_t)hop_pool_inflight(r->pool);
+		r->stats.workers = hop_pool_alive(r->pool);
+	}
+}
+
+/* Ready means the run takes work: it is not stopping, its source is open
+ * and reachable, and its pool can run items (workers are live, or may be
+ * started). */
+static bool run_ready(void *arg, char *why, size_t n)
+{
+	struct run *r = arg;
+	if (r->phase == DRAINING) {
+		snprintf(why, n, "draining: stopping after a signal");
+		return false;
+	}
+	if (r->phase == STOPPING) {
+		snprintf(why, n, "stopping: the run is over");
+		return false;
+	}
+	if (r->source_failed) {
+		snprintf(why, n, "the source failed: %s", r->src->error);
+		return false;
+	}
+	if (!r->pool) {
+		snprintf(why, n, "starting");
+		return false;
+	}
+	if (r->src->ops->ready && !r->src->ops->ready(r->src, why, n))
+		return false;
+	return true;
+}
+
+/* The progress line (a finite run on a terminal) and the source's total. */
+static void start_reporting(struct run *r)
+{
+	struct hop_config *cfg = r->cfg;
+	bool progress = cfg->progress && !cfg->watch &&
+			strcmp(cfg->log_format, "json") != 0 &&
+			isatty(STDERR_FILENO);
+	if (r->src->ops->total && !cfg->watch && (progress || r->http))
+		r->stats.total = r->src->ops->total(r->src);
+	if (progress)
+		r->progress =
+		    hop_progress_start(r->loop, &r->stats, refresh_stats, r);
+}
+
 static void summary(struct run *r)
 {
 	double secs = (double)(hop_now_ms() - r->t0) / 1000;
@@ -485,6 +569,16 @@ int hop_run(struct hop_config *cfg)
 		hop_log(HOP_ERROR, "cannot set up the event loop: %s",
 			strerror(errno));
 		goto out_loop;
+	}
+	if (cfg->listen) {
+		struct hop_http_view view = {&r.stats, cfg, refresh_stats,
+					     run_ready, &r};
+		r.http = hop_http_start(r.loop, cfg->listen, &view, err,
+					sizeof(err));
+		if (!r.http) {
+			hop_log(HOP_ERROR, "%s", err);
+			goto out_loop;
+		}
 	}
 	r.src->loop = r.sink->loop = r.loop;
 	r.src->watch = cfg->watch;
@@ -539,8 +633,12 @@ int hop_run(struct hop_config *cfg)
 		r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
 		cfg->argv[0]);
 	r.t0 = r.stats.started_ms = hop_now_ms();
+	r.stats.workers_desired = (int)cfg->workers;
+	start_reporting(&r);
 	schedule(&r);
 	hop_loop_run(r.loop);
+	hop_progress_stop(r.progress);
+	r.progress = NULL;
 
 	/* Whatever is still held goes back to the source, never lost. */
 	hop_loop_cancel(r.loop, r.grace_timer);
@@ -581,6 +679,7 @@ out_tmp:
 		rmdir(r.tmpdir);
 	}
 out_loop:
+	hop_http_stop(r.http);
 	if (r.sigfd >= 0)
 		close(r.sigfd);
 	hop_loop_free(r.loop);

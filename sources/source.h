@@ -59,6 +59,12 @@ struct hop_source_ops {
 	int64_t (*depth)(struct hop_source *src);
 	/* True when a finite source has given every item it will ever give. */
 	bool (*exhausted)(struct hop_source *src);
+	/* Optional. How many items a finite source gives in all, for the
+	 * progress line, or -1 when it cannot tell cheaply. */
+	int64_t (*total)(struct hop_source *src);
+	/* Optional. False, with the reason in why, while the source cannot
+	 * deliver (its server is out of reach); NULL means always ready. */
+	bool (*ready)(struct hop_source *src, char *why, size_t n);
 	void (*close)(struct hop_source *src);
 };
 

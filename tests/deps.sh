@@ -6,9 +6,9 @@ set -euo pipefail
 
 packages=(
 	build-essential pkg-config
-	libjansson-dev libcmocka-dev libpq-dev librdkafka-dev kcat
+	libjansson-dev libcmocka-dev libpq-dev librdkafka-dev kcat libmicrohttpd-dev
 	libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-	parallel shellcheck clang-format
+	parallel shellcheck clang-format prometheus
 	chromium
 )
 

@@ -48,6 +48,7 @@ struct dir_src {
 	uint64_t retry_timer;
 	struct name *head, *tail;
 	int64_t queued;
+	int64_t total; /* files found at open */
 };
 
 static const struct hop_option dir_options[] = {
@@ -310,6 +311,7 @@ static int dir_open(struct hop_source *src)
 			 c->path, strerror(-rc));
 		return rc;
 	}
+	c->total = c->queued;
 	return 0;
 }
 
@@ -432,6 +434,13 @@ static int64_t dir_depth(struct hop_source *src)
 	return c->queued;
 }
 
+/* A finite run takes the files that were there at open, no more. */
+static int64_t dir_total(struct hop_source *src)
+{
+	struct dir_src *c = src->ctx;
+	return src->watch ? -1 : c->total;
+}
+
 static void dir_close(struct hop_source *src)
 {
 	struct dir_src *c = src->ctx;
@@ -460,6 +469,7 @@ const struct hop_source_ops hop_src_dir = {
     .dead = dir_dead,
     .release = dir_release,
     .depth = dir_depth,
+    .total = dir_total,
     .exhausted = dir_exhausted,
     .close = dir_close,
 };

@@ -279,6 +279,43 @@ static int64_t jsonl_depth(struct hop_source *src)
 	return -1;
 }
 
+/* Files larger than this are not counted: the count would hold the loop
+ * up for too long. */
+#define COUNT_MAX_BYTES ((off_t)1 << 30)
+
+/* Counts the lines that are not blank, as fetch will see them, reading the
+ * file with pread so that fetch's position stays where it is. Only a
+ * regular file can be counted; a pipe has no total. */
+static int64_t jsonl_total(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	struct stat st;
+	char buf[65536];
+	int64_t lines = 0;
+	bool blank = true;
+	off_t off = 0;
+	ssize_t n;
+
+	if (c->fd < 0 || c->pollable || fstat(c->fd, &st) < 0 ||
+	    !S_ISREG(st.st_mode) || st.st_size > COUNT_MAX_BYTES)
+		return -1;
+	while ((n = pread(c->fd, buf, sizeof(buf), off)) > 0) {
+		for (ssize_t i = 0; i < n; i++) {
+			char ch = buf[i];
+			if (ch == '\n') {
+				lines += !blank;
+				blank = true;
+			} else if (ch != ' ' && ch != '\t') {
+				blank = false;
+			}
+		}
+		off += n;
+	}
+	if (n < 0)
+		return -1;
+	return lines + !blank;
+}
+
 static void jsonl_close(struct hop_source *src)
 {
 	struct jsonl_src *c = src->ctx;
@@ -304,6 +341,7 @@ const struct hop_source_ops hop_src_jsonl = {
     .dead = jsonl_dead,
     .release = jsonl_release,
     .depth = jsonl_depth,
+    .total = jsonl_total,
     .exhausted = jsonl_exhausted,
     .close = jsonl_close,
 };

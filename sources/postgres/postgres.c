@@ -99,6 +99,7 @@ struct pg_src {
 	bool stop;
 	int wfd; /* eventfd that wakes the thread */
 	_Atomic int64_t depth;
+	_Atomic bool offline; /* the connection is lost, being retried */
 
 	/* thread side */
 	PGconn *conn;
@@ -638,11 +639,13 @@ static int db_listen(struct pg_src *c)
 static void reconnect(struct pg_src *c)
 {
 	double wait = 0.2;
+	atomic_store(&c->offline, true);
 	while (!c->stop) {
 		PQreset(c->conn);
 		c->prepared = 0; /* a new session */
 		if (PQstatus(c->conn) == CONNECTION_OK && db_listen(c) == 0) {
 			hop_log(HOP_INFO, "postgres source: connected again");
+			atomic_store(&c->offline, false);
 			return;
 		}
 		char line[256];
@@ -1036,6 +1039,17 @@ static int64_t pg_depth(struct hop_source *src)
 	return atomic_load(&c->depth) + (int64_t)c->ready.len;
 }
 
+static bool pg_ready(struct hop_source *src, char *why, size_t n)
+{
+	struct pg_src *c = src->ctx;
+	if (!atomic_load(&c->offline))
+		return true;
+	snprintf(why, n,
+		 "postgres source: no connection to the server, "
+		 "reconnecting");
+	return false;
+}
+
 static void pg_close(struct hop_source *src)
 {
 	struct pg_src *c = src->ctx;
@@ -1106,6 +1120,7 @@ const struct hop_source_ops hop_src_postgres = {
     .release = pg_release,
     .nack = pg_nack,
     .depth = pg_depth,
+    .ready = pg_ready,
     .exhausted = pg_exhausted,
     .close = pg_close,
 };

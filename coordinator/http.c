@@ -1,0 +1,433 @@
+/* http.c - the endpoints on libmicrohttpd, driven by hopper's own loop. */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "loop.h"
+#include "metrics.h"
+
+/* Connections served at once; more wait in the kernel's backlog. */
+#define HTTP_CONNECTIONS 128
+/* Seconds a connection may stay idle (a slow client) before it is closed. */
+#define HTTP_IDLE_SECONDS 5
+/* Memory per connection: headers past this get 431. */
+#define HTTP_CONNECTION_MEMORY (32 * 1024)
+
+struct hop_http {
+	struct hop_loop *loop;
+	struct MHD_Daemon *d;
+	int epfd;
+	uint64_t timer;
+	struct hop_http_view view;
+};
+
+/* Splits spec into host and port. Returns 0 or -EINVAL with err filled. */
+static int split_address(const char *spec, char *host, size_t hostlen,
+			 char *port, size_t portlen, char *err, size_t errlen)
+{
+	const char *p;
+	size_t hl;
+
+	if (spec[0] && strspn(spec, "0123456789") == strlen(spec)) {
+		snprintf(host, hostlen, "127.0.0.1");
+		p = spec;
+		hl = 0;
+	} else if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+		if (!close || close[1] != ':')
+			goto bad;
+		hl = (size_t)(close - spec - 1);
+		if (hl == 0 || hl >= hostlen)
+			goto bad;
+		memcpy(host, spec + 1, hl);
+		host[hl] = '\0';
+		p = close + 2;
+	} else {
+		const char *colon = strrchr(spec, ':');
+		if (!colon || colon == spec || strchr(spec, ':') != colon)
+			goto bad;
+		hl = (size_t)(colon - spec);
+		if (hl >= hostlen)
+			goto bad;
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+		p = colon + 1;
+	}
+	if (!*p || strspn(p, "0123456789") != strlen(p) || strlen(p) > 5 ||
+	    atoi(p) > 65535 || strlen(p) >= portlen)
+		goto bad;
+	snprintf(port, portlen, "%s", p);
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "listen address '%s': expected HOST:PORT (127.0.0.1:9464, "
+		 "0.0.0.0:9464, [::1]:9464) or a port",
+		 spec);
+	return -EINVAL;
+}
+
+int hop_http_check_address(const char *spec, char *err, size_t errlen)
+{
+	char host[256], port[8];
+	return split_address(spec, host, sizeof(host), port, sizeof(port), err,
+			     errlen);
+}
+
+/* Binds and listens on spec; returns the socket or -errno with err filled,
+ * and the address actually bound (the port chosen for port 0) in bound. */
+static int bind_address(const char *spec, char *bound, size_t boundlen,
+			char *err, size_t errlen)
+{
+	char host[256], port[8];
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+			*res, *ai;
+	int fd = -1, rc, e = 0;
+
+	if (split_address(spec, host, sizeof(host), port, sizeof(port), err,
+			  errlen))
+		return -EINVAL;
+	if ((rc = getaddrinfo(host, port, &hints, &res))) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec,
+			 gai_strerror(rc));
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		int one = 1;
+		fd = socket(ai->ai_family,
+			    ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			e = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 64) == 0)
+			break;
+		e = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot listen on %s: %s", spec,
+			 strerror(e));
+		return -e;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char name[INET6_ADDRSTRLEN] = "?";
+	int bport = 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+			inet_ntop(AF_INET6, &s6->sin6_addr, name, sizeof(name));
+			bport = ntohs(s6->sin6_port);
+		} else {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+			inet_ntop(AF_INET, &s4->sin_addr, name, sizeof(name));
+			bport = ntohs(s4->sin_port);
+		}
+	}
+	snprintf(bound, boundlen,
+		 ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", name, bport);
+	return fd;
+}
+
+/* Queues a response whose body is body (taken over: freed by MHD). */
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+			     const char *type, char *body, size_t len)
+{
+	struct MHD_Response *r =
+	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	enum MHD_Result ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
+				  const char *fmt, ...)
+{
+	char *body = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&body, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return MHD_NO;
+	return reply(c, status, "text/plain; charset=utf-8", body, (size_t)n);
+}
+
+static enum MHD_Result get_metrics(struct hop_http *h, struct MHD_Connection *c)
+{
+	char *body = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&body, &len);
+	if (!f)
+		return MHD_NO;
+	int rc = hop_metrics_write(f, h->view.stats, hop_now_ms());
+	if (fclose(f) || rc) {
+		free(body);
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "cannot render the metrics\n");
+	}
+	return reply(c, MHD_HTTP_OK, HOP_METRICS_CONTENT_TYPE, body, len);
+}
+
+static enum MHD_Result get_readyz(struct hop_http *h, struct MHD_Connection *c)
+{
+	char why[256] = "not ready";
+	if (h->view.ready(h->view.arg, why, sizeof(why)))
+		return reply_text(c, MHD_HTTP_OK, "ready\n");
+	return reply_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "not ready: %s\n",
+			  why);
+}
+
+static json_t *maybe(int64_t v)
+{
+	return v >= 0 ? json_integer(v) : json_null();
+}
+
+static json_t *last_errors(const struct hop_stats *s)
+{
+	json_t *a = json_array();
+	unsigned n = s->errors_next < HOP_STATS_ERRORS ? s->errors_next
+						       : HOP_STATS_ERRORS;
+	for (unsigned i = 1; i <= n; i++) {
+		unsigned k = (s->errors_next - i) % HOP_STATS_ERRORS;
+		char when[40];
+		time_t t = (time_t)(s->errors[k].at_ms / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when + strlen(when), sizeof(when) - strlen(when),
+			 ".%03dZ", (int)(s->errors[k].at_ms % 1000));
+		json_array_append_new(a, json_pack("{s:s, s:s}", "at", when,
+						   "error", s->errors[k].text));
+	}
+	return a;
+}
+
+static json_t *pipeline(const struct hop_config *cfg)
+{
+	json_t *cmd = json_array();
+	for (char **p = cfg->argv; p && *p; p++)
+		json_array_append_new(cmd, json_string(*p));
+	return json_pack("{s:s, s:s, s:o, s:s, s:I, s:b}", "source",
+			 cfg->source->label, "sink", cfg->sink->label,
+			 "command", cmd, "mode", cfg->mode, "workers",
+			 (json_int_t)cfg->workers, "watch", cfg->watch);
+}
+
+static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
+{
+	const struct hop_stats *s = h->view.stats;
+	char why[256] = "";
+	bool ready = h->view.ready(h->view.arg, why, sizeof(why));
+	json_t *o = json_pack(
+	    "{s:o, s:b, s:s?, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:o},"
+	    " s:{s:i, s:i, s:i, s:I, s:I, s:I},"
+	    " s:o, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o}",
+	    "pipeline", pipeline(h->view.cfg), "ready", ready, "not_ready",
+	    ready ? NULL : why, "uptime_seconds",
+	    (double)(hop_now_ms() - s->started_ms) / 1000, "items", "done",
+	    (json_int_t)s->done, "dead", (json_int_t)s->dead, "retried",
+	    (json_int_t)s->retries, "released", (json_int_t)s->released,
+	    "fetched", (json_int_t)s->fetched, "total", maybe(s->total),
+	    "workers", "live", s->workers, "busy", s->workers_busy, "desired",
+	    s->workers_desired, "starts", (json_int_t)s->worker_starts,
+	    "restarts", (json_int_t)s->worker_restarts, "timeouts",
+	    (json_int_t)s->timeouts, "depth", maybe(s->depth), "in_flight",
+	    (json_int_t)s->inflight, "errors", "source",
+	    (json_int_t)s->source_errors, "sink", (json_int_t)s->sink_errors,
+	    "count", (json_int_t)s->errors_next, "scale_events", "up",
+	    (json_int_t)s->scale_ups, "down", (json_int_t)s->scale_downs,
+	    "last_errors", last_errors(s));
+	char *body = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+	json_decref(o);
+	if (!body)
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "cannot render the status\n");
+	size_t len = strlen(body);
+	/* One more byte for a final newline, as curl users expect. */
+	char *nl = realloc(body, len + 2);
+	if (nl) {
+		body = nl;
+		body[len++] = '\n';
+		body[len] = '\0';
+	}
+	return reply(c, MHD_HTTP_OK, "application/json", body, len);
+}
+
+static enum MHD_Result get_index(struct hop_http *h, struct MHD_Connection *c)
+{
+	return reply_text(c, MHD_HTTP_OK,
+			  "hopper: /metrics /healthz /readyz /status\n");
+}
+
+static const struct route {
+	const char *path;
+	enum MHD_Result (*get)(struct hop_http *h, struct MHD_Connection *c);
+} routes[] =
+    {
+	{"/", get_index},	 {"/metrics", get_metrics},
+	{"/readyz", get_readyz}, {"/status", get_status},
+	{"/healthz", NULL}, /* answered without touching the run */
+};
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *upload,
+				  size_t *upload_size, void **con_cls)
+{
+	struct hop_http *h = cls;
+	const struct route *rt = NULL;
+
+	/* A body, if any, is not wanted: every route is GET or HEAD. */
+	if (*con_cls) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	*con_cls = h;
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0)
+			rt = &routes[i];
+	if (!rt)
+		return reply_text(c, MHD_HTTP_NOT_FOUND,
+				  "not found: try /metrics, /healthz, /readyz "
+				  "or /status\n");
+	if (strcmp(method, MHD_HTTP_METHOD_GET) &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				  "method %s not allowed: GET or HEAD\n",
+				  method);
+	if (!rt->get)
+		return reply_text(c, MHD_HTTP_OK, "ok\n");
+	h->view.refresh(h->view.arg);
+	return rt->get(h, c);
+}
+
+/* MHD's own messages concern a client's misbehaviour, mostly: debug. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	msg[strcspn(msg, "\n")] = '\0';
+	hop_log(HOP_DEBUG, "http: %s", msg);
+}
+
+static void http_run(struct hop_loop *loop, void *arg);
+
+/* Arms the timer for MHD's next deadline (an idle connection to close, or
+ * work it has buffered): the loop must not sleep past it. */
+static void rearm(struct hop_http *h)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+	hop_loop_cancel(h->loop, h->timer);
+	h->timer = 0;
+	if (MHD_get_timeout(h->d, &ms) != MHD_YES)
+		return;
+	if (ms == 0)
+		hop_loop_soon(h->loop, http_run, h);
+	else
+		h->timer = hop_loop_after(h->loop, (int64_t)ms, http_run, h);
+}
+
+static void http_run(struct hop_loop *loop, void *arg)
+{
+	struct hop_http *h = arg;
+	h->timer = 0;
+	MHD_run(h->d);
+	rearm(h);
+}
+
+static void http_readable(struct hop_loop *loop, int fd, uint32_t events,
+			  void *arg)
+{
+	http_run(loop, arg);
+}
+
+struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
+				const struct hop_http_view *view, char *err,
+				size_t errlen)
+{
+	char bound[300];
+	struct hop_http *h = calloc(1, sizeof(*h));
+	if (!h) {
+		snprintf(err, errlen, "http: out of memory");
+		return NULL;
+	}
+	h->loop = loop;
+	h->view = *view;
+	int fd = bind_address(spec, bound, sizeof(bound), err, errlen);
+	if (fd < 0)
+		goto out_free;
+	/* The logger comes first, so that no message takes MHD's own. */
+	h->d = MHD_start_daemon(
+	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)HTTP_IDLE_SECONDS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+	if (!h->d) {
+		snprintf(err, errlen, "cannot serve http on %s", spec);
+		goto out_close;
+	}
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_EPOLL_FD);
+	h->epfd = info ? info->epoll_fd : -1;
+	if (h->epfd < 0 ||
+	    hop_loop_watch(loop, h->epfd, EPOLLIN, http_readable, h)) {
+		snprintf(err, errlen, "cannot serve http on %s: no epoll fd",
+			 spec);
+		goto out_stop;
+	}
+	rearm(h);
+	hop_log(HOP_INFO,
+		"http: serving /metrics, /healthz, /readyz, /status on "
+		"http://%s",
+		bound);
+	return h;
+out_stop:
+	MHD_stop_daemon(h->d); /* closes the listening socket */
+	free(h);
+	return NULL;
+out_close:
+	close(fd);
+out_free:
+	free(h);
+	return NULL;
+}
+
+void hop_http_stop(struct hop_http *h)
+{
+	if (!h)
+		return;
+	hop_loop_cancel(h->loop, h->timer);
+	hop_loop_unwatch(h->loop, h->epfd);
+	MHD_stop_daemon(h->d);
+	free(h);
+}
