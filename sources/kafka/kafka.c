@@ -49,7 +49,7 @@ struct part {
 	int64_t committed; /* as librdkafka's statistics last said, or -1 */
 	int64_t *off;
 	bool *fin;
-	size_t head, len, cap; /* a ring */
+	size_t head, len, cap; /* a ring; cap is a power of two */
 };
 
 struct kref {
@@ -238,8 +238,8 @@ static int remember(struct part *p, int64_t off)
 			return -ENOMEM;
 		}
 		for (size_t i = 0; i < p->len; i++) {
-			o[i] = p->off[(p->head + i) % p->cap];
-			f[i] = p->fin[(p->head + i) % p->cap];
+			o[i] = p->off[(p->head + i) & (p->cap - 1)];
+			f[i] = p->fin[(p->head + i) & (p->cap - 1)];
 		}
 		free(p->off);
 		free(p->fin);
@@ -248,8 +248,8 @@ static int remember(struct part *p, int64_t off)
 		p->head = 0;
 		p->cap = cap;
 	}
-	p->off[(p->head + p->len) % p->cap] = off;
-	p->fin[(p->head + p->len) % p->cap] = false;
+	p->off[(p->head + p->len) & (p->cap - 1)] = off;
+	p->fin[(p->head + p->len) & (p->cap - 1)] = false;
 	p->len++;
 	return 0;
 }
@@ -297,18 +297,18 @@ static void finish_offset(struct ksrc *c, int32_t part, int64_t off)
 
 	while (lo < hi) { /* offsets in the ring are increasing */
 		size_t mid = (lo + hi) / 2;
-		if (p->off[(p->head + mid) % p->cap] < off)
+		if (p->off[(p->head + mid) & (p->cap - 1)] < off)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
-	if (!p || lo == p->len || p->off[(p->head + lo) % p->cap] != off)
+	if (!p || lo == p->len || p->off[(p->head + lo) & (p->cap - 1)] != off)
 		return;
-	p->fin[(p->head + lo) % p->cap] = true;
+	p->fin[(p->head + lo) & (p->cap - 1)] = true;
 	int64_t next = -1;
 	while (p->len && p->fin[p->head]) {
 		next = p->off[p->head] + 1;
-		p->head = (p->head + 1) % p->cap;
+		p->head = (p->head + 1) & (p->cap - 1);
 		p->len--;
 	}
 	if (next < 0)
@@ -899,7 +899,7 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 	     consumer ? "cooperative-sticky" : "5"},
 	    {consumer ? "auto.offset.reset" : NULL, "earliest"},
 	    {consumer ? "enable.partition.eof" : NULL, "true"},
-	    {consumer ? "auto.commit.interval.ms" : NULL, "1000"},
+	    {consumer ? "auto.commit.interval.ms" : NULL, "200"},
 	    /* librdkafka stops fetching when its queue holds either (over
 	     * all partitions) and looks again only a second later: less than
 	     * a second's worth of small messages starves the workers. */
