@@ -3,6 +3,7 @@ peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
+                [autoscale]
 (default: all)"""
 import os
 import re
@@ -196,7 +197,7 @@ def thumbnails(n=60, pos=5.5):
 
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
-                             "postgres", "kafka"]
+                             "postgres", "kafka", "autoscale"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -214,6 +215,9 @@ def main():
     if "kafka" in which:
         import kafka
         kafka.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
+    if "autoscale" in which:
+        import autoscale
+        autoscale.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
     shutil.rmtree(tmp)
 
 

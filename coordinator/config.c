@@ -12,6 +12,7 @@
 #include "http.h"
 #include "jsonpos.h"
 #include "log.h"
+#include "scaler.h"
 
 #define OFF(f) offsetof(struct hop_config, f)
 
@@ -25,7 +26,21 @@ static const struct hop_option run_options[] = {
     {"mode", HOP_OPT_STR, "stream", OFF(mode),
      "stream (one persistent worker per slot) or exec (a process per item)"},
     {"workers", HOP_OPT_INT, "0", OFF(workers),
-     "worker processes; 0 means one per available CPU"},
+     "a fixed number of worker processes; 0 means one per available CPU"},
+    {"min_workers", HOP_OPT_INT, "-1", OFF(min_workers),
+     "autoscale: the fewest workers, 0 to scale to zero when idle "
+     "(default 1 when max_workers is set)"},
+    {"max_workers", HOP_OPT_INT, "-1", OFF(max_workers),
+     "autoscale: the most workers (default: the CPUs this process may use, "
+     "cgroup limits included)"},
+    {"scale_window", HOP_OPT_SECONDS, "30", OFF(scale_window),
+     "autoscale: demand must stay lower this long before workers retire"},
+    {"drain_target", HOP_OPT_SECONDS, "10", OFF(drain_target),
+     "autoscale: enough workers to drain the backlog within this"},
+    {"utilization", HOP_OPT_INT, "80", OFF(utilization),
+     "autoscale: percent of the time workers should be busy with arrivals"},
+    {"trace", HOP_OPT_STR, NULL, OFF(trace),
+     "write a CSV time series (depth, workers, throughput) to this file"},
     {"prefetch", HOP_OPT_INT, "1", OFF(prefetch),
      "stream mode: items queued on each worker's stdin"},
     {"timeout", HOP_OPT_SECONDS, "300", OFF(timeout),
@@ -436,14 +451,38 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 		free(cfg->sink->label);
 		cfg->sink->label = label;
 	}
-	if (cfg->workers <= 0) {
-		cpu_set_t set;
-		cfg->workers = sched_getaffinity(0, sizeof(set), &set) == 0
-				   ? CPU_COUNT(&set)
-				   : sysconf(_SC_NPROCESSORS_ONLN);
-		if (cfg->workers <= 0)
-			cfg->workers = 1;
+	cfg->autoscale = cfg->min_workers >= 0 || cfg->max_workers >= 0;
+	if (cfg->autoscale) {
+		if (cfg->workers > 0) {
+			snprintf(err, errlen,
+				 "workers sets a fixed pool: use it or "
+				 "min-workers/max-workers, not both");
+			return -EINVAL;
+		}
+		if (cfg->max_workers < 0)
+			cfg->max_workers = hop_cpus_available();
+		if (cfg->min_workers < 0)
+			cfg->min_workers = cfg->max_workers < 1 ? 0 : 1;
+		if (cfg->max_workers < 1 || cfg->max_workers > 4096 ||
+		    cfg->min_workers > cfg->max_workers) {
+			snprintf(err, errlen,
+				 "max-workers must be 1..4096 and min-workers "
+				 "0..max-workers (got %lld..%lld)",
+				 (long long)cfg->min_workers,
+				 (long long)cfg->max_workers);
+			return -EINVAL;
+		}
+		if (cfg->utilization < 1 || cfg->utilization > 100 ||
+		    cfg->drain_target <= 0 || cfg->scale_window < 0) {
+			snprintf(err, errlen,
+				 "utilization must be 1..100, drain-target "
+				 "above 0 and scale-window at least 0");
+			return -EINVAL;
+		}
+		cfg->workers = cfg->max_workers;
 	}
+	if (cfg->workers <= 0)
+		cfg->workers = hop_cpus_available();
 	if (cfg->workers > 4096 || cfg->prefetch < 1 || cfg->prefetch > 65536 ||
 	    cfg->attempts < 1) {
 		snprintf(err, errlen,

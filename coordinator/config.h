@@ -22,6 +22,12 @@ struct hop_config {
 	char *sink_spec;
 	char *mode;
 	int64_t workers;
+	int64_t min_workers; /* -1 unset; set either to autoscale */
+	int64_t max_workers;
+	double scale_window;
+	double drain_target;
+	int64_t utilization; /* percent */
+	char *trace;
 	int64_t prefetch;
 	int64_t attempts;
 	double timeout;
@@ -41,6 +47,7 @@ struct hop_config {
 	struct hop_sink *sink;	   /* owned */
 	char **argv;		   /* owned, NULL-terminated worker command */
 	bool exec_mode;
+	bool autoscale; /* min_workers or max_workers was set */
 };
 
 /* Fills cfg from the arguments of `hopper run` (or `validate`, which takes

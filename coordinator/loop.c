@@ -200,17 +200,19 @@ uint64_t hop_loop_after(struct hop_loop *loop, int64_t delay_ms,
 	return loop->next_id;
 }
 
-void hop_loop_cancel(struct hop_loop *loop, uint64_t id)
+void *hop_loop_cancel(struct hop_loop *loop, uint64_t id)
 {
 	if (!id)
-		return;
+		return NULL;
 	for (size_t i = 0; i < loop->nheap; i++) {
 		if (loop->heap[i].id == id) {
+			void *arg = loop->heap[i].arg;
 			heap_remove(loop, i);
 			arm(loop);
-			return;
+			return arg;
 		}
 	}
+	return NULL;
 }
 
 void hop_loop_soon(struct hop_loop *loop, hop_timer_cb cb, void *arg)

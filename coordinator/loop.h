@@ -38,8 +38,10 @@ void hop_loop_forget(struct hop_loop *loop, int fd);
  * hop_loop_cancel, or 0 when memory ran out. */
 uint64_t hop_loop_after(struct hop_loop *loop, int64_t delay_ms,
 			hop_timer_cb cb, void *arg);
-/* Cancels a pending timer; an id that already fired or is 0 is ignored. */
-void hop_loop_cancel(struct hop_loop *loop, uint64_t id);
+/* Cancels a pending timer and returns the arg it was to be called with (for
+ * the caller to free); an id that already fired or is 0 is ignored and
+ * gives NULL. */
+void *hop_loop_cancel(struct hop_loop *loop, uint64_t id);
 
 /* Runs cb on the next turn of the loop, before it sleeps again. At most one
  * idle callback is kept per (cb, arg) pair. */

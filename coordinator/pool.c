@@ -41,6 +41,7 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 	pool->loop = loop;
 	pool->cfg = *cfg;
 	pool->ev = *ev;
+	pool->target = cfg->start;
 	for (int i = 0; i < cfg->size; i++) {
 		struct worker *w = &pool->w[i];
 		w->pool = pool;
@@ -86,14 +87,15 @@ int hop_pool_start(struct hop_pool *pool, char *err, size_t errlen)
 				 strerror(errno));
 			return -errno;
 		}
-		for (int i = 0; i < pool->cfg.size; i++)
+		for (int i = 0; i < pool->target; i++)
 			pool->w[i].state = W_UP;
 	} else {
-		for (int i = 0; i < pool->cfg.size; i++) {
-			int rc = stream_start(&pool->w[i], err, errlen);
-			if (rc)
-				return rc;
-		}
+		/* With none to start, the command is still checked now. */
+		int rc = pool->target ? 0 : exec_check(pool, err, errlen);
+		for (int i = 0; i < pool->target && !rc; i++)
+			rc = stream_start(&pool->w[i], err, errlen);
+		if (rc)
+			return rc;
 	}
 	if (pool->cfg.timeout_ms > 0)
 		pool->tick = hop_loop_after(pool->loop, TICK_MS, tick, pool);
@@ -127,6 +129,94 @@ int hop_pool_alive(const struct hop_pool *pool)
 		if (pool->w[i].child.pid > 0)
 			n++;
 	return n;
+}
+
+/* Counts against the target: running or starting, or coming back from a
+ * crash. Not the ones retiring or being killed. */
+static bool active(const struct worker *w)
+{
+	return w->state == W_UP || (w->state == W_DOWN && w->restart_timer);
+}
+
+int hop_pool_workers(const struct hop_pool *pool)
+{
+	int n = 0;
+	for (int i = 0; i < pool->cfg.size; i++)
+		n += active(&pool->w[i]);
+	return n;
+}
+
+int hop_pool_busy(const struct hop_pool *pool)
+{
+	int n = 0;
+	for (int i = 0; i < pool->cfg.size; i++)
+		n += pool->w[i].inflight.head != NULL;
+	return n;
+}
+
+/* Closes a stream worker's stdin: it exits when it has answered what it
+ * holds. */
+static void close_stdin(struct worker *w)
+{
+	hop_loop_unwatch(w->pool->loop, w->child.in);
+	close(w->child.in);
+	w->child.in = -1;
+	w->state = W_CLOSING;
+}
+
+/* Retires workers beyond the target that hold nothing: a pending restart
+ * first, then idle workers. */
+static void retire_idle(struct hop_pool *pool)
+{
+	int extra = hop_pool_workers(pool) - pool->target;
+
+	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
+		struct worker *w = &pool->w[i];
+		if (w->state == W_DOWN && w->restart_timer) {
+			hop_loop_cancel(pool->loop, w->restart_timer);
+			w->restart_timer = 0;
+			extra--;
+		}
+	}
+	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
+		struct worker *w = &pool->w[i];
+		if (w->state != W_UP || w->inflight.head || w->spawning)
+			continue;
+		if (pool->cfg.exec_mode) {
+			w->state = W_DOWN;
+		} else if (w->child.in >= 0) {
+			hop_log_ev(HOP_DEBUG, w->index, NULL,
+				   "retiring idle worker %d", w->index);
+			close_stdin(w);
+		} else {
+			continue;
+		}
+		extra--;
+	}
+}
+
+void hop_pool_resize(struct hop_pool *pool, int n)
+{
+	if (n < 0)
+		n = 0;
+	if (n > pool->cfg.size)
+		n = pool->cfg.size;
+	pool->target = n;
+	if (pool->draining || pool->killing)
+		return;
+	int have = hop_pool_workers(pool);
+	for (int i = 0; i < pool->cfg.size && have < n; i++) {
+		struct worker *w = &pool->w[i];
+		if (w->state != W_DOWN || w->restart_timer)
+			continue;
+		have++;
+		if (pool->cfg.exec_mode)
+			w->state = W_UP;
+		else
+			restart(pool->loop, w);
+	}
+	retire_idle(pool);
+	pool->ev.changed(pool->ev.arg);
 }
 
 int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
@@ -175,12 +265,10 @@ void pool_finish(struct worker *w, struct hop_item *it)
 		w->crashes = 0;
 	pool->ev.done(pool->ev.arg, it);
 	if (pool->draining && !w->inflight.head && w->state == W_UP &&
-	    !pool->cfg.exec_mode && w->child.in >= 0) {
-		hop_loop_unwatch(pool->loop, w->child.in);
-		close(w->child.in);
-		w->child.in = -1;
-		w->state = W_CLOSING;
-	}
+	    !pool->cfg.exec_mode && w->child.in >= 0)
+		close_stdin(w);
+	else if (!w->inflight.head)
+		retire_idle(pool);
 	pool->ev.changed(pool->ev.arg);
 }
 
@@ -423,7 +511,8 @@ void pool_worker_gone(struct worker *w, int status)
 	}
 	pool_release_child(w);
 	w->state = W_DOWN;
-	if (!pool->draining && !pool->killing) {
+	if (!pool->draining && !pool->killing &&
+	    hop_pool_workers(pool) < pool->target) {
 		int shift =
 		    w->crashes > 5 ? 5 : (w->crashes > 0 ? w->crashes - 1 : 0);
 		int64_t gap = (int64_t)RESTART_MIN_MS << shift;
@@ -470,12 +559,8 @@ void hop_pool_drain(struct hop_pool *pool)
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
 		if (w->state == W_UP && !w->inflight.head && w->child.in >= 0 &&
-		    !pool->cfg.exec_mode) {
-			hop_loop_unwatch(pool->loop, w->child.in);
-			close(w->child.in);
-			w->child.in = -1;
-			w->state = W_CLOSING;
-		}
+		    !pool->cfg.exec_mode)
+			close_stdin(w);
 		if (w->state == W_UP && w->child.pid <= 0 && !w->spawning)
 			w->state = W_DOWN;
 	}

@@ -25,7 +25,8 @@ struct hop_stats;
 struct hop_pool_config {
 	char **argv; /* the worker command; borrowed for the pool's life */
 	bool exec_mode;
-	int size;		 /* worker slots */
+	int size;		 /* worker slots: the most workers */
+	int start;		 /* workers to start with (0..size) */
 	int prefetch;		 /* stream mode: items queued per worker */
 	int64_t timeout_ms;	 /* per-item deadline, 0 for none */
 	int64_t kill_ms;	 /* SIGTERM to SIGKILL */
@@ -62,6 +63,18 @@ size_t hop_pool_capacity(const struct hop_pool *pool);
 size_t hop_pool_inflight(const struct hop_pool *pool);
 /* Live worker processes. */
 int hop_pool_alive(const struct hop_pool *pool);
+
+/* Workers running or starting (in exec mode, slots taking items), the
+ * number that hop_pool_resize steers. */
+int hop_pool_workers(const struct hop_pool *pool);
+/* Of those, the ones holding at least one item. */
+int hop_pool_busy(const struct hop_pool *pool);
+
+/* Sets how many workers should run (0..size). More: workers start in free
+ * slots at once. Fewer: idle workers are retired now (EOF on stdin) and
+ * busy ones only when they have finished their items; a busy worker is
+ * never stopped to scale down. */
+void hop_pool_resize(struct hop_pool *pool, int n);
 
 /* Hands an item to a worker; the pool owns it until done or returned.
  * Counts an attempt. Returns 0, or -EBUSY when there is no capacity. */

@@ -49,6 +49,7 @@ struct hop_pool {
 	size_t inflight;
 	bool draining;
 	bool killing;
+	int target; /* workers wanted, see hop_pool_resize */
 	uint64_t tick;
 	struct hop_spawner
 	    *spawner; /* exec mode: starts processes off the loop */

@@ -30,6 +30,7 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
+#include "scaler.h"
 #include "progress.h"
 #include "stats.h"
 
@@ -41,6 +42,9 @@ enum phase { RUNNING, DRAINING, STOPPING };
 /* How results are batched between sink flushes. */
 #define FLUSH_MS 5
 #define FLUSH_BATCH 1024
+
+/* How often the autoscaler decides and the gauges are read. */
+#define SCALE_TICK_MS 250
 
 struct run {
 	struct hop_config *cfg;
@@ -66,11 +70,16 @@ struct run {
 	char tmpdir[64];
 	int64_t t0;
 	struct hop_stats stats;
+	struct hop_scaler scaler; /* when cfg->autoscale */
+	uint64_t scale_timer;
+	FILE *trace;
+	int64_t cold_since; /* work waited with no worker since then */
 	struct hop_http *http;
 	struct hop_progress *progress;
 };
 
 static void pump(struct hop_loop *loop, void *arg);
+static void wake_scaler(struct run *r);
 static void settle_now(struct hop_loop *loop, void *arg);
 
 static void schedule(struct run *r)
@@ -214,6 +223,14 @@ static void retry_due(struct hop_loop *loop, void *arg)
 static void on_done(void *arg, struct hop_item *it)
 {
 	struct run *r = arg;
+	if (r->cold_since) {
+		r->stats.cold_start_ms = hop_now_ms() - r->cold_since;
+		hop_log_ev(HOP_INFO, -1, it->id,
+			   "cold start: %lld ms from starting the first worker "
+			   "to its first answer",
+			   (long long)r->stats.cold_start_ms);
+		r->cold_since = 0;
+	}
 	if (it->ok)
 		finish_item(r, it);
 	else
@@ -372,6 +389,12 @@ static void pump(struct hop_loop *loop, void *arg)
 
 	if (r->phase == RUNNING && !r->source_failed) {
 		size_t cap = hop_pool_capacity(r->pool);
+		/* Autoscaled, one item is fetched ahead even with no free
+		 * worker: that is how work shows when the source cannot
+		 * tell its depth, and how the first item wakes a pool of
+		 * none. */
+		if (r->cfg->autoscale && r->ready.len == 0 && cap == 0)
+			cap = 1;
 		if (cap > r->ready.len) {
 			size_t had = r->ready.len;
 			int rc = r->src->ops->fetch(r->src, &r->ready,
@@ -396,6 +419,7 @@ static void pump(struct hop_loop *loop, void *arg)
 			hop_queue_pop(&r->ready);
 			hop_pool_submit(r->pool, it);
 		}
+		wake_scaler(r);
 	}
 	if (r->phase != RUNNING)
 		settle(r);
@@ -416,7 +440,7 @@ static void release_waiting(struct run *r)
 {
 	struct hop_item *it;
 	while ((it = hop_queue_pop(&r->waiting))) {
-		hop_loop_cancel(r->loop, it->timer);
+		free(hop_loop_cancel(r->loop, it->timer));
 		hop_queue_push(&r->ready, it);
 	}
 	while ((it = hop_queue_pop(&r->ready))) {
@@ -496,7 +520,8 @@ static void refresh_stats(void *arg)
 	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->ready.len;
 	if (r->pool) {
 		r->stats.inflight = (int64_t)hop_pool_inflight(r->pool);
-		r->stats.workers = hop_pool_alive(r->pool);
+		r->stats.workers = hop_pool_workers(r->pool);
+		r->stats.workers_busy = hop_pool_busy(r->pool);
 	}
 }
 
@@ -539,6 +564,89 @@ static void start_reporting(struct run *r)
 	if (progress)
 		r->progress =
 		    hop_progress_start(r->loop, &r->stats, refresh_stats, r);
+}
+
+/* Every SCALE_TICK_MS: the gauges, the autoscaler's decision, a trace row. */
+static void scale_tick(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	int64_t now = hop_now_ms();
+
+	hop_loop_cancel(loop, r->scale_timer);
+	r->scale_timer = hop_loop_after(loop, SCALE_TICK_MS, scale_tick, r);
+	refresh_stats(r);
+	struct hop_scaler_input in = {
+	    .now_ms = now,
+	    .waiting =
+		r->stats.depth >= 0 ? r->stats.depth : (int64_t)r->ready.len,
+	    .unknown = r->stats.depth < 0 && !r->src->ops->exhausted(r->src),
+	    .inflight = r->stats.inflight,
+	    .workers = r->stats.workers,
+	    .busy = r->stats.workers_busy,
+	    .completed = r->stats.duration_count,
+	    .service_seconds = r->stats.duration_sum,
+	};
+	if (r->cfg->autoscale && r->phase == RUNNING) {
+		int before = r->scaler.target;
+		int target = hop_scaler_tick(&r->scaler, &in);
+		if (target != before) {
+			hop_log(HOP_INFO, "scale %s", r->scaler.why);
+			hop_pool_resize(r->pool, target);
+		}
+		if (!before && target && !r->cold_since)
+			r->cold_since = now;
+		r->stats.workers_desired = target;
+		r->stats.scale_ups = r->scaler.ups;
+		r->stats.scale_downs = r->scaler.downs;
+	}
+	if (r->trace)
+		fprintf(r->trace, "%.3f,%lld,%lld,%d,%d,%d,%llu,%llu,%.1f\n",
+			(double)(now - r->t0) / 1000, (long long)r->stats.depth,
+			(long long)in.inflight, in.workers, in.busy,
+			r->stats.workers_desired,
+			(unsigned long long)r->stats.done,
+			(unsigned long long)r->stats.dead,
+			r->cfg->autoscale ? r->scaler.throughput : 0.0);
+}
+
+/* With no worker running, work that arrives asks for one at once. */
+static void wake_scaler(struct run *r)
+{
+	if (r->cfg->autoscale && r->phase == RUNNING && r->ready.len &&
+	    hop_pool_workers(r->pool) == 0 && r->scaler.target == 0)
+		hop_loop_soon(r->loop, scale_tick, r);
+}
+
+static int start_scaling(struct run *r)
+{
+	struct hop_config *cfg = r->cfg;
+	if (cfg->autoscale) {
+		struct hop_scaler_config sc = {
+		    .min = (int)cfg->min_workers,
+		    .max = (int)cfg->max_workers,
+		    .window_ms = (int64_t)(cfg->scale_window * 1000),
+		    .drain_ms = (int64_t)(cfg->drain_target * 1000),
+		    .utilization = (double)cfg->utilization / 100,
+		};
+		if (hop_scaler_init(&r->scaler, &sc)) {
+			hop_log(HOP_ERROR, "cannot start the autoscaler");
+			return -1;
+		}
+		r->stats.workers_desired = r->scaler.target;
+	}
+	if (cfg->trace) {
+		r->trace = fopen(cfg->trace, "w");
+		if (!r->trace) {
+			hop_log(HOP_ERROR, "cannot write the trace %s: %s",
+				cfg->trace, strerror(errno));
+			return -1;
+		}
+		setvbuf(r->trace, NULL, _IOLBF, 0);
+		fprintf(r->trace, "t,depth,inflight,workers,busy,desired,done,"
+				  "dead,throughput\n");
+	}
+	scale_tick(r->loop, r);
+	return 0;
 }
 
 static void summary(struct run *r)
@@ -603,6 +711,7 @@ int hop_run(struct hop_config *cfg)
 	    .argv = cfg->argv,
 	    .exec_mode = cfg->exec_mode,
 	    .size = (int)cfg->workers,
+	    .start = cfg->autoscale ? (int)cfg->min_workers : (int)cfg->workers,
 	    .prefetch = (int)cfg->prefetch,
 	    .timeout_ms = (int64_t)(cfg->timeout * 1000),
 	    .kill_ms = (int64_t)(cfg->kill_timeout * 1000),
@@ -629,14 +738,28 @@ int hop_run(struct hop_config *cfg)
 		hop_log(HOP_ERROR, "%s", r.src->error);
 		goto out_sink;
 	}
-	hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
-		r.src->label, r.sink->label, (long)cfg->workers, cfg->mode,
-		cfg->argv[0]);
+	if (cfg->autoscale)
+		hop_log(HOP_INFO,
+			"running: %s -> %s, %ld to %ld %s workers, "
+			"autoscaled: %s",
+			r.src->label, r.sink->label, (long)cfg->min_workers,
+			(long)cfg->max_workers, cfg->mode, cfg->argv[0]);
+	else
+		hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
+			r.src->label, r.sink->label, (long)cfg->workers,
+			cfg->mode, cfg->argv[0]);
 	r.t0 = r.stats.started_ms = hop_now_ms();
 	r.stats.workers_desired = (int)cfg->workers;
 	start_reporting(&r);
 	schedule(&r);
-	hop_loop_run(r.loop);
+	if (start_scaling(&r) == 0)
+		hop_loop_run(r.loop);
+	else
+		r.source_failed = true;
+	hop_loop_cancel(r.loop, r.scale_timer);
+	if (r.trace)
+		fclose(r.trace);
+	hop_scaler_free(&r.scaler);
 	hop_progress_stop(r.progress);
 	r.progress = NULL;
 

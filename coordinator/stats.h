@@ -55,6 +55,8 @@ struct hop_stats {
 
 	/* The autoscaler's decisions. */
 	uint64_t scale_ups, scale_downs;
+	int64_t cold_start_ms; /* the last start from zero workers to the
+				  first answer; 0 none yet */
 
 	/* The last errors, newest at (errors_next - 1) % HOP_STATS_ERRORS. */
 	struct {
