@@ -88,8 +88,34 @@ static int vfork_exec(char *const argv[], char **env, int in, int out, int err,
 	return 0;
 }
 
+/* Writes what the pipe takes of input without blocking. Returns the number
+ * of bytes written. */
+static size_t prefill(int fd, const char *input, size_t len)
+{
+	size_t done = 0;
+
+	if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		return 0;
+	while (done < len) {
+		ssize_t n = write(fd, input + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		done += (size_t)n;
+	}
+	return done;
+}
+
 int hop_spawn(char *const argv[], char *const env_extra[],
 	      struct hop_child *child, char *err, size_t errlen)
+{
+	return hop_spawn_input(argv, env_extra, NULL, 0, child, err, errlen);
+}
+
+int hop_spawn_input(char *const argv[], char *const env_extra[],
+		    const char *input, size_t input_len,
+		    struct hop_child *child, char *err, size_t errlen)
 {
 	int in[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1};
 	char **env = NULL;
@@ -103,6 +129,16 @@ int hop_spawn(char *const argv[], char *const env_extra[],
 		snprintf(err, errlen, "cannot make pipes for '%s': %s", argv[0],
 			 strerror(errno));
 		goto out_close;
+	}
+	if (input) {
+		child->in_done = prefill(in[1], input, input_len);
+		if (child->in_done == input_len) {
+			/* Closed before the fork: no child started meanwhile
+			 * by another thread holds a copy, so the end of input
+			 * is there at once. */
+			close(in[1]);
+			in[1] = -1;
+		}
 	}
 	env = env_extra ? merged_env(env_extra) : environ;
 	if (!env) {
@@ -128,12 +164,13 @@ int hop_spawn(char *const argv[], char *const env_extra[],
 		child->pid = -1;
 		goto out_close;
 	}
-	fcntl(child->pidfd, F_SETFD, FD_CLOEXEC);
+	/* pidfd_open sets close-on-exec itself. */
 	child->in = in[1];
 	child->out = out[0];
 	child->err = errp[0];
 	in[1] = out[0] = errp[0] = -1;
-	fcntl(child->in, F_SETFL, O_NONBLOCK);
+	if (child->in >= 0)
+		fcntl(child->in, F_SETFL, O_NONBLOCK);
 	fcntl(child->out, F_SETFL, O_NONBLOCK);
 	fcntl(child->err, F_SETFL, O_NONBLOCK);
 	rc = 0;

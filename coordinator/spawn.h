@@ -15,10 +15,11 @@
 
 struct hop_child {
 	pid_t pid;
-	int pidfd; /* readable when the child exits */
-	int in;	   /* our end of its stdin, non-blocking, or -1 */
-	int out;   /* our end of its stdout, non-blocking, or -1 */
-	int err;   /* our end of its stderr, non-blocking, or -1 */
+	int pidfd;	/* readable when the child exits */
+	int in;		/* our end of its stdin, non-blocking, or -1 */
+	int out;	/* our end of its stdout, non-blocking, or -1 */
+	int err;	/* our end of its stderr, non-blocking, or -1 */
+	size_t in_done; /* bytes of the input written before it started */
 };
 
 /* Starts argv[0] (searched in PATH) with pipes for stdin, stdout and stderr
@@ -27,6 +28,15 @@ struct hop_child {
  * message naming the command in err. */
 int hop_spawn(char *const argv[], char *const env_extra[],
 	      struct hop_child *child, char *err, size_t errlen);
+
+/* Like hop_spawn, and puts the first bytes of input (as many as the pipe
+ * holds) in the child's stdin before starting it; child->in_done says how
+ * many. When all of input fits, stdin is closed (child->in is -1): the
+ * child finds its input and the end of it waiting, whatever the caller
+ * does next. */
+int hop_spawn_input(char *const argv[], char *const env_extra[],
+		    const char *input, size_t input_len,
+		    struct hop_child *child, char *err, size_t errlen);
 
 /* Sends sig to the child's whole process group. */
 void hop_child_signal(const struct hop_child *child, int sig);
