@@ -6,12 +6,19 @@
  * stdout is the result, JSON when it parses and a string otherwise. Exit 0 is
  * success, 75 (EX_TEMPFAIL) asks for a retry, 65 (EX_DATAERR) is a permanent
  * failure, and any other exit or a signal is a failed attempt.
+ *
+ * A slot holds the running item and the one after it. The next item's start
+ * is handed to the spawner as soon as there is a process to follow, with
+ * that process's pidfd to wait on: the spawner starts it the moment the
+ * one before exits, while the loop is still reading what that one left.
  */
 #include "pool_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,45 +84,141 @@ static char *payload_bytes(const struct hop_item *it, size_t *n)
 	return p;
 }
 
-/* Rewrites the slot's payload file in place: one file per slot, kept open,
- * so that an item costs no file creation, rename or unlink. */
-static int write_item_file(struct worker *w, const char *path,
-			   const char *bytes, size_t n)
+/* Opens the slot's payload file once; the spawner rewrites it in place for
+ * each item, so that an item costs no file creation, rename or unlink. */
+static int open_item_file(struct worker *w, const char *path)
 {
-	if (w->item_fd < 0) {
-		w->item_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-		if (w->item_fd < 0)
-			return -errno;
-	}
-	/* Truncating costs an inode update; only a shorter payload needs it. */
-	if (n < w->item_len && ftruncate(w->item_fd, (off_t)n) < 0)
-		return -errno;
-	w->item_len = n;
-	for (size_t off = 0; off < n;) {
-		ssize_t k =
-		    pwrite(w->item_fd, bytes + off, n - off, (off_t)off);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		off += (size_t)k;
-	}
-	return 0;
+	if (w->item_fd >= 0)
+		return 0;
+	w->item_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	w->item_len = SIZE_MAX; /* whatever a run before left there */
+	return w->item_fd < 0 ? -errno : 0;
 }
 
-/* The spawner's answer: the process for the slot's item has started (or
- * could not). */
+static void exec_spawned(void *arg, int rc, struct hop_child *child,
+			 const char *err);
+
+/* Asks the spawner to start the process for it, once the process that
+ * wait_fd belongs to has exited (or at once when wait_fd is -1). Returns 0,
+ * or fails the item (unfinished) and returns -errno. */
+static int start_item(struct worker *w, struct hop_item *it, int wait_fd)
+{
+	struct hop_pool *pool = w->pool;
+	char file[4096];
+	char *env[4] = {NULL};
+	size_t n = 0;
+	int rc = -ENOMEM;
+
+	char *bytes = payload_bytes(it, &n);
+	snprintf(file, sizeof(file), "%s/item-%d", pool->cfg.tmpdir, w->index);
+	if (!bytes || asprintf(&env[0], "HOPPER_ITEM_ID=%s", it->id) < 0 ||
+	    asprintf(&env[1], "HOPPER_ATTEMPT=%d", it->attempt) < 0 ||
+	    asprintf(&env[2], "WORK_ITEM_FILE=%s", file) < 0) {
+		hop_item_fail(it, true, "worker %d: out of memory", w->index);
+		goto out_free;
+	}
+	if ((rc = open_item_file(w, file)) != 0) {
+		hop_item_fail(it, true, "cannot write %s: %s", file,
+			      strerror(-rc));
+		goto out_free;
+	}
+	struct hop_spawn_args args = {
+	    .argv = pool->cfg.argv,
+	    .env_extra = env,
+	    .input = bytes,
+	    .input_len = n,
+	    .file_fd = w->item_fd,
+	    .file_len = w->item_len,
+	    .file_path = file,
+	    .wait_fd = wait_fd,
+	};
+	rc = hop_spawner_start(pool->spawner, &args, exec_spawned, w);
+	if (rc) {
+		hop_item_fail(it, true, "worker %d: %s", w->index,
+			      strerror(-rc));
+		goto out_free;
+	}
+	w->item_len = n; /* once the spawner has written it */
+	w->spawning = true;
+
+out_free:
+	for (int i = 0; i < 3; i++)
+		free(env[i]);
+	free(bytes);
+	return rc;
+}
+
+/* Starts what the slot holds and has not asked for yet: its first item
+ * when nothing runs, else the item after the running one, to follow it as
+ * soon as it exits. At most one start per slot is ever asked for. */
+static void start_pending(struct worker *w)
+{
+	struct hop_item *it;
+
+	while (!w->spawning && (it = w->inflight.head) != NULL) {
+		if (w->child.pid > 0) {
+			struct hop_item *next = it->next;
+			if (next && start_item(w, next, w->child.pidfd) != 0) {
+				/* Failed before it started: say so now, and
+				 * leave the running item's deadline be. */
+				int64_t deadline = w->deadline;
+				pool_finish(w, next);
+				w->deadline = deadline;
+				continue;
+			}
+			return;
+		}
+		it->started_ms = hop_now_ms();
+		w->deadline = w->pool->cfg.timeout_ms
+				  ? it->started_ms + w->pool->cfg.timeout_ms
+				  : 0;
+		if (start_item(w, it, -1) == 0)
+			return;
+		pool_finish(w, it);
+	}
+}
+
+/* The process before this one has exited (the spawner waited for it
+ * before starting the next): settle it now, as its pidfd would have. */
+static void reap_now(struct worker *w)
+{
+	int status = 0;
+
+	if (waitpid(w->child.pid, &status, 0) < 0)
+		status = 127
+			 << 8; /* cannot happen; a failed attempt if it did */
+	w->child.pid = -1;
+	w->err.drained = false;
+	if (w->out_open)
+		exec_read(w);
+	pool_drain_stderr(w);
+	exec_exited(w, status);
+}
+
+/* The spawner's answer: the process for the slot's next item has started
+ * (or could not). */
 static void exec_spawned(void *arg, int rc, struct hop_child *child,
 			 const char *err)
 {
 	struct worker *w = arg;
-	struct hop_item *it = w->inflight.head;
 
+	if (w->child.pid > 0)
+		reap_now(w);
 	w->spawning = false;
+	struct hop_item *it = w->inflight.head;
+	if (!it) { /* cannot happen: its items went with a cancel */
+		if (rc == 0) {
+			hop_child_signal(child, SIGKILL);
+			waitpid(child->pid, NULL, 0);
+			hop_child_close(child);
+		}
+		return;
+	}
 	if (rc) {
-		hop_buf_reset(&w->wbuf);
+		w->item_len = SIZE_MAX;
 		hop_item_fail(it, true, "worker %d: %s", w->index, err);
 		pool_finish(w, it);
+		start_pending(w);
 		return;
 	}
 	w->child = *child;
@@ -123,58 +226,35 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 	w->pool->cfg.stats->worker_starts++;
 	w->out_too_long = false;
 	hop_buf_reset(&w->collected);
+	hop_buf_reset(&w->wbuf);
 	pool_watch_child(w);
-	pool_want_write(w);
+	if (w->child.in >= 0) {
+		/* The pipe took only part of the payload: the loop writes the
+		 * rest. */
+		size_t n;
+		char *bytes = payload_bytes(it, &n);
+		if (bytes && n > w->child.in_done)
+			hop_buf_append(&w->wbuf, bytes + w->child.in_done,
+				       n - w->child.in_done);
+		free(bytes);
+		pool_want_write(w);
+	}
+	start_pending(w);
 }
 
 void exec_abort(struct worker *w)
 {
 	hop_spawner_cancel(w->pool->spawner, w);
-	hop_buf_reset(&w->wbuf);
+	/* A cancelled start may or may not have rewritten the file. */
+	w->item_len = SIZE_MAX;
 	w->spawning = false;
 	w->state = w->pool->draining || w->pool->killing ? W_DOWN : W_UP;
 }
 
 void exec_run(struct worker *w, struct hop_item *it)
 {
-	struct hop_pool *pool = w->pool;
-	char file[4096];
-	char *env[4] = {NULL};
-	size_t n;
-	int rc;
-
 	hop_queue_push(&w->inflight, it);
-	char *bytes = payload_bytes(it, &n);
-	snprintf(file, sizeof(file), "%s/item-%d", pool->cfg.tmpdir, w->index);
-	if (!bytes || (rc = write_item_file(w, file, bytes, n)) != 0) {
-		hop_item_fail(it, true, "cannot write %s: %s", file,
-			      bytes ? strerror(-rc) : "out of memory");
-		goto out_finish;
-	}
-	if (asprintf(&env[0], "HOPPER_ITEM_ID=%s", it->id) < 0 ||
-	    asprintf(&env[1], "HOPPER_ATTEMPT=%d", it->attempt) < 0 ||
-	    asprintf(&env[2], "WORK_ITEM_FILE=%s", file) < 0) {
-		hop_item_fail(it, true, "out of memory");
-		goto out_finish;
-	}
-	if (hop_spawner_start(pool->spawner, pool->cfg.argv, env, exec_spawned,
-			      w)) {
-		hop_item_fail(it, true, "worker %d: out of memory", w->index);
-		goto out_finish;
-	}
-	/* Written to the process's stdin once it has started. */
-	hop_buf_append(&w->wbuf, bytes, n);
-	w->spawning = true;
-	w->deadline =
-	    pool->cfg.timeout_ms ? hop_now_ms() + pool->cfg.timeout_ms : 0;
-	goto out_free;
-
-out_finish:
-	pool_finish(w, it);
-out_free:
-	for (int i = 0; i < 3; i++)
-		free(env[i]);
-	free(bytes);
+	start_pending(w);
 }
 
 void exec_read(struct worker *w)
@@ -230,6 +310,21 @@ static void take_stdout(struct worker *w, struct hop_item *it)
 	json_decref(v);
 }
 
+/* Takes the child's descriptors out of epoll before they are closed. Closing
+ * alone is not enough here: a process that a spawner thread is starting at
+ * this moment holds copies of every descriptor until its execve, and while
+ * a copy lives its registration stays and, level-triggered on an exited
+ * pidfd or a pipe at EOF, wakes the loop again and again for nothing. */
+static void unwatch_child(struct worker *w)
+{
+	struct hop_loop *loop = w->pool->loop;
+
+	hop_loop_unwatch(loop, w->child.pidfd);
+	hop_loop_unwatch(loop, w->child.out);
+	hop_loop_unwatch(loop, w->child.err);
+	hop_loop_unwatch(loop, w->child.in);
+}
+
 void exec_exited(struct worker *w, int status)
 {
 	struct hop_pool *pool = w->pool;
@@ -274,10 +369,18 @@ void exec_exited(struct worker *w, int status)
 		hop_log_ev(it->ok ? HOP_DEBUG : HOP_WARN, w->index, it->id,
 			   "%s", it->ok ? "done" : it->error);
 	}
+	unwatch_child(w);
 	pool_release_child(w);
-	w->state = pool->draining || pool->killing ? W_DOWN : W_UP;
-	if (it && w->inflight.head == it)
-		pool_finish(w, it);
-	else
+	bool finish = it && w->inflight.head == it;
+	bool more = w->inflight.len > (finish ? 1u : 0u);
+	w->state = (pool->draining || pool->killing) && !more ? W_DOWN : W_UP;
+	if (!finish) {
 		pool->ev.changed(pool->ev.arg);
+		return;
+	}
+	/* The next item's process starts as this one exits: its time
+	 * counts from now, not from when it was queued behind. */
+	if (it->next)
+		it->next->started_ms = hop_now_ms();
+	pool_finish(w, it);
 }

@@ -110,7 +110,7 @@ size_t hop_pool_capacity(const struct hop_pool *pool)
 	for (int i = 0; i < pool->cfg.size; i++) {
 		const struct worker *w = &pool->w[i];
 		size_t per =
-		    pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
+		    pool->cfg.exec_mode ? 2 : (size_t)pool->cfg.prefetch;
 		if (w->state == W_UP && w->inflight.len < per)
 			n += per - w->inflight.len;
 	}
@@ -222,7 +222,8 @@ void hop_pool_resize(struct hop_pool *pool, int n)
 int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 {
 	struct worker *best = NULL;
-	size_t per = pool->cfg.exec_mode ? 1 : (size_t)pool->cfg.prefetch;
+	/* Exec mode: the running item and the one to start as it exits. */
+	size_t per = pool->cfg.exec_mode ? 2 : (size_t)pool->cfg.prefetch;
 
 	if (pool->draining || pool->killing)
 		return -EBUSY;
@@ -322,7 +323,7 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	struct hop_item *head = w->inflight.head;
 	if (w->spawning)
 		exec_abort(w);
-	else
+	if (!w->pool->cfg.exec_mode || w->child.pid > 0)
 		stop_process(w);
 	hop_log_ev(HOP_ERROR, w->index, head ? head->id : NULL, "%s", why);
 	if (head) {

@@ -3,14 +3,22 @@
  * Requests go to the threads through a queue under a mutex and come back
  * through another, with an eventfd write to wake the loop. The lock guards
  * the two queues and nothing else.
+ *
+ * A request may wait for a descriptor (the pidfd of the process before it)
+ * to become readable. One idle thread at a time polls those descriptors,
+ * so that the next process starts the moment the one before it exits,
+ * without a round trip through the loop.
  */
 #include "spawner.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,6 +32,12 @@ struct hop_spawn_req {
 	struct hop_spawn_req *next;
 	char **argv;
 	char **env;
+	char *input;
+	size_t input_len;
+	int file_fd;	 /* gets input as its whole content, or -1 */
+	size_t file_len; /* bytes file_fd held before */
+	char *file_path;
+	int wait_fd; /* start once this is readable; -1: at once */
 	hop_spawned_cb cb;
 	void *arg;
 	int rc;
@@ -33,12 +47,14 @@ struct hop_spawn_req {
 
 struct hop_spawner {
 	struct hop_loop *loop;
-	int efd;
+	int efd;  /* results are ready for the loop */
+	int wake; /* wakes the polling thread: the queue changed */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct hop_spawn_req *todo, *todo_tail;
 	struct hop_spawn_req *done;
-	int busy; /* requests taken by threads and not yet done */
+	int busy;     /* requests taken by threads and not yet done */
+	bool polling; /* a thread waits in poll for a wait_fd */
 	bool stop;
 	int nthreads;
 	pthread_t tid[8];
@@ -65,8 +81,12 @@ static void free_strv(char **v)
 
 static void free_req(struct hop_spawn_req *r)
 {
+	if (r->wait_fd >= 0)
+		close(r->wait_fd);
 	free_strv(r->argv);
 	free_strv(r->env);
+	free(r->input);
+	free(r->file_path);
 	free(r);
 }
 
@@ -81,24 +101,134 @@ static void discard(struct hop_spawn_req *r)
 	free_req(r);
 }
 
+/* Wakes the thread in poll, if there is one, to look at the queue again. */
+static void wake_poller(struct hop_spawner *sp)
+{
+	uint64_t one = 1;
+	if (sp->polling && write(sp->wake, &one, sizeof(one)) < 0) {
+		/* Already readable: the poller wakes anyway. */
+	}
+}
+
+static bool readable(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
+}
+
+/* Unlinks and returns the first request that may start now. Requests
+ * dropped by hop_spawner_cancel are freed on the way. Called locked. */
+static struct hop_spawn_req *take_ready(struct hop_spawner *sp)
+{
+	struct hop_spawn_req **pp = &sp->todo, *prev = NULL;
+
+	while (*pp) {
+		struct hop_spawn_req *r = *pp;
+		if (r->cb && r->wait_fd >= 0 && !readable(r->wait_fd)) {
+			prev = r;
+			pp = &r->next;
+			continue;
+		}
+		*pp = r->next;
+		if (sp->todo_tail == r)
+			sp->todo_tail = prev;
+		if (!r->cb) { /* cancelled while it waited */
+			free_req(r);
+			continue;
+		}
+		close(r->wait_fd);
+		r->wait_fd = -1;
+		r->next = NULL;
+		return r;
+	}
+	return NULL;
+}
+
+/* Waits, unlocked, until a wait_fd of the queue or the wake fd is readable.
+ * Called locked, with requests waiting and none ready. */
+static void poll_waiting(struct hop_spawner *sp)
+{
+	nfds_t n = 1;
+	for (struct hop_spawn_req *r = sp->todo; r; r = r->next)
+		n++;
+	struct pollfd one, *pfd = malloc(sizeof(*pfd) * n);
+	if (!pfd) { /* watch only the wake fd; take_ready looks again */
+		pfd = &one;
+		n = 1;
+	}
+	pfd[0] = (struct pollfd){.fd = sp->wake, .events = POLLIN};
+	nfds_t k = 1;
+	for (struct hop_spawn_req *r = sp->todo; r && k < n; r = r->next)
+		pfd[k++] = (struct pollfd){.fd = r->wait_fd, .events = POLLIN};
+	sp->polling = true;
+	pthread_mutex_unlock(&sp->mu);
+	/* A descriptor closed meanwhile by another thread only makes poll
+	 * return early; take_ready checks each request's own descriptor. */
+	if (poll(pfd, n, n > 1 ? -1 : 100) > 0 && pfd[0].revents) {
+		uint64_t v;
+		if (read(sp->wake, &v, sizeof(v)) < 0) {
+			/* Another wake-up drained it first. */
+		}
+	}
+	if (pfd != &one)
+		free(pfd);
+	pthread_mutex_lock(&sp->mu);
+	sp->polling = false;
+}
+
+/* Gives the request's input to the file that the process will read it
+ * from, replacing what the process before it had there. */
+static int fill_file(struct hop_spawn_req *r)
+{
+	for (size_t off = 0; off < r->input_len;) {
+		ssize_t k = pwrite(r->file_fd, r->input + off,
+				   r->input_len - off, (off_t)off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		off += (size_t)k;
+	}
+	/* Truncating costs an inode update; only a shorter input needs it. */
+	if (r->input_len < r->file_len &&
+	    ftruncate(r->file_fd, (off_t)r->input_len) < 0)
+		return -errno;
+	return 0;
+}
+
+static void run_req(struct hop_spawn_req *r)
+{
+	if (r->file_fd >= 0 && (r->rc = fill_file(r)) != 0) {
+		snprintf(r->err, sizeof(r->err), "cannot write %s: %s",
+			 r->file_path, strerror(-r->rc));
+		return;
+	}
+	r->rc = hop_spawn_input(r->argv, r->env, r->input, r->input_len,
+				&r->child, r->err, sizeof(r->err));
+}
+
 static void *spawn_thread(void *arg)
 {
 	struct hop_spawner *sp = arg;
 	pthread_mutex_lock(&sp->mu);
 	for (;;) {
-		while (!sp->todo && !sp->stop)
-			pthread_cond_wait(&sp->cv, &sp->mu);
-		if (!sp->todo)
-			break;
-		struct hop_spawn_req *r = sp->todo;
-		sp->todo = r->next;
-		if (!sp->todo)
-			sp->todo_tail = NULL;
+		struct hop_spawn_req *r = sp->stop ? NULL : take_ready(sp);
+		if (!r) {
+			if (sp->stop)
+				break;
+			if (sp->todo && !sp->polling)
+				poll_waiting(sp);
+			else
+				pthread_cond_wait(&sp->cv, &sp->mu);
+			continue;
+		}
 		sp->busy++;
+		/* Another thread may watch what still waits. */
+		if (sp->todo)
+			pthread_cond_signal(&sp->cv);
 		pthread_mutex_unlock(&sp->mu);
 
-		r->rc = hop_spawn(r->argv, r->env, &r->child, r->err,
-				  sizeof(r->err));
+		run_req(r);
 
 		pthread_mutex_lock(&sp->mu);
 		sp->busy--;
@@ -154,10 +284,13 @@ struct hop_spawner *hop_spawner_new(struct hop_loop *loop, int threads)
 	sp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sp->efd < 0)
 		goto err_free;
+	sp->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (sp->wake < 0)
+		goto err_close;
 	pthread_mutex_init(&sp->mu, NULL);
 	pthread_cond_init(&sp->cv, NULL);
 	if (hop_loop_watch(loop, sp->efd, EPOLLIN, on_done, sp))
-		goto err_close;
+		goto err_close_wake;
 	if (threads > 8)
 		threads = 8;
 	for (; sp->nthreads < threads; sp->nthreads++)
@@ -170,6 +303,10 @@ struct hop_spawner *hop_spawner_new(struct hop_loop *loop, int threads)
 
 err_unwatch:
 	hop_loop_unwatch(loop, sp->efd);
+err_close_wake:
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->cv);
+	close(sp->wake);
 err_close:
 	close(sp->efd);
 err_free:
@@ -177,15 +314,34 @@ err_free:
 	return NULL;
 }
 
-int hop_spawner_start(struct hop_spawner *sp, char *const argv[],
-		      char *const env_extra[], hop_spawned_cb cb, void *arg)
+int hop_spawner_start(struct hop_spawner *sp, const struct hop_spawn_args *args,
+		      hop_spawned_cb cb, void *arg)
 {
 	struct hop_spawn_req *r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	r->argv = copy_strv(argv);
-	r->env = copy_strv(env_extra);
-	if (!r->argv || !r->env) {
+	r->wait_fd = -1;
+	r->argv = copy_strv(args->argv);
+	r->env = copy_strv(args->env_extra);
+	r->input_len = args->input_len;
+	r->input = malloc(r->input_len ? r->input_len : 1);
+	if (!r->argv || !r->env || !r->input) {
+		free_req(r);
+		return -ENOMEM;
+	}
+	if (r->input_len)
+		memcpy(r->input, args->input, r->input_len);
+	if (args->wait_fd >= 0) {
+		r->wait_fd = fcntl(args->wait_fd, F_DUPFD_CLOEXEC, 0);
+		if (r->wait_fd < 0) {
+			int rc = -errno;
+			free_req(r);
+			return rc;
+		}
+	}
+	r->file_fd = args->file_fd;
+	r->file_len = args->file_len;
+	if (args->file_path && !(r->file_path = strdup(args->file_path))) {
 		free_req(r);
 		return -ENOMEM;
 	}
@@ -198,6 +354,7 @@ int hop_spawner_start(struct hop_spawner *sp, char *const argv[],
 		sp->todo = r;
 	sp->todo_tail = r;
 	pthread_cond_signal(&sp->cv);
+	wake_poller(sp);
 	pthread_mutex_unlock(&sp->mu);
 	return 0;
 }
@@ -205,16 +362,16 @@ int hop_spawner_start(struct hop_spawner *sp, char *const argv[],
 void hop_spawner_cancel(struct hop_spawner *sp, void *arg)
 {
 	pthread_mutex_lock(&sp->mu);
+	/* Requests still queued are freed by the next thread to look. */
 	for (struct hop_spawn_req *r = sp->todo; r; r = r->next)
 		if (r->arg == arg)
 			r->cb = NULL;
+	wake_poller(sp);
 	for (struct hop_spawn_req *r = sp->done; r; r = r->next)
 		if (r->arg == arg)
 			r->cb = NULL;
-	pthread_mutex_unlock(&sp->mu);
 	/* A request a thread holds right now is caught when it lands in done:
 	 * wait for the threads to put it there. */
-	pthread_mutex_lock(&sp->mu);
 	while (sp->busy)
 		pthread_cond_wait(&sp->cv, &sp->mu);
 	for (struct hop_spawn_req *r = sp->done; r; r = r->next)
@@ -233,10 +390,10 @@ void hop_spawner_free(struct hop_spawner *sp)
 	while (sp->todo) {
 		struct hop_spawn_req *r = sp->todo;
 		sp->todo = r->next;
-		r->rc = -ECANCELED;
 		free_req(r);
 	}
 	sp->todo_tail = NULL;
+	wake_poller(sp);
 	pthread_cond_broadcast(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 	for (int i = 0; i < sp->nthreads; i++)
@@ -248,6 +405,7 @@ void hop_spawner_free(struct hop_spawner *sp)
 	}
 	hop_loop_unwatch(sp->loop, sp->efd);
 	close(sp->efd);
+	close(sp->wake);
 	pthread_mutex_destroy(&sp->mu);
 	pthread_cond_destroy(&sp->cv);
 	free(sp);
