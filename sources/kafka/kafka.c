@@ -103,7 +103,7 @@ static const struct hop_option kafka_options[] = {
      "the consumer group"},
     {"dead_topic", HOP_OPT_STR, NULL, offsetof(struct ksrc, dead_topic),
      "where dead messages go (default: the topic's name + .dead)"},
-    {"max_inflight", HOP_OPT_INT, "10000", offsetof(struct ksrc, max_inflight),
+    {"max_inflight", HOP_OPT_INT, "20000", offsetof(struct ksrc, max_inflight),
      "messages taken and not finished before partitions are paused"},
     {"id", HOP_OPT_STR, "offset", offsetof(struct ksrc, id_from),
      "an item's id: offset (topic/partition/offset) or key"},
