@@ -1,10 +1,18 @@
 #!/bin/sh
 # seed.sh: the compose file's one-shot seed. Run as root: makes the shared
 # folders under /data owned by the hopper user (a bind mount of ./data that
-# the engine created belongs to root), then drops SEED_COUNT sample videos
-# (6 by default) into /data/in, each written beside it first and renamed
-# into place so that the watching coordinator never sees half a file.
+# the engine created belongs to root), then, the first time only, drops
+# SEED_COUNT sample videos (6 by default) into /data/in, each written
+# beside it first and renamed into place so that the watching coordinator
+# never sees half a file.
 set -eu
+
+# Once: a later `docker compose up` starts this again, and should not add
+# the same videos every time (SEED_FORCE=1 adds them all the same).
+if [ -e /data/.seeded ] && [ -z "${SEED_FORCE:-}" ]; then
+	echo "seed: ./data was seeded before (remove data/.seeded, or set SEED_FORCE=1)"
+	exit 0
+fi
 
 count=${SEED_COUNT:-6}
 samples=/usr/local/share/hopper/samples
@@ -23,4 +31,5 @@ while [ "$n" -lt "$count" ]; do
 		mv "/data/.seed/$name" "/data/in/$name"
 	done
 done
+touch /data/.seeded
 echo "seed: $n sample videos in /data/in"

@@ -84,7 +84,8 @@ compose_base_image() {
 	debootstrap --variant=minbase bookworm "$dir" http://deb.debian.org/debian \
 		>"$COMPOSE_CACHE/debootstrap.log" 2>&1 ||
 		die "debootstrap failed: see $COMPOSE_CACHE/debootstrap.log"
-	tar -C "$dir" -c . | podman import - "$BASE_IMAGE" >/dev/null
+	tar -C "$dir" -c . | podman import - "$BASE_IMAGE" >/dev/null 2>&1 ||
+		die "podman import of the base image failed"
 	rm -rf "$dir"
 }
 
@@ -122,8 +123,8 @@ compose_kafka_libs() {
 	mkdir -p "$libs.tmp"
 	cp "$COMPOSE_HERE/images/kafka/pom.xml" "$libs.tmp/pom.xml"
 	(cd "$libs.tmp" && mvn -B -q -Dstyle.color=never -f pom.xml -Dkafka.version="$KAFKA_IMAGE_VERSION" \
-		dependency:copy-dependencies -DoutputDirectory="$libs.tmp/jars") >&2 ||
-		die "Maven could not fetch Kafka's jars"
+		dependency:copy-dependencies -DoutputDirectory="$libs.tmp/jars") >"$COMPOSE_CACHE/maven.log" 2>&1 ||
+		die "Maven could not fetch Kafka's jars: see $COMPOSE_CACHE/maven.log"
 	rm -rf "$libs"
 	mv "$libs.tmp/jars" "$libs"
 	rm -rf "$libs.tmp"

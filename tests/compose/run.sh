@@ -177,10 +177,11 @@ three_members() { [ "$(group_offsets thumbnails videos | awk '$3 != "-" {print $
 wait_for 120 "the group thumbnails has its partitions on three hosts" three_members
 group_offsets thumbnails videos | sort -n >"$work/before"
 batch=30
-compose run --rm -e SEED_COUNT="$batch" seed >>"$work/up.log" 2>&1 || die "a second seed failed"
+compose run --rm -e SEED_COUNT="$batch" -e SEED_FORCE=1 seed >>"$work/up.log" 2>&1 || die "a second seed failed"
 total=$((seeded + batch))
 wait_for 300 "$total thumbnails in ./data/out" thumbs_at_least "$total"
 wait_for 60 "$total rows in Postgres" rows_at_least thumbnails "$total"
+[ "$(thumbs_count)" -eq "$total" ] || die "$(thumbs_count) thumbnails, expected $total (seeded again?)"
 wait_for 60 "the group's offsets past every message" \
 	sh -c "[ \"\$(docker-compose --no-ansi -p $project -f compose.yaml exec -T kafka \
 		kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group thumbnails 2>/dev/null |
