@@ -153,10 +153,14 @@ def test_deployment_wiring(dep):
     # hopper drains for --grace (30 s) on SIGTERM, then stops workers.
     assert pod["spec"]["terminationGracePeriodSeconds"] > 30
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    configmaps = {d["metadata"]["name"] for d in of_kind("ConfigMap")}
+    configmaps = {d["metadata"]["name"]: d for d in of_kind("ConfigMap")}
     for v in pod["spec"]["volumes"]:
         if "configMap" in v:
             assert v["configMap"]["name"] in configmaps
+            # The pod's own autoscaler is on, and has a core per worker.
+            pipeline = json.loads(configmaps[v["configMap"]["name"]]["data"]["pipeline.json"])
+            assert 1 <= pipeline["min_workers"] <= pipeline["max_workers"]
+            assert pipeline["max_workers"] <= int(c["resources"]["limits"]["cpu"])
     services = [s for s in of_kind("Service")
                 if s["spec"]["selector"].items() <= pod["metadata"]["labels"].items()]
     if dep["metadata"]["name"] == "hopper-thumbnails":
