@@ -91,6 +91,7 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
 	      s->workers);
 	gauge(out, "workers_desired", "Worker processes the pool is sized for.",
 	      s->workers_desired);
+	gauge(out, "workers_busy", "Workers holding an item.", s->workers_busy);
 	counter(out, "worker_starts_total", "Worker processes started.",
 		s->worker_starts);
 	counter(out, "worker_restarts_total",
@@ -109,6 +110,13 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
 		"hopper_scale_events_total{direction=\"down\"} %llu\n",
 		(unsigned long long)s->scale_ups,
 		(unsigned long long)s->scale_downs);
+	if (s->cold_start_ms > 0) {
+		head(out, "cold_start_seconds", "gauge",
+		     "The last start from zero workers: from starting a "
+		     "worker to its first answer.");
+		fprintf(out, "hopper_cold_start_seconds %.3f\n",
+			(double)s->cold_start_ms / 1000);
+	}
 	head(out, "start_time_seconds", "gauge",
 	     "When the run started, in seconds since the Unix epoch.");
 	fprintf(out, "hopper_start_time_seconds %.3f\n", wall - age);

@@ -5,7 +5,10 @@ assertions read it."""
 import csv
 import os
 import re
+import shutil
+import subprocess
 import time
+import urllib.request
 
 from conftest import PY, WORKERS, clean_env, start, stderr_of, wait_for
 
@@ -77,7 +80,8 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
     inbox.mkdir()
     p = start("run", "-s", f"dir:{inbox}", "-o", f"dir:{out}", "--watch",
               "--min-workers", 0, "--max-workers", 2, "--scale-window", "2s",
-              "--trace", tr, "--", *BURN, cwd=tmp, env=clean_env())
+              "--trace", tr, "--listen", "127.0.0.1:0", "--", *BURN,
+              cwd=tmp, env=clean_env())
     try:
         wait_for(lambda: tr.exists() and len(trace(tr)) >= 4,
                  what="trace rows")
@@ -90,6 +94,9 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
         wait_for(lambda: any(r["workers"] == 1 for r in trace(tr))
                  and trace(tr)[-1]["workers"] == 0, timeout=10,
                  what="one worker, then back to zero")
+        port = re.search(r"on http://127\.0\.0\.1:(\d+)", stderr_of(p))[1]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+            metrics = r.read().decode()
     finally:
         err = stop(p)
     m = re.search(r"cold start: (\d+) ms", err)
@@ -98,6 +105,17 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
           "from the file to its result")
     assert latency < 3
     assert max(r["workers"] for r in trace(tr)) == 1
+    # The decisions and the cold start are in /metrics too.
+    assert 'hopper_scale_events_total{direction="up"} 1' in metrics
+    assert 'hopper_scale_events_total{direction="down"} 1' in metrics
+    assert "hopper_workers_desired 0" in metrics
+    cold = float(re.search(r"^hopper_cold_start_seconds (\S+)", metrics,
+                            re.M)[1])
+    assert 0 < cold < 3
+    if shutil.which("promtool"):
+        check = subprocess.run(["promtool", "check", "metrics"],
+                               input=metrics, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
 
 
 def saturate(tmp, max_workers, seconds, **env):
