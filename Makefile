@@ -2,7 +2,8 @@
 #
 #   make            build everything into build/
 #   make test       install what is missing, lint, then unit, integration and
-#                   fault tests, then the same again under ASan and UBSan
+#                   fault tests, then the same again under ASan and UBSan,
+#                   then compose.yaml end to end under podman
 #   make demo       the main job, end to end
 #   make bench      benchmarks that print ratios against peers (BENCH=postgres: one)
 #
@@ -109,6 +110,7 @@ test: deps
 	$(MAKE) lint
 	$(MAKE) WERROR=1 check
 	$(MAKE) WERROR=1 SANITIZE=address,undefined check
+	$(MAKE) compose-test
 
 demo: deps
 	$(MAKE) all workers
