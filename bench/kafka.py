@@ -1,8 +1,10 @@
 """The Kafka benchmark: hopper consuming a topic of a million messages
 through a trivial worker and producing each result to a topic, against kcat
-only consuming the same topic (the ceiling for reading), on one broker in the
-same run; and hopper's memory over the topic, which the in-flight bound
-keeps flat."""
+only consuming the same topic (the ceiling for reading) and kcat only
+producing the same messages as hopper does, idempotent with acks=all (the
+ceiling for writing: the broker shares the machine), on one broker in the
+same run; hopper reading alone (to /dev/null); and hopper's memory over the
+topic, which the in-flight bound keeps flat."""
 import json
 import os
 import re
@@ -17,15 +19,29 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 from harness.kafka import KafkaBroker  # noqa: E402
 
 
+def messages(n):
+    return "".join(f"{i}\t{json.dumps({'n': i})}\n" for i in range(n))
+
+
 def fill(k, topic, n, partitions=3):
     """n keyed JSON messages, written by kcat (the harness's client is
     made for tests, not for millions)."""
     k.create_topic(topic, partitions=partitions)
-    data = "".join(f"{i}\t{json.dumps({'n': i})}\n" for i in range(n))
     subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", topic, "-K",
-                    "\t", "-X", "linger.ms=50"], input=data, text=True,
-                   check=True)
+                    "\t", "-X", "linger.ms=50"], input=messages(n),
+                   text=True, check=True)
     assert sum(k.topic_offsets(topic).values()) == n
+
+
+def kcat_write_rate(k, topic, n):
+    """kcat producing n messages the way hopper's sink does: idempotent,
+    acks=all, linger.ms=5."""
+    data = messages(n)
+    t0 = time.monotonic()
+    subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", topic, "-K",
+                    "\t", "-X", "enable.idempotence=true", "-X", "acks=all",
+                    "-X", "linger.ms=5"], input=data, text=True, check=True)
+    return n / (time.monotonic() - t0)
 
 
 def kcat_rate(k, topic, n):
@@ -40,10 +56,11 @@ def kcat_rate(k, topic, n):
 
 
 def hopper_rate(k, hopper, echo, topic, out, group, n):
+    """out: a topic, or None for reading alone (results to /dev/null)."""
     t0 = time.monotonic()
+    sink = f"kafka://{k.bootstrap}/{out}" if out else "jsonl:/dev/null"
     p = subprocess.run([hopper, "run", "-s", f"kafka://{k.bootstrap}/{topic}",
-                        "-S", f"group={group}", "-o",
-                        f"kafka://{k.bootstrap}/{out}", "-j", "2",
+                        "-S", f"group={group}", "-o", sink, "-j", "2",
                         "--prefetch", "64", "--", echo],
                        capture_output=True, text=True)
     dt = time.monotonic() - t0
@@ -87,18 +104,28 @@ def run(hopper, hopper_build, rounds):
     n = 1_000_000  # long enough that joining the group is a small part
     with KafkaBroker() as k:
         fill(k, "bench-in", n)
-        hs, cs = [], []
+        hs, cs, ws, rs = [], [], [], []
         for r in range(rounds):
-            out = f"bench-out-{r}"
+            out, wout = f"bench-out-{r}", f"bench-kcat-{r}"
             k.create_topic(out, partitions=3)
+            k.create_topic(wout, partitions=3)
             cs.append(kcat_rate(k, "bench-in", n))
             hs.append(hopper_rate(k, hopper, echo, "bench-in", out,
                                   f"bench-{r}", n))
+            ws.append(kcat_write_rate(k, wout, n))
+            rs.append(hopper_rate(k, hopper, echo, "bench-in", None,
+                                  f"bench-read-{r}", n))
             k.delete_topic(out)
+            k.delete_topic(wout)
         h, c = statistics.median(hs), statistics.median(cs)
+        w, rd = statistics.median(ws), statistics.median(rs)
         print(f"kafka, topic to topic  hopper {h:>9,.0f} msgs/s   "
               f"ceiling (kcat reading) {c:>9,.0f}   ratio {h / c:.2f}  "
               f"(goal >= 0.50)")
+        print(f"kafka, topic to topic  hopper {h:>9,.0f} msgs/s   "
+              f"kcat producing (acks=all) {w:>9,.0f}   ratio {h / w:.2f}")
+        print(f"kafka, reading alone   hopper {rd:>9,.0f} msgs/s   "
+              f"ceiling (kcat reading) {c:>9,.0f}   ratio {rd / c:.2f}")
         peak, samples = peak_rss(k, hopper, echo, "bench-in", "bench-mem", n)
         s = samples[len(samples) // 10:len(samples) * 9 // 10] or samples
         print(f"kafka, {n:,} messages   peak RSS {peak:.1f} MB; from 10% "
