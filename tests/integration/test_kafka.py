@@ -180,11 +180,11 @@ def ledger_runs(ledger):
     return runs
 
 
-@pytest.mark.parametrize("grace", ["15s", "0"])
+@pytest.mark.parametrize("grace", ["20s", "0"])
 def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
                                                               grace):
     """A second coordinator joins the group while the first holds items of
-    every partition in its workers' hands (each takes 1.2 s). With a grace
+    every partition in its workers' hands (each takes 2 s). With a grace
     longer than they need, the first finishes them and commits before it
     gives its partitions up: nothing is handled twice, and what it had
     taken but not handed out goes to the newcomer. Without a grace, the
@@ -194,7 +194,7 @@ def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
     group = f"revoke{grace}"
     src, res = topics(kafka, group, partitions=4)
     ledger = tmp / "ledger"
-    env = clean_env(LEDGER=ledger, LEDGER_SLEEP="1.2")
+    env = clean_env(LEDGER=ledger, LEDGER_SLEEP="2")
     worker = [PY, str(WORKERS / "ledger.py")]
     flags = [*between(kafka, src, res, group), "-S", f"revoke_grace={grace}",
              "--watch"]
@@ -213,7 +213,7 @@ def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
                  timeout=30, what="the first coordinator's partitions")
         time.sleep(1.0)
         produce(32)  # taken by the first, not handed out: no room
-        b = start(*flags, "-j", "2", "--", *worker, env=env, cwd=tmp)
+        b = start(*flags, "-j", "8", "--", *worker, env=env, cwd=tmp)
         ends = kafka.topic_offsets(src)
         wait_for(lambda: kafka.committed_offsets(group, src) == ends,
                  timeout=90, what="every offset committed")
