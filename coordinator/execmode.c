@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,6 +32,12 @@
 
 #define EXIT_TEMPFAIL 75
 #define EXIT_DATAERR 65
+/* A process's stdout and stderr are read as it runs only once it has run
+ * this long; before, at its exit. Most items end sooner, and spare the loop
+ * two wake-ups each (their output, then the end of it). The cost: stderr
+ * lines are logged up to this late, and a process that fills a pipe (64 KiB)
+ * sooner waits up to this long for it to be read. */
+#define PIPE_WATCH_MS 10
 
 int exec_check(struct hop_pool *pool, char *err, size_t errlen)
 {
@@ -131,6 +138,7 @@ static int start_item(struct worker *w, struct hop_item *it, int wait_fd)
 	    .file_len = w->item_len,
 	    .file_path = file,
 	    .wait_fd = wait_fd,
+	    .key = (unsigned)w->index,
 	};
 	rc = hop_spawner_start(pool->spawner, &args, exec_spawned, w);
 	if (rc) {
@@ -158,15 +166,21 @@ static void start_pending(struct worker *w)
 	while (!w->spawning && (it = w->inflight.head) != NULL) {
 		if (w->child.pid > 0) {
 			struct hop_item *next = it->next;
-			if (next && start_item(w, next, w->child.pidfd) != 0) {
-				/* Failed before it started: say so now, and
-				 * leave the running item's deadline be. */
-				int64_t deadline = w->deadline;
-				pool_finish(w, next);
-				w->deadline = deadline;
-				continue;
+			if (!next)
+				return;
+			if (start_item(w, next, w->child.pidfd) == 0) {
+				/* The spawner tells of the exit, once it has
+				 * started the next: the loop need not wake for
+				 * it as well, and compete with that start. */
+				hop_loop_unwatch(w->pool->loop, w->child.pidfd);
+				return;
 			}
-			return;
+			/* Failed before it started: say so now, and leave
+			 * the running item's deadline be. */
+			int64_t deadline = w->deadline;
+			pool_finish(w, next);
+			w->deadline = deadline;
+			continue;
 		}
 		it->started_ms = hop_now_ms();
 		w->deadline = w->pool->cfg.timeout_ms
@@ -178,21 +192,83 @@ static void start_pending(struct worker *w)
 	}
 }
 
-/* The process before this one has exited (the spawner waited for it
- * before starting the next): settle it now, as its pidfd would have. */
-static void reap_now(struct worker *w)
+/* The process has exited and is reaped: take what it left in its pipes
+ * and settle its item. */
+static void settle_exit(struct worker *w, int status)
 {
-	int status = 0;
-
-	if (waitpid(w->child.pid, &status, 0) < 0)
-		status = 127
-			 << 8; /* cannot happen; a failed attempt if it did */
-	w->child.pid = -1;
 	w->err.drained = false;
 	if (w->out_open)
 		exec_read(w);
 	pool_drain_stderr(w);
 	exec_exited(w, status);
+}
+
+static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	exec_read(arg);
+}
+
+static void on_err(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	w->err.drained = false;
+	pool_drain_stderr(w);
+}
+
+/* The process runs on: read its pipes as they fill from now on. */
+static void watch_pipes(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	w->pipe_timer = 0;
+	if (w->out_open)
+		hop_loop_watch(loop, w->child.out, EPOLLIN, on_out, w);
+	if (w->err_open)
+		hop_loop_watch(loop, w->child.err, EPOLLIN, on_err, w);
+}
+
+/* Takes a started child into the slot. Its exit is watched here only when
+ * no start waits on it (see start_pending); its pipes from PIPE_WATCH_MS
+ * on. */
+static void take_child(struct worker *w, const struct hop_child *child)
+{
+	struct hop_buf keep = w->err.buf;
+
+	w->child = *child;
+	w->started = hop_now_ms();
+	w->pool->cfg.stats->worker_starts++;
+	hop_lines_init(&w->err, 64 * 1024);
+	w->err.buf = keep; /* reused across items */
+	hop_buf_reset(&w->err.buf);
+	w->err.edge = true;
+	w->out_open = w->err_open = true;
+	w->out_too_long = w->wwatch = w->sigkilled = false;
+	hop_buf_reset(&w->collected);
+	hop_buf_reset(&w->wbuf);
+	w->pipe_timer =
+	    hop_loop_after(w->pool->loop, PIPE_WATCH_MS, watch_pipes, w);
+}
+
+/* The process before this one has exited (the spawner waited for it
+ * before starting the next): settle it now, as its pidfd would have. */
+static void reap_now(struct worker *w)
+{
+	int status = 127 << 8; /* a failed attempt, should waitpid fail */
+
+	waitpid(w->child.pid, &status, 0);
+	w->child.pid = -1;
+	settle_exit(w, status);
+}
+
+/* The loop's watch on a process's exit, when no start waits on it. */
+static void on_exit_fd(struct hop_loop *loop, int fd, uint32_t events,
+		       void *arg)
+{
+	struct worker *w = arg;
+	int status = 0;
+
+	if (hop_child_reap(&w->child, &status))
+		settle_exit(w, status);
 }
 
 /* The spawner's answer: the process for the slot's next item has started
@@ -206,7 +282,9 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 		reap_now(w);
 	w->spawning = false;
 	struct hop_item *it = w->inflight.head;
-	if (!it) { /* cannot happen: its items went with a cancel */
+	/* Settling the process before may have killed the slot (its output
+	 * was over the limit) and handed this item back: drop the new one. */
+	if (!it) {
 		if (rc == 0) {
 			hop_child_signal(child, SIGKILL);
 			waitpid(child->pid, NULL, 0);
@@ -221,13 +299,7 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 		start_pending(w);
 		return;
 	}
-	w->child = *child;
-	w->started = hop_now_ms();
-	w->pool->cfg.stats->worker_starts++;
-	w->out_too_long = false;
-	hop_buf_reset(&w->collected);
-	hop_buf_reset(&w->wbuf);
-	pool_watch_child(w);
+	take_child(w, child);
 	if (w->child.in >= 0) {
 		/* The pipe took only part of the payload: the loop writes the
 		 * rest. */
@@ -240,11 +312,18 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 		pool_want_write(w);
 	}
 	start_pending(w);
+	if (!w->spawning) /* nothing follows it: the loop watches its exit */
+		hop_loop_watch(w->pool->loop, w->child.pidfd, EPOLLIN,
+			       on_exit_fd, w);
 }
 
 void exec_abort(struct worker *w)
 {
 	hop_spawner_cancel(w->pool->spawner, w);
+	/* Nothing follows the running process now: watch for its exit. */
+	if (w->child.pid > 0)
+		hop_loop_watch(w->pool->loop, w->child.pidfd, EPOLLIN,
+			       on_exit_fd, w);
 	/* A cancelled start may or may not have rewritten the file. */
 	w->item_len = SIZE_MAX;
 	w->spawning = false;
@@ -319,6 +398,8 @@ static void unwatch_child(struct worker *w)
 {
 	struct hop_loop *loop = w->pool->loop;
 
+	hop_loop_cancel(loop, w->pipe_timer);
+	w->pipe_timer = 0;
 	hop_loop_unwatch(loop, w->child.pidfd);
 	hop_loop_unwatch(loop, w->child.out);
 	hop_loop_unwatch(loop, w->child.err);

@@ -34,6 +34,7 @@ struct worker {
 	int crashes;		   /* exits we did not ask for, in a row */
 	uint64_t restart_timer;
 	uint64_t kill_timer;
+	uint64_t pipe_timer; /* exec mode: when to read a child's pipes */
 	bool sigkilled;
 	char *reason;	 /* why we are killing it, for the head item */
 	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */

@@ -5,9 +5,12 @@
  * the two queues and nothing else.
  *
  * A request may wait for a descriptor (the pidfd of the process before it)
- * to become readable. One idle thread at a time polls those descriptors,
- * so that the next process starts the moment the one before it exits,
- * without a round trip through the loop.
+ * to become readable. Each request belongs to one thread, chosen by its key,
+ * and each thread polls its own requests' descriptors and an eventfd of its
+ * own: the next process of a slot starts the moment the one before exits,
+ * with no trip through the loop and no hand-off between threads. That is
+ * the shape of the fastest spawner, a thread that starts a process and
+ * waits for it, over and over.
  */
 #include "spawner.h"
 
@@ -28,6 +31,8 @@
 
 #include "loop.h"
 
+#define MAX_THREADS 8
+
 struct hop_spawn_req {
 	struct hop_spawn_req *next;
 	char **argv;
@@ -38,6 +43,8 @@ struct hop_spawn_req {
 	size_t file_len; /* bytes file_fd held before */
 	char *file_path;
 	int wait_fd; /* start once this is readable; -1: at once */
+	bool exited; /* wait_fd was seen readable */
+	int owner;   /* the thread that starts it */
 	hop_spawned_cb cb;
 	void *arg;
 	int rc;
@@ -45,19 +52,25 @@ struct hop_spawn_req {
 	char err[256];
 };
 
+struct spawn_thread {
+	struct hop_spawner *sp;
+	int index;
+	int wake; /* eventfd: this thread's requests changed */
+	pthread_t tid;
+};
+
 struct hop_spawner {
 	struct hop_loop *loop;
-	int efd;  /* results are ready for the loop */
-	int wake; /* wakes the polling thread: the queue changed */
+	int efd; /* results are ready for the loop */
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	pthread_cond_t idle_cv; /* for cancel: no request is being started */
 	struct hop_spawn_req *todo, *todo_tail;
 	struct hop_spawn_req *done;
-	int busy;     /* requests taken by threads and not yet done */
-	bool polling; /* a thread waits in poll for a wait_fd */
+	int busy;	/* requests taken by threads and not yet done */
+	int cancelling; /* callers waiting on idle_cv */
 	bool stop;
 	int nthreads;
-	pthread_t tid[8];
+	struct spawn_thread th[MAX_THREADS];
 };
 
 static char **copy_strv(char *const v[])
@@ -101,30 +114,26 @@ static void discard(struct hop_spawn_req *r)
 	free_req(r);
 }
 
-/* Wakes the thread in poll, if there is one, to look at the queue again. */
-static void wake_poller(struct hop_spawner *sp)
+static void wake(struct spawn_thread *t)
 {
 	uint64_t one = 1;
-	if (sp->polling && write(sp->wake, &one, sizeof(one)) < 0) {
-		/* Already readable: the poller wakes anyway. */
+	if (write(t->wake, &one, sizeof(one)) < 0) {
+		/* Already readable: it wakes anyway. */
 	}
 }
 
-static bool readable(int fd)
+/* Unlinks and returns the first of the thread's requests that may start
+ * now. Requests dropped by hop_spawner_cancel are freed on the way. Called
+ * locked. */
+static struct hop_spawn_req *take_ready(struct spawn_thread *t)
 {
-	struct pollfd p = {.fd = fd, .events = POLLIN};
-	return poll(&p, 1, 0) > 0;
-}
-
-/* Unlinks and returns the first request that may start now. Requests
- * dropped by hop_spawner_cancel are freed on the way. Called locked. */
-static struct hop_spawn_req *take_ready(struct hop_spawner *sp)
-{
+	struct hop_spawner *sp = t->sp;
 	struct hop_spawn_req **pp = &sp->todo, *prev = NULL;
 
 	while (*pp) {
 		struct hop_spawn_req *r = *pp;
-		if (r->cb && r->wait_fd >= 0 && !readable(r->wait_fd)) {
+		if (r->owner != t->index ||
+		    (r->cb && r->wait_fd >= 0 && !r->exited)) {
 			prev = r;
 			pp = &r->next;
 			continue;
@@ -132,48 +141,58 @@ static struct hop_spawn_req *take_ready(struct hop_spawner *sp)
 		*pp = r->next;
 		if (sp->todo_tail == r)
 			sp->todo_tail = prev;
-		if (!r->cb) { /* cancelled while it waited */
+		if (!r->cb) { /* cancelled */
 			free_req(r);
 			continue;
 		}
-		close(r->wait_fd);
-		r->wait_fd = -1;
 		r->next = NULL;
 		return r;
 	}
 	return NULL;
 }
 
-/* Waits, unlocked, until a wait_fd of the queue or the wake fd is readable.
- * Called locked, with requests waiting and none ready. */
-static void poll_waiting(struct hop_spawner *sp)
+/* Waits, unlocked, until one of the thread's wait_fds or its wake fd is
+ * readable, and marks the requests whose process has exited. Called
+ * locked. Only this thread frees its requests, so a descriptor polled here
+ * still belongs to the same request afterwards. */
+static void poll_waiting(struct spawn_thread *t)
 {
+	struct hop_spawner *sp = t->sp;
 	nfds_t n = 1;
+
 	for (struct hop_spawn_req *r = sp->todo; r; r = r->next)
-		n++;
-	struct pollfd one, *pfd = malloc(sizeof(*pfd) * n);
-	if (!pfd) { /* watch only the wake fd; take_ready looks again */
+		n += r->owner == t->index && r->wait_fd >= 0;
+	struct pollfd one, *pfd = n > 1 ? malloc(sizeof(*pfd) * n) : &one;
+	int timeout = -1;
+	if (!pfd) { /* out of memory: look again in a while */
 		pfd = &one;
 		n = 1;
+		timeout = 100;
 	}
-	pfd[0] = (struct pollfd){.fd = sp->wake, .events = POLLIN};
+	pfd[0] = (struct pollfd){.fd = t->wake, .events = POLLIN};
 	nfds_t k = 1;
 	for (struct hop_spawn_req *r = sp->todo; r && k < n; r = r->next)
-		pfd[k++] = (struct pollfd){.fd = r->wait_fd, .events = POLLIN};
-	sp->polling = true;
+		if (r->owner == t->index && r->wait_fd >= 0)
+			pfd[k++] =
+			    (struct pollfd){.fd = r->wait_fd, .events = POLLIN};
 	pthread_mutex_unlock(&sp->mu);
-	/* A descriptor closed meanwhile by another thread only makes poll
-	 * return early; take_ready checks each request's own descriptor. */
-	if (poll(pfd, n, n > 1 ? -1 : 100) > 0 && pfd[0].revents) {
+	int got = poll(pfd, n, timeout);
+	if (got > 0 && pfd[0].revents) {
 		uint64_t v;
-		if (read(sp->wake, &v, sizeof(v)) < 0) {
-			/* Another wake-up drained it first. */
+		if (read(t->wake, &v, sizeof(v)) < 0) {
+			/* Drained already. */
 		}
+	}
+	pthread_mutex_lock(&sp->mu);
+	for (nfds_t i = 1; got > 0 && i < n; i++) {
+		if (!pfd[i].revents)
+			continue;
+		for (struct hop_spawn_req *r = sp->todo; r; r = r->next)
+			if (r->owner == t->index && r->wait_fd == pfd[i].fd)
+				r->exited = true;
 	}
 	if (pfd != &one)
 		free(pfd);
-	pthread_mutex_lock(&sp->mu);
-	sp->polling = false;
 }
 
 /* Gives the request's input to the file that the process will read it
@@ -209,25 +228,23 @@ static void run_req(struct hop_spawn_req *r)
 
 static void *spawn_thread(void *arg)
 {
-	struct hop_spawner *sp = arg;
+	struct spawn_thread *t = arg;
+	struct hop_spawner *sp = t->sp;
+
 	pthread_mutex_lock(&sp->mu);
-	for (;;) {
-		struct hop_spawn_req *r = sp->stop ? NULL : take_ready(sp);
+	while (!sp->stop) {
+		struct hop_spawn_req *r = take_ready(t);
 		if (!r) {
-			if (sp->stop)
-				break;
-			if (sp->todo && !sp->polling)
-				poll_waiting(sp);
-			else
-				pthread_cond_wait(&sp->cv, &sp->mu);
+			poll_waiting(t);
 			continue;
 		}
 		sp->busy++;
-		/* Another thread may watch what still waits. */
-		if (sp->todo)
-			pthread_cond_signal(&sp->cv);
 		pthread_mutex_unlock(&sp->mu);
 
+		if (r->wait_fd >= 0) {
+			close(r->wait_fd);
+			r->wait_fd = -1;
+		}
 		run_req(r);
 
 		pthread_mutex_lock(&sp->mu);
@@ -239,7 +256,8 @@ static void *spawn_thread(void *arg)
 			/* The counter cannot overflow at one write per child.
 			 */
 		}
-		pthread_cond_broadcast(&sp->cv);
+		if (sp->cancelling && !sp->busy)
+			pthread_cond_broadcast(&sp->idle_cv);
 	}
 	pthread_mutex_unlock(&sp->mu);
 	return NULL;
@@ -284,30 +302,32 @@ struct hop_spawner *hop_spawner_new(struct hop_loop *loop, int threads)
 	sp->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (sp->efd < 0)
 		goto err_free;
-	sp->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (sp->wake < 0)
-		goto err_close;
 	pthread_mutex_init(&sp->mu, NULL);
-	pthread_cond_init(&sp->cv, NULL);
+	pthread_cond_init(&sp->idle_cv, NULL);
 	if (hop_loop_watch(loop, sp->efd, EPOLLIN, on_done, sp))
-		goto err_close_wake;
-	if (threads > 8)
-		threads = 8;
-	for (; sp->nthreads < threads; sp->nthreads++)
-		if (pthread_create(&sp->tid[sp->nthreads], NULL, spawn_thread,
-				   sp))
+		goto err_close;
+	if (threads > MAX_THREADS)
+		threads = MAX_THREADS;
+	for (; sp->nthreads < threads; sp->nthreads++) {
+		struct spawn_thread *t = &sp->th[sp->nthreads];
+		*t = (struct spawn_thread){.sp = sp, .index = sp->nthreads};
+		t->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (t->wake < 0)
 			break;
+		if (pthread_create(&t->tid, NULL, spawn_thread, t)) {
+			close(t->wake);
+			break;
+		}
+	}
 	if (sp->nthreads == 0)
 		goto err_unwatch;
 	return sp;
 
 err_unwatch:
 	hop_loop_unwatch(loop, sp->efd);
-err_close_wake:
-	pthread_mutex_destroy(&sp->mu);
-	pthread_cond_destroy(&sp->cv);
-	close(sp->wake);
 err_close:
+	pthread_mutex_destroy(&sp->mu);
+	pthread_cond_destroy(&sp->idle_cv);
 	close(sp->efd);
 err_free:
 	free(sp);
@@ -345,6 +365,7 @@ int hop_spawner_start(struct hop_spawner *sp, const struct hop_spawn_args *args,
 		free_req(r);
 		return -ENOMEM;
 	}
+	r->owner = (int)(args->key % (unsigned)sp->nthreads);
 	r->cb = cb;
 	r->arg = arg;
 	pthread_mutex_lock(&sp->mu);
@@ -353,27 +374,30 @@ int hop_spawner_start(struct hop_spawner *sp, const struct hop_spawn_args *args,
 	else
 		sp->todo = r;
 	sp->todo_tail = r;
-	pthread_cond_signal(&sp->cv);
-	wake_poller(sp);
 	pthread_mutex_unlock(&sp->mu);
+	wake(&sp->th[r->owner]);
 	return 0;
 }
 
 void hop_spawner_cancel(struct hop_spawner *sp, void *arg)
 {
 	pthread_mutex_lock(&sp->mu);
-	/* Requests still queued are freed by the next thread to look. */
-	for (struct hop_spawn_req *r = sp->todo; r; r = r->next)
-		if (r->arg == arg)
+	/* Requests still queued are freed by their thread, woken for it. */
+	for (struct hop_spawn_req *r = sp->todo; r; r = r->next) {
+		if (r->arg == arg) {
 			r->cb = NULL;
-	wake_poller(sp);
+			wake(&sp->th[r->owner]);
+		}
+	}
 	for (struct hop_spawn_req *r = sp->done; r; r = r->next)
 		if (r->arg == arg)
 			r->cb = NULL;
 	/* A request a thread holds right now is caught when it lands in done:
 	 * wait for the threads to put it there. */
+	sp->cancelling++;
 	while (sp->busy)
-		pthread_cond_wait(&sp->cv, &sp->mu);
+		pthread_cond_wait(&sp->idle_cv, &sp->mu);
+	sp->cancelling--;
 	for (struct hop_spawn_req *r = sp->done; r; r = r->next)
 		if (r->arg == arg)
 			r->cb = NULL;
@@ -393,11 +417,13 @@ void hop_spawner_free(struct hop_spawner *sp)
 		free_req(r);
 	}
 	sp->todo_tail = NULL;
-	wake_poller(sp);
-	pthread_cond_broadcast(&sp->cv);
 	pthread_mutex_unlock(&sp->mu);
 	for (int i = 0; i < sp->nthreads; i++)
-		pthread_join(sp->tid[i], NULL);
+		wake(&sp->th[i]);
+	for (int i = 0; i < sp->nthreads; i++) {
+		pthread_join(sp->th[i].tid, NULL);
+		close(sp->th[i].wake);
+	}
 	while (sp->done) {
 		struct hop_spawn_req *r = sp->done;
 		sp->done = r->next;
@@ -405,8 +431,7 @@ void hop_spawner_free(struct hop_spawner *sp)
 	}
 	hop_loop_unwatch(sp->loop, sp->efd);
 	close(sp->efd);
-	close(sp->wake);
 	pthread_mutex_destroy(&sp->mu);
-	pthread_cond_destroy(&sp->cv);
+	pthread_cond_destroy(&sp->idle_cv);
 	free(sp);
 }

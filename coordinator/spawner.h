@@ -36,6 +36,8 @@ struct hop_spawn_args {
 	/* When wait_fd >= 0 (a pidfd), the start waits until it is readable.
 	 * The spawner keeps a duplicate: the caller may close its own. */
 	int wait_fd;
+	/* Starts with the same key are made by the same thread, in order. */
+	unsigned key;
 };
 
 /* Called on the loop with the result: rc 0 and a started child, or -errno

@@ -110,3 +110,37 @@ def test_sigterm_finishes_what_is_in_flight_and_hands_back_the_rest(tmp):
     assert not any((inbox / "processing").iterdir())
     assert not (inbox / "failed").exists() or \
         not any((inbox / "failed").iterdir())
+
+
+def test_output_over_the_limit_kills_only_that_item(tmp):
+    worker = script(tmp, "loud.sh", """#!/bin/sh
+payload=$(cat)
+if [ "$payload" = loud ]; then yes x | head -c 300000; fi
+echo '"quiet"'
+""")
+    src = write_jsonl(tmp / "in.jsonl", ["a", "loud", "b", "c"])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "-m", "exec", "-j",
+                            "1", "--max-line", "4K", "--attempts", "1",
+                            "--", worker)
+    assert code == 3, err
+    res = by_id(read_jsonl(out))
+    assert "more than 4096 bytes" in res["2"]["error"], res["2"]
+    assert all(res[i]["result"] == "quiet" for i in ("1", "3", "4")), res
+
+
+def test_stderr_of_a_running_process_is_logged_as_it_comes(tmp):
+    worker = script(tmp, "talker.sh", """#!/bin/sh
+cat > /dev/null
+echo "working on $HOPPER_ITEM_ID" >&2
+sleep 5
+echo '"done"'
+""")
+    src = write_jsonl(tmp / "in.jsonl", ["x"])
+    p = start("run", "-s", f"jsonl:{src}", "-m", "exec", "--", worker,
+              cwd=tmp)
+    t0 = time.time()
+    wait_for(lambda: "working on 1" in stderr_of(p), timeout=4,
+             what="the stderr line while the process runs")
+    assert time.time() - t0 < 4
+    p.wait(timeout=30)
+    assert p.returncode == 0
