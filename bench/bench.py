@@ -71,21 +71,33 @@ def stream(window, n, goal):
 
 
 def exec_mode(n, n_parallel):
+    """Timed from outside for all three, process start-up included, as xargs
+    is. Each round runs them back to back, and the ratios are medians of the
+    rounds' own ratios: a shared machine's load changes between rounds more
+    than within one."""
     items = items_file(n)
     ceiling = os.path.join(BIN, "spawn_ceiling")
+    hopper = [HOPPER, "run", "-s", f"jsonl:{items}", "-o", "jsonl:/dev/null",
+              "-m", "exec", "-j", "2", "--", EXEC_ECHO]
     h, x, c = [], [], []
     for _ in range(ROUNDS):
-        h.append(hopper_rate(n, "-m", "exec", "-j", "2", worker=(EXEC_ECHO,)))
+        t0 = time.monotonic()
+        p = subprocess.run(hopper, capture_output=True, text=True, check=True)
+        h.append(n / (time.monotonic() - t0))
+        assert f"finished: {n} done" in p.stderr, p.stderr
         x.append(n / timed(["xargs", "-P2", "-n1", EXEC_ECHO], items))
         c.append(float(subprocess.run([ceiling, str(n), "2", EXEC_ECHO],
                                       capture_output=True, text=True,
                                       check=True).stdout))
+    hx = statistics.median(a / b for a, b in zip(h, x))
+    hc = statistics.median(a / b for a, b in zip(h, c))
+    xc = statistics.median(a / b for a, b in zip(x, c))
     h, x, c = (statistics.median(v) for v in (h, x, c))
     line = (f"exec, 2 at a time    hopper {h:>10,.0f} items/s   "
-            f"xargs -P2 {x:>10,.0f}            ratio {h / x:.2f}  "
+            f"xargs -P2 {x:>10,.0f}            ratio {hx:.2f}  "
             f"(goal >= 1.50)\n"
             f"                      two bare spawner threads {c:,.0f}/s: "
-            f"hopper at {h / c:.2f} of that ceiling, xargs at {x / c:.2f}")
+            f"hopper at {hc:.2f} of that ceiling, xargs at {xc:.2f}")
     if shutil.which("parallel"):
         small = items_file(n_parallel)
         par = statistics.median(
