@@ -330,6 +330,25 @@ void exec_abort(struct worker *w)
 	w->state = w->pool->draining || w->pool->killing ? W_DOWN : W_UP;
 }
 
+/* Hands back the item queued behind the running one, whose start waits
+ * for that one's exit: at a signal it is not in flight yet. Its start is
+ * cancelled (a process it may just have got is killed before it can do
+ * anything of note) and it returns to the run unattempted. */
+void exec_unqueue(struct worker *w)
+{
+	struct hop_pool *pool = w->pool;
+	struct hop_item *next =
+	    w->inflight.head ? w->inflight.head->next : NULL;
+
+	if (!next || !w->spawning || w->child.pid <= 0)
+		return;
+	exec_abort(w);
+	hop_queue_remove(&w->inflight, next);
+	pool->inflight--;
+	next->attempt--;
+	pool->ev.returned(pool->ev.arg, next);
+}
+
 void exec_run(struct worker *w, struct hop_item *it)
 {
 	hop_queue_push(&w->inflight, it);

@@ -552,6 +552,15 @@ static void restart(struct hop_loop *loop, void *arg)
 	w->restart_timer = hop_loop_after(loop, gap, restart, w);
 }
 
+void hop_pool_unqueue(struct hop_pool *pool)
+{
+	if (!pool->cfg.exec_mode)
+		return;
+	for (int i = 0; i < pool->cfg.size; i++)
+		exec_unqueue(&pool->w[i]);
+	pool->ev.changed(pool->ev.arg);
+}
+
 void hop_pool_drain(struct hop_pool *pool)
 {
 	pool->draining = true;

@@ -80,6 +80,11 @@ void hop_pool_resize(struct hop_pool *pool, int n);
  * Counts an attempt. Returns 0, or -EBUSY when there is no capacity. */
 int hop_pool_submit(struct hop_pool *pool, struct hop_item *it);
 
+/* Hands back, unattempted, the items that wait behind a running one and
+ * have not started (exec mode queues a slot's next item to start the
+ * moment the one before exits): at a signal, only what runs may finish. */
+void hop_pool_unqueue(struct hop_pool *pool);
+
 /* Stops restarting workers and tells each stream worker to exit (EOF on
  * stdin) as soon as it holds no item. */
 void hop_pool_drain(struct hop_pool *pool);

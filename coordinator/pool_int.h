@@ -78,5 +78,6 @@ void exec_run(struct worker *w, struct hop_item *it);
 void exec_read(struct worker *w);
 void exec_exited(struct worker *w, int status);
 void exec_abort(struct worker *w);
+void exec_unqueue(struct worker *w);
 
 #endif

@@ -474,13 +474,14 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 			r->sigints++;
 		r->signalled = true;
 		if (r->phase == RUNNING) {
+			r->phase = DRAINING;
+			hop_pool_unqueue(r->pool);
 			hop_log(
 			    HOP_INFO,
 			    "%s: stopping; %zu item(s) in flight get %.0f s "
 			    "to finish",
 			    strsignal((int)si.ssi_signo),
 			    hop_pool_inflight(r->pool), r->cfg->grace);
-			r->phase = DRAINING;
 			release_waiting(r);
 			r->grace_timer = hop_loop_after(
 			    loop, (int64_t)(r->cfg->grace * 1000), grace_over,
