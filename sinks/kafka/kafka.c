@@ -1,10 +1,16 @@
 /* kafka.c - the kafka sink: each result a message on a topic.
  *
- * An idempotent producer with acks=all. A write hands the result to
- * librdkafka at once; a flush answers PENDING and the answer comes when the
- * broker has confirmed every message written before it (the delivery
- * reports arrive through a pipe the loop watches), so an item is
- * acknowledged upstream only once its result is stored.
+ * An idempotent producer with acks=all. The writes of one turn of the loop
+ * are handed to librdkafka together, before the loop sleeps, in batches of
+ * up to BATCH (one rd_kafka_produce_batch call takes the locks and reads
+ * the clock once for all of them), and at the latest by the next flush; a
+ * flush answers PENDING and the answer comes when the broker has
+ * confirmed every message written before it (the delivery reports arrive
+ * through a pipe the loop watches), so an item is acknowledged upstream
+ * only once its result is stored. A result near message.max.bytes goes
+ * on its own, so that librdkafka's refusal fails that item alone; a message
+ * of a batch refused (the queue full for a second, a fatal producer error)
+ * fails its flush, and with it the flush's items, which are tried again.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +30,7 @@
 /* Writes are counted in generations: one per flush, the last one taking
  * the writes since the last flush. Flushes are answered in order. */
 #define NGEN 9 /* more than the flushes the sink lets wait */
+#define BATCH 256
 struct gen {
 	size_t out; /* messages not confirmed yet */
 	rd_kafka_resp_err_t err;
@@ -44,6 +51,12 @@ struct ksink {
 	int cur;     /* the generation writes go to */
 	int oldest;  /* the oldest flush waiting for its answer */
 	int pending; /* flushes waiting */
+	/* Writes not handed to librdkafka yet, all of generation cur. They
+	 * point into their items' id and result, which live until the flush
+	 * that covers them is answered. */
+	rd_kafka_message_t batch[BATCH];
+	int nbatch;
+	size_t max_bytes; /* message.max.bytes */
 };
 
 static const struct hop_option ksink_options[] = {
@@ -160,6 +173,12 @@ static int ksink_open(struct hop_sink *sink)
 		goto fail;
 	}
 	c->keyed = strcmp(c->key, "id") == 0;
+	char max[32];
+	size_t maxlen = sizeof(max);
+	c->max_bytes = 1000000;
+	if (rd_kafka_conf_get(rd_kafka_conf(c->rk), "message.max.bytes", max,
+			      &maxlen) == RD_KAFKA_CONF_OK)
+		c->max_bytes = strtoull(max, NULL, 10);
 	c->rkt = rd_kafka_topic_new(c->rk, c->topic, NULL);
 	if (!c->rkt) {
 		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s: %s",
@@ -192,17 +211,59 @@ fail:
 	return -EIO;
 }
 
-static enum hop_sink_status ksink_write(struct hop_sink *sink,
-					struct hop_item *it)
+/* Hands the batch to librdkafka (copied), waiting for room when its
+ * queue is full. A message it refuses counts as a failed delivery of the
+ * current generation. */
+static void produce_batch(struct ksink *c)
 {
-	struct ksink *c = sink->ctx;
-	const char *v = it->result ? it->result : "null";
-	size_t vlen = strlen(v);
-	size_t klen = c->keyed ? strlen(it->id) : 0;
+	rd_kafka_message_t *m = c->batch;
+	int n = c->nbatch;
 
-	/* Dead items stay in their source's dead-letter place. */
-	if (!it->ok)
-		return HOP_SINK_OK;
+	c->nbatch = 0;
+	for (int tries = 0; n > 0; tries++) {
+		int sent = rd_kafka_produce_batch(c->rkt, RD_KAFKA_PARTITION_UA,
+						  RD_KAFKA_MSG_F_COPY, m, n);
+		int left = 0;
+		rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		if (sent == n)
+			return;
+		/* Keep the ones refused for a full queue, in order. */
+		for (int i = 0; i < n; i++) {
+			if (!m[i].err)
+				continue;
+			if (m[i].err == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+			    tries < 100)
+				m[left++] = m[i];
+			else
+				err = m[i].err;
+		}
+		if (err) {
+			struct gen *g = &c->gen[c->cur];
+			g->out -= (size_t)(n - sent - left);
+			if (!g->err)
+				g->err = err;
+		}
+		n = left;
+		if (n) {
+			rd_kafka_poll(c->rk, 10); /* let deliveries make room */
+			answer_if_done(c);
+		}
+	}
+}
+
+/* The writes of one turn of the loop go to librdkafka together, before the
+ * loop sleeps: a batch, but no later than one message at a time would. */
+static void produce_soon(struct hop_loop *loop, void *arg)
+{
+	produce_batch(arg);
+}
+
+/* Hands one message to librdkafka at once, waiting for room when its
+ * queue is full: for a result near message.max.bytes, which librdkafka may
+ * refuse, so that the refusal is this item's alone. */
+static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
+					const char *v, size_t vlen, size_t klen)
+{
 	for (int tries = 0;; tries++) {
 		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 		if (rd_kafka_produce(c->rkt, RD_KAFKA_PARTITION_UA,
@@ -215,7 +276,7 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 			return HOP_SINK_OK;
 		}
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries == 100) {
-			snprintf(sink->error, sizeof(sink->error),
+			snprintf(c->sink->error, sizeof(c->sink->error),
 				 "kafka sink: %s: %s", c->topic,
 				 rd_kafka_err2str(e));
 			return HOP_SINK_RETRY;
@@ -225,11 +286,42 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 	}
 }
 
+static enum hop_sink_status ksink_write(struct hop_sink *sink,
+					struct hop_item *it)
+{
+	struct ksink *c = sink->ctx;
+	const char *v = it->result ? it->result : "null";
+	size_t vlen = strlen(v);
+	size_t klen = c->keyed ? strlen(it->id) : 0;
+
+	/* Dead items stay in their source's dead-letter place. */
+	if (!it->ok)
+		return HOP_SINK_OK;
+	if (vlen + klen + 1024 > c->max_bytes) {
+		produce_batch(c); /* keep the order of writes */
+		return produce_one(c, it, v, vlen, klen);
+	}
+	c->batch[c->nbatch++] = (rd_kafka_message_t){
+	    .payload = (void *)v,
+	    .len = vlen,
+	    .key = c->keyed ? it->id : NULL,
+	    .key_len = klen,
+	    ._private = (void *)(intptr_t)c->cur,
+	};
+	c->gen[c->cur].out++;
+	if (c->nbatch == 1)
+		hop_loop_soon(sink->loop, produce_soon, c);
+	else if (c->nbatch == BATCH)
+		produce_batch(c);
+	return HOP_SINK_OK;
+}
+
 static enum hop_sink_status ksink_flush(struct hop_sink *sink)
 {
 	struct ksink *c = sink->ctx;
 	struct gen *g = &c->gen[c->cur];
 
+	produce_batch(c);
 	rd_kafka_poll(c->rk, 0);
 	if (!c->pending && g->out == 0)
 		return take_status(c, g);
