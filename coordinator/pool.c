@@ -334,6 +334,8 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	w->pool->ev.changed(w->pool->ev.arg);
 }
 
+/* A stream worker's exit and output; exec mode watches its processes in
+ * execmode.c. */
 static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
@@ -343,27 +345,17 @@ static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 		return;
 	/* Whatever it wrote before exiting is still in the pipes. */
 	w->out.drained = w->err.drained = false;
-	if (w->out_open) {
-		if (w->pool->cfg.exec_mode)
-			exec_read(w);
-		else
-			stream_read(w);
-	}
+	if (w->out_open)
+		stream_read(w);
 	pool_drain_stderr(w);
-	if (w->pool->cfg.exec_mode)
-		exec_exited(w, status);
-	else
-		pool_worker_gone(w, status);
+	pool_worker_gone(w, status);
 }
 
 static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 {
 	struct worker *w = arg;
 	w->out.drained = false;
-	if (w->pool->cfg.exec_mode)
-		exec_read(w);
-	else
-		stream_read(w);
+	stream_read(w);
 }
 
 void pool_drain_stderr(struct worker *w)
