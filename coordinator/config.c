@@ -103,7 +103,7 @@ void hop_config_help(FILE *out)
 				 : o->type == HOP_OPT_SECONDS ? "SECS"
 				 : o->type == HOP_OPT_SIZE    ? "BYTES"
 							      : "TEXT");
-		fprintf(out, "  %s%c%s %-22s %s", s ? "-" : "", s ? s : ' ',
+		fprintf(out, "  %s%c%s %-22s %s", s ? "-" : " ", s ? s : ' ',
 			s ? "," : " ", left, o->help);
 		if (o->def)
 			fprintf(out, " [%s]", o->def);
