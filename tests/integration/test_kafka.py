@@ -4,6 +4,7 @@ that never pass an unfinished message, and clear errors."""
 import json
 import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -205,13 +206,22 @@ def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
                                 for i in range(8)], partition=p)
     produce(0)
     # 8 workers with 4 items each: the first 32 messages all in flight.
-    a = start(*flags, "-j", "8", "--prefetch", "4", "--", *worker, env=env,
-              cwd=tmp)
+    a = start(*flags, "-j", "8", "--prefetch", "4", "--listen",
+              "127.0.0.1:0", "--", *worker, env=env, cwd=tmp)
     b = None
     try:
         wait_for(lambda: "assigned 4 partition(s)" in stderr_of(a),
                  timeout=30, what="the first coordinator's partitions")
-        time.sleep(1.0)
+        port = re.search(r"on http://127\.0\.0\.1:(\d+)", stderr_of(a))[1]
+
+        def all_in_flight():
+            url = f"http://127.0.0.1:{port}/metrics"
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return "\nhopper_items_in_flight 32\n" in r.read().decode()
+        # Every partition's 8 messages in the workers' hands (4 each, 2 s
+        # an item: 8 s of work) before the second coordinator joins, so
+        # that the moved partitions have items at stake.
+        wait_for(all_in_flight, timeout=30, what="32 items in flight")
         produce(32)  # taken by the first, not handed out: no room
         b = start(*flags, "-j", "8", "--", *worker, env=env, cwd=tmp)
         ends = kafka.topic_offsets(src)
