@@ -9,11 +9,13 @@
  * when the consumer closes.
  *
  * The consumer's queue signals a pipe that the loop watches; a timer polls
- * too, so that rebalances are served while every worker is busy. About as
- * many messages as the pool takes at once wait in a local queue, the rest
- * in librdkafka's bounded prefetch. When the local queue is full, or it and
- * the items out reach `max_inflight`, the assigned partitions are paused
- * (polling then serves events only) until half of that is free again.
+ * too, so that rebalances are served while every worker is busy. Messages
+ * are copied out of librdkafka as they come into a read-ahead of `buffer`
+ * bytes (kbuf.h says why), and become items only when handed out, at most
+ * `max_inflight` of them unfinished at a time. When the read-ahead is full
+ * the assigned partitions are paused (a poll then serves rebalances and
+ * gives no messages) until a quarter of it is free again: librdkafka takes
+ * about half a second to fetch after a resume, which the rest covers.
  *
  * A dead item (attempts used up, a permanent failure, a value that is not
  * JSON) goes to the dead-letter topic with its original key, value and
@@ -35,6 +37,7 @@
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "sources/kafka/kafka.h"
+#include "sources/kafka/kbuf.h"
 #include "sources/source.h"
 
 /* The offsets handed out of one partition, in order, and which finished. */
@@ -52,11 +55,11 @@ struct part {
 	size_t head, len, cap; /* a ring; cap is a power of two */
 };
 
+/* An item's hold on its message: where it came from and, for the
+ * dead-letter topic, the message as it came. */
 struct kref {
-	int32_t part;
-	uint32_t epoch;
-	rd_kafka_message_t *msg;
 	struct hop_source *src;
+	struct krec rec; /* followed by its bytes */
 };
 
 struct ksrc {
@@ -65,6 +68,7 @@ struct ksrc {
 	char *group;
 	char *dead_topic;
 	int64_t max_inflight;
+	int64_t buffer;
 	char *id_from;
 	char *payload_as;
 	bool headers;
@@ -80,11 +84,11 @@ struct ksrc {
 	uint64_t timer;
 	struct part *parts;
 	int32_t nparts;
-	struct hop_queue ready;
-	size_t out;    /* items handed out, not finished */
-	size_t window; /* how many to keep in ready */
+	struct kbuf ahead; /* read ahead, not handed out */
+	size_t out;	   /* items handed out, not finished */
 	size_t dead_pending;
 	bool paused;
+	bool service_soon; /* a service() waits for the next loop turn */
 	bool topic_missing;
 	bool closing;
 	bool id_is_key, payload_is_string; /* the options, parsed */
@@ -103,8 +107,10 @@ static const struct hop_option kafka_options[] = {
      "the consumer group"},
     {"dead_topic", HOP_OPT_STR, NULL, offsetof(struct ksrc, dead_topic),
      "where dead messages go (default: the topic's name + .dead)"},
-    {"max_inflight", HOP_OPT_INT, "20000", offsetof(struct ksrc, max_inflight),
-     "messages taken and not finished before partitions are paused"},
+    {"max_inflight", HOP_OPT_INT, "100000", offsetof(struct ksrc, max_inflight),
+     "messages handed out and not finished; more wait read ahead"},
+    {"buffer", HOP_OPT_SIZE, "64M", offsetof(struct ksrc, buffer),
+     "bytes of messages read ahead of the workers (keep a second's worth)"},
     {"id", HOP_OPT_STR, "offset", offsetof(struct ksrc, id_from),
      "an item's id: offset (topic/partition/offset) or key"},
     {"payload", HOP_OPT_STR, "json", offsetof(struct ksrc, payload_as),
@@ -333,8 +339,8 @@ static void set_paused(struct ksrc *c, bool pause)
 	for (int32_t i = 0; i < c->nparts; i++)
 		if (c->parts[i].assigned)
 			rd_kafka_topic_partition_list_add(l, c->topic, i);
-	hop_log(HOP_DEBUG, "kafka source: %s: %zu out, %zu waiting",
-		pause ? "pausing" : "resuming", c->out, c->ready.len);
+	hop_log(HOP_DEBUG, "kafka source: %s: %zu out, %zu read ahead",
+		pause ? "pausing" : "resuming", c->out, c->ahead.count);
 	if (pause)
 		rd_kafka_pause_partitions(c->rk, l);
 	else
@@ -343,13 +349,9 @@ static void set_paused(struct ksrc *c, bool pause)
 	c->paused = pause;
 }
 
-/* Resumes paused partitions once there is room again: half the window
- * and half the in-flight bound. */
-static void maybe_resume(struct ksrc *c)
+static bool full(const struct ksrc *c)
 {
-	if (c->paused && c->ready.len <= c->window / 2 &&
-	    c->out + c->ready.len <= (size_t)c->max_inflight / 2)
-		set_paused(c, false);
+	return c->ahead.bytes >= (size_t)c->buffer;
 }
 
 /* ---- rebalances ----
@@ -388,25 +390,6 @@ static void forget_parts(struct ksrc *c,
 		p->len = p->head = 0;
 		p->store = -1;
 	}
-}
-
-/* Drops the messages waiting locally that are not from assigned
- * partitions: never handed out, they come again to the new owner. */
-static void drop_unassigned(struct ksrc *c)
-{
-	struct hop_queue keep = {0};
-	struct hop_item *it;
-	while ((it = hop_queue_pop(&c->ready))) {
-		struct kref *k = it->src_data;
-		if (c->parts[k->part].assigned) {
-			hop_queue_push(&keep, it);
-			continue;
-		}
-		rd_kafka_message_destroy(k->msg);
-		free(k);
-		hop_item_free(it);
-	}
-	c->ready = keep;
 }
 
 static void commit_stored(struct ksrc *c)
@@ -479,7 +462,6 @@ static void begin_revoke(struct ksrc *c,
 			p->revoking = true;
 		}
 	}
-	drop_unassigned(c);
 	if (!c->revoking)
 		c->revoke_ms = hop_now_ms();
 	if (c->revoking) {
@@ -558,11 +540,10 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 /* An item handed out is finished, dead or handed back: one less out. */
 static void settle(struct ksrc *c, const struct kref *k)
 {
-	struct part *p = &c->parts[k->part];
-	if (k->epoch == p->epoch && p->out > 0)
+	struct part *p = &c->parts[k->rec.partition];
+	if (k->rec.epoch == p->epoch && p->out > 0)
 		p->out--;
 	c->out--;
-	maybe_resume(c);
 	if (p->revoking && revoking_out(c) == 0)
 		hop_loop_soon(c->src->loop, revoke_when_done, c);
 }
@@ -571,11 +552,11 @@ static void settle(struct ksrc *c, const struct kref *k)
 
 /* The payload handed to the worker, its length in *plen; NULL with the
  * reason in why when the value cannot be one. */
-static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m,
-			size_t *plen, char *why, size_t n)
+static char *payload_of(struct ksrc *c, const struct krec *r, size_t *plen,
+			char *why, size_t n)
 {
-	const char *v = m->payload;
-	size_t len = m->len;
+	const char *v = krec_value(r);
+	size_t len = v ? r->value_len : 0;
 	json_t *j = NULL;
 
 	if (c->payload_is_string) {
@@ -602,27 +583,20 @@ static char *payload_of(struct ksrc *c, const rd_kafka_message_t *m,
 	}
 	if (c->headers) {
 		json_t *o = json_object(), *h = json_object();
-		rd_kafka_headers_t *hdrs;
+		const char *key = krec_key(r), *name, *val;
+		size_t pos = 0, nlen, vlen;
 		json_object_set_new(o, "value", j);
 		json_object_set_new(o, "key",
-				    m->key ? json_stringn(m->key, m->key_len)
-					   : json_null());
-		if (rd_kafka_message_headers(m, &hdrs) == 0) {
-			const char *name;
-			const void *val;
-			size_t vlen;
-			for (size_t i = 0; !rd_kafka_header_get_all(
-				 hdrs, i, &name, &val, &vlen);
-			     i++)
-				json_object_set_new(
-				    h, name,
-				    val ? json_stringn(val, vlen)
+				    key ? json_stringn(key, r->key_len)
 					: json_null());
-		}
+		while (krec_next_header(r, &pos, &name, &nlen, &val, &vlen))
+			json_object_setn_new(h, name, nlen,
+					     val ? json_stringn(val, vlen)
+						 : json_null());
 		json_object_set_new(o, "headers", h);
 		json_object_set_new(o, "topic", json_string(c->topic));
-		json_object_set_new(o, "partition", json_integer(m->partition));
-		json_object_set_new(o, "offset", json_integer(m->offset));
+		json_object_set_new(o, "partition", json_integer(r->partition));
+		json_object_set_new(o, "offset", json_integer(r->offset));
 		j = o;
 	}
 	char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
@@ -650,10 +624,11 @@ static size_t put_decimal(char *out, uint64_t v)
 
 /* The item's id: the key when asked and there is one, else
  * topic/partition/offset. */
-static char *id_of(const struct ksrc *c, const rd_kafka_message_t *m)
+static char *id_of(const struct ksrc *c, const struct krec *r)
 {
-	if (c->id_is_key && m->key && m->key_len && m->key_len < 512)
-		return strndup(m->key, m->key_len);
+	const char *key = krec_key(r);
+	if (c->id_is_key && key && r->key_len && r->key_len < 512)
+		return strndup(key, r->key_len);
 	char *id = malloc(c->topic_len + 2 * 21 + 1);
 	if (!id)
 		return NULL;
@@ -661,27 +636,29 @@ static char *id_of(const struct ksrc *c, const rd_kafka_message_t *m)
 	memcpy(p, c->topic, c->topic_len);
 	p += c->topic_len;
 	*p++ = '/';
-	p += put_decimal(p, (uint64_t)m->partition);
+	p += put_decimal(p, (uint64_t)r->partition);
 	*p++ = '/';
-	p += put_decimal(p, (uint64_t)m->offset);
+	p += put_decimal(p, (uint64_t)r->offset);
 	*p = '\0';
 	return id;
 }
 
-static struct hop_item *item_of(struct ksrc *c, rd_kafka_message_t *m,
-				uint32_t epoch)
+/* Makes the item of a record read ahead; its kref keeps a copy of the
+ * record. */
+static struct hop_item *item_of(struct ksrc *c, const struct krec *r)
 {
 	char why[400];
-	size_t len = 0;
-	struct kref *k = malloc(sizeof(*k));
+	size_t len = 0, size = krec_size(r);
+	struct kref *k = malloc(offsetof(struct kref, rec) + size);
 
 	if (!k)
 		return NULL;
-	*k = (struct kref){m->partition, epoch, m, c->src};
+	k->src = c->src;
+	memcpy(&k->rec, r, size);
 	why[0] = '\0';
-	char *payload = payload_of(c, m, &len, why, sizeof(why));
+	char *payload = payload_of(c, r, &len, why, sizeof(why));
 	struct hop_item *it = hop_item_new(
-	    id_of(c, m), payload ? payload : strdup("null"), payload ? len : 4);
+	    id_of(c, r), payload ? payload : strdup("null"), payload ? len : 4);
 	if (!it || !it->id || !it->payload) {
 		if (it)
 			hop_item_free(it);
@@ -692,30 +669,115 @@ static struct hop_item *item_of(struct ksrc *c, rd_kafka_message_t *m,
 	if (!payload) {
 		it->invalid = true;
 		hop_item_fail(it, false, "%s/%d/%lld: %s", c->topic,
-			      (int)m->partition, (long long)m->offset, why);
+			      (int)r->partition, (long long)r->offset, why);
 	}
 	return it;
 }
 
-/* Polls the consumer: serves rebalances, and moves messages to the local
- * queue while the in-flight bound allows. */
-static bool full(const struct ksrc *c)
+/* Copies a message into the read-ahead. Returns 0 or -ENOMEM. */
+static int keep(struct ksrc *c, const rd_kafka_message_t *m, uint32_t epoch)
 {
-	return c->ready.len >= c->window ||
-	       c->out + c->ready.len >= (size_t)c->max_inflight;
+	rd_kafka_headers_t *hdrs = NULL;
+	const char *name;
+	const void *val;
+	size_t vlen, nhdrs = 0, hlen = 0;
+
+	if (rd_kafka_message_headers(m, &hdrs) == 0)
+		for (;
+		     !rd_kafka_header_get_all(hdrs, nhdrs, &name, &val, &vlen);
+		     nhdrs++)
+			hlen += 2 * sizeof(uint32_t) + strlen(name) +
+				(val ? vlen : 0);
+	size_t klen = m->key ? m->key_len : 0;
+	size_t plen = m->payload ? m->len : 0;
+	struct krec *r = kbuf_push(&c->ahead, sizeof(*r) + klen + plen + hlen);
+	if (!r)
+		return -ENOMEM;
+	*r = (struct krec){
+	    .offset = m->offset,
+	    .partition = m->partition,
+	    .epoch = epoch,
+	    .key_len = m->key ? (uint32_t)klen : UINT32_MAX,
+	    .value_len = m->payload ? (uint32_t)plen : UINT32_MAX,
+	    .hdr_len = (uint32_t)hlen,
+	    .nhdrs = (uint32_t)nhdrs,
+	};
+	char *p = (char *)(r + 1);
+	if (klen)
+		memcpy(p, m->key, klen);
+	if (plen)
+		memcpy(p + klen, m->payload, plen);
+	p += klen + plen;
+	for (size_t i = 0; i < nhdrs; i++) {
+		rd_kafka_header_get_all(hdrs, i, &name, &val, &vlen);
+		uint32_t lens[2] = {(uint32_t)strlen(name),
+				    val ? (uint32_t)vlen : UINT32_MAX};
+		memcpy(p, lens, sizeof(lens));
+		p += sizeof(lens);
+		memcpy(p, name, lens[0]);
+		p += lens[0];
+		if (val && vlen)
+			memcpy(p, val, vlen);
+		p += val ? vlen : 0;
+	}
+	return 0;
 }
 
+/* Fetching restarts at a message that could not be kept: nothing after it
+ * may be taken before it is. */
+static void refetch_from(struct ksrc *c, const rd_kafka_message_t *m)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, c->topic, m->partition)->offset =
+	    m->offset;
+	rd_kafka_error_t *e = rd_kafka_seek_partitions(c->rk, l, 0);
+	if (e)
+		rd_kafka_error_destroy(e);
+	rd_kafka_topic_partition_list_destroy(l);
+	hop_log(HOP_WARN,
+		"kafka source: out of memory reading ahead; %s/%d is read "
+		"again from offset %lld",
+		c->topic, (int)m->partition, (long long)m->offset);
+}
+
+static void service(struct ksrc *c);
+
+static void service_now(struct hop_loop *loop, void *arg)
+{
+	struct ksrc *c = arg;
+	c->service_soon = false;
+	if (!c->rk)
+		return;
+	service(c);
+	hop_source_wake(c->src);
+}
+
+/* Polls the consumer: serves rebalances, and copies messages into the
+ * read-ahead while it has room. Once it is full the partitions are paused,
+ * and polling goes on for the events. A few thousand messages at a time:
+ * a fetch can bring hundreds of thousands, and the workers should not wait
+ * for them all to be copied. */
 static void service(struct ksrc *c)
 {
 	rd_kafka_message_t *m;
 
-	if (full(c)) {
-		/* Still serve rebalances: with the partitions paused a poll
-		 * gives events, not messages. */
-		set_paused(c, true);
-	}
-	while ((!full(c) || c->paused) &&
-	       (m = rd_kafka_consumer_poll(c->rk, 0))) {
+	if (c->paused && c->ahead.bytes <= (size_t)c->buffer / 4 * 3)
+		set_paused(c, false);
+	for (int n = 0;; n++) {
+		if (full(c))
+			set_paused(c, true);
+		if (n == 4096) {
+			/* librdkafka's queue says nothing more until it has
+			 * been emptied: come back for the rest. */
+			if (!c->service_soon) {
+				c->service_soon = true;
+				hop_loop_soon(c->src->loop, service_now, c);
+			}
+			return;
+		}
+		if (!(m = rd_kafka_consumer_poll(c->rk, 0)))
+			break;
 		struct part *p = part_of(c, m->partition);
 		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
 			if (p) {
@@ -744,19 +806,18 @@ static void service(struct ksrc *c)
 			continue;
 		}
 		c->topic_missing = false;
-		if (!p || !p->assigned || remember(p, m->offset)) {
+		if (!p || !p->assigned) {
 			rd_kafka_message_destroy(m);
 			continue;
+		}
+		if (keep(c, m, p->epoch)) {
+			refetch_from(c, m);
+			rd_kafka_message_destroy(m);
+			return;
 		}
 		p->eof = false;
 		p->next = m->offset + 1;
-		struct hop_item *it = item_of(c, m, p->epoch);
-		if (!it) {
-			p->len--; /* forget it: it comes again next run */
-			rd_kafka_message_destroy(m);
-			continue;
-		}
-		hop_queue_push(&c->ready, it);
+		rd_kafka_message_destroy(m);
 	}
 }
 
@@ -770,7 +831,7 @@ static void service(struct ksrc *c)
  * items in flight and those finished since the last commit. */
 static int64_t depth_of(struct ksrc *c)
 {
-	int64_t n = (int64_t)c->ready.len;
+	int64_t n = (int64_t)c->ahead.count;
 	for (int32_t i = 0; i < c->nparts; i++) {
 		const struct part *p = &c->parts[i];
 		int64_t lo, hi;
@@ -855,13 +916,12 @@ static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			"kafka source: dead-letter topic %s: %s: message "
 			"%s/%d/%lld stays unacknowledged and comes again",
 			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-			c->topic, (int)k->msg->partition,
-			(long long)k->msg->offset);
-	} else if (k->epoch == c->parts[k->part].epoch) {
-		finish_offset(c, k->part, k->msg->offset);
+			c->topic, (int)k->rec.partition,
+			(long long)k->rec.offset);
+	} else if (k->rec.epoch == c->parts[k->rec.partition].epoch) {
+		finish_offset(c, k->rec.partition, k->rec.offset);
 	}
 	settle(c, k);
-	rd_kafka_message_destroy(k->msg);
 	free(k);
 }
 
@@ -901,10 +961,13 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 	    {consumer ? "enable.partition.eof" : NULL, "true"},
 	    {consumer ? "auto.commit.interval.ms" : NULL, "200"},
 	    /* librdkafka stops fetching when its queue holds either (over
-	     * all partitions) and looks again only a second later: less than
-	     * a second's worth of small messages starves the workers. */
+	     * all partitions) and looks again only a second later. The
+	     * source empties that queue into its read-ahead as it fills, so
+	     * these bound it once the read-ahead is full; they must hold more
+	     * than one fetch's answer, or each answer costs a second. */
 	    {consumer ? "queued.max.messages.kbytes" : NULL, "16384"},
-	    {consumer ? "queued.min.messages" : NULL, "300000"},
+	    {consumer ? "queued.min.messages" : NULL, "200000"},
+	    {consumer ? "fetch.max.bytes" : NULL, "1048576"},
 	    {consumer ? "statistics.interval.ms" : NULL, "1000"},
 	};
 	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
@@ -938,7 +1001,6 @@ static int kafka_open(struct hop_source *src)
 	int rc = -EINVAL;
 
 	c->src = src;
-	c->window = 64;
 	c->logged_depth = -1;
 	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
 	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
@@ -965,6 +1027,11 @@ static int kafka_open(struct hop_source *src)
 	if (c->max_inflight < 1) {
 		snprintf(src->error, sizeof(src->error),
 			 "kafka source: max_inflight must be at least 1");
+		return -EINVAL;
+	}
+	if (c->buffer < 1) {
+		snprintf(src->error, sizeof(src->error),
+			 "kafka source: buffer must be at least 1 byte");
 		return -EINVAL;
 	}
 	c->topic_len = strlen(c->topic);
@@ -1022,21 +1089,33 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 		       size_t max)
 {
 	struct ksrc *c = src->ctx;
-	struct hop_item *it;
+	struct krec *r;
 
-	/* Keep about what the pool takes at once waiting here; the rest
-	 * waits in librdkafka's own bounded prefetch. */
-	if (max + 64 > c->window)
-		c->window = max + 64;
-	if (c->ready.len < max)
-		service(c);
-	while (max > 0 && (it = hop_queue_pop(&c->ready))) {
+	service(c);
+	while (max > 0 && c->out < (size_t)c->max_inflight &&
+	       (r = kbuf_peek(&c->ahead))) {
+		struct part *p = &c->parts[r->partition];
+		if (!p->assigned || r->epoch != p->epoch) {
+			/* Revoked since: the new owner gets it. */
+			kbuf_pop(&c->ahead);
+			continue;
+		}
+		if (remember(p, r->offset))
+			break; /* out of memory: try again later */
+		struct hop_item *it = item_of(c, r);
+		if (!it) {
+			p->len--;
+			break;
+		}
+		kbuf_pop(&c->ahead);
 		hop_queue_push(out, it);
-		c->parts[((struct kref *)it->src_data)->part].out++;
+		p->out++;
 		c->out++;
 		max--;
 	}
-	maybe_resume(c);
+	/* Room was made: take what waits in librdkafka's queue, which says
+	 * nothing more until it has been emptied. */
+	service(c);
 	return 0;
 }
 
@@ -1045,10 +1124,9 @@ static int kafka_ack(struct hop_source *src, struct hop_item *it)
 	struct ksrc *c = src->ctx;
 	struct kref *k = it->src_data;
 
-	if (k->epoch == c->parts[k->part].epoch)
-		finish_offset(c, k->part, k->msg->offset);
+	if (k->rec.epoch == c->parts[k->rec.partition].epoch)
+		finish_offset(c, k->rec.partition, k->rec.offset);
 	settle(c, k);
-	rd_kafka_message_destroy(k->msg);
 	free(k);
 	it->src_data = NULL;
 	return 0;
@@ -1059,28 +1137,30 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 {
 	struct ksrc *c = src->ctx;
 	struct kref *k = it->src_data;
-	rd_kafka_message_t *m = k->msg;
-	rd_kafka_headers_t *hdrs = NULL, *orig;
+	const struct krec *r = &k->rec;
+	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(r->nhdrs + 6);
+	const char *name, *val;
+	size_t pos = 0, nlen, vlen;
 	char num[32];
 
-	if (rd_kafka_message_headers(m, &orig) == 0)
-		hdrs = rd_kafka_headers_copy(orig);
-	else
-		hdrs = rd_kafka_headers_new(6);
+	while (krec_next_header(r, &pos, &name, &nlen, &val, &vlen))
+		rd_kafka_header_add(hdrs, name, (ssize_t)nlen, val,
+				    (ssize_t)vlen);
 	const char *error = it->error ? it->error : "failed";
 	rd_kafka_header_add(hdrs, "hopper-error", -1, error, -1);
 	snprintf(num, sizeof(num), "%d", it->attempt);
 	rd_kafka_header_add(hdrs, "hopper-attempts", -1, num, -1);
 	rd_kafka_header_add(hdrs, "hopper-topic", -1, c->topic, -1);
-	snprintf(num, sizeof(num), "%d", (int)m->partition);
+	snprintf(num, sizeof(num), "%d", (int)r->partition);
 	rd_kafka_header_add(hdrs, "hopper-partition", -1, num, -1);
-	snprintf(num, sizeof(num), "%lld", (long long)m->offset);
+	snprintf(num, sizeof(num), "%lld", (long long)r->offset);
 	rd_kafka_header_add(hdrs, "hopper-offset", -1, num, -1);
 	rd_kafka_header_add(hdrs, "hopper-record", -1, record, -1);
 	rd_kafka_resp_err_t e = rd_kafka_producev(
 	    c->dlq, RD_KAFKA_V_TOPIC(c->dead_topic),
-	    RD_KAFKA_V_KEY(m->key, m->key_len),
-	    RD_KAFKA_V_VALUE(m->payload, m->len),
+	    RD_KAFKA_V_KEY(krec_key(r), krec_key(r) ? r->key_len : 0),
+	    RD_KAFKA_V_VALUE((void *)krec_value(r),
+			     krec_value(r) ? r->value_len : 0),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
 	    RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
 	it->src_data = NULL;
@@ -1091,7 +1171,6 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 			 "%s stays unacknowledged and comes again",
 			 c->dead_topic, rd_kafka_err2str(e), it->id);
 		settle(c, k);
-		rd_kafka_message_destroy(m);
 		free(k);
 		return -EIO;
 	}
@@ -1105,7 +1184,6 @@ static int kafka_release(struct hop_source *src, struct hop_item *it)
 	struct kref *k = it->src_data;
 	/* Not finished: its offset is never stored, the next run gets it. */
 	settle(c, k);
-	rd_kafka_message_destroy(k->msg);
 	free(k);
 	it->src_data = NULL;
 	return 0;
@@ -1121,7 +1199,7 @@ static bool kafka_exhausted(struct hop_source *src)
 	struct ksrc *c = src->ctx;
 	bool any = false;
 
-	if (src->watch || c->ready.head || c->dead_pending || c->revoking)
+	if (src->watch || c->ahead.count || c->dead_pending || c->revoking)
 		return false;
 	for (int32_t i = 0; i < c->nparts; i++) {
 		if (!c->parts[i].assigned)
@@ -1174,13 +1252,9 @@ static void teardown(struct hop_source *src)
 static void kafka_close(struct hop_source *src)
 {
 	struct ksrc *c = src->ctx;
-	struct hop_item *it;
 
 	hop_loop_cancel(src->loop, c->timer);
-	while ((it = hop_queue_pop(&c->ready))) {
-		kafka_release(src, it);
-		hop_item_free(it);
-	}
+	kbuf_free(&c->ahead);
 	if (c->dlq) {
 		/* The dead letters on their way, with their offsets. */
 		rd_kafka_flush(c->dlq, 10000);

@@ -292,3 +292,31 @@ def test_depth_is_the_backlog_not_yet_handed_out(kafka, tmp):
     after = d[top:]
     assert after == sorted(after, reverse=True) and after[-1] == 0, d
     assert len(after) >= 5, d  # it fell step by step, as the worker went
+
+
+def test_the_read_ahead_stays_within_its_buffer(kafka):
+    """Messages are copied out of librdkafka into a read-ahead of `buffer`
+    bytes; once it is full the partitions are paused (and resumed when a
+    quarter is free), so what is held never grows with the topic. 1,500
+    values of 2 KiB through a 64 KiB read-ahead: every one arrives once,
+    the source paused and resumed, and never held more than fits."""
+    import re
+    src, res = topics(kafka, "ahead", partitions=3)
+    n, pad = 1500, "x" * 2048
+    kafka.produce(src, [json.dumps({"n": i, "pad": pad}) for i in range(n)])
+    code, out, err = run(kafka, src, res, "-S", "buffer=64K", "-j", "2",
+                         "--prefetch", "8", "--log-level", "debug",
+                         group="ahead")
+    assert code == 0, err[-2000:]
+    got = [json.loads(v)["echo"]["n"] for v in kafka.consume(res)]
+    assert sorted(got) == list(range(n))
+    held = [int(x) for x in
+            re.findall(r"kafka source: pausing: \d+ out, (\d+) read ahead",
+                       err)]
+    assert held, "the read-ahead never filled"
+    assert "kafka source: resuming" in err
+    # A record is its value, key and headers plus 32 bytes of its own; one
+    # more may land before the pause.
+    assert max(held) <= 64 * 1024 // 2060 + 1, held
+    ends = {p: o for p, o in kafka.topic_offsets(src).items() if o}
+    assert kafka.committed_offsets("ahead", src) == ends
