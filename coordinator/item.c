@@ -23,6 +23,28 @@ struct hop_item *hop_item_new(char *id, char *payload, size_t payload_len)
 	return it;
 }
 
+struct hop_item *hop_item_new_block(const char *id, size_t id_len,
+				    const char *payload, size_t payload_len,
+				    size_t extra)
+{
+	size_t head = (sizeof(struct hop_item) + 15) & ~(size_t)15;
+	size_t ext = (extra + 15) & ~(size_t)15;
+	struct hop_item *it = malloc(head + ext + id_len + 1 + payload_len + 1);
+	if (!it)
+		return NULL;
+	*it = (struct hop_item){.one_block = true};
+	char *p = (char *)it + head;
+	it->src_data = extra ? p : NULL;
+	it->id = p + ext;
+	memcpy(it->id, id, id_len);
+	it->id[id_len] = '\0';
+	it->payload = it->id + id_len + 1;
+	memcpy(it->payload, payload, payload_len);
+	it->payload[payload_len] = '\0';
+	it->payload_len = payload_len;
+	return it;
+}
+
 void hop_item_reset_outcome(struct hop_item *it)
 {
 	free(it->result);
@@ -38,8 +60,10 @@ void hop_item_free(struct hop_item *it)
 		return;
 	hop_item_reset_outcome(it);
 	free(it->stderr_tail);
-	free(it->id);
-	free(it->payload);
+	if (!it->one_block) {
+		free(it->id);
+		free(it->payload);
+	}
 	free(it);
 }
 

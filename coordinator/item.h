@@ -19,6 +19,8 @@ struct hop_item {
 	int attempt;	/* attempts started, 1 for the first */
 	bool invalid;	/* the source could not make an item of it: dead at
 			   once with error, never sent to a worker */
+	bool one_block; /* id, payload and src_data live in the item's own
+			   allocation (hop_item_new_block) */
 	void *src_data; /* the source's own; freed by the source */
 
 	/* The outcome of the latest attempt. */
@@ -39,6 +41,13 @@ struct hop_item {
 /* Returns a new item that takes ownership of id and payload (both from
  * malloc), or NULL (and frees both) when memory ran out. */
 struct hop_item *hop_item_new(char *id, char *payload, size_t payload_len);
+/* Returns a new item in one allocation with copies of id and payload and
+ * extra bytes (aligned) for the source at src_data, which the source must
+ * not free; NULL when memory ran out. For sources that make many small
+ * items: one malloc and one free each rather than four. */
+struct hop_item *hop_item_new_block(const char *id, size_t id_len,
+				    const char *payload, size_t payload_len,
+				    size_t extra);
 void hop_item_free(struct hop_item *it);
 
 /* Clears the outcome of the previous attempt. */

@@ -551,9 +551,10 @@ static void settle(struct ksrc *c, const struct kref *k)
 /* ---- messages to items ---- */
 
 /* The payload handed to the worker, its length in *plen; NULL with the
- * reason in why when the value cannot be one. */
+ * reason in why when the value cannot be one. *borrowed says whether it is
+ * the record's own value (the usual case) rather than malloc'd. */
 static char *payload_of(struct ksrc *c, const struct krec *r, size_t *plen,
-			char *why, size_t n)
+			bool *borrowed, char *why, size_t n)
 {
 	const char *v = krec_value(r);
 	size_t len = v ? r->value_len : 0;
@@ -577,7 +578,8 @@ static char *payload_of(struct ksrc *c, const struct krec *r, size_t *plen,
 	} else if (!c->headers && !memchr(v, '\r', len) &&
 		   !memchr(v, '\n', len)) {
 		*plen = len;
-		return strndup(v, len); /* the fast path: as it stands */
+		*borrowed = true;
+		return (char *)v; /* the fast path: as it stands */
 	} else {
 		j = json_loadb(v, len, JSON_DECODE_ANY, NULL);
 	}
@@ -622,16 +624,16 @@ static size_t put_decimal(char *out, uint64_t v)
 	return n;
 }
 
-/* The item's id: the key when asked and there is one, else
- * topic/partition/offset. */
-static char *id_of(const struct ksrc *c, const struct krec *r)
+/* Writes the item's id at id (ID_MAX bytes): the key when asked and there
+ * is one, else topic/partition/offset. Returns its length. */
+#define ID_MAX 600 /* a key under 512, or a topic's name (at most 249) */
+static size_t id_of(const struct ksrc *c, const struct krec *r, char *id)
 {
 	const char *key = krec_key(r);
-	if (c->id_is_key && key && r->key_len && r->key_len < 512)
-		return strndup(key, r->key_len);
-	char *id = malloc(c->topic_len + 2 * 21 + 1);
-	if (!id)
-		return NULL;
+	if (c->id_is_key && key && r->key_len && r->key_len < 512) {
+		memcpy(id, key, r->key_len);
+		return r->key_len;
+	}
 	char *p = id;
 	memcpy(p, c->topic, c->topic_len);
 	p += c->topic_len;
@@ -639,33 +641,30 @@ static char *id_of(const struct ksrc *c, const struct krec *r)
 	p += put_decimal(p, (uint64_t)r->partition);
 	*p++ = '/';
 	p += put_decimal(p, (uint64_t)r->offset);
-	*p = '\0';
-	return id;
+	return (size_t)(p - id);
 }
 
-/* Makes the item of a record read ahead; its kref keeps a copy of the
- * record. */
+/* Makes the item of a record read ahead, in one allocation with its kref
+ * (a copy of the record). */
 static struct hop_item *item_of(struct ksrc *c, const struct krec *r)
 {
-	char why[400];
+	char why[400], id[ID_MAX];
 	size_t len = 0, size = krec_size(r);
-	struct kref *k = malloc(offsetof(struct kref, rec) + size);
+	bool borrowed = false;
 
-	if (!k)
+	why[0] = '\0';
+	char *payload = payload_of(c, r, &len, &borrowed, why, sizeof(why));
+	size_t id_len = id_of(c, r, id);
+	struct hop_item *it = hop_item_new_block(
+	    id, id_len, payload ? payload : "null", payload ? len : 4,
+	    offsetof(struct kref, rec) + size);
+	if (payload && !borrowed)
+		free(payload);
+	if (!it)
 		return NULL;
+	struct kref *k = it->src_data;
 	k->src = c->src;
 	memcpy(&k->rec, r, size);
-	why[0] = '\0';
-	char *payload = payload_of(c, r, &len, why, sizeof(why));
-	struct hop_item *it = hop_item_new(
-	    id_of(c, r), payload ? payload : strdup("null"), payload ? len : 4);
-	if (!it || !it->id || !it->payload) {
-		if (it)
-			hop_item_free(it);
-		free(k);
-		return NULL;
-	}
-	it->src_data = k;
 	if (!payload) {
 		it->invalid = true;
 		hop_item_fail(it, false, "%s/%d/%lld: %s", c->topic,
@@ -1127,8 +1126,6 @@ static int kafka_ack(struct hop_source *src, struct hop_item *it)
 	if (k->rec.epoch == c->parts[k->rec.partition].epoch)
 		finish_offset(c, k->rec.partition, k->rec.offset);
 	settle(c, k);
-	free(k);
-	it->src_data = NULL;
 	return 0;
 }
 
@@ -1136,7 +1133,20 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 		      const char *record)
 {
 	struct ksrc *c = src->ctx;
-	struct kref *k = it->src_data;
+	/* The item goes when this returns; its kref lives on, copied, until
+	 * the delivery report. */
+	size_t ksize = offsetof(struct kref, rec) +
+		       krec_size(&((struct kref *)it->src_data)->rec);
+	struct kref *k = malloc(ksize);
+	if (!k) {
+		settle(c, it->src_data);
+		snprintf(src->error, sizeof(src->error),
+			 "kafka source: out of memory; message %s stays "
+			 "unacknowledged and comes again",
+			 it->id);
+		return -ENOMEM;
+	}
+	memcpy(k, it->src_data, ksize);
 	const struct krec *r = &k->rec;
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(r->nhdrs + 6);
 	const char *name, *val;
@@ -1184,8 +1194,6 @@ static int kafka_release(struct hop_source *src, struct hop_item *it)
 	struct kref *k = it->src_data;
 	/* Not finished: its offset is never stored, the next run gets it. */
 	settle(c, k);
-	free(k);
-	it->src_data = NULL;
 	return 0;
 }
 
