@@ -320,3 +320,46 @@ def test_the_read_ahead_stays_within_its_buffer(kafka):
     assert max(held) <= 64 * 1024 // 2060 + 1, held
     ends = {p: o for p, o in kafka.topic_offsets(src).items() if o}
     assert kafka.committed_offsets("ahead", src) == ends
+
+
+def test_a_rebalance_is_served_while_the_read_ahead_is_full(kafka, tmp):
+    """With a read-ahead of 1 KiB the first coordinator's partitions are
+    paused most of the time; polling goes on for the group's events, so a
+    second coordinator joining is given partitions, and between them every
+    message is handled and every offset committed."""
+    from conftest import PY, WORKERS, clean_env, stderr_of
+    group = "fullahead"
+    src, res = topics(kafka, group, partitions=4)
+    pad = "y" * 300
+    for p in range(4):
+        kafka.produce(src, [json.dumps({"n": p * 50 + i, "pad": pad})
+                            for i in range(50)], partition=p)
+    ledger = tmp / "ledger"
+    env = clean_env(LEDGER=ledger, LEDGER_SLEEP="0.05")
+    worker = [PY, str(WORKERS / "ledger.py")]
+    flags = [*between(kafka, src, res, group), "--watch", "-j", "2"]
+    a = start(*flags, "-S", "buffer=1K", "--log-level", "debug", "--",
+              *worker, env=env, cwd=tmp)
+    b = None
+    try:
+        wait_for(lambda: "kafka source: pausing" in stderr_of(a),
+                 timeout=30, what="the first coordinator's read-ahead full")
+        b = start(*flags, "--", *worker, env=env, cwd=tmp)
+        wait_for(lambda: b.pid in {pid for pids in ledger_runs(ledger).values()
+                                   for pid in pids},
+                 timeout=60, what="the second coordinator at work")
+        ends = kafka.topic_offsets(src)
+        wait_for(lambda: kafka.committed_offsets(group, src) == ends,
+                 timeout=120, what="every offset committed")
+    finally:
+        for p in (a, b):
+            if p and p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in (a, b):
+            if p:
+                p.wait(timeout=60)
+    log = stderr_of(a)
+    assert "gave up 2 partition(s)" in log, log[-3000:]
+    assert set(ledger_runs(ledger)) == \
+        {f"{src}/{p}/{i}" for p in range(4) for i in range(50)}
+    assert {json.loads(v)["n"] for v in kafka.consume(res)} == set(range(200))
