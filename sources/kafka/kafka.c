@@ -1090,7 +1090,8 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 	struct ksrc *c = src->ctx;
 	struct krec *r;
 
-	service(c);
+	if (!c->ahead.count) /* else on_consumer has taken what came */
+		service(c);
 	while (max > 0 && c->out < (size_t)c->max_inflight &&
 	       (r = kbuf_peek(&c->ahead))) {
 		struct part *p = &c->parts[r->partition];

@@ -3,6 +3,7 @@ checks that a sanitizer build reported nothing, and the PostgreSQL and
 Kafka servers of tests/harness (one per test module that asks)."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -54,6 +55,17 @@ def start(*args, env=None, cwd=None):
                          cwd=cwd)
     p.errf = errf
     return p
+
+
+def stop(*procs, timeout=60):
+    """SIGTERM to each started hopper still running (None is skipped), then
+    waits for them all."""
+    for p in procs:
+        if p and p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        if p:
+            p.wait(timeout=timeout)
 
 
 def stderr_of(p):

@@ -8,7 +8,7 @@ import urllib.request
 
 import pytest
 
-from conftest import FAKE, KAFKA_QUICK, hopper, start, wait_for
+from conftest import FAKE, KAFKA_QUICK, hopper, start, stop, wait_for
 
 
 def topics(kafka, name, partitions=1):
@@ -230,12 +230,7 @@ def test_a_revoked_partition_lets_its_items_in_flight_finish(kafka, tmp,
         wait_for(lambda: len(ledger_runs(ledger)) == 64, timeout=30,
                  what="every message handled")
     finally:
-        for p in (a, b):
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in (a, b):
-            if p:
-                p.wait(timeout=60)
+        stop(a, b)
     log = stderr_of(a)
     gave = re.search(r"gave up (\d+) partition\(s\) of \S+ after [\d.]+ s: "
                      r"(\d+) item", log)
@@ -352,12 +347,7 @@ def test_a_rebalance_is_served_while_the_read_ahead_is_full(kafka, tmp):
         wait_for(lambda: kafka.committed_offsets(group, src) == ends,
                  timeout=120, what="every offset committed")
     finally:
-        for p in (a, b):
-            if p and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in (a, b):
-            if p:
-                p.wait(timeout=60)
+        stop(a, b)
     log = stderr_of(a)
     assert "gave up 2 partition(s)" in log, log[-3000:]
     assert set(ledger_runs(ledger)) == \
