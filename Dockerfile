@@ -22,7 +22,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config \
-        libjansson-dev libpq-dev librdkafka-dev libmicrohttpd-dev \
+        libjansson-dev libpq-dev librdkafka-dev libmicrohttpd-dev libjemalloc-dev \
         libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
         ffmpeg \
  && rm -rf /var/lib/apt/lists/*
@@ -42,7 +42,7 @@ FROM ${DEBIAN_IMAGE}
 ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-        libjansson4 libpq5 librdkafka1 libmicrohttpd12 \
+        libjansson4 libpq5 librdkafka1 libmicrohttpd12 libjemalloc2 \
         libavformat59 libavcodec59 libswscale6 libavutil57 \
         python3 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

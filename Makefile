@@ -33,6 +33,17 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
+# The coordinator's allocator. librdkafka's threads allocate every message
+# and the coordinator's thread frees it: glibc's malloc makes that thread
+# wait on the other arena's lock, jemalloc does not (bench/kafka.py, topic
+# to topic: about a fifth faster). MALLOC= links glibc's; the sanitizers
+# bring their own.
+MALLOC ?= jemalloc
+ifneq ($(SANITIZE),)
+MALLOC :=
+endif
+MALLOC_LIBS = $(if $(MALLOC),$(shell pkg-config --libs $(MALLOC)))
+
 # The coordinator's own modules, then one folder per source and sink driver.
 CORE_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c)) \
             $(wildcard sources/*.c sources/*/*.c) \
@@ -52,7 +63,7 @@ all: $(HOPPER) workers
 workers:
 
 $(HOPPER): $(MAIN_OBJ) $(BUILD)/libhopper.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm -lpthread
+	$(CC) $(LDFLAGS) -o $@ $^ $(MALLOC_LIBS) $(PKG_LIBS) -lm -lpthread
 
 $(BUILD)/libhopper.a: $(CORE_OBJ)
 	@mkdir -p $(@D)

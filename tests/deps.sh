@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
 	build-essential pkg-config
 	libjansson-dev libcmocka-dev libpq-dev librdkafka-dev kcat libmicrohttpd-dev
+	libjemalloc-dev
 	libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
 	parallel shellcheck clang-format prometheus
 	chromium

@@ -715,9 +715,12 @@ class KafkaBroker:
 
     def __init__(self, version: str = KAFKA_VERSION, heap: str = "512m",
                  start_timeout: Optional[float] = None, config: Optional[Mapping[str, Any]] = None,
-                 keep: Optional[bool] = None):
+                 keep: Optional[bool] = None, full_jit: bool = False):
         self.version = version
         self.heap = heap
+        # Tests start the broker with the quick first-tier compiler only
+        # (it starts sooner); benchmarks want it compiled as in production.
+        self.full_jit = full_jit
         if start_timeout is None:
             start_timeout = float(os.environ.get("HOPPER_KAFKA_START_TIMEOUT", "90"))
         self.start_timeout = start_timeout
@@ -871,7 +874,8 @@ class KafkaBroker:
         args, pending = _cds_args(self.version, self._java, "broker", self._classpath)
         if pending is not None:
             self._cds_pending.append(pending)
-        cmd = [self._java, f"-Xmx{self.heap}", "-Xms128m", "-XX:TieredStopAtLevel=1",
+        tier = [] if self.full_jit else ["-XX:TieredStopAtLevel=1"]
+        cmd = [self._java, f"-Xmx{self.heap}", "-Xms128m", *tier,
                "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                *args,
                f"-Dlog4j.configuration=file:{self.tmpdir / 'log4j-broker.properties'}",
