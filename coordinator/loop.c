@@ -38,6 +38,8 @@ struct hop_loop {
 	uint64_t next_id;
 	struct soon *soon;
 	size_t nsoon, capsoon;
+	int64_t now; /* hop_now_ms() as this turn (or batch of callbacks) began */
+	bool running;
 	bool stop;
 };
 
@@ -256,6 +258,7 @@ static void run_soon(struct hop_loop *l)
 		struct soon batch[16];
 		if (n > 16)
 			n = 16;
+		l->now = hop_now_ms();
 		memcpy(batch, l->soon, sizeof(batch[0]) * n);
 		memmove(l->soon, l->soon + n,
 			sizeof(batch[0]) * (l->nsoon - n));
@@ -270,6 +273,8 @@ int hop_loop_run(struct hop_loop *loop)
 	struct epoll_event evs[64];
 
 	loop->stop = false;
+	loop->running = true;
+	loop->now = hop_now_ms();
 	while (!loop->stop) {
 		run_soon(loop);
 		if (loop->stop)
@@ -278,8 +283,10 @@ int hop_loop_run(struct hop_loop *loop)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
+			loop->running = false;
 			return -errno;
 		}
+		loop->now = hop_now_ms();
 		for (int i = 0; i < n && !loop->stop; i++) {
 			int fd = evs[i].data.fd;
 			if (fd == loop->tfd) {
@@ -293,7 +300,13 @@ int hop_loop_run(struct hop_loop *loop)
 						 loop->fds[fd].arg);
 		}
 	}
+	loop->running = false;
 	return 0;
+}
+
+int64_t hop_loop_now(const struct hop_loop *loop)
+{
+	return loop->running ? loop->now : hop_now_ms();
 }
 
 void hop_loop_stop(struct hop_loop *loop)

@@ -47,6 +47,11 @@ void *hop_loop_cancel(struct hop_loop *loop, uint64_t id);
  * idle callback is kept per (cb, arg) pair. */
 void hop_loop_soon(struct hop_loop *loop, hop_timer_cb cb, void *arg);
 
+/* hop_now_ms() as the callback running now was called, give or take the
+ * callbacks called before it in the same go: one clock read for many
+ * items, where a millisecond is fine. Only from a callback. */
+int64_t hop_loop_now(const struct hop_loop *loop);
+
 /* Runs until hop_loop_stop. Returns 0, or -errno if epoll failed. */
 int hop_loop_run(struct hop_loop *loop);
 void hop_loop_stop(struct hop_loop *loop);

@@ -240,7 +240,7 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 	if (!best)
 		return -EBUSY;
 	it->attempt++;
-	it->started_ms = hop_now_ms();
+	it->started_ms = hop_loop_now(pool->loop);
 	hop_item_reset_outcome(it);
 	pool->inflight++;
 	if (pool->cfg.exec_mode)
@@ -254,13 +254,14 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 void pool_finish(struct worker *w, struct hop_item *it)
 {
 	struct hop_pool *pool = w->pool;
+	int64_t now = hop_loop_now(pool->loop);
 
 	hop_queue_remove(&w->inflight, it);
 	pool->inflight--;
 	hop_stats_duration(pool->cfg.stats,
-			   (double)(hop_now_ms() - it->started_ms) / 1000);
+			   (double)(now - it->started_ms) / 1000);
 	w->deadline = w->inflight.head && pool->cfg.timeout_ms
-			  ? hop_now_ms() + pool->cfg.timeout_ms
+			  ? now + pool->cfg.timeout_ms
 			  : 0;
 	if (it->ok)
 		w->crashes = 0;

@@ -71,11 +71,35 @@ static void fds_wake_the_loop(void **state)
 	hop_loop_free(loop);
 }
 
+static void check_now(struct hop_loop *loop, void *arg)
+{
+	int64_t t0 = *(int64_t *)arg, now = hop_loop_now(loop);
+	/* The turn that ran this timer began when it was due, or later. */
+	assert_true(now >= t0 + 20);
+	assert_true(now <= hop_now_ms());
+	hop_loop_stop(loop);
+}
+
+static void loop_now_is_the_turns_time(void **state)
+{
+	struct hop_loop *loop = hop_loop_new();
+	int64_t t0 = hop_now_ms();
+	/* Not running: the clock itself. */
+	assert_in_range(hop_loop_now(loop), t0, t0 + 5);
+	hop_loop_after(loop, 20, check_now, &t0);
+	assert_int_equal(hop_loop_run(loop), 0);
+	usleep(30000);
+	int64_t later = hop_loop_now(loop);
+	assert_true(later >= t0 + 50);
+	hop_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(timers_fire_in_deadline_order),
 	    cmocka_unit_test(fds_wake_the_loop),
+	    cmocka_unit_test(loop_now_is_the_turns_time),
 	};
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
