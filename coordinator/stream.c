@@ -52,8 +52,8 @@ void stream_send(struct worker *w, struct hop_item *it)
 	hop_buf_append(b, it->payload, it->payload_len);
 	hop_buf_append(b, "}\n", 2);
 	if (!w->inflight.head && w->pool->cfg.timeout_ms)
-		w->deadline = hop_loop_now(w->pool->loop) +
-			      w->pool->cfg.timeout_ms;
+		w->deadline =
+		    hop_loop_now(w->pool->loop) + w->pool->cfg.timeout_ms;
 	hop_queue_push(&w->inflight, it);
 	pool_want_write(w);
 }
