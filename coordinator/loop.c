@@ -38,8 +38,8 @@ struct hop_loop {
 	uint64_t next_id;
 	struct soon *soon;
 	size_t nsoon, capsoon;
-	int64_t
-	    now; /* hop_now_ms() as this turn (or batch of callbacks) began */
+	/* hop_now_ms() as this turn (or batch of callbacks) began */
+	int64_t now;
 	bool running;
 	bool stop;
 };
