@@ -251,15 +251,25 @@ static void run_timers(struct hop_loop *l)
 	arm(l);
 }
 
+/* At most this long in soon-callbacks before the fds and timers that are
+ * ready get their turn: a callback that queues itself again (the Kafka
+ * source copying what librdkafka holds) would otherwise keep them waiting
+ * until it is done. */
+#define SOON_SLICE_MS 20
+
 static void run_soon(struct hop_loop *l)
 {
-	/* Callbacks may queue more; those run on the next pass. */
+	int64_t until = hop_now_ms() + SOON_SLICE_MS;
+
+	/* Callbacks may queue more; those run in the same go, time allowing. */
 	while (l->nsoon && !l->stop) {
 		size_t n = l->nsoon;
 		struct soon batch[16];
 		if (n > 16)
 			n = 16;
 		l->now = hop_now_ms();
+		if (l->now >= until)
+			break;
 		memcpy(batch, l->soon, sizeof(batch[0]) * n);
 		memmove(l->soon, l->soon + n,
 			sizeof(batch[0]) * (l->nsoon - n));

@@ -94,12 +94,59 @@ static void loop_now_is_the_turns_time(void **state)
 	hop_loop_free(loop);
 }
 
+/* A callback that queues itself again, as work done in slices does. */
+struct busy {
+	int64_t t0;
+	int64_t served; /* ms from t0 to the fd's turn, or -1 */
+	long runs;
+};
+
+static void busy_again(struct hop_loop *loop, void *arg)
+{
+	struct busy *b = arg;
+	b->runs++;
+	if (hop_now_ms() - b->t0 > 2000) /* starved: end it, and fail below */
+		hop_loop_stop(loop);
+	else
+		hop_loop_soon(loop, busy_again, b);
+}
+
+static void busy_fd(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
+{
+	struct busy *b = arg;
+	char c;
+	assert_int_equal(read(fd, &c, 1), 1);
+	b->served = hop_now_ms() - b->t0;
+	hop_loop_stop(loop);
+}
+
+static void busy_callbacks_let_fds_in(void **state)
+{
+	struct hop_loop *loop = hop_loop_new();
+	struct busy b = {.t0 = hop_now_ms(), .served = -1};
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(hop_loop_watch(loop, p[0], EPOLLIN, busy_fd, &b), 0);
+	assert_int_equal(write(p[1], "x", 1), 1);
+	hop_loop_soon(loop, busy_again, &b);
+	assert_int_equal(hop_loop_run(loop), 0);
+	/* Served within a slice of soon-callbacks (20 ms), give or take a
+	 * slow machine; the callback ran on meanwhile. */
+	assert_in_range(b.served, 0, 500);
+	assert_true(b.runs > 1);
+	hop_loop_unwatch(loop, p[0]);
+	close(p[0]);
+	close(p[1]);
+	hop_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(timers_fire_in_deadline_order),
 	    cmocka_unit_test(fds_wake_the_loop),
 	    cmocka_unit_test(loop_now_is_the_turns_time),
+	    cmocka_unit_test(busy_callbacks_let_fds_in),
 	};
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
 }
