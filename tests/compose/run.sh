@@ -44,6 +44,11 @@ cleanup() {
 				echo "---- $c" >&2
 				podman logs --tail 15 "$c" 2>&1 | sed 's/^/    /' >&2 || true
 			done
+		# The coordinators started past compose, more of each.
+		for c in "${mh_containers[@]}"; do
+			echo "---- $c" >&2
+			podman logs --tail 40 "$c" 2>&1 | sed 's/^/    /' >&2 || true
+		done
 	fi
 	for c in "${mh_containers[@]}"; do podman rm -f -t 2 "$c" >/dev/null 2>&1 || true; done
 	if [ -n "$COMPOSE_SERVICE_PID" ] && [ -f "$proj/compose.yaml" ]; then
