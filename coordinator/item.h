@@ -21,7 +21,8 @@ struct hop_item {
 			   once with error, never sent to a worker */
 	bool one_block; /* id, payload and src_data live in the item's own
 			   allocation (hop_item_new_block) */
-	void *src_data; /* the source's own; freed by the source */
+	void *src_data; /* the source's own; freed by the source, unless
+			   it lives in the item (one_block) */
 
 	/* The outcome of the latest attempt. */
 	bool ok;

@@ -537,6 +537,14 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	}
 }
 
+/* Its message is done with: its offset may be committed, unless its
+ * partition was revoked since it was handed out. */
+static void finish_current(struct ksrc *c, const struct kref *k)
+{
+	if (k->rec.epoch == c->parts[k->rec.partition].epoch)
+		finish_offset(c, k->rec.partition, k->rec.offset);
+}
+
 /* An item handed out is finished, dead or handed back: one less out. */
 static void settle(struct ksrc *c, const struct kref *k)
 {
@@ -917,8 +925,8 @@ static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
 			c->topic, (int)k->rec.partition,
 			(long long)k->rec.offset);
-	} else if (k->rec.epoch == c->parts[k->rec.partition].epoch) {
-		finish_offset(c, k->rec.partition, k->rec.offset);
+	} else {
+		finish_current(c, k);
 	}
 	settle(c, k);
 	free(k);
@@ -1124,8 +1132,7 @@ static int kafka_ack(struct hop_source *src, struct hop_item *it)
 	struct ksrc *c = src->ctx;
 	struct kref *k = it->src_data;
 
-	if (k->rec.epoch == c->parts[k->rec.partition].epoch)
-		finish_offset(c, k->rec.partition, k->rec.offset);
+	finish_current(c, k);
 	settle(c, k);
 	return 0;
 }
@@ -1174,7 +1181,6 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 			     krec_value(r) ? r->value_len : 0),
 	    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
 	    RD_KAFKA_V_OPAQUE(k), RD_KAFKA_V_END);
-	it->src_data = NULL;
 	if (e) {
 		rd_kafka_headers_destroy(hdrs);
 		snprintf(src->error, sizeof(src->error),

@@ -84,8 +84,8 @@ static void loop_now_is_the_turns_time(void **state)
 {
 	struct hop_loop *loop = hop_loop_new();
 	int64_t t0 = hop_now_ms();
-	/* Not running: the clock itself. */
-	assert_in_range(hop_loop_now(loop), t0, t0 + 5);
+	/* Not running: the clock itself (not 0), on a slow machine too. */
+	assert_in_range(hop_loop_now(loop), t0, t0 + 1000);
 	hop_loop_after(loop, 20, check_now, &t0);
 	assert_int_equal(hop_loop_run(loop), 0);
 	usleep(30000);
