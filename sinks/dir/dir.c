@@ -1,13 +1,17 @@
 /* dir.c - the dir sink: one result file per item, ID.json in a folder.
  *
  * Each result is written to a temporary name, synced (unless fsync is off)
- * and renamed into place, so a reader never sees half a file and the write
- * is durable before the coordinator acknowledges the item. A failed write
- * (a read-only or full folder) is answered with RETRY: the item stays
- * unacknowledged and is tried again later.
+ * and renamed into place, so a reader never sees half a file; flush syncs
+ * the folder once for the renames since the last one, so the names are
+ * durable too before the coordinator acknowledges the items. Ids map to
+ * names one to one (name.h). A write that may work later (a read-only or
+ * full folder) is answered with RETRY and the coordinator holds the result
+ * until it does; one that never can (a name the file system refuses) with
+ * FAIL.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 #include <stdio.h>
@@ -16,12 +20,15 @@
 
 #include "coordinator/fsutil.h"
 #include "coordinator/log.h"
+#include "sinks/dir/name.h"
 #include "sinks/sink.h"
 
 struct dir_sink {
 	char *path;
 	bool fsync;
 	char *ext;
+
+	bool renamed; /* files renamed in since the folder was last synced */
 };
 
 static const struct hop_option dir_options[] = {
@@ -30,7 +37,7 @@ static const struct hop_option dir_options[] = {
     {"fsync", HOP_OPT_BOOL, "true", offsetof(struct dir_sink, fsync),
      "sync each file to disk before its item is acknowledged"},
     {"ext", HOP_OPT_STR, ".json", offsetof(struct dir_sink, ext),
-     "ending added to the item's id to name its file"},
+     "ending added to the file name made of the id (at most 32 bytes)"},
     {NULL},
 };
 
@@ -77,6 +84,13 @@ static int dir_open(struct hop_sink *sink)
 			 "dir sink: no folder given (dir:PATH)");
 		return -EINVAL;
 	}
+	if (strlen(c->ext) > HOP_DIR_EXT_MAX || strchr(c->ext, '/')) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "dir sink: ext '%.40s' must be at most %d bytes with "
+			 "no '/'",
+			 c->ext, HOP_DIR_EXT_MAX);
+		return -EINVAL;
+	}
 	int rc = hop_mkdirs(c->path);
 	if (rc)
 		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
@@ -86,43 +100,67 @@ static int dir_open(struct hop_sink *sink)
 	return rc;
 }
 
-/* Makes a file name of an id: no slashes, no leading dot. */
-static void safe_name(char *dst, size_t n, const char *id)
+/* Errors that no later attempt can mend: the file system refuses the name
+ * itself. Anything else (full, read-only, no permission, I/O) is the
+ * folder's weather and may pass. */
+static bool never_works(int err)
 {
-	size_t i = 0;
-	for (; id[i] && i + 1 < n; i++)
-		dst[i] = id[i] == '/' ? '_' : id[i];
-	dst[i] = '\0';
-	if (dst[0] == '.')
-		dst[0] = '_';
+	return err == ENAMETOOLONG || err == EILSEQ || err == EINVAL;
 }
 
 static enum hop_sink_status dir_write(struct hop_sink *sink,
 				      struct hop_item *it)
 {
 	struct dir_sink *c = sink->ctx;
-	char name[256], *path;
+	char name[HOP_DIR_NAME_MAX + 1], *path;
 
 	if (!it->ok)
 		return HOP_SINK_OK; /* dead items live in the source's dead
 				       letter */
-	safe_name(name, sizeof(name), it->id);
-	if (asprintf(&path, "%s/%s%s", c->path, name, c->ext) < 0)
+	hop_dir_name(name, it->id);
+	if (asprintf(&path, "%s/%s%s", c->path, name, c->ext) < 0) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "dir sink: out of memory");
 		return HOP_SINK_RETRY;
+	}
 	size_t len = strlen(it->result);
 	it->result[len] = '\n'; /* the result owns room for its NUL */
 	int rc = hop_write_file(path, it->result, len + 1, c->fsync);
+	if (rc == -ENOENT && hop_mkdirs(c->path) == 0) /* the folder went */
+		rc = hop_write_file(path, it->result, len + 1, c->fsync);
 	it->result[len] = '\0';
 	if (rc)
 		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
 			 path, strerror(-rc));
 	free(path);
-	return rc ? HOP_SINK_RETRY : HOP_SINK_OK;
+	if (!rc)
+		c->renamed = true;
+	return !rc		  ? HOP_SINK_OK
+	       : never_works(-rc) ? HOP_SINK_FAIL
+				  : HOP_SINK_RETRY;
 }
 
+/* Syncs the folder, which makes the renames since the last flush durable:
+ * one fsync for a batch of results rather than one per file. */
 static enum hop_sink_status dir_flush(struct hop_sink *sink)
 {
-	return HOP_SINK_OK; /* every write was durable on its own */
+	struct dir_sink *c = sink->ctx;
+	int rc = 0;
+
+	if (!c->fsync || !c->renamed)
+		return HOP_SINK_OK;
+	int fd = open(c->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) < 0)
+		rc = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (rc) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "dir sink: syncing %s: %s", c->path, strerror(-rc));
+		return HOP_SINK_RETRY;
+	}
+	c->renamed = false;
+	return HOP_SINK_OK;
 }
 
 static void dir_close(struct hop_sink *sink)
