@@ -450,22 +450,8 @@ void exec_exited(struct worker *w, int status)
 			hop_describe_status(status, how, sizeof(how));
 			hop_item_fail(it, true, "worker %d %s", w->index, how);
 		}
-		if (!it->ok && it->stderr_tail) {
-			/* Say why in the worker's own words when it left some.
-			 */
-			size_t len = strlen(it->stderr_tail);
-			const char *last = it->stderr_tail + len - 1;
-			while (last > it->stderr_tail && last[-1] != '\n')
-				last--;
-			char *e = NULL;
-			if (asprintf(&e, "%s: %.*s", it->error,
-				     (int)(len - 1 -
-					   (size_t)(last - it->stderr_tail)),
-				     last) >= 0) {
-				free(it->error);
-				it->error = e;
-			}
-		}
+		if (!it->ok)
+			pool_add_stderr_reason(it);
 		hop_log_ev(it->ok ? HOP_DEBUG : HOP_WARN, w->index, it->id,
 			   "%s", it->ok ? "done" : it->error);
 	}

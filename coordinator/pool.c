@@ -477,6 +477,26 @@ void pool_release_child(struct worker *w)
 	w->out_open = w->err_open = w->wwatch = false;
 }
 
+void pool_add_stderr_reason(struct hop_item *it)
+{
+	if (!it->stderr_tail || !it->stderr_tail[0])
+		return;
+	size_t len = strlen(it->stderr_tail);
+	const char *end = it->stderr_tail + len;
+	while (end > it->stderr_tail && end[-1] == '\n')
+		end--;
+	const char *last = end;
+	while (last > it->stderr_tail && last[-1] != '\n')
+		last--;
+	char *e = NULL;
+	if (last < end &&
+	    asprintf(&e, "%s: %.*s", it->error ? it->error : "failed",
+		     (int)(end - last), last) >= 0) {
+		free(it->error);
+		it->error = e;
+	}
+}
+
 void pool_worker_gone(struct worker *w, int status)
 {
 	struct hop_pool *pool = w->pool;
@@ -493,6 +513,7 @@ void pool_worker_gone(struct worker *w, int status)
 		hop_item_fail(head, true,
 			      "worker %d %s while handling the item", w->index,
 			      how);
+		pool_add_stderr_reason(head);
 		pool_finish(w, head);
 		pool_return_all(w);
 	} else if (!asked) {

@@ -57,7 +57,17 @@ struct hop_pool {
 };
 
 /* pool.c */
+
+/* Settles a stream worker whose process has exited and been reaped, with
+ * status as from waitpid: the item in hand fails (its error names the
+ * worker, the status and the last line the worker wrote to stderr), the
+ * items queued behind go back unattempted, and a restart is scheduled when
+ * the pool still wants the worker. */
 void pool_worker_gone(struct worker *w, int status);
+/* Appends ": LINE" to the failed item's error, LINE being the last line the
+ * worker wrote to stderr while it held the item; nothing when it wrote none.
+ * The worker's own words are most often the reason. */
+void pool_add_stderr_reason(struct hop_item *it);
 void pool_finish(struct worker *w, struct hop_item *it);
 void pool_return_all(struct worker *w);
 void pool_kill_worker(struct worker *w, const char *fmt, ...)

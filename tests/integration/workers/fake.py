@@ -1,8 +1,8 @@
 """A stream-mode worker that misbehaves on request, for the tests.
 
 The payload says what to do: {"do": "ok"} answers, and the other actions
-(fail, perm, crash, hang, noise, wrongid, bigline, exit0, sleep) break the
-contract or fail in one particular way. An action ending in _once does so on
+(fail, perm, crash, boom, closeout, hang, noise, wrongid, bigline, exit0,
+sleep) break the contract or fail in one particular way. An action ending in _once does so on
 the first attempt only and answers on the next. FAKE_CRASH and FAKE_HANG give
 probabilities of crashing or hanging on any item; FAKE_LOG names a file
 that gets "start ID ATTEMPT PID" and "end ID" lines.
@@ -54,6 +54,13 @@ for line in sys.stdin:
     elif do == "crash":
         print("about to crash", file=sys.stderr, flush=True)
         os._exit(7)
+    elif do == "boom":
+        print("boom: bad frame", file=sys.stderr, flush=True)
+        os._exit(1)
+    elif do == "closeout":
+        # Closes stdout and keeps running: it can never answer again.
+        os.close(1)
+        time.sleep(3600)
     elif do == "hang":
         time.sleep(3600)
     elif do == "noise":
