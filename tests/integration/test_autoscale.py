@@ -1,7 +1,9 @@
 """The autoscaler, live: a burst into a watched folder, scaling to zero and
-back, and saturation (a CPU-bound worker stops near the cores, an I/O-bound
-one goes to max). Each run writes --trace, a CSV row every 250 ms, and the
-assertions read it."""
+back, and saturation (a CPU-bound worker holds below max, an I/O-bound one
+goes to max). Each run writes --trace, a CSV row every 250 ms, and the
+assertions read it. These runs share the machine with whatever else runs,
+so they assert what the scaler does, not how fast: its timing and the
+levels it settles at are in tests/unit/test_scaler.c, on a fake clock."""
 import csv
 import os
 import re
@@ -34,7 +36,7 @@ def stop(p):
     return stderr_of(p)
 
 
-def test_burst_scales_up_within_a_second_and_back_after_window(tmp):
+def test_burst_scales_up_and_back_to_min_after_the_window(tmp):
     inbox, out, tr = tmp / "in", tmp / "out", tmp / "trace.csv"
     inbox.mkdir()
     p = start("run", "-s", f"dir:{inbox}", "-o", f"dir:{out}", "--watch",
@@ -46,10 +48,10 @@ def test_burst_scales_up_within_a_second_and_back_after_window(tmp):
                  what="trace rows")
         drop(inbox, 500)
         wait_for(lambda: out.exists() and len(os.listdir(out)) >= 500,
-                 timeout=60, what="500 results")
+                 timeout=120, what="500 results")
         # After the window, back to min.
         wait_for(lambda: trace(tr)[-1]["desired"] == 1
-                 and trace(tr)[-1]["workers"] == 1, timeout=15,
+                 and trace(tr)[-1]["workers"] == 1, timeout=60,
                  what="back to one worker")
     finally:
         err = stop(p)
@@ -63,12 +65,12 @@ def test_burst_scales_up_within_a_second_and_back_after_window(tmp):
     print(f"burst: up {up['t'] - first['t']:.2f} s after the depth rose, "
           f"peak {peak:.0f}, drained at +{drained['t'] - first['t']:.1f} s, "
           f"back to 1 at +{down['t'] - drained['t']:.1f} s after")
-    assert up["t"] - first["t"] <= 1.5, rows[:20]
+    # Up because of the burst; the second within which it happens is the
+    # unit test's (burst_scales_up_within_a_second_then_back_after_window).
+    assert up["t"] >= first["t"], rows[:20]
     assert 4 <= peak <= 8
     assert max(r["desired"] for r in rows) <= 8
     assert min(r["desired"] for r in rows) >= 1
-    # Not before the window: the demand stays lower 4 s first.
-    assert down["t"] - drained["t"] <= 4 + 3
     assert re.search(r"finished: 500 done, 0 dead, 0 retried", err), err
     # Scaling down retired only idle workers: no item was cut short.
     assert "while handling the item" not in err, err
@@ -89,10 +91,10 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
         t0 = time.monotonic()
         drop(inbox, 1)
         wait_for(lambda: out.exists() and len(os.listdir(out)) == 1,
-                 timeout=10, what="the first result")
+                 timeout=60, what="the first result")
         latency = time.monotonic() - t0
         wait_for(lambda: any(r["workers"] == 1 for r in trace(tr))
-                 and trace(tr)[-1]["workers"] == 0, timeout=10,
+                 and trace(tr)[-1]["workers"] == 0, timeout=60,
                  what="one worker, then back to zero")
         port = re.search(r"on http://127\.0\.0\.1:(\d+)", stderr_of(p))[1]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
@@ -103,7 +105,6 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
     assert m, err
     print(f"cold start: {m.group(1)} ms logged, {latency * 1000:.0f} ms "
           "from the file to its result")
-    assert latency < 3
     assert max(r["workers"] for r in trace(tr)) == 1
     # The decisions and the cold start are in /metrics too.
     assert 'hopper_scale_events_total{direction="up"} 1' in metrics
@@ -111,14 +112,16 @@ def test_scales_to_zero_and_the_first_item_starts_a_worker(tmp):
     assert "hopper_workers_desired 0" in metrics
     cold = float(re.search(r"^hopper_cold_start_seconds (\S+)", metrics,
                             re.M)[1])
-    assert 0 < cold < 3
+    assert cold > 0
     if shutil.which("promtool"):
         check = subprocess.run(["promtool", "check", "metrics"],
                                input=metrics, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
 
 
-def saturate(tmp, max_workers, seconds, **env):
+def saturate(tmp, max_workers, until, what, **env):
+    """A deep backlog for BURN workers autoscaled from 1 to max_workers;
+    stops the run once until(rows of the trace, stderr) holds."""
     inbox, out, tr = tmp / "in", tmp / "out", tmp / "trace.csv"
     inbox.mkdir()
     drop(inbox, 4000)
@@ -126,28 +129,53 @@ def saturate(tmp, max_workers, seconds, **env):
               "--min-workers", 1, "--max-workers", max_workers,
               "--trace", tr, "--", *BURN, cwd=tmp, env=clean_env(**env))
     try:
-        time.sleep(seconds)
+        wait_for(lambda: tr.exists() and until(trace(tr), stderr_of(p)),
+                 timeout=120, what=what)
     finally:
         err = stop(p)
     return trace(tr), err
 
 
-def test_cpu_bound_worker_settles_near_the_cores(tmp):
+def test_cpu_bound_worker_holds_below_max(tmp):
+    """A CPU-bound worker with 4,000 items waiting and max 16: the scaler
+    finds that a step up added little, holds at a ceiling below max, and
+    never asks for more than that ceiling afterwards. Where it settles on
+    an idle machine, and beside other jobs, is the unit test's
+    (cpu_bound_settles_near_the_cores and ..._beside_other_jobs): here the
+    machine's other load is whatever it is."""
     cpus = len(os.sched_getaffinity(0))
-    rows, err = saturate(tmp, 16, 14, BURN_MS=30)
-    late = sorted(r["desired"] for r in rows if r["t"] > 8)
-    settled = late[len(late) // 2]
-    print(f"cpu-bound on {cpus} CPUs: settled at {settled:.0f}, "
-          f"peak {max(r['workers'] for r in rows):.0f}")
-    assert "saturated:" in err, err
-    assert settled <= cpus + 1
-    assert max(r["desired"] for r in rows) <= 2 * cpus + 2
+    held = {}
+
+    def holding(rows, err):
+        # The ceiling, then the pool at it and four more rows (a second)
+        # in which nothing asks for more.
+        m = re.findall(r"saturated: .*: holding at (\d+)", err)
+        if not m:
+            return False
+        if "at" not in held:
+            held.update(at=int(m[-1]), rows=len(rows))
+        return rows[-1]["workers"] <= held["at"] and \
+            len(rows) >= held["rows"] + 4
+    rows, err = saturate(tmp, 16, holding, "a ceiling, held", BURN_MS=30)
+    ceilings = [int(c) for c in
+                re.findall(r"saturated: .*: holding at (\d+)", err)]
+    peak = max(r["desired"] for r in rows)
+    print(f"cpu-bound on {cpus} CPUs: held at {ceilings}, peak {peak:.0f}")
+    assert ceilings and max(ceilings) < 16, err
+    # Never to max, and no step up past the ceiling once it was found.
+    assert peak < 16, err
+    after = err[err.index("saturated:"):]
+    ups = [int(b) for a, b in re.findall(r"scale (\d+) -> (\d+) workers",
+                                         after) if int(b) > int(a)]
+    assert all(u <= max(ceilings) for u in ups), after
+    assert rows[-1]["desired"] <= max(ceilings), rows[-8:]
 
 
 def test_io_bound_worker_goes_to_max(tmp):
-    rows, err = saturate(tmp, 16, 14, SLEEP_MS=100)
+    rows, err = saturate(
+        tmp, 16, lambda rows, _: any(r["workers"] == 16 for r in rows),
+        "16 workers running", SLEEP_MS=100)
     peak = max(r["desired"] for r in rows)
     print(f"io-bound: peak {peak:.0f}")
     assert peak == 16, err
-    # Before the SIGTERM at the end, all 16 were running.
-    assert max(r["workers"] for r in rows if r["t"] > 8) == 16
+    assert "saturated:" not in err, err

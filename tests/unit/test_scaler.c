@@ -33,6 +33,7 @@ struct sim {
 	double (*rate)(int64_t now);
 	double acc;
 	int64_t stall_from, stall_to; /* the machine is busy elsewhere */
+	int (*others)(int64_t now);   /* other jobs' CPU-bound processes */
 	struct {
 		int state;
 		int64_t up_at;
@@ -120,9 +121,13 @@ static void sim_run(struct sim *s, int64_t until)
 			    s->now >= s->w[i].up_at)
 				s->w[i].state = UP;
 		dispatch(s, s->now);
+		/* The cores are shared fairly among every process that wants
+		 * one, this pool's and other jobs'. */
 		int busy = count(s, UP, true);
-		double speed =
-		    s->cores && busy > s->cores ? (double)s->cores / busy : 1;
+		int runnable = busy + (s->others ? s->others(s->now) : 0);
+		double speed = s->cores && runnable > s->cores
+				   ? (double)s->cores / runnable
+				   : 1;
 		if (s->now >= s->stall_from && s->now < s->stall_to)
 			speed *= 0.3;
 		for (int i = 0; i < MAXW; i++) {
@@ -331,6 +336,52 @@ static void cpu_bound_settles_near_the_cores(void **st)
 	hop_scaler_free(&s.sc);
 }
 
+/* Other jobs on the machine run CPU-bound processes too, and the cores are
+ * shared per process: a step from p to n workers beside K such processes
+ * adds K / (n + K) of a worker each, taken from the other jobs. That is
+ * contention, not capacity, and the pool stays near the cores. When the
+ * other load comes and goes, a level measured while it was there and the
+ * next one measured while it was not can look like a gain: the pool may
+ * then hold one step higher, but it does not grow past it. */
+static int other_jobs;
+static int64_t other_period; /* 0: the other load holds */
+static int others(int64_t now)
+{
+	return other_period && (now / other_period) % 2 ? 0 : other_jobs;
+}
+
+static void cpu_bound_stays_near_the_cores_beside_other_jobs(void **st)
+{
+	static const struct {
+		int jobs;
+		int64_t period;
+	} loads[] = {{2, 0},	{4, 0},	   {6, 0},   {8, 0},	{9, 0},
+		     {2, 1500}, {5, 1500}, {8, 700}, {8, 5000}, {12, 3000}};
+
+	for (size_t i = 0; i < sizeof(loads) / sizeof(loads[0]); i++) {
+		struct sim s;
+		other_jobs = loads[i].jobs;
+		other_period = loads[i].period;
+		sim_init(&s, 1, 16, 2, 50, none);
+		s.others = others;
+		s.waiting = 200000;
+		sim_run(&s, 120000);
+		print_message("cpu-bound beside %d other processes, %s: %d "
+			      "workers, %d at most\n",
+			      other_jobs,
+			      other_period ? "coming and going" : "held",
+			      s.target, s.max_target);
+		if (other_period) {
+			assert_true(s.target <= 4 && s.max_target <= 8);
+		} else {
+			assert_true(s.target <= 3 && s.max_target <= 4);
+		}
+		assert_true(s.target >= 1);
+		assert_true(s.sc.ups + s.sc.downs <= 4);
+		hop_scaler_free(&s.sc);
+	}
+}
+
 static void io_bound_goes_to_max(void **st)
 {
 	struct sim s;
@@ -417,6 +468,7 @@ int main(void)
 	    cmocka_unit_test(sawtooth_does_not_flap),
 	    cmocka_unit_test(service_time_change_is_followed),
 	    cmocka_unit_test(cpu_bound_settles_near_the_cores),
+	    cmocka_unit_test(cpu_bound_stays_near_the_cores_beside_other_jobs),
 	    cmocka_unit_test(io_bound_goes_to_max),
 	    cmocka_unit_test(one_poor_measurement_sets_no_ceiling),
 	    cmocka_unit_test(scales_to_zero_and_back),
