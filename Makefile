@@ -21,7 +21,7 @@ CC      ?= cc
 PKGS    := jansson libpq rdkafka libmicrohttpd
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes \
-           -Wno-unused-parameter -MMD -MP -I.
+           -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP -I.
 ifneq ($(WERROR),)
 CFLAGS  += -Werror
 endif

@@ -15,7 +15,13 @@
 #include "scaler.h"
 
 #define OFF(f) offsetof(struct hop_config, f)
+/* The longest any time may be (a year): its milliseconds stay well within
+ * an int64_t. */
+#define SECONDS_MAX "8760h"
 
+/* The run options. Every value, from a flag or a pipeline file, is checked
+ * against its bounds here (hop_opts_set); finish() checks only what depends
+ * on two options at once. */
 static const struct hop_option run_options[] = {
     {"source", HOP_OPT_STR, NULL, OFF(source_spec),
      "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
@@ -24,44 +30,60 @@ static const struct hop_option run_options[] = {
      "where results go: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
      "kafka://HOST:PORT/TOPIC"},
     {"mode", HOP_OPT_STR, "stream", OFF(mode),
-     "stream (one persistent worker per slot) or exec (a process per item)"},
+     "stream (one persistent worker per slot) or exec (a process per item)",
+     .choices = "stream|exec"},
     {"workers", HOP_OPT_INT, "0", OFF(workers),
-     "a fixed number of worker processes; 0 means one per available CPU"},
-    {"min_workers", HOP_OPT_INT, "-1", OFF(min_workers),
+     "a fixed number of worker processes; 0 means one per available CPU",
+     .min = "0", .max = "4096"},
+    /* No default: hop_config_load starts both at -1, unset, and setting
+     * either one turns autoscaling on. */
+    {"min_workers", HOP_OPT_INT, NULL, OFF(min_workers),
      "autoscale: the fewest workers, 0 to scale to zero when idle "
-     "(default 1 when max_workers is set)"},
-    {"max_workers", HOP_OPT_INT, "-1", OFF(max_workers),
+     "(default 1 when max_workers is set)",
+     .min = "0", .max = "4096"},
+    {"max_workers", HOP_OPT_INT, NULL, OFF(max_workers),
      "autoscale: the most workers (default: the CPUs this process may use, "
-     "cgroup limits included)"},
+     "cgroup limits included)",
+     .min = "1", .max = "4096"},
     {"scale_window", HOP_OPT_SECONDS, "30", OFF(scale_window),
-     "autoscale: demand must stay lower this long before workers retire"},
+     "autoscale: demand must stay lower this long before workers retire",
+     .min = "0", .max = SECONDS_MAX},
     {"drain_target", HOP_OPT_SECONDS, "10", OFF(drain_target),
-     "autoscale: enough workers to drain the backlog within this"},
+     "autoscale: enough workers to drain the backlog within this", .min = "1ms",
+     .max = SECONDS_MAX},
     {"utilization", HOP_OPT_INT, "80", OFF(utilization),
-     "autoscale: percent of the time workers should be busy with arrivals"},
+     "autoscale: percent of the time workers should be busy with arrivals",
+     .min = "1", .max = "100"},
     {"trace", HOP_OPT_STR, NULL, OFF(trace),
      "write a CSV time series (depth, workers, throughput) to this file"},
     {"prefetch", HOP_OPT_INT, "1", OFF(prefetch),
-     "stream mode: items queued on each worker's stdin"},
+     "stream mode: items queued on each worker's stdin", .min = "1",
+     .max = "65536"},
     {"timeout", HOP_OPT_SECONDS, "300", OFF(timeout),
-     "per-item deadline, extended by progress lines; 0 for none"},
+     "per-item deadline, extended by progress lines; 0 for none", .min = "0",
+     .max = SECONDS_MAX},
     {"attempts", HOP_OPT_INT, "3", OFF(attempts),
-     "attempts per item before it is dead"},
+     "attempts per item before it is dead", .min = "1", .max = "1000000"},
     {"backoff", HOP_OPT_SECONDS, "1", OFF(backoff),
-     "wait before the second attempt, doubled each time, with jitter"},
+     "wait before the second attempt, doubled each time, with jitter",
+     .min = "0", .max = SECONDS_MAX},
     {"backoff_max", HOP_OPT_SECONDS, "60", OFF(backoff_max),
-     "longest wait between attempts"},
+     "longest wait between attempts", .min = "0", .max = SECONDS_MAX},
     {"grace", HOP_OPT_SECONDS, "30", OFF(grace),
-     "on SIGTERM, how long in-flight items may take to finish"},
+     "on SIGTERM, how long in-flight items may take to finish", .min = "0",
+     .max = SECONDS_MAX},
     {"kill_timeout", HOP_OPT_SECONDS, "5", OFF(kill_timeout),
-     "from SIGTERM to SIGKILL when a worker must stop"},
+     "from SIGTERM to SIGKILL when a worker must stop", .min = "0",
+     .max = SECONDS_MAX},
     {"watch", HOP_OPT_BOOL, "false", OFF(watch),
      "keep running and take new items as they arrive (--once: finish)"},
     {"max_line", HOP_OPT_SIZE, "16M", OFF(max_line),
-     "longest line a worker or a jsonl source may send"},
-    {"log_format", HOP_OPT_STR, "text", OFF(log_format), "text or json"},
+     "longest line a worker or a jsonl source may send", .min = "1K",
+     .max = "1G"},
+    {"log_format", HOP_OPT_STR, "text", OFF(log_format), "text or json",
+     .choices = "text|json"},
     {"log_level", HOP_OPT_STR, "info", OFF(log_level),
-     "debug, info, warn or error"},
+     "debug, info, warn or error", .choices = "debug|info|warn|error"},
     {"listen", HOP_OPT_STR, NULL, OFF(listen),
      "serve /metrics, /healthz, /readyz and /status on HOST:PORT (a bare "
      "PORT means 127.0.0.1; also HOPPER_LISTEN); off when unset"},
@@ -107,6 +129,7 @@ void hop_config_help(FILE *out)
 			s ? "," : " ", left, o->help);
 		if (o->def)
 			fprintf(out, " [%s]", o->def);
+		hop_opts_help_range(out, o);
 		fputc('\n', out);
 	}
 	fprintf(out, "      --once                 finish when the source runs "
@@ -122,15 +145,57 @@ void hop_config_help(FILE *out)
 struct flag {
 	const char *key; /* run option, or "source-opt" / "sink-opt" */
 	const char *value;
+	const char *arg; /* as typed: "-j", "--workers=4" */
+	bool joined;	 /* the value is part of arg */
 };
 
+/* Where the settings came from, for messages that name the value at fault:
+ * the pipeline file's text and the flags, the last flag winning. */
+struct origin {
+	const char *file; /* NULL without a pipeline file */
+	const char *text;
+	const struct flag *flags;
+	int nflags;
+};
+
+/* Writes "FILE:LINE:COL" of the key at path, or of its value when value is
+ * set; "FILE" alone when the scanner cannot find it. */
 static int where(const char *file, const char *text, const char *const *path,
-		 int depth, char *buf, size_t n)
+		 int depth, bool value, char *buf, size_t n)
 {
 	int line, col;
-	if (text && hop_json_locate(text, path, depth, &line, &col) == 0)
+	int rc = value ? hop_json_locate_value(text, path, depth, &line, &col)
+		       : hop_json_locate(text, path, depth, &line, &col);
+	if (text && rc == 0)
 		return snprintf(buf, n, "%s:%d:%d", file, line, col);
 	return snprintf(buf, n, "%s", file);
+}
+
+/* Names where a run option's value came from: the flag that set it last
+ * ("-j 8", "--workers=8"), else its place in the pipeline file, else
+ * "KEY (default)". */
+static const char *blame(const struct origin *o, const char *key, char *buf,
+			 size_t n)
+{
+	for (int f = o->nflags - 1; f >= 0; f--) {
+		const struct flag *fl = &o->flags[f];
+		if (strcmp(fl->key, key))
+			continue;
+		if (fl->joined)
+			snprintf(buf, n, "%s", fl->arg);
+		else
+			snprintf(buf, n, "%s %s", fl->arg, fl->value);
+		return buf;
+	}
+	if (o->text) {
+		int line, col;
+		if (hop_json_locate_value(o->text, &key, 1, &line, &col) == 0) {
+			snprintf(buf, n, "%s:%d:%d", o->file, line, col);
+			return buf;
+		}
+	}
+	snprintf(buf, n, "%s (default)", key);
+	return buf;
 }
 
 /* Expands ${VAR} in every string of v, in place. */
@@ -233,7 +298,8 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		   json_is_string(json_object_get(v, "type"))) {
 		spec = json_string_value(json_object_get(v, "type"));
 	} else {
-		where(file, text, (const char *[]){what}, 1, pos, sizeof(pos));
+		where(file, text, (const char *[]){what}, 1, true, pos,
+		      sizeof(pos));
 		snprintf(err, errlen,
 			 "%s: '%s' must be \"name:target\" or an object "
 			 "with a \"type\"",
@@ -241,7 +307,8 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		return -EINVAL;
 	}
 	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
-		where(file, text, (const char *[]){what}, 1, pos, sizeof(pos));
+		where(file, text, (const char *[]){what}, 1, true, pos,
+		      sizeof(pos));
 		snprintf(err, errlen, "%s: %s", pos, msg);
 		return -EINVAL;
 	}
@@ -255,7 +322,10 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		if (strcmp(k, "type") == 0)
 			continue;
 		if (hop_opts_set_json(table, ctx, k, e, msg, sizeof(msg))) {
-			where(file, text, (const char *[]){what, k}, 2, pos,
+			/* An unknown key is the key's fault, a bad value the
+			 * value's. */
+			where(file, text, (const char *[]){what, k}, 2,
+			      hop_opts_find(table, k) != NULL, pos,
 			      sizeof(pos));
 			snprintf(err, errlen, "%s: %s %s", pos, what, msg);
 			return -EINVAL;
@@ -264,20 +334,20 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 	return 0;
 }
 
-static int load_file(struct hop_config *cfg, const char *file, char *err,
+/* Reads a whole file into a malloc'd, NUL-terminated *text. Returns 0 or
+ * -errno with a message in err. */
+static int read_text(const char *file, char **text, size_t *len, char *err,
 		     size_t errlen)
 {
-	json_error_t jerr;
-	char *text = NULL, msg[600], pos[300];
-	size_t len = 0;
-	int rc = -EINVAL;
-
 	FILE *f = fopen(file, "re");
 	if (!f) {
+		int rc = -errno;
 		snprintf(err, errlen, "%s: %s", file, strerror(errno));
-		return -errno;
+		return rc;
 	}
-	FILE *m = open_memstream(&text, &len);
+	*text = NULL;
+	*len = 0;
+	FILE *m = open_memstream(text, len);
 	char chunk[8192];
 	size_t n;
 	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
@@ -285,9 +355,47 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 	fclose(f);
 	if (!m || fclose(m)) {
 		snprintf(err, errlen, "%s: cannot read", file);
-		free(text);
+		free(*text);
+		*text = NULL;
 		return -EIO;
 	}
+	return 0;
+}
+
+/* Applies one top-level key of a pipeline file other than source and sink.
+ * Returns 0, or -EINVAL with the message (without a position) in msg and
+ * *at_value saying whether the value (or else the key) is at fault. */
+static int file_key(struct hop_config *cfg, const char *k, json_t *v,
+		    bool *at_value, char *msg, size_t msglen)
+{
+	*at_value = true;
+	if (strcmp(k, "command") == 0)
+		return set_command(cfg, v, msg, msglen);
+	if (strcmp(k, "pipeline") == 0) {
+		*at_value = false;
+		snprintf(msg, msglen, "a pipeline file cannot name another");
+		return -EINVAL;
+	}
+	if (!hop_opts_find(run_options, k)) {
+		*at_value = false;
+		snprintf(msg, msglen,
+			 "unknown key '%s' (known: source, sink, command, "
+			 "description and the run options of hopper run "
+			 "--help)",
+			 k);
+		return -EINVAL;
+	}
+	return hop_opts_set_json(run_options, cfg, k, v, msg, msglen);
+}
+
+static int load_file(struct hop_config *cfg, const char *file, const char *text,
+		     size_t len, char *err, size_t errlen)
+{
+	json_error_t jerr;
+	char msg[600], pos[300];
+	int rc = -EINVAL;
+	bool at_value;
+
 	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file,
@@ -304,7 +412,7 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 	json_object_foreach(root, k, v)
 	{
 		if (expand_tree(v, msg, sizeof(msg))) {
-			where(file, text, &k, 1, pos, sizeof(pos));
+			where(file, text, &k, 1, true, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: '%s': %s", pos, k, msg);
 			goto out;
 		}
@@ -316,32 +424,15 @@ static int load_file(struct hop_config *cfg, const char *file, char *err,
 				goto out;
 			continue;
 		}
-		if (strcmp(k, "command") == 0) {
-			if (set_command(cfg, v, msg, sizeof(msg)) == 0)
-				continue;
-		} else if (strcmp(k, "pipeline") != 0 &&
-			   hop_opts_set_json(run_options, cfg, k, v, msg,
-					     sizeof(msg)) == 0) {
-			continue;
-		} else if (strcmp(k, "pipeline") == 0) {
-			snprintf(msg, sizeof(msg),
-				 "a pipeline file cannot name another");
+		if (file_key(cfg, k, v, &at_value, msg, sizeof(msg))) {
+			where(file, text, &k, 1, at_value, pos, sizeof(pos));
+			snprintf(err, errlen, "%s: %s", pos, msg);
+			goto out;
 		}
-		if (strncmp(msg, "unknown option", 14) == 0)
-			snprintf(msg, sizeof(msg),
-				 "unknown key '%s' (known: source, sink, "
-				 "command, description and the run options of "
-				 "hopper "
-				 "run --help)",
-				 k);
-		where(file, text, &k, 1, pos, sizeof(pos));
-		snprintf(err, errlen, "%s: %s", pos, msg);
-		goto out;
 	}
 	rc = 0;
 out:
 	json_decref(root);
-	free(text);
 	return rc;
 }
 
@@ -417,8 +508,13 @@ static char *driver_label(const char *name, const struct hop_option *t,
 	return label ? label : strdup(name);
 }
 
-static int finish(struct hop_config *cfg, char *err, size_t errlen)
+/* Checks what depends on more than one option (each option's own range
+ * was checked as it was set) and builds the rest of cfg. */
+static int finish(struct hop_config *cfg, const struct origin *o, char *err,
+		  size_t errlen)
 {
+	char at[320], at2[320];
+
 	if (!cfg->source) {
 		snprintf(err, errlen,
 			 "no source: give --source (for example "
@@ -431,11 +527,6 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen,
 			 "no worker command: put it after -- (for "
 			 "example: -- python3 worker.py)");
-		return -EINVAL;
-	}
-	if (strcmp(cfg->mode, "stream") && strcmp(cfg->mode, "exec")) {
-		snprintf(err, errlen, "mode '%s': expected stream or exec",
-			 cfg->mode);
 		return -EINVAL;
 	}
 	cfg->exec_mode = strcmp(cfg->mode, "exec") == 0;
@@ -455,64 +546,47 @@ static int finish(struct hop_config *cfg, char *err, size_t errlen)
 	if (cfg->autoscale) {
 		if (cfg->workers > 0) {
 			snprintf(err, errlen,
-				 "workers sets a fixed pool: use it or "
-				 "min-workers/max-workers, not both");
+				 "%s: workers sets a fixed pool: use it or "
+				 "min_workers/max_workers, not both",
+				 blame(o, "workers", at, sizeof(at)));
 			return -EINVAL;
 		}
-		if (cfg->max_workers < 0)
+		bool max_set = cfg->max_workers >= 0;
+		if (!max_set)
 			cfg->max_workers = hop_cpus_available();
 		if (cfg->min_workers < 0)
-			cfg->min_workers = cfg->max_workers < 1 ? 0 : 1;
-		if (cfg->max_workers < 1 || cfg->max_workers > 4096 ||
-		    cfg->min_workers > cfg->max_workers) {
+			cfg->min_workers = 1;
+		if (cfg->min_workers > cfg->max_workers) {
+			if (max_set)
+				blame(o, "max_workers", at2, sizeof(at2));
+			else
+				snprintf(at2, sizeof(at2),
+					 "the CPUs available, when max_workers "
+					 "is not set");
 			snprintf(err, errlen,
-				 "max-workers must be 1..4096 and min-workers "
-				 "0..max-workers (got %lld..%lld)",
+				 "%s: min_workers %lld is above max_workers "
+				 "%lld (%s)",
+				 blame(o, "min_workers", at, sizeof(at)),
 				 (long long)cfg->min_workers,
-				 (long long)cfg->max_workers);
-			return -EINVAL;
-		}
-		if (cfg->utilization < 1 || cfg->utilization > 100 ||
-		    cfg->drain_target <= 0 || cfg->scale_window < 0) {
-			snprintf(err, errlen,
-				 "utilization must be 1..100, drain-target "
-				 "above 0 and scale-window at least 0");
+				 (long long)cfg->max_workers, at2);
 			return -EINVAL;
 		}
 		cfg->workers = cfg->max_workers;
 	}
-	if (cfg->workers <= 0)
+	if (cfg->workers == 0)
 		cfg->workers = hop_cpus_available();
-	if (cfg->workers > 4096 || cfg->prefetch < 1 || cfg->prefetch > 65536 ||
-	    cfg->attempts < 1) {
-		snprintf(err, errlen,
-			 "workers must be 1..4096, prefetch 1..65536 "
-			 "and attempts at least 1");
-		return -EINVAL;
-	}
-	if (cfg->max_line < 1024) {
-		snprintf(err, errlen, "max-line must be at least 1K");
-		return -EINVAL;
-	}
-	if (strcmp(cfg->log_format, "text") &&
-	    strcmp(cfg->log_format, "json")) {
-		snprintf(err, errlen, "log-format '%s': expected text or json",
-			 cfg->log_format);
-		return -EINVAL;
-	}
 	if (!cfg->listen && getenv("HOPPER_LISTEN"))
 		cfg->listen = strdup(getenv("HOPPER_LISTEN"));
 	if (cfg->listen && (!*cfg->listen || !strcmp(cfg->listen, "off"))) {
 		free(cfg->listen);
 		cfg->listen = NULL;
 	}
-	if (cfg->listen && hop_http_check_address(cfg->listen, err, errlen))
-		return -EINVAL;
-	if (hop_log_level_parse(cfg->log_level) < 0) {
-		snprintf(err, errlen,
-			 "log-level '%s': expected debug, info, warn or "
-			 "error",
-			 cfg->log_level);
+	if (cfg->listen &&
+	    hop_http_check_address(cfg->listen, at2, sizeof(at2))) {
+		/* Neither a flag nor the file: it came from the environment. */
+		blame(o, "listen", at, sizeof(at));
+		snprintf(err, errlen, "%s: %s",
+			 strstr(at, " (default)") ? "HOPPER_LISTEN" : at, at2);
 		return -EINVAL;
 	}
 	return 0;
@@ -591,9 +665,10 @@ static int parse_flags(struct hop_config *cfg, int argc, char **argv,
 			snprintf(err, errlen, "flag '%s' needs a value", a);
 			return -EINVAL;
 		}
+		bool joined = val != NULL;
 		if (!val)
 			val = argv[++i];
-		flags[(*nflags)++] = (struct flag){key, val};
+		flags[(*nflags)++] = (struct flag){key, val, a, joined};
 		if (strcmp(key, "pipeline") == 0) {
 			free(cfg->pipeline);
 			cfg->pipeline = strdup(val);
@@ -606,6 +681,7 @@ static int parse_flags(struct hop_config *cfg, int argc, char **argv,
 static int apply_flags(struct hop_config *cfg, const struct flag *flags,
 		       int nflags, char *err, size_t errlen)
 {
+	char msg[512];
 	for (int f = 0; f < nflags; f++) {
 		const char *k = flags[f].key, *v = flags[f].value;
 		bool is_source = k[1] == 'o';
@@ -625,7 +701,14 @@ static int apply_flags(struct hop_config *cfg, const struct flag *flags,
 				return -EINVAL;
 			if (driver_flag(cfg, is_source, v, err, errlen))
 				return -EINVAL;
-		} else if (hop_opts_set(run_options, cfg, k, v, err, errlen)) {
+		} else if (hop_opts_set(run_options, cfg, k, v, msg,
+					sizeof(msg))) {
+			if (flags[f].joined)
+				snprintf(err, errlen, "%s: %s", flags[f].arg,
+					 msg);
+			else
+				snprintf(err, errlen, "%s %s: %s", flags[f].arg,
+					 v, msg);
 			return -EINVAL;
 		}
 	}
@@ -653,22 +736,29 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 {
 	struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
 	int nflags = 0, rc = -EINVAL;
+	char *text = NULL;
+	size_t len = 0;
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->min_workers = cfg->max_workers = -1; /* unset: no autoscaling */
 	if (!flags || hop_opts_defaults(run_options, cfg, err, errlen))
 		goto out;
 	int cmd = parse_flags(cfg, argc, argv, validate_only, flags, &nflags,
 			      err, errlen);
 	if (cmd < 0)
 		goto out;
-	if (cfg->pipeline && load_file(cfg, cfg->pipeline, err, errlen))
+	if (cfg->pipeline &&
+	    (read_text(cfg->pipeline, &text, &len, err, errlen) ||
+	     load_file(cfg, cfg->pipeline, text, len, err, errlen)))
 		goto out;
 	if (apply_flags(cfg, flags, nflags, err, errlen))
 		goto out;
 	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
 		goto out;
-	rc = finish(cfg, err, errlen);
+	struct origin o = {cfg->pipeline, text, flags, nflags};
+	rc = finish(cfg, &o, err, errlen);
 out:
+	free(text);
 	free(flags);
 	return rc;
 }

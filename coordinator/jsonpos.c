@@ -89,8 +89,9 @@ static void skip_value(struct scan *s)
 			advance(s);
 }
 
-int hop_json_locate(const char *text, const char *const *path, int depth,
-		    int *line, int *col)
+/* Finds the key at path; with value, the position of its value instead. */
+static int locate(const char *text, const char *const *path, int depth,
+		  bool value, int *line, int *col)
 {
 	struct scan s = {.p = text, .line = 1, .col = 1};
 	char key[256];
@@ -112,8 +113,9 @@ int hop_json_locate(const char *text, const char *const *path, int depth,
 				advance(&s);
 			if (strcmp(key, path[d]) == 0) {
 				found = true;
-				*line = kl;
-				*col = kc;
+				skip_ws(&s);
+				*line = value && d == depth - 1 ? s.line : kl;
+				*col = value && d == depth - 1 ? s.col : kc;
 				break;
 			}
 			skip_value(&s);
@@ -124,6 +126,18 @@ int hop_json_locate(const char *text, const char *const *path, int depth,
 		}
 	}
 	return 0;
+}
+
+int hop_json_locate(const char *text, const char *const *path, int depth,
+		    int *line, int *col)
+{
+	return locate(text, path, depth, false, line, col);
+}
+
+int hop_json_locate_value(const char *text, const char *const *path, int depth,
+			  int *line, int *col)
+{
+	return locate(text, path, depth, true, line, col);
 }
 
 char *hop_expand_env(const char *in, char *err, size_t errlen)

@@ -15,6 +15,11 @@
 int hop_json_locate(const char *text, const char *const *path, int depth,
 		    int *line, int *col);
 
+/* Like hop_json_locate, but gives the position of the key's value: where an
+ * error about the value (out of range, of the wrong kind) points. */
+int hop_json_locate_value(const char *text, const char *const *path, int depth,
+			  int *line, int *col);
+
 /* Expands ${NAME} and ${NAME:-default} from the environment, and $$ to $.
  * Returns a malloc'd string, or NULL with a message in err for an unset
  * variable without a default or a malformed reference. */

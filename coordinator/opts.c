@@ -79,15 +79,117 @@ static int parse_bool(const char *s, bool *out)
 	return -EINVAL;
 }
 
+/* Parses text as a number of the option's type, into *i (INT, SIZE) or *d
+ * (SECONDS). Returns 0 or -EINVAL. */
+static int parse_number(enum hop_opt_type type, const char *s, int64_t *i,
+			double *d)
+{
+	char *end;
+	switch (type) {
+	case HOP_OPT_INT:
+		errno = 0;
+		long long v = strtoll(s, &end, 10);
+		if (end == s || *end || errno)
+			return -EINVAL;
+		*i = v;
+		return 0;
+	case HOP_OPT_SIZE:
+		return hop_parse_size(s, i);
+	case HOP_OPT_SECONDS:
+		return hop_parse_seconds(s, d);
+	default:
+		return -EINVAL;
+	}
+}
+
+/* Compares a parsed value with a bound written in the table. Returns <0, 0
+ * or >0 as the value is below, at or above it. A bound that does not parse
+ * is a bug in the table and counts as no bound. */
+static int compare(const struct hop_option *o, int64_t i, double d,
+		   const char *bound)
+{
+	int64_t bi = 0;
+	double bd = 0;
+	if (parse_number(o->type, bound, &bi, &bd))
+		return 0;
+	if (o->type == HOP_OPT_SECONDS)
+		return d < bd ? -1 : d > bd;
+	return i < bi ? -1 : i > bi;
+}
+
+/* True when value is one of the option's '|'-separated choices. */
+static bool is_choice(const char *choices, const char *value)
+{
+	size_t n = strlen(value);
+	for (const char *p = choices; *p;) {
+		size_t k = strcspn(p, "|");
+		if (k == n && strncmp(p, value, n) == 0)
+			return true;
+		p += k + (p[k] == '|');
+	}
+	return false;
+}
+
+/* Writes the values an option accepts, for messages and --help: "0..4096",
+ * "at least 1", "stream, exec". Empty when any value of its type goes. */
+static void describe_range(const struct hop_option *o, char *buf, size_t n)
+{
+	if (o->choices) {
+		size_t k = 0;
+		for (const char *p = o->choices; *p && k + 3 < n; p++) {
+			if (*p == '|') {
+				buf[k++] = ',';
+				buf[k++] = ' ';
+			} else {
+				buf[k++] = *p;
+			}
+		}
+		if (n)
+			buf[k < n ? k : n - 1] = '\0';
+		return;
+	}
+	if (o->min && o->max)
+		snprintf(buf, n, "%s..%s", o->min, o->max);
+	else if (o->min)
+		snprintf(buf, n, "at least %s", o->min);
+	else if (o->max)
+		snprintf(buf, n, "at most %s", o->max);
+	else if (n)
+		buf[0] = '\0';
+}
+
+/* Checks a parsed number against the option's bounds. */
+static int check_range(const struct hop_option *o, const char *value, int64_t i,
+		       double d, char *err, size_t errlen)
+{
+	if ((!o->min || compare(o, i, d, o->min) >= 0) &&
+	    (!o->max || compare(o, i, d, o->max) <= 0))
+		return 0;
+	char range[128];
+	describe_range(o, range, sizeof(range));
+	snprintf(err, errlen, "option '%s': %s is out of range (%s)", o->key,
+		 value, range);
+	return -ERANGE;
+}
+
 static int set_one(const struct hop_option *o, void *ctx, const char *value,
 		   char *err, size_t errlen)
 {
 	char *field = (char *)ctx + o->offset;
-	int rc = 0;
-	char *end;
+	int64_t i = 0;
+	double d = 0;
+	bool b;
 
 	switch (o->type) {
 	case HOP_OPT_STR: {
+		if (o->choices && !is_choice(o->choices, value)) {
+			char list[256];
+			describe_range(o, list, sizeof(list));
+			snprintf(err, errlen,
+				 "option '%s': '%s' is not one of %s", o->key,
+				 value, list);
+			return -EINVAL;
+		}
 		char *dup = strdup(value);
 		if (!dup)
 			return -ENOMEM;
@@ -95,28 +197,27 @@ static int set_one(const struct hop_option *o, void *ctx, const char *value,
 		*(char **)field = dup;
 		return 0;
 	}
-	case HOP_OPT_INT:
-		errno = 0;
-		long long v = strtoll(value, &end, 10);
-		if (end == value || *end || errno)
-			rc = -EINVAL;
-		else
-			*(int64_t *)field = v;
-		break;
 	case HOP_OPT_BOOL:
-		rc = parse_bool(value, (bool *)field);
-		break;
+		if (parse_bool(value, &b))
+			break;
+		*(bool *)field = b;
+		return 0;
+	case HOP_OPT_INT:
 	case HOP_OPT_SIZE:
-		rc = hop_parse_size(value, (int64_t *)field);
-		break;
 	case HOP_OPT_SECONDS:
-		rc = hop_parse_seconds(value, (double *)field);
-		break;
+		if (parse_number(o->type, value, &i, &d))
+			break;
+		if (check_range(o, value, i, d, err, errlen))
+			return -EINVAL;
+		if (o->type == HOP_OPT_SECONDS)
+			*(double *)field = d;
+		else
+			*(int64_t *)field = i;
+		return 0;
 	}
-	if (rc)
-		snprintf(err, errlen, "option '%s': '%s' is not %s", o->key,
-			 value, type_names[o->type]);
-	return rc;
+	snprintf(err, errlen, "option '%s': '%s' is not %s", o->key, value,
+		 type_names[o->type]);
+	return -EINVAL;
 }
 
 static void unknown_key(const struct hop_option *t, const char *key, char *err,
@@ -212,6 +313,16 @@ void hop_opts_free(const struct hop_option *t, void *ctx)
 	}
 }
 
+void hop_opts_help_range(FILE *out, const struct hop_option *o)
+{
+	char range[128];
+	if (o->type == HOP_OPT_STR)
+		return; /* the help text names the choices in words */
+	describe_range(o, range, sizeof(range));
+	if (range[0])
+		fprintf(out, " (%s)", range);
+}
+
 void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent)
 {
 	for (; t->key; t++) {
@@ -225,6 +336,7 @@ void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent)
 		fprintf(out, "%s%-22s %s", indent, left, t->help);
 		if (t->def)
 			fprintf(out, " (default %s)", t->def);
+		hop_opts_help_range(out, t);
 		fputc('\n', out);
 	}
 }

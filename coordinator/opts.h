@@ -2,9 +2,12 @@
  *
  * A driver (or the run command) declares its options as a table of
  * {key, type, default, offset, help}, each naming a field of its context
- * struct by offsetof. The same table parses "key=value" text from the command
- * line, values from a pipeline file, fills defaults, writes --help, and frees
- * the strings it set. Unknown keys are rejected by name.
+ * struct by offsetof, and optionally the values it accepts: a minimum and a
+ * maximum for numbers, a list of choices for text. The same table parses
+ * "key=value" text from the command line, values from a pipeline file, fills
+ * defaults, writes --help, and frees the strings it set. Unknown keys and
+ * values out of range are rejected by name, in that one place, whichever way
+ * the value came in.
  */
 #ifndef HOP_OPTS_H
 #define HOP_OPTS_H
@@ -29,6 +32,12 @@ struct hop_option {
 	const char *def; /* default as text, or NULL for none */
 	size_t offset;
 	const char *help;
+	/* Bounds, inclusive, written as the option's values are ("1K", "5m")
+	 * and parsed the same way; NULL for none. Numbers only. */
+	const char *min, *max;
+	/* Text only: the accepted values separated by '|' ("stream|exec");
+	 * NULL for any text. */
+	const char *choices;
 };
 
 /* The table ends with an entry whose key is NULL. */
@@ -41,7 +50,8 @@ int hop_opts_defaults(const struct hop_option *t, void *ctx, char *err,
 		      size_t errlen);
 
 /* Sets key from text. Returns 0, or -EINVAL with a message naming the key
- * (unknown key, or a value of the wrong kind) in err. */
+ * (unknown key, a value of the wrong kind, out of range or not one of the
+ * choices) in err; the field keeps its value then. */
 int hop_opts_set(const struct hop_option *t, void *ctx, const char *key,
 		 const char *value, char *err, size_t errlen);
 
@@ -55,6 +65,10 @@ void hop_opts_free(const struct hop_option *t, void *ctx);
 
 /* Writes one line per option: key, kind, default and help. */
 void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent);
+
+/* Writes " (0..4096)" (the bounds of a number option) for --help; nothing
+ * for an option without bounds, or one of text. */
+void hop_opts_help_range(FILE *out, const struct hop_option *o);
 
 /* Parses a number of seconds with an optional unit (ms, s, m, h). */
 int hop_parse_seconds(const char *s, double *out);

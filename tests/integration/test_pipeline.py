@@ -2,6 +2,8 @@
 and errors that name the file, line, column and key."""
 import json
 
+import pytest
+
 from conftest import FAKE, PY, clean_env, hopper, read_jsonl, write_jsonl
 
 
@@ -68,10 +70,10 @@ def test_unknown_key_names_line_column_and_key(tmp):
 def test_wrong_type(tmp):
     err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
                               ' "workers": "many"}')
-    assert err == ":2:2: option 'workers': 'many' is not an integer", err
+    assert err == ":2:13: option 'workers': 'many' is not an integer", err
     err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
                               ' "watch": 3}')
-    assert err == ":2:2: option 'watch' must be true or false", err
+    assert err == ":2:11: option 'watch' must be true or false", err
 
 
 def test_invalid_json(tmp):
@@ -90,8 +92,90 @@ def test_unset_variable(tmp):
     err = validate_error(tmp, '{"source": "jsonl:${NOPE_NOT_SET}",\n'
                               ' "command": ["w"]}',
                          env=clean_env())
-    assert err == (":1:2: 'source': environment variable NOPE_NOT_SET is not "
+    assert err == (":1:12: 'source': environment variable NOPE_NOT_SET is not "
                    "set (use ${NOPE_NOT_SET:-default} for a default)"), err
+
+
+# Values each option refuses, with the message's tail: the same check for a
+# pipeline file's key and for the flag.
+REFUSED = [
+    ("workers", -3, "-3 is out of range (0..4096)"),
+    ("min_workers", -1, "-1 is out of range (0..4096)"),
+    ("max_workers", -2, "-2 is out of range (1..4096)"),
+    ("attempts", 0, "0 is out of range (1..1000000)"),
+    ("prefetch", 0, "0 is out of range (1..65536)"),
+    ("mode", "strem", "'strem' is not one of stream, exec"),
+    ("utilization", 101, "101 is out of range (1..100)"),
+    ("max_line", "1", "1 is out of range (1K..1G)"),
+    ("timeout", "1e300", "1e300 is out of range (0..8760h)"),
+    ("log_level", "loud", "'loud' is not one of debug, info, warn, error"),
+]
+
+
+@pytest.mark.parametrize("key,value,why", REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_value_out_of_range_names_file_line_column(tmp, key, value, why):
+    # The value stands on line 4; its column is after '  "key": '.
+    text = ('{\n  "source": "jsonl:-",\n  "command": ["w"],\n'
+            f'  "{key}": {json.dumps(value)}\n}}\n')
+    col = len(f'  "{key}": ') + 1
+    err = validate_error(tmp, text)
+    assert err == f":4:{col}: option '{key}': {why}", err
+    code, _, err = hopper("run", "-f", tmp / "pipe.json")
+    assert code == 2 and f":4:{col}: option '{key}': {why}" in err, err
+
+
+@pytest.mark.parametrize("key,value,why", REFUSED, ids=[r[0] for r in REFUSED])
+def test_a_flag_out_of_range_names_the_flag(tmp, key, value, why):
+    flag = "--" + key.replace("_", "-")
+    code, out, err = hopper("run", "-s", f"jsonl:{tmp}/none.jsonl", flag,
+                            str(value), "--", PY, "-c", "pass")
+    assert code == 2, (out, err)
+    assert err == f"hopper: {flag} {value}: option '{key}': {why}\n", err
+    code, out, err = hopper("run", "-s", f"jsonl:{tmp}/none.jsonl",
+                            f"{flag}={value}", "--", PY, "-c", "pass")
+    assert code == 2, (out, err)
+    assert err == f"hopper: {flag}={value}: option '{key}': {why}\n", err
+
+
+def test_short_flags_are_checked_too(tmp):
+    code, _, err = hopper("run", "-s", "jsonl:-", "-j", "-3", "--", PY)
+    assert code == 2
+    assert err == ("hopper: -j -3: option 'workers': -3 is out of range "
+                   "(0..4096)\n"), err
+    code, _, err = hopper("run", "-s", "jsonl:-", "-m", "strem", "--", PY)
+    assert code == 2
+    assert "-m strem: option 'mode': 'strem' is not one of" in err, err
+
+
+def test_options_in_conflict_name_both_places(tmp):
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "min_workers": 5,\n "max_workers": 2}')
+    assert err == (":2:17: min_workers 5 is above max_workers 2 "
+                   f"({tmp}/pipe.json:3:17)"), err
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "workers": 2, "max_workers": 2}')
+    assert err.startswith(":2:13: workers sets a fixed pool"), err
+    # What the file set is named by its place, what a flag set by the flag.
+    f = tmp / "pipe.json"
+    code, _, err = hopper("validate", f, "--max-workers", "1")
+    assert code == 2
+    assert err.startswith(f"hopper: {f}:2:13: workers sets a fixed pool"), err
+    code, _, err = hopper("validate", f, "-j", "0", "--min-workers", "3",
+                          "--max-workers", "1")
+    assert code == 2
+    assert err == ("hopper: --min-workers 3: min_workers 3 is above "
+                   "max_workers 1 (--max-workers 1)\n"), err
+
+
+def test_the_bounds_are_in_the_help():
+    code, out, _ = hopper("run", "--help")
+    assert code == 0
+    lines = {ln.split()[1] if ln.split()[0].startswith("-") and
+             ln.split()[0].endswith(",") else ln.split()[0]: ln
+             for ln in out.splitlines() if ln.strip().startswith("-")}
+    assert lines["--workers"].endswith("[0] (0..4096)"), lines["--workers"]
+    assert lines["--prefetch"].endswith("[1] (1..65536)")
+    assert lines["--max-workers"].endswith("(1..4096)")
 
 
 def test_usage_errors_exit_2():

@@ -29,6 +29,29 @@ static void finds_nested_keys(void **state)
 	    -ENOENT);
 }
 
+static void finds_values(void **state)
+{
+	const char *text = "{\n  \"a\": [1, {\"x\": 2}],\n  \"b\": {\n"
+			   "    \"s\\\"q\": 1, \"c\":\n\t-3\n  },\n"
+			   "  \"d\"  :  \"v\"\n}";
+	int line, col;
+	assert_int_equal(hop_json_locate_value(text, (const char *[]){"b", "c"},
+					       2, &line, &col),
+			 0);
+	assert_int_equal(line, 5);
+	assert_int_equal(col, 2);
+	assert_int_equal(
+	    hop_json_locate_value(text, (const char *[]){"d"}, 1, &line, &col),
+	    0);
+	assert_int_equal(line, 7);
+	assert_int_equal(col, 11);
+	assert_int_equal(
+	    hop_json_locate_value(text, (const char *[]){"a"}, 1, &line, &col),
+	    0);
+	assert_int_equal(line, 2);
+	assert_int_equal(col, 8);
+}
+
 static void expands_the_environment(void **state)
 {
 	char err[256], *s;
@@ -53,6 +76,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(finds_nested_keys),
+	    cmocka_unit_test(finds_values),
 	    cmocka_unit_test(expands_the_environment),
 	};
 	return cmocka_run_group_tests_name("jsonpos", tests, NULL, NULL);

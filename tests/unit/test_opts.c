@@ -96,12 +96,116 @@ static void json_values(void **state)
 	hop_opts_free(table, &c);
 }
 
+struct bounded {
+	int64_t n;
+	int64_t size;
+	double secs;
+	char *mode;
+};
+
+static const struct hop_option bounded_table[] = {
+    {"n", HOP_OPT_INT, "1", offsetof(struct bounded, n), "a count", .min = "1",
+     .max = "10"},
+    {"size", HOP_OPT_SIZE, "1K", offsetof(struct bounded, size), "a size",
+     .min = "1K"},
+    {"secs", HOP_OPT_SECONDS, "1", offsetof(struct bounded, secs), "a time",
+     .max = "1h"},
+    {"mode", HOP_OPT_STR, "a", offsetof(struct bounded, mode), "a or bb",
+     .choices = "a|bb"},
+    {NULL},
+};
+
+static void bounds_are_checked_alike_for_text_and_json(void **state)
+{
+	struct bounded c = {0};
+	char err[256];
+	assert_int_equal(hop_opts_defaults(bounded_table, &c, err, sizeof(err)),
+			 0);
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "n", "10", err, sizeof(err)), 0);
+	assert_int_equal(c.n, 10);
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "n", "0", err, sizeof(err)),
+	    -EINVAL);
+	assert_string_equal(err, "option 'n': 0 is out of range (1..10)");
+	assert_int_equal(c.n, 10); /* a refused value changes nothing */
+	json_t *v = json_integer(-3);
+	assert_int_equal(
+	    hop_opts_set_json(bounded_table, &c, "n", v, err, sizeof(err)),
+	    -EINVAL);
+	assert_string_equal(err, "option 'n': -3 is out of range (1..10)");
+	json_decref(v);
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "size", "1023", err, sizeof(err)),
+	    -EINVAL);
+	assert_string_equal(
+	    err, "option 'size': 1023 is out of range (at least 1K)");
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "secs", "61m", err, sizeof(err)),
+	    -EINVAL);
+	assert_string_equal(err,
+			    "option 'secs': 61m is out of range (at most 1h)");
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "secs", "60m", err, sizeof(err)),
+	    0);
+	assert_true(c.secs == 3600);
+	hop_opts_free(bounded_table, &c);
+}
+
+static void choices_are_whole_words(void **state)
+{
+	struct bounded c = {0};
+	char err[256];
+	hop_opts_defaults(bounded_table, &c, err, sizeof(err));
+	assert_int_equal(
+	    hop_opts_set(bounded_table, &c, "mode", "bb", err, sizeof(err)), 0);
+	assert_string_equal(c.mode, "bb");
+	const char *bad[] = {"b", "", "a|bb", "bbb", "A"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(hop_opts_set(bounded_table, &c, "mode", bad[i],
+					      err, sizeof(err)),
+				 -EINVAL);
+		assert_non_null(strstr(err, "is not one of a, bb"));
+	}
+	assert_string_equal(c.mode, "bb");
+	hop_opts_free(bounded_table, &c);
+}
+
+static void a_default_out_of_range_is_refused(void **state)
+{
+	static const struct hop_option t[] = {
+	    {"n", HOP_OPT_INT, "-1", 0, "a count", .min = "0"},
+	    {NULL},
+	};
+	int64_t n = 0;
+	char err[256];
+	assert_int_equal(hop_opts_defaults(t, &n, err, sizeof(err)), -EINVAL);
+}
+
+static void help_shows_the_bounds(void **state)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	hop_opts_help(f, bounded_table, "");
+	fclose(f);
+	assert_non_null(strstr(text, "a count (default 1) (1..10)\n"));
+	assert_non_null(strstr(text, "a size (default 1K) (at least 1K)\n"));
+	assert_non_null(strstr(text, "a time (default 1) (at most 1h)\n"));
+	assert_non_null(strstr(text, "a or bb (default a)\n"));
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults_then_text),
 	    cmocka_unit_test(errors_name_the_key),
 	    cmocka_unit_test(json_values),
+	    cmocka_unit_test(bounds_are_checked_alike_for_text_and_json),
+	    cmocka_unit_test(choices_are_whole_words),
+	    cmocka_unit_test(a_default_out_of_range_is_refused),
+	    cmocka_unit_test(help_shows_the_bounds),
 	};
 	return cmocka_run_group_tests_name("opts", tests, NULL, NULL);
 }
