@@ -102,6 +102,10 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
 		s->source_errors);
 	counter(out, "sink_errors_total", "Failed calls to the sink.",
 		s->sink_errors);
+	counter(out, "sink_repairs_total",
+		"Half-written lines a sink cut away: a torn last line found at "
+		"start, or a write that failed part way.",
+		s->sink_repairs);
 	head(out, "scale_events_total", "counter",
 	     "Decisions of the autoscaler that changed the pool's size, by "
 	     "direction.");

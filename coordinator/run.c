@@ -519,6 +519,7 @@ static void refresh_stats(void *arg)
 
 	/* What waits for a worker: at the source, or claimed. */
 	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->ready.len;
+	r->stats.sink_repairs = r->sink->repairs;
 	if (r->pool) {
 		r->stats.inflight = (int64_t)hop_pool_inflight(r->pool);
 		r->stats.workers = hop_pool_workers(r->pool);

@@ -44,6 +44,7 @@ struct hop_stats {
 	/* Errors of the source and the sink (a failed call). */
 	uint64_t source_errors;
 	uint64_t sink_errors;
+	uint64_t sink_repairs; /* half-written lines the sink cut away */
 
 	/* Gauges. */
 	int64_t depth;	  /* last depth the source reported; -1 unknown */

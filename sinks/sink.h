@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "coordinator/item.h"
 #include "coordinator/opts.h"
@@ -70,6 +71,10 @@ struct hop_sink {
 	/* The run's source, set before open: a sink on the same server may
 	 * join it so that results and acknowledgements commit together. */
 	struct hop_source *source;
+
+	/* Counted by the driver for /metrics: half-written lines or files
+	 * it cut away, at open or after a failed write. */
+	uint64_t repairs;
 
 	/* Set by the coordinator: hears the answer to a pending flush. */
 	void (*on_flushed)(void *arg, enum hop_sink_status st);

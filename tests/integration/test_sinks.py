@@ -44,3 +44,28 @@ def test_dir_sink_gives_every_id_a_file_of_its_own(tmp):
         assert json.loads(path.read_text())["echo"] == {"key": i, "n": n}
     assert (out / "plain-7.txt.json").exists()  # ordinary ids unchanged
     assert (out / "a%2Fb.json").exists() and (out / "%2Ehidden.json").exists()
+
+
+def parse_lines(path):
+    """Every line of a jsonl sink file, parsed: a fragment fails here."""
+    data = path.read_bytes()
+    assert data == b"" or data.endswith(b"\n"), data[-200:]
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def test_jsonl_sink_cuts_a_torn_tail_before_writing(tmp):
+    sink = tmp / "out.jsonl"
+    whole = '{"id":"old","ok":true,"result":1,"attempts":1}\n'
+    torn = '{"id":"killed","ok":true,"result":{"echo":{"n'
+    sink.write_text(whole + torn)
+    src = write_jsonl(tmp / "in.jsonl", [{"n": n} for n in range(5)])
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-o", f"jsonl:{sink}",
+                          "--", *FAKE)
+    assert code == 0, err
+    assert f"jsonl sink: {sink}: cut a torn last line of {len(torn)} byte(s)" \
+        in err
+    lines = parse_lines(sink)
+    assert [r["id"] for r in lines].count("old") == 1
+    assert sorted(r["id"] for r in lines if r["id"] != "old") == \
+        ["1", "2", "3", "4", "5"]
+    assert all(r["ok"] for r in lines)
