@@ -1,13 +1,16 @@
 /* checkworker.c - `hopper check-worker`: a worker's first test.
  *
  * It starts the worker as a run would, sends it a few sample items (plain
- * text, unicode, a nested object, a 1 MB payload, and one that a worker
- * will probably refuse) and reads what comes back, line by line, saying in
- * plain words what breaks the contract and how to mend it: no answer (or an
- * answer that only arrives when stdin closes: stdout was not flushed), a
- * line that is not JSON (noise on stdout), the wrong id, no "ok", two
- * answers to one item, not exiting on EOF. It runs on its own, without the
- * event loop, because it speaks to one worker at a time.
+ * text, unicode, a nested object, a 1 MB payload, one that a worker will
+ * probably refuse, and a file as the dir source gives it) with the ids that
+ * sources make ("1", "2", ... as a jsonl source numbers its lines, and a
+ * file name), and reads what comes back, line by line, saying in plain
+ * words what breaks the contract and how to mend it: no answer (or answers
+ * that only arrive when stdin closes: stdout not flushed, or stdin read in
+ * blocks), a line that is not JSON (noise on stdout), the wrong id (a
+ * number for a string id included), no "ok", two answers to one item, not
+ * exiting on EOF. It runs on its own, without the event loop, because it
+ * speaks to one worker at a time.
  */
 #include "checkworker.h"
 
@@ -31,22 +34,29 @@
 
 struct sample {
 	const char *name;
+	const char *id;	     /* as a source would make it */
 	const char *payload; /* JSON; NULL: the 1 MB payload */
 	bool may_fail;
 };
 
+/* The ids are the ones real runs send: a jsonl source numbers its lines
+ * ("1", "2", ...), a dir source names the file. A worker that turns "1"
+ * into 1, or gives ids a meaning, fails here rather than on every item of
+ * its first run. */
 static const struct sample samples[] = {
-    {"plain text payload", "\"hello world\"", false},
-    {"unicode payload",
+    {"plain text payload", "1", "\"hello world\"", false},
+    {"unicode payload", "2",
      "{\"text\":\"h\\u00e9llo w\\u00f6rld \\u65e5\\u672c\\u8a9e "
      "\\ud83d\\ude80 \\\"quoted\\\" tab\\tend\"}",
      false},
-    {"nested object payload",
+    {"nested object payload", "3",
      "{\"text\":\"a b "
      "c\",\"n\":3,\"list\":[1,2.5,null,true],\"deep\":{\"x\":{}}}",
      false},
-    {"1 MB payload", NULL, false},
-    {"an item that should fail (payload null)", "null", true},
+    {"1 MB payload", "4", NULL, false},
+    {"an item that should fail (payload null)", "5", "null", true},
+    {"a file as the dir source gives it (id \"clip 7.mp4\")", "clip 7.mp4",
+     "\"/data/inbox/processing/clip 7.mp4\"", true},
 };
 
 struct check {
@@ -141,6 +151,56 @@ static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
 	}
 }
 
+/* True when an answer's id is a number that reads as the item's id: 1 or
+ * 1.0 for "1". */
+static bool same_number(const json_t *jid, const char *id)
+{
+	if (!json_is_number(jid))
+		return false;
+	char *end;
+	double want = strtod(id, &end);
+	return end != id && !*end && json_number_value(jid) == want;
+}
+
+/* Reports a worker that gave no answer in time. Closing its stdin tells
+ * the two usual causes from a hung worker: a worker that holds its answers
+ * in an unflushed stdout buffer, or one that reads stdin in blocks and has
+ * not yet seen the line it was sent, answers as soon as its input ends. What
+ * was seen cannot tell those two apart, so both are named with their cures. */
+static void silent_until_eof(struct check *c, const struct sample *s)
+{
+	char *line;
+	size_t len;
+	int lines = 0;
+
+	close(c->child.in);
+	c->child.in = -1;
+	while (next_line(c, NULL, 2000, &line, &len) == 1)
+		lines++;
+	if (!lines) {
+		problem(c,
+			"%s: no answer within %.0f s (nor when stdin was "
+			"closed)%s%s",
+			s->name, c->timeout,
+			c->last_stderr[0] ? "; last stderr line: " : "",
+			c->last_stderr);
+		return;
+	}
+	problem(c,
+		"%s: no answer within %.0f s, then %d line%s as soon as "
+		"stdin was closed. Either\n"
+		"       - the worker does not flush stdout after each answer "
+		"(Python: print(..., flush=True); C: fflush(stdout); Go: "
+		"Flush the bufio.Writer; awk: fflush()), or\n"
+		"       - it reads stdin in blocks and waits for a block to "
+		"fill before it handles the line it was sent (mawk: run it "
+		"with -W interactive; Python 3: `for line in sys.stdin` or "
+		"sys.stdin.readline(), not sys.stdin.read(N), "
+		"sys.stdin.buffer.read(N) or readlines(); C: getline or "
+		"fgets, not fread)",
+		s->name, c->timeout, lines, lines == 1 ? "" : "s");
+}
+
 /* Reads lines until the answer for id; checks each one. Returns true when a
  * well-formed final answer arrived. */
 static bool await_answer(struct check *c, const struct sample *s,
@@ -155,34 +215,7 @@ static bool await_answer(struct check *c, const struct sample *s,
 		int r = next_line(c, pending, (int64_t)(c->timeout * 1000),
 				  &line, &len);
 		if (r == 0) {
-			/* Closing stdin makes most runtimes flush on exit: an
-			 * answer that shows up now was sitting in an unflushed
-			 * buffer. */
-			close(c->child.in);
-			c->child.in = -1;
-			r = next_line(c, NULL, 2000, &line, &len);
-			if (r == 1)
-				problem(c,
-					"%s: the answer arrived only when "
-					"stdin closed: "
-					"the worker does not flush stdout "
-					"after each line "
-					"(Python: print(..., flush=True); C: "
-					"fflush(stdout); "
-					"Node: process.stdout.write is fine; "
-					"Go: use an "
-					"unbuffered os.Stdout or Flush)",
-					s->name);
-			else
-				problem(c,
-					"%s: no answer within %.0f s (nor when "
-					"stdin was "
-					"closed)%s%s",
-					s->name, c->timeout,
-					c->last_stderr[0]
-					    ? "; last stderr line: "
-					    : "",
-					c->last_stderr);
+			silent_until_eof(c, s);
 			return false;
 		}
 		if (r < 0) {
@@ -207,6 +240,14 @@ static bool await_answer(struct check *c, const struct sample *s,
 				"stdout carries only answer lines; write logs "
 				"to stderr",
 				s->name, shown, line);
+		} else if (same_number(jid, id)) {
+			problem(c,
+				"%s: answered with id %s, a number, for item "
+				"\"%s\": ids are strings; copy the id from the "
+				"input line as it is (a JSON parser that "
+				"turns \"1\" into 1 fails every item of a "
+				"jsonl source)",
+				s->name, id, id);
 		} else if (!json_is_string(jid)) {
 			problem(c, "%s: answer has no string \"id\": '%.*s'",
 				s->name, shown, line);
@@ -268,17 +309,15 @@ static int check_stream(struct check *c)
 	hop_lines_init(&c->err, 64 << 10);
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		const struct sample *s = &samples[i];
-		char id[32];
 		struct hop_buf env = {0};
 		char *big = s->payload ? NULL : big_payload();
-		snprintf(id, sizeof(id), "check-%zu", i + 1);
 		hop_buf_appendf(
-		    &env, "{\"id\":\"%s\",\"attempt\":1,\"payload\":", id);
+		    &env, "{\"id\":\"%s\",\"attempt\":1,\"payload\":", s->id);
 		hop_buf_append(&env, s->payload ? s->payload : big,
 			       strlen(s->payload ? s->payload : big));
 		hop_buf_append(&env, "}\n", 2);
 		free(big);
-		bool ok = await_answer(c, s, id, &env);
+		bool ok = await_answer(c, s, s->id, &env);
 		hop_buf_free(&env);
 		if (!ok)
 			break;
@@ -325,8 +364,7 @@ static int check_stream(struct check *c)
 	return c->problems ? 1 : 0;
 }
 
-static void exec_one(struct check *c, const struct sample *s, int n,
-		     const char *dir)
+static void exec_one(struct check *c, const struct sample *s, const char *dir)
 {
 	char err[512], file[600], *env[4] = {NULL};
 	char *big = s->payload ? NULL : big_payload();
@@ -339,7 +377,7 @@ static void exec_one(struct check *c, const struct sample *s, int n,
 
 	snprintf(file, sizeof(file), "%s/item", dir);
 	hop_write_file(file, bytes, strlen(bytes), false);
-	asprintf(&env[0], "HOPPER_ITEM_ID=check-%d", n);
+	asprintf(&env[0], "HOPPER_ITEM_ID=%s", s->id);
 	asprintf(&env[1], "HOPPER_ATTEMPT=1");
 	asprintf(&env[2], "WORK_ITEM_FILE=%s", file);
 	int64_t t0 = hop_now_ms();
@@ -426,7 +464,7 @@ static int check_exec(struct check *c)
 	for (size_t i = 0; i < sizeof(samples) / sizeof(samples[0]); i++) {
 		c->last_stderr[0] = '\0';
 		c->err_eof = false;
-		exec_one(c, &samples[i], (int)i + 1, dir);
+		exec_one(c, &samples[i], dir);
 	}
 	hop_lines_free(&c->err);
 	rmdir(dir);

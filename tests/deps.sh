@@ -9,7 +9,7 @@ packages=(
 	libjansson-dev libcmocka-dev libpq-dev librdkafka-dev kcat libmicrohttpd-dev
 	libjemalloc-dev
 	libavformat-dev libavcodec-dev libswscale-dev libavutil-dev ffmpeg
-	parallel shellcheck clang-format prometheus
+	parallel shellcheck clang-format prometheus mawk
 	chromium
 )
 

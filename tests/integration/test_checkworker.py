@@ -1,4 +1,6 @@
 """hopper check-worker: a worker's first test, in plain words."""
+import shutil
+
 from conftest import EXEC, FAKE, PY, clean_env, hopper
 
 
@@ -19,14 +21,101 @@ def test_a_good_worker_passes():
     assert out.strip().endswith("the worker keeps the contract")
 
 
+def assert_silent_until_eof(out):
+    """The report of a worker whose answer came only when its stdin closed:
+    what was seen, then both causes, each with its cure."""
+    assert ("plain text payload: no answer within 1 s, then 1 line as soon "
+            "as stdin was closed. Either") in out, out
+    assert "the worker does not flush stdout after each answer (Python: " \
+           "print(..., flush=True)" in out, out
+    assert "it reads stdin in blocks and waits for a block to fill" in out
+    assert "mawk: run it with -W interactive" in out, out
+
+
 def test_not_flushing(tmp):
     code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
                          "    m = json.loads(l)\n"
                          "    sys.stdout.write(json.dumps({'id': m['id'], "
                          "'ok': True}) + '\\n')\n")
     assert code == 1
-    assert "the answer arrived only when stdin closed: the worker does not " \
-           "flush stdout" in out
+    assert_silent_until_eof(out)
+
+
+def test_reading_stdin_in_blocks(tmp):
+    # Flushes every answer, but read(65536) waits for 64 KiB or EOF: the
+    # answer comes when stdin closes, and stdout is not to blame.
+    code, out, _ = check(tmp, HEAD + "buf = b''\n"
+                         "while True:\n"
+                         "    chunk = sys.stdin.buffer.read(65536)\n"
+                         "    if not chunk: break\n"
+                         "    buf += chunk\n"
+                         "    while b'\\n' in buf:\n"
+                         "        line, buf = buf.split(b'\\n', 1)\n"
+                         "        m = json.loads(line)\n"
+                         "        print(json.dumps({'id': m['id'], "
+                         "'ok': True}), flush=True)\n")
+    assert code == 1
+    assert_silent_until_eof(out)
+    assert "ok   exits on EOF" in out
+
+
+# A mawk worker that copies the id and flushes each answer. Debian's mawk
+# reads its input in blocks unless told -W interactive.
+MAWK = ('{ match($0, /"id":"[^"]*"/); id = substr($0, RSTART + 5, '
+        'RLENGTH - 5); printf "{\\"id\\":%s,\\"ok\\":true}\\n", id; '
+        'fflush() }')
+
+
+def test_mawk_without_interactive_is_named():
+    assert shutil.which("mawk"), "mawk is missing: run tests/deps.sh"
+    code, out, _ = hopper("check-worker", "--timeout", "1", "--", "mawk",
+                          MAWK, env=clean_env())
+    assert code == 1, out
+    assert_silent_until_eof(out)
+    code, out, _ = hopper("check-worker", "--timeout", "1", "--", "mawk",
+                          "-W", "interactive", MAWK, env=clean_env())
+    assert code == 0, out
+    assert out.strip().endswith("the worker keeps the contract")
+
+
+def test_ids_are_the_ones_sources_make(tmp):
+    # Each id the worker saw, in order, goes to a file beside it.
+    code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
+                         "    m = json.loads(l)\n"
+                         "    print(json.dumps({'id': m['id'], 'ok': True}), "
+                         "flush=True)\n"
+                         "    with open(sys.argv[0] + '.ids', 'a') as f:\n"
+                         "        f.write(m['id'] + '\\n')\n")
+    assert code == 0, out
+    ids = (tmp / "w.py.ids").read_text().splitlines()
+    assert ids == ["1", "2", "3", "4", "5", "clip 7.mp4"], ids
+
+
+def test_an_id_turned_into_a_number_is_named(tmp):
+    # A worker whose JSON reader turns "1" into 1: every item of a jsonl run
+    # would fail with it.
+    code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
+                         "    m = json.loads(l)\n"
+                         "    i = m['id']\n"
+                         "    i = int(i) if i.isdigit() else i\n"
+                         "    print(json.dumps({'id': i, 'ok': True}), "
+                         "flush=True)\n")
+    assert code == 1, out
+    assert ("plain text payload: answered with id 1, a number, for item "
+            "\"1\": ids are strings") in out, out
+
+
+def test_a_worker_that_reads_meaning_into_ids_fails(tmp):
+    code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
+                         "    m = json.loads(l)\n"
+                         "    n = int(m['id'])\n"
+                         "    print(json.dumps({'id': m['id'], 'ok': True}), "
+                         "flush=True)\n")
+    assert code == 1, out
+    assert "ok   plain text payload" in out
+    assert "a file as the dir source gives it (id \"clip 7.mp4\"): the " \
+           "worker exited with status 1 before answering; last stderr " \
+           "line: ValueError" in out, out
 
 
 def test_noise_on_stdout(tmp):
@@ -40,7 +129,7 @@ def test_wrong_id_and_no_ok(tmp):
     code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
                          "    print(json.dumps({'id': 'x', 'ok': True}), "
                          "flush=True)\n")
-    assert code == 1 and "answered with id 'x' for item 'check-1'" in out
+    assert code == 1 and "answered with id 'x' for item '1'" in out
     code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
                          "    m = json.loads(l)\n"
                          "    print(json.dumps({'id': m['id']}), flush=True)\n")
