@@ -720,7 +720,7 @@ static void *db_thread(void *arg)
 			heartbeat(c);
 			next_beat = now + c->lease / 3;
 		}
-		bool tick = false;
+		bool tick = false, notified = false;
 		if (c->retain > 0 && now >= next_purge) {
 			purge(c);
 			next_purge = now + (c->retain < 60 ? c->retain : 60);
@@ -744,15 +744,20 @@ static void *db_thread(void *arg)
 				PQconsumeInput(c->conn);
 				PGnotify *nf;
 				while ((nf = PQnotifies(c->conn))) {
-					tick = true;
+					notified = true;
 					PQfreemem(nf);
 				}
 			}
 		}
-		if (tick) {
+		if (tick || notified) {
 			pthread_mutex_lock(&c->mu);
 			c->wake = true;
 			pthread_mutex_unlock(&c->mu);
+			/* Logged once the wake is set: the loop's next claim
+			 * comes after this line. */
+			hop_log(HOP_DEBUG, "postgres source: %s",
+				notified ? "woken by a notification"
+					 : "polling");
 			uint64_t one = 1;
 			if (write(c->efd, &one, sizeof(one)) < 0) {
 				/* See post(). */
@@ -790,11 +795,9 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 	pthread_mutex_lock(&c->mu);
 	struct req *list = c->done;
 	c->done = NULL;
-	bool wake = c->wake;
+	bool wake = c->wake, found_nothing = false;
 	c->wake = false;
 	pthread_mutex_unlock(&c->mu);
-	if (wake)
-		c->empty = false;
 	while (list) {
 		struct req *r = list;
 		list = r->next;
@@ -806,6 +809,7 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 		if (r->type == R_CLAIM) {
 			c->claiming = false;
 			c->empty = r->items.len == 0 && !r->error;
+			found_nothing = c->empty;
 			/* A nack sent after this claim is not in its count. */
 			c->drained =
 			    c->empty && r->n == 0 && r->nacks == c->nacks_sent;
@@ -814,6 +818,15 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 				hop_queue_push(&c->ready, it);
 		}
 		free_req(r);
+	}
+	/* After the claims: a claim that found nothing may have been sent
+	 * before the rows that woke us were there, so the wake wins. */
+	if (wake) {
+		c->empty = false;
+		c->drained = false;
+	} else if (found_nothing && c->empty && !c->claiming) {
+		hop_log(HOP_DEBUG, "postgres source: idle until a notification "
+				   "or the next poll");
 	}
 	hop_source_wake(src);
 }

@@ -75,37 +75,55 @@ def test_a_live_lease_is_waited_for_then_taken_over(pg, queue):
 
 
 def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
+    """Polling every 10 minutes: once the coordinator has polled, claimed
+    and found nothing (it logs that it is idle), a row inserted is taken
+    by a claim that follows the notification, not by the poll."""
     out = tmp / "out.jsonl"
-    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=60",
-              "-o", f"jsonl:{out}", "--watch", "--", *FAKE, cwd=tmp)
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=600",
+              "-o", f"jsonl:{out}", "--watch", "--log-level", "debug",
+              "--", *FAKE, cwd=tmp)
+    idle = "postgres source: idle until a notification or the next poll"
     try:
-        time.sleep(1.5)  # idle: its first claim found nothing
-        t0 = time.monotonic()
+        # The first poll's wake is set before its line is logged, so an
+        # idle line after it means that wake's claim found nothing too:
+        # no claim is in flight or due before the next poll.
+        wait_for(lambda: idle in stderr_of(p).partition(
+            "postgres source: polling")[2], timeout=60,
+            what="idle after the first poll")
+        mark = len(stderr_of(p))
         pg_insert(pg, queue, [{"n": 7}])
         wait_for(lambda: out.exists() and out.read_text().strip(),
-                 timeout=10, what="the result")
-        took = time.monotonic() - t0
-        assert took < 3, took  # the 60 s poll cannot explain it
+                 timeout=120, what="the result")
         p.send_signal(2)
-        assert p.wait(timeout=20) == 0, stderr_of(p)
+        assert p.wait(timeout=60) == 0, stderr_of(p)
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
+    after = stderr_of(p)[mark:]
+    # The claim that took the row came after the notification, and no poll
+    # happened in between (the next one is 10 minutes away).
+    woke = after.find("postgres source: woken by a notification")
+    took = after.find(": 1 rows in ")
+    assert 0 <= woke < took, after[-3000:]
+    assert "postgres source: polling" not in after[:took], after[-3000:]
+    assert read_jsonl(out.read_text())[0]["result"]["echo"] == {"n": 7}
     assert states(pg, queue) == {"done": "1"}
 
 
 def test_sigterm_hands_claimed_rows_back(pg, queue, tmp):
     pg_insert(pg, queue, [{"do": "sleep", "secs": 30}, {"n": 2}, {"n": 3}])
+    log = tmp / "log"
     p = start("run", "-s", pg.url, "-S", f"table={queue}", "-j", "1",
               "--grace", "0.3", "--kill-timeout", "0.3", "--", *FAKE,
-              cwd=tmp, env=clean_env())
+              cwd=tmp, env=clean_env(FAKE_LOG=log))
     try:
         # One worker: the sleeping row in its hands, and one more claimed
         # ahead, waiting in memory.
         wait_for(lambda: states(pg, queue).get("running") == "2",
                  what="two rows claimed")
-        time.sleep(0.5)
+        wait_for(lambda: log.exists() and "start 1 1 " in log.read_text(),
+                 what="the sleeping row in the worker's hands")
         p.terminate()
         assert p.wait(timeout=20) == 0, stderr_of(p)
     finally:
