@@ -255,8 +255,10 @@ static void reap_now(struct worker *w)
 {
 	int status = 127 << 8; /* a failed attempt, should waitpid fail */
 
-	waitpid(w->child.pid, &status, 0);
-	w->child.pid = -1;
+	if (!pool_reap(w, &status)) { /* it has exited: cannot happen */
+		waitpid(w->child.pid, &status, 0);
+		w->child.pid = -1;
+	}
 	settle_exit(w, status);
 }
 
@@ -267,7 +269,7 @@ static void on_exit_fd(struct hop_loop *loop, int fd, uint32_t events,
 	struct worker *w = arg;
 	int status = 0;
 
-	if (hop_child_reap(&w->child, &status))
+	if (pool_reap(w, &status))
 		settle_exit(w, status);
 }
 

@@ -53,6 +53,83 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 	return pool;
 }
 
+/* Every TICK_MS while groups outlive their workers: forgets the ones that
+ * are gone, and sends SIGKILL to those whose time is up. */
+static void watch_leftovers(struct hop_loop *loop, void *arg)
+{
+	struct hop_pool *pool = arg;
+	int64_t now = hop_now_ms();
+	int kept = 0;
+
+	pool->left_timer = 0;
+	for (int i = 0; i < pool->nleft; i++) {
+		struct leftover *l = &pool->left[i];
+		if (!hop_group_alive(l->pgid))
+			continue;
+		if (now >= l->kill_at) {
+			hop_log_ev(HOP_WARN, l->worker, NULL,
+				   "processes left by worker %d ignored "
+				   "SIGTERM for %.1f s: sending SIGKILL to "
+				   "process group %d",
+				   l->worker, (double)pool->cfg.kill_ms / 1000,
+				   (int)l->pgid);
+			kill(-l->pgid, SIGKILL);
+			continue;
+		}
+		pool->left[kept++] = *l;
+	}
+	bool changed = kept != pool->nleft;
+	pool->nleft = kept;
+	if (pool->nleft)
+		pool->left_timer =
+		    hop_loop_after(loop, TICK_MS, watch_leftovers, pool);
+	if (changed)
+		pool->ev.changed(pool->ev.arg);
+}
+
+/* Follows a group that outlived worker w: it got SIGTERM, and gets
+ * SIGKILL kill_ms from now if it lingers. */
+static void follow_leftover(struct worker *w, pid_t pgid)
+{
+	struct hop_pool *pool = w->pool;
+
+	if (pool->nleft == pool->capleft) {
+		int cap = pool->capleft ? pool->capleft * 2 : 4;
+		struct leftover *l =
+		    realloc(pool->left, sizeof(*l) * (size_t)cap);
+		if (!l) { /* cannot follow it: make sure it ends */
+			kill(-pgid, SIGKILL);
+			return;
+		}
+		pool->left = l;
+		pool->capleft = cap;
+	}
+	hop_log_ev(HOP_WARN, w->index, NULL,
+		   "worker %d exited and left processes in its group %d: "
+		   "sent SIGTERM, SIGKILL in %.1f s if they stay",
+		   w->index, (int)pgid, (double)pool->cfg.kill_ms / 1000);
+	pool->left[pool->nleft++] = (struct leftover){
+	    .pgid = pgid,
+	    .worker = w->index,
+	    .kill_at = hop_now_ms() + pool->cfg.kill_ms,
+	};
+	if (!pool->left_timer)
+		pool->left_timer =
+		    hop_loop_after(pool->loop, TICK_MS, watch_leftovers, pool);
+}
+
+bool pool_reap(struct worker *w, int *status)
+{
+	pid_t pgid = w->child.pid;
+	bool lingering;
+
+	if (!hop_child_reap_group(&w->child, status, &lingering))
+		return false;
+	if (lingering)
+		follow_leftover(w, pgid);
+	return true;
+}
+
 static void tick(struct hop_loop *loop, void *arg)
 {
 	struct hop_pool *pool = arg;
@@ -129,6 +206,11 @@ int hop_pool_alive(const struct hop_pool *pool)
 		if (pool->w[i].child.pid > 0)
 			n++;
 	return n;
+}
+
+bool hop_pool_stopped(const struct hop_pool *pool)
+{
+	return hop_pool_alive(pool) == 0 && pool->nleft == 0;
 }
 
 /* Counts against the target: running or starting, or coming back from a
@@ -342,7 +424,7 @@ static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 	struct worker *w = arg;
 	int status = 0;
 
-	if (!hop_child_reap(&w->child, &status))
+	if (!pool_reap(w, &status))
 		return;
 	/* Whatever it wrote before exiting is still in the pipes. */
 	w->out.drained = w->err.drained = false;
@@ -638,6 +720,11 @@ void hop_pool_destroy(struct hop_pool *pool)
 		if (w->item_fd >= 0)
 			close(w->item_fd);
 	}
+	/* Groups left by workers that are gone: hopper leaves none behind. */
+	hop_loop_cancel(pool->loop, pool->left_timer);
+	for (int i = 0; i < pool->nleft; i++)
+		kill(-pool->left[i].pgid, SIGKILL);
+	free(pool->left);
 	free(pool->w);
 	free(pool);
 }

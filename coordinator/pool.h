@@ -4,7 +4,8 @@
  * one persistent process that takes items on stdin and answers on stdout, up
  * to `prefetch` items queued at a time; in exec mode a slot runs one process
  * per item. The pool enforces the per-item deadline (extended by progress
- * lines), kills a worker's whole process group when it must go, restarts a
+ * lines), kills a worker's whole process group when it must go, ends what
+ * remains of the group when a worker exits on its own, restarts a
  * stream worker that died (waiting at least a second between starts, longer
  * while it keeps crashing), and tells the coordinator about every item
  * through the callbacks below. Everything runs on the caller's loop.
@@ -63,6 +64,10 @@ size_t hop_pool_capacity(const struct hop_pool *pool);
 size_t hop_pool_inflight(const struct hop_pool *pool);
 /* Live worker processes. */
 int hop_pool_alive(const struct hop_pool *pool);
+/* True when no worker process runs and no process a worker started in its
+ * group is still there (those get SIGTERM when their worker exits, SIGKILL
+ * kill_ms later, and SIGKILL at hop_pool_destroy). */
+bool hop_pool_stopped(const struct hop_pool *pool);
 
 /* Workers running or starting (in exec mode, slots taking items), the
  * number that hop_pool_resize steers. */

@@ -42,6 +42,14 @@ struct worker {
 	bool spawning;	 /* exec mode: a start is on a spawner thread */
 };
 
+/* A process group that outlived its worker: SIGTERM was sent, SIGKILL
+ * follows at kill_at if anything of it remains. */
+struct leftover {
+	pid_t pgid;
+	int worker;
+	int64_t kill_at;
+};
+
 struct hop_pool {
 	struct hop_loop *loop;
 	struct hop_pool_config cfg;
@@ -53,7 +61,10 @@ struct hop_pool {
 	int target; /* workers wanted, see hop_pool_resize */
 	uint64_t tick;
 	struct hop_spawner
-	    *spawner; /* exec mode: starts processes off the loop */
+	    *spawner;	       /* exec mode: starts processes off the loop */
+	struct leftover *left; /* groups whose worker has exited */
+	int nleft, capleft;
+	uint64_t left_timer; /* looks at them every TICK_MS while any */
 };
 
 /* pool.c */
@@ -68,6 +79,11 @@ void pool_worker_gone(struct worker *w, int status);
  * worker wrote to stderr while it held the item; nothing when it wrote none.
  * The worker's own words are most often the reason. */
 void pool_add_stderr_reason(struct hop_item *it);
+/* Reaps the worker's process if it has exited, setting *status as waitpid
+ * does, and ends its process group: SIGTERM at once to what remains of it,
+ * SIGKILL kill_ms later to what still does, so that nothing a worker started
+ * outlives it. Returns false while the process runs. */
+bool pool_reap(struct worker *w, int *status);
 void pool_finish(struct worker *w, struct hop_item *it);
 void pool_return_all(struct worker *w);
 void pool_kill_worker(struct worker *w, const char *fmt, ...)

@@ -424,13 +424,13 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase != RUNNING)
 		settle(r);
 	if (r->phase == STOPPING) {
-		if (hop_pool_alive(r->pool) == 0)
+		if (hop_pool_stopped(r->pool))
 			hop_loop_stop(loop);
 	} else if (finished(r) ||
 		   (r->source_failed && !hop_pool_inflight(r->pool) &&
 		    !r->waiting.head && !r->written.head && !r->nflush)) {
 		wind_down(r);
-		if (hop_pool_alive(r->pool) == 0)
+		if (hop_pool_stopped(r->pool))
 			hop_loop_stop(loop);
 	}
 }

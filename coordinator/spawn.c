@@ -206,6 +206,32 @@ bool hop_child_reap(struct hop_child *child, int *status)
 	return true;
 }
 
+bool hop_child_reap_group(struct hop_child *child, int *status, bool *lingering)
+{
+	siginfo_t si = {0};
+
+	*lingering = false;
+	if (child->pid <= 0)
+		return true;
+	if (waitid(P_PID, (id_t)child->pid, &si, WEXITED | WNOHANG | WNOWAIT))
+		return hop_child_reap(child, status);
+	if (si.si_pid == 0)
+		return false;
+	kill(-child->pid, SIGTERM);
+	pid_t pgid = child->pid;
+	if (waitpid(child->pid, status, 0) < 0)
+		*status = 127 << 8;
+	child->pid = -1;
+	/* While any process of the group lives, its number stays taken. */
+	*lingering = hop_group_alive(pgid);
+	return true;
+}
+
+bool hop_group_alive(pid_t pgid)
+{
+	return pgid > 0 && (kill(-pgid, 0) == 0 || errno == EPERM);
+}
+
 void hop_child_close(struct hop_child *child)
 {
 	int *fds[] = {&child->pidfd, &child->in, &child->out, &child->err};

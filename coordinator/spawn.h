@@ -45,6 +45,18 @@ void hop_child_signal(const struct hop_child *child, int sig);
  * waitpid) when it has, false when it is still running. */
 bool hop_child_reap(struct hop_child *child, int *status);
 
+/* Like hop_child_reap, and ends what the child leaves behind: when it has
+ * exited, its process group gets SIGTERM before the child is reaped (while
+ * the exited child still holds the group's number, so that the signal
+ * cannot reach a group that took the number since). *lingering says
+ * whether processes of the group outlived the child; they got SIGTERM, and
+ * what remains of them is the caller's to follow up with SIGKILL. */
+bool hop_child_reap_group(struct hop_child *child, int *status,
+			  bool *lingering);
+
+/* Whether any process of the process group pgid is still there. */
+bool hop_group_alive(pid_t pgid);
+
 /* Closes whatever descriptors of the child are still open. */
 void hop_child_close(struct hop_child *child);
 

@@ -1,9 +1,13 @@
 """Workers that fail in ways the contract does not spell out step by step:
 a crash with its reason on stderr, a closed stdout, processes left behind
 in the worker's group, a worker that cannot start at all, and --halt."""
-import re
+import os
+import signal
 
-from conftest import FAKE, by_id, hopper, read_jsonl, write_jsonl
+import pytest
+
+from conftest import (FAKE, by_id, clean_env, hopper, read_jsonl, wait_for,
+                      write_jsonl)
 
 
 def test_stream_crash_error_carries_the_last_stderr_line(tmp):
@@ -23,3 +27,76 @@ def test_stream_crash_error_carries_the_last_stderr_line(tmp):
     letters = read_jsonl(dead.read_text())
     assert len(letters) == 1 and letters[0]["id"] == "2"
     assert letters[0]["error"] == want
+
+
+# A stream worker that starts processes in its own group, records their
+# pids, and answers; on an item that says "exit" it answers and exits on its
+# own. One of its processes ignores SIGTERM.
+GROUP_STREAM = """#!/bin/sh
+sleep 1000 >/dev/null 2>&1 &
+echo $! >> "$PIDS"
+sleep 1000 &
+echo $! >> "$PIDS"
+sh -c 'trap "" TERM; echo $$ >> "$PIDS"; exec sleep 1000' >/dev/null 2>&1 &
+while read -r line; do
+	id=$(printf '%s' "$line" | sed 's/^{"id":"\\([^"]*\\)".*/\\1/')
+	printf '{"id": "%s", "ok": true}\\n' "$id"
+	case "$line" in *'"exit"'*) exit 0 ;; esac
+done
+"""
+
+# An exec worker that leaves a process behind in its group.
+GROUP_EXEC = """#!/bin/sh
+sleep 1000 >/dev/null 2>&1 &
+echo $! >> "$PIDS"
+echo '{"ok": true}'
+"""
+
+
+def alive(pid):
+    """True while the process runs (a zombie has ended)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def script(tmp, name, text):
+    path = tmp / name
+    path.write_text(text)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("mode", ["stream", "exec"])
+def test_processes_a_worker_left_in_its_group_end_with_it(tmp, mode):
+    pids = tmp / "pids"
+    worker = script(tmp, "w.sh", GROUP_STREAM if mode == "stream"
+                    else GROUP_EXEC)
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 0}, "exit", {"n": 1}])
+    try:
+        code, out, err = hopper("run", "-s", f"jsonl:{src}", "-j", "1",
+                                "--mode", mode, "--kill-timeout", "0.5",
+                                "--", worker, timeout=60,
+                                env=clean_env(PIDS=pids))
+        assert code == 0, err
+        res = by_id(read_jsonl(out))
+        assert sorted(res) == ["1", "2", "3"] and all(
+            r["ok"] for r in res.values())
+        left = [int(p) for p in pids.read_text().split()]
+        # stream: two worker starts of three processes; exec: one each item
+        assert len(left) == (6 if mode == "stream" else 3), left
+        # hopper has exited: what its workers started goes with them (a
+        # killed process may take a moment to be torn down).
+        wait_for(lambda: not any(alive(p) for p in left), timeout=10,
+                 what="the processes workers left behind to end")
+        if mode == "stream":
+            assert "sending SIGKILL to process group" in err, err
+    finally:
+        for p in (int(x) for x in pids.read_text().split()) \
+                if pids.exists() else ():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
