@@ -175,7 +175,13 @@ static void silent_until_eof(struct check *c, const struct sample *s)
 
 	close(c->child.in);
 	c->child.in = -1;
-	while (next_line(c, NULL, 2000, &line, &len) == 1)
+	/* Until its stdout ends (a worker exits at EOF), or as long as an
+	 * answer may take, and at least 5 s on a busy machine. */
+	int64_t wait = (int64_t)(c->timeout * 1000);
+	int64_t end = hop_now_ms() + (wait > 5000 ? wait : 5000);
+	int64_t left;
+	while ((left = end - hop_now_ms()) > 0 &&
+	       next_line(c, NULL, left, &line, &len) == 1)
 		lines++;
 	if (!lines) {
 		problem(c,

@@ -4,10 +4,17 @@ import shutil
 from conftest import EXEC, FAKE, PY, clean_env, hopper
 
 
-def check(tmp, source, *flags):
+# How long check-worker waits for an answer: a bound that a loaded machine
+# never reaches for a worker that answers, and one second where silence is
+# what a test wants to see.
+PATIENT = "60"
+SILENT = "1"
+
+
+def check(tmp, source, *flags, timeout=PATIENT):
     w = tmp / "w.py"
     w.write_text(source)
-    return hopper("check-worker", "--timeout", "1", *flags, "--", PY, w,
+    return hopper("check-worker", "--timeout", timeout, *flags, "--", PY, w,
                   env=clean_env())
 
 
@@ -36,7 +43,7 @@ def test_not_flushing(tmp):
     code, out, _ = check(tmp, HEAD + "for l in sys.stdin:\n"
                          "    m = json.loads(l)\n"
                          "    sys.stdout.write(json.dumps({'id': m['id'], "
-                         "'ok': True}) + '\\n')\n")
+                         "'ok': True}) + '\\n')\n", timeout=SILENT)
     assert code == 1
     assert_silent_until_eof(out)
 
@@ -53,7 +60,7 @@ def test_reading_stdin_in_blocks(tmp):
                          "        line, buf = buf.split(b'\\n', 1)\n"
                          "        m = json.loads(line)\n"
                          "        print(json.dumps({'id': m['id'], "
-                         "'ok': True}), flush=True)\n")
+                         "'ok': True}), flush=True)\n", timeout=SILENT)
     assert code == 1
     assert_silent_until_eof(out)
     assert "ok   exits on EOF" in out
@@ -68,11 +75,11 @@ MAWK = ('{ match($0, /"id":"[^"]*"/); id = substr($0, RSTART + 5, '
 
 def test_mawk_without_interactive_is_named():
     assert shutil.which("mawk"), "mawk is missing: run tests/deps.sh"
-    code, out, _ = hopper("check-worker", "--timeout", "1", "--", "mawk",
+    code, out, _ = hopper("check-worker", "--timeout", SILENT, "--", "mawk",
                           MAWK, env=clean_env())
     assert code == 1, out
     assert_silent_until_eof(out)
-    code, out, _ = hopper("check-worker", "--timeout", "1", "--", "mawk",
+    code, out, _ = hopper("check-worker", "--timeout", PATIENT, "--", "mawk",
                           "-W", "interactive", MAWK, env=clean_env())
     assert code == 0, out
     assert out.strip().endswith("the worker keeps the contract")
