@@ -547,6 +547,8 @@ void pool_release_child(struct worker *w)
 	hop_child_close(&w->child);
 	hop_loop_cancel(loop, w->kill_timer);
 	w->kill_timer = 0;
+	hop_loop_cancel(loop, w->eof_timer);
+	w->eof_timer = 0;
 	hop_buf_reset(&w->wbuf);
 	hop_buf_reset(&w->collected);
 	/* Exec mode starts a process per item: keep the buffers for the next.

@@ -35,6 +35,7 @@ struct worker {
 	uint64_t restart_timer;
 	uint64_t kill_timer;
 	uint64_t pipe_timer; /* exec mode: when to read a child's pipes */
+	uint64_t eof_timer;  /* stream mode: stdout closed, process running */
 	bool sigkilled;
 	char *reason;	 /* why we are killing it, for the head item */
 	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
@@ -96,6 +97,11 @@ void pool_release_child(struct worker *w);
 /* stream.c */
 int stream_start(struct worker *w, char *err, size_t errlen);
 void stream_send(struct worker *w, struct hop_item *it);
+/* Reads and handles the answer lines waiting on the worker's stdout. A
+ * line that breaks the contract stops the worker; EOF while the process
+ * still runs means it closed its stdout and can answer nothing more: unless
+ * it exits within EOF_GRACE_MS (then its exit says why), it is stopped and
+ * the item in hand fails with that reason. */
 void stream_read(struct worker *w);
 
 /* execmode.c */

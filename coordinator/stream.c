@@ -17,6 +17,12 @@
 #include "log.h"
 #include "loop.h"
 
+/* From EOF on a worker's stdout to stopping it, unless it exits first. A
+ * process closes its descriptors a moment before its exit can be seen;
+ * a second is ample even on a loaded machine, and nothing next to the
+ * --timeout an item would otherwise wait out. */
+#define EOF_GRACE_MS 1000
+
 int stream_start(struct worker *w, char *err, size_t errlen)
 {
 	char index[32];
@@ -167,6 +173,34 @@ static void stream_line(struct worker *w, char *line, size_t len)
 	}
 }
 
+/* A worker that closed its stdout and still runs a while later. */
+static void stdout_closed(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	w->eof_timer = 0;
+	if (w->child.pid > 0)
+		pool_kill_worker(
+		    w,
+		    "worker %d closed its stdout and kept running: "
+		    "it can answer nothing more",
+		    w->index);
+}
+
+/* Stdout is at its end. A process that exits closes it a moment before it
+ * can be reaped: give the exit a little time to show, so that a crash is
+ * reported as the crash it is. */
+static void stdout_ended(struct worker *w)
+{
+	hop_loop_unwatch(w->pool->loop, w->child.out);
+	w->out_open = false;
+	if (w->child.pid <= 0 || w->eof_timer)
+		return;
+	if (w->state == W_UP || (w->state == W_CLOSING && w->inflight.head))
+		w->eof_timer = hop_loop_after(w->pool->loop, EOF_GRACE_MS,
+					      stdout_closed, w);
+}
+
 void stream_read(struct worker *w)
 {
 	char *line;
@@ -191,8 +225,7 @@ void stream_read(struct worker *w)
 			break;
 		case HOP_LINE_EOF:
 		case HOP_LINE_ERROR:
-			hop_loop_unwatch(w->pool->loop, w->child.out);
-			w->out_open = false;
+			stdout_ended(w);
 			return;
 		}
 	}

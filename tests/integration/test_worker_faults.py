@@ -2,6 +2,7 @@
 a crash with its reason on stderr, a closed stdout, processes left behind
 in the worker's group, a worker that cannot start at all, and --halt."""
 import os
+import re
 import signal
 
 import pytest
@@ -100,3 +101,23 @@ def test_processes_a_worker_left_in_its_group_end_with_it(tmp, mode):
                 os.kill(p, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_worker_that_closes_its_stdout_is_replaced_at_once(tmp):
+    # The default --timeout is 300 s: the run must not wait for it.
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 0}, {"do": "closeout_once"},
+                                         {"do": "closeout"}])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "-j", "1",
+                            "--attempts", "2", "--backoff", "0.05",
+                            "--", *FAKE, timeout=60)
+    assert code == 3, err
+    res = by_id(read_jsonl(out))
+    assert res["1"]["ok"] and res["1"]["attempts"] == 1
+    assert res["2"]["ok"] and res["2"]["attempts"] == 2
+    assert not res["3"]["ok"] and res["3"]["attempts"] == 2
+    want = ("worker 0 closed its stdout and kept running: it can answer "
+            "nothing more")
+    assert res["3"]["error"] == want
+    # One worker stopped for each of the three attempts.
+    assert len(re.findall(r"error worker=0 item=\d " + want, err)) == 3, err
+    assert "timed out" not in err
