@@ -68,6 +68,9 @@ run -f lavfi -i "testsrc2=size=160x120:rate=25" -t 1 -c:v libx265 \
 # Nothing but black: "auto" has no good frame and must still answer.
 run -f lavfi -i "color=black:size=64x48:rate=25:duration=1" -c:v libx264 \
 	-preset ultrafast "$dir/black.mp4"
+# One frame, 33 ms: shorter than any number of tiles.
+run -f lavfi -i "$src" -frames:v 1 -c:v libx264 -preset ultrafast \
+	"$dir/one_frame.mp4"
 # Audio only.
 run -f lavfi -i "sine=frequency=440:duration=2" -c:a aac "$dir/audio_only.m4a"
 # A still image, and the same named as a video.

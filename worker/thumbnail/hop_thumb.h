@@ -253,11 +253,18 @@ void hop_thumb_sheet_free(struct hop_thumb_sheet *s);
 uint8_t *hop_thumb_sheet_tile(const struct hop_thumb_sheet *s, int i);
 
 /*
+ * Moves the first `count` tiles into a sheet laid out for that many, with
+ * the same `columns` request. Returns 0 or -ENOMEM (s unchanged).
+ */
+int hop_thumb_sheet_shrink(struct hop_thumb_sheet *s, int count, int columns);
+
+/*
  * Writes the WebVTT index of the sheet to path: tile i covers
- * [i, i+1) * duration / count, consecutive cues share their boundary, and
+ * [cue_ms[i], cue_ms[i+1]) milliseconds (s->count + 1 strictly increasing
+ * values, so consecutive cues share their boundary and none is empty), and
  * each cue's text is "<image_name>#xywh=x,y,w,h". Returns 0 or -errno.
  */
-int hop_thumb_vtt_write(const struct hop_thumb_sheet *s, double duration,
+int hop_thumb_vtt_write(const struct hop_thumb_sheet *s, const int64_t *cue_ms,
 			const char *image_name, const char *path);
 
 /* ---- hop_thumb_job.c ---- */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,8 @@ struct job {
 	uint8_t *rgb;	  /* w * h * 3, one thumbnail */
 	json_t *files;
 	json_t *positions;
+	json_t *notes; /* sentences for a person: what was done differently */
+	int made;      /* thumbnails made, with count or sheet */
 	bool clamped;
 };
 
@@ -134,6 +137,21 @@ static double rounded(double s)
 	return round(s * 1000) / 1000;
 }
 
+/* Adds a sentence to the result's "notes". */
+static void note(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note(struct job *j, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(j->notes, json_string(buf));
+}
+
 /* The single thumbnail at the position option. */
 static int run_single(struct job *j)
 {
@@ -188,7 +206,7 @@ static int init_sheet(struct job *j, struct hop_thumb_sheet *sheet)
 
 /* Writes the sheet image "<stem>.sheet.<ext>" and its index "<stem>.vtt". */
 static int write_sheet(struct job *j, const struct hop_thumb_sheet *sheet,
-		       double duration)
+		       const int64_t *cue_ms)
 {
 	char *image = NULL, *vtt = NULL;
 	int ret;
@@ -208,7 +226,7 @@ static int write_sheet(struct job *j, const struct hop_thumb_sheet *sheet,
 		j->e->retry = true;
 		goto out_free;
 	}
-	ret = hop_thumb_vtt_write(sheet, duration, image, vtt);
+	ret = hop_thumb_vtt_write(sheet, cue_ms, image, vtt);
 	if (ret < 0) {
 		hop_thumb_err_set(j->e, "%s: cannot write: %s", vtt,
 				  strerror(-ret));
@@ -222,15 +240,39 @@ out_free:
 	return ret;
 }
 
+/* Renders the frame in hand as thumbnail number k (from 0): a sheet's tile,
+ * or the file "<stem>-<k+1>". */
+static int emit_thumb(struct job *j, struct hop_thumb_sheet *sheet, int k)
+{
+	char suffix[16];
+	int ret;
+
+	if (j->o->sheet)
+		return render(j, hop_thumb_sheet_tile(sheet, k),
+			      sheet->width * 3);
+	snprintf(suffix, sizeof(suffix), "-%03d", k + 1);
+	ret = render(j, j->rgb, j->w * 3);
+	if (ret == 0)
+		ret = write_image(j, j->rgb, j->w * 3, j->w, j->h, suffix);
+	return ret;
+}
+
 /*
  * count thumbnails at the middles of count equal stretches of the video,
  * as separate files or tiled into a sheet with its WebVTT index.
+ *
+ * A spot that shows the same frame as the spot before it (a clip shorter
+ * than its tiles, the frozen end of a truncated file), or whose cue would
+ * round to an empty one, does not get a thumbnail of its own: the one
+ * before covers its stretch too, so every thumbnail is a distinct frame
+ * and every WebVTT cue ends after it starts.
  */
 static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 {
 	struct hop_thumb_sheet sheet = {0};
-	int n = j->o->count;
+	int n = j->o->count, k = 0;
 	double d = j->in.duration;
+	int64_t last_pts = AV_NOPTS_VALUE, end_ms, *cue_ms = NULL;
 	int ret = 0;
 
 	if (d <= 0) {
@@ -240,7 +282,15 @@ static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 				  j->path, n);
 		return AVERROR(EINVAL);
 	}
+	cue_ms = calloc((size_t)n + 1, sizeof(*cue_ms));
+	if (!cue_ms) {
+		hop_thumb_err_set(j->e, "%s: out of memory", j->path);
+		j->e->retry = true;
+		return AVERROR(ENOMEM);
+	}
+	end_ms = llround(d * 1000) > 0 ? llround(d * 1000) : 1;
 	for (int i = 0; i < n; i++) {
+		int64_t from = llround(d * 1000.0 * i / n), pts;
 		double at;
 		bool clamped;
 
@@ -252,33 +302,46 @@ static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 			ret = grab_failed(j, ret);
 			goto out;
 		}
+		pts = j->frame->best_effort_timestamp;
+		if (k > 0 && ((pts != AV_NOPTS_VALUE && pts == last_pts) ||
+			      from <= cue_ms[k - 1] || from >= end_ms)) {
+			av_frame_unref(j->frame);
+			continue;
+		}
+		cue_ms[k] = from;
+		last_pts = pts;
 		json_array_append_new(j->positions, json_real(rounded(at)));
-		if (i == 0) {
+		if (k == 0) {
 			ret = set_geometry(j);
 			if (ret == 0 && j->o->sheet)
 				ret = init_sheet(j, &sheet);
 			if (ret < 0)
 				goto out;
 		}
-		if (j->o->sheet) {
-			ret = render(j, hop_thumb_sheet_tile(&sheet, i),
-				     sheet.width * 3);
-		} else {
-			char suffix[16];
-
-			snprintf(suffix, sizeof(suffix), "-%03d", i + 1);
-			ret = render(j, j->rgb, j->w * 3);
-			if (ret == 0)
-				ret = write_image(j, j->rgb, j->w * 3, j->w,
-						  j->h, suffix);
-		}
+		ret = emit_thumb(j, &sheet, k);
 		if (ret < 0)
 			goto out;
+		k++;
 		av_frame_unref(j->frame);
 	}
-	if (j->o->sheet)
-		ret = write_sheet(j, &sheet, d);
+	cue_ms[k] = end_ms;
+	j->made = k;
+	if (k < n)
+		note(j,
+		     "%d thumbnails asked, %d made: %d spots show the same "
+		     "frame as the spot before and share its thumbnail%s",
+		     n, k, n - k, j->o->sheet ? " and WebVTT cue" : "");
+	if (j->o->sheet) {
+		ret = hop_thumb_sheet_shrink(&sheet, k, j->o->columns);
+		if (ret < 0) {
+			hop_thumb_err_set(j->e, "%s: out of memory", j->path);
+			j->e->retry = true;
+			goto out;
+		}
+		ret = write_sheet(j, &sheet, cue_ms);
+	}
 out:
+	free(cue_ms);
 	hop_thumb_sheet_free(&sheet);
 	return ret;
 }
@@ -294,8 +357,10 @@ static json_t *make_result(struct job *j, int64_t t0)
 	json_object_set_new(r, "width", json_integer(j->w));
 	json_object_set_new(r, "height", json_integer(j->h));
 	json_object_set(r, "position", json_array_get(j->positions, 0));
-	if (json_array_size(j->positions) > 1)
+	if (j->o->count > 1 || j->o->sheet) {
 		json_object_set(r, "positions", j->positions);
+		json_object_set_new(r, "count", json_integer(j->made));
+	}
 	json_object_set_new(r, "clamped", json_boolean(j->clamped));
 	json_object_set_new(r, "duration",
 			    j->in.duration > 0
@@ -310,6 +375,8 @@ static json_t *make_result(struct job *j, int64_t t0)
 	json_object_set_new(r, "rotation", json_integer(j->in.rotation));
 	json_object_set_new(r, "ms",
 			    json_integer((av_gettime_relative() - t0) / 1000));
+	if (json_array_size(j->notes))
+		json_object_set(r, "notes", j->notes);
 	return r;
 }
 
@@ -363,7 +430,8 @@ int hop_thumb_job_run(const struct hop_thumb_opts *o, const char *path,
 	j.frame = av_frame_alloc();
 	j.files = json_array();
 	j.positions = json_array();
-	if (!j.stem || !j.frame || !j.files || !j.positions) {
+	j.notes = json_array();
+	if (!j.stem || !j.frame || !j.files || !j.positions || !j.notes) {
 		ret = AVERROR(ENOMEM);
 		goto out_nomem;
 	}
@@ -386,6 +454,7 @@ out_nomem:
 	hop_thumb_err_set(e, "%s: out of memory", path);
 	e->retry = true;
 out_free:
+	json_decref(j.notes);
 	json_decref(j.positions);
 	json_decref(j.files);
 	av_freep(&j.rgb);

@@ -51,6 +51,35 @@ uint8_t *hop_thumb_sheet_tile(const struct hop_thumb_sheet *s, int i)
 	return s->rgb + ((size_t)y * s->width + x) * 3;
 }
 
+/*
+ * Moves the first `count` tiles of s into a sheet laid out for that many
+ * (with the same columns request) and frees the old one. Returns 0 or
+ * -ENOMEM, leaving s as it was on failure.
+ */
+int hop_thumb_sheet_shrink(struct hop_thumb_sheet *s, int count, int columns)
+{
+	struct hop_thumb_sheet t;
+	int ret;
+
+	if (count >= s->count)
+		return 0;
+	ret = hop_thumb_sheet_init(&t, count, columns, s->tile_w, s->tile_h);
+	if (ret < 0)
+		return ret;
+	for (int i = 0; i < count; i++) {
+		const uint8_t *from = hop_thumb_sheet_tile(s, i);
+		uint8_t *to = hop_thumb_sheet_tile(&t, i);
+
+		for (int y = 0; y < s->tile_h; y++)
+			memcpy(to + (size_t)y * t.width * 3,
+			       from + (size_t)y * s->width * 3,
+			       (size_t)s->tile_w * 3);
+	}
+	hop_thumb_sheet_free(s);
+	*s = t;
+	return 0;
+}
+
 /* Formats ms as the WebVTT timestamp hh:mm:ss.ttt. */
 static void vtt_time(char *buf, size_t n, int64_t ms)
 {
@@ -59,7 +88,7 @@ static void vtt_time(char *buf, size_t n, int64_t ms)
 		 (long long)(ms / 1000 % 60), (long long)(ms % 1000));
 }
 
-int hop_thumb_vtt_write(const struct hop_thumb_sheet *s, double duration,
+int hop_thumb_vtt_write(const struct hop_thumb_sheet *s, const int64_t *cue_ms,
 			const char *image_name, const char *path)
 {
 	char *text = NULL;
@@ -71,14 +100,10 @@ int hop_thumb_vtt_write(const struct hop_thumb_sheet *s, double duration,
 		return -ENOMEM;
 	fputs("WEBVTT\n", f);
 	for (int i = 0; i < s->count; i++) {
-		/* Boundaries from one formula, so cue i ends where i+1 starts.
-		 */
-		int64_t from = llround(duration * 1000.0 * i / s->count);
-		int64_t to = llround(duration * 1000.0 * (i + 1) / s->count);
 		char a[32], b[32];
 
-		vtt_time(a, sizeof(a), from);
-		vtt_time(b, sizeof(b), to);
+		vtt_time(a, sizeof(a), cue_ms[i]);
+		vtt_time(b, sizeof(b), cue_ms[i + 1]);
 		fprintf(f, "\n%s --> %s\n%s#xywh=%d,%d,%d,%d\n", a, b,
 			image_name, (i % s->columns) * s->tile_w,
 			(i / s->columns) * s->tile_h, s->tile_w, s->tile_h);

@@ -1,0 +1,52 @@
+"""Odd files that once gave a wrong shape, a wrong index or a wrong reason:
+each one is made by make_corpus.sh."""
+import pytest
+
+from thumbutil import corpus, out, start  # noqa: F401 (fixtures)
+from thumbutil import image_rgb, probe
+from test_thumb_content import parse_vtt
+
+
+@pytest.mark.parametrize("sheet", [True, False])
+def test_more_tiles_than_frames(corpus, start, out, sheet):
+    """A one-frame clip (33 ms) asked for 50 tiles: one thumbnail, and a
+    WebVTT index whose every cue ends after it starts."""
+    w = start("--width", 32, "--format", "png")
+    r = w.ok({"path": str(corpus / "one_frame.mp4"), "count": 50,
+              "sheet": sheet})
+    if not sheet:
+        assert r["files"] == [str(out / "one_frame-001.png")]
+    else:
+        sheet_path, vtt = r["files"]
+        cues = parse_vtt(open(vtt).read())
+        assert all(c[0] < c[1] for c in cues)
+        assert len(cues) == 1
+        info = probe(sheet_path)["streams"][0]
+        assert (info["width"], info["height"]) == (32, 24)
+    assert r["count"] == 1 and r["positions"] == [0.0]
+    assert "50 thumbnails asked, 1 made" in r["notes"][0]
+    if not sheet:
+        return
+    assert cues[0][0] == 0
+    assert cues[0][1] == pytest.approx(r["duration"], abs=1e-3)
+    assert cues[0][3] == (0, 0, 32, 24)
+
+
+def test_tiles_merge_only_repeated_frames(corpus, start):
+    """30 tiles of a 3 s, 25 fps clip: every spot has its own frame, so
+    nothing merges; 200 tiles: 75 frames, so only the repeats merge, each
+    remaining cue non-empty and the tiles in order."""
+    w = start("--width", 16)
+    r = w.ok({"path": str(corpus / "h264.mp4"), "count": 30,
+              "sheet": True})
+    assert len(parse_vtt(open(r["files"][1]).read())) == 30
+    assert "notes" not in r
+    r = w.ok({"path": str(corpus / "h264.mp4"), "count": 200,
+              "sheet": True})
+    assert r["positions"] == sorted(set(r["positions"]))
+    cues = parse_vtt(open(r["files"][1]).read())
+    assert len(cues) == 75
+    for a, b in zip(cues, cues[1:]):
+        assert a[0] < a[1] == b[0]
+    assert r["count"] == 75
+    assert image_rgb(r["files"][0])
