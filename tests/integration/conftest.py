@@ -83,6 +83,16 @@ def wait_for(cond, timeout=20, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def alive(pid):
+    """Whether process pid runs (a zombie, dead but not yet reaped by
+    whoever adopted it, does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def write_jsonl(path, payloads):
     with open(path, "w") as f:
         for p in payloads:

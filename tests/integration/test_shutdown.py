@@ -1,10 +1,11 @@
 """Stopping: SIGTERM drains, a second SIGINT cuts it short, and kill -9 of
 the coordinator loses nothing."""
 import os
+import re
 import signal
 import time
 
-from conftest import FAKE, clean_env, start, stderr_of, wait_for
+from conftest import FAKE, alive, clean_env, start, stderr_of, wait_for
 
 
 def make_inbox(tmp, n):
@@ -30,9 +31,13 @@ def run_and_signal(tmp, n, sleep, *flags, signals=(signal.SIGTERM,)):
               env=clean_env(FAKE_LOG=log, FAKE_SLEEP=sleep))
     wait_for(lambda: started(log) >= 2, what="two items started")
     t0 = time.time()
-    for s in signals:
+    for i, s in enumerate(signals):
         p.send_signal(s)
-        time.sleep(0.1)
+        # Each signal handled (and logged) before the next: two pending
+        # ones of a kind would be one.
+        wait_for(lambda: p.poll() is not None or len(re.findall(
+            r": stopping; |second interrupt: stopping now",
+            stderr_of(p))) > i, what=f"signal {i + 1} handled")
     code = p.wait(timeout=30)
     return inbox, code, time.time() - t0, stderr_of(p)
 
@@ -79,7 +84,11 @@ def test_kill_9_of_the_coordinator_repeats_only_what_was_in_flight(tmp):
     p.wait()
     in_flight = set(names(inbox / "processing"))
     assert in_flight, "nothing was in flight at the kill"
-    time.sleep(0.3)  # orphaned workers see EOF and finish their item
+    # The orphaned workers see EOF, finish their item and exit.
+    pids = {int(line.split()[3]) for line in log.read_text().splitlines()
+            if line.startswith("start ")}
+    wait_for(lambda: not any(alive(pid) for pid in pids),
+             what="the orphaned workers gone")
     p = start(*args, cwd=tmp, env=env)
     assert p.wait(timeout=60) == 0, stderr_of(p)
     assert names(inbox / "done") == [f"v{i:03d}.txt" for i in range(n)]

@@ -4,7 +4,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 import pytest
 
@@ -81,7 +80,9 @@ def test_watch_picks_up_new_files_and_survives_a_vanished_folder(tmp):
     p = start("run", "-s", f"dir:{inbox}", "-o", f"dir:{out}", "--watch",
               "--", *FAKE, cwd=tmp)
     try:
-        time.sleep(0.5)
+        # Logged once the source is open: the folder is watched and its
+        # first scan is done, so these five are found through the watch.
+        wait_for(lambda: "running: " in stderr_of(p), what="the run started")
         make_files(inbox, 5)
         wait_for(lambda: out.exists() and len(list(out.iterdir())) == 5,
                  what="5 results")
