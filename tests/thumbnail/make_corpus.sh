@@ -40,6 +40,9 @@ run -f lavfi -i "$src" -t 2 -c:v mpeg4 -q:v 4 -g 25 "$dir/mpeg4.avi"
 # Non-square pixels: 320x240 stored, 2:1 sample aspect, displayed 640x240.
 run -f lavfi -i "$src" -t 2 -vf setsar=2/1 -c:v libx264 -preset ultrafast \
 	-g 25 "$dir/sar.mp4"
+# An absurd display aspect, 4:711 (a sliver 178 times taller than wide).
+run -f lavfi -i "$src" -t 1 -aspect 4:711 -c:v libx264 -preset ultrafast \
+	"$dir/sliver.mp4"
 # Odd dimensions (VP9 takes them in 4:2:0).
 run -f lavfi -i "$src" -t 2 -vf scale=321:241 -c:v libvpx-vp9 \
 	-deadline realtime -cpu-used 8 -b:v 300k "$dir/odd.webm"

@@ -50,3 +50,24 @@ def test_tiles_merge_only_repeated_frames(corpus, start):
         assert a[0] < a[1] == b[0]
     assert r["count"] == 75
     assert image_rgb(r["files"][0])
+
+
+@pytest.mark.parametrize("width,fmt", [(320, "jpeg"), (320, "webp"),
+                                       (None, "png")])
+def test_absurd_aspect_keeps_its_shape(corpus, start, width, fmt):
+    """A 4:711 display aspect: the height a width of 320 asks for (56,880)
+    is over the limit, so both sides shrink together: 92x16383, not
+    320x16383; by default the sliver is one pixel wide."""
+    w = start("--format", fmt)
+    payload = {"path": str(corpus / "sliver.mp4"), "position": 0.5}
+    if width:
+        payload["width"] = width
+    r = w.ok(payload)
+    info = probe(r["files"][0])["streams"][0]
+    assert (info["width"], info["height"]) == (r["width"], r["height"])
+    if width:
+        assert (r["width"], r["height"]) == (92, 16383)
+        assert "made 92x16383, the aspect kept" in r["notes"][0]
+    else:
+        assert (r["width"], r["height"]) == (1, 240)
+        assert "notes" not in r

@@ -182,10 +182,12 @@ int hop_thumb_grab_auto(struct hop_thumb_input *in, AVFrame *out, double *at);
 /*
  * Computes the output size of a w x h source with sample aspect sar shown
  * rotated by `rotation`: req_w and/or req_h (0 = unset) with the display
- * aspect kept; both set fits inside that box. Results are in [1, MAX_SIDE]
- * and their product at most about HOP_THUMB_MAX_PIXELS.
+ * aspect kept; both set fits inside that box. When that size exceeds
+ * HOP_THUMB_MAX_SIDE on a side or HOP_THUMB_MAX_PIXELS in all, both sides
+ * shrink by one factor, so the aspect is kept; a side under one pixel is
+ * made one. Returns true when either limit changed the size.
  */
-void hop_thumb_fit(int w, int h, AVRational sar, int rotation, int req_w,
+bool hop_thumb_fit(int w, int h, AVRational sar, int rotation, int req_w,
 		   int req_h, int *out_w, int *out_h);
 
 /*

@@ -78,6 +78,21 @@ static int grab_failed(struct job *j, int ret)
 	return ret;
 }
 
+/* Adds a sentence to the result's "notes". */
+static void note(struct job *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void note(struct job *j, const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	json_array_append_new(j->notes, json_string(buf));
+}
+
 /* Fixes the thumbnail size from the first frame and allocates for it. */
 static int set_geometry(struct job *j)
 {
@@ -86,8 +101,22 @@ static int set_geometry(struct job *j)
 
 	j->src_w = j->frame->width;
 	j->src_h = j->frame->height;
-	hop_thumb_fit(j->frame->width, j->frame->height, sar, j->in.rotation,
-		      j->o->width, j->o->height, &j->w, &j->h);
+	if (hop_thumb_fit(j->frame->width, j->frame->height, sar,
+			  j->in.rotation, j->o->width, j->o->height, &j->w,
+			  &j->h)) {
+		double a = j->frame->width *
+			   (sar.num > 0 && sar.den > 0 ? av_q2d(sar) : 1.0) /
+			   j->frame->height;
+
+		if (j->in.rotation == 90 || j->in.rotation == 270)
+			a = 1 / a;
+		note(j,
+		     "the size asked for at a display aspect of %.4g:%.4g "
+		     "exceeds %d pixels a side or %lld in all, or falls under "
+		     "one pixel: made %dx%d, the aspect kept",
+		     a >= 1 ? a : 1, a >= 1 ? 1 : 1 / a, HOP_THUMB_MAX_SIDE,
+		     HOP_THUMB_MAX_PIXELS, j->w, j->h);
+	}
 	j->rgb = av_malloc((size_t)j->w * j->h * 3 + HOP_THUMB_PAD);
 	if (!j->rgb) {
 		hop_thumb_err_set(j->e, "%s: out of memory", j->path);
@@ -135,21 +164,6 @@ static int write_image(struct job *j, const uint8_t *rgb, int stride, int w,
 static double rounded(double s)
 {
 	return round(s * 1000) / 1000;
-}
-
-/* Adds a sentence to the result's "notes". */
-static void note(struct job *j, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void note(struct job *j, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	json_array_append_new(j->notes, json_string(buf));
 }
 
 /* The single thumbnail at the position option. */

@@ -18,19 +18,10 @@
  * FFmpeg 5.1 (about 28 dB against the source): plain bicubic is closer. */
 #define SWS_FLAGS SWS_BICUBIC
 
-static int clamp_side(double v)
-{
-	long r = lround(v);
-
-	if (r < 1)
-		return 1;
-	return r > HOP_THUMB_MAX_SIDE ? HOP_THUMB_MAX_SIDE : (int)r;
-}
-
-void hop_thumb_fit(int w, int h, AVRational sar, int rotation, int req_w,
+bool hop_thumb_fit(int w, int h, AVRational sar, int rotation, int req_w,
 		   int req_h, int *out_w, int *out_h)
 {
-	double dw = w > 0 ? w : 1, dh = h > 0 ? h : 1;
+	double dw = w > 0 ? w : 1, dh = h > 0 ? h : 1, ow, oh, k = 1;
 
 	if (sar.num > 0 && sar.den > 0)
 		dw = dw * sar.num / sar.den;
@@ -40,30 +31,24 @@ void hop_thumb_fit(int w, int h, AVRational sar, int rotation, int req_w,
 		dw = dh;
 		dh = t;
 	}
-	if (req_w > 0 && req_h > 0) {
-		double k = fmin(req_w / dw, req_h / dh);
-
-		*out_w = clamp_side(dw * k);
-		*out_h = clamp_side(dh * k);
-	} else if (req_w > 0) {
-		*out_w = clamp_side(req_w);
-		*out_h = clamp_side(req_w * dh / dw);
-	} else if (req_h > 0) {
-		*out_h = clamp_side(req_h);
-		*out_w = clamp_side(req_h * dw / dh);
-	} else {
-		*out_w = clamp_side(dw);
-		*out_h = clamp_side(dh);
-	}
+	if (req_w > 0 && req_h > 0)
+		k = fmin(req_w / dw, req_h / dh);
+	else if (req_w > 0)
+		k = req_w / dw;
+	else if (req_h > 0)
+		k = req_h / dh;
+	ow = dw * k;
+	oh = dh * k;
 	/* A huge size asked for, or an absurd aspect ratio, must not cost
-	 * gigabytes: shrink to the pixel budget, aspect kept. */
-	if ((double)*out_w * *out_h > HOP_THUMB_MAX_PIXELS) {
-		double k =
-		    sqrt(HOP_THUMB_MAX_PIXELS / ((double)*out_w * *out_h));
-
-		*out_w = clamp_side(*out_w * k);
-		*out_h = clamp_side(*out_h * k);
-	}
+	 * gigabytes or break an encoder: shrink both sides by one factor so
+	 * that the aspect stays what it is. */
+	k = fmin(1, fmin(HOP_THUMB_MAX_SIDE / ow, HOP_THUMB_MAX_SIDE / oh));
+	k = fmin(k, sqrt(HOP_THUMB_MAX_PIXELS / (ow * oh)));
+	ow *= k;
+	oh *= k;
+	*out_w = ow < 1 ? 1 : (int)fmin(lround(ow), HOP_THUMB_MAX_SIDE);
+	*out_h = oh < 1 ? 1 : (int)fmin(lround(oh), HOP_THUMB_MAX_SIDE);
+	return k < 1 || ow < 0.5 || oh < 0.5;
 }
 
 /* The swscale matrix for a frame's colour space; unspecified is BT.601,
