@@ -177,6 +177,8 @@ static void fail_item(struct run *r, struct hop_item *it)
 		hop_item_free(it);
 		return;
 	}
+	if (r->src->ops->dying)
+		r->src->ops->dying(r->src, it);
 	hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
 		   it->attempt, it->attempt == 1 ? "" : "s", it->error);
 	hop_stats_error(&r->stats, "item %.60s dead after %d attempt%s: %s",
@@ -409,6 +411,8 @@ static void pump(struct hop_loop *loop, void *arg)
 			struct hop_item *it = r->ready.head;
 			if (it->invalid) {
 				hop_queue_pop(&r->ready);
+				if (r->src->ops->dying)
+					r->src->ops->dying(r->src, it);
 				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s",
 					   it->error);
 				finish_item(r, it);

@@ -45,6 +45,12 @@ struct hop_source_ops {
 	 * (a JSON object: id, error, attempts, stderr). */
 	int (*dead)(struct hop_source *src, struct hop_item *it,
 		    const char *record);
+	/* Optional. The item is about to be declared dead: before its error
+	 * is logged and it goes to the sink and then to dead, the source may
+	 * reword it->error, it->stderr_tail and it->payload so that they name
+	 * the item where the dead-letter place will keep it (the dir source's
+	 * file leaves processing for failed). */
+	void (*dying)(struct hop_source *src, struct hop_item *it);
 	/* The run stops before the item finished: hand it back so that the next
 	 * run gets it again. Not a failed attempt. */
 	int (*release)(struct hop_source *src, struct hop_item *it);
