@@ -1,19 +1,24 @@
 /* dir.c - the dir source: each file in a folder is an item.
  *
- * A file is claimed by renaming it into the processing folder, which is
- * atomic, so two coordinators on one folder never take the same file. On ack
- * it moves to done (or is deleted); a dead item moves to failed with a
- * NAME.error.json beside it saying why. Whatever a crashed run left in
- * processing is moved back at start-up and done again. With watch on, new
- * files are picked up through inotify as soon as they are closed after
- * writing or moved in; a folder that vanishes is reported and waited for.
- * The payload is the claimed file's absolute path, as a JSON string, or
- * with payload=object, {"path": ..., "name": ...}.
+ * A file is claimed by renaming it into this coordinator's own holder folder
+ * under processing (claims.h), which is atomic, so two coordinators on one
+ * folder never take the same file, and each recovers only what coordinators
+ * that are gone left behind: at start-up, and every few seconds with watch
+ * on. In the holder folder a file is named by its id: its name, escaped to
+ * UTF-8 where it is not (name.h), so that the path given to the worker is
+ * valid JSON and opens the file. On ack it moves to done under its own name
+ * (or is deleted); a dead item moves to failed with a NAME.error.json beside
+ * it saying why, and its error names it there. With watch on, new files are
+ * picked up through inotify as soon as they are closed after writing or
+ * moved in; a folder that vanishes is reported and waited for. The payload
+ * is the claimed file's absolute path, as a JSON string, or with
+ * payload=object, {"path": ..., "name": ID}.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
+#include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +33,13 @@
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "sources/source.h"
+
+#include "claims.h"
+#include "name.h"
+
+/* How often a watching source looks for claims that a coordinator which is
+ * gone left behind. */
+#define SWEEP_MS 5000
 
 struct name {
 	struct name *next;
@@ -46,7 +58,14 @@ struct dir_src {
 	int ino;   /* inotify fd in watch mode, else -1 */
 	bool gone; /* the input folder vanished; waiting for it */
 	uint64_t retry_timer;
+	uint64_t sweep_timer;
+	struct hop_src_dir_holder holder;
+	/* processing's name when it lies in the input folder, else NULL */
+	const char *processing_name;
 	struct name *head, *tail;
+	/* Files that could not be claimed because one of the same name is
+	 * still in our hands: queued again when that one leaves. */
+	struct name *deferred;
 	int64_t queued;
 	int64_t total; /* files found at open */
 };
@@ -57,7 +76,8 @@ static const struct hop_option dir_options[] = {
     {"glob", HOP_OPT_STR, "*", offsetof(struct dir_src, glob),
      "only files whose names match this pattern"},
     {"processing", HOP_OPT_STR, NULL, offsetof(struct dir_src, processing),
-     "where claimed files wait (default PATH/processing)"},
+     "where claimed files wait, in a locked folder per coordinator "
+     "(default PATH/processing)"},
     {"done", HOP_OPT_STR, NULL, offsetof(struct dir_src, done),
      "where finished files go (default PATH/done)"},
     {"failed", HOP_OPT_STR, NULL, offsetof(struct dir_src, failed),
@@ -65,7 +85,7 @@ static const struct hop_option dir_options[] = {
     {"keep_done", HOP_OPT_BOOL, "true", offsetof(struct dir_src, keep_done),
      "keep finished files in done; false deletes them"},
     {"payload", HOP_OPT_STR, "path", offsetof(struct dir_src, payload),
-     "path: the file's path as a string; object: {\"path\", \"name\"}"},
+     "path: the file's path as a string; object: {\"path\", \"name\": ID}"},
     {NULL},
 };
 
@@ -77,13 +97,8 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static void push_name(struct dir_src *c, const char *s)
+static void append_name(struct dir_src *c, struct name *e)
 {
-	size_t n = strlen(s) + 1;
-	struct name *e = malloc(sizeof(*e) + n);
-	if (!e)
-		return;
-	memcpy(e->s, s, n);
 	e->next = NULL;
 	if (c->tail)
 		c->tail->next = e;
@@ -91,6 +106,25 @@ static void push_name(struct dir_src *c, const char *s)
 		c->head = e;
 	c->tail = e;
 	c->queued++;
+}
+
+static void push_name(struct dir_src *c, const char *s)
+{
+	size_t n = strlen(s) + 1;
+	struct name *e = malloc(sizeof(*e) + n);
+	if (!e)
+		return;
+	memcpy(e->s, s, n);
+	append_name(c, e);
+}
+
+static void free_names(struct name *e)
+{
+	while (e) {
+		struct name *next = e->next;
+		free(e);
+		e = next;
+	}
 }
 
 static bool wanted(struct dir_src *c, const char *name)
@@ -123,36 +157,30 @@ static int scan(struct hop_source *src, const char *dir)
 	return count;
 }
 
-/* Moves whatever a previous run left in processing back into the input
- * folder, where it will be claimed again. */
-static void recover(struct hop_source *src)
+/* Moves what coordinators that are gone left in processing back into the
+ * input folder, where it will be claimed again; at open (start) also what
+ * an older version left in processing itself. */
+static void recover(struct hop_source *src, bool start)
 {
 	struct dir_src *c = src->ctx;
-	DIR *d = opendir(c->processing);
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		if (e->d_name[0] == '.')
-			continue;
-		char *from = join(c->processing, e->d_name);
-		char *to = join(c->path, e->d_name);
-		if (from && to && rename(from, to) == 0)
-			n++;
-		else if (from && to)
-			hop_log(HOP_ERROR, "dir source: cannot recover %s: %s",
-				from, strerror(errno));
-		free(from);
-		free(to);
-	}
-	closedir(d);
+	int n =
+	    hop_src_dir_recover(c->processing, c->path, c->holder.dir, start);
 	if (n)
 		hop_log(HOP_WARN,
-			"dir source: recovered %d item(s) a previous run left "
-			"in %s",
-			n, c->processing);
+			"dir source: recovered %d item(s) %s left in %s", n,
+			start ? "a previous run" : "a coordinator that is gone",
+			c->processing);
+}
+
+static void dir_sweep(struct hop_loop *loop, void *arg)
+{
+	struct hop_source *src = arg;
+	struct dir_src *c = src->ctx;
+
+	/* The files moved back reach us, and any other watcher, through
+	 * inotify like any file moved in. */
+	recover(src, false);
+	c->sweep_timer = hop_loop_after(loop, SWEEP_MS, dir_sweep, src);
 }
 
 static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg);
@@ -162,10 +190,38 @@ static int start_watch(struct hop_source *src)
 {
 	struct dir_src *c = src->ctx;
 	if (inotify_add_watch(c->ino, c->path,
-			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE_SELF |
-				  IN_MOVE_SELF | IN_ONLYDIR) < 0)
+			      IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE |
+				  IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR) <
+	    0)
 		return -errno;
 	return 0;
+}
+
+/* Makes our holder folder when we have none (processing was removed under
+ * us and has been made again). Returns 0 or -errno, logged. */
+static int ensure_holder(struct hop_source *src)
+{
+	struct dir_src *c = src->ctx;
+	if (c->holder.dir)
+		return 0;
+	int rc = hop_src_dir_hold(&c->holder, c->processing, src->error,
+				  sizeof(src->error));
+	if (rc)
+		hop_log(HOP_ERROR, "%s", src->error);
+	return rc;
+}
+
+/* Our holder folder was removed under us (with processing, or with the
+ * whole input folder): let go of its lock, whose open file would otherwise
+ * keep a removed input folder from being reported, and make another in a
+ * second, when the removal is over. */
+static void holder_gone(struct hop_source *src)
+{
+	struct dir_src *c = src->ctx;
+	hop_src_dir_unhold(&c->holder);
+	if (!c->retry_timer)
+		c->retry_timer =
+		    hop_loop_after(src->loop, 1000, dir_retry, src);
 }
 
 static void folder_gone(struct hop_source *src)
@@ -178,6 +234,7 @@ static void folder_gone(struct hop_source *src)
 	    HOP_ERROR,
 	    "dir source: input folder %s vanished; waiting for it to return",
 	    c->path);
+	hop_loop_cancel(src->loop, c->retry_timer);
 	c->retry_timer = hop_loop_after(src->loop, 1000, dir_retry, src);
 }
 
@@ -188,12 +245,15 @@ static void dir_retry(struct hop_loop *loop, void *arg)
 
 	c->retry_timer = 0;
 	if (hop_mkdirs(c->processing) || hop_mkdirs(c->done) ||
-	    hop_mkdirs(c->failed) || start_watch(src)) {
+	    hop_mkdirs(c->failed) || (c->ino >= 0 && start_watch(src)) ||
+	    ensure_holder(src)) {
 		c->retry_timer = hop_loop_after(loop, 1000, dir_retry, src);
 		return;
 	}
+	if (c->gone)
+		hop_log(HOP_INFO, "dir source: input folder %s is back",
+			c->path);
 	c->gone = false;
-	hop_log(HOP_INFO, "dir source: input folder %s is back", c->path);
 	scan(src, c->path);
 	hop_source_wake(src);
 }
@@ -221,6 +281,10 @@ static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 				if (e->mask & IN_MOVE_SELF)
 					inotify_rm_watch(fd, e->wd);
 				folder_gone(src);
+			} else if (e->mask & IN_DELETE) {
+				if (c->processing_name && e->len &&
+				    !strcmp(e->name, c->processing_name))
+					holder_gone(src);
 			} else if (e->len && wanted(c, e->name)) {
 				push_name(c, e->name);
 				woke = true;
@@ -246,6 +310,7 @@ static int dir_open(struct hop_source *src)
 	int rc;
 
 	c->ino = -1;
+	c->holder.lock_fd = -1;
 	if (strcmp(c->payload, "path") && strcmp(c->payload, "object")) {
 		snprintf(src->error, sizeof(src->error),
 			 "dir source: payload '%s': expected path or object",
@@ -290,8 +355,26 @@ static int dir_open(struct hop_source *src)
 		return -errno;
 	free(c->processing);
 	c->processing = abs;
+	size_t len = strlen(c->path);
+	if (!strncmp(c->processing, c->path, len) &&
+	    c->processing[len] == '/' && !strchr(c->processing + len + 1, '/'))
+		c->processing_name = c->processing + len + 1;
 
-	recover(src);
+	if ((rc = hop_src_dir_hold(&c->holder, c->processing, src->error,
+				   sizeof(src->error))))
+		return rc;
+	if (!hop_src_dir_utf8(c->holder.dir)) {
+		char *shown;
+		snprintf(src->error, sizeof(src->error),
+			 "dir source: %s: a path that is not UTF-8 cannot be "
+			 "given to workers in JSON; choose another with -S "
+			 "processing=FOLDER",
+			 hop_src_dir_shown(c->processing, &shown));
+		free(shown);
+		rc = -EINVAL;
+		goto out_unhold;
+	}
+	recover(src, true);
 	if (src->watch) {
 		/* Watch before scanning so that no file slips between the two.
 		 */
@@ -303,16 +386,102 @@ static int dir_open(struct hop_source *src)
 			snprintf(src->error, sizeof(src->error),
 				 "dir source: cannot watch %s: %s", c->path,
 				 strerror(errno));
-			return rc;
+			goto out_unhold;
 		}
+		c->sweep_timer =
+		    hop_loop_after(src->loop, SWEEP_MS, dir_sweep, src);
 	}
 	if ((rc = scan(src, c->path)) < 0) {
 		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
 			 c->path, strerror(-rc));
-		return rc;
+		goto out_unhold;
 	}
 	c->total = c->queued;
 	return 0;
+
+out_unhold:
+	hop_loop_cancel(src->loop, c->sweep_timer);
+	c->sweep_timer = 0;
+	hop_src_dir_unhold(&c->holder);
+	return rc;
+}
+
+/* Writes the payload for the file at path (UTF-8) into b, NUL-terminated.
+ * Returns 0 or -ENOMEM, with b freed. */
+static int make_payload(struct dir_src *c, const char *path, const char *id,
+			struct hop_buf *b)
+{
+	int rc = 0;
+	if (c->payload[0] == 'o') {
+		rc |= hop_buf_append(b, "{\"path\":", 8);
+		rc |= hop_buf_append_json_str(b, path);
+		rc |= hop_buf_append(b, ",\"name\":", 8);
+		rc |= hop_buf_append_json_str(b, id);
+		rc |= hop_buf_append(b, "}", 1);
+	} else {
+		rc |= hop_buf_append_json_str(b, path);
+	}
+	rc |= hop_buf_append(b, "", 1);
+	if (rc)
+		hop_buf_free(b);
+	return rc ? -ENOMEM : 0;
+}
+
+/* Claims the file named raw into our holder folder and returns its item,
+ * or NULL when it is gone (taken by another coordinator), deferred, or
+ * cannot be claimed (logged). */
+static struct hop_item *claim(struct hop_source *src, struct name *e)
+{
+	struct dir_src *c = src->ctx;
+	struct hop_item *it = NULL;
+	char *id = hop_src_dir_escape(e->s);
+	char *from = join(c->path, e->s);
+	char *to = NULL, *shown = NULL, *raw = strdup(e->s);
+	struct hop_buf payload = {0};
+	int rc;
+
+	if (!id || !from || !raw)
+		goto out;
+	if (!(to = join(c->holder.dir, id)))
+		goto out;
+	rc = hop_src_dir_move(from, to);
+	if (rc == -ENOENT && access(c->holder.dir, F_OK) < 0) {
+		/* Not the file but our holder folder is gone. */
+		holder_gone(src);
+		append_name(c, e);
+		e = NULL;
+		goto out;
+	}
+	if (rc == -EEXIST) {
+		/* Its namesake is in our hands: claim it when that leaves. */
+		e->next = c->deferred;
+		c->deferred = e;
+		e = NULL;
+		goto out;
+	}
+	/* ENOENT: claimed by another coordinator, or removed. */
+	if (rc && rc != -ENOENT)
+		hop_log(HOP_ERROR, "dir source: cannot claim %s: %s",
+			hop_src_dir_shown(from, &shown), strerror(-rc));
+	if (rc)
+		goto out;
+	/* to is UTF-8: the holder folder's path is (dir_open) and so is id. */
+	if (make_payload(c, to, id, &payload))
+		goto out;
+	it = hop_item_new(id, payload.data, payload.end - 1);
+	id = NULL; /* the item's now, or freed */
+	if (it) {
+		it->src_data = raw;
+		raw = NULL;
+	}
+out:
+	free(e);
+	free(shown);
+	free(raw);
+	free(id);
+	free(from);
+	free(to);
+	return it;
 }
 
 static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
@@ -320,74 +489,93 @@ static int dir_fetch(struct hop_source *src, struct hop_queue *out, size_t max)
 	struct dir_src *c = src->ctx;
 	size_t got = 0;
 
-	while (got < max && c->head) {
+	/* Without a holder folder (being made again) claims wait. */
+	while (got < max && c->head && c->holder.dir) {
 		struct name *e = c->head;
 		c->head = e->next;
 		if (!c->head)
 			c->tail = NULL;
 		c->queued--;
-
-		char *from = join(c->path, e->s);
-		char *to = join(c->processing, e->s);
-		struct hop_buf payload = {0};
-		if (!from || !to)
-			goto next;
-		if (rename(from, to) < 0) {
-			/* Gone already: claimed by another coordinator, or
-			 * removed. */
-			if (errno != ENOENT)
-				hop_log(HOP_ERROR,
-					"dir source: cannot claim %s: %s", from,
-					strerror(errno));
-			goto next;
-		}
-		if (c->payload[0] == 'o') {
-			hop_buf_append(&payload, "{\"path\":", 8);
-			hop_buf_append_json_str(&payload, to);
-			hop_buf_append(&payload, ",\"name\":", 8);
-			hop_buf_append_json_str(&payload, e->s);
-			hop_buf_append(&payload, "}", 1);
-		} else {
-			hop_buf_append_json_str(&payload, to);
-		}
-		hop_buf_append(&payload, "", 1);
-		struct hop_item *it =
-		    hop_item_new(strdup(e->s), payload.data, payload.end - 1);
+		struct hop_item *it = claim(src, e);
 		if (it) {
-			it->src_data = strdup(e->s);
 			hop_queue_push(out, it);
 			got++;
 		}
-	next:
-		free(from);
-		free(to);
-		free(e);
 	}
 	return 0;
 }
 
-/* Moves the claimed file from processing into dest (or deletes it). */
+/* The file named raw left our hands: a namesake that waited for it may now
+ * be claimed. */
+static void undefer(struct hop_source *src, const char *raw)
+{
+	struct dir_src *c = src->ctx;
+
+	for (struct name **p = &c->deferred; *p; p = &(*p)->next) {
+		if (strcmp((*p)->s, raw))
+			continue;
+		struct name *e = *p;
+		*p = e->next;
+		append_name(c, e);
+		hop_source_wake(src);
+		return;
+	}
+}
+
+/* Where a claimed file is shown once it is in dest: a path for people and
+ * JSON (malloc'd), or NULL when memory ran out. */
+static char *shown_in(const char *dest, const char *raw)
+{
+	char *path = join(dest, raw), *tmp, *out;
+	if (!path)
+		return NULL;
+	out = strdup(hop_src_dir_shown(path, &tmp));
+	free(tmp);
+	free(path);
+	return out;
+}
+
+/* Moves the claimed file from our holder folder into dest under its own
+ * name (or deletes it). */
 static int move_claimed(struct hop_source *src, struct hop_item *it,
 			const char *dest)
 {
 	struct dir_src *c = src->ctx;
-	const char *name = it->src_data;
-	char *from = join(c->processing, name);
-	char *to = dest ? join(dest, name) : NULL;
+	char *raw = it->src_data;
+	/* No holder folder: it was removed, and the file with it. */
+	char *from = c->holder.dir ? join(c->holder.dir, it->id) : NULL;
+	char *to = dest ? join(dest, raw) : NULL;
 	int rc = 0;
 
-	if (!from || (dest && !to))
+	if (!c->holder.dir)
+		rc = -ENOENT;
+	else if (!from || (dest && !to))
 		rc = -ENOMEM;
-	else if (dest ? rename(from, to) : unlink(from)) {
-		rc = -errno;
+	else if (!dest)
+		rc = unlink(from) ? -errno : 0;
+	else if (dest == c->path) /* never over a new file of that name */
+		rc = hop_src_dir_move(from, to);
+	else
+		rc = rename(from, to) ? -errno : 0;
+	if (rc == -ENOENT && !from)
+		snprintf(src->error, sizeof(src->error),
+			 "dir source: %s: removed from %s while in hand",
+			 it->id, c->processing);
+	else if (rc && from) {
+		char *shown;
 		snprintf(src->error, sizeof(src->error),
 			 "dir source: %s %s: %s",
-			 dest ? "cannot move" : "cannot delete", from,
-			 strerror(errno));
+			 dest ? "cannot move" : "cannot delete",
+			 hop_src_dir_shown(from, &shown),
+			 rc == -EEXIST ? "a new file of that name is in the "
+					 "input folder; left in processing"
+				       : strerror(-rc));
+		free(shown);
 	}
 	free(from);
 	free(to);
-	free(it->src_data);
+	undefer(src, raw);
+	free(raw);
 	it->src_data = NULL;
 	return rc;
 }
@@ -398,19 +586,88 @@ static int dir_ack(struct hop_source *src, struct hop_item *it)
 	return move_claimed(src, it, c->keep_done ? c->done : NULL);
 }
 
+/* Returns s with every from replaced by to (malloc'd), or NULL when from is
+ * not in s or memory ran out. */
+static char *replaced(const char *s, const char *from, const char *to)
+{
+	size_t nf = strlen(from), nt = strlen(to), n = 0;
+	const char *p, *q;
+	struct hop_buf b = {0};
+
+	for (p = s; (q = strstr(p, from)); p = q + nf)
+		n++;
+	if (!n || hop_buf_reserve(&b, strlen(s) + n * nt + 1))
+		return NULL;
+	for (p = s; (q = strstr(p, from)); p = q + nf) {
+		hop_buf_append(&b, p, (size_t)(q - p));
+		hop_buf_append(&b, to, nt);
+	}
+	hop_buf_append(&b, p, strlen(p) + 1);
+	return b.data;
+}
+
+static void replace_in(char **field, const char *from, const char *to)
+{
+	char *s = *field ? replaced(*field, from, to) : NULL;
+	if (s) {
+		free(*field);
+		*field = s;
+	}
+}
+
+/* The item is about to be declared dead: what its worker said about the
+ * claimed path, and the payload, are made to name the file in failed, where
+ * it is about to go, so that the log, the sink and the report all point at
+ * it where it will be. */
+static void dir_dying(struct hop_source *src, struct hop_item *it)
+{
+	struct dir_src *c = src->ctx;
+	char *claimed = c->holder.dir ? join(c->holder.dir, it->id) : NULL;
+	char *file = shown_in(c->failed, it->src_data);
+	struct hop_buf payload = {0};
+
+	if (!claimed || !file)
+		goto out;
+	replace_in(&it->error, claimed, file);
+	replace_in(&it->stderr_tail, claimed, file);
+	if (!make_payload(c, file, it->id, &payload)) {
+		free(it->payload);
+		it->payload = payload.data;
+		it->payload_len = payload.end - 1;
+	}
+out:
+	free(claimed);
+	free(file);
+}
+
 static int dir_dead(struct hop_source *src, struct hop_item *it,
 		    const char *record)
 {
 	struct dir_src *c = src->ctx;
-	char *path;
+	char *file = shown_in(c->failed, it->src_data), *text = NULL, *path;
+	json_t *rec = json_loads(record, 0, NULL);
 
+	/* The report says where the file is: beside it, in failed. */
+	if (rec && file && json_is_object(rec) &&
+	    !json_object_set_new(rec, "file", json_string(file)))
+		text = json_dumps(rec, JSON_COMPACT);
+	json_decref(rec);
+	free(file);
 	if (asprintf(&path, "%s/%s.error.json", c->failed,
-		     (const char *)it->src_data) < 0)
+		     (const char *)it->src_data) < 0) {
+		free(text);
 		return -ENOMEM;
+	}
+	if (text)
+		record = text;
 	int rc = hop_write_file(path, record, strlen(record), true);
-	if (rc)
+	if (rc) {
+		char *shown;
 		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
-			 path, strerror(-rc));
+			 hop_src_dir_shown(path, &shown), strerror(-rc));
+		free(shown);
+	}
+	free(text);
 	free(path);
 	int rc2 = move_claimed(src, it, c->failed);
 	return rc ? rc : rc2;
@@ -425,7 +682,7 @@ static int dir_release(struct hop_source *src, struct hop_item *it)
 static bool dir_exhausted(struct hop_source *src)
 {
 	struct dir_src *c = src->ctx;
-	return !src->watch && !c->head;
+	return !src->watch && !c->head && !c->deferred;
 }
 
 static int64_t dir_depth(struct hop_source *src)
@@ -445,28 +702,30 @@ static void dir_close(struct hop_source *src)
 {
 	struct dir_src *c = src->ctx;
 	hop_loop_cancel(src->loop, c->retry_timer);
+	hop_loop_cancel(src->loop, c->sweep_timer);
+	c->sweep_timer = 0;
 	if (c->ino >= 0) {
 		hop_loop_unwatch(src->loop, c->ino);
 		close(c->ino);
 		c->ino = -1;
 	}
-	while (c->head) {
-		struct name *e = c->head;
-		c->head = e->next;
-		free(e);
-	}
-	c->tail = NULL;
+	free_names(c->head);
+	free_names(c->deferred);
+	c->head = c->tail = c->deferred = NULL;
+	hop_src_dir_unhold(&c->holder);
 }
 
 const struct hop_source_ops hop_src_dir = {
     .name = "dir",
-    .summary = "files in a folder, claimed by rename (--watch: new ones too)",
+    .summary = "files in a folder, claimed by rename; coordinators can "
+	       "share one (--watch: new files too)",
     .options = dir_options,
     .ctx_size = sizeof(struct dir_src),
     .open = dir_open,
     .fetch = dir_fetch,
     .ack = dir_ack,
     .dead = dir_dead,
+    .dying = dir_dying,
     .release = dir_release,
     .depth = dir_depth,
     .total = dir_total,

@@ -54,7 +54,7 @@ def test_dir_source_once_to_dir_sink(tmp):
         "perm.txt", "perm.txt.error.json"]
     rec = json.loads((inbox / "failed" / "perm.txt.error.json").read_text())
     assert "status 65" in rec["error"] and rec["attempts"] == 1
-    assert rec["payload"] == str(inbox / "processing" / "perm.txt")
+    assert rec["payload"] == rec["file"] == str(inbox / "failed" / "perm.txt")
     assert list((inbox / "processing").iterdir()) == []
     assert (inbox / "skip.dat").exists()
     results = sorted(p.name for p in out.iterdir())
