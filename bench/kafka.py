@@ -31,6 +31,7 @@ def fill(k, topic, n, partitions=3):
     """n keyed JSON messages, written by kcat (the harness's client is
     made for tests, not for millions)."""
     k.create_topic(topic, partitions=partitions)
+    k.create_topic(f"{topic}.dead")  # the source wants its dead letters
     subprocess.run(["kcat", "-P", "-b", k.bootstrap, "-t", topic, "-K",
                     "\t", "-X", "linger.ms=50"], input=messages(n),
                    text=True, check=True)

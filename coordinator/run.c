@@ -263,6 +263,17 @@ static void on_wake(void *arg)
 	schedule(arg);
 }
 
+static void on_dead_done(void *arg, const char *id, bool ok)
+{
+	struct run *r = arg;
+	if (ok) {
+		r->stats.dead++;
+		return;
+	}
+	r->stats.dead_unwritten++;
+	source_error(r, id);
+}
+
 /* Settles the items of the flush the sink answered with st: acknowledged
  * (or dead-lettered) at their source when it went well, failed otherwise. */
 static void settle_flushed(struct run *r, struct hop_queue *q,
@@ -288,7 +299,14 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 			char *rec = dead_record(it);
 			rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
 			free(rec);
-			r->stats.dead++;
+			/* Dead only once the dead letter is written: a
+			 * pending one counts in on_dead_done. */
+			if (rc == 0)
+				r->stats.dead++;
+			else if (rc < 0)
+				r->stats.dead_unwritten++;
+			if (rc == HOP_SOURCE_PENDING)
+				rc = 0;
 		}
 		if (rc)
 			source_error(r, it->id);
@@ -665,6 +683,12 @@ static void summary(struct run *r)
 		(long)r->stats.retries, (long)r->stats.released, secs,
 		secs > 0 ? (double)(r->stats.done + r->stats.dead) / secs
 			 : 0.0);
+	if (r->stats.dead_unwritten)
+		hop_log(HOP_ERROR,
+			"%ld item(s) failed for good but their dead letters "
+			"could not be written: they stay unacknowledged at "
+			"the source, and the next run takes them again",
+			(long)r->stats.dead_unwritten);
 }
 
 int hop_run(struct hop_config *cfg)
@@ -698,6 +722,7 @@ int hop_run(struct hop_config *cfg)
 	r.src->watch = cfg->watch;
 	r.src->max_line = (size_t)cfg->max_line;
 	r.src->on_wake = on_wake;
+	r.src->on_dead_done = on_dead_done;
 	r.src->wake_arg = &r;
 	if (cfg->exec_mode) {
 		/* Payload files live in memory when the machine allows it. */
@@ -784,16 +809,18 @@ int hop_run(struct hop_config *cfg)
 	while ((it = hop_queue_pop(&r.written)))
 		hop_queue_push(&r.ready, it);
 	release_waiting(&r);
+	/* Closing reports the dead letters still on their way: they count. */
+	r.src->ops->close(r.src);
 	summary(&r);
 	if (r.sigints >= 2)
 		code = HOP_EXIT_INTERRUPTED;
-	else if (r.source_failed)
+	else if (r.source_failed ||
+		 (r.stats.dead_unwritten > 0 && !cfg->watch && !r.signalled))
 		code = HOP_EXIT_FAILURE;
 	else if (r.stats.dead > 0 && !cfg->watch && !r.signalled)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;
-	r.src->ops->close(r.src);
 out_sink:
 	r.sink->ops->close(r.sink);
 out_pool:

@@ -28,6 +28,9 @@ struct hop_stats {
 	uint64_t retries;  /* failed attempts that will be tried again */
 	uint64_t released; /* handed back unfinished at shutdown */
 	uint64_t fetched;  /* taken from the source */
+	/* Failed for good, but the dead letter could not be written: left
+	 * unacknowledged at the source. */
+	uint64_t dead_unwritten;
 
 	/* Attempts' wall time, done or failed: cumulative counts per bucket
 	 * as Prometheus wants them (duration_le[i] counts attempts of at

@@ -42,7 +42,12 @@ struct hop_source_ops {
 	/* The item's result is safe in the sink: forget the item for good. */
 	int (*ack)(struct hop_source *src, struct hop_item *it);
 	/* The item failed for good: put it in the dead-letter place with record
-	 * (a JSON object: id, error, attempts, stderr). */
+	 * (a JSON object: id, error, attempts, stderr). Returns 0 once it is
+	 * there; HOP_SOURCE_PENDING when it is on its way, and the source
+	 * calls hop_source_dead_done when it knows, at the latest in close;
+	 * or -errno (src->error says why) when it cannot be put there: the
+	 * item then stays unacknowledged, and the next run gets it again. An
+	 * item is dead only once its dead letter is written. */
 	int (*dead)(struct hop_source *src, struct hop_item *it,
 		    const char *record);
 	/* Optional. The item is about to be declared dead: before its error
@@ -83,10 +88,17 @@ struct hop_source {
 	size_t max_line; /* longest item a line-based source accepts */
 	char error[512]; /* why the last call failed */
 
-	/* Set by the coordinator: tells it that fetch may now return more. */
+	/* Set by the coordinator, both called with wake_arg: on_wake tells it
+	 * that fetch may now return more; on_dead_done that a dead letter
+	 * left pending was written (ok) or could not be (src->error says
+	 * why, naming the item id). */
 	void (*on_wake)(void *arg);
+	void (*on_dead_done)(void *arg, const char *id, bool ok);
 	void *wake_arg;
 };
+
+/* What dead returns when the dead letter is on its way. */
+#define HOP_SOURCE_PENDING 1
 
 /* Looks a driver up by name; NULL when there is none. */
 const struct hop_source_ops *hop_source_find(const char *name);
@@ -106,6 +118,15 @@ static inline void hop_source_wake(struct hop_source *src)
 {
 	if (src->on_wake)
 		src->on_wake(src->wake_arg);
+}
+
+/* Reports the end of a dead letter that dead left pending: written (ok), or
+ * not, with the reason in src->error, the item staying unacknowledged. */
+static inline void hop_source_dead_done(struct hop_source *src, const char *id,
+					bool ok)
+{
+	if (src->on_dead_done)
+		src->on_dead_done(src->wake_arg, id, ok);
 }
 
 #endif

@@ -20,7 +20,10 @@
  * A dead item (attempts used up, a permanent failure, a value that is not
  * JSON) goes to the dead-letter topic with its original key, value and
  * headers, plus headers that say why, how many attempts and where it came
- * from; its offset counts as finished once the broker has it.
+ * from; its offset counts as finished, and the item as dead, only once the
+ * broker has it. The topic must exist at start (or be created when asked):
+ * a dead letter that cannot be written leaves its message unacknowledged,
+ * and the partition's committed offset stops before it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +70,8 @@ struct ksrc {
 	char *url;
 	char *group;
 	char *dead_topic;
+	bool dead_create;
+	int64_t dead_partitions, dead_replication;
 	int64_t max_inflight;
 	int64_t buffer;
 	char *id_from;
@@ -106,7 +111,18 @@ static const struct hop_option kafka_options[] = {
     {"group", HOP_OPT_STR, "hopper", offsetof(struct ksrc, group),
      "the consumer group"},
     {"dead_topic", HOP_OPT_STR, NULL, offsetof(struct ksrc, dead_topic),
-     "where dead messages go (default: the topic's name + .dead)"},
+     "where dead messages go (default: the topic's name + .dead); it must "
+     "exist at start"},
+    {"dead_create", HOP_OPT_BOOL, "false", offsetof(struct ksrc, dead_create),
+     "create the dead-letter topic at start when it does not exist"},
+    {"dead_partitions", HOP_OPT_INT, "-1",
+     offsetof(struct ksrc, dead_partitions),
+     "partitions of a dead-letter topic created here (-1: the broker's "
+     "num.partitions)"},
+    {"dead_replication", HOP_OPT_INT, "-1",
+     offsetof(struct ksrc, dead_replication),
+     "replicas of a dead-letter topic created here (-1: the broker's "
+     "default.replication.factor)"},
     {"max_inflight", HOP_OPT_INT, "100000", offsetof(struct ksrc, max_inflight),
      "messages handed out and not finished; more wait read ahead"},
     {"buffer", HOP_OPT_SIZE, "64M", offsetof(struct ksrc, buffer),
@@ -911,23 +927,113 @@ static void on_tick(struct hop_loop *loop, void *arg)
 
 /* ---- the dead-letter topic ---- */
 
+/* Creates the dead-letter topic, waiting for the broker's answer at most
+ * DEAD_CREATE_MS. One that exists already (another coordinator made it
+ * first) will do. Returns 0 or -EIO with the broker's words in err. */
+#define DEAD_CREATE_MS 30000
+static int create_dead_topic(struct ksrc *c, char *err, size_t errlen)
+{
+	rd_kafka_NewTopic_t *nt =
+	    rd_kafka_NewTopic_new(c->dead_topic, (int)c->dead_partitions,
+				  (int)c->dead_replication, err, errlen);
+	if (!nt)
+		return -EINVAL;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(c->dlq);
+	rd_kafka_AdminOptions_t *o =
+	    rd_kafka_AdminOptions_new(c->dlq, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	/* The answer comes once the topic is made, not merely asked for. */
+	rd_kafka_AdminOptions_set_request_timeout(o, DEAD_CREATE_MS, NULL, 0);
+	rd_kafka_AdminOptions_set_operation_timeout(o, DEAD_CREATE_MS, NULL, 0);
+	rd_kafka_CreateTopics(c->dlq, &nt, 1, o, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, DEAD_CREATE_MS + 5000);
+	int rc = -EIO;
+	size_t n = 0;
+	const rd_kafka_topic_result_t **res =
+	    ev && !rd_kafka_event_error(ev)
+		? rd_kafka_CreateTopics_result_topics(
+		      rd_kafka_event_CreateTopics_result(ev), &n)
+		: NULL;
+	rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(res[0])
+				       : RD_KAFKA_RESP_ERR__FAIL;
+	if (!ev)
+		snprintf(err, errlen, "no answer from %s", c->brokers);
+	else if (rd_kafka_event_error(ev))
+		snprintf(err, errlen, "%s", rd_kafka_event_error_string(ev));
+	else if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+		snprintf(err, errlen, "%s",
+			 n == 1 && rd_kafka_topic_result_error_string(res[0])
+			     ? rd_kafka_topic_result_error_string(res[0])
+			     : rd_kafka_err2str(e));
+	else
+		rc = 0;
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_NewTopic_destroy(nt);
+	return rc;
+}
+
+/* The dead-letter topic must be there before a message may die: a dead
+ * letter that cannot be written would stop its partition's commits. Checks
+ * it, or creates it when asked. Returns 0, or -errno with src->error set. */
+static int check_dead_topic(struct ksrc *c)
+{
+	char err[400];
+	struct hop_source *src = c->src;
+	int rc = hop_kafka_check_topic(c->dlq, c->brokers, c->dead_topic, err,
+				       sizeof(err));
+	if (rc == -ENOENT && c->dead_create) {
+		rc = create_dead_topic(c, err, sizeof(err));
+		if (rc) {
+			snprintf(src->error, sizeof(src->error),
+				 "kafka source: cannot create the dead-letter "
+				 "topic %s: %s",
+				 c->dead_topic, err);
+			return rc;
+		}
+		hop_log(HOP_INFO,
+			"kafka source: created the dead-letter topic %s",
+			c->dead_topic);
+		return 0;
+	}
+	if (rc == -ENOENT)
+		snprintf(
+		    src->error, sizeof(src->error),
+		    "kafka source: dead-letter topic %.300s; create it, name "
+		    "another with -S dead_topic=TOPIC, or have hopper "
+		    "create it with -S dead_create=true",
+		    err);
+	else if (rc)
+		snprintf(src->error, sizeof(src->error),
+			 "kafka source: dead-letter topic %s: %s",
+			 c->dead_topic, err);
+	return rc;
+}
+
 static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 			      void *opaque)
 {
 	struct kref *k = m->_private;
 	struct ksrc *c = k->src->ctx;
+	char id[ID_MAX + 1];
 
 	c->dead_pending--;
+	id[id_of(c, &k->rec, id)] = '\0';
 	if (m->err) {
-		hop_log(HOP_ERROR,
-			"kafka source: dead-letter topic %s: %s: message "
-			"%s/%d/%lld stays unacknowledged and comes again",
-			rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
-			c->topic, (int)k->rec.partition,
-			(long long)k->rec.offset);
+		/* Its offset is never stored: the partition's commits stop
+		 * before it, and the next run (or the partition's next
+		 * owner) takes it again. */
+		snprintf(k->src->error, sizeof(k->src->error),
+			 "kafka source: dead-letter topic %s: %s: message "
+			 "%s/%d/%lld stays unacknowledged",
+			 rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err),
+			 c->topic, (int)k->rec.partition,
+			 (long long)k->rec.offset);
 	} else {
 		finish_current(c, k);
 	}
+	hop_source_dead_done(k->src, id, !m->err);
 	settle(c, k);
 	free(k);
 }
@@ -1059,6 +1165,8 @@ static int kafka_open(struct hop_source *src)
 			 err);
 		goto fail;
 	}
+	if ((rc = check_dead_topic(c)))
+		goto fail;
 	rd_kafka_poll_set_consumer(c->rk);
 	c->cq = rd_kafka_queue_get_consumer(c->rk);
 	rd_kafka_queue_t *dq = rd_kafka_queue_get_main(c->dlq);
@@ -1149,9 +1257,9 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 	if (!k) {
 		settle(c, it->src_data);
 		snprintf(src->error, sizeof(src->error),
-			 "kafka source: out of memory; message %s stays "
-			 "unacknowledged and comes again",
-			 it->id);
+			 "kafka source: dead-letter topic %s: out of memory: "
+			 "message %s stays unacknowledged",
+			 c->dead_topic, it->id);
 		return -ENOMEM;
 	}
 	memcpy(k, it->src_data, ksize);
@@ -1184,15 +1292,15 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 	if (e) {
 		rd_kafka_headers_destroy(hdrs);
 		snprintf(src->error, sizeof(src->error),
-			 "kafka source: dead-letter topic %s: %s; message "
-			 "%s stays unacknowledged and comes again",
+			 "kafka source: dead-letter topic %s: %s: message "
+			 "%s stays unacknowledged",
 			 c->dead_topic, rd_kafka_err2str(e), it->id);
 		settle(c, k);
 		free(k);
 		return -EIO;
 	}
 	c->dead_pending++;
-	return 0;
+	return HOP_SOURCE_PENDING;
 }
 
 static int kafka_release(struct hop_source *src, struct hop_item *it)

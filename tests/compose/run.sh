@@ -253,6 +253,8 @@ log "three coordinators on one Kafka group"
 sql "CREATE TABLE mh_kafka (key text PRIMARY KEY, result jsonb, created_at timestamptz DEFAULT now())" >/dev/null
 kafka_exec kafka-topics.sh --bootstrap-server localhost:9092 --create --topic work \
 	--partitions 6 --replication-factor 1 >/dev/null
+kafka_exec kafka-topics.sh --bootstrap-server localhost:9092 --create --topic work.dead \
+	--partitions 1 --replication-factor 1 >/dev/null
 seq 1 "$n_items" | awk '{printf "item-%04d:{\"n\": %d}\n", $1, $1}' |
 	kafka_exec kafka-console-producer.sh --bootstrap-server localhost:9092 --topic work \
 		--property parse.key=true --property key.separator=: >/dev/null

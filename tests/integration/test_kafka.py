@@ -126,6 +126,107 @@ def test_clear_errors(kafka):
     assert code == 1 and "kafka sink: missing-out:" in err
 
 
+def test_a_missing_dead_letter_topic_is_refused_at_start(kafka):
+    """Once, a missing dead-letter topic let the run start: dead messages
+    stayed unacknowledged, the commit stopped at the first of them, the
+    run still said "dead" and every run repeated from there."""
+    src, res = "nodlq-in", "nodlq-out"
+    kafka.create_topic(src)
+    kafka.create_topic(res)
+    kafka.produce(src, [json.dumps({"n": 0}), "not json {"])
+    code, out, err = run(kafka, src, res, group="nodlq")
+    assert code == 1, err
+    assert f"kafka source: dead-letter topic {src}.dead: " in err
+    assert "-S dead_topic=TOPIC" in err and "-S dead_create=true" in err
+    assert "finished:" not in err  # refused before taking anything
+    assert kafka.consume(res) == []
+    assert kafka.committed_offsets("nodlq", src) == {}
+    assert f"{src}.dead" not in kafka.list_topics()
+
+
+def test_dead_create_makes_the_dead_letter_topic(kafka):
+    src, res = "mkdlq-in", "mkdlq-out"
+    kafka.create_topic(src)
+    kafka.create_topic(res)
+    kafka.produce(src, [json.dumps({"n": 0}), "not json {",
+                        json.dumps({"n": 2})])
+    code, out, err = run(kafka, src, res, "-S", "dead_create=true",
+                         group="mkdlq")
+    assert code == 3, err
+    assert f"created the dead-letter topic {src}.dead" in err
+    assert "finished: 2 done, 1 dead" in err
+    assert kafka.consume(f"{src}.dead") == ["not json {"]
+    assert kafka.committed_offsets("mkdlq", src) == {0: 3}
+    # It exists now: a second coordinator finds it and creates nothing.
+    kafka.produce(src, ["not json either"])
+    code, out, err = run(kafka, src, res, "-S", "dead_create=true",
+                         group="mkdlq")
+    assert code == 3 and "created the" not in err, err
+    assert kafka.consume(f"{src}.dead") == ["not json {", "not json either"]
+    assert kafka.committed_offsets("mkdlq", src) == {0: 4}
+
+
+def test_a_dead_letter_the_broker_refuses_is_not_dead(kafka):
+    """The dead-letter topic takes messages of at most 1000 bytes; the
+    poison message is bigger, so its dead letter fails at the broker. It
+    must stay unacknowledged (the commit stops before it, every run takes
+    it again) and not count as dead."""
+    src, res = "bigdlq-in", "bigdlq-out"
+    kafka.create_topic(src)
+    kafka.create_topic(res)
+    kafka.create_topic(f"{src}.dead", config={"max.message.bytes": 1000})
+    poison = "not json " + "x" * 2000
+    kafka.produce(src, [json.dumps({"n": 0}), poison, json.dumps({"n": 2})])
+    for done in (2, 1):  # the second run starts at the poison message
+        code, out, err = run(kafka, src, res, group="bigdlq")
+        assert code == 1, err
+        assert f"kafka source: dead-letter topic {src}.dead: " in err
+        assert f"message {src}/0/1 stays unacknowledged" in err
+        assert f"finished: {done} done, 0 dead" in err
+        assert "1 item(s) failed for good but their dead letters could " \
+            "not be written" in err
+        assert kafka.committed_offsets("bigdlq", src) == {0: 1}
+        assert kafka.consume(f"{src}.dead") == []
+    # The message after the poison one was done twice: at least once.
+    done = [json.loads(v)["echo"]["n"] for v in kafka.consume(res)]
+    assert sorted(done) == [0, 2, 2]
+
+
+def test_a_dead_letter_topic_deleted_mid_run(kafka, tmp):
+    """The topic is there at start and gone when a message dies: the
+    message stays unacknowledged and is not counted dead; once the topic
+    is back, the next run dead-letters it."""
+    from conftest import stderr_of
+    src, res = "gone-in", "gone-out"
+    topics(kafka, "gone")
+    p = start(*between(kafka, src, res, "gone"), "--watch", "--", *FAKE,
+              cwd=tmp)
+    try:
+        kafka.produce(src, [json.dumps({"n": 0})])
+        wait_for(lambda: len(kafka.consume(res)) == 1, timeout=60,
+                 what="the first result")
+        kafka.delete_topic(f"{src}.dead")
+        kafka.produce(src, ["not json"])
+        wait_for(lambda: f"message {src}/0/1 stays unacknowledged"
+                 in stderr_of(p), timeout=120,
+                 what="the failed dead letter")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=60) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    err = stderr_of(p)
+    assert f"kafka source: dead-letter topic {src}.dead: " in err
+    assert "finished: 1 done, 0 dead" in err, err
+    assert kafka.committed_offsets("gone", src) == {0: 1}
+    kafka.create_topic(f"{src}.dead")
+    code, _, err = run(kafka, src, res, group="gone")
+    assert code == 3 and "finished: 0 done, 1 dead" in err, err
+    assert kafka.consume(f"{src}.dead") == ["not json"]
+    assert kafka.committed_offsets("gone", src) == {0: 2}
+
+
 def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
                                                                    tmp):
     """Items take 0 to 60 ms and finish out of order; the coordinator is
