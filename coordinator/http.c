@@ -1,4 +1,14 @@
-/* http.c - the endpoints on libmicrohttpd, driven by hopper's own loop. */
+/* http.c - the endpoints on libmicrohttpd, driven by hopper's own loop.
+ *
+ * Slow clients: a connection that sends a byte now and then is never idle
+ * long enough for MHD's timeout, and enough of them would take every slot
+ * and starve /healthz. So when every slot is taken, a new connection
+ * closes the one that has waited longest for a request, in the manner of
+ * nginx reusing its idle keep-alive connections: a probe's request, sent
+ * at once, is answered however many clients trickle. A limit per address
+ * would not do: a kubelet or Prometheus probes from one address, which
+ * may be the slow clients' own.
+ */
 #include "http.h"
 
 #include <arpa/inet.h>
@@ -19,12 +29,22 @@
 #include "loop.h"
 #include "metrics.h"
 
-/* Connections served at once; more wait in the kernel's backlog. */
+/* Connections served at once; a new one beyond closes the connection that
+ * waited longest for a request. */
 #define HTTP_CONNECTIONS 128
+/* Room in MHD's own count for connections closed so and not yet reaped. */
+#define HTTP_CLOSING 64
 /* Seconds a connection may stay idle (a slow client) before it is closed. */
 #define HTTP_IDLE_SECONDS 5
 /* Memory per connection: headers past this get 431. */
 #define HTTP_CONNECTION_MEMORY (32 * 1024)
+
+/* A connection, as far as choosing one to close goes. */
+struct conn {
+	struct conn *prev, *next; /* in waiting while no request is served */
+	struct MHD_Connection *c;
+	bool closing; /* shut down here; MHD reaps it */
+};
 
 struct hop_http {
 	struct hop_loop *loop;
@@ -32,6 +52,12 @@ struct hop_http {
 	int epfd;
 	uint64_t timer;
 	struct hop_http_view view;
+	/* Connections waiting for a request (new or kept alive), the one
+	 * waiting longest first. */
+	struct conn *waiting, *waiting_tail;
+	unsigned open;	 /* connections not closing */
+	uint64_t closed; /* closed to make room, since the last warning */
+	int64_t warned_ms;
 };
 
 /* Splits spec into host and port. Returns 0 or -EINVAL with err filled. */
@@ -297,6 +323,108 @@ static const struct route {
 	{"/healthz", NULL}, /* answered without touching the run */
 };
 
+/* ---- making room ---- */
+
+static void waiting_add(struct hop_http *h, struct conn *k)
+{
+	k->next = NULL;
+	k->prev = h->waiting_tail;
+	if (h->waiting_tail)
+		h->waiting_tail->next = k;
+	else
+		h->waiting = k;
+	h->waiting_tail = k;
+}
+
+static void waiting_remove(struct hop_http *h, struct conn *k)
+{
+	if (k->prev)
+		k->prev->next = k->next;
+	else if (h->waiting == k)
+		h->waiting = k->next;
+	else
+		return; /* not in the list */
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		h->waiting_tail = k->prev;
+	k->prev = k->next = NULL;
+}
+
+/* Closes the connection that has waited longest for a request, unless
+ * that is the newcomer itself. shutdown, not close: MHD owns the socket,
+ * sees it end and reaps it. */
+static void make_room(struct hop_http *h, const struct conn *newcomer)
+{
+	struct conn *k = h->waiting;
+	if (!k || k == newcomer)
+		return;
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(k->c, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (!info)
+		return;
+	shutdown(info->connect_fd, SHUT_RDWR);
+	waiting_remove(h, k);
+	k->closing = true;
+	h->open--;
+	h->closed++;
+	int64_t now = hop_now_ms();
+	if (!h->warned_ms || now - h->warned_ms >= 60000) {
+		hop_log(HOP_WARN,
+			"http: all %d connections taken: closed %llu that "
+			"waited longest for a request",
+			HTTP_CONNECTIONS, (unsigned long long)h->closed);
+		h->warned_ms = now;
+		h->closed = 0;
+	}
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	struct hop_http *h = cls;
+	struct conn *k = *socket_context;
+
+	if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+		k = calloc(1, sizeof(*k));
+		if (!k)
+			return; /* served, but never chosen to close */
+		k->c = c;
+		*socket_context = k;
+		waiting_add(h, k);
+		if (++h->open > HTTP_CONNECTIONS)
+			make_room(h, k);
+		return;
+	}
+	if (!k)
+		return;
+	waiting_remove(h, k);
+	if (!k->closing)
+		h->open--;
+	free(k);
+	*socket_context = NULL;
+}
+
+static struct conn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return info ? info->socket_context : NULL;
+}
+
+/* A request is answered (or abandoned): the connection waits again. */
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct hop_http *h = cls;
+	struct conn *k = conn_of(c);
+	if (k && !k->closing) {
+		waiting_remove(h, k);
+		waiting_add(h, k);
+	}
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *upload,
@@ -311,6 +439,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		return MHD_YES;
 	}
 	*con_cls = h;
+	struct conn *k = conn_of(c);
+	if (k) /* served now: not one to close */
+		waiting_remove(h, k);
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		if (strcmp(url, routes[i].path) == 0)
 			rt = &routes[i];
@@ -389,9 +520,12 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)HTTP_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)HTTP_IDLE_SECONDS, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-	    (size_t)HTTP_CONNECTION_MEMORY, MHD_OPTION_END);
+	    (unsigned)(HTTP_CONNECTIONS + HTTP_CLOSING),
+	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)HTTP_IDLE_SECONDS,
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONNECTION_MEMORY,
+	    MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot serve http on %s", spec);
 		goto out_close;

@@ -4,9 +4,11 @@
  * fd is watched by hopper's loop, which calls MHD_run when it is readable
  * and when MHD's next timeout is due. Handlers therefore run on the loop's
  * thread and read the run's stats without locks, and a /healthz answer
- * proves that the loop is turning. Connections are limited in number, in
- * memory (huge headers get 431) and in time (a slow client is dropped after
- * a few seconds); none of it ever blocks the loop.
+ * proves that the loop is turning. Connections are limited in number (when
+ * all are taken, a new one closes the one that waited longest for a
+ * request, so slow clients cannot starve a probe), in memory (huge headers
+ * get 431) and in time (a silent client is dropped after a few seconds);
+ * none of it ever blocks the loop.
  */
 #ifndef HOP_HTTP_H
 #define HOP_HTTP_H

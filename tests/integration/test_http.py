@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
@@ -271,6 +272,85 @@ def test_slow_clients_do_not_stall_the_loop(tmp):
     finally:
         for s in slow:
             s.close()
+        stop(p)
+
+
+class SlowClients:
+    """count connections that each send a little of a request every
+    second, never idle long enough to be dropped (a slowloris). One the
+    server closes is opened again, at most most_opens in all; stop() closes
+    every one."""
+
+    CHUNKS = [b"GET /", b"healthz HTTP/1.1\r\n"]
+
+    def __init__(self, port, count, most_opens):
+        self.port, self.count, self.most_opens = port, count, most_opens
+        self.opens = self.rounds = 0
+        self.socks = [None] * count
+        self.sent = [0] * count
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def open(self, i):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", self.port))
+        self.socks[i], self.sent[i] = s, 0
+        self.opens += 1
+
+    def drip(self, i):
+        s, n = self.socks[i], self.sent[i]
+        chunk = self.CHUNKS[n] if n < len(self.CHUNKS) else b"X-Slow: 1\r\n"
+        try:
+            s.send(chunk)
+            self.sent[i] += 1
+        except BlockingIOError:
+            pass  # still connecting, or waiting in the server's backlog
+        except OSError:  # the server closed it: come back
+            s.close()
+            self.socks[i] = None
+
+    def run(self):
+        while not self.done.is_set():
+            for i in range(self.count):
+                if self.socks[i] is None and self.opens < self.most_opens:
+                    self.open(i)
+                elif self.socks[i] is not None:
+                    self.drip(i)
+            self.rounds += 1
+            self.done.wait(1)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(timeout=30)
+        for s in self.socks:
+            if s is not None:
+                s.close()
+
+
+def test_health_is_answered_beside_hundreds_of_slow_clients(tmp):
+    """400 slow clients once took all 128 connections for as long as they
+    liked: /healthz went unanswered while items flowed, and a liveness
+    probe would have restarted a healthy coordinator."""
+    p, port = serve(tmp, "-j", "2")
+    attack = SlowClients(port, count=400, most_opens=4000)
+    try:
+        attack.start()
+        wait_for(lambda: attack.rounds >= 3, what="400 slow clients")
+        feed(p, [{"n": i} for i in range(30)])
+        for _ in range(9):
+            status, _, body = get(port, "/healthz", timeout=10)
+            assert (status, body) == (200, "ok\n")
+        wait_for(lambda: finished(port) == 30, timeout=60,
+                 what="30 items done beside 400 slow clients")
+        assert p.poll() is None
+        # Every slot was taken: the server closed slow ones to make room.
+        assert "http: all 128 connections taken: closed" in stderr_of(p)
+    finally:
+        attack.stop()
         stop(p)
 
 
