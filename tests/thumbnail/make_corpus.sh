@@ -83,6 +83,9 @@ run -f lavfi -i "$src" -frames:v 1 "$dir/still.jpg"
 # of every JPEG is changed, so none decodes.
 run -f lavfi -i "$src" -t 1 -c:v mjpeg -bsf:v noise=amount=1 \
 	"$dir/undecodable.avi"
+# The same in Matroska, which cannot go back to byte 0 once it has read.
+run -f lavfi -i "$src" -t 1 -c:v mjpeg -bsf:v noise=amount=1 \
+	"$dir/undecodable.mkv"
 
 for pid in "${pids[@]}"; do
 	wait "$pid"

@@ -22,6 +22,7 @@ BAD = {
     "truncated.mp4": "not a readable media file",
     "corrupt.mp4": "not a readable media file",
     "undecodable.avi": "no decodable video frame",
+    "undecodable.mkv": "no decodable video frame",
     "missing.mp4": "No such file or directory",
 }
 

@@ -138,7 +138,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	double limit = in->duration > 0 ? in->duration + 1 : 1e9;
 	bool reached = false, overshot = false, bytes = false;
 	int64_t target, back = 0, pts;
-	int ret;
+	int ret, packets = 0;
 
 	*clamped = false;
 	av_frame_unref(out);
@@ -163,6 +163,9 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		if (ret < 0)
 			return hop_thumb_input_expired(in) ? AVERROR_EXIT : ret;
 		ret = decode_to(in, target, seek, out, &reached, &overshot);
+		/* Counted over every attempt: a last rewind that reads nothing
+		 * does not make undecodable packets a file that ends early. */
+		packets += in->packets;
 		if (hop_thumb_input_expired(in))
 			return AVERROR_EXIT;
 		if (ret < 0 && ret != AVERROR_EOF)
@@ -178,7 +181,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		back = back ? back * 4 : llround(1 / tb);
 	}
 	if (ret == AVERROR_EOF)
-		return in->packets ? AVERROR(ENODATA) : AVERROR_EOF;
+		return packets ? AVERROR(ENODATA) : AVERROR_EOF;
 	pts = out->best_effort_timestamp;
 	*at = pts != AV_NOPTS_VALUE ? (pts - in->start) * tb : pos;
 	if (*at < 0)
