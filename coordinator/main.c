@@ -56,7 +56,8 @@ static void help_run(FILE *out)
 		"options:\n");
 	hop_config_help(out);
 	fprintf(out, "\nexit status: 0 all done, 3 some items dead, 2 usage or "
-		     "pipeline error, 1 could not run\n");
+		     "pipeline error, 1 could not run (or a dead letter could "
+		     "not be written)\n");
 }
 
 static void help_drivers(FILE *out, bool sources)
