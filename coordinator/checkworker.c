@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "buf.h"
 #include "fsutil.h"
 #include "loop.h"
@@ -151,17 +152,6 @@ static int next_line(struct check *c, struct hop_buf *pending, int64_t ms,
 	}
 }
 
-/* True when an answer's id is a number that reads as the item's id: 1 or
- * 1.0 for "1". */
-static bool same_number(const json_t *jid, const char *id)
-{
-	if (!json_is_number(jid))
-		return false;
-	char *end;
-	double want = strtod(id, &end);
-	return end != id && !*end && json_number_value(jid) == want;
-}
-
 /* Reports a worker that gave no answer in time. Closing its stdin tells
  * the two usual causes from a hung worker: a worker that holds its answers
  * in an unflushed stdout buffer, or one that reads stdin in blocks and has
@@ -207,6 +197,31 @@ static void silent_until_eof(struct check *c, const struct sample *s)
 		s->name, c->timeout, lines, lines == 1 ? "" : "s");
 }
 
+/* Prints how a final answer went: done, or a clean failure (which should
+ * say why). */
+static void report_final(struct check *c, const struct sample *s,
+			 const struct hop_answer *a, int64_t ms, int progress)
+{
+	bool ok = a->kind == HOP_ANSWER_OK;
+	if (!ok && !a->text) {
+		problem(c,
+			"%s: a failure should carry an \"error\" string "
+			"saying why",
+			s->name);
+		return;
+	}
+	if (!ok && !s->may_fail)
+		printf("  note %s: the worker refused it: %s\n", s->name,
+		       a->text);
+	printf("  ok   %s: %s in %lld ms%s\n", s->name,
+	       ok ? "answered ok" : "failed cleanly", (long long)ms,
+	       progress ? " (with progress lines)" : "");
+	if (!ok && s->may_fail)
+		printf("       error \"%s\", retry %s\n", a->text,
+		       a->retry ? "true (will be retried)"
+				: "false (permanent)");
+}
+
 /* Reads lines until the answer for id; checks each one. Returns true when a
  * well-formed final answer arrived. */
 static bool await_answer(struct check *c, const struct sample *s,
@@ -236,17 +251,17 @@ static bool await_answer(struct check *c, const struct sample *s,
 				c->last_stderr);
 			return false;
 		}
-		json_t *ans = json_loadb(line, len, 0, NULL);
+		struct hop_answer a;
 		int shown = (int)(len > 100 ? 100 : len);
-		json_t *jid = json_object_get(ans, "id");
-		if (!ans) {
+		switch (hop_answer_read(line, len, id, &a)) {
+		case HOP_ANSWER_NOT_OBJECT:
 			problem(c,
 				"%s: wrote '%.*s' to stdout, which is not a "
-				"JSON object: "
-				"stdout carries only answer lines; write logs "
-				"to stderr",
+				"JSON object: stdout carries only answer "
+				"lines; write logs to stderr",
 				s->name, shown, line);
-		} else if (same_number(jid, id)) {
+			break;
+		case HOP_ANSWER_NUMBER_ID:
 			problem(c,
 				"%s: answered with id %s, a number, for item "
 				"\"%s\": ids are strings; copy the id from the "
@@ -254,50 +269,31 @@ static bool await_answer(struct check *c, const struct sample *s,
 				"turns \"1\" into 1 fails every item of a "
 				"jsonl source)",
 				s->name, id, id);
-		} else if (!json_is_string(jid)) {
+			break;
+		case HOP_ANSWER_NO_ID:
 			problem(c, "%s: answer has no string \"id\": '%.*s'",
 				s->name, shown, line);
-		} else if (strcmp(json_string_value(jid), id)) {
+			break;
+		case HOP_ANSWER_OTHER_ID:
 			problem(c,
 				"%s: answered with id '%s' for item '%s': copy "
-				"the id "
-				"from the input line",
-				s->name, json_string_value(jid), id);
-		} else if (json_object_get(ans, "progress") &&
-			   !json_object_get(ans, "ok")) {
+				"the id from the input line",
+				s->name, a.text ? a.text : "?", id);
+			break;
+		case HOP_ANSWER_PROGRESS:
 			progress++;
-			json_decref(ans);
 			continue;
-		} else if (!json_is_boolean(json_object_get(ans, "ok"))) {
+		case HOP_ANSWER_NO_OK:
 			problem(c, "%s: answer has no boolean \"ok\": '%.*s'",
 				s->name, shown, line);
-		} else {
-			bool ok = json_is_true(json_object_get(ans, "ok"));
-			json_t *e = json_object_get(ans, "error");
-			if (!ok && !json_is_string(e))
-				problem(c,
-					"%s: a failure should carry an "
-					"\"error\" string "
-					"saying why",
-					s->name);
-			else if (!ok && !s->may_fail)
-				printf("  note %s: the worker refused it: %s\n",
-				       s->name, json_string_value(e));
-			printf("  ok   %s: %s in %lld ms%s\n", s->name,
-			       ok ? "answered ok" : "failed cleanly",
-			       (long long)(hop_now_ms() - t0),
-			       progress ? " (with progress lines)" : "");
-			if (!ok && s->may_fail)
-				printf(
-				    "       error \"%s\", retry %s\n",
-				    json_string_value(e),
-				    json_is_false(json_object_get(ans, "retry"))
-					? "false (permanent)"
-					: "true (will be retried)");
-			json_decref(ans);
+			break;
+		case HOP_ANSWER_OK:
+		case HOP_ANSWER_FAILED:
+			report_final(c, s, &a, hop_now_ms() - t0, progress);
+			hop_answer_free(&a);
 			return true;
 		}
-		json_decref(ans);
+		hop_answer_free(&a);
 		return false;
 	}
 }

@@ -5,15 +5,15 @@
  * JSON, an answer for another item, no "ok") fails the item in hand with an
  * error naming the worker, and the worker is replaced: after such a line
  * nothing it says can be trusted to line up with the items queued behind.
+ * A line is read by answer.c, the reader check-worker uses too.
  */
 #include "pool_int.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonscan.h"
+#include "answer.h"
 #include "log.h"
 #include "loop.h"
 
@@ -64,67 +64,11 @@ void stream_send(struct worker *w, struct hop_item *it)
 	pool_want_write(w);
 }
 
-/* Decodes a JSON string value's span; NULL when it is not a string. */
-static char *string_value(const struct hop_json_member *m)
-{
-	if (!m || m->vlen < 2 || m->val[0] != '"')
-		return NULL;
-	if (hop_json_plain_string(m->val, m->vlen))
-		return strndup(m->val + 1, m->vlen - 2);
-	json_t *v = json_loadb(m->val, m->vlen, JSON_DECODE_ANY, NULL);
-	char *s = json_is_string(v) ? strdup(json_string_value(v)) : NULL;
-	json_decref(v);
-	return s;
-}
-
-static bool is_literal(const struct hop_json_member *m, const char *word)
-{
-	return m && m->vlen == strlen(word) &&
-	       memcmp(m->val, word, m->vlen) == 0;
-}
-
-/* Fills in the outcome from a final answer. Returns false when the answer
- * has no boolean "ok". */
-static bool take_answer(struct hop_item *it, const struct hop_json_member *m,
-			int n)
-{
-	const struct hop_json_member *ok = hop_json_get(m, n, "ok");
-	if (is_literal(ok, "true")) {
-		const struct hop_json_member *res =
-		    hop_json_get(m, n, "result");
-		it->result =
-		    res ? strndup(res->val, res->vlen) : strdup("null");
-		it->ok = it->result != NULL;
-		return true;
-	}
-	if (!is_literal(ok, "false"))
-		return false;
-	bool retry = !is_literal(hop_json_get(m, n, "retry"), "false");
-	char *e = string_value(hop_json_get(m, n, "error"));
-	hop_item_fail(it, retry, "%s",
-		      e ? e
-			: "the worker reported a failure and gave no error");
-	free(e);
-	return true;
-}
-
-/* True when the answer's id is the item's. */
-static bool same_id(const struct hop_json_member *id, const char *want)
-{
-	size_t n = strlen(want);
-	if (hop_json_plain_string(id->val, id->vlen))
-		return id->vlen - 2 == n && memcmp(id->val + 1, want, n) == 0;
-	char *s = string_value(id);
-	bool same = s && strcmp(s, want) == 0;
-	free(s);
-	return same;
-}
-
 /* Handles one line from the worker's stdout. */
 static void stream_line(struct worker *w, char *line, size_t len)
 {
 	struct hop_item *it = w->inflight.head;
-	struct hop_json_member m[16];
+	struct hop_answer a;
 	int shown = (int)(len > 120 ? 120 : len);
 
 	if (!it) {
@@ -135,42 +79,57 @@ static void stream_line(struct worker *w, char *line, size_t len)
 		    w->index, shown, line);
 		return;
 	}
-	int n = hop_json_members(line, len, m, 16);
-	if (n < 0) {
+	switch (hop_answer_read(line, len, it->id, &a)) {
+	case HOP_ANSWER_NOT_OBJECT:
 		pool_kill_worker(
 		    w,
 		    "worker %d wrote a line that is not a JSON object "
 		    "('%.*s'): only answer lines may go to stdout",
 		    w->index, shown, line);
-		return;
-	}
-	if (n > 16)
-		n = 16;
-	const struct hop_json_member *id = hop_json_get(m, n, "id");
-	if (!id || id->val[0] != '"') {
+		break;
+	case HOP_ANSWER_NO_ID:
 		pool_kill_worker(
 		    w, "worker %d answered without a string \"id\": '%.*s'",
 		    w->index, shown, line);
-	} else if (!same_id(id, it->id)) {
-		char *got = string_value(id);
+		break;
+	case HOP_ANSWER_NUMBER_ID:
+		pool_kill_worker(w,
+				 "worker %d answered with the id of item "
+				 "'%.100s' as a number: ids are strings, to be "
+				 "copied as they come",
+				 w->index, it->id);
+		break;
+	case HOP_ANSWER_OTHER_ID:
 		pool_kill_worker(
 		    w,
 		    "worker %d answered for item '%.100s' while handling "
 		    "item '%.100s'",
-		    w->index, got ? got : "?", it->id);
-		free(got);
-	} else if (hop_json_get(m, n, "progress") &&
-		   !hop_json_get(m, n, "ok")) {
+		    w->index, a.text ? a.text : "?", it->id);
+		break;
+	case HOP_ANSWER_PROGRESS:
 		if (w->pool->cfg.timeout_ms)
 			w->deadline = hop_now_ms() + w->pool->cfg.timeout_ms;
-	} else if (!take_answer(it, m, n)) {
+		break;
+	case HOP_ANSWER_NO_OK:
 		pool_kill_worker(w,
 				 "worker %d: answer has no boolean \"ok\" (nor "
 				 "\"progress\"): '%.*s'",
 				 w->index, shown, line);
-	} else {
+		break;
+	case HOP_ANSWER_OK:
+		it->result = strndup(a.result, a.result_len);
+		it->ok = it->result != NULL;
 		pool_finish(w, it);
+		break;
+	case HOP_ANSWER_FAILED:
+		hop_item_fail(
+		    it, a.retry, "%s",
+		    a.text ? a.text
+			   : "the worker reported a failure and gave no error");
+		pool_finish(w, it);
+		break;
 	}
+	hop_answer_free(&a);
 }
 
 /* A worker that closed its stdout and still runs a while later. */

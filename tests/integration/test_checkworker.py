@@ -1,7 +1,8 @@
 """hopper check-worker: a worker's first test, in plain words."""
 import shutil
 
-from conftest import EXEC, FAKE, PY, clean_env, hopper
+from conftest import (EXEC, FAKE, PY, clean_env, hopper, read_jsonl,
+                      write_jsonl)
 
 
 # How long check-worker waits for an answer: a bound that a loaded machine
@@ -110,6 +111,25 @@ def test_an_id_turned_into_a_number_is_named(tmp):
     assert code == 1, out
     assert ("plain text payload: answered with id 1, a number, for item "
             "\"1\": ids are strings") in out, out
+
+
+def test_a_run_reads_number_ids_as_check_worker_does(tmp):
+    # One reader for answers: what check-worker names, a run names too.
+    w = tmp / "w.py"
+    w.write_text(HEAD + "for l in sys.stdin:\n"
+                 "    m = json.loads(l)\n"
+                 "    print(json.dumps({'id': int(m['id']), 'ok': True}), "
+                 "flush=True)\n")
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}, {"n": 2}])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "-j", "1",
+                            "--attempts", "1", "--", PY, w)
+    assert code == 3, err
+    res = read_jsonl(out)
+    assert sorted(r["id"] for r in res) == ["1", "2"]
+    for r in res:
+        assert r["ok"] is False
+        assert (f"answered with the id of item '{r['id']}' as a number: "
+                "ids are strings") in r["error"], r
 
 
 def test_a_worker_that_reads_meaning_into_ids_fails(tmp):

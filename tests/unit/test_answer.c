@@ -1,0 +1,103 @@
+/* Unit tests for answer.c: what a worker's line says about the item. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator/answer.h"
+
+static enum hop_answer_kind kind_of(const char *line, const char *want)
+{
+	struct hop_answer a;
+	enum hop_answer_kind k = hop_answer_read(line, strlen(line), want, &a);
+	hop_answer_free(&a);
+	return k;
+}
+
+static void final_answers(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"id\":\"7\",\"ok\":true,\"result\":{\"n\": [1]}}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OK);
+	assert_int_equal(a.result_len, 10);
+	assert_memory_equal(a.result, "{\"n\": [1]}", 10);
+	hop_answer_free(&a);
+
+	line = "{\"ok\":true,\"id\":\"7\"}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OK);
+	assert_int_equal(a.result_len, 4);
+	assert_memory_equal(a.result, "null", 4);
+	hop_answer_free(&a);
+
+	line = "{\"id\":\"7\",\"ok\":false,\"error\":\"bad \\u00e9\"}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_FAILED);
+	assert_string_equal(a.text, "bad \xc3\xa9");
+	assert_true(a.retry);
+	hop_answer_free(&a);
+	assert_null(a.text);
+
+	line = "{\"id\":\"7\",\"ok\":false,\"retry\":false}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_FAILED);
+	assert_null(a.text);
+	assert_false(a.retry);
+	hop_answer_free(&a);
+}
+
+static void progress_and_broken_lines(void **state)
+{
+	assert_int_equal(kind_of("{\"id\":\"7\",\"progress\":0.4}", "7"),
+			 HOP_ANSWER_PROGRESS);
+	assert_int_equal(kind_of("{\"id\":\"7\"}", "7"), HOP_ANSWER_NO_OK);
+	assert_int_equal(kind_of("{\"id\":\"7\",\"ok\":\"yes\"}", "7"),
+			 HOP_ANSWER_NO_OK);
+	assert_int_equal(kind_of("starting up", "7"), HOP_ANSWER_NOT_OBJECT);
+	assert_int_equal(kind_of("[1]", "7"), HOP_ANSWER_NOT_OBJECT);
+	assert_int_equal(kind_of("{\"ok\":true}", "7"), HOP_ANSWER_NO_ID);
+	assert_int_equal(kind_of("{\"id\":null,\"ok\":true}", "7"),
+			 HOP_ANSWER_NO_ID);
+}
+
+static void ids(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"id\":\"clip\\/7\",\"ok\":true}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "clip/7", &a),
+			 HOP_ANSWER_OK);
+	hop_answer_free(&a);
+	line = "{\"id\":\"8\",\"ok\":true}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OTHER_ID);
+	assert_string_equal(a.text, "8");
+	hop_answer_free(&a);
+	/* The item's id as a number is named as such; another number, or a
+	 * number for an id that is not one, has no string id. */
+	assert_int_equal(kind_of("{\"id\":1,\"ok\":true}", "1"),
+			 HOP_ANSWER_NUMBER_ID);
+	assert_int_equal(kind_of("{\"id\": 7.0 ,\"ok\":true}", "7"),
+			 HOP_ANSWER_NUMBER_ID);
+	assert_int_equal(kind_of("{\"id\":7,\"ok\":true}", "007"),
+			 HOP_ANSWER_NUMBER_ID);
+	assert_int_equal(kind_of("{\"id\":2,\"ok\":true}", "1"),
+			 HOP_ANSWER_NO_ID);
+	assert_int_equal(kind_of("{\"id\":26,\"ok\":true}", "0x1A"),
+			 HOP_ANSWER_NO_ID);
+	assert_int_equal(kind_of("{\"id\":7,\"ok\":true}", "clip 7"),
+			 HOP_ANSWER_NO_ID);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(final_answers),
+	    cmocka_unit_test(progress_and_broken_lines),
+	    cmocka_unit_test(ids),
+	};
+	return cmocka_run_group_tests_name("answer", tests, NULL, NULL);
+}
