@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from thumbutil import corpus, out, start  # noqa: F401 (fixtures)
-from thumbutil import WORKER, Worker
+from thumbutil import WORKER, Worker, image_rgb, psnr
+from test_thumb_content import frame_times, parse_vtt
 
 # file -> words the reason must contain
 BAD = {
@@ -46,16 +47,38 @@ def test_each_bad_input_fails_permanently_then_worker_goes_on(corpus, start,
 
 
 def test_truncated_after_the_index(corpus, start):
-    """The index is whole but the data stops halfway: the start works, a
-    position in the lost half fails permanently, saying why."""
+    """The index is whole but the data stops halfway: the start works, and
+    any position past the cut gives the last frame that decodes, clamped,
+    with a note; so do a count and a sheet, whose tiles past the cut share
+    that frame's tile. (Before, positions up to 80% clamped and 84% and
+    above failed, since the keyframe the index gives is past the cut.)"""
     path = str(corpus / "truncated_faststart.mp4")
-    w = start("--width", 64)
+    last = frame_times(path)[-1]  # what the ffmpeg CLI decodes
+    assert 1 < last < 2.5, last
+    w = start("--width", 64, "--format", "png")
     r = w.ok({"path": path, "position": 0.3})
-    assert r["position"] == 0.28
-    msg, _ = w.call({"path": path, "position": 2.5})
-    assert msg["ok"] is False and msg["retry"] is False
-    assert msg["error"].startswith(path + ": ")
-    assert "ends early" in msg["error"]
+    assert r["position"] == 0.28 and r["clamped"] is False
+    assert "notes" not in r
+    for pos in ("80%", "84%", "90%", "100%", 2.2, 2.5, 2.99):
+        for seek in ("accurate", "keyframe"):
+            r = w.ok({"path": path, "position": pos, "seek": seek})
+            assert r["position"] == pytest.approx(last, abs=1e-3), (pos, r)
+            assert r["clamped"] is True, (pos, seek, r)
+            if pos != "100%":
+                assert "the file ends early" in r["notes"][0], r
+    want = image_rgb(r["files"][0])
+    for sheet in (False, True):
+        r = w.ok({"path": path, "count": 10, "sheet": sheet})
+        assert r["clamped"] is True
+        assert r["positions"][-1] == pytest.approx(last, abs=1e-3)
+        assert r["positions"] == sorted(set(r["positions"]))
+        assert any("the file ends early" in n for n in r["notes"])
+        if not sheet:
+            assert len(r["files"]) == r["count"] == len(r["positions"])
+            assert psnr(image_rgb(r["files"][-1]), want) >= 40
+    cues = parse_vtt(open(r["files"][1]).read())
+    assert len(cues) == r["count"] < 10
+    assert cues[-1][1] == pytest.approx(3.0, abs=1e-3)
     w.ok({"path": path, "position": "auto"})
 
 

@@ -131,13 +131,34 @@ static int rewind_bytes(struct hop_thumb_input *in)
 	return av_seek_frame(in->fmt, -1, 0, AVSEEK_FLAG_BYTE);
 }
 
+/*
+ * The timestamp of the last indexed keyframe before ts whose data starts
+ * inside the file, or AV_NOPTS_VALUE. A file cut short keeps an index
+ * that points past its end (MP4 with the index first): this is where the
+ * last frames that remain can be decoded from.
+ */
+static int64_t last_key_in_file(const struct hop_thumb_input *in, int64_t ts)
+{
+	int64_t size = avio_size(in->fmt->pb);
+	int i = av_index_search_timestamp(in->st, ts - 1, AVSEEK_FLAG_BACKWARD);
+
+	for (; size > 0 && i >= 0; i--) {
+		const AVIndexEntry *e = avformat_index_get_entry(in->st, i);
+
+		if (e && (e->flags & AVINDEX_KEYFRAME) && e->pos < size)
+			return e->timestamp < ts ? e->timestamp
+						 : AV_NOPTS_VALUE;
+	}
+	return AV_NOPTS_VALUE;
+}
+
 int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		   AVFrame *out, double *at, bool *clamped)
 {
 	double tb = av_q2d(in->st->time_base);
 	double limit = in->duration > 0 ? in->duration + 1 : 1e9;
 	bool reached = false, overshot = false, bytes = false;
-	int64_t target, back = 0, pts;
+	int64_t target, ts, back = 0, pts;
 	int ret, packets = 0;
 
 	*clamped = false;
@@ -146,6 +167,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	if (in->duration > 0 && pos >= in->duration)
 		seek = HOP_THUMB_SEEK_ACCURATE;
 	target = in->start + llround(fmin(pos, limit) / tb);
+	ts = target;
 
 	/*
 	 * Demuxers without an index (MPEG-TS, some AVI) seek by bisection and
@@ -153,11 +175,15 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	 * one: then the first frame is past target, or packets come but no
 	 * frame. Seek again 1, 4, 16... s earlier, then to the start, and
 	 * last to byte 0 where the demuxer allows it.
+	 *
+	 * A file cut short after a whole index has no packet at all where the
+	 * index says: go back to the last keyframe whose data is in the file
+	 * (or 1, 4, 16... s back without an index) and decode to the end, so
+	 * that the answer is the last frame that decodes, as past the end.
 	 */
 	for (;;) {
-		int64_t ts =
-		    target - back > in->start ? target - back : in->start;
-		bool late;
+		int64_t next;
+		bool late, gap;
 
 		ret = bytes ? rewind_bytes(in) : seek_to(in, ts);
 		if (ret < 0)
@@ -171,14 +197,22 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		if (ret < 0 && ret != AVERROR_EOF)
 			return ret;
 		late = overshot || (ret == AVERROR_EOF && in->packets > 0);
-		if (!late || bytes)
+		gap = ret == AVERROR_EOF && in->packets == 0;
+		if ((!late && !gap) || bytes)
 			break;
 		if (ts <= in->start) {
 			bytes = !(in->fmt->iformat->flags & AVFMT_NO_BYTE_SEEK);
 			if (!bytes)
 				break;
+			continue;
 		}
+		if (gap)
+			seek = HOP_THUMB_SEEK_ACCURATE;
 		back = back ? back * 4 : llround(1 / tb);
+		next = gap ? last_key_in_file(in, ts) : AV_NOPTS_VALUE;
+		if (next == AV_NOPTS_VALUE)
+			next = target - back < ts ? target - back : ts - 1;
+		ts = next > in->start ? next : in->start;
 	}
 	if (ret == AVERROR_EOF)
 		return packets ? AVERROR(ENODATA) : AVERROR_EOF;

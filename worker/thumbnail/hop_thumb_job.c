@@ -32,7 +32,8 @@ struct job {
 	json_t *positions;
 	json_t *notes; /* sentences for a person: what was done differently */
 	int made;      /* thumbnails made, with count or sheet */
-	bool clamped;
+	bool clamped;  /* a position was past the last frame */
+	bool cut;      /* the file ends before its declared duration */
 };
 
 /* "<dir>/clip" from dir and "/videos/clip.mp4". */
@@ -166,6 +167,22 @@ static double rounded(double s)
 	return round(s * 1000) / 1000;
 }
 
+/*
+ * Notes, once per item, a position inside the declared duration that
+ * gave the last frame: the file ends before its index says it does.
+ */
+static void note_if_cut(struct job *j, double pos, double at, bool clamped)
+{
+	if (!clamped || j->cut || j->in.duration <= 0 || pos >= j->in.duration)
+		return;
+	j->cut = true;
+	note(j,
+	     "the file ends early (truncated?): nothing decodes after %.3f s "
+	     "of the %.3f s it declares, so later positions show that last "
+	     "frame",
+	     at, j->in.duration);
+}
+
 /* The single thumbnail at the position option. */
 static int run_single(struct job *j)
 {
@@ -191,6 +208,7 @@ static int run_single(struct job *j)
 	}
 	if (ret < 0)
 		return grab_failed(j, ret);
+	note_if_cut(j, pos, at, j->clamped);
 	json_array_append_new(j->positions, json_real(rounded(at)));
 	ret = set_geometry(j);
 	if (ret == 0)
@@ -316,6 +334,8 @@ static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 			ret = grab_failed(j, ret);
 			goto out;
 		}
+		note_if_cut(j, d * (i + 0.5) / n, at, clamped);
+		j->clamped |= clamped;
 		pts = j->frame->best_effort_timestamp;
 		if (k > 0 && ((pts != AV_NOPTS_VALUE && pts == last_pts) ||
 			      from <= cue_ms[k - 1] || from >= end_ms)) {
