@@ -454,6 +454,10 @@ static struct hop_item *claim(struct hop_source *src, struct name *e)
 	}
 	if (rc == -EEXIST) {
 		/* Its namesake is in our hands: claim it when that leaves. */
+		hop_log(HOP_INFO,
+			"dir source: %s waits until the file of that name "
+			"in hand is finished",
+			hop_src_dir_shown(from, &shown));
 		e->next = c->deferred;
 		c->deferred = e;
 		e = NULL;

@@ -180,3 +180,29 @@ def test_a_new_coordinator_recovers_a_killed_ones_claims(tmp):
     assert "recovered 2 item(s) a previous run left" in err
     assert sorted(p.name for p in (inbox / "done").iterdir()) == names
     assert not list((inbox / "processing").iterdir())
+
+
+def test_a_file_written_again_while_its_namesake_is_in_hand_waits(tmp):
+    inbox, ledger, gate, out = (tmp / "in", tmp / "ledger", tmp / "gate",
+                                tmp / "out.jsonl")
+    inbox.mkdir()
+    env = clean_env(LEDGER=ledger, GATE=gate)
+    # Two workers: one holds the first, the other is free to claim.
+    p = start("run", "-s", f"dir:{inbox}", "-o", f"jsonl:{out}", "-j", "2",
+              "--watch", "--", *GATE, env=env, cwd=tmp)
+    try:
+        (inbox / "a.txt").write_text("one")
+        wait_for(lambda: len(ledger_ids(ledger)) == 1, what="the first")
+        (inbox / "a.txt").write_text("two")  # not over the claimed one
+        wait_for(lambda: "a.txt waits" in stderr_of(p), what="deferral")
+        gate.touch()
+        wait_for(lambda: out.exists() and len(out.read_text().splitlines())
+                 == 2, what="both results")
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=60) == 0, stderr_of(p)
+    finally:
+        stop(p)
+    texts = [r["result"]["text"] for r in json_lines(out.read_bytes())]
+    assert texts == ["one", "two"]
+    assert (inbox / "done" / "a.txt").read_text() == "two"
+    assert "cannot" not in stderr_of(p), stderr_of(p)
