@@ -124,9 +124,10 @@ static const struct hop_option kafka_options[] = {
      "replicas of a dead-letter topic created here (-1: the broker's "
      "default.replication.factor)"},
     {"max_inflight", HOP_OPT_INT, "100000", offsetof(struct ksrc, max_inflight),
-     "messages handed out and not finished; more wait read ahead"},
+     "messages handed out and not finished; more wait read ahead", .min = "1"},
     {"buffer", HOP_OPT_SIZE, "64M", offsetof(struct ksrc, buffer),
-     "bytes of messages read ahead of the workers (keep a second's worth)"},
+     "bytes of messages read ahead of the workers (keep a second's worth)",
+     .min = "1"},
     {"id", HOP_OPT_STR, "offset", offsetof(struct ksrc, id_from),
      "an item's id: offset (topic/partition/offset) or key"},
     {"payload", HOP_OPT_STR, "json", offsetof(struct ksrc, payload_as),
@@ -1137,16 +1138,6 @@ static int kafka_open(struct hop_source *src)
 	}
 	c->id_is_key = strcmp(c->id_from, "key") == 0;
 	c->payload_is_string = strcmp(c->payload_as, "string") == 0;
-	if (c->max_inflight < 1) {
-		snprintf(src->error, sizeof(src->error),
-			 "kafka source: max_inflight must be at least 1");
-		return -EINVAL;
-	}
-	if (c->buffer < 1) {
-		snprintf(src->error, sizeof(src->error),
-			 "kafka source: buffer must be at least 1 byte");
-		return -EINVAL;
-	}
 	c->topic_len = strlen(c->topic);
 	if (!c->dead_topic && asprintf(&c->dead_topic, "%s.dead", c->topic) < 0)
 		return -ENOMEM;

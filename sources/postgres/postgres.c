@@ -117,11 +117,11 @@ static const struct hop_option pg_options[] = {
     {"table", HOP_OPT_STR, "hopper_queue", offsetof(struct pg_src, table),
      "the queue table (hopper pg init makes one)"},
     {"batch", HOP_OPT_INT, "64", offsetof(struct pg_src, batch),
-     "rows claimed at a time, at most"},
+     "rows claimed at a time, at most", .min = "1"},
     {"lease", HOP_OPT_SECONDS, "300", offsetof(struct pg_src, lease),
-     "how long a claimed row stays ours without a heartbeat"},
+     "how long a claimed row stays ours without a heartbeat", .min = "1"},
     {"poll", HOP_OPT_SECONDS, "2", offsetof(struct pg_src, poll),
-     "look for due rows this often when no notification came"},
+     "look for due rows this often when no notification came", .min = "1ms"},
     {"create", HOP_OPT_BOOL, "false", offsetof(struct pg_src, create),
      "create the queue table when it is missing"},
     {"notify", HOP_OPT_BOOL, "true", offsetof(struct pg_src, notify),
@@ -863,12 +863,6 @@ static int pg_open(struct hop_source *src)
 			 "postgres source: retain '%s' is not a time (like 7s, "
 			 "30m, 48h) or forever",
 			 c->retain_opt);
-		return -EINVAL;
-	}
-	if (c->batch < 1 || c->lease < 1 || c->poll <= 0) {
-		snprintf(src->error, sizeof(src->error),
-			 "postgres source: batch and lease must be at least 1, "
-			 "poll above 0");
 		return -EINVAL;
 	}
 	size_t qlen = strlen(c->table) + 8;

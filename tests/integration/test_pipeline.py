@@ -167,6 +167,20 @@ def test_options_in_conflict_name_both_places(tmp):
                    "max_workers 1 (--max-workers 1)\n"), err
 
 
+def test_driver_options_are_checked_the_same_way(tmp):
+    # Checked where they are set, so validate refuses them without a server.
+    err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": '
+                              '"postgres", "url": "postgres://h/db",\n'
+                              '   "batch": 0}}')
+    assert err == (":3:13: source option 'batch': 0 is out of range "
+                   "(at least 1)"), err
+    code, _, err = hopper("run", "-s", "kafka://127.0.0.1:1/t", "-S",
+                          "max_inflight=0", "--", PY)
+    assert code == 2
+    assert err == ("hopper: --source-opt max_inflight=0: option "
+                   "'max_inflight': 0 is out of range (at least 1)\n"), err
+
+
 def test_the_bounds_are_in_the_help():
     code, out, _ = hopper("run", "--help")
     assert code == 0
