@@ -111,3 +111,10 @@ rm -f "$dir/fs.tmp.mp4"
 cp "$dir/h264.mp4" "$dir/corrupt.mp4"
 head -c 4096 /dev/zero | tr '\0' '\132' |
 	dd of="$dir/corrupt.mp4" bs=4096 count=1 conv=notrunc status=none
+# A damaged index: the MP4's sample-to-chunk table (its index is at the
+# end, so the last "stsc" is the atom) zeroed, so no packet can be found.
+cp "$dir/h264.mp4" "$dir/damaged_index.mp4"
+off=$(grep -boa stsc "$dir/damaged_index.mp4" | tail -1 | cut -d: -f1)
+head -c 16 /dev/zero |
+	dd of="$dir/damaged_index.mp4" bs=1 seek="$((off + 4))" conv=notrunc \
+		status=none

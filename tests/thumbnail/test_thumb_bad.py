@@ -82,6 +82,22 @@ def test_truncated_after_the_index(corpus, start):
     w.ok({"path": path, "position": "auto"})
 
 
+def test_damaged_index_gives_one_reason(corpus, start):
+    """An MP4 whose index finds no packet: auto, a fixed position, keyframe
+    mode and a count give the same reason (auto used to say "cannot seek
+    or read: Operation not permitted", a demuxer's bare -1)."""
+    path = str(corpus / "damaged_index.mp4")
+    w = start("--width", 64)
+    for p in ({"position": "auto"}, {"position": 1.3},
+              {"position": 1.3, "seek": "keyframe"}, {"count": 3},
+              {"position": "50%"}):
+        msg, _ = w.call({"path": path, **p})
+        assert msg["ok"] is False and msg["retry"] is False, msg
+        assert msg["error"] == (path + ": no video data where expected: "
+                                "the index points to none (damaged?)"), msg
+    w.ok(str(corpus / "h264.mp4"))
+
+
 def test_paths_are_files_not_urls(corpus, start, tmp_path, out):
     """A path is opened as a local file: a name that looks like an FFmpeg
     protocol is just a name, and a playlist cannot reach the network."""

@@ -153,6 +153,12 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 			 int64_t deadline, struct hop_thumb_err *e);
 void hop_thumb_input_close(struct hop_thumb_input *in);
 
+/*
+ * True when the file is cut short: a read failed before its end, or its
+ * index points past its last byte.
+ */
+bool hop_thumb_input_cut(const struct hop_thumb_input *in);
+
 /* True once the item's deadline has passed. */
 bool hop_thumb_input_expired(const struct hop_thumb_input *in);
 

@@ -186,9 +186,18 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		bool late, gap;
 
 		ret = bytes ? rewind_bytes(in) : seek_to(in, ts);
+		if (hop_thumb_input_expired(in))
+			return AVERROR_EXIT;
+		if (ret == AVERROR(ENOMEM))
+			return ret;
+		/* A demuxer that cannot seek there (a damaged index) has no
+		 * data there, whatever errno it picked (often EPERM, a bare
+		 * -1): the same verdict as reading nothing. */
 		if (ret < 0)
-			return hop_thumb_input_expired(in) ? AVERROR_EXIT : ret;
-		ret = decode_to(in, target, seek, out, &reached, &overshot);
+			ret = AVERROR_EOF;
+		else
+			ret = decode_to(in, target, seek, out, &reached,
+					&overshot);
 		/* Counted over every attempt: a last rewind that reads nothing
 		 * does not make undecodable packets a file that ends early. */
 		packets += in->packets;

@@ -247,6 +247,16 @@ out_close:
 	return ret;
 }
 
+bool hop_thumb_input_cut(const struct hop_thumb_input *in)
+{
+	int64_t size = avio_size(in->fmt->pb);
+	int n = avformat_index_get_entries_count(in->st);
+	const AVIndexEntry *e =
+	    n > 0 ? avformat_index_get_entry(in->st, n - 1) : NULL;
+
+	return in->read_error || (e && size > 0 && e->pos >= size);
+}
+
 void hop_thumb_input_close(struct hop_thumb_input *in)
 {
 	av_frame_free(&in->frame);

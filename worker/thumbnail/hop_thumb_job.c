@@ -60,16 +60,17 @@ static int grab_failed(struct job *j, int ret)
 		hop_thumb_err_set(j->e, "%s: timed out after %d s", j->path,
 				  j->o->timeout);
 	else if (ret == AVERROR(ENODATA))
-		hop_thumb_err_set(j->e, "%s: no decodable video frame%s",
-				  j->path,
-				  j->in.read_error ? " (file truncated or "
-						     "unreadable)"
-						   : "");
+		hop_thumb_err_set(
+		    j->e, "%s: no decodable video frame%s", j->path,
+		    hop_thumb_input_cut(&j->in) ? " (file truncated or "
+						  "unreadable)"
+						: "");
 	else if (ret == AVERROR_EOF)
-		hop_thumb_err_set(j->e,
-				  "%s: no video data where expected: the "
-				  "file ends early (truncated?)",
-				  j->path);
+		hop_thumb_err_set(j->e, "%s: no video data where expected: %s",
+				  j->path,
+				  hop_thumb_input_cut(&j->in)
+				      ? "the file ends early (truncated?)"
+				      : "the index points to none (damaged?)");
 	else if (ret == AVERROR(ENOMEM))
 		hop_thumb_err_set(j->e, "%s: out of memory", j->path);
 	else
