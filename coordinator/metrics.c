@@ -87,6 +87,10 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
 	      "Items a finite run will take in all; absent when unknown.",
 	      s->total);
 	gauge(out, "items_in_flight", "Items in workers' hands.", s->inflight);
+	gauge(out, "items_held",
+	      "Finished items held, unacknowledged, while the sink (or the "
+	      "source's dead-letter place) cannot write.",
+	      s->held);
 	gauge(out, "workers", "Live worker processes (slots in exec mode).",
 	      s->workers);
 	gauge(out, "workers_desired", "Worker processes the pool is sized for.",

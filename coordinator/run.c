@@ -8,11 +8,20 @@
  * acknowledged that is not durable, so a crash at any point repeats work but
  * never loses it.
  *
+ * A sink that cannot write for now (a full or read-only disk, a lost
+ * server: a write or a flush answered RETRY) is an outage, not the items'
+ * fault: the finished items are held, results intact, in the order they
+ * finished, and written again after a backoff; meanwhile the run takes no
+ * new items, so what is held is at most what was in flight. A source that
+ * cannot record a dead letter for now (its dead answered -EAGAIN) is the
+ * same: the item is held, not counted dead, and dead is tried again. An
+ * item's attempts are for its worker only.
+ *
  * Shutdown: the first SIGTERM or SIGINT stops claiming and hands waiting
  * items back to the source; in-flight items get `grace` to finish, then
  * their workers are killed and the items handed back too. A second SIGINT
  * skips the grace. Either way every item is acknowledged, dead or back at
- * its source when hopper exits.
+ * its source when hopper exits: held items go back too.
  */
 #include "run.h"
 
@@ -43,8 +52,24 @@ enum phase { RUNNING, DRAINING, STOPPING };
 #define FLUSH_MS 5
 #define FLUSH_BATCH 1024
 
+/* The wait before writing held items again: doubled after each try that
+ * fails, from the first to the most. */
+#define HELD_FIRST_MS 100
+#define HELD_MAX_MS 5000
+/* How often a long outage is told again in the log. */
+#define OUTAGE_REMIND_MS 60000
+
 /* How often the autoscaler decides and the gauges are read. */
 #define SCALE_TICK_MS 250
+
+/* A place the run writes to that cannot take writes for now. */
+struct outage {
+	const char *what; /* "sink", "dead-letter place" */
+	int64_t since;	  /* when it went out; 0 while it works */
+	int64_t reminded; /* when the log last said it still was */
+	uint64_t items;	  /* items held since it went out */
+	char error[512];  /* its latest error */
+};
 
 struct run {
 	struct hop_config *cfg;
@@ -55,6 +80,12 @@ struct run {
 	struct hop_queue ready;	  /* claimed, waiting for a worker */
 	struct hop_queue waiting; /* failed, waiting for their retry */
 	struct hop_queue written; /* in the sink, waiting for a flush */
+	/* Finished, but the sink could not take them (held), or it did and
+	 * the source could not record their dead letters (held_dead). */
+	struct hop_queue held, held_dead;
+	struct outage sink_out, dead_out;
+	uint64_t held_timer;
+	int64_t held_wait_ms;
 	/* Flushes the sink has not answered yet, oldest first: one at a
 	 * time, or up to the sink's max_flushes. */
 	struct hop_queue flushing[MAX_FLUSHES];
@@ -103,6 +134,94 @@ static void sink_error(struct run *r, const char *item)
 	hop_log_ev(HOP_ERROR, -1, item, "%s", r->sink->error);
 }
 
+static void retry_held(struct hop_loop *loop, void *arg);
+
+static bool out(const struct run *r)
+{
+	return r->sink_out.since || r->dead_out.since;
+}
+
+/* Tries the held items again after the current wait, doubled each time. */
+static void arm_held(struct run *r)
+{
+	if (r->held_timer || !out(r))
+		return;
+	r->held_timer = hop_loop_after(r->loop, r->held_wait_ms, retry_held, r);
+	r->held_wait_ms *= 2;
+	if (r->held_wait_ms > HELD_MAX_MS)
+		r->held_wait_ms = HELD_MAX_MS;
+}
+
+/* A write to o failed and may work later: the first failure of an outage
+ * says so, once, with the error and what the run does meanwhile. */
+static void outage_begin(struct run *r, struct outage *o, const char *error)
+{
+	snprintf(o->error, sizeof(o->error), "%s", error);
+	if (o->since)
+		return;
+	o->since = o->reminded = hop_now_ms();
+	o->items = 0;
+	hop_stats_error(&r->stats, "the %s is out: %s", o->what, error);
+	hop_log(HOP_ERROR,
+		"the %s is out: %s; holding finished items (not failed, not "
+		"dead) and taking no new ones until it is back",
+		o->what, error);
+	arm_held(r);
+}
+
+/* o took every held item: say how long it was out and go on. */
+static void outage_end(struct run *r, struct outage *o)
+{
+	if (!o->since)
+		return;
+	hop_log(HOP_INFO,
+		"the %s is back after %.1f s: %llu held item(s) "
+		"written; taking new items again",
+		o->what, (double)(hop_now_ms() - o->since) / 1000,
+		(unsigned long long)o->items);
+	o->since = 0;
+	if (!out(r)) {
+		r->held_wait_ms = HELD_FIRST_MS;
+		hop_loop_cancel(r->loop, r->held_timer);
+		r->held_timer = 0;
+	}
+	schedule(r);
+}
+
+/* A long outage is told again now and then, so that a run that waits for
+ * it is seen to. */
+static void outage_remind(struct run *r, struct outage *o, size_t held)
+{
+	int64_t now = hop_now_ms();
+	if (!o->since || now - o->reminded < OUTAGE_REMIND_MS)
+		return;
+	o->reminded = now;
+	hop_log(HOP_WARN,
+		"the %s is still out after %.0f s (%s): %zu item(s) held; "
+		"the run waits for it (SIGTERM hands them back to the source)",
+		o->what, (double)(now - o->since) / 1000, o->error, held);
+}
+
+/* Puts every item of front before those of q. */
+static void queue_prepend(struct hop_queue *q, struct hop_queue *front)
+{
+	if (!front->head)
+		return;
+	front->tail->next = q->head;
+	if (!q->tail)
+		q->tail = front->tail;
+	q->head = front->head;
+	q->len += front->len;
+	*front = (struct hop_queue){0};
+}
+
+static void hold(struct run *r, struct outage *o, struct hop_queue *q,
+		 struct hop_item *it)
+{
+	hop_queue_push(q, it);
+	o->items++;
+}
+
 /* The dead letter's record: what a person needs to see why it died. */
 static char *dead_record(const struct hop_item *it)
 {
@@ -122,8 +241,7 @@ static char *dead_record(const struct hop_item *it)
 	return s;
 }
 
-/* Writes a finished item to the sink; on failure the item is failed again
- * (a sink that cannot take a result makes the attempt a failed one). */
+/* Writes a finished item to the sink, or holds it while the sink is out. */
 static void finish_item(struct run *r, struct hop_item *it);
 
 static int64_t backoff_ms(const struct run *r, int attempt)
@@ -187,16 +305,19 @@ static void fail_item(struct run *r, struct hop_item *it)
 	finish_item(r, it);
 }
 
-static void finish_item(struct run *r, struct hop_item *it)
+/* The sink answered st (OK or FAIL) to it's write. FAIL can never work
+ * for this item: a result fails it for good; a dead item goes on to its
+ * source's dead letter, which still records it. */
+static void after_write(struct run *r, struct hop_item *it,
+			enum hop_sink_status st)
 {
-	enum hop_sink_status st = r->sink->ops->write(r->sink, it);
-	if (st != HOP_SINK_OK && it->ok) {
+	if (st == HOP_SINK_FAIL && it->ok) {
 		sink_error(r, it->id);
-		hop_item_fail(it, st == HOP_SINK_RETRY, "%s", r->sink->error);
+		hop_item_fail(it, false, "%s", r->sink->error);
 		fail_item(r, it);
 		return;
 	}
-	if (st != HOP_SINK_OK) /* a dead item the sink could not record */
+	if (st == HOP_SINK_FAIL)
 		sink_error(r, it->id);
 	hop_queue_push(&r->written, it);
 	/* Flush in batches: at most FLUSH_MS after the first unflushed item,
@@ -206,6 +327,22 @@ static void finish_item(struct run *r, struct hop_item *it)
 	else if (!r->flush_timer)
 		r->flush_timer =
 		    hop_loop_after(r->loop, FLUSH_MS, settle_now, r);
+}
+
+static void finish_item(struct run *r, struct hop_item *it)
+{
+	if (r->sink_out.since) { /* in order, behind what is held */
+		hold(r, &r->sink_out, &r->held, it);
+		return;
+	}
+	enum hop_sink_status st = r->sink->ops->write(r->sink, it);
+	if (st == HOP_SINK_RETRY) {
+		r->stats.sink_errors++;
+		outage_begin(r, &r->sink_out, r->sink->error);
+		hold(r, &r->sink_out, &r->held, it);
+		return;
+	}
+	after_write(r, it, st);
 }
 
 static void retry_due(struct hop_loop *loop, void *arg)
@@ -274,44 +411,64 @@ static void on_dead_done(void *arg, const char *id, bool ok)
 	source_error(r, id);
 }
 
+/* Hands a dead item to its source's dead-letter place and frees it.
+ * Returns false, with the item still the caller's, when the place cannot
+ * take it for now (-EAGAIN): then it is not dead, and is held. */
+static bool record_dead(struct run *r, struct hop_item *it)
+{
+	char *rec = dead_record(it);
+	int rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
+	free(rec);
+	if (rc == -EAGAIN) {
+		r->stats.source_errors++;
+		outage_begin(r, &r->dead_out, r->src->error);
+		return false;
+	}
+	/* Dead only once the dead letter is written: a pending one counts
+	 * in on_dead_done. */
+	if (rc == 0) {
+		r->stats.dead++;
+	} else if (rc < 0) {
+		r->stats.dead_unwritten++;
+		source_error(r, it->id);
+	}
+	hop_item_free(it);
+	return true;
+}
+
 /* Settles the items of the flush the sink answered with st: acknowledged
- * (or dead-lettered) at their source when it went well, failed otherwise. */
+ * (or dead-lettered) at their source when it went well; held when the sink
+ * may take them later; failed when it never will. */
 static void settle_flushed(struct run *r, struct hop_queue *q,
 			   enum hop_sink_status st)
 {
 	struct hop_item *it;
+	if (st == HOP_SINK_RETRY && q->head) {
+		r->stats.sink_errors++;
+		outage_begin(r, &r->sink_out, r->sink->error);
+		r->sink_out.items += q->len;
+		queue_prepend(&r->held, q); /* they finished first */
+		return;
+	}
 	if (st != HOP_SINK_OK && q->head) {
 		r->stats.sink_errors++;
 		hop_stats_error(&r->stats, "%s", r->sink->error);
 	}
 	while ((it = hop_queue_pop(q))) {
 		if (st != HOP_SINK_OK && it->ok) {
-			hop_item_fail(it, st == HOP_SINK_RETRY, "%s",
-				      r->sink->error);
+			hop_item_fail(it, false, "%s", r->sink->error);
 			fail_item(r, it);
-			continue;
-		}
-		int rc;
-		if (it->ok) {
-			rc = r->src->ops->ack(r->src, it);
+		} else if (it->ok) {
+			if (r->src->ops->ack(r->src, it))
+				source_error(r, it->id);
 			r->stats.done++;
-		} else {
-			char *rec = dead_record(it);
-			rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
-			free(rec);
-			/* Dead only once the dead letter is written: a
-			 * pending one counts in on_dead_done. */
-			if (rc == 0)
-				r->stats.dead++;
-			else if (rc < 0)
-				r->stats.dead_unwritten++;
-			if (rc == HOP_SOURCE_PENDING)
-				rc = 0;
+			hop_item_free(it);
+		} else if (r->dead_out.since || !record_dead(r, it)) {
+			hold(r, &r->dead_out, &r->held_dead, it);
 		}
-		if (rc)
-			source_error(r, it->id);
-		hop_item_free(it);
 	}
+	if (st == HOP_SINK_OK && !r->held.head)
+		outage_end(r, &r->sink_out);
 }
 
 /* Flushes the sink and settles everything written since the last flush,
@@ -374,13 +531,54 @@ static void settle_now(struct hop_loop *loop, void *arg)
 	schedule(r);
 }
 
+/* The held items' turn: dead letters to their source, results to the
+ * sink, in order, each as far as it goes; then wait longer, unless all
+ * went. */
+static void retry_held(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	struct hop_item *it;
+
+	r->held_timer = 0;
+	outage_remind(r, &r->dead_out, r->held_dead.len);
+	outage_remind(r, &r->sink_out, r->held.len);
+	while ((it = hop_queue_pop(&r->held_dead))) {
+		if (!record_dead(r, it)) {
+			struct hop_queue one = {it, it, 1};
+			it->next = NULL;
+			queue_prepend(&r->held_dead, &one);
+			break;
+		}
+	}
+	if (!r->held_dead.head)
+		outage_end(r, &r->dead_out);
+	while (r->held.head) {
+		it = r->held.head;
+		enum hop_sink_status st = r->sink->ops->write(r->sink, it);
+		if (st == HOP_SINK_RETRY) {
+			r->stats.sink_errors++;
+			snprintf(r->sink_out.error, sizeof(r->sink_out.error),
+				 "%s", r->sink->error);
+			break;
+		}
+		hop_queue_pop(&r->held);
+		after_write(r, it, st);
+	}
+	if (!r->held.head && r->written.head)
+		settle_now(loop, r); /* the flush says whether it is back */
+	else if (!r->held.head && !r->nflush)
+		outage_end(r, &r->sink_out);
+	arm_held(r);
+}
+
 static bool finished(struct run *r)
 {
 	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
 		    !r->nflush && hop_pool_inflight(r->pool) == 0;
 	if (r->phase != RUNNING)
-		return idle;
-	return idle && r->src->ops->exhausted(r->src);
+		return idle; /* what is held goes back to the source */
+	return idle && !r->held.head && !r->held_dead.head &&
+	       r->src->ops->exhausted(r->src);
 }
 
 static void stop_timer(struct hop_loop *loop, void *arg)
@@ -407,7 +605,7 @@ static void pump(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 
-	if (r->phase == RUNNING && !r->source_failed) {
+	if (r->phase == RUNNING && !r->source_failed && !out(r)) {
 		size_t cap = hop_pool_capacity(r->pool);
 		/* Autoscaled, one item is fetched ahead even with no free
 		 * worker: that is how work shows when the source cannot
@@ -542,6 +740,7 @@ static void refresh_stats(void *arg)
 	/* What waits for a worker: at the source, or claimed. */
 	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->ready.len;
 	r->stats.sink_repairs = r->sink->repairs;
+	r->stats.held = (int64_t)(r->held.len + r->held_dead.len);
 	if (r->pool) {
 		r->stats.inflight = (int64_t)hop_pool_inflight(r->pool);
 		r->stats.workers = hop_pool_workers(r->pool);
@@ -569,6 +768,17 @@ static bool run_ready(void *arg, char *why, size_t n)
 	}
 	if (!r->pool) {
 		snprintf(why, n, "starting");
+		return false;
+	}
+	if (r->sink_out.since) {
+		snprintf(why, n, "the sink is out: %s (%zu item(s) held)",
+			 r->sink_out.error, r->held.len);
+		return false;
+	}
+	if (r->dead_out.since) {
+		snprintf(why, n,
+			 "the dead-letter place is out: %s (%zu item(s) held)",
+			 r->dead_out.error, r->held_dead.len);
 		return false;
 	}
 	if (r->src->ops->ready && !r->src->ops->ready(r->src, why, n))
@@ -599,11 +809,16 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 	hop_loop_cancel(loop, r->scale_timer);
 	r->scale_timer = hop_loop_after(loop, SCALE_TICK_MS, scale_tick, r);
 	refresh_stats(r);
+	/* While the sink is out no item is handed out: none waits for a
+	 * worker. */
+	bool none = out(r);
 	struct hop_scaler_input in = {
 	    .now_ms = now,
-	    .waiting =
-		r->stats.depth >= 0 ? r->stats.depth : (int64_t)r->ready.len,
-	    .unknown = r->stats.depth < 0 && !r->src->ops->exhausted(r->src),
+	    .waiting = none		     ? 0
+		       : r->stats.depth >= 0 ? r->stats.depth
+					     : (int64_t)r->ready.len,
+	    .unknown =
+		!none && r->stats.depth < 0 && !r->src->ops->exhausted(r->src),
 	    .inflight = r->stats.inflight,
 	    .workers = r->stats.workers,
 	    .busy = r->stats.workers_busy,
@@ -696,6 +911,9 @@ int hop_run(struct hop_config *cfg)
 	struct run r = {.cfg = cfg,
 			.src = cfg->source,
 			.sink = cfg->sink,
+			.sink_out = {.what = "sink"},
+			.dead_out = {.what = "dead-letter place"},
+			.held_wait_ms = HELD_FIRST_MS,
 			.sigfd = -1,
 			.stats = {.depth = -1, .total = -1}};
 	char err[512];
@@ -801,8 +1019,18 @@ int hop_run(struct hop_config *cfg)
 	hop_pool_destroy(r.pool);
 	r.pool = NULL;
 	settle_all(&r);
-	/* Results the sink never confirmed: not acknowledged, so back. */
+	hop_loop_cancel(r.loop, r.held_timer);
+	r.held_timer = 0;
+	/* Results the sink never confirmed, and dead letters their source
+	 * could not record: not acknowledged, so back. */
 	struct hop_item *it;
+	if (r.held.head || r.held_dead.head)
+		hop_log(HOP_WARN,
+			"handing %zu held item(s) back to the source: %s",
+			r.held.len + r.held_dead.len,
+			r.sink_out.since ? r.sink_out.error : r.dead_out.error);
+	queue_prepend(&r.ready, &r.held_dead);
+	queue_prepend(&r.ready, &r.held);
 	for (int k = 0; k < MAX_FLUSHES; k++)
 		while ((it = hop_queue_pop(&r.flushing[k])))
 			hop_queue_push(&r.ready, it);

@@ -53,6 +53,7 @@ struct hop_stats {
 	int64_t depth;	  /* last depth the source reported; -1 unknown */
 	int64_t total;	  /* finite run: items it will give, -1 unknown */
 	int64_t inflight; /* items in workers' hands */
+	int64_t held;	  /* finished, held while the sink is out */
 	int workers;	  /* live worker processes (slots, in exec mode) */
 	int workers_busy; /* of which hold an item */
 	int workers_desired;

@@ -10,6 +10,14 @@
  * to their source. A sink that cannot make a write durable must say so:
  * OK means "safe once flush says OK", never "probably".
  *
+ * RETRY (from write or flush) says the sink is out for now: the
+ * coordinator holds the items, results intact, takes no new ones, and
+ * writes them again after a backoff; it never costs an item an attempt. So
+ * a driver answers RETRY only for what may pass (a full disk, a lost
+ * server) and FAIL for what never will for this item, which fails it. A
+ * write or flush that failed must leave nothing a reader could take for a
+ * whole result (the jsonl sink cuts a partial line back).
+ *
  * A sink that talks to a server does not make the loop wait for it: its
  * flush returns HOP_SINK_PENDING and it calls hop_sink_flushed once the
  * server answered (from the loop's thread). The coordinator starts no other

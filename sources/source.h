@@ -45,9 +45,13 @@ struct hop_source_ops {
 	 * (a JSON object: id, error, attempts, stderr). Returns 0 once it is
 	 * there; HOP_SOURCE_PENDING when it is on its way, and the source
 	 * calls hop_source_dead_done when it knows, at the latest in close;
-	 * or -errno (src->error says why) when it cannot be put there: the
-	 * item then stays unacknowledged, and the next run gets it again. An
-	 * item is dead only once its dead letter is written. */
+	 * -EAGAIN when the place cannot take it now but may later (a full
+	 * disk) and the item is still the source's, as before the call: the
+	 * coordinator holds it, takes no new items meanwhile, and calls dead
+	 * again (or release when the run stops); or another -errno (src->error
+	 * says why) when it cannot be put there: the item then stays
+	 * unacknowledged, and the next run gets it again. An item is dead only
+	 * once its dead letter is written. */
 	int (*dead)(struct hop_source *src, struct hop_item *it,
 		    const char *record);
 	/* Optional. The item is about to be declared dead: before its error

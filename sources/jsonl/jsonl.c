@@ -34,7 +34,9 @@ struct jsonl_src {
 	bool watching;
 	struct hop_lines lines;
 	long lineno;
-	FILE *dead_fp;
+	int dead_fd; /* the dead-letter file, when dead_open */
+	bool dead_open;
+	bool dead_regular; /* a file, to sync and to cut back */
 };
 
 static const struct hop_option jsonl_options[] = {
@@ -92,8 +94,14 @@ static int jsonl_open(struct hop_source *src)
 		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	hop_lines_init(&c->lines, src->max_line);
 	if (c->dead) {
-		c->dead_fp = fopen(c->dead, "ae");
-		if (!c->dead_fp) {
+		struct stat dst;
+		c->dead_fd = open(
+		    c->dead, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+		c->dead_open = c->dead_fd >= 0;
+		c->dead_regular = c->dead_open &&
+				  fstat(c->dead_fd, &dst) == 0 &&
+				  S_ISREG(dst.st_mode);
+		if (!c->dead_open) {
 			snprintf(src->error, sizeof(src->error),
 				 "jsonl source: dead-letter file %s: %s",
 				 c->dead, strerror(errno));
@@ -243,20 +251,53 @@ static int jsonl_ack(struct hop_source *src, struct hop_item *it)
 	return 0;
 }
 
+/* Appends the record as one line and syncs it. A write that fails (a full
+ * disk) is cut back, so the file never keeps half a line, and answers
+ * -EAGAIN: the item is not dead yet, and the coordinator holds it and asks
+ * again. */
 static int jsonl_dead(struct hop_source *src, struct hop_item *it,
 		      const char *record)
 {
 	struct jsonl_src *c = src->ctx;
-	if (!c->dead_fp)
+	size_t len = strlen(record), done = 0;
+	char *line;
+	int err = 0;
+
+	if (!c->dead_open)
 		return 0;
-	if (fprintf(c->dead_fp, "%s\n", record) < 0 || fflush(c->dead_fp) ||
-	    fsync(fileno(c->dead_fp))) {
-		snprintf(src->error, sizeof(src->error),
-			 "jsonl source: dead-letter file %s: %s", c->dead,
-			 strerror(errno));
-		return -errno;
+	off_t end = c->dead_regular ? lseek(c->dead_fd, 0, SEEK_END) : -1;
+	line = malloc(len + 1);
+	if (!line) {
+		err = ENOMEM;
+		goto failed;
 	}
-	return 0;
+	memcpy(line, record, len);
+	line[len] = '\n';
+	while (done < len + 1) {
+		ssize_t n = write(c->dead_fd, line + done, len + 1 - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = errno;
+			break;
+		}
+		done += (size_t)n;
+	}
+	free(line);
+	if (!err && c->dead_regular && fdatasync(c->dead_fd) < 0)
+		err = errno;
+	if (!err)
+		return 0;
+	if (end >= 0 && done > 0 && ftruncate(c->dead_fd, end) < 0)
+		hop_log(HOP_WARN,
+			"jsonl source: dead-letter file %s: cannot cut back a "
+			"partial line: %s",
+			c->dead, strerror(errno));
+failed:
+	snprintf(src->error, sizeof(src->error),
+		 "jsonl source: dead-letter file %s: %s", c->dead,
+		 strerror(err));
+	return -EAGAIN;
 }
 
 static int jsonl_release(struct hop_source *src, struct hop_item *it)
@@ -324,9 +365,9 @@ static void jsonl_close(struct hop_source *src)
 		close(c->fd);
 		c->fd = -1;
 	}
-	if (c->dead_fp)
-		fclose(c->dead_fp);
-	c->dead_fp = NULL;
+	if (c->dead_open)
+		close(c->dead_fd);
+	c->dead_open = false;
 	hop_lines_free(&c->lines);
 }
 

@@ -3,6 +3,7 @@ checks that a sanitizer build reported nothing, and the PostgreSQL and
 Kafka servers of tests/harness (one per test module that asks)."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,6 +94,22 @@ def alive(pid):
         return False
 
 
+def http_port(p, timeout=30):
+    """The port a hopper started with --listen 127.0.0.1:0 serves on, once
+    its log names it."""
+    found = []
+
+    def named():
+        m = re.search(r"on http://127\.0\.0\.1:(\d+)", stderr_of(p))
+        assert p.poll() is None, stderr_of(p)
+        if m:
+            found.append(int(m.group(1)))
+        return bool(found)
+
+    wait_for(named, timeout=timeout, what="the http server")
+    return found[0]
+
+
 def write_jsonl(path, payloads):
     with open(path, "w") as f:
         for p in payloads:
@@ -115,6 +132,49 @@ def by_id(lines):
 @pytest.fixture
 def tmp(tmp_path):
     return tmp_path
+
+
+@pytest.fixture
+def tmpfs(tmp):
+    """Mounts small tmpfs file systems in the test's folder (root only):
+    tmpfs("name", "64k") returns the mount point. All are unmounted after
+    the test."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounts = []
+
+    def mount(name, size):
+        mnt = tmp / name
+        mnt.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
+                        "tmpfs", str(mnt)], check=True)
+        mounts.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in reversed(mounts):
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(folder, leave=0):
+    """Fills the file system of folder with a file named filler, leaving
+    about leave bytes free (none: then a write of any size fails); returns
+    the filler's path."""
+    filler = folder / "filler"
+    st = os.statvfs(folder)
+    todo = max(0, st.f_bavail * st.f_frsize - leave)
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        chunk = b"\0" * 65536
+        while todo > 0 or not leave:
+            n = min(todo, len(chunk)) if leave else len(chunk)
+            os.write(fd, chunk[:n])
+            todo -= n
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
 
 
 @pytest.fixture(scope="module")

@@ -194,24 +194,32 @@ def test_health_and_readiness_while_draining(tmp):
 
 
 def test_sink_errors_are_counted_and_shown(tmp):
-    """A sink that cannot write: each failed flush is counted, its error
-    is among the last errors, and the item is retried, then dead."""
+    """A sink that cannot write: each failed try is counted, its error is
+    among the last errors and in /readyz, and the result is held (not
+    retried, not dead) until SIGTERM hands it back."""
     p, port = serve(tmp, "-j", "1", "-o", "jsonl:/dev/full", "--attempts",
                     "3", "--backoff", "0.1")
     try:
         feed(p, [{"n": 1}])
-        wait_for(lambda: json.loads(get(port, "/status")[2])["items"]["dead"]
-                 == 1, what="the item dead")
+        wait_for(lambda: metric(get(port, "/metrics")[2],
+                                "hopper_sink_errors_total") >= 3,
+                 what="three failed tries")
         _, _, text = get(port, "/metrics")
-        assert metric(text, "hopper_sink_errors_total") >= 3
-        assert metric(text, "hopper_items_total", outcome="retried") == 2
+        assert metric(text, "hopper_items_held") == 1
+        assert metric(text, "hopper_items_total", outcome="retried") == 0
         assert metric(text, "hopper_items_total", outcome="done") == 0
+        assert metric(text, "hopper_items_total", outcome="dead") == 0
         st = json.loads(get(port, "/status")[2])
         assert st["errors"]["sink"] >= 3 and st["errors"]["source"] == 0
         assert any("No space left on device" in e["error"]
                    for e in st["last_errors"]), st["last_errors"]
+        status, _, body = get(port, "/readyz")
+        assert status == 503 and "the sink is out" in body
+        assert "No space left on device" in body
         p.stdin.close()
-        assert p.wait(timeout=30) == 3
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=30) == 0
+        assert "0 done, 0 dead, 0 retried, 1 handed back" in stderr_of(p)
     finally:
         stop(p)
 

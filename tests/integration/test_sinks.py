@@ -3,8 +3,14 @@ ids that look alike, a disk that fills or turns read-only and comes back,
 and dead letters that cannot be written."""
 import hashlib
 import json
+import re
+import subprocess
 
-from conftest import FAKE, hopper, write_jsonl
+import pytest
+
+from conftest import (FAKE, fill, hopper, http_port, start, stderr_of, stop,
+                      wait_for, write_jsonl)
+from test_http import get, metric
 
 
 def escaped(item_id):
@@ -69,3 +75,160 @@ def test_jsonl_sink_cuts_a_torn_tail_before_writing(tmp):
     assert sorted(r["id"] for r in lines if r["id"] != "old") == \
         ["1", "2", "3", "4", "5"]
     assert all(r["ok"] for r in lines)
+
+
+def sample(port, name, **labels):
+    return metric(get(port, "/metrics")[2], name, **labels)
+
+
+def finished_with(p, timeout=120):
+    p.wait(timeout=timeout)
+    err = stderr_of(p)
+    m = re.search(r"finished: (\d+) done, (\d+) dead", err)
+    assert m, err[-3000:]
+    return p.returncode, int(m.group(1)), int(m.group(2)), err
+
+
+def check_outage(p, port, reason):
+    """While the place is out: the log said so once, /readyz says why, and
+    retries use up no attempt and make nothing dead (nor, for the sink,
+    done)."""
+    wait_for(lambda: f"the {reason} is out" in stderr_of(p), timeout=60,
+             what=f"the {reason} out")
+    errors = ("hopper_sink_errors_total" if reason == "sink"
+              else "hopper_source_errors_total")
+    wait_for(lambda: sample(port, errors) >= 3, timeout=60,
+             what="three failed tries")
+    status, _, body = get(port, "/readyz")
+    assert status == 503 and f"the {reason} is out" in body, body
+    if reason == "sink":
+        assert sample(port, "hopper_items_total", outcome="done") == 0
+    assert sample(port, "hopper_items_total", outcome="dead") == 0
+    assert sample(port, "hopper_items_total", outcome="retried") == 0
+    assert sample(port, "hopper_items_held") >= 1
+    assert stderr_of(p).count(f"the {reason} is out") == 1
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "dir"])
+def test_a_disk_that_fills_and_frees_loses_and_kills_nothing(tmp, tmpfs,
+                                                              kind):
+    mnt = tmpfs("disk", "1m")
+    filler = fill(mnt)
+    items = [{"n": n} for n in range(20)] + [{"do": "perm", "n": n}
+                                             for n in range(20, 25)]
+    src = write_jsonl(tmp / "in.jsonl", items)
+    sink = mnt / ("out.jsonl" if kind == "jsonl" else "out")
+    if kind == "dir":
+        filler.unlink()
+        sink.mkdir()
+        filler = fill(mnt)
+    p = start("run", "-s", f"jsonl:{src}", "-o", f"{kind}:{sink}",
+              "--listen", "127.0.0.1:0", "-j", "2", "--attempts", "2",
+              "--backoff", "0.05", "--", *FAKE, cwd=tmp)
+    try:
+        check_outage(p, http_port(p), "sink")
+        filler.unlink()
+        code, done, dead, err = finished_with(p)
+    finally:
+        stop(p)
+    assert (code, done, dead) == (3, 20, 5), err
+    assert "the sink is back after" in err
+    if kind == "jsonl":
+        lines = parse_lines(sink)
+        assert sorted(int(r["id"]) for r in lines) == list(range(1, 26))
+        assert sum(r["ok"] for r in lines) == 20
+    else:
+        names = sorted(int(q.name[:-5]) for q in sink.iterdir())
+        assert names == list(range(1, 21))
+        for q in sink.iterdir():
+            assert json.loads(q.read_text())["echo"]["n"] == int(q.name[:-5]) - 1
+
+
+def test_a_read_only_dir_sink_holds_results_until_it_is_writable(tmp, tmpfs):
+    mnt = tmpfs("ro", "1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+    src = write_jsonl(tmp / "in.jsonl", [{"n": n} for n in range(50)])
+    p = start("run", "-s", f"jsonl:{src}", "-o", f"dir:{mnt}",
+              "--listen", "127.0.0.1:0", "-j", "2", "--attempts", "1",
+              "--", *FAKE, cwd=tmp)
+    try:
+        check_outage(p, http_port(p), "sink")
+        subprocess.run(["mount", "-o", "remount,rw", str(mnt)], check=True)
+        code, done, dead, err = finished_with(p)
+    finally:
+        stop(p)
+    assert (code, done, dead) == (0, 50, 0), err
+    assert sorted(int(q.name[:-5]) for q in mnt.iterdir()) == \
+        list(range(1, 51))
+
+
+def test_a_partial_write_on_a_full_disk_leaves_no_fragment(tmp, tmpfs):
+    mnt = tmpfs("part", "2m")
+    sink = mnt / "out.jsonl"
+    sink.touch()
+    filler = fill(mnt, leave=300_000)  # a 600 kB line only partly fits
+    big = "x" * 600_000
+    src = write_jsonl(tmp / "in.jsonl", [{"n": n, "big": big}
+                                         for n in range(3)])
+    p = start("run", "-s", f"jsonl:{src}", "-o", f"jsonl:{sink}",
+              "--listen", "127.0.0.1:0", "-j", "1", "--", *FAKE, cwd=tmp)
+    try:
+        port = http_port(p)
+        check_outage(p, port, "sink")
+        assert sample(port, "hopper_sink_repairs_total") >= 1
+        filler.unlink()
+        code, done, dead, err = finished_with(p)
+    finally:
+        stop(p)
+    assert (code, done, dead) == (0, 3, 0), err
+    lines = parse_lines(sink)
+    assert sorted(r["id"] for r in lines) == ["1", "2", "3"]
+    assert all(r["result"]["echo"]["big"] == big for r in lines)
+
+
+def test_dead_letters_on_a_full_disk_stay_unacknowledged(tmp, tmpfs):
+    mnt = tmpfs("dead", "1m")
+    dead_file = mnt / "dead.jsonl"
+    dead_file.touch()
+    filler = fill(mnt)
+    items = [{"n": 0}, {"do": "perm", "n": 1}, {"n": 2},
+             {"do": "perm", "n": 3}, {"do": "perm", "n": 4}]
+    src = write_jsonl(tmp / "in.jsonl", items)
+    out = tmp / "out.jsonl"
+    p = start("run", "-s", f"jsonl:{src}", "-S", f"dead={dead_file}",
+              "-o", f"jsonl:{out}", "--listen", "127.0.0.1:0", "-j", "1",
+              "--", *FAKE, cwd=tmp)
+    try:
+        check_outage(p, http_port(p), "dead-letter place")
+        filler.unlink()
+        code, done, dead, err = finished_with(p)
+    finally:
+        stop(p)
+    assert (code, done, dead) == (3, 2, 3), err
+    assert "the dead-letter place is back after" in err
+    recs = parse_lines(dead_file)
+    assert sorted(r["id"] for r in recs) == ["2", "4", "5"]
+    lines = parse_lines(out)
+    assert sorted(r["id"] for r in lines) == ["1", "2", "3", "4", "5"]
+
+
+def test_sigterm_during_an_outage_hands_held_items_back(tmp, tmpfs):
+    mnt = tmpfs("term", "1m")
+    fill(mnt)
+    inbox = tmp / "in"
+    inbox.mkdir()
+    for n in range(6):
+        (inbox / f"f{n}.txt").write_text(f"file {n}")
+    p = start("run", "-s", f"dir:{inbox}", "-o", f"dir:{mnt}",
+              "--listen", "127.0.0.1:0", "-j", "2", "--", *FAKE, cwd=tmp)
+    try:
+        check_outage(p, http_port(p), "sink")
+    finally:
+        stop(p)
+    err = stderr_of(p)
+    assert p.returncode == 0, err
+    assert re.search(r"handing \d+ held item\(s\) back to the source", err)
+    assert "0 done, 0 dead" in err
+    assert sorted(q.name for q in inbox.iterdir() if q.is_file()) == [
+        f"f{n}.txt" for n in range(6)]
+    assert list((inbox / "failed").iterdir()) == []
