@@ -96,6 +96,10 @@ done
 # degrees (FFmpeg 5.1 writes the matrix only when stream copying).
 "${ff[@]}" -i "$dir/h264.mp4" -t 2 -c copy -metadata:s:v:0 rotate=90 \
 	"$dir/rotated.mp4"
+# An MP3 with cover art (an attached picture) and no other video.
+"${ff[@]}" -f lavfi -i "sine=frequency=440:duration=2" -i "$dir/still.png" \
+	-map 0 -map 1 -c:a libmp3lame -c:v png -disposition:v attached_pic \
+	-id3v2_version 3 "$dir/cover.mp3"
 : >"$dir/empty.mp4"
 printf 'this is a text file, not a video\n' >"$dir/text.mp4"
 cp "$dir/still.png" "$dir/png_named.mp4"

@@ -3,7 +3,7 @@ each one is made by make_corpus.sh."""
 import pytest
 
 from thumbutil import corpus, out, start  # noqa: F401 (fixtures)
-from thumbutil import image_rgb, probe
+from thumbutil import ffmpeg, image_rgb, probe, psnr
 from test_thumb_content import parse_vtt
 
 
@@ -71,3 +71,26 @@ def test_absurd_aspect_keeps_its_shape(corpus, start, width, fmt):
     else:
         assert (r["width"], r["height"]) == (1, 240)
         assert "notes" not in r
+
+
+def test_audio_with_cover_art_gives_the_cover(corpus, start):
+    """An MP3 whose only picture is its cover art: the thumbnail is the
+    cover, whatever the position, and a sheet has one tile; audio without
+    one is still no video."""
+    path = str(corpus / "cover.mp3")
+    w = start("--format", "png", "--width", 160)
+    want = ffmpeg("-i", corpus / "still.png", "-vf", "scale=160:120", "-f",
+                  "rawvideo", "-pix_fmt", "rgb24", "-")
+    for pos in ("auto", 1.5, "100%"):
+        r = w.ok({"path": path, "position": pos})
+        assert r["cover_art"] is True and r["codec"] == "png"
+        assert (r["width"], r["height"]) == (160, 120)
+        assert r["position"] == 0 and r["clamped"] is False
+        assert "cover art" in r["notes"][0]
+        assert psnr(image_rgb(r["files"][0]), want) >= 40
+    r = w.ok({"path": path, "count": 4, "sheet": True})
+    assert r["count"] == 1
+    info = probe(r["files"][0])["streams"][0]
+    assert (info["width"], info["height"]) == (160, 120)
+    msg, _ = w.call(str(corpus / "audio_only.m4a"))
+    assert msg["error"].endswith("no video stream (audio only)"), msg

@@ -142,11 +142,14 @@ struct hop_thumb_input {
 	bool consumed;	   /* packets were read since the open */
 	int packets;	   /* of the stream, read since the last seek */
 	bool read_error;   /* a read failed before the end of the file */
+	bool cover;	   /* st is cover art: the file has no other video */
 };
 
 /*
  * Opens path, rejects what is not a video (empty, not media, a still image,
- * audio only, no decoder) and opens the decoder of the best video stream.
+ * audio only without cover art, no decoder) and opens the decoder of the
+ * best video stream, or of the cover art when that is all the video there
+ * is (in->cover).
  * `deadline` bounds every read. On failure in is left empty and e says why.
  */
 int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
@@ -165,7 +168,8 @@ bool hop_thumb_input_expired(const struct hop_thumb_input *in);
 /* ---- hop_thumb_grab.c ---- */
 
 /*
- * Decodes into out the frame shown at `pos` seconds from the start: with
+ * Decodes into out the frame shown at `pos` seconds from the start (for
+ * cover art, the picture, whatever pos is): with
  * HOP_THUMB_SEEK_KEYFRAME the keyframe at or before it, with ACCURATE the
  * last frame whose timestamp is not after it. A position at or past the
  * end gives the last frame, in both modes; *clamped is set when it was past

@@ -152,6 +152,33 @@ static int64_t last_key_in_file(const struct hop_thumb_input *in, int64_t ts)
 	return AV_NOPTS_VALUE;
 }
 
+/*
+ * Decodes the cover art, which the demuxer holds as one packet rather than
+ * in the stream, into out; its time is the start. Returns 0 or
+ * AVERROR(ENODATA) when it does not decode.
+ */
+static int grab_cover(struct hop_thumb_input *in, AVFrame *out, double *at)
+{
+	int ret;
+
+	avcodec_flush_buffers(in->dec);
+	in->draining = false;
+	in->packets = 1;
+	ret = avcodec_send_packet(in->dec, &in->st->attached_pic);
+	if (ret == AVERROR(ENOMEM))
+		return ret;
+	avcodec_send_packet(in->dec, NULL);
+	ret = avcodec_receive_frame(in->dec, out);
+	if (ret == AVERROR(ENOMEM))
+		return ret;
+	if (ret < 0)
+		return AVERROR(ENODATA);
+	/* One picture, one time: every spot gets the same frame. */
+	out->pts = out->best_effort_timestamp = in->start;
+	*at = 0;
+	return 0;
+}
+
 int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		   AVFrame *out, double *at, bool *clamped)
 {
@@ -163,6 +190,8 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 
 	*clamped = false;
 	av_frame_unref(out);
+	if (in->cover)
+		return grab_cover(in, out, at);
 	/* Past the end, the answer is the last frame, not the last keyframe. */
 	if (in->duration > 0 && pos >= in->duration)
 		seek = HOP_THUMB_SEEK_ACCURATE;
@@ -273,6 +302,10 @@ int hop_thumb_grab_auto(struct hop_thumb_input *in, AVFrame *out, double *at)
 	if (!cand)
 		return AVERROR(ENOMEM);
 	av_frame_unref(out);
+	if (in->cover) {
+		av_frame_free(&cand);
+		return grab_cover(in, out, at);
+	}
 	for (int i = 0; i < 5; i++) {
 		double pos =
 		    in->duration > 0 ? in->duration * spots[i] : secs[i];

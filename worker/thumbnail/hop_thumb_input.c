@@ -58,36 +58,49 @@ static int stream_rotation(const AVStream *st)
 
 /*
  * Picks the video stream to decode: the largest one that is not cover art
- * and has a decoder. Returns its index, or -1 (with *why saying which of
- * "no video", "audio only" or "no decoder" applies).
+ * and has a decoder; failing that, the largest cover art (an attached
+ * picture, as in an MP3 or M4A), with *cover set. Returns its index, or -1
+ * (with *why saying which of "no video", "audio only" or "no decoder"
+ * applies).
  */
 static int pick_stream(AVFormatContext *fmt, const char **why,
-		       const char **codec)
+		       const char **codec, bool *cover)
 {
-	int best = -1;
-	int64_t best_area = -1;
+	int best = -1, pic = -1;
+	int64_t best_area = -1, pic_area = -1;
 	bool audio = false;
 
 	*why = "no video stream";
+	*cover = false;
 	for (unsigned i = 0; i < fmt->nb_streams; i++) {
 		const AVCodecParameters *par = fmt->streams[i]->codecpar;
 		int64_t area = (int64_t)par->width * par->height;
+		bool attached =
+		    fmt->streams[i]->disposition & AV_DISPOSITION_ATTACHED_PIC;
 
 		if (par->codec_type == AVMEDIA_TYPE_AUDIO)
 			audio = true;
-		if (par->codec_type != AVMEDIA_TYPE_VIDEO ||
-		    (fmt->streams[i]->disposition &
-		     AV_DISPOSITION_ATTACHED_PIC))
+		if (par->codec_type != AVMEDIA_TYPE_VIDEO)
 			continue;
 		if (!avcodec_find_decoder(par->codec_id)) {
-			*why = "no decoder for the video codec";
-			*codec = avcodec_get_name(par->codec_id);
+			if (!attached) {
+				*why = "no decoder for the video codec";
+				*codec = avcodec_get_name(par->codec_id);
+			}
 			continue;
 		}
-		if (area > best_area) {
+		if (attached && area > pic_area &&
+		    fmt->streams[i]->attached_pic.size > 0) {
+			pic = (int)i;
+			pic_area = area;
+		} else if (!attached && area > best_area) {
 			best = (int)i;
 			best_area = area;
 		}
+	}
+	if (best < 0 && pic >= 0 && !strcmp(*why, "no video stream")) {
+		*cover = true;
+		return pic;
 	}
 	if (best < 0 && audio && !strcmp(*why, "no video stream"))
 		*why = "no video stream (audio only)";
@@ -210,7 +223,7 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 	}
 	/* Other failures here still leave streams that may decode. */
 
-	in->index = pick_stream(in->fmt, &why, &codec);
+	in->index = pick_stream(in->fmt, &why, &codec, &in->cover);
 	if (in->index < 0) {
 		if (!strcmp(why, "no decoder for the video codec"))
 			hop_thumb_err_set(e, "%s: %s (%s)", path, why, codec);

@@ -408,6 +408,8 @@ static json_t *make_result(struct job *j, int64_t t0)
 	json_object_set_new(r, "source_width", json_integer(j->src_w));
 	json_object_set_new(r, "source_height", json_integer(j->src_h));
 	json_object_set_new(r, "rotation", json_integer(j->in.rotation));
+	if (j->in.cover)
+		json_object_set_new(r, "cover_art", json_true());
 	json_object_set_new(r, "ms",
 			    json_integer((av_gettime_relative() - t0) / 1000));
 	if (json_array_size(j->notes))
@@ -472,6 +474,9 @@ int hop_thumb_job_run(const struct hop_thumb_opts *o, const char *path,
 	}
 	j.name = strrchr(j.stem, '/') + 1;
 
+	if (j.in.cover)
+		note(&j, "audio with cover art and no other video: the "
+			 "thumbnail is the cover");
 	if (o->count == 1 && !o->sheet)
 		ret = run_single(&j);
 	else
