@@ -388,6 +388,22 @@ static int file_key(struct hop_config *cfg, const char *k, json_t *v,
 	return hop_opts_set_json(run_options, cfg, k, v, msg, msglen);
 }
 
+/* Returns the key before k in root that names the same option as k
+ * ("backoff-max" and "backoff_max"), or NULL. */
+static const char *same_key_before(json_t *root, const char *k)
+{
+	const char *other;
+	json_t *v;
+	json_object_foreach(root, other, v)
+	{
+		if (other == k || strcmp(other, k) == 0)
+			return NULL;
+		if (hop_opts_key_equal(other, k))
+			return other;
+	}
+	return NULL;
+}
+
 static int load_file(struct hop_config *cfg, const char *file, const char *text,
 		     size_t len, char *err, size_t errlen)
 {
@@ -411,6 +427,14 @@ static int load_file(struct hop_config *cfg, const char *file, const char *text,
 	json_t *v;
 	json_object_foreach(root, k, v)
 	{
+		const char *twin = same_key_before(root, k);
+		if (twin) {
+			where(file, text, &twin, 1, false, pos, sizeof(pos));
+			snprintf(err, errlen,
+				 "%s: '%s' and '%s' are the same key: keep one",
+				 pos, twin, k);
+			goto out;
+		}
 		if (expand_tree(v, msg, sizeof(msg))) {
 			where(file, text, &k, 1, true, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: '%s': %s", pos, k, msg);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "opts.h"
 
 struct scan {
 	const char *p;
@@ -111,7 +112,7 @@ static int locate(const char *text, const char *const *path, int depth,
 			skip_ws(&s);
 			if (*s.p == ':')
 				advance(&s);
-			if (strcmp(key, path[d]) == 0) {
+			if (hop_opts_key_equal(key, path[d])) {
 				found = true;
 				skip_ws(&s);
 				*line = value && d == depth - 1 ? s.line : kl;

@@ -10,7 +10,8 @@
 #include <stddef.h>
 
 /* Finds the object key at path (keys from the top object down, depth of
- * them) in a JSON text. Returns 0 and sets the 1-based *line and *col of the
+ * them) in a JSON text; keys match as options do, '-' and '_' alike
+ * (hop_opts_key_equal). Returns 0 and sets the 1-based *line and *col of the
  * key's opening quote, or -ENOENT. */
 int hop_json_locate(const char *text, const char *const *path, int depth,
 		    int *line, int *col);

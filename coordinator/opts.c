@@ -11,11 +11,19 @@ static const char *const type_names[] = {
     "text", "an integer", "true or false", "a size (like 64K or 16M)",
     "a number of seconds (like 0.5, 30s or 5m)"};
 
+bool hop_opts_key_equal(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (*a != *b && !(strchr("-_", *a) && strchr("-_", *b)))
+			return false;
+	return *a == *b;
+}
+
 const struct hop_option *hop_opts_find(const struct hop_option *t,
 				       const char *key)
 {
 	for (; t->key; t++)
-		if (strcmp(t->key, key) == 0)
+		if (hop_opts_key_equal(t->key, key))
 			return t;
 	return NULL;
 }

@@ -40,7 +40,12 @@ struct hop_option {
 	const char *choices;
 };
 
-/* The table ends with an entry whose key is NULL. */
+/* True when two keys are the same option: '-' and '_' are one letter, so
+ * "backoff-max" (as the flag is spelled) is "backoff_max". */
+bool hop_opts_key_equal(const char *a, const char *b);
+
+/* Finds key in the table, spelled with '-' or '_'. The table ends with an
+ * entry whose key is NULL. */
 const struct hop_option *hop_opts_find(const struct hop_option *t,
 				       const char *key);
 

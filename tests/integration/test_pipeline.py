@@ -225,3 +225,44 @@ def test_the_shipped_word_count_pipeline(tmp):
     assert json.loads((tmp / "res" / "a.txt.json").read_text()) == {"words": 4}
     assert json.loads((tmp / "res" / "b.txt.json").read_text()) == {"words": 0}
     assert (inbox / "c.dat").exists()
+
+
+def test_keys_spelled_as_flags_or_with_underscores(tmp):
+    # "backoff-max" as the flag is spelled, "max_line" with an underscore,
+    # and a driver option with a dash: the same options either way.
+    inbox = tmp / "in"
+    inbox.mkdir()
+    for n in range(3):
+        (inbox / f"{n}.txt").write_text("x")
+    f = pipeline(tmp, json.dumps({
+        "source": {"type": "dir", "path": str(inbox), "keep-done": False},
+        "command": FAKE, "backoff-max": "2s", "max_line": "64K",
+        "kill-timeout": 1, "log-level": "warn"}))
+    code, out, err = hopper("run", "-f", f, "-o", "jsonl:-", "-j", "1")
+    assert code == 0, err
+    assert sorted(r["id"] for r in read_jsonl(out)) == ["0.txt", "1.txt",
+                                                        "2.txt"]
+    assert not list((inbox / "done").glob("*"))  # keep-done false held
+    assert "running:" not in err  # log-level warn held
+    # A bad value under either spelling is named where it stands.
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "backoff-max": "soon"}')
+    assert err == (":2:17: option 'backoff_max': 'soon' is not a number of "
+                   "seconds (like 0.5, 30s or 5m)"), err
+    # Both spellings of one key in one file: refused, naming both.
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "backoff_max": 1,\n "backoff-max": 2}')
+    assert err == (":2:2: 'backoff_max' and 'backoff-max' are the same key: "
+                   "keep one"), err
+
+
+def test_driver_options_take_both_spellings_on_the_command_line(tmp):
+    for opt in ("keep-done=false", "keep_done=false"):
+        inbox = tmp / opt[:9]
+        inbox.mkdir()
+        (inbox / "a.txt").write_text("x")
+        code, out, err = hopper("run", "-s", f"dir:{inbox}", "-S", opt,
+                                "--", *FAKE)
+        assert code == 0, err
+        assert [r["id"] for r in read_jsonl(out)] == ["a.txt"]
+        assert not (inbox / "done" / "a.txt").exists()

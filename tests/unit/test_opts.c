@@ -71,6 +71,23 @@ static void errors_name_the_key(void **state)
 	hop_opts_free(table, &c);
 }
 
+static void dash_and_underscore_are_one_letter(void **state)
+{
+	static const struct hop_option t[] = {
+	    {"max_line", HOP_OPT_SIZE, "1K", 0, "a size"},
+	    {NULL},
+	};
+	int64_t v = 0;
+	char err[256];
+	assert_true(hop_opts_key_equal("max_line", "max-line"));
+	assert_false(hop_opts_key_equal("max_line", "maxline"));
+	assert_false(hop_opts_key_equal("max_line", "max_lines"));
+	assert_int_equal(
+	    hop_opts_set(t, &v, "max-line", "2K", err, sizeof(err)), 0);
+	assert_int_equal(v, 2048);
+	assert_ptr_equal(hop_opts_find(t, "max-line"), &t[0]);
+}
+
 static void json_values(void **state)
 {
 	struct ctx c = {0};
@@ -201,6 +218,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(defaults_then_text),
 	    cmocka_unit_test(errors_name_the_key),
+	    cmocka_unit_test(dash_and_underscore_are_one_letter),
 	    cmocka_unit_test(json_values),
 	    cmocka_unit_test(bounds_are_checked_alike_for_text_and_json),
 	    cmocka_unit_test(choices_are_whole_words),
