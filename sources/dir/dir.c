@@ -127,9 +127,44 @@ static void free_names(struct name *e)
 	}
 }
 
-static bool wanted(struct dir_src *c, const char *name)
+/* True when name is one the glob asks for, report or not. */
+static bool matches(struct dir_src *c, const char *name)
 {
 	return name[0] != '.' && fnmatch(c->glob, name, FNM_PERIOD) == 0;
+}
+
+/* A report is never an item, even when it is moved back into the input
+ * folder with its file (mv failed/x inbox/): taking it would make a dead
+ * letter of a dead letter. */
+static bool wanted(struct dir_src *c, const char *name)
+{
+	return matches(c, name) && !hop_src_dir_is_report(name);
+}
+
+/* Says, once per scan or arrival, which reports were passed over: a person
+ * who moved failed/ back wonders where they went. */
+static void log_skipped(struct dir_src *c, const struct hop_buf *names, int n)
+{
+	if (n)
+		hop_log(HOP_WARN,
+			"dir source: %d dead-letter report(s) in %s skipped, "
+			"never taken as items (hopper dead retry moves a dead "
+			"file back and removes its report): %.*s",
+			n, c->path, (int)hop_buf_len(names),
+			hop_buf_head(names));
+}
+
+/* Adds a skipped report's name to the list of the first few. */
+static void note_skipped(struct hop_buf *names, int n, const char *name)
+{
+	char *tmp;
+	if (n == 10)
+		hop_buf_appendf(names, ", ...");
+	if (n >= 10)
+		return;
+	hop_buf_appendf(names, "%s%s", n ? ", " : "",
+			hop_src_dir_shown(name, &tmp));
+	free(tmp);
 }
 
 /* Queues every regular file of dir that matches, in name order. Returns
@@ -141,19 +176,27 @@ static int scan(struct hop_source *src, const char *dir)
 	int n = scandir(dir, &list, NULL, alphasort);
 	if (n < 0)
 		return -errno;
-	int count = 0;
+	int count = 0, skipped = 0;
+	struct hop_buf names = {0};
 	for (int i = 0; i < n; i++) {
 		struct stat st;
-		char *p = join(dir, list[i]->d_name);
-		if (p && wanted(c, list[i]->d_name) && stat(p, &st) == 0 &&
+		const char *name = list[i]->d_name;
+		char *p = join(dir, name);
+		if (p && matches(c, name) && stat(p, &st) == 0 &&
 		    S_ISREG(st.st_mode)) {
-			push_name(c, list[i]->d_name);
-			count++;
+			if (hop_src_dir_is_report(name)) {
+				note_skipped(&names, skipped++, name);
+			} else {
+				push_name(c, name);
+				count++;
+			}
 		}
 		free(p);
 		free(list[i]);
 	}
 	free(list);
+	log_skipped(c, &names, skipped);
+	hop_buf_free(&names);
 	return count;
 }
 
@@ -288,6 +331,11 @@ static void dir_inotify(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 			} else if (e->len && wanted(c, e->name)) {
 				push_name(c, e->name);
 				woke = true;
+			} else if (e->len && matches(c, e->name)) {
+				struct hop_buf name = {0};
+				note_skipped(&name, 0, e->name);
+				log_skipped(c, &name, 1);
+				hop_buf_free(&name);
 			}
 		}
 	}
@@ -657,7 +705,7 @@ static int dir_dead(struct hop_source *src, struct hop_item *it,
 		text = json_dumps(rec, JSON_COMPACT);
 	json_decref(rec);
 	free(file);
-	if (asprintf(&path, "%s/%s.error.json", c->failed,
+	if (asprintf(&path, "%s/%s" HOP_SRC_DIR_REPORT, c->failed,
 		     (const char *)it->src_data) < 0) {
 		free(text);
 		return -ENOMEM;

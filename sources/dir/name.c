@@ -113,3 +113,9 @@ const char *hop_src_dir_shown(const char *s, char **tmp)
 	*tmp = hop_src_dir_escape(s);
 	return *tmp ? *tmp : "?";
 }
+
+bool hop_src_dir_is_report(const char *name)
+{
+	size_t n = strlen(name), k = strlen(HOP_SRC_DIR_REPORT);
+	return n > k && strcmp(name + n - k, HOP_SRC_DIR_REPORT) == 0;
+}

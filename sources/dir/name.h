@@ -12,6 +12,13 @@
 
 #include <stdbool.h>
 
+/* What a dead letter's report adds to its file's name in failed/. */
+#define HOP_SRC_DIR_REPORT ".error.json"
+
+/* True for a name that ends in HOP_SRC_DIR_REPORT: a report, never an item
+ * of the input folder. */
+bool hop_src_dir_is_report(const char *name);
+
 /* True when s is valid UTF-8 (no overlong forms, no surrogates, nothing
  * past U+10FFFF), as JSON requires. */
 bool hop_src_dir_utf8(const char *s);
