@@ -90,6 +90,11 @@ static const struct hop_option run_options[] = {
     {"progress", HOP_OPT_BOOL, "true", OFF(progress),
      "a progress line on stderr when it is a terminal and the run is "
      "finite (--no-progress: none)"},
+    {"halt", HOP_OPT_STR, "never", OFF(halt),
+     "stop the run early when attempts fail, as GNU parallel's --halt: "
+     "now,fail=N or soon,fail=N after N failed attempts, now,fail=P% or "
+     "soon,fail=P% once P% of at least 10 attempts failed; now hands back "
+     "what is in flight, soon lets it finish; exit status 4"},
     {NULL},
 };
 
@@ -532,6 +537,33 @@ static char *driver_label(const char *name, const struct hop_option *t,
 	return label ? label : strdup(name);
 }
 
+/* Reads halt: never, or (now|soon),fail=(N|P%). Returns false when it is
+ * none of these. */
+static bool parse_halt(struct hop_config *cfg)
+{
+	const char *h = cfg->halt, *f;
+	char *end;
+
+	if (strcmp(h, "never") == 0)
+		return true;
+	cfg->halt_now = strncmp(h, "now,", 4) == 0;
+	f = cfg->halt_now ? h + 4 : strncmp(h, "soon,", 5) == 0 ? h + 5 : NULL;
+	if (!f || strncmp(f, "fail=", 5) != 0)
+		return false;
+	errno = 0;
+	double v = strtod(f + 5, &end);
+	bool pct = *end == '%';
+	if (end == f + 5 || errno || end[pct] != '\0')
+		return false;
+	if (pct && v > 0 && v <= 100)
+		cfg->halt_pct = v;
+	else if (!pct && v >= 1 && v <= 1e9 && v == (double)(int64_t)v)
+		cfg->halt_fail = (int64_t)v;
+	else
+		return false;
+	return true;
+}
+
 /* Checks what depends on more than one option (each option's own range
  * was checked as it was set) and builds the rest of cfg. */
 static int finish(struct hop_config *cfg, const struct origin *o, char *err,
@@ -599,6 +631,14 @@ static int finish(struct hop_config *cfg, const struct origin *o, char *err,
 	}
 	if (cfg->workers == 0)
 		cfg->workers = hop_cpus_available();
+	if (!parse_halt(cfg)) {
+		snprintf(err, errlen,
+			 "%s: halt '%s' is not never, now,fail=N, soon,fail=N, "
+			 "now,fail=P%% or soon,fail=P%% (N at least 1, P above "
+			 "0 and at most 100)",
+			 blame(o, "halt", at, sizeof(at)), cfg->halt);
+		return -EINVAL;
+	}
 	if (!cfg->listen && getenv("HOPPER_LISTEN"))
 		cfg->listen = strdup(getenv("HOPPER_LISTEN"));
 	if (cfg->listen && (!*cfg->listen || !strcmp(cfg->listen, "off"))) {

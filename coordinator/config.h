@@ -41,13 +41,17 @@ struct hop_config {
 	char *log_level;
 	char *listen; /* HTTP address, NULL for none */
 	bool progress;
+	char *halt; /* never, or (now|soon),fail=(N|P%) */
 
 	/* Built from the above. */
 	struct hop_source *source; /* owned */
 	struct hop_sink *sink;	   /* owned */
 	char **argv;		   /* owned, NULL-terminated worker command */
 	bool exec_mode;
-	bool autoscale; /* min_workers or max_workers was set */
+	bool autoscale;	   /* min_workers or max_workers was set */
+	bool halt_now;	   /* --halt now,...: stop in-flight work too */
+	int64_t halt_fail; /* --halt ...,fail=N: failed attempts; 0: never */
+	double halt_pct;   /* --halt ...,fail=P%: percent of attempts */
 };
 
 /* Fills cfg from the arguments of `hopper run` (or `validate`, which takes

@@ -392,6 +392,53 @@ static void stop_process(struct worker *w)
 		    w->pool->loop, w->pool->cfg.kill_ms, sigkill_timer, w);
 }
 
+static bool ended_on_its_own(int status)
+{
+	if (WIFEXITED(status))
+		return true;
+	if (!WIFSIGNALED(status))
+		return false;
+	switch (WTERMSIG(status)) {
+	case SIGSEGV:
+	case SIGABRT:
+	case SIGBUS:
+	case SIGILL:
+	case SIGFPE:
+	case SIGSYS:
+	case SIGTRAP:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Called as a stream worker ends unasked, with its wait status. When it
+ * ended on its own (an exit status, or a signal of its own making such as
+ * SIGSEGV: not one sent from outside, like SIGKILL) before its first answer,
+ * and no worker of the pool ever answered, it most likely cannot start at
+ * all (a mistyped script name) and says nothing of the item it held. Tells
+ * the run, and returns true while the items it held should go back
+ * unattempted: for the first HOP_POOL_START_TRIES such ends in a row. */
+static bool failed_start(struct worker *w, int status, const char *how)
+{
+	struct hop_pool *pool = w->pool;
+	char why[1100];
+
+	if (pool->cfg.exec_mode || w->answered || pool->answered ||
+	    !ended_on_its_own(status))
+		return false;
+	pool->start_failures++;
+	snprintf(why, sizeof(why), "%s before its first answer", how);
+	bool back = pool->start_failures <= HOP_POOL_START_TRIES;
+	if (back && w->inflight.head)
+		hop_log_ev(HOP_WARN, w->index, w->inflight.head->id,
+			   "no worker has answered yet: the item goes back "
+			   "unattempted");
+	pool->ev.start_failed(pool->ev.arg, pool->start_failures, why,
+			      w->last_err);
+	return back;
+}
+
 void pool_kill_worker(struct worker *w, const char *fmt, ...)
 {
 	char why[1024];
@@ -464,6 +511,11 @@ void pool_drain_stderr(struct worker *w)
 		hop_log_ev(HOP_INFO, w->index, it ? it->id : NULL,
 			   "stderr: %.*s", (int)(len > 1000 ? 1000 : len),
 			   line);
+		snprintf(w->last_err, sizeof(w->last_err), "%.*s",
+			 (int)(len < sizeof(w->last_err)
+				   ? len
+				   : sizeof(w->last_err) - 1),
+			 line);
 		if (it)
 			hop_item_add_stderr(it, line, len);
 	}
@@ -589,21 +641,23 @@ void pool_worker_gone(struct worker *w, int status)
 
 	hop_describe_status(status, how, sizeof(how));
 	struct hop_item *head = w->inflight.head;
+	char msg[256];
+	snprintf(msg, sizeof(msg), "worker %d %s", w->index, how);
 	if (head) {
 		w->crashes++;
 		hop_log_ev(HOP_ERROR, w->index, head->id,
-			   "worker %d %s while handling the item", w->index,
-			   how);
-		hop_item_fail(head, true,
-			      "worker %d %s while handling the item", w->index,
-			      how);
-		pool_add_stderr_reason(head);
-		pool_finish(w, head);
+			   "%s while handling the item", msg);
+		if (!failed_start(w, status, msg)) {
+			hop_item_fail(head, true, "%s while handling the item",
+				      msg);
+			pool_add_stderr_reason(head);
+			pool_finish(w, head);
+		}
 		pool_return_all(w);
 	} else if (!asked) {
 		w->crashes++;
-		hop_log_ev(HOP_ERROR, w->index, NULL, "worker %d %s", w->index,
-			   how);
+		hop_log_ev(HOP_ERROR, w->index, NULL, "%s", msg);
+		failed_start(w, status, msg);
 	} else {
 		hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d %s", w->index,
 			   how);
@@ -614,6 +668,11 @@ void pool_worker_gone(struct worker *w, int status)
 	    hop_pool_workers(pool) < pool->target) {
 		int shift =
 		    w->crashes > 5 ? 5 : (w->crashes > 0 ? w->crashes - 1 : 0);
+		/* A worker that may not start at all is tried again soon:
+		 * the few tries before the run gives up are quick. */
+		if (!pool->answered &&
+		    pool->start_failures <= HOP_POOL_START_TRIES)
+			shift = 0;
 		int64_t gap = (int64_t)RESTART_MIN_MS << shift;
 		if (gap > RESTART_MAX_MS)
 			gap = RESTART_MAX_MS;

@@ -45,8 +45,22 @@ struct hop_pool_events {
 	void (*returned)(void *arg, struct hop_item *it);
 	/* Capacity or the number of live workers changed. */
 	void (*changed)(void *arg);
+	/* Stream mode: a worker exited unasked (or died of its own fault,
+	 * such as SIGSEGV) before its first answer while no worker of the
+	 * pool has answered yet, the in_a_row'th time; why says how it
+	 * ended, stderr is the last line it wrote there ("" for none). For
+	 * the first
+	 * HOP_POOL_START_TRIES of these the items it held were returned
+	 * unattempted (a worker that cannot start says nothing of its items);
+	 * after that they fail as usual. */
+	void (*start_failed)(void *arg, int in_a_row, const char *why,
+			     const char *stderr_line);
 	void *arg;
 };
+
+/* Worker ends before any answer after which the pool stops handing their
+ * items back unattempted (see start_failed). */
+#define HOP_POOL_START_TRIES 5
 
 /* Returns a pool, or NULL when memory ran out. Nothing starts yet. */
 struct hop_pool *hop_pool_new(struct hop_loop *loop,

@@ -37,10 +37,12 @@ struct worker {
 	uint64_t pipe_timer; /* exec mode: when to read a child's pipes */
 	uint64_t eof_timer;  /* stream mode: stdout closed, process running */
 	bool sigkilled;
-	char *reason;	 /* why we are killing it, for the head item */
-	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
-	size_t item_len; /* bytes now in that file */
-	bool spawning;	 /* exec mode: a start is on a spawner thread */
+	char *reason;	    /* why we are killing it, for the head item */
+	int item_fd;	    /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
+	size_t item_len;    /* bytes now in that file */
+	bool spawning;	    /* exec mode: a start is on a spawner thread */
+	bool answered;	    /* stream mode: this process gave an answer */
+	char last_err[256]; /* the last line this process wrote to stderr */
 };
 
 /* A process group that outlived its worker: SIGTERM was sent, SIGKILL
@@ -59,7 +61,9 @@ struct hop_pool {
 	size_t inflight;
 	bool draining;
 	bool killing;
-	int target; /* workers wanted, see hop_pool_resize */
+	int target;	    /* workers wanted, see hop_pool_resize */
+	bool answered;	    /* some worker has answered */
+	int start_failures; /* ends before any answer, see start_failed */
 	uint64_t tick;
 	struct hop_spawner
 	    *spawner;	       /* exec mode: starts processes off the loop */
@@ -87,10 +91,16 @@ void pool_add_stderr_reason(struct hop_item *it);
 bool pool_reap(struct worker *w, int *status);
 void pool_finish(struct worker *w, struct hop_item *it);
 void pool_return_all(struct worker *w);
+/* Stops a worker that broke the contract or ran out of time, for the
+ * reason fmt gives: SIGTERM to its group (SIGKILL after kill_ms), the item
+ * in hand fails with that reason, the items behind it go back unattempted.
+ * Nothing when it is already stopping or down. */
 void pool_kill_worker(struct worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 int pool_watch_child(struct worker *w);
 void pool_want_write(struct worker *w);
+/* Logs the lines waiting on the worker's stderr, keeps them with the item
+ * in hand, and remembers the last one (last_err). */
 void pool_drain_stderr(struct worker *w);
 void pool_release_child(struct worker *w);
 

@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,9 +108,16 @@ struct run {
 	int64_t cold_since; /* work waited with no worker since then */
 	struct hop_http *http;
 	struct hop_progress *progress;
+	/* Attempts that ended, and failed, for --halt; the exit code of a
+	 * halt once one is asked for (0: none), and why. */
+	int64_t attempts_ended, attempts_failed;
+	int halt_code;
+	bool halt_now;
+	char halt_why[1024];
 };
 
 static void pump(struct hop_loop *loop, void *arg);
+static void release_waiting(struct run *r);
 static void wake_scaler(struct run *r);
 static void settle_now(struct hop_loop *loop, void *arg);
 
@@ -358,10 +366,103 @@ static void retry_due(struct hop_loop *loop, void *arg)
 	schedule(r);
 }
 
+/* The percentage form of --halt is judged once this many attempts ended. */
+#define HALT_MIN_ATTEMPTS 10
+
+/* Stops the run that a halt asked for: nothing more is claimed, waiting
+ * items go back to the source, and in-flight items either finish (soon) or
+ * are stopped and handed back too (now). Runs from the loop, never from
+ * inside a pool callback. */
+static void halt_run(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+
+	if (r->phase != RUNNING)
+		return;
+	r->phase = DRAINING;
+	hop_log(HOP_ERROR, "%s", r->halt_why);
+	hop_stats_error(&r->stats, "%s", r->halt_why);
+	hop_pool_unqueue(r->pool);
+	release_waiting(r);
+	if (r->halt_now)
+		hop_pool_kill(r->pool);
+	schedule(r);
+}
+
+/* Asks for a halt with exit code code; the first one asked for wins. */
+static void request_halt(struct run *r, int code, bool now, const char *fmt,
+			 ...) __attribute__((format(printf, 4, 5)));
+static void request_halt(struct run *r, int code, bool now, const char *fmt,
+			 ...)
+{
+	va_list ap;
+
+	if (r->halt_code || r->phase != RUNNING)
+		return;
+	r->halt_code = code;
+	r->halt_now = now;
+	va_start(ap, fmt);
+	vsnprintf(r->halt_why, sizeof(r->halt_why), fmt, ap);
+	va_end(ap);
+	hop_loop_soon(r->loop, halt_run, r);
+}
+
+/* Counts an attempt that ended, and halts when --halt says so. */
+static void count_attempt(struct run *r, bool ok)
+{
+	const struct hop_config *cfg = r->cfg;
+
+	r->attempts_ended++;
+	r->attempts_failed += !ok;
+	if (ok || (!cfg->halt_fail && !cfg->halt_pct))
+		return;
+	bool hit = cfg->halt_pct
+		       ? r->attempts_ended >= HALT_MIN_ATTEMPTS &&
+			     (double)r->attempts_failed * 100 >=
+				 cfg->halt_pct * (double)r->attempts_ended
+		       : r->attempts_failed >= cfg->halt_fail;
+	if (hit)
+		request_halt(r, HOP_EXIT_HALTED, cfg->halt_now,
+			     "--halt %s: %lld of %lld attempts failed; "
+			     "stopping (%s)",
+			     cfg->halt, (long long)r->attempts_failed,
+			     (long long)r->attempts_ended,
+			     cfg->halt_now ? "items in flight are handed back"
+					   : "items in flight may finish");
+}
+
 /* pool callbacks */
+static void on_start_failed(void *arg, int in_a_row, const char *why,
+			    const char *stderr_line)
+{
+	struct run *r = arg;
+	char said[400] = "";
+
+	count_attempt(r, false);
+	if (in_a_row != HOP_POOL_START_TRIES)
+		return;
+	if (stderr_line[0])
+		snprintf(said, sizeof(said), " (its last line on stderr: %s)",
+			 stderr_line);
+	else
+		snprintf(said, sizeof(said), " (it wrote nothing to stderr)");
+	if (r->cfg->watch) {
+		hop_log(HOP_ERROR,
+			"%s%s, %d times in a row, and no worker has answered "
+			"yet: restarting it with backoff",
+			why, said, in_a_row);
+		return;
+	}
+	request_halt(r, HOP_EXIT_FAILURE, true,
+		     "%s%s, %d times in a row, and no worker has answered yet: "
+		     "stopping the run; every item goes back to its source",
+		     why, said, in_a_row);
+}
+
 static void on_done(void *arg, struct hop_item *it)
 {
 	struct run *r = arg;
+	count_attempt(r, it->ok);
 	if (r->cold_since) {
 		r->stats.cold_start_ms = hop_now_ms() - r->cold_since;
 		hop_log_ev(HOP_INFO, -1, it->id,
@@ -605,7 +706,9 @@ static void pump(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 
-	if (r->phase == RUNNING && !r->source_failed && !out(r)) {
+	/* A halt asked for stops claiming at once; halt_run does the rest. */
+	if (r->phase == RUNNING && !r->source_failed && !out(r) &&
+	    !r->halt_code) {
 		size_t cap = hop_pool_capacity(r->pool);
 		/* Autoscaled, one item is fetched ahead even with no free
 		 * worker: that is how work shows when the source cannot
@@ -692,8 +795,14 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGINT)
 			r->sigints++;
+		bool first = !r->signalled;
 		r->signalled = true;
-		if (r->phase == RUNNING) {
+		if (r->phase == DRAINING && first && !r->halt_now) {
+			/* Halting soon: a signal bounds the wait with grace. */
+			r->grace_timer = hop_loop_after(
+			    loop, (int64_t)(r->cfg->grace * 1000), grace_over,
+			    r);
+		} else if (r->phase == RUNNING) {
 			r->phase = DRAINING;
 			hop_pool_unqueue(r->pool);
 			hop_log(
@@ -754,6 +863,10 @@ static void refresh_stats(void *arg)
 static bool run_ready(void *arg, char *why, size_t n)
 {
 	struct run *r = arg;
+	if (r->phase == DRAINING && r->halt_code) {
+		snprintf(why, n, "halted: %s", r->halt_why);
+		return false;
+	}
 	if (r->phase == DRAINING) {
 		snprintf(why, n, "draining: stopping after a signal");
 		return false;
@@ -968,7 +1081,8 @@ int hop_run(struct hop_config *cfg)
 	    .tmpdir = r.tmpdir,
 	    .stats = &r.stats,
 	};
-	struct hop_pool_events ev = {on_done, on_returned, on_changed, &r};
+	struct hop_pool_events ev = {on_done, on_returned, on_changed,
+				     on_start_failed, &r};
 	r.pool = hop_pool_new(r.loop, &pc, &ev);
 	if (!r.pool)
 		goto out_tmp;
@@ -1045,6 +1159,8 @@ int hop_run(struct hop_config *cfg)
 	else if (r.source_failed ||
 		 (r.stats.dead_unwritten > 0 && !cfg->watch && !r.signalled))
 		code = HOP_EXIT_FAILURE;
+	else if (r.halt_code)
+		code = r.halt_code;
 	else if (r.stats.dead > 0 && !cfg->watch && !r.signalled)
 		code = HOP_EXIT_DEAD;
 	else

@@ -8,9 +8,11 @@
 /* Exit codes of `hopper run`. */
 enum {
 	HOP_EXIT_OK = 0,
-	HOP_EXIT_FAILURE = 1, /* could not start, or a source/sink broke */
-	HOP_EXIT_USAGE = 2,   /* bad flags or pipeline file */
-	HOP_EXIT_DEAD = 3,    /* a finite run finished with dead items */
+	HOP_EXIT_FAILURE = 1,	    /* could not start, a source/sink broke, or
+				       workers kept failing at start-up */
+	HOP_EXIT_USAGE = 2,	    /* bad flags or pipeline file */
+	HOP_EXIT_DEAD = 3,	    /* a finite run finished with dead items */
+	HOP_EXIT_HALTED = 4,	    /* --halt stopped the run */
 	HOP_EXIT_INTERRUPTED = 130, /* a second SIGINT cut the drain short */
 };
 

@@ -39,6 +39,8 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 		return -1;
 	}
 	w->state = W_UP;
+	w->answered = false;
+	w->last_err[0] = '\0';
 	w->started = hop_now_ms();
 	w->pool->cfg.stats->worker_starts++;
 	hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d started (pid %d)",
@@ -107,6 +109,7 @@ static void stream_line(struct worker *w, char *line, size_t len)
 		    w->index, a.text ? a.text : "?", it->id);
 		break;
 	case HOP_ANSWER_PROGRESS:
+		w->answered = w->pool->answered = true;
 		if (w->pool->cfg.timeout_ms)
 			w->deadline = hop_now_ms() + w->pool->cfg.timeout_ms;
 		break;
@@ -117,11 +120,13 @@ static void stream_line(struct worker *w, char *line, size_t len)
 				 w->index, shown, line);
 		break;
 	case HOP_ANSWER_OK:
+		w->answered = w->pool->answered = true;
 		it->result = strndup(a.result, a.result_len);
 		it->ok = it->result != NULL;
 		pool_finish(w, it);
 		break;
 	case HOP_ANSWER_FAILED:
+		w->answered = w->pool->answered = true;
 		hop_item_fail(
 		    it, a.retry, "%s",
 		    a.text ? a.text

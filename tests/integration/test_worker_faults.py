@@ -1,13 +1,14 @@
 """Workers that fail in ways the contract does not spell out step by step:
 a crash with its reason on stderr, a closed stdout, processes left behind
 in the worker's group, a worker that cannot start at all, and --halt."""
+import json
 import os
 import re
 import signal
 
 import pytest
 
-from conftest import (FAKE, by_id, clean_env, hopper, read_jsonl, wait_for,
+from conftest import (FAKE, PY, by_id, clean_env, hopper, read_jsonl, wait_for,
                       write_jsonl)
 
 
@@ -121,3 +122,91 @@ def test_worker_that_closes_its_stdout_is_replaced_at_once(tmp):
     # One worker stopped for each of the three attempts.
     assert len(re.findall(r"error worker=0 item=\d " + want, err)) == 3, err
     assert "timed out" not in err
+
+
+def inbox(tmp, payloads):
+    """A dir source's folder with one file per payload, named in order."""
+    d = tmp / "in"
+    d.mkdir()
+    for i, p in enumerate(payloads):
+        (d / f"{i:02d}.json").write_text(json.dumps(p))
+    return d
+
+
+def where(d):
+    """Which files are back in the inbox, done, failed or still claimed."""
+    def names(sub):
+        p = d / sub if sub else d
+        return sorted(f.name for f in p.iterdir() if f.is_file()) \
+            if p.exists() else []
+    return {k: names(k) for k in ("", "done", "failed", "processing")}
+
+
+def test_a_worker_that_cannot_start_stops_the_run(tmp):
+    # A mistyped script: python3 starts, says why on stderr and exits 2,
+    # before any answer, every time. The run stops at once (not after
+    # minutes of restarts backing off), exit 1, and nothing is dead.
+    d = inbox(tmp, [{"n": i} for i in range(6)])
+    out = tmp / "out.jsonl"
+    code, _, err = hopper("run", "-s", f"dir:{d}", "-o", f"jsonl:{out}",
+                          "-j", "1", "--", PY, str(tmp / "nosuch.py"),
+                          timeout=60)
+    assert code == 1, err
+    last = [line for line in err.splitlines() if " error " in line][-1]
+    assert "worker 0 exited with status 2 before its first answer" in last
+    assert "can't open file" in last and "nosuch.py" in last, last
+    assert "5 times in a row" in last, last
+    files = where(d)
+    assert files[""] == [f"{i:02d}.json" for i in range(6)], files
+    assert not files["done"] and not files["failed"] and \
+        not files["processing"], files
+    assert out.read_text() == ""
+    assert re.search(r"finished: 0 done, 0 dead, 0 retried", err), err
+
+
+def test_halt_now_on_the_first_failure_hands_back_what_runs(tmp):
+    # Worker 0 sleeps on 00, worker 1 fails 01: the run stops at once,
+    # stops the sleeper and hands every item back (the failed one too: its
+    # retry never comes).
+    d = inbox(tmp, [{"do": "sleep", "secs": 30}, {"do": "fail"}] +
+              [{"n": i} for i in range(8)])
+    code, _, err = hopper("run", "-s", f"dir:{d}", "-o", f"dir:{tmp / 'out'}",
+                          "-j", "2", "--halt", "now,fail=1", "--", *FAKE,
+                          env=clean_env(FAKE_READ_FILE=1), timeout=60)
+    assert code == 4, err
+    assert "--halt now,fail=1: 1 of 1 attempts failed" in err, err
+    files = where(d)
+    assert files[""] == [f"{i:02d}.json" for i in range(10)], files
+    assert not files["done"] and not files["failed"], files
+
+
+def test_halt_soon_at_half_failed_lets_nothing_new_start(tmp):
+    # One worker, one attempt each, every other item fails: after the
+    # tenth attempt half have failed. Nothing more starts; what was not
+    # attempted is back in the inbox.
+    d = inbox(tmp, [{"do": "fail"} if i % 2 else {"n": i}
+                    for i in range(20)])
+    code, _, err = hopper("run", "-s", f"dir:{d}", "-o", f"dir:{tmp / 'out'}",
+                          "-j", "1", "--attempts", "1",
+                          "--halt", "soon,fail=50%", "--", *FAKE,
+                          env=clean_env(FAKE_READ_FILE=1), timeout=60)
+    assert code == 4, err
+    assert "--halt soon,fail=50%: 5 of 10 attempts failed" in err, err
+    files = where(d)
+    assert files["done"] == [f"{i:02d}.json" for i in range(0, 10, 2)]
+    # A failed file comes with its error record.
+    assert [f for f in files["failed"] if not f.endswith(".error.json")] \
+        == [f"{i:02d}.json" for i in range(1, 10, 2)], files
+    assert files[""] == [f"{i:02d}.json" for i in range(10, 20)], files
+    assert re.search(r"finished: 5 done, 5 dead, 0 retried, \d+ handed "
+                     r"back", err), err
+
+
+def test_halt_takes_only_what_it_documents(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 0}])
+    for bad in ("sometimes", "now,fail=0", "soon,fail=101%", "now,done=1",
+                "later,fail=1", "now,fail=1.5"):
+        code, _, err = hopper("run", "-s", f"jsonl:{src}", "--halt", bad,
+                              "--", *FAKE)
+        assert code == 2, (bad, err)
+        assert f"--halt {bad}: halt '{bad}' is not never" in err, err

@@ -5,7 +5,8 @@ The payload says what to do: {"do": "ok"} answers, and the other actions
 sleep) break the contract or fail in one particular way. An action ending in _once does so on
 the first attempt only and answers on the next. FAKE_CRASH and FAKE_HANG give
 probabilities of crashing or hanging on any item; FAKE_LOG names a file
-that gets "start ID ATTEMPT PID" and "end ID" lines.
+that gets "start ID ATTEMPT PID" and "end ID" lines. With FAKE_READ_FILE set,
+a payload that names a file (the dir source's) is that file's JSON.
 """
 import json
 import os
@@ -36,6 +37,9 @@ def answer(obj):
 for line in sys.stdin:
     msg = json.loads(line)
     item, attempt, payload = msg["id"], msg["attempt"], msg["payload"]
+    if os.environ.get("FAKE_READ_FILE") and isinstance(payload, str):
+        with open(payload) as f:
+            payload = json.load(f)
     log(f"start {item} {attempt} {os.getpid()}")
     do = payload.get("do", "ok") if isinstance(payload, dict) else "ok"
     if do.endswith("_once"):
