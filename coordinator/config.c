@@ -13,6 +13,7 @@
 #include "jsonpos.h"
 #include "log.h"
 #include "scaler.h"
+#include "suggest.h"
 
 #define OFF(f) offsetof(struct hop_config, f)
 /* The longest any time may be (a year): its milliseconds stay well within
@@ -367,6 +368,10 @@ static int read_text(const char *file, char **text, size_t *len, char *err,
 	return 0;
 }
 
+/* The keys of a pipeline file that are not run options. */
+static const char *const file_keys[] = {"source", "sink", "command",
+					"description"};
+
 /* Applies one top-level key of a pipeline file other than source and sink.
  * Returns 0, or -EINVAL with the message (without a position) in msg and
  * *at_value saying whether the value (or else the key) is at fault. */
@@ -382,12 +387,25 @@ static int file_key(struct hop_config *cfg, const char *k, json_t *v,
 		return -EINVAL;
 	}
 	if (!hop_opts_find(run_options, k)) {
+		struct hop_suggest s;
+		char near[64];
 		*at_value = false;
-		snprintf(msg, msglen,
-			 "unknown key '%s' (known: source, sink, command, "
-			 "description and the run options of hopper run "
-			 "--help)",
-			 k);
+		hop_suggest_init(&s, k);
+		for (size_t i = 0; i < sizeof(file_keys) / sizeof(*file_keys);
+		     i++)
+			hop_suggest_offer(&s, file_keys[i]);
+		for (const struct hop_option *o = run_options; o->key; o++)
+			hop_suggest_offer(&s, o->key);
+		if (hop_suggest_spelled(&s, near, sizeof(near)))
+			snprintf(msg, msglen,
+				 "unknown key '%s'; did you mean '%s'?", k,
+				 near);
+		else
+			snprintf(msg, msglen,
+				 "unknown key '%s' (known: source, sink, "
+				 "command, description and the run options of "
+				 "hopper run --help)",
+				 k);
 		return -EINVAL;
 	}
 	return hop_opts_set_json(run_options, cfg, k, v, msg, msglen);
@@ -679,6 +697,37 @@ static const char *long_flag(const char *a, const char **val)
 	return o->key;
 }
 
+/* Names an unknown flag, with the long flag nearest to it if one is near:
+ * "--wokers" (or "-wokers", one dash short) is "--workers". */
+static void unknown_flag(const char *a, char *err, size_t errlen)
+{
+	static const char *const others[] = {"pipeline",    "once",
+					     "no-progress", "source-opt",
+					     "sink-opt",    "help"};
+	char word[64], near[64];
+	struct hop_suggest s;
+
+	const char *name = a + 1 + (a[1] == '-');
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(name, "="), name);
+	hop_suggest_init(&s, word);
+	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++)
+		hop_suggest_offer(&s, others[i]);
+	for (const struct hop_option *o = run_options; o->key; o++)
+		hop_suggest_offer(&s, o->key);
+	/* A flag is spelled with dashes whatever the typo had. */
+	const char *best = hop_suggest_best(&s);
+	snprintf(near, sizeof(near), "%s", best ? best : "");
+	for (char *p = near; *p; p++)
+		if (*p == '_')
+			*p = '-';
+	if (strlen(word) > 1 && best)
+		snprintf(err, errlen, "unknown flag '%s'; did you mean '--%s'?",
+			 a, near);
+	else
+		snprintf(err, errlen,
+			 "unknown flag '%s' (see hopper run --help)", a);
+}
+
 /* Reads the flags before "--" into flags (in order) and notes the pipeline
  * file. Returns the index of the worker command in argv (argc when there is
  * none), or -EINVAL with a message in err. */
@@ -720,9 +769,7 @@ static int parse_flags(struct hop_config *cfg, int argc, char **argv,
 			key = long_flag(a, &val);
 		}
 		if (!key) {
-			snprintf(err, errlen,
-				 "unknown flag '%s' (see hopper run --help)",
-				 a);
+			unknown_flag(a, err, errlen);
 			return -EINVAL;
 		}
 		if (!val && i + 1 >= argc) {

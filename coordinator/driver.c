@@ -2,9 +2,13 @@
 #include "driver.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+
+#include "suggest.h"
 
 int hop_driver_spec(const char *spec, char **name, char **target, char *err,
 		    size_t errlen)
@@ -78,4 +82,36 @@ err_free:
 	hop_opts_free(t, ctx);
 	free(ctx);
 	return NULL;
+}
+
+void hop_driver_unknown(const char *kind, const char *spec, const char *name,
+			const char *const *names, char *err, size_t errlen)
+{
+	struct hop_suggest s;
+	struct stat st;
+	size_t n = strlen(spec);
+	bool bare = !strchr(spec, ':');
+	const char *fix = NULL;
+
+	/* A bare path: the driver its form points to. */
+	if (bare &&
+	    (!strcmp(spec, "-") || (n > 6 && !strcmp(spec + n - 6, ".jsonl")) ||
+	     (n > 7 && !strcmp(spec + n - 7, ".ndjson"))))
+		fix = "jsonl:";
+	else if (bare && stat(spec, &st) == 0 && S_ISDIR(st.st_mode))
+		fix = "dir:";
+	if (fix) {
+		snprintf(err, errlen, "unknown %s '%s'; did you mean '%s%s'?",
+			 kind, spec, fix, spec);
+		return;
+	}
+	hop_suggest_init(&s, name);
+	for (; *names; names++)
+		hop_suggest_offer(&s, *names);
+	if (hop_suggest_best(&s))
+		snprintf(err, errlen, "unknown %s '%s'; did you mean '%s'?",
+			 kind, name, hop_suggest_best(&s));
+	else
+		snprintf(err, errlen, "unknown %s '%s' (see hopper help %ss)",
+			 kind, name, kind);
 }

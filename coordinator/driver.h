@@ -23,4 +23,11 @@ char *hop_driver_label(const char *spec);
 void *hop_driver_ctx(const struct hop_option *t, size_t size,
 		     const char *target, char *err, size_t errlen);
 
+/* Writes why no driver is called name, from spec (a source's or sink's, as
+ * kind says), into err with what was likely meant: "jsonl:my/small.jsonl"
+ * for a spec that is a bare jsonl file or "-", "dir:videos" for a bare
+ * folder, else the nearest of names (NULL-terminated) if one is near. */
+void hop_driver_unknown(const char *kind, const char *spec, const char *name,
+			const char *const *names, char *err, size_t errlen);
+
 #endif

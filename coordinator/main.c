@@ -10,6 +10,7 @@
 #include "enqueue.h"
 #include "pgqueue.h"
 #include "run.h"
+#include "suggest.h"
 
 /* Read by jemalloc when it is the allocator (see the Makefile): memory
  * freed goes back to the system after a second rather than ten, so that
@@ -124,6 +125,72 @@ static int cmd_run(int argc, char **argv, bool validate)
 	return code;
 }
 
+static int cmd_version(int argc, char **argv)
+{
+	printf("hopper %s\n", HOP_VERSION);
+	return 0;
+}
+
+/* The topics of hopper help. */
+static const char *const topics[] = {"run", "sources", "sinks"};
+
+static int cmd_help(int argc, char **argv)
+{
+	if (argc == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[0], "sources"))
+		help_drivers(stdout, true);
+	else if (!strcmp(argv[0], "sinks"))
+		help_drivers(stdout, false);
+	else if (!strcmp(argv[0], "run"))
+		help_run(stdout);
+	else {
+		struct hop_suggest s;
+		hop_suggest_init(&s, argv[0]);
+		for (size_t i = 0; i < sizeof(topics) / sizeof(*topics); i++)
+			hop_suggest_offer(&s, topics[i]);
+		const char *near = hop_suggest_best(&s);
+		fprintf(stderr, "hopper: no help on '%s'", argv[0]);
+		if (near)
+			fprintf(stderr, "; did you mean 'hopper help %s'?\n",
+				near);
+		else
+			fprintf(stderr, " (topics: run, sources, sinks)\n");
+		return HOP_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int cmd_run_only(int argc, char **argv)
+{
+	return cmd_run(argc, argv, false);
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+	return cmd_run(argc, argv, true);
+}
+
+/* The commands, by name; hidden ones are not offered as suggestions. */
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	bool hidden;
+} commands[] = {
+    {"run", cmd_run_only},
+    {"validate", cmd_validate},
+    {"check-worker", hop_check_worker},
+    {"pg", hop_pg_command},
+    {"enqueue", hop_enqueue_command},
+    {"version", cmd_version},
+    {"--version", cmd_version, true},
+    {"help", cmd_help},
+    {"--help", cmd_help, true},
+    {"-h", cmd_help, true},
+};
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -131,31 +198,22 @@ int main(int argc, char **argv)
 		return HOP_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	if (!strcmp(cmd, "run"))
-		return cmd_run(argc - 2, argv + 2, false);
-	if (!strcmp(cmd, "validate"))
-		return cmd_run(argc - 2, argv + 2, true);
-	if (!strcmp(cmd, "check-worker"))
-		return hop_check_worker(argc - 2, argv + 2);
-	if (!strcmp(cmd, "pg"))
-		return hop_pg_command(argc - 2, argv + 2);
-	if (!strcmp(cmd, "enqueue"))
-		return hop_enqueue_command(argc - 2, argv + 2);
-	if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-		printf("hopper %s\n", HOP_VERSION);
-		return 0;
+	struct hop_suggest s;
+	hop_suggest_init(&s, cmd);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(*commands); i++) {
+		if (!strcmp(cmd, commands[i].name))
+			return commands[i].fn(argc - 2, argv + 2);
+		if (!commands[i].hidden)
+			hop_suggest_offer(&s, commands[i].name);
 	}
-	if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") ||
-	    !strcmp(cmd, "-h")) {
-		if (argc > 2 && !strcmp(argv[2], "sources"))
-			help_drivers(stdout, true);
-		else if (argc > 2 && !strcmp(argv[2], "sinks"))
-			help_drivers(stdout, false);
-		else if (argc > 2 && !strcmp(argv[2], "run"))
-			help_run(stdout);
-		else
-			usage(stdout);
-		return 0;
+	const char *near = hop_suggest_best(&s);
+	if (near) {
+		/* As git and cargo do: the likely command, not the manual. */
+		fprintf(stderr,
+			"hopper: unknown command '%s'; did you mean "
+			"'hopper %s'?\n",
+			cmd, near);
+		return HOP_EXIT_USAGE;
 	}
 	fprintf(stderr, "hopper: unknown command '%s'\n\n", cmd);
 	usage(stderr);

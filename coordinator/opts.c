@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "suggest.h"
+
 static const char *const type_names[] = {
     "text", "an integer", "true or false", "a size (like 64K or 16M)",
     "a number of seconds (like 0.5, 30s or 5m)"};
@@ -228,9 +230,21 @@ static int set_one(const struct hop_option *o, void *ctx, const char *value,
 	return -EINVAL;
 }
 
+/* Names an unknown key: with the option it is nearest to, if one is near
+ * ("did you mean 'glob'?"), else with the list of them all. */
 static void unknown_key(const struct hop_option *t, const char *key, char *err,
 			size_t errlen)
 {
+	struct hop_suggest s;
+	char near[64];
+	hop_suggest_init(&s, key);
+	for (const struct hop_option *o = t; o->key; o++)
+		hop_suggest_offer(&s, o->key);
+	if (hop_suggest_spelled(&s, near, sizeof(near))) {
+		snprintf(err, errlen, "unknown option '%s'; did you mean '%s'?",
+			 key, near);
+		return;
+	}
 	int n = snprintf(err, errlen, "unknown option '%s' (known:", key);
 	for (const struct hop_option *o = t;
 	     o->key && n > 0 && (size_t)n < errlen; o++)

@@ -41,8 +41,11 @@ struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen)
 		return NULL;
 	const struct hop_sink_ops *ops = hop_sink_find(name);
 	if (!ops) {
-		snprintf(err, errlen,
-			 "unknown sink '%s' (see hopper help sinks)", name);
+		const char *names[sizeof(hop_sink_registry) /
+				  sizeof(*hop_sink_registry)] = {NULL};
+		for (size_t i = 0; hop_sink_registry[i]; i++)
+			names[i] = hop_sink_registry[i]->name;
+		hop_driver_unknown("sink", spec, name, names, err, errlen);
 		goto out;
 	}
 	sink = calloc(1, sizeof(*sink));

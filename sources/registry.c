@@ -41,8 +41,11 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 		return NULL;
 	const struct hop_source_ops *ops = hop_source_find(name);
 	if (!ops) {
-		snprintf(err, errlen,
-			 "unknown source '%s' (see hopper help sources)", name);
+		const char *names[sizeof(hop_source_registry) /
+				  sizeof(*hop_source_registry)] = {NULL};
+		for (size_t i = 0; hop_source_registry[i]; i++)
+			names[i] = hop_source_registry[i]->name;
+		hop_driver_unknown("source", spec, name, names, err, errlen);
 		goto out;
 	}
 	src = calloc(1, sizeof(*src));

@@ -84,7 +84,11 @@ def test_invalid_json(tmp):
 def test_unknown_driver_option(tmp):
     err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": "dir",'
                               ' "path": ".",\n   "globb": "*"}}')
-    assert err.startswith(":3:4: source unknown option 'globb' (known: path, "
+    assert err == ":3:4: source unknown option 'globb'; did you mean 'glob'?", \
+        err
+    err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": "dir",'
+                              ' "path": ".",\n   "colour": "*"}}')
+    assert err.startswith(":3:4: source unknown option 'colour' (known: path, "
                           "glob,"), err
 
 
@@ -266,3 +270,59 @@ def test_driver_options_take_both_spellings_on_the_command_line(tmp):
         assert code == 0, err
         assert [r["id"] for r in read_jsonl(out)] == ["a.txt"]
         assert not (inbox / "done" / "a.txt").exists()
+
+
+# What a person typed, and what hopper should suggest: a command, a flag, a
+# pipeline key, a source or sink, a driver option.
+DID_YOU_MEAN = [
+    (["runn"], "unknown command 'runn'; did you mean 'hopper run'?"),
+    (["validte", "p.json"],
+     "unknown command 'validte'; did you mean 'hopper validate'?"),
+    (["help", "sorces"], "no help on 'sorces'; did you mean 'hopper help "
+     "sources'?"),
+    (["run", "--wokers", "3", "--", "w"],
+     "unknown flag '--wokers'; did you mean '--workers'?"),
+    (["run", "--backof-max=3", "--", "w"],
+     "unknown flag '--backof-max=3'; did you mean '--backoff-max'?"),
+    (["run", "-s", "my/small.jsonl", "--", "w"],
+     "--source my/small.jsonl: unknown source 'my/small.jsonl'; did you mean "
+     "'jsonl:my/small.jsonl'?"),
+    (["run", "-s", "{tmp}", "--", "w"],
+     "--source {tmp}: unknown source '{tmp}'; did you mean 'dir:{tmp}'?"),
+    (["run", "-s", "jsonl:-", "-o", "-", "--", "w"],
+     "--sink -: unknown sink '-'; did you mean 'jsonl:-'?"),
+    (["run", "-s", "kafak://h:9092/t", "--", "w"],
+     "--source kafak://h:9092/t: unknown source 'kafak'; did you mean "
+     "'kafka'?"),
+    (["run", "-s", "jsonl:-", "-S", "idd=x", "--", "w"],
+     "--source-opt idd=x: unknown option 'idd'; did you mean 'id'?"),
+    (["run", "-s", "dir:.", "-S", "keep-don=x", "--", "w"],
+     "--source-opt keep-don=x: unknown option 'keep-don'; did you mean "
+     "'keep-done'?"),
+]
+
+
+@pytest.mark.parametrize("args,why", DID_YOU_MEAN,
+                         ids=[" ".join(a[:3]) for a, _ in DID_YOU_MEAN])
+def test_did_you_mean(tmp, args, why):
+    code, out, err = hopper(*[a.replace("{tmp}", str(tmp)) for a in args])
+    assert code == 2, (out, err)
+    assert err == f"hopper: {why.replace('{tmp}', str(tmp))}\n", err
+
+
+def test_did_you_mean_in_a_pipeline_file(tmp):
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "wrokers": 2}')
+    assert err == ":2:2: unknown key 'wrokers'; did you mean 'workers'?", err
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "backof-max": 2}')
+    assert err == (":2:2: unknown key 'backof-max'; did you mean "
+                   "'backoff-max'?"), err
+    err = validate_error(tmp, '{"sorce": "jsonl:-", "command": ["w"]}')
+    assert err == ":1:2: unknown key 'sorce'; did you mean 'source'?", err
+    # Nothing near: the list of what there is, rather than a wild guess.
+    err = validate_error(tmp, '{"source": "jsonl:-", "command": ["w"],\n'
+                              ' "colour": 2}')
+    assert err.startswith(":2:2: unknown key 'colour' (known: source,"), err
+    code, _, err = hopper("run", "--zzzzz", "--", "w")
+    assert err == "hopper: unknown flag '--zzzzz' (see hopper run --help)\n"

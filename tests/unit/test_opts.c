@@ -57,10 +57,13 @@ static void errors_name_the_key(void **state)
 	struct ctx c = {0};
 	char err[256];
 	hop_opts_defaults(table, &c, err, sizeof(err));
-	assert_int_equal(hop_opts_set(table, &c, "nn", "1", err, sizeof(err)),
+	assert_int_equal(hop_opts_set(table, &c, "nmae", "1", err, sizeof(err)),
 			 -EINVAL);
+	assert_string_equal(err, "unknown option 'nmae'; did you mean 'name'?");
+	assert_int_equal(
+	    hop_opts_set(table, &c, "colour", "1", err, sizeof(err)), -EINVAL);
 	assert_string_equal(
-	    err, "unknown option 'nn' (known: name, n, flag, size, secs)");
+	    err, "unknown option 'colour' (known: name, n, flag, size, secs)");
 	assert_int_equal(hop_opts_set(table, &c, "n", "1x", err, sizeof(err)),
 			 -EINVAL);
 	assert_string_equal(err, "option 'n': '1x' is not an integer");
