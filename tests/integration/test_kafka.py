@@ -3,7 +3,6 @@ tests/harness: a group's run from topic to topic, dead letters, offsets
 that never pass an unfinished message, and clear errors."""
 import json
 import signal
-import time
 import urllib.request
 
 import pytest
@@ -230,9 +229,10 @@ def test_a_dead_letter_topic_deleted_mid_run(kafka, tmp):
 def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
                                                                    tmp):
     """Items take 0 to 60 ms and finish out of order; the coordinator is
-    killed at random moments. Every offset below a committed one has its
-    result in the result topic, and the runs together cover every
-    message."""
+    killed at random moments (after a random number of items more, so
+    that each run gets that far on any machine). Every offset below a
+    committed one has its result in the result topic, and the runs
+    together cover every message."""
     import random
     from conftest import PY, WORKERS, clean_env
     src, res = topics(kafka, "kills", partitions=2)
@@ -244,10 +244,16 @@ def test_killed_at_random_points_the_commit_never_passes_a_result(kafka,
     env = clean_env(LEDGER=tmp / "ledger", LEDGER_SLEEP_MAX="0.06")
     worker = [PY, str(WORKERS / "ledger.py")]
     rng = random.Random(7)
+    ledger = tmp / "ledger"
+
+    def handled():
+        return ledger.read_bytes().count(b"\n") if ledger.exists() else 0
     for _ in range(4):
         p = start(*between(kafka, src, res, "kills"), "-j", "3",
                   "--prefetch", "4", "--", *worker, env=env, cwd=tmp)
-        time.sleep(rng.uniform(1.5, 3.0))
+        target = handled() + rng.randint(20, 70)
+        wait_for(lambda: handled() >= target, timeout=120,
+                 what=f"{target} items handled")
         p.send_signal(signal.SIGKILL)
         p.wait()
         committed = kafka.committed_offsets("kills", src)
