@@ -76,9 +76,10 @@ struct hop_pool {
 
 /* Settles a stream worker whose process has exited and been reaped, with
  * status as from waitpid: the item in hand fails (its error names the
- * worker, the status and the last line the worker wrote to stderr), the
- * items queued behind go back unattempted, and a restart is scheduled when
- * the pool still wants the worker. */
+ * worker, the status and the last line the worker wrote to stderr), or goes
+ * back unattempted when the worker looks unable to start (see start_failed
+ * in pool.h); the items queued behind go back unattempted, and a restart is
+ * scheduled when the pool still wants the worker. */
 void pool_worker_gone(struct worker *w, int status);
 /* Appends ": LINE" to the failed item's error, LINE being the last line the
  * worker wrote to stderr while it held the item; nothing when it wrote none.
@@ -102,9 +103,15 @@ void pool_want_write(struct worker *w);
 /* Logs the lines waiting on the worker's stderr, keeps them with the item
  * in hand, and remembers the last one (last_err). */
 void pool_drain_stderr(struct worker *w);
+/* Forgets the worker's process: closes its descriptors (their epoll
+ * registrations go with them), cancels its kill and EOF timers and empties
+ * its buffers. The process must be reaped already, or never started. */
 void pool_release_child(struct worker *w);
 
 /* stream.c */
+/* Starts the slot's persistent worker and watches its pipes and exit; the
+ * worker is UP and has answered nothing yet. Returns 0, or -errno with a
+ * message naming the command in err. */
 int stream_start(struct worker *w, char *err, size_t errlen);
 void stream_send(struct worker *w, struct hop_item *it);
 /* Reads and handles the answer lines waiting on the worker's stdout. A
@@ -118,6 +125,10 @@ void stream_read(struct worker *w);
 int exec_check(struct hop_pool *pool, char *err, size_t errlen);
 void exec_run(struct worker *w, struct hop_item *it);
 void exec_read(struct worker *w);
+/* Settles the slot's process, reaped with status (as from waitpid), once
+ * its output is read: exit 0 gives the result, 75 a retry, 65 a permanent
+ * failure, anything else a failed attempt whose error ends with the last
+ * line the process wrote to stderr. Then the slot takes its next item. */
 void exec_exited(struct worker *w, int status);
 void exec_abort(struct worker *w);
 void exec_unqueue(struct worker *w);

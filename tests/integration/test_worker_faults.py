@@ -210,3 +210,24 @@ def test_halt_takes_only_what_it_documents(tmp):
                               "--", *FAKE)
         assert code == 2, (bad, err)
         assert f"--halt {bad}: halt '{bad}' is not never" in err, err
+
+
+def test_halt_from_a_pipeline_file(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 0}, {"do": "fail"}, {"n": 2}])
+    pipeline = tmp / "p.json"
+    pipeline.write_text(json.dumps({"source": f"jsonl:{src}",
+                                    "halt": "soon,fail=1",
+                                    "command": [*FAKE]}, indent=1))
+    code, out, err = hopper("run", "-f", pipeline, "-j", "1",
+                            "--attempts", "1")
+    assert code == 4, err
+    res = by_id(read_jsonl(out))
+    assert sorted(res) == ["1", "2"] and res["1"]["ok"] and \
+        not res["2"]["ok"], res
+    assert "--halt soon,fail=1: 1 of 2 attempts failed" in err
+    pipeline.write_text(json.dumps({"source": f"jsonl:{src}",
+                                    "halt": "soon",
+                                    "command": [*FAKE]}, indent=1))
+    code, _, err = hopper("run", "-f", pipeline)
+    assert code == 2 and f"{pipeline}:3:" in err and \
+        "halt 'soon' is not never" in err, err
