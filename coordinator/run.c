@@ -87,6 +87,7 @@ struct run {
 	struct outage sink_out, dead_out;
 	uint64_t held_timer;
 	int64_t held_wait_ms;
+	bool held_probed; /* the sink took one held item: write the rest */
 	/* Flushes the sink has not answered yet, oldest first: one at a
 	 * time, or up to the sink's max_flushes. */
 	struct hop_queue flushing[MAX_FLUSHES];
@@ -568,8 +569,17 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 			hold(r, &r->dead_out, &r->held_dead, it);
 		}
 	}
-	if (st == HOP_SINK_OK && !r->held.head)
+	if (st != HOP_SINK_OK || !r->sink_out.since)
+		return;
+	if (!r->held.head) {
 		outage_end(r, &r->sink_out);
+	} else {
+		/* The sink took what was tried: the rest goes at once. */
+		r->held_probed = true;
+		r->held_wait_ms = HELD_FIRST_MS;
+		hop_loop_cancel(r->loop, r->held_timer);
+		r->held_timer = hop_loop_after(r->loop, 0, retry_held, r);
+	}
 }
 
 /* Flushes the sink and settles everything written since the last flush,
@@ -632,13 +642,16 @@ static void settle_now(struct hop_loop *loop, void *arg)
 	schedule(r);
 }
 
-/* The held items' turn: dead letters to their source, results to the
- * sink, in order, each as far as it goes; then wait longer, unless all
- * went. */
+/* The held items' turn: dead letters to their source, in order, as far as
+ * it goes; then results to the sink, in order: the first alone, and the
+ * rest once a flush took it. A sink that cannot write any item makes one
+ * try per wait; one that refuses a single item for good (FAIL) is not
+ * kept from the others by it. */
 static void retry_held(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	struct hop_item *it;
+	size_t most = r->held_probed ? (size_t)-1 : 1;
 
 	r->held_timer = 0;
 	outage_remind(r, &r->dead_out, r->held_dead.len);
@@ -653,7 +666,8 @@ static void retry_held(struct hop_loop *loop, void *arg)
 	}
 	if (!r->held_dead.head)
 		outage_end(r, &r->dead_out);
-	while (r->held.head) {
+	r->held_probed = false;
+	while (r->held.head && r->written.len < most) {
 		it = r->held.head;
 		enum hop_sink_status st = r->sink->ops->write(r->sink, it);
 		if (st == HOP_SINK_RETRY) {
@@ -665,7 +679,7 @@ static void retry_held(struct hop_loop *loop, void *arg)
 		hop_queue_pop(&r->held);
 		after_write(r, it, st);
 	}
-	if (!r->held.head && r->written.head)
+	if (r->written.head)
 		settle_now(loop, r); /* the flush says whether it is back */
 	else if (!r->held.head && !r->nflush)
 		outage_end(r, &r->sink_out);

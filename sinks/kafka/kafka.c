@@ -279,7 +279,12 @@ static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 			snprintf(c->sink->error, sizeof(c->sink->error),
 				 "kafka sink: %s: %s", c->topic,
 				 rd_kafka_err2str(e));
-			return HOP_SINK_RETRY;
+			/* A message too large never goes: that item fails,
+			 * while anything else may pass and is held. */
+			return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+				       e == RD_KAFKA_RESP_ERR__INVALID_ARG
+				   ? HOP_SINK_FAIL
+				   : HOP_SINK_RETRY;
 		}
 		rd_kafka_poll(c->rk, 10); /* let deliveries make room */
 		answer_if_done(c);

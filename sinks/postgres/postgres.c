@@ -17,7 +17,11 @@
  * hands the rows written since the last one to the thread as one INSERT
  * and returns PENDING; the answer comes back through an eventfd. A lost
  * connection is retried with backoff for `patience` seconds before the
- * flush fails (retryably: the items are tried again).
+ * flush fails (retryably: the coordinator holds the items and tries again).
+ * A statement the server refuses for its data (a check constraint, a value
+ * the column cannot hold: SQLSTATE classes 22 and 23) fails for good when
+ * it held one row; with more rows it is retried, and the coordinator then
+ * writes the rows one at a time, which finds the row at fault.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -63,7 +67,8 @@ struct pg_sink {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct hop_buf *job; /* rows to insert, not taken yet */
-	bool busy;	     /* the thread is inserting a job */
+	size_t job_rows;
+	bool busy; /* the thread is inserting a job */
 	bool answered;
 	enum hop_sink_status answer;
 	char answer_error[400];
@@ -117,7 +122,7 @@ static void sleep_s(double s)
 }
 
 /* Inserts one batch; retries a lost connection for `patience` seconds. */
-static void insert(struct pg_sink *c, struct hop_buf *rows)
+static void insert(struct pg_sink *c, struct hop_buf *rows, size_t nrows)
 {
 	char line[300], msg[400];
 	double waited = 0, wait = 0.2;
@@ -128,6 +133,9 @@ static void insert(struct pg_sink *c, struct hop_buf *rows)
 		    PQexecParams(c->conn, c->sql, 1, NULL, p, NULL, NULL, 0);
 		bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
 		const char *why = PQresultErrorMessage(res);
+		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+		bool data = state && (strncmp(state, "22", 2) == 0 ||
+				      strncmp(state, "23", 2) == 0);
 		hop_pg_first_line(*why ? why : PQerrorMessage(c->conn), line,
 				  sizeof(line));
 		PQclear(res);
@@ -137,10 +145,13 @@ static void insert(struct pg_sink *c, struct hop_buf *rows)
 		}
 		if (PQstatus(c->conn) == CONNECTION_OK) {
 			/* The statement failed: a bad row, a wrong column.
-			 * The items are failed, and retried. */
+			 * A lone row the data refuses never goes in. */
 			snprintf(msg, sizeof(msg), "postgres sink: %s: %s",
 				 c->table, line);
-			answer(c, HOP_SINK_RETRY, msg);
+			answer(c,
+			       data && nrows == 1 ? HOP_SINK_FAIL
+						  : HOP_SINK_RETRY,
+			       msg);
 			return;
 		}
 		bool stop;
@@ -178,10 +189,11 @@ static void *sink_thread(void *arg)
 		if (!c->job)
 			break;
 		struct hop_buf *job = c->job;
+		size_t nrows = c->job_rows;
 		c->job = NULL;
 		c->busy = true;
 		pthread_mutex_unlock(&c->mu);
-		insert(c, job);
+		insert(c, job, nrows);
 		hop_buf_free(job);
 		free(job);
 		pthread_mutex_lock(&c->mu);
@@ -401,10 +413,12 @@ static enum hop_sink_status pg_sink_flush(struct hop_sink *sink)
 		return HOP_SINK_RETRY;
 	}
 	*job = c->rows;
+	size_t nrows = c->nrows;
 	c->rows = (struct hop_buf){0};
 	c->nrows = 0;
 	pthread_mutex_lock(&c->mu);
 	c->job = job;
+	c->job_rows = nrows;
 	pthread_cond_broadcast(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 	return HOP_SINK_PENDING;

@@ -78,3 +78,24 @@ def test_requests_that_fail_are_retried(cluster, tmp):
     assert p.returncode == 0, err[-3000:]
     assert "Fetch backoff" in err and "Not leader for partition" in err
     assert set(results(out)) == set(range(2000))
+
+
+def test_a_result_too_large_for_the_topic_is_dead_not_held(cluster, tmp):
+    """librdkafka refuses a message over message.max.bytes: that item can
+    never be written, so it fails (FAIL), and the sink is not taken for
+    out: the other results go on."""
+    import json
+    src = tmp / "in.jsonl"
+    src.write_text("".join(json.dumps(p) + "\n" for p in [
+        {"n": 1}, {"n": 2, "big": "x" * 20000}, {"n": 3}]))
+    p = subprocess.run(
+        [str(BUILD / "hopper"), "run", "-s", f"jsonl:{src}",
+         "-o", f"kafka://{cluster.bootstrap}/results",
+         "-O", "config=message.max.bytes=10000", "--", *FAKE],
+        capture_output=True, text=True, env=clean_env(), cwd=tmp,
+        timeout=120)
+    assert_clean(p.stderr)
+    assert p.returncode == 3, p.stderr[-3000:]
+    assert "2 done, 1 dead" in p.stderr
+    assert "the sink is out" not in p.stderr
+    assert "Message size too large" in p.stderr

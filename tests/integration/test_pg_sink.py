@@ -140,6 +140,26 @@ def test_a_result_the_table_refuses_makes_its_row_dead(pg, queue, request):
     assert pg.psql(f"SELECT count(*) FROM {table}") == "5"
 
 
+def test_a_result_the_table_refuses_is_dead_and_holds_no_one_up(pg, request,
+                                                                 tmp):
+    """A sink of its own (a jsonl source): the batch the table refuses is
+    held and written again a row at a time, which makes the row at fault
+    dead (FAIL) and lets the others in: the run neither waits forever nor
+    kills good results."""
+    table = name_of(request, "r_")
+    pg.psql(f"CREATE TABLE {table} (key text PRIMARY KEY, result jsonb "
+            "CHECK (result->'echo'->>'n' <> '3'))", url=pg.url)
+    items = tmp / "items.jsonl"
+    items.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(6)))
+    code, _, err = hopper("run", "-s", f"jsonl:{items}", "-o", pg.url,
+                          "-O", f"table={table}", "-j", "3", "--", *FAKE,
+                          timeout=120)
+    assert code == 3, err
+    assert "5 done, 1 dead" in err and "check constraint" in err
+    assert rows(pg, f"SELECT result->'echo'->>'n' FROM {table} "
+                    "ORDER BY 1") == [["0"], ["1"], ["2"], ["4"], ["5"]]
+
+
 def test_a_row_no_longer_ours_gets_no_result(pg, queue, request, tmp):
     """Our lease ran out and the row was claimed again (here by this same
     coordinator's other worker): the first claim, finishing late, must
