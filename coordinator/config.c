@@ -584,8 +584,8 @@ static bool parse_halt(struct hop_config *cfg)
 
 /* Checks what depends on more than one option (each option's own range
  * was checked as it was set) and builds the rest of cfg. */
-static int finish(struct hop_config *cfg, const struct origin *o, char *err,
-		  size_t errlen)
+static int finish(struct hop_config *cfg, const struct origin *o,
+		  bool need_command, char *err, size_t errlen)
 {
 	char at[320], at2[320];
 
@@ -597,7 +597,7 @@ static int finish(struct hop_config *cfg, const struct origin *o, char *err,
 	}
 	if (!cfg->sink && driver_spec_flag(cfg, false, "jsonl:-", err, errlen))
 		return -EINVAL;
-	if (!cfg->argv) {
+	if (!cfg->argv && need_command) {
 		snprintf(err, errlen,
 			 "no worker command: put it after -- (for "
 			 "example: -- python3 worker.py)");
@@ -842,8 +842,8 @@ static int set_argv(struct hop_config *cfg, int argc, char **argv, int from)
 	return 0;
 }
 
-int hop_config_load(struct hop_config *cfg, int argc, char **argv,
-		    bool validate_only, char *err, size_t errlen)
+static int load(struct hop_config *cfg, int argc, char **argv,
+		bool validate_only, bool need_command, char *err, size_t errlen)
 {
 	struct flag *flags = calloc((size_t)argc + 1, sizeof(*flags));
 	int nflags = 0, rc = -EINVAL;
@@ -867,11 +867,23 @@ int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
 		goto out;
 	struct origin o = {cfg->pipeline, text, flags, nflags};
-	rc = finish(cfg, &o, err, errlen);
+	rc = finish(cfg, &o, need_command, err, errlen);
 out:
 	free(text);
 	free(flags);
 	return rc;
+}
+
+int hop_config_load(struct hop_config *cfg, int argc, char **argv,
+		    bool validate_only, char *err, size_t errlen)
+{
+	return load(cfg, argc, argv, validate_only, true, err, errlen);
+}
+
+int hop_config_load_source(struct hop_config *cfg, int argc, char **argv,
+			   char *err, size_t errlen)
+{
+	return load(cfg, argc, argv, false, false, err, errlen);
 }
 
 void hop_config_free(struct hop_config *cfg)

@@ -60,6 +60,11 @@ struct hop_config {
 int hop_config_load(struct hop_config *cfg, int argc, char **argv,
 		    bool validate_only, char *err, size_t errlen);
 
+/* Like hop_config_load, for commands that need only the source (hopper
+ * dead): the same flags and pipeline file, without a worker command. */
+int hop_config_load_source(struct hop_config *cfg, int argc, char **argv,
+			   char *err, size_t errlen);
+
 void hop_config_free(struct hop_config *cfg);
 
 /* Writes the run options, as flags, for --help. */

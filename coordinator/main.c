@@ -6,6 +6,7 @@
 
 #include "checkworker.h"
 #include "config.h"
+#include "dead.h"
 #include "log.h"
 #include "enqueue.h"
 #include "pgqueue.h"
@@ -35,6 +36,8 @@ static void usage(FILE *out)
 	    "  hopper pg init [URL] [--table NAME]\n"
 	    "  hopper enqueue [URL] [--table NAME] [--key FIELD] [--skip-bad] "
 	    "[FILE...]\n"
+	    "  hopper dead list|retry|discard [ID...|--all] -s SOURCE | -f "
+	    "PIPELINE.json\n"
 	    "  hopper help [run|sources|sinks]\n"
 	    "\n"
 	    "example:\n"
@@ -184,6 +187,7 @@ static const struct {
     {"check-worker", hop_check_worker},
     {"pg", hop_pg_command},
     {"enqueue", hop_enqueue_command},
+    {"dead", hop_dead_command},
     {"version", cmd_version},
     {"--version", cmd_version, true},
     {"help", cmd_help},

@@ -18,12 +18,30 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "coordinator/item.h"
 #include "coordinator/opts.h"
 
 struct hop_loop;
 struct hop_source;
+
+/* One dead letter as a source shows it to hopper dead (coordinator/dead.h).
+ * The strings are the source's, valid during the call that passes it. */
+struct hop_dead_letter {
+	const char *id;	     /* its name in the dead-letter place: what
+				retry and discard take */
+	const char *item;    /* the item's id when it died */
+	const char *error;   /* why it died */
+	int64_t attempts;    /* attempts made, or -1 when unknown */
+	const char *when;    /* when it died, ISO 8601 UTC, or NULL */
+	const char *payload; /* the payload as JSON text, or NULL */
+	const char *record;  /* the whole dead-letter record (JSON), or NULL */
+};
+
+/* Called once per dead letter by dead_list; a non-zero return stops the
+ * listing and is returned by it. */
+typedef int (*hop_dead_each_fn)(void *arg, const struct hop_dead_letter *d);
 
 struct hop_source_ops {
 	const char *name;
@@ -81,6 +99,26 @@ struct hop_source_ops {
 	 * deliver (its server is out of reach); NULL means always ready. */
 	bool (*ready)(struct hop_source *src, char *why, size_t n);
 	void (*close)(struct hop_source *src);
+
+	/* Optional, all or none: the dead-letter place as a person manages it
+	 * (hopper dead), with no run going on. The source is never opened for
+	 * these: dead_open connects to the place and reads what it needs,
+	 * dead_close lets go of all of it. Each returns 0 or -errno with
+	 * src->error naming the item (or the place) and why. */
+	int (*dead_open)(struct hop_source *src);
+	/* Calls each for every dead letter, oldest first. */
+	int (*dead_list)(struct hop_source *src, hop_dead_each_fn each,
+			 void *arg);
+	/* Puts the dead letter named id back where the source's items come
+	 * from, to be done again from its first attempt, and takes it out of
+	 * the dead-letter place. A source that cannot take items back (a
+	 * stream) writes the payload, as a JSON line, to out instead. -ENOENT
+	 * when there is no such dead letter. */
+	int (*dead_retry)(struct hop_source *src, const char *id, FILE *out);
+	/* Takes the dead letter named id out of the dead-letter place for
+	 * good. -ENOENT when there is no such dead letter. */
+	int (*dead_discard)(struct hop_source *src, const char *id);
+	void (*dead_close)(struct hop_source *src);
 };
 
 struct hop_source {

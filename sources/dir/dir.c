@@ -35,6 +35,7 @@
 #include "sources/source.h"
 
 #include "claims.h"
+#include "failed.h"
 #include "name.h"
 
 /* How often a watching source looks for claims that a coordinator which is
@@ -767,6 +768,57 @@ static void dir_close(struct hop_source *src)
 	hop_src_dir_unhold(&c->holder);
 }
 
+/* ---- dead letters, for hopper dead ---- */
+
+/* Finds the folders as open does, without making any of them. */
+static int dir_dead_open(struct hop_source *src)
+{
+	struct dir_src *c = src->ctx;
+	int rc;
+
+	if (!c->path) {
+		snprintf(src->error, sizeof(src->error),
+			 "dir source: no folder given (dir:PATH)");
+		return -EINVAL;
+	}
+	char *abs = realpath(c->path, NULL);
+	if (!abs) {
+		rc = -errno;
+		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
+			 c->path, strerror(errno));
+		return rc;
+	}
+	free(c->path);
+	c->path = abs;
+	return set_default(&c->failed, c->path, "failed");
+}
+
+static int dir_dead_list(struct hop_source *src, hop_dead_each_fn each,
+			 void *arg)
+{
+	struct dir_src *c = src->ctx;
+	return hop_src_dir_failed_list(c->failed, each, arg, src->error,
+				       sizeof(src->error));
+}
+
+static int dir_dead_retry(struct hop_source *src, const char *id, FILE *out)
+{
+	struct dir_src *c = src->ctx;
+	return hop_src_dir_failed_retry(c->failed, c->path, id, src->error,
+					sizeof(src->error));
+}
+
+static int dir_dead_discard(struct hop_source *src, const char *id)
+{
+	struct dir_src *c = src->ctx;
+	return hop_src_dir_failed_discard(c->failed, id, src->error,
+					  sizeof(src->error));
+}
+
+static void dir_dead_close(struct hop_source *src)
+{
+}
+
 const struct hop_source_ops hop_src_dir = {
     .name = "dir",
     .summary = "files in a folder, claimed by rename; coordinators can "
@@ -783,4 +835,9 @@ const struct hop_source_ops hop_src_dir = {
     .total = dir_total,
     .exhausted = dir_exhausted,
     .close = dir_close,
+    .dead_open = dir_dead_open,
+    .dead_list = dir_dead_list,
+    .dead_retry = dir_dead_retry,
+    .dead_discard = dir_dead_discard,
+    .dead_close = dir_dead_close,
 };

@@ -38,3 +38,76 @@ def test_reports_moved_back_into_the_inbox_are_never_items(tmp):
     # The report is left where it was put, untouched.
     assert (inbox / "a1.txt.error.json").exists()
     assert not (inbox / "failed" / "a1.txt.error.json.error.json").exists()
+
+
+def dead(*args):
+    """hopper dead ARGS --json: (exit code, the JSON lines, stderr)."""
+    code, out, err = hopper("dead", *args, "--json")
+    return code, read_jsonl(out), err
+
+
+def test_folder_list_retry_discard(tmp):
+    inbox, out = tmp / "in", tmp / "out.jsonl"
+    make_folder(inbox, {"a1.txt": "perm", "a2.txt": "perm", "a3.txt": "perm",
+                        "b1.txt": "fine"})
+    src = ["-s", f"dir:{inbox}"]
+    code, _, err = hopper("run", *src, "-o", f"jsonl:{out}", "-j", "2",
+                          "--", *GATE)
+    assert code == 3, err
+
+    code, lines, err = dead("list", *src)
+    assert code == 0, err
+    failed = inbox / "failed"
+    assert {r["id"]: r["error"] for r in lines} == {
+        n: f"{failed}/{n}: asked to fail" for n in ("a1.txt", "a2.txt",
+                                                    "a3.txt")}
+    assert all(r["attempts"] == 1 and r["payload"] == f"{failed}/{r['id']}"
+               for r in lines), lines
+    # On a terminal or not, the same rows as a table.
+    code, table, err = hopper("dead", "list", *src)
+    assert code == 0, err
+    assert [row.split()[0] for row in table.splitlines()] == [
+        "ID", "a1.txt", "a2.txt", "a3.txt"]
+
+    # A dry run changes nothing.
+    code, lines, err = dead("retry", "--all", "--dry-run", *src)
+    assert code == 0, err
+    assert [(r["id"], r["action"]) for r in lines] == [
+        ("a1.txt", "retry"), ("a2.txt", "retry"), ("a3.txt", "retry")]
+    assert len(list(failed.iterdir())) == 6
+
+    code, lines, err = dead("retry", "a1.txt", *src)
+    assert code == 0, err
+    assert lines == [{"id": "a1.txt", "action": "retried", "dry_run": False}]
+    assert (inbox / "a1.txt").read_text() == "perm"
+    code, lines, err = dead("discard", "a2.txt", *src)
+    assert code == 0, err
+    assert sorted(p.name for p in failed.iterdir()) == [
+        "a3.txt", "a3.txt.error.json"]
+    code, lines, err = dead("list", *src)
+    assert code == 0 and [r["id"] for r in lines] == ["a3.txt"], err
+
+    # What is not there is named, and the rest is still done.
+    code, lines, err = dead("discard", "a2.txt", "a3.txt", *src)
+    assert code == 1
+    assert "a2.txt" in err and [r["id"] for r in lines] == ["a3.txt"]
+    assert list(failed.iterdir()) == []
+
+    # The retried file is done again by a good worker, and only it.
+    out.unlink()
+    code, _, err = hopper("run", *src, "-o", f"jsonl:{out}", "--", *GOOD)
+    assert code == 0, err
+    assert [(r["id"], r["ok"]) for r in read_jsonl(out.read_text())] == [
+        ("a1.txt", True)]
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == [
+        "a1.txt", "b1.txt"]
+
+
+def test_retry_and_discard_need_ids_or_all(tmp):
+    inbox = tmp / "in"
+    make_folder(inbox, {})
+    for action in ("retry", "discard"):
+        code, _, err = hopper("dead", action, "-s", f"dir:{inbox}")
+        assert code == 2 and "--all" in err, err
+    code, out, err = hopper("dead", "list", "-s", f"dir:{inbox}", "--json")
+    assert code == 0 and out == "", err
