@@ -35,6 +35,7 @@
 #include "coordinator/loop.h"
 #include "coordinator/opts.h"
 #include "coordinator/pgqueue.h"
+#include "sources/postgres/pgdead.h"
 #include "sources/postgres/postgres.h"
 #include "sources/source.h"
 
@@ -78,6 +79,7 @@ struct pg_src {
 	char *retain_opt;
 	double retain; /* seconds, or -1: keep done rows */
 	char *insert;  /* a joined sink's INSERT over the done rows d */
+	struct hop_pg_dead dead; /* hopper dead's connection */
 
 	/* loop side */
 	struct hop_source *src;
@@ -1096,6 +1098,43 @@ static void pg_close(struct hop_source *src)
 	free(c->insert);
 }
 
+/* ---- dead letters, for hopper dead (pgdead.h) ---- */
+
+static int pg_dead_open(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	return hop_pg_dead_open(&c->dead, c->url, c->table, c->key_column,
+				c->payload_column, src->error,
+				sizeof(src->error));
+}
+
+static int pg_dead_list(struct hop_source *src, hop_dead_each_fn each,
+			void *arg)
+{
+	struct pg_src *c = src->ctx;
+	return hop_pg_dead_list(&c->dead, each, arg, src->error,
+				sizeof(src->error));
+}
+
+static int pg_dead_retry(struct hop_source *src, const char *id, FILE *out)
+{
+	struct pg_src *c = src->ctx;
+	return hop_pg_dead_retry(&c->dead, id, src->error, sizeof(src->error));
+}
+
+static int pg_dead_discard(struct hop_source *src, const char *id)
+{
+	struct pg_src *c = src->ctx;
+	return hop_pg_dead_discard(&c->dead, id, src->error,
+				   sizeof(src->error));
+}
+
+static void pg_dead_close(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	hop_pg_dead_close(&c->dead);
+}
+
 const struct hop_source_ops hop_src_postgres;
 
 int hop_pg_source_join(struct hop_source *src, const char *url,
@@ -1124,6 +1163,11 @@ const struct hop_source_ops hop_src_postgres = {
     .fetch = pg_fetch,
     .ack = pg_ack,
     .dead = pg_dead,
+    .dead_open = pg_dead_open,
+    .dead_list = pg_dead_list,
+    .dead_retry = pg_dead_retry,
+    .dead_discard = pg_dead_discard,
+    .dead_close = pg_dead_close,
     .release = pg_release,
     .nack = pg_nack,
     .depth = pg_depth,

@@ -4,7 +4,7 @@ never taken for items."""
 import json
 import shutil
 
-from conftest import PY, WORKERS, hopper, read_jsonl
+from conftest import FAKE, PY, WORKERS, hopper, pg_insert, read_jsonl
 
 GATE = [PY, str(WORKERS / "gate.py")]
 GOOD = [PY, str(WORKERS / "burn.py")]
@@ -111,3 +111,37 @@ def test_retry_and_discard_need_ids_or_all(tmp):
         assert code == 2 and "--all" in err, err
     code, out, err = hopper("dead", "list", "-s", f"dir:{inbox}", "--json")
     assert code == 0 and out == "", err
+
+
+def test_postgres_list_retry_discard(pg, queue):
+    pg_insert(pg, queue, [{"do": "perm"}, {"do": "perm"}, {"do": "perm"},
+                          {"do": "ok"}])
+    src = ["-s", pg.url, "-S", f"table={queue}"]
+    code, _, err = hopper("run", *src, "-S", "poll=0.2", "--", *FAKE)
+    assert code == 3, err
+
+    code, lines, err = dead("list", *src)
+    assert code == 0, err
+    assert [(r["id"], r["error"], r["attempts"], r["payload"])
+            for r in lines] == [(i, "bad input", 1, {"do": "perm"})
+                                for i in ("1", "2", "3")]
+    assert all(r["record"]["error"] == "bad input" for r in lines)
+
+    code, lines, err = dead("retry", "1", *src)
+    assert code == 0 and [r["id"] for r in lines] == ["1"], err
+    assert pg.psql(f"SELECT state, attempts, result IS NULL FROM {queue} "
+                   "WHERE id = 1") == "ready|0|t"
+    code, lines, err = dead("discard", "2", *src)
+    assert code == 0 and [r["id"] for r in lines] == ["2"], err
+    code, lines, err = dead("list", *src)
+    assert code == 0 and [r["id"] for r in lines] == ["3"], err
+    code, lines, err = dead("retry", "2", *src)
+    assert code == 1 and "'2'" in err and lines == [], err
+
+    # The retried row is done by a good worker, from its first attempt.
+    code, out, err = hopper("run", *src, "-S", "poll=0.2", "--", *GOOD)
+    assert code == 0, err
+    assert [(r["id"], r["ok"], r["attempts"])
+            for r in read_jsonl(out)] == [("1", True, 1)]
+    assert pg.psql(f"SELECT id, state FROM {queue} ORDER BY id") == \
+        "1|done\n3|dead\n4|done"
