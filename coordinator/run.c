@@ -740,7 +740,7 @@ static void pump(struct hop_loop *loop, void *arg)
 				r->source_failed = true;
 			}
 		}
-		while (r->ready.head) {
+		while (r->ready.head && !out(r)) {
 			struct hop_item *it = r->ready.head;
 			if (it->invalid) {
 				hop_queue_pop(&r->ready);

@@ -232,3 +232,31 @@ def test_sigterm_during_an_outage_hands_held_items_back(tmp, tmpfs):
     assert sorted(q.name for q in inbox.iterdir() if q.is_file()) == [
         f"f{n}.txt" for n in range(6)]
     assert list((inbox / "failed").iterdir()) == []
+
+
+def test_runs_killed_while_writing_leave_only_whole_lines(tmp):
+    """The coordinator is SIGKILLed five times while it writes results of
+    half a megabyte, then runs to the end: every line of the sink parses
+    (a torn tail is cut, never appended to) and every item is there."""
+    big = "y" * 500_000
+    src = write_jsonl(tmp / "in.jsonl", [{"n": n, "big": big}
+                                         for n in range(24)])
+    sink = tmp / "out.jsonl"
+    args = ("run", "-s", f"jsonl:{src}", "-o", f"jsonl:{sink}", "-j", "2",
+            "--", *FAKE)
+    for k in range(5):
+        size = sink.stat().st_size if sink.exists() else 0
+        p = start(*args, cwd=tmp)
+        try:
+            # Killed once it has written a few lines more: often mid-line.
+            wait_for(lambda: sink.exists() and
+                     sink.stat().st_size > size + 1_000_000 + 97_000 * k,
+                     timeout=120, what="the sink growing")
+        finally:
+            p.kill()
+            p.wait()
+    code, _, err = hopper(*args)
+    assert code == 0, err
+    lines = parse_lines(sink)
+    assert {r["id"] for r in lines} == {str(n) for n in range(1, 25)}
+    assert all(r["result"]["echo"]["big"] == big for r in lines)
