@@ -107,7 +107,9 @@ static int jsonl_open(struct hop_sink *sink)
 	int rc;
 
 	if (strcmp(c->path, "-") == 0) {
-		c->fd = dup(STDOUT_FILENO);
+		/* Not inherited: a worker holding it would keep a reader of our
+		 * stdout from seeing its end. */
+		c->fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
 		c->name = "stdout";
 	} else {
 		/* A file is opened for reading too, to find its last line;
