@@ -76,7 +76,7 @@ def test_timeout_with_an_item_waiting_behind(tmp):
                             "1", "--timeout", "0.5", "--attempts", "1",
                             "--", worker, env=clean_env(LOG=log), timeout=60)
     assert code == 3, err
-    assert time.time() - t0 < 20
+    assert time.time() - t0 < 25  # the first item sleeps 30 s
     res = by_id(read_jsonl(out))
     assert "timed out" in res["1"]["error"]
     assert all(res[i]["ok"] and res[i]["attempts"] == 1
@@ -132,15 +132,16 @@ def test_stderr_of_a_running_process_is_logged_as_it_comes(tmp):
     worker = script(tmp, "talker.sh", """#!/bin/sh
 cat > /dev/null
 echo "working on $HOPPER_ITEM_ID" >&2
-sleep 5
+while [ ! -e "$GO" ]; do sleep 0.05; done
 echo '"done"'
 """)
     src = write_jsonl(tmp / "in.jsonl", ["x"])
+    # The process runs until the test has seen its stderr line: a line read
+    # only at the process's exit would never be seen.
     p = start("run", "-s", f"jsonl:{src}", "-m", "exec", "--", worker,
-              cwd=tmp)
-    t0 = time.time()
-    wait_for(lambda: "working on 1" in stderr_of(p), timeout=4,
+              cwd=tmp, env=clean_env(GO=tmp / "go"))
+    wait_for(lambda: "working on 1" in stderr_of(p), timeout=60,
              what="the stderr line while the process runs")
-    assert time.time() - t0 < 4
+    (tmp / "go").touch()
     p.wait(timeout=30)
     assert p.returncode == 0

@@ -56,7 +56,7 @@ def test_grace_over_hands_in_flight_items_back(tmp):
     inbox, code, took, err = run_and_signal(tmp, 6, 30, "--grace", "0.5",
                                             "--kill-timeout", "0.5")
     assert code == 0, err
-    assert took < 10
+    assert took < 25  # the workers sleep 30 s
     assert len(names(inbox)) == 6, err  # all back, none failed
     assert names(inbox / "done") == [] and names(inbox / "failed") == []
 
@@ -66,7 +66,7 @@ def test_second_sigint_exits_at_once_losing_nothing(tmp):
         tmp, 6, 30, "--grace", "60", "--kill-timeout", "0.5",
         signals=(signal.SIGINT, signal.SIGINT))
     assert code == 130, err
-    assert took < 10
+    assert took < 25  # the workers sleep 30 s
     assert len(names(inbox)) == 6
     assert names(inbox / "processing") == []
 
