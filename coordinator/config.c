@@ -35,17 +35,15 @@ static const struct hop_option run_options[] = {
      .choices = "stream|exec"},
     {"workers", HOP_OPT_INT, "0", OFF(workers),
      "a fixed number of worker processes; 0 means one per available CPU",
-     .min = "0", .max = "4096"},
+     .min = "0", .max = "4096", .def_words = "one per CPU"},
     /* No default: hop_config_load starts both at -1, unset, and setting
      * either one turns autoscaling on. */
     {"min_workers", HOP_OPT_INT, NULL, OFF(min_workers),
-     "autoscale: the fewest workers, 0 to scale to zero when idle "
-     "(default 1 when max_workers is set)",
-     .min = "0", .max = "4096"},
+     "autoscale: the fewest workers, 0 to scale to zero when idle", .min = "0",
+     .max = "4096", .def_words = "1 when max_workers is set"},
     {"max_workers", HOP_OPT_INT, NULL, OFF(max_workers),
-     "autoscale: the most workers (default: the CPUs this process may use, "
-     "cgroup limits included)",
-     .min = "1", .max = "4096"},
+     "autoscale: the most workers", .min = "1", .max = "4096",
+     .def_words = "the CPUs this process may use, cgroup limits included"},
     {"scale_window", HOP_OPT_SECONDS, "30", OFF(scale_window),
      "autoscale: demand must stay lower this long before workers retire",
      .min = "0", .max = SECONDS_MAX},
@@ -108,11 +106,70 @@ static const struct {
     {'j', "workers"}, {'t', "timeout"}, {'f', "pipeline"},
 };
 
+/* Help text columns: where the meaning starts, and the width it wraps at. */
+#define HELP_COL 29
+#define HELP_WIDTH 79
+
+/* Writes text from column col (the cursor is there), wrapped at HELP_WIDTH
+ * with the following lines indented to col, then a newline. */
+static void wrap(FILE *out, int col, const char *text)
+{
+	int at = col;
+	for (const char *p = text; *p;) {
+		size_t word = strcspn(p, " ");
+		if (at > col && at + 1 + (int)word > HELP_WIDTH) {
+			fprintf(out, "\n%*s", col, "");
+			at = col;
+		} else if (at > col) {
+			fputc(' ', out);
+			at++;
+		}
+		fwrite(p, 1, word, out);
+		at += (int)word;
+		p += word;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', out);
+}
+
+/* Writes one flag of --help: "  -j, --workers N", then its meaning. */
+static void flag_line(FILE *out, char s, const char *left, const char *text)
+{
+	char head[64];
+	snprintf(head, sizeof(head), "  %s%c%s %s", s ? "-" : " ", s ? s : ' ',
+		 s ? "," : " ", left);
+	fprintf(out, "%-*s", HELP_COL - 1, head);
+	if ((int)strlen(head) >= HELP_COL - 1)
+		fprintf(out, "\n%*s", HELP_COL - 1, "");
+	fputc(' ', out);
+	wrap(out, HELP_COL, text);
+}
+
+/* Writes the option's help followed by its default in words and bounds:
+ * "attempts per item (default: 3; 1..1000000)". */
+static void option_text(const struct hop_option *o, char *buf, size_t n)
+{
+	char def[128], range[128];
+	hop_opts_default_words(o, def, sizeof(def));
+	if (o->type == HOP_OPT_STR)
+		range[0] = '\0'; /* the help names the choices in words */
+	else
+		hop_opts_range(o, range, sizeof(range));
+	if (def[0] || range[0])
+		snprintf(buf, n, "%s (%s%s%s%s)", o->help,
+			 def[0] ? "default: " : "", def,
+			 def[0] && range[0] ? "; " : "", range);
+	else
+		snprintf(buf, n, "%s", o->help);
+}
+
 void hop_config_help(FILE *out)
 {
-	fprintf(out,
-		"  -f, --pipeline FILE       read settings from a pipeline "
-		"file (flags override it)\n");
+	char text[1024];
+	flag_line(out, 'f', "--pipeline FILE",
+		  "read settings from a pipeline file (flags override it; "
+		  "hopper help pipeline)");
 	for (const struct hop_option *o = run_options; o->key; o++) {
 		char flag[48], left[64];
 		char s = 0;
@@ -131,20 +188,78 @@ void hop_config_help(FILE *out)
 				 : o->type == HOP_OPT_SECONDS ? "SECS"
 				 : o->type == HOP_OPT_SIZE    ? "BYTES"
 							      : "TEXT");
-		fprintf(out, "  %s%c%s %-22s %s", s ? "-" : " ", s ? s : ' ',
-			s ? "," : " ", left, o->help);
-		if (o->def)
-			fprintf(out, " [%s]", o->def);
-		hop_opts_help_range(out, o);
-		fputc('\n', out);
+		option_text(o, text, sizeof(text));
+		flag_line(out, s, left, text);
 	}
-	fprintf(out, "      --once                 finish when the source runs "
-		     "dry (the default)\n"
-		     "      --no-progress          no progress line\n"
-		     "  -S, --source-opt KEY=VAL   set a source option "
-		     "(hopper help sources)\n"
-		     "  -O, --sink-opt KEY=VAL     set a sink option "
-		     "(hopper help sinks)\n");
+	flag_line(out, 0, "--once",
+		  "finish when the source runs dry (the default)");
+	flag_line(out, 0, "--no-progress", "no progress line");
+	flag_line(out, 'S', "--source-opt KEY=VAL",
+		  "set a source option (hopper help sources)");
+	flag_line(out, 'O', "--sink-opt KEY=VAL",
+		  "set a sink option (hopper help sinks)");
+}
+
+void hop_config_help_pipeline(FILE *out)
+{
+	static const struct {
+		const char *key, *kind, *help;
+	} others[] = {
+	    {"source", "NAME:TARGET or {\"type\": NAME, OPTION: VALUE, ...}",
+	     "where items come from; the options are those of hopper help "
+	     "sources (required)"},
+	    {"sink", "the same, default jsonl:-",
+	     "where results go; the options are those of hopper help sinks"},
+	    {"command", "[\"PROGRAM\", \"ARG\", ...] or text",
+	     "the worker command; text is run by /bin/sh -c (required)"},
+	    {"description", "text", "words for people; hopper ignores them"},
+	};
+	char text[1024], def[128], range[128];
+
+	fprintf(out,
+		"A pipeline file is one JSON object: hopper run -f FILE runs "
+		"it, hopper\n"
+		"validate FILE checks it. Strings may use ${VAR} and "
+		"${VAR:-default} from\n"
+		"the environment; flags on the command line win over the file. "
+		"A key is\n"
+		"spelled as its flag is or with underscores (backoff-max, "
+		"backoff_max).\n\n"
+		"example:\n"
+		"  {\n"
+		"    \"source\": {\"type\": \"dir\", \"path\": \"in\", "
+		"\"glob\": \"*.txt\"},\n"
+		"    \"sink\": \"jsonl:results.jsonl\",\n"
+		"    \"command\": [\"python3\", "
+		"\"worker/examples/python/word_count.py\"],\n"
+		"    \"workers\": 2,\n"
+		"    \"timeout\": \"30s\"\n"
+		"  }\n\n"
+		"keys:\n");
+	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++) {
+		fprintf(out, "  %-*s%s\n%*s", HELP_COL - 3, others[i].key,
+			others[i].kind, HELP_COL - 1, "");
+		wrap(out, HELP_COL - 1, others[i].help);
+	}
+	for (const struct hop_option *o = run_options; o->key; o++) {
+		/* A file's source and sink are its first keys, above. */
+		if (!strcmp(o->key, "source") || !strcmp(o->key, "sink"))
+			continue;
+		int n = snprintf(text, sizeof(text), "%s",
+				 hop_opts_type_word(o->type));
+		hop_opts_range(o, range, sizeof(range));
+		hop_opts_default_words(o, def, sizeof(def));
+		if (range[0] && n > 0 && (size_t)n < sizeof(text))
+			n += snprintf(text + n, sizeof(text) - (size_t)n,
+				      o->choices ? ": %s" : ", %s", range);
+		if (n > 0 && (size_t)n < sizeof(text))
+			snprintf(text + n, sizeof(text) - (size_t)n,
+				 "; default: %s", def[0] ? def : "none");
+		fprintf(out, "  %-*s", HELP_COL - 3, o->key);
+		wrap(out, HELP_COL - 1, text);
+		fprintf(out, "%*s", HELP_COL - 1, "");
+		wrap(out, HELP_COL - 1, o->help);
+	}
 }
 
 /* A flag from the command line, kept until the pipeline file is read. */

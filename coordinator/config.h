@@ -70,4 +70,8 @@ void hop_config_free(struct hop_config *cfg);
 /* Writes the run options, as flags, for --help. */
 void hop_config_help(FILE *out);
 
+/* Writes every key of a pipeline file with its type, bounds, default and
+ * meaning, from the same table as hop_config_help: hopper help pipeline. */
+void hop_config_help_pipeline(FILE *out);
+
 #endif

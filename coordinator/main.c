@@ -38,7 +38,7 @@ static void usage(FILE *out)
 	    "[FILE...]\n"
 	    "  hopper dead list|retry|discard [ID...|--all] -s SOURCE | -f "
 	    "PIPELINE.json\n"
-	    "  hopper help [run|sources|sinks]\n"
+	    "  hopper help [run|pipeline|sources|sinks]\n"
 	    "\n"
 	    "example:\n"
 	    "  hopper run --source jsonl:items.jsonl --sink jsonl:- -- "
@@ -135,7 +135,7 @@ static int cmd_version(int argc, char **argv)
 }
 
 /* The topics of hopper help. */
-static const char *const topics[] = {"run", "sources", "sinks"};
+static const char *const topics[] = {"run", "pipeline", "sources", "sinks"};
 
 static int cmd_help(int argc, char **argv)
 {
@@ -149,6 +149,8 @@ static int cmd_help(int argc, char **argv)
 		help_drivers(stdout, false);
 	else if (!strcmp(argv[0], "run"))
 		help_run(stdout);
+	else if (!strcmp(argv[0], "pipeline"))
+		hop_config_help_pipeline(stdout);
 	else {
 		struct hop_suggest s;
 		hop_suggest_init(&s, argv[0]);
@@ -160,7 +162,8 @@ static int cmd_help(int argc, char **argv)
 			fprintf(stderr, "; did you mean 'hopper help %s'?\n",
 				near);
 		else
-			fprintf(stderr, " (topics: run, sources, sinks)\n");
+			fprintf(stderr,
+				" (topics: run, pipeline, sources, sinks)\n");
 		return HOP_EXIT_USAGE;
 	}
 	return 0;

@@ -335,6 +335,62 @@ void hop_opts_free(const struct hop_option *t, void *ctx)
 	}
 }
 
+const char *hop_opts_type_word(enum hop_opt_type type)
+{
+	static const char *const words[] = {"text", "integer", "true/false",
+					    "size", "seconds"};
+	return words[type];
+}
+
+void hop_opts_range(const struct hop_option *o, char *buf, size_t n)
+{
+	describe_range(o, buf, n);
+}
+
+/* Writes a number of seconds with the largest unit that keeps it whole. */
+static void seconds_words(double d, char *buf, size_t n)
+{
+	if (d == 0)
+		snprintf(buf, n, "0");
+	else if (d < 1)
+		snprintf(buf, n, "%g ms", d * 1000);
+	else if (fmod(d, 3600) == 0)
+		snprintf(buf, n, "%g h", d / 3600);
+	else if (fmod(d, 60) == 0)
+		snprintf(buf, n, "%g min", d / 60);
+	else
+		snprintf(buf, n, "%g s", d);
+}
+
+void hop_opts_default_words(const struct hop_option *o, char *buf, size_t n)
+{
+	int64_t i = 0;
+	double d = 0;
+	bool b;
+
+	if (o->def_words || !o->def) {
+		snprintf(buf, n, "%s", o->def_words ? o->def_words : "");
+		return;
+	}
+	snprintf(buf, n, "%s", o->def);
+	if (o->type == HOP_OPT_BOOL && parse_bool(o->def, &b) == 0)
+		snprintf(buf, n, "%s", b ? "on" : "off");
+	else if (o->type == HOP_OPT_SECONDS &&
+		 parse_number(o->type, o->def, &i, &d) == 0)
+		seconds_words(d, buf, n);
+	else if (o->type == HOP_OPT_SIZE &&
+		 parse_number(o->type, o->def, &i, &d) == 0) {
+		static const char *const units[] = {"bytes", "KiB", "MiB",
+						    "GiB"};
+		int u = 0;
+		while (u < 3 && i && i % 1024 == 0) {
+			i /= 1024;
+			u++;
+		}
+		snprintf(buf, n, "%lld %s", (long long)i, units[u]);
+	}
+}
+
 void hop_opts_help_range(FILE *out, const struct hop_option *o)
 {
 	char range[128];
@@ -355,10 +411,16 @@ void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent)
 			 : t->type == HOP_OPT_SIZE    ? "BYTES"
 			 : t->type == HOP_OPT_SECONDS ? "SECS"
 						      : "N");
+		char def[96], range[128];
+		hop_opts_default_words(t, def, sizeof(def));
+		if (t->type == HOP_OPT_STR)
+			range[0] = '\0'; /* the help names the choices */
+		else
+			describe_range(t, range, sizeof(range));
 		fprintf(out, "%s%-22s %s", indent, left, t->help);
-		if (t->def)
-			fprintf(out, " (default %s)", t->def);
-		hop_opts_help_range(out, t);
+		if (def[0] || range[0])
+			fprintf(out, " (%s%s%s%s)", def[0] ? "default: " : "",
+				def, def[0] && range[0] ? "; " : "", range);
 		fputc('\n', out);
 	}
 }

@@ -38,6 +38,10 @@ struct hop_option {
 	/* Text only: the accepted values separated by '|' ("stream|exec");
 	 * NULL for any text. */
 	const char *choices;
+	/* The default said in words, for --help, when the value alone would
+	 * mislead ("one per CPU" for 0, "the broker's" for -1); NULL to say
+	 * the value. */
+	const char *def_words;
 };
 
 /* True when two keys are the same option: '-' and '_' are one letter, so
@@ -68,12 +72,25 @@ int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
 /* Frees the strings held by the context's string options. */
 void hop_opts_free(const struct hop_option *t, void *ctx);
 
-/* Writes one line per option: key, kind, default and help. */
+/* Writes one line per option: key, kind, help, then the default in words
+ * and the bounds. */
 void hop_opts_help(FILE *out, const struct hop_option *t, const char *indent);
 
 /* Writes " (0..4096)" (the bounds of a number option) for --help; nothing
  * for an option without bounds, or one of text. */
 void hop_opts_help_range(FILE *out, const struct hop_option *o);
+
+/* Names the option's type in a word or two for help: "integer", "seconds". */
+const char *hop_opts_type_word(enum hop_opt_type type);
+
+/* Writes the option's default as a person reads it: def_words when the
+ * table has them, else its value with a unit ("5 min", "16 MiB", "on");
+ * empty when it has no default. */
+void hop_opts_default_words(const struct hop_option *o, char *buf, size_t n);
+
+/* Writes the values the option accepts: "0..4096", "at least 1",
+ * "stream, exec"; empty when any value of its type goes. */
+void hop_opts_range(const struct hop_option *o, char *buf, size_t n);
 
 /* Parses a number of seconds with an optional unit (ms, s, m, h). */
 int hop_parse_seconds(const char *s, double *out);

@@ -1,6 +1,7 @@
 """Pipeline files: ${VAR} expansion, flags over the file, hopper validate,
 and errors that name the file, line, column and key."""
 import json
+import re
 
 import pytest
 
@@ -185,15 +186,69 @@ def test_driver_options_are_checked_the_same_way(tmp):
                    "'max_inflight': 0 is out of range (at least 1)\n"), err
 
 
+def help_entries(text):
+    """The entries of a help listing by their first word (a flag's long
+    name), each with its continuation lines (indented 20 or more) joined."""
+    entries, key = {}, None
+    for ln in text.splitlines():
+        if ln.startswith(" " * 20) and key:
+            entries[key] += " " + ln.strip()
+        elif ln.startswith("  ") and ln.strip():
+            words = ln.split()
+            key = words[1] if words[0].endswith(",") else words[0]
+            entries[key] = ln.strip()
+        else:
+            key = None
+    return entries
+
+
 def test_the_bounds_are_in_the_help():
     code, out, _ = hopper("run", "--help")
     assert code == 0
-    lines = {ln.split()[1] if ln.split()[0].startswith("-") and
-             ln.split()[0].endswith(",") else ln.split()[0]: ln
-             for ln in out.splitlines() if ln.strip().startswith("-")}
-    assert lines["--workers"].endswith("[0] (0..4096)"), lines["--workers"]
-    assert lines["--prefetch"].endswith("[1] (1..65536)")
-    assert lines["--max-workers"].endswith("(1..4096)")
+    opts = out.split("options:\n")[1].split("\n\n")[0]
+    lines = help_entries(opts)
+    assert lines["--workers"].endswith("(default: one per CPU; 0..4096)"), \
+        lines["--workers"]
+    assert lines["--prefetch"].endswith("(default: 1; 1..65536)")
+    assert lines["--max-workers"].endswith("1..4096)")
+    # Defaults in words, never a bare number a person must decode.
+    assert lines["--timeout"].endswith("(default: 5 min; 0..8760h)")
+    assert lines["--max-line"].endswith("(default: 16 MiB; 1K..1G)")
+    assert lines["--watch"].endswith("(default: off)")
+    assert "[" not in opts
+    # Aligned: every meaning, and every line it wraps to, starts in column
+    # 30, and no line is wider than 79.
+    for ln in opts.splitlines():
+        assert len(ln) <= 79 and ln[28] == " " and ln[29] != " ", ln
+        assert ln[:28].strip() == "" or ln[:28].startswith("  "), ln
+
+
+def test_help_pipeline_lists_every_key_from_the_same_table():
+    code, out, err = hopper("help", "pipeline")
+    assert code == 0, err
+    assert "usage:" not in out  # not the general help
+    keys = {k: " ".join(v.split())
+            for k, v in help_entries(out.split("keys:")[1]).items()}
+    code, run_help, _ = hopper("run", "--help")
+    flags = {k: " ".join(v.split()) for k, v in help_entries(
+        run_help.split("options:\n")[1].split("\n\n")[0]).items()}
+    run_keys = {f[2:].replace("-", "_") for f in flags
+                if f not in ("--pipeline", "--once", "--no-progress",
+                             "--source-opt", "--sink-opt")}
+    assert run_keys | {"command", "description"} == set(keys), \
+        set(keys) ^ run_keys
+    assert keys["workers"].startswith(
+        "workers integer, 0..4096; default: one per CPU a fixed number")
+    assert keys["timeout"].startswith("timeout seconds, 0..8760h; "
+                                      "default: 5 min per-item deadline")
+    assert keys["mode"].startswith("mode text: stream, exec; default: stream")
+    assert keys["trace"].startswith("trace text; default: none")
+    assert "hopper help sources" in keys["source"]
+    # The meaning is the flag's own, word for word.
+    for k in run_keys - {"source", "sink"}:
+        flag = flags["--" + k.replace("_", "-")]
+        said = re.sub(r"^(-\w, )?--\S+( [A-Z]+)? ", "", flag)
+        assert said.split(" (default")[0] in keys[k], (k, flag, keys[k])
 
 
 def test_usage_errors_exit_2():

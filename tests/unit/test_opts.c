@@ -209,11 +209,34 @@ static void help_shows_the_bounds(void **state)
 	FILE *f = open_memstream(&text, &len);
 	hop_opts_help(f, bounded_table, "");
 	fclose(f);
-	assert_non_null(strstr(text, "a count (default 1) (1..10)\n"));
-	assert_non_null(strstr(text, "a size (default 1K) (at least 1K)\n"));
-	assert_non_null(strstr(text, "a time (default 1) (at most 1h)\n"));
-	assert_non_null(strstr(text, "a or bb (default a)\n"));
+	assert_non_null(strstr(text, "a count (default: 1; 1..10)\n"));
+	assert_non_null(strstr(text, "a size (default: 1 KiB; at least 1K)\n"));
+	assert_non_null(strstr(text, "a time (default: 1 s; at most 1h)\n"));
+	assert_non_null(strstr(text, "a or bb (default: a)\n"));
 	free(text);
+}
+
+static void defaults_in_words(void **state)
+{
+	static const struct hop_option t[] = {
+	    {"a", HOP_OPT_SECONDS, "300"},
+	    {"b", HOP_OPT_SECONDS, "250ms"},
+	    {"c", HOP_OPT_SECONDS, "90"},
+	    {"d", HOP_OPT_SECONDS, "2h"},
+	    {"e", HOP_OPT_SIZE, "16M"},
+	    {"f", HOP_OPT_SIZE, "1000"},
+	    {"g", HOP_OPT_BOOL, "false"},
+	    {"h", HOP_OPT_INT, "-1", .def_words = "the broker's"},
+	    {"i", HOP_OPT_STR, NULL},
+	};
+	static const char *const want[] = {
+	    "5 min",	  "250 ms", "90 s",	    "2 h", "16 MiB",
+	    "1000 bytes", "off",    "the broker's", ""};
+	char buf[64];
+	for (size_t k = 0; k < sizeof(t) / sizeof(*t); k++) {
+		hop_opts_default_words(&t[k], buf, sizeof(buf));
+		assert_string_equal(buf, want[k]);
+	}
 }
 
 int main(void)
@@ -227,6 +250,7 @@ int main(void)
 	    cmocka_unit_test(choices_are_whole_words),
 	    cmocka_unit_test(a_default_out_of_range_is_refused),
 	    cmocka_unit_test(help_shows_the_bounds),
+	    cmocka_unit_test(defaults_in_words),
 	};
 	return cmocka_run_group_tests_name("opts", tests, NULL, NULL);
 }
