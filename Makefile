@@ -8,7 +8,9 @@
 #   make bench      benchmarks that print ratios against peers (BENCH=postgres: one)
 #
 # SANITIZE=address,undefined builds into build/san/ with the sanitizers on.
-# WERROR=1 (CI) turns warnings into errors.
+# WERROR=1 (CI) turns warnings into errors. CFLAGS, CPPFLAGS and LDFLAGS are
+# the user's: the flags hopper needs (HOP_CFLAGS, HOP_LDFLAGS) are added to
+# them, never replaced by them.
 
 SANITIZE ?=
 ifeq ($(SANITIZE),)
@@ -20,14 +22,18 @@ endif
 CC      ?= cc
 PKGS    := jansson libpq rdkafka libmicrohttpd
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes \
-           -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP -I.
+# Required by the sources (C11 with GNU extensions, header dependencies,
+# includes from the top folder) and the warnings the project keeps at zero.
+# Recursive, so that the worker fragments' additions stay lazy too.
+HOP_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wstrict-prototypes \
+             -Wno-unused-parameter -Wno-missing-field-initializers -MMD -MP -I.
+HOP_LDFLAGS =
 ifneq ($(WERROR),)
-CFLAGS  += -Werror
+HOP_CFLAGS += -Werror
 endif
 ifneq ($(SANITIZE),)
-CFLAGS  += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
-LDFLAGS += -fsanitize=$(SANITIZE)
+HOP_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+HOP_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -63,7 +69,7 @@ all: $(HOPPER) workers
 workers:
 
 $(HOPPER): $(MAIN_OBJ) $(BUILD)/libhopper.a
-	$(CC) $(LDFLAGS) -o $@ $^ $(MALLOC_LIBS) $(PKG_LIBS) -lm -lpthread
+	$(CC) $(HOP_LDFLAGS) $(LDFLAGS) -o $@ $^ $(MALLOC_LIBS) $(PKG_LIBS) -lm -lpthread
 
 $(BUILD)/libhopper.a: $(CORE_OBJ)
 	@mkdir -p $(@D)
@@ -71,12 +77,13 @@ $(BUILD)/libhopper.a: $(CORE_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) -c -o $@ $<
+	$(CC) $(HOP_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(PKG_CFLAGS) $(shell pkg-config --cflags cmocka) -o $@ $< \
-		$(BUILD)/libhopper.a $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
+	$(CC) $(HOP_CFLAGS) $(PKG_CFLAGS) $(shell pkg-config --cflags cmocka) \
+		$(CPPFLAGS) $(CFLAGS) -o $@ $< $(BUILD)/libhopper.a \
+		$(HOP_LDFLAGS) $(LDFLAGS) $(PKG_LIBS) $(shell pkg-config --libs cmocka) -lm
 
 # Workers: the C helper, the examples and the thumbnail worker bring their
 # own rules, each in its folder.
@@ -95,8 +102,9 @@ unit: $(UNIT_BIN)
 KAFKA_MOCK := $(BUILD)/tests/kafka_mock
 $(KAFKA_MOCK): tests/kafkamock/kafka_mock.c
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(shell pkg-config --cflags rdkafka) -o $@ $< \
-		$(LDFLAGS) $(shell pkg-config --libs rdkafka)
+	$(CC) $(HOP_CFLAGS) $(shell pkg-config --cflags rdkafka) $(CPPFLAGS) \
+		$(CFLAGS) -o $@ $< $(HOP_LDFLAGS) $(LDFLAGS) \
+		$(shell pkg-config --libs rdkafka)
 
 integration: all workers $(KAFKA_MOCK)
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \

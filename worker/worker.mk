@@ -1,14 +1,15 @@
 # worker/worker.mk - the C helper for workers and the word-count examples.
-# Included by the top Makefile, which defines BUILD, CC, CFLAGS, LDFLAGS, the
-# $(BUILD)/%.o pattern rule and the phony `workers` target.
+# Included by the top Makefile, which defines BUILD, CC, the project's
+# HOP_CFLAGS and HOP_LDFLAGS (the user's CFLAGS and LDFLAGS come after them),
+# the $(BUILD)/%.o pattern rule and the phony `workers` target.
 #
-# Only the C parts see CFLAGS (and so the sanitizers under SANITIZE). The Go,
+# Only the C parts see those flags (and so the sanitizers under SANITIZE). The Go,
 # Rust and Java examples are file targets that depend on their sources, so
 # that `make workers` rebuilds them only when those change; the Rust build
 # directory (build/cargo) is shared by the plain and the sanitizer builds.
 
-HOPW_JANSSON_CFLAGS := $(shell pkg-config --cflags jansson)
-HOPW_JANSSON_LIBS   := $(shell pkg-config --libs jansson)
+HOPW_JANSSON_CFLAGS = $(shell pkg-config --cflags jansson 2>/dev/null)
+HOPW_JANSSON_LIBS   = $(shell pkg-config --libs jansson 2>/dev/null)
 HOPW_EXAMPLES       := worker/examples
 HOPW_CARGO_DIR      := build/cargo
 
@@ -21,7 +22,7 @@ HOPW_JAVA_WC := $(BUILD)/examples/java/WordCount.class
 workers: $(HOPW_LIB) $(HOPW_C_WC) $(HOPW_GO_WC) $(HOPW_RS_WC) $(HOPW_JAVA_WC)
 
 $(BUILD)/worker/hop_worker.o $(BUILD)/$(HOPW_EXAMPLES)/c/word_count.o: \
-	CFLAGS += $(HOPW_JANSSON_CFLAGS)
+	HOP_CFLAGS += $(HOPW_JANSSON_CFLAGS)
 
 $(HOPW_LIB): $(BUILD)/worker/hop_worker.o
 	@mkdir -p $(@D)
@@ -29,7 +30,7 @@ $(HOPW_LIB): $(BUILD)/worker/hop_worker.o
 
 $(HOPW_C_WC): $(BUILD)/$(HOPW_EXAMPLES)/c/word_count.o $(HOPW_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(HOPW_JANSSON_LIBS) -lm
+	$(CC) $(HOP_LDFLAGS) $(LDFLAGS) -o $@ $^ $(HOPW_JANSSON_LIBS) -lm
 
 # Go: standard library only, so nothing is downloaded; no cgo, so CC and the
 # sanitizers stay out of it.
