@@ -1,6 +1,9 @@
-# hopper: build, test, demo, bench, lint.
+# hopper: build, install, test, demo, bench, lint.
 #
-#   make            build everything into build/
+#   make            build everything into build/ (programs: only hopper and
+#                   hopper-thumbnail, not the example workers)
+#   make deps       install the Debian packages that building needs (as root);
+#                   deps-demo, deps-test and deps-bench: what each one needs
 #   make test       install what is missing, lint, then unit, integration and
 #                   fault tests, then the same again under ASan and UBSan,
 #                   then compose.yaml end to end under podman
@@ -36,6 +39,8 @@ HOP_CFLAGS += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recov
 HOP_LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
+# Evaluated when a recipe runs, never while the Makefile is read: before
+# `make deps` has installed them, pkg-config would only print errors.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -48,7 +53,7 @@ MALLOC ?= jemalloc
 ifneq ($(SANITIZE),)
 MALLOC :=
 endif
-MALLOC_LIBS = $(if $(MALLOC),$(shell pkg-config --libs $(MALLOC)))
+MALLOC_LIBS = $(if $(MALLOC),$(shell pkg-config --libs $(MALLOC) 2>/dev/null))
 
 # The coordinator's own modules, then one folder per source and sink driver.
 CORE_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c)) \
@@ -62,7 +67,9 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 HOPPER   := $(BUILD)/hopper
 
-.PHONY: all workers deps test check unit integration harness-test compose-test demo bench lint format clean
+.PHONY: all workers deps deps-demo deps-test deps-bench test check unit \
+	integration harness-test compose-test demo bench lint format clean \
+	programs
 all: $(HOPPER) workers
 
 # Each worker fragment below adds its binaries as prerequisites of this.
@@ -91,9 +98,43 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 -include worker/thumbnail/thumbnail.mk
 include bench/bench.mk
 
-# Installs what a fresh Debian machine lacks (as root); a no-op otherwise.
+# The two programs, hopper and hopper-thumbnail, all the demo runs: C only,
+# where `all` also builds the example workers in Go, Rust and Java.
+programs: $(HOPPER) $(HOPT_BIN)
+
+# Each of these installs the Debian packages that one purpose needs and the
+# machine lacks (as root); a no-op when nothing is missing. Elsewhere they
+# name what is missing. deps: building; the others: building and more.
 deps:
-	@bash tests/deps.sh
+	@bash tests/deps.sh build
+deps-demo:
+	@bash tests/deps.sh demo
+deps-test:
+	@bash tests/deps.sh test
+deps-bench:
+	@bash tests/deps.sh bench
+
+# A build with a library missing stops here, naming it, rather than at the
+# first header the compiler cannot find. Goals that install the packages
+# first (demo, test, bench, deps) skip the check, as do those that build
+# nothing: their sub-makes check once the packages are in.
+HOP_NEED_PKGS = $(PKGS) $(MALLOC) $(HOPT_PKGS) \
+                $(if $(filter unit check,$(MAKECMDGOALS)),cmocka)
+ifeq ($(filter deps deps-% demo test bench,$(MAKECMDGOALS)),)
+ifneq ($(filter-out clean lint format harness-test,$(or $(MAKECMDGOALS),all)),)
+HOP_MISSING := $(sort $(shell pkg-config --exists $(HOP_NEED_PKGS) 2>/dev/null || \
+	for p in $(HOP_NEED_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done))
+ifneq ($(HOP_MISSING),)
+define HOP_MISSING_MSG
+pkg-config finds no $(HOP_MISSING)
+  Run `make deps` to install what building needs (Debian and Ubuntu, as
+  root), or install these libraries' development packages with your
+  system's package manager
+endef
+$(error $(HOP_MISSING_MSG))
+endif
+endif
+endif
 
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
@@ -125,22 +166,24 @@ compose-test: $(HOPPER)
 # One pass of every test against one build.
 check: unit integration
 
-test: deps
+test: deps-test
 	$(MAKE) lint
 	$(MAKE) WERROR=1 check
 	$(MAKE) WERROR=1 SANITIZE=address,undefined check
 	$(MAKE) compose-test
 
-demo: deps
-	$(MAKE) all workers
-	bash pipelines/demo.sh
+# Only what the demo runs: no example workers, so no Go, Rust or Java.
+demo: deps-demo
+	$(MAKE) programs
+	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
+		bash pipelines/demo.sh
 
-bench: deps
+bench: deps-bench
 	$(MAKE) all bench-bin
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) bash bench/run.sh $(BENCH)
 
 lint:
-	shellcheck $(shell git ls-files '*.sh') .ci/run
+	shellcheck $(shell git ls-files '*.sh' '*.bash') .ci/run
 	clang-format --dry-run --Werror $(shell git ls-files '*.c' '*.h')
 
 format:
@@ -148,5 +191,6 @@ format:
 
 clean:
 	rm -rf build
+
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

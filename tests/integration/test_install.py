@@ -1,5 +1,6 @@
 """The Makefile as a newcomer and a packager meet it: a user's CFLAGS that
-keep the project's required flags."""
+keep the project's required flags, and a machine without the libraries
+told to run `make deps`."""
 import re
 import subprocess
 
@@ -54,3 +55,33 @@ def test_user_cflags_keep_the_required_flags(tmp):
     assert lines, out
     for line in lines:
         assert "-std=c11" in line.split() and "-O0" in line.split(), line
+
+
+def no_pkg_config_env(tmp):
+    """pkg-config finds nothing: a machine without the libraries."""
+    empty = tmp / "no-pc"
+    empty.mkdir()
+    return make_env(PKG_CONFIG_PATH=empty, PKG_CONFIG_LIBDIR="")
+
+
+def test_missing_library_says_make_deps(tmp):
+    env = no_pkg_config_env(tmp)
+    build = tmp / "build"
+    code, out, err = make(f"BUILD={build}", env=env)
+    assert code != 0
+    assert "make deps" in err, err
+    for pkg in ("jansson", "libpq", "rdkafka", "libmicrohttpd", "libavformat"):
+        assert re.search(rf"\b{pkg}\b", err), err
+    assert "No such file or directory" not in err, err
+    assert "was not found" not in out + err, err
+    assert not build.exists(), "make compiled before it stopped"
+
+
+def test_demo_installs_before_any_pkg_config_noise(tmp):
+    # A dry run: the deps line is printed, not run; the sub-make that
+    # would build then stops at the missing libraries.
+    code, out, err = make("-n", "demo", f"BUILD={tmp / 'build'}",
+                          env=no_pkg_config_env(tmp))
+    assert out.splitlines()[0] == "bash tests/deps.sh demo", out
+    assert "was not found" not in out + err, out + err
+    assert "make deps" in err, err
