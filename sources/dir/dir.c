@@ -722,8 +722,11 @@ static int dir_dead(struct hop_source *src, struct hop_item *it,
 	}
 	free(text);
 	free(path);
-	int rc2 = move_claimed(src, it, c->failed);
-	return rc ? rc : rc2;
+	/* No report, no move: the file stays claimed, and the coordinator
+	 * holds the item and asks again (a full disk may empty). */
+	if (rc)
+		return -EAGAIN;
+	return move_claimed(src, it, c->failed);
 }
 
 static int dir_release(struct hop_source *src, struct hop_item *it)

@@ -260,3 +260,33 @@ def test_runs_killed_while_writing_leave_only_whole_lines(tmp):
     lines = parse_lines(sink)
     assert {r["id"] for r in lines} == {str(n) for n in range(1, 25)}
     assert all(r["result"]["echo"]["big"] == big for r in lines)
+
+
+def test_a_dir_source_whose_failed_folder_is_full_holds_its_dead(tmp, tmpfs):
+    """The report cannot be written into failed/: the file stays claimed,
+    is not counted dead, and goes to failed/ with its report once there is
+    room."""
+    from conftest import EXEC
+    inbox = tmpfs("inbox", "1m")
+    for name, text in [("a.txt", "one two"), ("b.txt", "perm"),
+                       ("c.txt", "three"), ("d.txt", "perm")]:
+        (inbox / name).write_text(text)
+    for sub in ("processing", "done", "failed"):
+        (inbox / sub).mkdir()
+    filler = fill(inbox)
+    out = tmp / "out.jsonl"
+    p = start("run", "-s", f"dir:{inbox}", "-S", "glob=*.txt",
+              "-o", f"jsonl:{out}", "-m", "exec", "-j", "1",
+              "--listen", "127.0.0.1:0", "--", *EXEC, cwd=tmp)
+    try:
+        check_outage(p, http_port(p), "dead-letter place")
+        assert not [q for q in (inbox / "failed").iterdir()]
+        filler.unlink()
+        code, done, dead, err = finished_with(p)
+    finally:
+        stop(p)
+    assert (code, done, dead) == (3, 2, 2), err
+    assert sorted(q.name for q in (inbox / "failed").iterdir()) == [
+        "b.txt", "b.txt.error.json", "d.txt", "d.txt.error.json"]
+    assert json.loads((inbox / "failed" / "b.txt.error.json").read_text())[
+        "attempts"] == 1
