@@ -41,6 +41,7 @@
 #include "coordinator/loop.h"
 #include "sources/kafka/kafka.h"
 #include "sources/kafka/kbuf.h"
+#include "sources/kafka/kdead.h"
 #include "sources/source.h"
 
 /* The offsets handed out of one partition, in order, and which finished. */
@@ -80,6 +81,7 @@ struct ksrc {
 	double revoke_grace;
 	char *config;
 
+	struct hop_kafka_dead dead; /* hopper dead's clients */
 	struct hop_source *src;
 	char *brokers, *topic;
 	size_t topic_len;
@@ -1377,6 +1379,42 @@ static void kafka_close(struct hop_source *src)
 	teardown(src);
 }
 
+/* ---- dead letters, for hopper dead (kdead.h) ---- */
+
+static int kafka_dead_open(struct hop_source *src)
+{
+	struct ksrc *c = src->ctx;
+	return hop_kafka_dead_open(&c->dead, c->url, c->dead_topic, c->group,
+				   c->config, src->error, sizeof(src->error));
+}
+
+static int kafka_dead_list(struct hop_source *src, hop_dead_each_fn each,
+			   void *arg)
+{
+	struct ksrc *c = src->ctx;
+	return hop_kafka_dead_list(&c->dead, each, arg);
+}
+
+static int kafka_dead_retry(struct hop_source *src, const char *id, FILE *out)
+{
+	struct ksrc *c = src->ctx;
+	return hop_kafka_dead_retry(&c->dead, id, src->error,
+				    sizeof(src->error));
+}
+
+static int kafka_dead_discard(struct hop_source *src, const char *id)
+{
+	struct ksrc *c = src->ctx;
+	return hop_kafka_dead_discard(&c->dead, id, src->error,
+				      sizeof(src->error));
+}
+
+static void kafka_dead_close(struct hop_source *src)
+{
+	struct ksrc *c = src->ctx;
+	hop_kafka_dead_close(&c->dead);
+}
+
 const struct hop_source_ops hop_src_kafka = {
     .name = "kafka",
     .summary = "the messages of a topic, in a consumer group; offsets "
@@ -1387,6 +1425,11 @@ const struct hop_source_ops hop_src_kafka = {
     .fetch = kafka_fetch,
     .ack = kafka_ack,
     .dead = kafka_dead,
+    .dead_open = kafka_dead_open,
+    .dead_list = kafka_dead_list,
+    .dead_retry = kafka_dead_retry,
+    .dead_discard = kafka_dead_discard,
+    .dead_close = kafka_dead_close,
     .release = kafka_release,
     .depth = kafka_depth,
     .exhausted = kafka_exhausted,

@@ -4,7 +4,8 @@ never taken for items."""
 import json
 import shutil
 
-from conftest import FAKE, PY, WORKERS, hopper, pg_insert, read_jsonl
+from conftest import (FAKE, KAFKA_QUICK, PY, WORKERS, hopper, pg_insert,
+                      read_jsonl)
 
 GATE = [PY, str(WORKERS / "gate.py")]
 GOOD = [PY, str(WORKERS / "burn.py")]
@@ -146,3 +147,55 @@ def test_postgres_list_retry_discard(pg, queue):
             for r in read_jsonl(out)] == [("1", True, 1)]
     assert pg.psql(f"SELECT id, state FROM {queue} ORDER BY id") == \
         "1|done\n3|dead\n4|done"
+
+
+def test_kafka_list_retry_discard(kafka):
+    src = "dead-cmd"
+    kafka.create_topic(src, partitions=1)
+    kafka.create_topic(f"{src}.dead", partitions=1)
+    perm = json.dumps({"do": "perm"})
+    kafka.produce(src, [perm, perm, perm, json.dumps({"n": 3})],
+                  key=["k0", "k1", "k2", "k3"])
+    spec = ["-s", f"kafka://{kafka.bootstrap}/{src}", "-S", "group=g",
+            "-S", f"config={KAFKA_QUICK}"]
+    # One worker: the messages die, and reach the dead-letter topic, in
+    # their order.
+    code, _, err = hopper("run", *spec, "-j", "1", "--", *FAKE)
+    assert code == 3, err
+
+    code, lines, err = dead("list", *spec)
+    assert code == 0, err
+    assert [(r["id"], r["item"], r["error"], r["attempts"], r["payload"])
+            for r in lines] == [
+        (f"{src}.dead/0/{i}", f"{src}/0/{i}", "bad input", 1,
+         {"do": "perm"}) for i in range(3)]
+
+    # Retry the first and discard the last: the middle one is left, and
+    # what was handled is kept past it in the group's commit.
+    code, lines, err = dead("retry", f"{src}.dead/0/0", *spec)
+    assert code == 0 and len(lines) == 1, err
+    got = kafka.consume_records(src)
+    assert len(got) == 5
+    assert (got[4]["key"], got[4]["value"]) == ("k0", perm)
+    code, lines, err = dead("discard", f"{src}.dead/0/2", *spec)
+    assert code == 0 and len(lines) == 1, err
+    code, lines, err = dead("list", *spec)
+    assert code == 0 and [r["id"] for r in lines] == [f"{src}.dead/0/1"]
+    assert kafka.committed_offsets("g.dead", f"{src}.dead") == {0: 1}
+
+    # Handled once: a second retry publishes nothing.
+    code, lines, err = dead("retry", f"{src}.dead/0/0", *spec)
+    assert code == 1 and f"{src}.dead/0/0" in err and lines == [], err
+    assert kafka.topic_offsets(src) == {0: 5}
+
+    # The republished message is done by a good worker, and only it.
+    code, out, err = hopper("run", *spec, "--", *GOOD)
+    assert code == 0, err
+    assert [(r["id"], r["ok"]) for r in read_jsonl(out)] == [
+        (f"{src}/0/4", True)]
+
+    code, lines, err = dead("discard", f"{src}.dead/0/1", *spec)
+    assert code == 0, err
+    assert kafka.committed_offsets("g.dead", f"{src}.dead") == {0: 3}
+    code, lines, err = dead("list", *spec)
+    assert code == 0 and lines == [], err
