@@ -2,6 +2,9 @@
 #
 #   make            build everything into build/ (programs: only hopper and
 #                   hopper-thumbnail, not the example workers)
+#   make install    hopper, hopper-thumbnail, hopper(1) and the bash
+#                   completion under PREFIX (/usr/local), inside DESTDIR if
+#                   set; make uninstall removes exactly those files
 #   make deps       install the Debian packages that building needs (as root);
 #                   deps-demo, deps-test and deps-bench: what each one needs
 #   make test       install what is missing, lint, then unit, integration and
@@ -69,7 +72,7 @@ HOPPER   := $(BUILD)/hopper
 
 .PHONY: all workers deps deps-demo deps-test deps-bench test check unit \
 	integration harness-test compose-test demo bench lint format clean \
-	programs
+	programs install uninstall
 all: $(HOPPER) workers
 
 # Each worker fragment below adds its binaries as prerequisites of this.
@@ -98,7 +101,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 -include worker/thumbnail/thumbnail.mk
 include bench/bench.mk
 
-# The two programs, hopper and hopper-thumbnail, all the demo runs: C only,
+# The two programs that `make install` installs and the demo runs: C only,
 # where `all` also builds the example workers in Go, Rust and Java.
 programs: $(HOPPER) $(HOPT_BIN)
 
@@ -121,7 +124,7 @@ deps-bench:
 HOP_NEED_PKGS = $(PKGS) $(MALLOC) $(HOPT_PKGS) \
                 $(if $(filter unit check,$(MAKECMDGOALS)),cmocka)
 ifeq ($(filter deps deps-% demo test bench,$(MAKECMDGOALS)),)
-ifneq ($(filter-out clean lint format harness-test,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out clean lint format uninstall harness-test,$(or $(MAKECMDGOALS),all)),)
 HOP_MISSING := $(sort $(shell pkg-config --exists $(HOP_NEED_PKGS) 2>/dev/null || \
 	for p in $(HOP_NEED_PKGS); do pkg-config --exists $$p 2>/dev/null || echo $$p; done))
 ifneq ($(HOP_MISSING),)
@@ -192,5 +195,24 @@ format:
 clean:
 	rm -rf build
 
+# The programs, the manual page and the bash completion, under PREFIX, inside
+# DESTDIR when set (a staging folder for packages). uninstall removes exactly
+# these files and leaves the folders, which other programs share.
+PREFIX      ?= /usr/local
+BINDIR      ?= $(PREFIX)/bin
+MANDIR      ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL     ?= install
+HOP_INSTALLED := $(DESTDIR)$(BINDIR)/hopper $(DESTDIR)$(BINDIR)/hopper-thumbnail \
+                 $(DESTDIR)$(MANDIR)/man1/hopper.1 $(DESTDIR)$(BASHCOMPDIR)/hopper
+
+install: $(HOPPER) $(HOPT_BIN)
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR)
+	$(INSTALL) -m 755 $(HOPPER) $(HOPT_BIN) $(DESTDIR)$(BINDIR)/
+	$(INSTALL) -m 644 docs/hopper.1 $(DESTDIR)$(MANDIR)/man1/hopper.1
+	$(INSTALL) -m 644 contrib/completion/hopper.bash $(DESTDIR)$(BASHCOMPDIR)/hopper
+
+uninstall:
+	rm -f $(HOP_INSTALLED)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

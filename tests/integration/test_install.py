@@ -1,10 +1,19 @@
-"""The Makefile as a newcomer and a packager meet it: a user's CFLAGS that
-keep the project's required flags, and a machine without the libraries
-told to run `make deps`."""
+"""The Makefile as a newcomer and a packager meet it: `make install` and
+`make uninstall` under a DESTDIR, the installed manual page and bash
+completion, a user's CFLAGS that keep the project's required flags, and a
+machine without the libraries told to run `make deps`."""
+import os
 import re
+import shutil
 import subprocess
 
-from conftest import ROOT, clean_env
+import pytest
+
+from conftest import BUILD, ROOT, clean_env
+
+PREFIX = "/usr/local"
+INSTALLED = ["bin/hopper", "bin/hopper-thumbnail", "share/man/man1/hopper.1",
+             "share/bash-completion/completions/hopper"]
 
 
 def make_env(**extra):
@@ -22,6 +31,101 @@ def make(*args, env=None, timeout=900):
                         *map(str, args)], capture_output=True, text=True,
                        env=env or make_env(), timeout=timeout)
     return p.returncode, p.stdout, p.stderr
+
+
+def files_under(d):
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*")
+                  if p.is_file() or p.is_symlink())
+
+
+def complete(dest, line):
+    """What the installed completion offers for line (the cursor at its
+    end), from a bash that sourced it and has the installed hopper first on
+    PATH; also returns `complete -p hopper`."""
+    script = f"""
+        source {dest}{PREFIX}/share/bash-completion/completions/hopper
+        complete -p hopper
+        COMP_LINE='{line}'
+        COMP_POINT=${{#COMP_LINE}}
+        read -ra COMP_WORDS <<<"$COMP_LINE"
+        [[ $COMP_LINE == *' ' ]] && COMP_WORDS+=('')
+        COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1))
+        _hopper
+        printf '%s\\n' "${{COMPREPLY[@]}}"
+    """
+    env = clean_env(PATH=f"{dest}{PREFIX}/bin:{os.environ['PATH']}")
+    p = subprocess.run(["bash", "--norc", "--noprofile", "-c", script],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    spec, *offered = p.stdout.splitlines()
+    return spec, offered
+
+
+def check_manual(page):
+    """The page renders with no warning, through man if there is one, else
+    groff or mandoc; skipped only when none of them is installed."""
+    if shutil.which("man"):
+        env = clean_env(MANWIDTH="80", MANPAGER="cat", PAGER="cat",
+                        LC_ALL="C.UTF-8")
+        p = subprocess.run(["man", "--warnings", "-l", str(page)],
+                           capture_output=True, text=True, env=env,
+                           timeout=60)
+    elif shutil.which("groff"):
+        p = subprocess.run(["groff", "-man", "-ww", "-z", str(page)],
+                           capture_output=True, text=True, timeout=60)
+    elif shutil.which("mandoc"):
+        p = subprocess.run(["mandoc", "-T", "lint", "-W", "warning",
+                            str(page)], capture_output=True, text=True,
+                           timeout=60)
+    else:
+        return None
+    assert p.returncode == 0, p.stderr
+    assert p.stderr == "", p.stderr
+    return p.stdout
+
+
+def test_install_then_uninstall_under_destdir(tmp):
+    hopper_bin, thumb_bin = BUILD / "hopper", BUILD / "hopper-thumbnail"
+    assert thumb_bin.exists(), "hopper-thumbnail is not built: run make"
+    dest = tmp / "dest"
+    # Someone else's file in the same bin folder: uninstall leaves it.
+    (dest / "usr/local/bin").mkdir(parents=True)
+    (dest / "usr/local/bin/other").write_text("not ours\n")
+    # -o: install the binaries under test as they are, never rebuilt here
+    # (a sanitizer build would be rebuilt without its flags).
+    code, out, err = make("install", f"BUILD={BUILD}", f"DESTDIR={dest}",
+                          f"PREFIX={PREFIX}", "-o", hopper_bin, "-o",
+                          thumb_bin)
+    assert code == 0, out + err
+    root = dest / PREFIX.lstrip("/")
+    assert files_under(root) == sorted(INSTALLED + ["bin/other"])
+    for exe in ("hopper", "hopper-thumbnail"):
+        assert os.access(root / "bin" / exe, os.X_OK), exe
+
+    p = subprocess.run([root / "bin/hopper", "--version"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and re.fullmatch(r"hopper \S+\n", p.stdout), \
+        p.stdout + p.stderr
+    p = subprocess.run([root / "bin/hopper", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0 and "hopper run" in p.stdout, p.stderr
+
+    text = check_manual(root / "share/man/man1/hopper.1")
+    if text is not None and shutil.which("man"):
+        assert "hopper - run a worker over every item of a queue" in text
+        assert "--workers" in text.replace("\u2010", "-"), text[:2000]
+
+    spec, offered = complete(dest, "hopper ru")
+    assert spec == "complete -F _hopper hopper"
+    assert offered == ["run"]
+    assert complete(dest, "hopper run --wor")[1] == ["--workers"]
+    schemes = complete(dest, "hopper run -s ")[1]
+    assert {"jsonl:", "dir:", "postgres://", "kafka://"} <= set(schemes), \
+        schemes
+
+    code, out, err = make("uninstall", f"DESTDIR={dest}", f"PREFIX={PREFIX}")
+    assert code == 0, out + err
+    assert files_under(dest) == ["usr/local/bin/other"]
 
 
 def test_user_cflags_keep_the_required_flags(tmp):
