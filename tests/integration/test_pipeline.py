@@ -2,10 +2,12 @@
 and errors that name the file, line, column and key."""
 import json
 import re
+import subprocess
 
 import pytest
 
-from conftest import FAKE, PY, clean_env, hopper, read_jsonl, write_jsonl
+from conftest import (BUILD, FAKE, HOPPER, PY, ROOT, clean_env, hopper,
+                      read_jsonl, write_jsonl)
 
 
 def pipeline(tmp, text):
@@ -381,3 +383,141 @@ def test_did_you_mean_in_a_pipeline_file(tmp):
     assert err.startswith(":2:2: unknown key 'colour' (known: source,"), err
     code, _, err = hopper("run", "--zzzzz", "--", "w")
     assert err == "hopper: unknown flag '--zzzzz' (see hopper run --help)\n"
+
+
+# The README's examples, run as written. A console block is run when it
+# shows a pipeline file or the first jsonl example and every command in it
+# can run here (no server, no --watch, no worker of the reader's own).
+RUNNABLE = ("build/hopper ", "printf ", "mkdir ", "cat ")
+FOREIGN = ("://", "--watch", "./my-worker", "my_worker", "docker", "...")
+
+
+def readme_examples():
+    """(commands, outputs) per console block of the README: each command
+    (a continued line joined) with the lines it prints."""
+    text = (ROOT / "README.md").read_text()
+    blocks = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        cmds = []
+        for line in block.splitlines():
+            if line.startswith("$ "):
+                cmds.append([line[2:], []])
+            elif cmds and cmds[-1][0].endswith("\\"):
+                cmds[-1][0] = cmds[-1][0][:-1] + line.strip()
+            elif cmds:
+                cmds[-1][1].append(line)
+        blocks.append(cmds)
+    return blocks
+
+
+def checkout(tmp):
+    """A folder laid out as the checkout, with the build under test as
+    build/: where the README's commands run."""
+    for name in ("worker", "pipelines", "tests"):
+        (tmp / name).symlink_to(ROOT / name)
+    (tmp / "build").mkdir()
+    (tmp / "build" / "hopper").symlink_to(HOPPER)
+    (tmp / "build" / "hopper-thumbnail").symlink_to(
+        BUILD / "hopper-thumbnail")
+    return tmp
+
+
+def test_the_readme_examples_run_as_written(tmp):
+    shown = [cmds for cmds in readme_examples()
+             if any("pipelines/" in c or "items.jsonl" in c for c, _ in cmds)
+             and all(c.startswith(RUNNABLE) and
+                     not any(f in c for f in FOREIGN) for c, _ in cmds)]
+    names = " ".join(c for cmds in shown for c, _ in cmds)
+    assert "pipelines/word_count.json" in names and "items.jsonl" in names
+    cwd = checkout(tmp)
+    for cmds in shown:
+        for cmd, want in cmds:
+            p = subprocess.run(["bash", "-c", cmd], cwd=cwd, text=True,
+                               capture_output=True, timeout=120,
+                               env=clean_env())
+            # 3: finished with dead items, when the example shows one.
+            dead = any('"ok":false' in w for w in want)
+            assert p.returncode == (3 if dead else 0), (cmd, p.stderr)
+            # Workers answer in any order: the lines, not their order.
+            assert sorted(p.stdout.splitlines()) == sorted(want), \
+                (cmd, p.stdout, p.stderr)
+
+
+def tiny_video(path):
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=10:duration=1", "-pix_fmt",
+                    "yuv420p", str(path)], check=True, timeout=120)
+    return path
+
+
+def readme_pipelines():
+    return sorted(set(re.findall(r"pipelines/(\w+\.json)",
+                                 (ROOT / "README.md").read_text())))
+
+
+@pytest.mark.parametrize("name", readme_pipelines())
+def test_each_pipeline_the_readme_shows_validates_as_shipped(name):
+    code, out, err = hopper("validate", f"pipelines/{name}", cwd=ROOT,
+                            env=clean_env())
+    assert code == 0, err
+    assert out.startswith(f"pipelines/{name}: ok: ")
+
+
+def test_the_thumbnail_pipeline_runs(tmp):
+    videos = tmp / "videos"
+    videos.mkdir()
+    tiny_video(videos / "clip.mp4")
+    env = clean_env(VIDEOS=videos, RESULTS=tmp / "results",
+                    THUMBS=tmp / "thumbs", WORKERS=1,
+                    THUMBNAIL_WORKER=BUILD / "hopper-thumbnail")
+    code, _, err = hopper("run", "-f", "pipelines/thumbnails.json", cwd=ROOT,
+                          env=env)
+    assert code == 0, err
+    res = json.loads((tmp / "results" / "clip.mp4.json").read_text())
+    assert res["width"] == 320 and len(list((tmp / "thumbs").iterdir())) == 1
+
+
+def test_the_kafka_pipelines_run_end_to_end(tmp, kafka, pg):
+    """ingest.json publishes a folder's videos on a topic, and
+    kafka_thumbnails.json makes their thumbnails into a PostgreSQL table:
+    the two pipelines of compose.yaml, each run to the end with --once."""
+    kafka.create_topic("videos", partitions=1)
+    kafka.create_topic("videos.dead", partitions=1)  # as compose.yaml does
+    inbox, shared = tmp / "in", tmp / "videos"
+    inbox.mkdir()
+    tiny_video(inbox / "a.mp4")
+    tiny_video(inbox / "b.mp4")
+    env = clean_env(IN=inbox, VIDEOS=shared, KAFKA=kafka.bootstrap,
+                    TOPIC="videos", PYTHON=PY, DATABASE_URL=pg.url,
+                    RESULTS="readme_thumbs", THUMBS=tmp / "thumbs",
+                    GROUP="readme", WORKERS=1,
+                    THUMBNAIL_WORKER=BUILD / "hopper-thumbnail")
+    code, _, err = hopper("run", "-f", "pipelines/ingest.json", "--once",
+                          cwd=ROOT, env=env)
+    assert code == 0, err
+    events = [json.loads(v) for v in kafka.consume("videos")]
+    assert sorted(e["name"] for e in events) == ["a.mp4", "b.mp4"]
+    code, _, err = hopper("run", "-f", "pipelines/kafka_thumbnails.json",
+                          "--once", cwd=ROOT, env=env)
+    assert code == 0, err
+    rows = pg.psql("SELECT key FROM readme_thumbs ORDER BY key")
+    assert "a.mp4" in rows and "b.mp4" in rows, rows
+    assert len(list((tmp / "thumbs").iterdir())) == 2
+
+
+def test_the_postgres_pipeline_runs(tmp, pg):
+    video = tiny_video(tmp / "v.mp4")
+    env = clean_env(DATABASE_URL=pg.url, QUEUE="readme_q",
+                    RESULTS="readme_pg_thumbs", THUMBS=tmp / "thumbs",
+                    WORKERS=1, THUMBNAIL_WORKER=BUILD / "hopper-thumbnail")
+    code, _, err = hopper("run", "-f", "pipelines/pg_thumbnails.json",
+                          "--once", cwd=ROOT, env=env)
+    assert code == 0, err  # made both tables; nothing to do yet
+    code, _, err = hopper("enqueue", pg.url, "--table", "readme_q",
+                          input=json.dumps(str(video)) + "\n")
+    assert code == 0, err
+    code, _, err = hopper("run", "-f", "pipelines/pg_thumbnails.json",
+                          "--once", cwd=ROOT, env=env)
+    assert code == 0, err
+    assert "done" in pg.psql("SELECT state FROM readme_q")
+    assert len(list((tmp / "thumbs").iterdir())) == 1
