@@ -106,6 +106,9 @@ def test_install_then_uninstall_under_destdir(tmp):
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and re.fullmatch(r"hopper \S+\n", p.stdout), \
         p.stdout + p.stderr
+    # The page names the version it documents: bumped with HOP_VERSION.
+    th = (root / "share/man/man1/hopper.1").read_text().split("\n.TH ")[1]
+    assert f'"{p.stdout.strip()}"' in th.splitlines()[0], th.splitlines()[0]
     p = subprocess.run([root / "bin/hopper", "--help"],
                        capture_output=True, text=True, timeout=60)
     assert p.returncode == 0 and "hopper run" in p.stdout, p.stderr
@@ -189,3 +192,34 @@ def test_demo_installs_before_any_pkg_config_noise(tmp):
     assert out.splitlines()[0] == "bash tests/deps.sh demo", out
     assert "was not found" not in out + err, out + err
     assert "make deps" in err, err
+
+
+def deps_check(tmp, purpose):
+    """tests/deps.sh --check PURPOSE on a machine that has nothing: no
+    program on PATH, no library for pkg-config. Returns the Debian packages
+    it names."""
+    empty = tmp / "empty"
+    empty.mkdir(exist_ok=True)
+    p = subprocess.run(["/bin/bash", str(ROOT / "tests/deps.sh"), "--check",
+                        purpose], capture_output=True, text=True, timeout=60,
+                       env=clean_env(PATH=empty, PKG_CONFIG_PATH=empty,
+                                     PKG_CONFIG_LIBDIR=""))
+    assert p.returncode == 1, p.stdout + p.stderr
+    m = re.search(r"^deps: Debian and Ubuntu packages: (.*)$", p.stderr,
+                  re.M)
+    assert m, p.stderr
+    return set(m[1].split())
+
+
+def test_demo_needs_no_test_tools(tmp):
+    build = {"build-essential", "pkg-config", "libjansson-dev", "libpq-dev",
+             "librdkafka-dev", "libmicrohttpd-dev", "libjemalloc-dev",
+             "libavformat-dev", "libavcodec-dev", "libswscale-dev",
+             "libavutil-dev"}
+    tools = {"chromium", "prometheus", "shellcheck", "clang-format", "kcat",
+             "parallel", "libcmocka-dev"}
+    assert deps_check(tmp, "build") == build | {"make"}
+    demo = deps_check(tmp, "demo")
+    assert demo == build | {"make", "ffmpeg", "python3"}
+    test = deps_check(tmp, "test")
+    assert (tools - {"parallel"}) <= test and demo <= test, test
