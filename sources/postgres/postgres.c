@@ -665,6 +665,22 @@ static void reconnect(struct pg_src *c)
 	}
 }
 
+/* Takes the notifications libpq holds, after reading what the socket has
+ * when consume is set; true when there was any. */
+static bool take_notifies(struct pg_src *c, bool consume)
+{
+	bool any = false;
+	PGnotify *nf;
+
+	if (consume)
+		PQconsumeInput(c->conn);
+	while ((nf = PQnotifies(c->conn))) {
+		any = true;
+		PQfreemem(nf);
+	}
+	return any;
+}
+
 static void *db_thread(void *arg)
 {
 	struct pg_src *c = arg;
@@ -732,24 +748,21 @@ static void *db_thread(void *arg)
 			c->next_poll = now + c->poll;
 			tick = true;
 		}
+		/* A notification that came in while a query ran was read
+		 * with its answer: the socket will not say so again. */
+		notified = take_notifies(c, false);
 		struct pollfd p[2] = {{c->wfd, POLLIN, 0},
 				      {PQsocket(c->conn), POLLIN, 0}};
 		double until =
 		    c->next_poll < next_beat ? c->next_poll : next_beat;
 		int ms = (int)((until - now_s()) * 1000) + 1;
-		if (!tick && poll(p, 2, ms < 0 ? 0 : ms) > 0) {
+		if (!tick && !notified && poll(p, 2, ms < 0 ? 0 : ms) > 0) {
 			uint64_t v;
 			if (p[0].revents && read(c->wfd, &v, sizeof(v)) < 0) {
 				/* EAGAIN: someone else drained it. */
 			}
-			if (p[1].revents) {
-				PQconsumeInput(c->conn);
-				PGnotify *nf;
-				while ((nf = PQnotifies(c->conn))) {
-					notified = true;
-					PQfreemem(nf);
-				}
-			}
+			if (p[1].revents)
+				notified = take_notifies(c, true);
 		}
 		if (tick || notified) {
 			pthread_mutex_lock(&c->mu);

@@ -111,6 +111,52 @@ def test_notify_wakes_an_idle_coordinator(pg, queue, tmp):
     assert states(pg, queue) == {"done": "1"}
 
 
+def test_a_notification_that_comes_during_a_query_wakes_it(pg, queue, tmp):
+    """The source's connection is busy with a query when a row is
+    inserted: here the lease heartbeat for a row in a worker's hands,
+    held up by a lock the test takes on that row. The notification then
+    comes in with that query's answer, and must still wake the source:
+    the row is taken long before the next poll (10 minutes away)."""
+    import subprocess
+    out = tmp / "out.jsonl"
+    pg_insert(pg, queue, [{"do": "sleep", "secs": 600}])
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=600",
+              "-S", "lease=3", "-o", f"jsonl:{out}", "--watch", "-j", "2",
+              "--log-level", "debug", "--grace", "0", "--kill-timeout", "1",
+              "--", *FAKE, cwd=tmp)
+    locker = None
+    try:
+        wait_for(lambda: states(pg, queue) == {"running": "1"},
+                 what="the sleeper claimed")
+        locker = subprocess.Popen(["psql", "-X", "-q", "-d", pg.url],
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.DEVNULL, text=True)
+        locker.stdin.write(f"BEGIN; SELECT id FROM {queue} FOR UPDATE;\n")
+        locker.stdin.flush()
+        # The heartbeat (every lease / 3) waits for the lock.
+        wait_for(lambda: pg.psql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type ="
+            " 'Lock' AND query LIKE 'UPDATE % SET lease_until = %'")
+            == "1", timeout=60, what="the heartbeat waiting for the lock")
+        mark = len(stderr_of(p))
+        pg_insert(pg, queue, [{"n": 2}])
+        locker.stdin.write("COMMIT;\n")
+        locker.stdin.close()
+        assert locker.wait(timeout=60) == 0
+        wait_for(lambda: out.exists() and out.read_text().strip(),
+                 timeout=120, what="the inserted row's result")
+    finally:
+        if locker and locker.poll() is None:
+            locker.kill()
+            locker.wait()
+        p.terminate()
+        p.wait(timeout=60)
+    after = stderr_of(p)[mark:]
+    assert "postgres source: polling" not in after, after[-3000:]
+    assert "postgres source: woken by a notification" in after
+    assert read_jsonl(out.read_text())[0]["result"]["echo"] == {"n": 2}
+
+
 def test_sigterm_hands_claimed_rows_back(pg, queue, tmp):
     pg_insert(pg, queue, [{"do": "sleep", "secs": 30}, {"n": 2}, {"n": 3}])
     log = tmp / "log"
