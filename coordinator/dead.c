@@ -126,7 +126,11 @@ static int act(struct hop_dead *d, const char *id, bool retry, FILE *out,
 			 src->error[0] ? src->error : strerror(-rc));
 		return rc;
 	}
-	e->gone = true;
+	/* Every dead letter of that id went (a jsonl file may hold several).
+	 */
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->v[i].id, id))
+			d->v[i].gone = true;
 	return 0;
 }
 

@@ -21,6 +21,7 @@
 #include "coordinator/jsonscan.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
+#include "sources/jsonl/deadfile.h"
 #include "sources/source.h"
 
 struct jsonl_src {
@@ -36,7 +37,8 @@ struct jsonl_src {
 	long lineno;
 	int dead_fd; /* the dead-letter file, when dead_open */
 	bool dead_open;
-	bool dead_regular; /* a file, to sync and to cut back */
+	bool dead_regular;		/* a file, to sync and to cut back */
+	struct hop_jsonl_dead deadfile; /* hopper dead's reading of it */
 };
 
 static const struct hop_option jsonl_options[] = {
@@ -371,6 +373,42 @@ static void jsonl_close(struct hop_source *src)
 	hop_lines_free(&c->lines);
 }
 
+/* ---- dead letters, for hopper dead (deadfile.h) ---- */
+
+static int jsonl_dead_open(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	return hop_jsonl_dead_open(&c->deadfile, c->dead, src->error,
+				   sizeof(src->error));
+}
+
+static int jsonl_dead_list(struct hop_source *src, hop_dead_each_fn each,
+			   void *arg)
+{
+	struct jsonl_src *c = src->ctx;
+	return hop_jsonl_dead_list(&c->deadfile, each, arg);
+}
+
+static int jsonl_dead_retry(struct hop_source *src, const char *id, FILE *out)
+{
+	struct jsonl_src *c = src->ctx;
+	return hop_jsonl_dead_retry(&c->deadfile, id, out, src->error,
+				    sizeof(src->error));
+}
+
+static int jsonl_dead_discard(struct hop_source *src, const char *id)
+{
+	struct jsonl_src *c = src->ctx;
+	return hop_jsonl_dead_discard(&c->deadfile, id, src->error,
+				      sizeof(src->error));
+}
+
+static void jsonl_dead_close(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	hop_jsonl_dead_close(&c->deadfile);
+}
+
 const struct hop_source_ops hop_src_jsonl = {
     .name = "jsonl",
     .summary = "JSON lines from a file or stdin, one item per line",
@@ -380,6 +418,11 @@ const struct hop_source_ops hop_src_jsonl = {
     .fetch = jsonl_fetch,
     .ack = jsonl_ack,
     .dead = jsonl_dead,
+    .dead_open = jsonl_dead_open,
+    .dead_list = jsonl_dead_list,
+    .dead_retry = jsonl_dead_retry,
+    .dead_discard = jsonl_dead_discard,
+    .dead_close = jsonl_dead_close,
     .release = jsonl_release,
     .depth = jsonl_depth,
     .total = jsonl_total,

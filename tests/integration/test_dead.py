@@ -5,7 +5,7 @@ import json
 import shutil
 
 from conftest import (FAKE, KAFKA_QUICK, PY, WORKERS, hopper, pg_insert,
-                      read_jsonl)
+                      read_jsonl, write_jsonl)
 
 GATE = [PY, str(WORKERS / "gate.py")]
 GOOD = [PY, str(WORKERS / "burn.py")]
@@ -199,3 +199,33 @@ def test_kafka_list_retry_discard(kafka):
     assert kafka.committed_offsets("g.dead", f"{src}.dead") == {0: 3}
     code, lines, err = dead("list", *spec)
     assert code == 0 and lines == [], err
+
+
+def test_jsonl_dead_file_retry_writes_a_new_input(tmp):
+    items, dead_file = tmp / "items.jsonl", tmp / "dead.jsonl"
+    write_jsonl(items, [{"key": "a", "do": "perm"}, {"key": "b", "do": "perm"},
+                        {"key": "c"}])
+    src = ["-s", f"jsonl:{items}", "-S", "id=key", "-S", f"dead={dead_file}"]
+    code, _, err = hopper("run", *src, "-j", "1", "--", *FAKE)
+    assert code == 3, err
+    code, lines, err = dead("list", *src)
+    assert code == 0, err
+    assert [(r["id"], r["error"]) for r in lines] == [("a", "bad input"),
+                                                     ("b", "bad input")]
+
+    # A stream cannot take an item back: its payload goes to a new input.
+    code, _, err = hopper("dead", "retry", "a", *src)
+    assert code == 1 and "--to" in err, err
+    code, out, err = hopper("dead", "retry", "a", "--to", "-", *src)
+    assert code == 0 and "retried a" in err, err
+    assert read_jsonl(out) == [{"key": "a", "do": "perm"}]
+    code, lines, err = dead("discard", "b", *src)
+    assert code == 0, err
+    assert dead_file.read_text() == ""
+
+    again = tmp / "again.jsonl"
+    again.write_text(out)
+    code, out, err = hopper("run", "-s", f"jsonl:{again}", "-S", "id=key",
+                            "--", *GOOD)
+    assert code == 0, err
+    assert [(r["id"], r["ok"]) for r in read_jsonl(out)] == [("a", True)]
