@@ -182,7 +182,7 @@ demo: deps-demo
 		bash pipelines/demo.sh
 
 bench: deps-bench
-	$(MAKE) all bench-bin
+	$(MAKE) programs bench-bin
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) bash bench/run.sh $(BENCH)
 
 lint:

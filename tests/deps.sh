@@ -7,7 +7,8 @@
 #   demo    build, plus ffmpeg and python3 (`make demo`)
 #   test    demo, plus cmocka, the tools the tests and `make lint` run, and
 #           the toolchains of the example workers (`make test`)
-#   bench   build, plus the peers the benchmarks measure against (`make bench`)
+#   bench   build, plus the peers the benchmarks measure against and the
+#           Kafka they start (`make bench`)
 #
 # Each need is checked as the build uses it, a library through pkg-config
 # and a program on PATH, so that one installed some other way (a toolchain
@@ -67,11 +68,15 @@ test_needs=(
 	"cmd:go -:Go_1.21_or_newer,_https://go.dev/doc/install"
 	"cmd:cargo -:Rust_1.78_or_newer,_https://rustup.rs"
 )
+# The benchmarks: GNU parallel and kcat are peers measured against; the
+# Kafka benchmark starts the tests' Kafka, which needs Java and Maven.
 bench_needs=(
 	"cmd:python3 python3"
 	"cmd:ffmpeg ffmpeg"
 	"cmd:parallel parallel"
 	"cmd:kcat kcat"
+	"cmd:javac openjdk-17-jdk-headless"
+	"cmd:mvn maven"
 )
 
 case $purpose in
