@@ -23,7 +23,7 @@ import time
 import zlib
 
 from conftest import (PY, WORKERS, assert_clean, clean_env, pg_insert, start,
-                      stderr_of, write_jsonl)
+                      stderr_of, wait_for, write_jsonl)
 
 CHAOS = [PY, str(WORKERS / "chaos.py")]
 SEED = 14
@@ -286,13 +286,33 @@ def test_jsonl_source_to_jsonl_sink_torn_writes(tmp):
 
 
 def test_postgres_source(pg, queue, tmp):
-    """300 rows, three of which fail for good; 6 coordinator kills. A
+    """300 rows, three of which fail for good; 6 coordinator kills, and
+    before two of them the server itself is killed with SIGKILL and
+    started again (crash recovery) while the coordinator runs on. A
     killed coordinator's rows come back when their 2 s lease runs out."""
     n, perm = 300, {7, 150, 299}
     pg_insert(pg, queue, [{"do": "perm"} if i in perm else {"n": i}
                           for i in range(n)])
     out = tmp / "out.jsonl"
-    held = set()  # rows a killed coordinator held
+    held = set()  # rows a killed coordinator, or the server, held
+    crashes = []
+
+    def running():
+        rows = pg.psql(f"SELECT id FROM {queue} WHERE state = 'running'")
+        return set(rows.split())
+
+    def moment(p):
+        if chaos.coordinator_kills not in (1, 3):
+            return
+        held.update(running())
+        pg.kill()
+        pg.start()
+        crashes.append(p.pid)
+        held.update(running())
+        # The coordinator reconnects and goes on.
+        n = chaos.answers()
+        wait_for(lambda: chaos.answers() >= n + 10 or p.poll() is not None,
+                 timeout=120, what="answers after the server came back")
 
     def after_kill(p):
         holder = f"{socket.gethostname()}:{p.pid}"
@@ -305,9 +325,12 @@ def test_postgres_source(pg, queue, tmp):
                         "--backoff", "0.05", "--", *CHAOS],
                   dict(CHAOS_SLEEP=0.005), kills=6, per_kill=(20, 35),
                   per_worker_kill=(8, 16))
-    last = chaos.run(after_kill=after_kill)
+    last = chaos.run(moment=moment, after_kill=after_kill)
     assert last.returncode == 3, stderr_of(last)[-3000:]
-    assert chaos.coordinator_kills == 6
+    assert chaos.coordinator_kills == 6 and len(crashes) == 2
+    for pid in crashes:
+        proc = next(p for p in chaos.procs if p.pid == pid)
+        assert "postgres source: connected again" in stderr_of(proc)
 
     rows = dict(line.split("|") for line in pg.psql(
         f"SELECT id, state FROM {queue}").splitlines())
