@@ -70,7 +70,7 @@ int hop_dead_open(struct hop_dead *d, struct hop_source *src, char *err,
 {
 	int rc;
 
-	*d = (struct hop_dead){.src = src};
+	*d = (struct hop_dead){0};
 	if (!hop_dead_supported(src)) {
 		snprintf(err, errlen,
 			 "%s: the %s source has no dead letters to manage",
@@ -83,6 +83,7 @@ int hop_dead_open(struct hop_dead *d, struct hop_source *src, char *err,
 			 src->error[0] ? src->error : strerror(-rc));
 		return rc;
 	}
+	d->src = src;
 	rc = src->ops->dead_list(src, keep, d);
 	if (rc) {
 		snprintf(err, errlen, "%s",

@@ -38,7 +38,7 @@ static void usage(FILE *out)
 	    "[FILE...]\n"
 	    "  hopper dead list|retry|discard [ID...|--all] -s SOURCE | -f "
 	    "PIPELINE.json\n"
-	    "  hopper help [run|pipeline|sources|sinks]\n"
+	    "  hopper help [run|pipeline|sources|sinks|dead]\n"
 	    "\n"
 	    "example:\n"
 	    "  hopper run --source jsonl:items.jsonl --sink jsonl:- -- "
@@ -135,7 +135,8 @@ static int cmd_version(int argc, char **argv)
 }
 
 /* The topics of hopper help. */
-static const char *const topics[] = {"run", "pipeline", "sources", "sinks"};
+static const char *const topics[] = {"run", "pipeline", "sources", "sinks",
+				     "dead"};
 
 static int cmd_help(int argc, char **argv)
 {
@@ -151,6 +152,8 @@ static int cmd_help(int argc, char **argv)
 		help_run(stdout);
 	else if (!strcmp(argv[0], "pipeline"))
 		hop_config_help_pipeline(stdout);
+	else if (!strcmp(argv[0], "dead"))
+		return hop_dead_command(1, (char *[]){"--help", NULL});
 	else {
 		struct hop_suggest s;
 		hop_suggest_init(&s, argv[0]);
@@ -163,7 +166,8 @@ static int cmd_help(int argc, char **argv)
 				near);
 		else
 			fprintf(stderr,
-				" (topics: run, pipeline, sources, sinks)\n");
+				" (topics: run, pipeline, sources, sinks, "
+				"dead)\n");
 		return HOP_EXIT_USAGE;
 	}
 	return 0;

@@ -104,6 +104,22 @@ def test_folder_list_retry_discard(tmp):
         "a1.txt", "b1.txt"]
 
 
+def test_a_pipeline_file_names_the_source(tmp):
+    inbox, out = tmp / "in", tmp / "out.jsonl"
+    make_folder(inbox, {"a1.txt": "perm"})
+    pipeline = tmp / "p.json"
+    pipeline.write_text(json.dumps({
+        "source": {"type": "dir", "path": str(inbox)},
+        "sink": f"jsonl:{out}", "command": GATE}))
+    code, _, err = hopper("run", "-f", pipeline)
+    assert code == 3, err
+    code, lines, err = dead("list", "-f", pipeline)
+    assert code == 0 and [r["id"] for r in lines] == ["a1.txt"], err
+    code, lines, err = dead("retry", "--all", "-f", pipeline)
+    assert code == 0 and [r["id"] for r in lines] == ["a1.txt"], err
+    assert (inbox / "a1.txt").exists()
+
+
 def test_retry_and_discard_need_ids_or_all(tmp):
     inbox = tmp / "in"
     make_folder(inbox, {})
