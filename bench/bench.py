@@ -3,7 +3,7 @@ peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
-                [autoscale]
+                [autoscale] [sheets]
 (default: all)"""
 import os
 import re
@@ -209,7 +209,7 @@ def thumbnails(n=60, pos=5.5):
 
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
-                             "postgres", "kafka", "autoscale"]
+                             "postgres", "kafka", "autoscale", "sheets"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -230,6 +230,9 @@ def main():
     if "autoscale" in which:
         import autoscale
         autoscale.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
+    if "sheets" in which:
+        import sheets
+        sheets.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
     shutil.rmtree(tmp)
 
 

@@ -29,6 +29,9 @@ run() {
 # H.264 in MP4, keyframe every 25 frames (1 s), no B-frames reordering games.
 run -f lavfi -i "$src" -t 3 -c:v libx264 -preset ultrafast -g 25 \
 	-pix_fmt yuv420p "$dir/h264.mp4"
+# Long GOP: 10 s with one keyframe, B-frames as x264 makes them by default.
+run -f lavfi -i "$src" -t 10 -c:v libx264 -preset veryfast -g 250 \
+	-pix_fmt yuv420p "$dir/long_gop.mp4"
 # VP9 in WebM.
 run -f lavfi -i "mandelbrot=size=256x192:rate=25" -t 2 -c:v libvpx-vp9 \
 	-deadline realtime -cpu-used 8 -b:v 300k -g 25 "$dir/vp9.webm"

@@ -3,7 +3,8 @@ each one is made by make_corpus.sh."""
 import pytest
 
 from thumbutil import corpus, out, start  # noqa: F401 (fixtures)
-from thumbutil import ffmpeg, image_rgb, probe, psnr
+from thumbutil import (cli_frame, crop, ffmpeg, image_rgb, keyframe_times,
+                       probe, psnr)
 from test_thumb_content import parse_vtt
 
 
@@ -94,3 +95,28 @@ def test_audio_with_cover_art_gives_the_cover(corpus, start):
     assert (info["width"], info["height"]) == (160, 120)
     msg, _ = w.call(str(corpus / "audio_only.m4a"))
     assert msg["error"].endswith("no video stream (audio only)"), msg
+
+
+def test_dense_sheet_decodes_forward_once(corpus, start):
+    """40 tiles of a 10 s clip with one keyframe: one pass from the
+    keyframe, not one per tile (about 20 times the frames), and frames no
+    tile shows or refers to are not decoded; each tile is the frame a
+    single thumbnail at its spot gives, as the ffmpeg CLI extracts it."""
+    video = corpus / "long_gop.mp4"
+    assert len(keyframe_times(video)) == 1
+    frames = 250
+    w = start("--width", 64, "--format", "png")
+    r = w.ok({"path": str(video), "count": 40, "sheet": True})
+    assert r["count"] == 40
+    assert r["frames_decoded"] < frames, r["frames_decoded"]
+    tw, th = r["width"], r["height"]
+    rgb = image_rgb(r["files"][0])
+    for i, pos in enumerate(r["positions"]):
+        tile = crop(rgb, 7 * tw, (i % 7) * tw, (i // 7) * th, tw, th)
+        assert psnr(tile, cli_frame(video, pos, tw, th)) >= 30, (i, pos)
+    one = w.ok({"path": str(video), "position": r["positions"][17] + 0.01})
+    assert one["position"] == r["positions"][17]
+    # Files rather than a sheet take the same path and the same frames.
+    f = w.ok({"path": str(video), "count": 40})
+    assert f["positions"] == r["positions"]
+    assert f["frames_decoded"] < frames

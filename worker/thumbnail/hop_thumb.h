@@ -35,6 +35,10 @@
  * 100 MB as RGB24. */
 #define HOP_THUMB_MAX_PIXELS (7680LL * 4320)
 
+/* Packet timestamps remembered for skipping frames: past any decoder's
+ * reordering depth (16 for H.264). */
+#define HOP_THUMB_SEEN 32
+
 /* Bytes allocated past every RGB24 buffer: swscale's SIMD input readers
  * load 16 bytes at a time and may run past the last pixel. */
 #define HOP_THUMB_PAD 64
@@ -141,8 +145,18 @@ struct hop_thumb_input {
 	bool draining;	   /* the decoder was sent its end of stream */
 	bool consumed;	   /* packets were read since the open */
 	int packets;	   /* of the stream, read since the last seek */
+	int decoded;	   /* frames the decoder gave, since the open */
 	bool read_error;   /* a read failed before the end of the file */
 	bool cover;	   /* st is cover art: the file has no other video */
+	/* Where decoding stands between the spots of one item: the frame
+	 * last handed out and the one decoded past it (either may be empty),
+	 * the spot being decoded for, and the timestamps of the packets read
+	 * since the last seek, which say which frames cannot be shown. */
+	AVFrame *held, *ahead;
+	int64_t target;
+	bool skip_nonref;
+	int nseen;
+	int64_t seen[HOP_THUMB_SEEN];
 };
 
 /*
@@ -180,6 +194,16 @@ bool hop_thumb_input_expired(const struct hop_thumb_input *in);
  */
 int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		   AVFrame *out, double *at, bool *clamped);
+
+/*
+ * As hop_thumb_grab, for the spots of one item in ascending order: when
+ * the keyframe before pos is not after the frame the last call gave, it
+ * decodes on from there instead of seeking back, so that spots denser
+ * than the keyframes cost one pass. The frames are the same as
+ * hop_thumb_grab's.
+ */
+int hop_thumb_grab_next(struct hop_thumb_input *in, double pos, int seek,
+			AVFrame *out, double *at, bool *clamped);
 
 /*
  * Picks a representative frame, not a black or flat one, among a few

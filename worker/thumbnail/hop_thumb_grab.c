@@ -1,7 +1,15 @@
 /*
- * hop_thumb_grab.c - seeks and decodes the one frame a thumbnail needs.
- * Only one decoded frame is kept at a time (plus the candidate being
- * compared in "auto"), so that memory is bounded even for an 8K source.
+ * hop_thumb_grab.c - seeks and decodes the frames thumbnails need. At most
+ * two decoded frames are kept at a time (the one handed out and the one
+ * decoded past it, or the candidate being compared in "auto"), so that
+ * memory is bounded even for an 8K source.
+ *
+ * Accurate seeking decodes from a keyframe to the frame on screen at the
+ * position; the frames in between are only needed as references. Frames
+ * that no other frame refers to, and that cannot be the one on screen
+ * (a later frame that is not after the position has been read already),
+ * are not decoded at all (the decoder's skip_frame, per packet), which
+ * leaves every decoded frame's pixels as they are.
  */
 #include "worker/thumbnail/hop_thumb.h"
 
@@ -10,6 +18,61 @@
 
 /* Decode errors tolerated while draining before giving up on the rest. */
 #define MAX_DRAIN_ERRORS 64
+
+/* Without an index, how far (seconds) a sequence of spots decodes forward
+ * rather than seek, which bisects and may land late. */
+#define FORWARD_WITHOUT_INDEX 5.0
+
+/* The decoders whose skip_frame=AVDISCARD_NONREF drops exactly the frames
+ * that no other frame refers to (H.264 by nal_ref_idc, MPEG-2 and MPEG-4
+ * part 2 by B-frames, which are never references there). */
+static bool skips_nonref_exactly(enum AVCodecID id)
+{
+	return id == AV_CODEC_ID_H264 || id == AV_CODEC_ID_MPEG2VIDEO ||
+	       id == AV_CODEC_ID_MPEG4;
+}
+
+/* Forgets what the packets since the last seek said, and the frames held. */
+static void reset_reading(struct hop_thumb_input *in)
+{
+	avcodec_flush_buffers(in->dec);
+	in->draining = false;
+	in->packets = 0;
+	in->nseen = 0;
+	av_frame_unref(in->ahead);
+	av_frame_unref(in->held);
+}
+
+/*
+ * True when the frame of a packet with timestamp pts cannot be the one on
+ * screen at in->target: a packet read before it (in decode order) has a
+ * later timestamp that is not after the target, so that frame, or one
+ * after it, will be shown instead. Only such frames may be skipped.
+ */
+static bool never_shown(const struct hop_thumb_input *in, int64_t pts)
+{
+	if (!in->skip_nonref || pts == AV_NOPTS_VALUE ||
+	    in->target == AV_NOPTS_VALUE || pts >= in->target)
+		return false;
+	for (int i = 0; i < in->nseen && i < HOP_THUMB_SEEN; i++) {
+		int64_t q = in->seen[i];
+
+		if (q > pts && q <= in->target)
+			return true;
+	}
+	return false;
+}
+
+/* Sends a packet of the stream to the decoder, letting it drop the frame
+ * when nothing refers to it and it will not be shown. */
+static void send_packet(struct hop_thumb_input *in, AVPacket *pkt)
+{
+	in->dec->skip_frame =
+	    never_shown(in, pkt->pts) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
+	if (pkt->pts != AV_NOPTS_VALUE)
+		in->seen[in->nseen++ % HOP_THUMB_SEEN] = pkt->pts;
+	avcodec_send_packet(in->dec, pkt);
+}
 
 /*
  * Reads packets of the chosen stream and decodes until a frame comes out
@@ -26,8 +89,10 @@ static int next_frame(struct hop_thumb_input *in, AVFrame *f)
 		if (hop_thumb_input_expired(in))
 			return AVERROR_EXIT;
 		ret = avcodec_receive_frame(in->dec, f);
-		if (ret == 0)
+		if (ret == 0) {
+			in->decoded++;
 			return 0;
+		}
 		if (ret == AVERROR_EOF)
 			return AVERROR_EOF;
 		if (in->draining) {
@@ -49,7 +114,7 @@ static int next_frame(struct hop_thumb_input *in, AVFrame *f)
 		}
 		if (in->pkt->stream_index == in->index) {
 			in->packets++;
-			avcodec_send_packet(in->dec, in->pkt);
+			send_packet(in, in->pkt);
 		}
 		av_packet_unref(in->pkt);
 	}
@@ -65,9 +130,7 @@ static int seek_to(struct hop_thumb_input *in, int64_t ts)
 {
 	int ret;
 
-	avcodec_flush_buffers(in->dec);
-	in->draining = false;
-	in->packets = 0;
+	reset_reading(in);
 	ret = av_seek_frame(in->fmt, in->index, ts, AVSEEK_FLAG_BACKWARD);
 	if (ret < 0 && ts > in->start)
 		ret = av_seek_frame(in->fmt, in->index, in->start,
@@ -81,7 +144,8 @@ static int seek_to(struct hop_thumb_input *in, int64_t ts)
 
 /*
  * Decodes from where the demuxer is to the frame on screen at target (or,
- * in keyframe mode, the first frame) and leaves it in out. *reached says
+ * in keyframe mode, the first frame) and leaves it in out; the frame
+ * decoded past it, if any, waits in in->ahead. *reached says
  * the frame was found before the end of the file; *overshot that the very
  * first frame was already past target, i.e. the seek landed too late.
  * Returns 0, AVERROR_EOF when no frame came, or another AVERROR.
@@ -103,7 +167,7 @@ static int decode_to(struct hop_thumb_input *in, int64_t target, int seek,
 		pts = in->frame->best_effort_timestamp;
 		if (have && pts != AV_NOPTS_VALUE && pts > target) {
 			/* The frame held is the one on screen at target. */
-			av_frame_unref(in->frame);
+			av_frame_move_ref(in->ahead, in->frame);
 			*reached = true;
 			break;
 		}
@@ -125,9 +189,7 @@ static int decode_to(struct hop_thumb_input *in, int64_t target, int seek,
  * AVERROR. */
 static int rewind_bytes(struct hop_thumb_input *in)
 {
-	avcodec_flush_buffers(in->dec);
-	in->draining = false;
-	in->packets = 0;
+	reset_reading(in);
 	return av_seek_frame(in->fmt, -1, 0, AVSEEK_FLAG_BYTE);
 }
 
@@ -161,8 +223,7 @@ static int grab_cover(struct hop_thumb_input *in, AVFrame *out, double *at)
 {
 	int ret;
 
-	avcodec_flush_buffers(in->dec);
-	in->draining = false;
+	reset_reading(in);
 	in->packets = 1;
 	ret = avcodec_send_packet(in->dec, &in->st->attached_pic);
 	if (ret == AVERROR(ENOMEM))
@@ -197,6 +258,9 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		seek = HOP_THUMB_SEEK_ACCURATE;
 	target = in->start + llround(fmin(pos, limit) / tb);
 	ts = target;
+	in->target = target;
+	in->skip_nonref = seek == HOP_THUMB_SEEK_ACCURATE &&
+			  skips_nonref_exactly(in->st->codecpar->codec_id);
 
 	/*
 	 * Demuxers without an index (MPEG-TS, some AVI) seek by bisection and
@@ -244,8 +308,11 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 				break;
 			continue;
 		}
-		if (gap)
+		if (gap) {
 			seek = HOP_THUMB_SEEK_ACCURATE;
+			in->skip_nonref =
+			    skips_nonref_exactly(in->st->codecpar->codec_id);
+		}
 		back = back ? back * 4 : llround(1 / tb);
 		next = gap ? last_key_in_file(in, ts) : AV_NOPTS_VALUE;
 		if (next == AV_NOPTS_VALUE)
@@ -254,12 +321,90 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	}
 	if (ret == AVERROR_EOF)
 		return packets ? AVERROR(ENODATA) : AVERROR_EOF;
+	/* Where decoding stands, for hop_thumb_grab_next. In keyframe mode
+	 * the frames after the keyframe were not looked at. */
+	if (seek == HOP_THUMB_SEEK_ACCURATE && av_frame_ref(in->held, out) < 0)
+		reset_reading(in);
+	if (seek != HOP_THUMB_SEEK_ACCURATE)
+		av_frame_unref(in->ahead);
 	pts = out->best_effort_timestamp;
 	*at = pts != AV_NOPTS_VALUE ? (pts - in->start) * tb : pos;
 	if (*at < 0)
 		*at = 0;
 	/* The file ended before the position, and the last frame's time on
 	 * screen (which includes the very end, "100%") does not cover it. */
+	*clamped = !reached && pos > *at + in->frame_time + 1e-3;
+	return 0;
+}
+
+/*
+ * True when decoding on from the frame held is no more work than seeking
+ * for target: the keyframe a seek would land on is not after that frame
+ * (or, without an index, target is only a few seconds on), or the file
+ * ended after it.
+ */
+static bool forward_is_cheaper(const struct hop_thumb_input *in, int64_t target)
+{
+	int64_t at = in->held->best_effort_timestamp;
+	int i;
+
+	if (!in->held->buf[0] || at == AV_NOPTS_VALUE || at > target)
+		return false;
+	/* The file ended after the frame held: it is the last one. */
+	if (in->draining && !in->ahead->buf[0])
+		return true;
+	i = av_index_search_timestamp(in->st, target, AVSEEK_FLAG_BACKWARD);
+	if (i >= 0)
+		return avformat_index_get_entry(in->st, i)->timestamp <= at;
+	return (target - at) * av_q2d(in->st->time_base) <=
+	       FORWARD_WITHOUT_INDEX;
+}
+
+int hop_thumb_grab_next(struct hop_thumb_input *in, double pos, int seek,
+			AVFrame *out, double *at, bool *clamped)
+{
+	double tb = av_q2d(in->st->time_base);
+	int64_t target, pts;
+	bool reached = false;
+	int ret;
+
+	if (in->duration > 0 && pos >= in->duration)
+		seek = HOP_THUMB_SEEK_ACCURATE;
+	target = in->start + llround(pos / tb);
+	if (in->cover || seek != HOP_THUMB_SEEK_ACCURATE ||
+	    !forward_is_cheaper(in, target))
+		return hop_thumb_grab(in, pos, seek, out, at, clamped);
+
+	in->target = target;
+	for (;;) {
+		pts = in->held->best_effort_timestamp;
+		if (pts == AV_NOPTS_VALUE || pts >= target) {
+			reached = true;
+			break;
+		}
+		if (!in->ahead->buf[0]) {
+			ret = next_frame(in, in->ahead);
+			if (ret == AVERROR_EOF)
+				break;
+			if (ret < 0)
+				return ret;
+		}
+		pts = in->ahead->best_effort_timestamp;
+		if (pts != AV_NOPTS_VALUE && pts > target) {
+			reached = true;
+			break;
+		}
+		av_frame_unref(in->held);
+		av_frame_move_ref(in->held, in->ahead);
+	}
+	av_frame_unref(out);
+	ret = av_frame_ref(out, in->held);
+	if (ret < 0)
+		return ret;
+	pts = out->best_effort_timestamp;
+	*at = pts != AV_NOPTS_VALUE ? (pts - in->start) * tb : pos;
+	if (*at < 0)
+		*at = 0;
 	*clamped = !reached && pos > *at + in->frame_time + 1e-3;
 	return 0;
 }

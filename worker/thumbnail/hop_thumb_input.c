@@ -246,7 +246,10 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 		goto out_close;
 	in->pkt = av_packet_alloc();
 	in->frame = av_frame_alloc();
-	if (!in->pkt || !in->frame) {
+	in->held = av_frame_alloc();
+	in->ahead = av_frame_alloc();
+	in->target = AV_NOPTS_VALUE;
+	if (!in->pkt || !in->frame || !in->held || !in->ahead) {
 		ret = AVERROR(ENOMEM);
 		goto out_nomem;
 	}
@@ -272,6 +275,8 @@ bool hop_thumb_input_cut(const struct hop_thumb_input *in)
 
 void hop_thumb_input_close(struct hop_thumb_input *in)
 {
+	av_frame_free(&in->ahead);
+	av_frame_free(&in->held);
 	av_frame_free(&in->frame);
 	av_packet_free(&in->pkt);
 	avcodec_free_context(&in->dec);

@@ -329,8 +329,8 @@ static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 
 		if (i > 0 && progress)
 			progress(ctx, (double)i / n);
-		ret = hop_thumb_grab(&j->in, d * (i + 0.5) / n, j->o->seek,
-				     j->frame, &at, &clamped);
+		ret = hop_thumb_grab_next(&j->in, d * (i + 0.5) / n, j->o->seek,
+					  j->frame, &at, &clamped);
 		if (ret < 0) {
 			ret = grab_failed(j, ret);
 			goto out;
@@ -410,6 +410,7 @@ static json_t *make_result(struct job *j, int64_t t0)
 	json_object_set_new(r, "rotation", json_integer(j->in.rotation));
 	if (j->in.cover)
 		json_object_set_new(r, "cover_art", json_true());
+	json_object_set_new(r, "frames_decoded", json_integer(j->in.decoded));
 	json_object_set_new(r, "ms",
 			    json_integer((av_gettime_relative() - t0) / 1000));
 	if (json_array_size(j->notes))

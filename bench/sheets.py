@@ -1,0 +1,100 @@
+"""Sprite sheets of a long-GOP clip: the thumbnail worker against the ffmpeg
+command line, both timed in the same run.
+
+The clip is 1080p H.264, 20 s at 25 fps, a keyframe every 10 s (x264's
+default keyint of 250) and x264's usual B-frames, made once and kept in
+build/bench-corpus. A 9-tile and a 40-tile sheet, 320 px tiles, accurate
+seeking, as one item given to one worker process (start-up included),
+against `ffmpeg -i clip -vf fps=N/20,scale=320:-1,tile=CxR -frames:v 1`
+as people write it (its decoder's own threads), and the same with
+`-threads 1` (one core, as the worker decodes). CPU time is user + system
+of the process and its threads; wall time is the process's. Each round runs
+all three back to back; the figures are medians of the rounds, and the
+ratios are the peer's time over hopper's (above 1: hopper is faster)."""
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
+SECONDS = 20
+
+
+def clip():
+    base = os.path.join(ROOT, "build", "bench-corpus")
+    os.makedirs(base, exist_ok=True)
+    path = os.path.join(base, "long_gop_1080p.mp4")
+    if not os.path.exists(path):
+        subprocess.run(FF + ["-f", "lavfi", "-i",
+                             "testsrc2=size=1920x1080:rate=25", "-t",
+                             str(SECONDS), "-c:v", "libx264", "-preset",
+                             "veryfast", "-g", "250", "-pix_fmt", "yuv420p",
+                             path + ".tmp.mp4"], check=True)
+        os.rename(path + ".tmp.mp4", path)
+    return path
+
+
+def timed(cmd, **kw):
+    """Runs cmd; returns (cpu seconds, wall seconds, stdout)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, capture_output=True, text=True, check=True, **kw)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + \
+        (after.ru_stime - before.ru_stime)
+    return cpu, wall, p.stdout
+
+
+def hopper_sheet(thumb, video, n, out):
+    item = json.dumps({"id": "1", "payload": {
+        "path": video, "count": n, "sheet": True, "width": 320,
+        "seek": "accurate"}})
+    cpu, wall, stdout = timed([thumb, "--out", out], input=item + "\n")
+    answer = json.loads(stdout.strip().split("\n")[-1])
+    assert answer["ok"] and answer["result"]["count"] == n, answer
+    return cpu, wall, answer["result"]["frames_decoded"]
+
+
+def ffmpeg_sheet(video, n, out, threads=None):
+    cols = math.ceil(math.sqrt(n))
+    rows = math.ceil(n / cols)
+    cmd = FF + (["-threads", str(threads)] if threads else []) + [
+        "-i", video, "-vf",
+        f"fps={n}/{SECONDS},scale=320:-1,tile={cols}x{rows}",
+        "-frames:v", "1", out]
+    cpu, wall, _ = timed(cmd)
+    assert os.path.getsize(out) > 0
+    return cpu, wall
+
+
+def run(hopper, build, rounds, tmp="/tmp"):
+    thumb = os.path.join(build, "hopper-thumbnail")
+    video = clip()
+    out = os.path.join(tmp, "sheets-bench")
+    os.makedirs(out, exist_ok=True)
+    frames = SECONDS * 25
+    for n in (9, 40):
+        h, f, f1 = [], [], []
+        decoded = 0
+        for _ in range(rounds):
+            cpu, wall, decoded = hopper_sheet(thumb, video, n, out)
+            h.append((cpu, wall))
+            f.append(ffmpeg_sheet(video, n, os.path.join(out, "ff.jpg")))
+            f1.append(ffmpeg_sheet(video, n, os.path.join(out, "ff1.jpg"),
+                                   threads=1))
+
+        def med(v, k):
+            return statistics.median(x[k] for x in v)
+        hc, hw = med(h, 0), med(h, 1)
+        print(f"sheet of {n:>2}, accurate  hopper cpu {hc:5.2f} s wall "
+              f"{hw:5.2f} s ({decoded} of {frames} frames decoded)")
+        for name, v in (("ffmpeg CLI", f), ("ffmpeg CLI -threads 1", f1)):
+            fc, fw = med(v, 0), med(v, 1)
+            print(f"    {name:<22} cpu {fc:5.2f} s wall {fw:5.2f} s   "
+                  f"hopper faster by: cpu {fc / hc:4.2f}x, wall "
+                  f"{fw / hw:4.2f}x  (goal >= 2)")
