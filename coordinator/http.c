@@ -13,6 +13,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -28,6 +29,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "progress.h"
 
 /* Connections served at once; a new one beyond closes the connection that
  * waited longest for a request. */
@@ -52,6 +54,7 @@ struct hop_http {
 	int epfd;
 	uint64_t timer;
 	struct hop_http_view view;
+	struct hop_rate rate; /* for /status, measured at each request */
 	/* Connections waiting for a request (new or kept alive), the one
 	 * waiting longest first. */
 	struct conn *waiting, *waiting_tail;
@@ -267,31 +270,71 @@ static json_t *pipeline(const struct hop_config *cfg)
 			 (json_int_t)cfg->workers, "watch", cfg->watch);
 }
 
+/* A number rounded to tenths, as people read it (9.1, not
+ * 9.1340000000000003). */
+static json_t *tenths(double v)
+{
+	return json_real(round(v * 10) / 10);
+}
+
+/* The backlog: when the source told its total, the items neither finished
+ * nor in hand (what the progress line counts down), else what the source
+ * last reported. */
+static json_t *depth(const struct hop_stats *s)
+{
+	if (s->total >= 0) {
+		int64_t left = hop_progress_remaining(s) - s->inflight;
+		return json_integer(left > 0 ? left : 0);
+	}
+	return maybe(s->depth);
+}
+
+/* The rate and time left, as the progress line shows them: "rate" in items
+ * per second, "eta" as M:SS and "eta_seconds"; null while unknown. */
+static void add_speed(struct hop_http *h, json_t *o)
+{
+	const struct hop_stats *s = h->view.stats;
+	double rate = hop_rate_update(&h->rate, s, hop_now_ms());
+	char eta[32];
+	double secs =
+	    hop_progress_eta(eta, sizeof(eta), hop_progress_remaining(s), rate);
+	json_object_set_new(o, "rate", rate >= 0 ? tenths(rate) : json_null());
+	json_object_set_new(o, "eta",
+			    secs >= 0 ? json_string(eta) : json_null());
+	json_object_set_new(o, "eta_seconds",
+			    secs >= 0 ? json_integer((json_int_t)(secs + 0.5))
+				      : json_null());
+}
+
 static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 {
 	const struct hop_stats *s = h->view.stats;
 	char why[256] = "";
 	bool ready = h->view.ready(h->view.arg, why, sizeof(why));
 	json_t *o = json_pack(
-	    "{s:o, s:b, s:s?, s:f, s:{s:I, s:I, s:I, s:I, s:I, s:o},"
+	    "{s:o, s:b, s:s?, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:o},"
 	    " s:{s:i, s:i, s:i, s:I, s:I, s:I},"
 	    " s:o, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o}",
 	    "pipeline", pipeline(h->view.cfg), "ready", ready, "not_ready",
 	    ready ? NULL : why, "uptime_seconds",
-	    (double)(hop_now_ms() - s->started_ms) / 1000, "items", "done",
-	    (json_int_t)s->done, "dead", (json_int_t)s->dead, "retried",
+	    tenths((double)(hop_now_ms() - s->started_ms) / 1000), "items",
+	    "done", (json_int_t)s->done, "dead", (json_int_t)s->dead, "retried",
 	    (json_int_t)s->retries, "released", (json_int_t)s->released,
 	    "fetched", (json_int_t)s->fetched, "total", maybe(s->total),
 	    "workers", "live", s->workers, "busy", s->workers_busy, "desired",
 	    s->workers_desired, "starts", (json_int_t)s->worker_starts,
 	    "restarts", (json_int_t)s->worker_restarts, "timeouts",
-	    (json_int_t)s->timeouts, "depth", maybe(s->depth), "in_flight",
+	    (json_int_t)s->timeouts, "depth", depth(s), "in_flight",
 	    (json_int_t)s->inflight, "errors", "source",
 	    (json_int_t)s->source_errors, "sink", (json_int_t)s->sink_errors,
 	    "count", (json_int_t)s->errors_next, "scale_events", "up",
 	    (json_int_t)s->scale_ups, "down", (json_int_t)s->scale_downs,
 	    "last_errors", last_errors(s));
-	char *body = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+	if (o)
+		add_speed(h, o);
+	/* Ten digits print a rounded number as it was rounded. */
+	char *body =
+	    o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
 	json_decref(o);
 	if (!body)
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -512,6 +555,7 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 	}
 	h->loop = loop;
 	h->view = *view;
+	hop_rate_init(&h->rate, hop_now_ms());
 	int fd = bind_address(spec, bound, sizeof(bound), err, errlen);
 	if (fd < 0)
 		goto out_free;

@@ -21,9 +21,7 @@ struct hop_progress {
 	void (*refresh)(void *arg);
 	void *arg;
 	uint64_t timer;
-	int64_t last_ms;
-	uint64_t last_finished;
-	double rate; /* items/s, < 0 until measured */
+	struct hop_rate rate;
 };
 
 static void eta(char *buf, size_t n, double secs)
@@ -34,6 +32,49 @@ static void eta(char *buf, size_t n, double secs)
 			 s % 60);
 	else
 		snprintf(buf, n, "%ld:%02ld", s / 60, s % 60);
+}
+
+int64_t hop_progress_remaining(const struct hop_stats *s)
+{
+	int64_t finished = (int64_t)(s->done + s->dead);
+	if (s->total >= 0)
+		return s->total > finished ? s->total - finished : 0;
+	return s->depth >= 0 ? s->depth + s->inflight : -1;
+}
+
+double hop_progress_eta(char *buf, size_t n, int64_t remaining, double rate)
+{
+	snprintf(buf, n, "--");
+	if (remaining < 0 || (rate <= 0 && remaining > 0))
+		return -1;
+	double secs = remaining == 0 ? 0 : (double)remaining / rate;
+	eta(buf, n, secs);
+	return secs;
+}
+
+void hop_rate_init(struct hop_rate *r, int64_t now_ms)
+{
+	*r = (struct hop_rate){.last_ms = now_ms, .rate = -1};
+}
+
+double hop_rate_update(struct hop_rate *r, const struct hop_stats *s,
+		       int64_t now_ms)
+{
+	uint64_t finished = s->done + s->dead;
+	double dt = (double)(now_ms - r->last_ms) / 1000;
+	if (dt > 0) {
+		double inst = (double)(finished - r->last_finished) / dt;
+		double age = (double)(now_ms - s->started_ms) / 1000;
+		if (r->rate < 0 || age < RATE_WINDOW_S)
+			/* Early on, the mean since the start is steadier. */
+			r->rate = age > 0 ? (double)finished / age : inst;
+		else
+			r->rate +=
+			    (inst - r->rate) * (1 - exp(-dt / RATE_WINDOW_S));
+		r->last_ms = now_ms;
+		r->last_finished = finished;
+	}
+	return r->rate;
 }
 
 void hop_progress_format(char *buf, size_t n, const struct hop_stats *s,
@@ -60,15 +101,10 @@ void hop_progress_format(char *buf, size_t n, const struct hop_stats *s,
 		snprintf(speed, sizeof(speed), "%.1f/s", rate);
 	else
 		snprintf(speed, sizeof(speed), "--/s");
-	int64_t remaining = s->total >= 0   ? s->total - (int64_t)finished
-			    : s->depth >= 0 ? s->depth + s->inflight
-					    : -1;
+	int64_t remaining = hop_progress_remaining(s);
 	if (remaining >= 0) {
-		char t[32] = "--";
-		if (rate > 0)
-			eta(t, sizeof(t), (double)remaining / rate);
-		else if (remaining == 0)
-			eta(t, sizeof(t), 0);
+		char t[32];
+		hop_progress_eta(t, sizeof(t), remaining, rate);
 		snprintf(left, sizeof(left), " | ETA %s", t);
 	}
 	snprintf(buf, n,
@@ -93,26 +129,11 @@ static int columns(void)
 static void tick(struct hop_loop *loop, void *arg)
 {
 	struct hop_progress *p = arg;
-	const struct hop_stats *s = p->stats;
-	int64_t now = hop_now_ms();
 	char line[512];
 
 	p->refresh(p->arg);
-	uint64_t finished = s->done + s->dead;
-	double dt = (double)(now - p->last_ms) / 1000;
-	if (dt > 0) {
-		double inst = (double)(finished - p->last_finished) / dt;
-		double age = (double)(now - s->started_ms) / 1000;
-		if (p->rate < 0 || age < RATE_WINDOW_S)
-			/* Early on, the mean since the start is steadier. */
-			p->rate = age > 0 ? (double)finished / age : inst;
-		else
-			p->rate +=
-			    (inst - p->rate) * (1 - exp(-dt / RATE_WINDOW_S));
-	}
-	p->last_ms = now;
-	p->last_finished = finished;
-	hop_progress_format(line, sizeof(line), s, p->rate, columns());
+	double rate = hop_rate_update(&p->rate, p->stats, hop_now_ms());
+	hop_progress_format(line, sizeof(line), p->stats, rate, columns());
 	hop_log_status(line);
 	p->timer = hop_loop_after(loop, PROGRESS_MS, tick, p);
 }
@@ -124,12 +145,9 @@ struct hop_progress *hop_progress_start(struct hop_loop *loop,
 	struct hop_progress *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	*p = (struct hop_progress){.loop = loop,
-				   .stats = stats,
-				   .refresh = refresh,
-				   .arg = arg,
-				   .last_ms = hop_now_ms(),
-				   .rate = -1};
+	*p = (struct hop_progress){
+	    .loop = loop, .stats = stats, .refresh = refresh, .arg = arg};
+	hop_rate_init(&p->rate, hop_now_ms());
 	p->timer = hop_loop_after(loop, PROGRESS_MS, tick, p);
 	if (!p->timer) {
 		free(p);

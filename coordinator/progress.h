@@ -9,6 +9,7 @@
 #define HOP_PROGRESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "stats.h"
 
@@ -24,6 +25,32 @@ struct hop_progress *hop_progress_start(struct hop_loop *loop,
 
 /* Stops drawing, clears the line and frees p. NULL is ignored. */
 void hop_progress_stop(struct hop_progress *p);
+
+/* The rate of finished items, as the progress line and /status give it:
+ * the mean since the start for the first seconds, then an exponential
+ * average over about five. */
+struct hop_rate {
+	int64_t last_ms;
+	uint64_t last_finished;
+	double rate; /* items/s, < 0 until measured */
+};
+
+/* Starts measuring at now_ms (hop_now_ms). */
+void hop_rate_init(struct hop_rate *r, int64_t now_ms);
+
+/* Takes in s's finished items at now_ms; returns the rate in items/s,
+ * negative while unknown. */
+double hop_rate_update(struct hop_rate *r, const struct hop_stats *s,
+		       int64_t now_ms);
+
+/* The items left: of the total when the source knows it, else those
+ * waiting in the source and in flight; -1 when unknown. */
+int64_t hop_progress_remaining(const struct hop_stats *s);
+
+/* Writes the time left for remaining items at rate as "M:SS" or
+ * "H:MM:SS", or "--" while it cannot be told. Returns the seconds, or -1
+ * when unknown. */
+double hop_progress_eta(char *buf, size_t n, int64_t remaining, double rate);
 
 /* Writes the line for s into buf, at most width columns: rate is items per
  * second (negative while unknown). Exposed for the tests. */

@@ -401,3 +401,34 @@ def test_no_server_unless_asked(tmp):
     src.write_text('{"n": 1}\n')
     code, _, err = hopper("run", "-s", f"jsonl:{src}", "--", *FAKE)
     assert code == 0 and "http:" not in err
+
+
+def test_status_numbers_as_people_read_them(tmp):
+    """/status while a file of known length is worked through: reals
+    rounded to tenths, the depth counted down from the total, and the rate
+    and time left as the progress line gives them."""
+    src = tmp / "in.jsonl"
+    src.write_text("".join(json.dumps({"n": i}) + "\n" for i in range(40)))
+    p, port = serve(tmp, "-j", "2", source=f"jsonl:{src}",
+                    env=clean_env(FAKE_SLEEP=0.3))
+    try:
+        def finished():
+            st = json.loads(get(port, "/status")[2])
+            return st["items"]["done"] >= 2
+        wait_for(finished, timeout=60, what="two items done")
+        _, _, body = get(port, "/status")
+        st = json.loads(body)
+        # No 9.1340000000000003: every real has at most one decimal.
+        assert not re.search(r": -?\d+\.\d{2,}\b", body), body
+        assert re.search(r'"uptime_seconds": \d+(\.\d)?,', body), body
+        items = st["items"]
+        finished = items["done"] + items["dead"]
+        assert items["total"] == 40
+        assert st["depth"] == 40 - finished - st["in_flight"], st
+        assert st["rate"] > 0
+        assert re.fullmatch(r"\d+:\d\d", st["eta"]), st["eta"]
+        assert st["eta_seconds"] >= 0
+        m, s = st["eta"].split(":")
+        assert abs(int(m) * 60 + int(s) - st["eta_seconds"]) <= 1
+    finally:
+        stop(p)
