@@ -454,8 +454,10 @@ void exec_exited(struct worker *w, int status)
 		}
 		if (!it->ok)
 			pool_add_stderr_reason(it);
-		hop_log_ev(it->ok ? HOP_DEBUG : HOP_WARN, w->index, it->id,
-			   "%s", it->ok ? "done" : it->error);
+		/* A failure is logged once, by the run, with what comes of
+		 * it (a retry, or a dead item). */
+		hop_log_ev(HOP_DEBUG, w->index, it->id, "%s",
+			   it->ok ? "done" : it->error);
 	}
 	unwatch_child(w);
 	pool_release_child(w);

@@ -455,7 +455,9 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 		exec_abort(w);
 	if (!w->pool->cfg.exec_mode || w->child.pid > 0)
 		stop_process(w);
-	hop_log_ev(HOP_ERROR, w->index, head ? head->id : NULL, "%s", why);
+	/* With an item in hand, the run logs its failure, this cause in it. */
+	hop_log_ev(head ? HOP_DEBUG : HOP_ERROR, w->index,
+		   head ? head->id : NULL, "%s", why);
 	if (head) {
 		hop_item_fail(head, true, "%s", why);
 		pool_finish(w, head);
@@ -645,7 +647,8 @@ void pool_worker_gone(struct worker *w, int status)
 	snprintf(msg, sizeof(msg), "worker %d %s", w->index, how);
 	if (head) {
 		w->crashes++;
-		hop_log_ev(HOP_ERROR, w->index, head->id,
+		/* The run logs the item's failure, this cause within it. */
+		hop_log_ev(HOP_DEBUG, w->index, head->id,
 			   "%s while handling the item", msg);
 		if (!failed_start(w, status, msg)) {
 			hop_item_fail(head, true, "%s while handling the item",
