@@ -32,6 +32,7 @@
 #include "loop.h"
 #include "opts.h"
 #include "spawn.h"
+#include "suggest.h"
 
 struct sample {
 	const char *name;
@@ -473,6 +474,36 @@ static int check_exec(struct check *c)
 	return c->problems ? 1 : 0;
 }
 
+static const char check_usage[] =
+    "usage: hopper check-worker [--mode stream|exec] [--timeout SECS] -- "
+    "WORKER [ARGS...]\n";
+
+/* Says why argument a is not understood, as hopper run does: a word that is
+ * not a flag is the worker command without its "--"; a flag may be a typo. */
+static void bad_argument(const char *a)
+{
+	static const char *const flags[] = {"mode", "timeout", "help"};
+	struct hop_suggest s;
+
+	if (a[0] != '-' || !a[1]) {
+		fprintf(stderr,
+			"hopper: unexpected '%s': the worker command goes "
+			"after -- (hopper check-worker -- %s ...)\n",
+			a, a);
+		return;
+	}
+	hop_suggest_init(&s, a + 1 + (a[1] == '-'));
+	for (size_t i = 0; i < sizeof(flags) / sizeof(*flags); i++)
+		hop_suggest_offer(&s, flags[i]);
+	if (hop_suggest_best(&s))
+		fprintf(stderr,
+			"hopper: unknown flag '%s'; did you mean '--%s'?\n", a,
+			hop_suggest_best(&s));
+	else
+		fprintf(stderr, "hopper: unknown flag '%s'\n%s", a,
+			check_usage);
+}
+
 int hop_check_worker(int argc, char **argv)
 {
 	struct check c = {.timeout = 10};
@@ -480,7 +511,10 @@ int hop_check_worker(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	for (i = 0; i < argc && strcmp(argv[i], "--"); i++) {
-		if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(check_usage, stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--mode") && i + 1 < argc) {
 			c.exec = !strcmp(argv[++i], "exec");
 			if (!c.exec && strcmp(argv[i], "stream")) {
 				fprintf(stderr,
@@ -497,18 +531,19 @@ int hop_check_worker(int argc, char **argv)
 				    argv[i]);
 				return 2;
 			}
+		} else if (!strcmp(argv[i], "--mode") ||
+			   !strcmp(argv[i], "--timeout")) {
+			fprintf(stderr, "hopper: flag '%s' needs a value\n",
+				argv[i]);
+			return 2;
 		} else {
-			fprintf(
-			    stderr,
-			    "usage: hopper check-worker [--mode stream|exec] "
-			    "[--timeout SECS] -- WORKER [ARGS...]\n");
+			bad_argument(argv[i]);
 			return 2;
 		}
 	}
 	if (i + 1 >= argc) {
-		fprintf(stderr,
-			"usage: hopper check-worker [--mode stream|exec] "
-			"[--timeout SECS] -- WORKER [ARGS...]\n");
+		fprintf(stderr, "hopper: no worker command: put it after -- "
+				"(for example: -- python3 worker.py)\n");
 		return 2;
 	}
 	c.argv = argv + i + 1;

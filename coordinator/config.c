@@ -363,6 +363,8 @@ static int set_command(struct hop_config *cfg, json_t *v, char *err,
 		argv[0] = strdup("/bin/sh");
 		argv[1] = strdup("-c");
 		argv[2] = strdup(json_string_value(v));
+		free(cfg->shell_command);
+		cfg->shell_command = strdup(json_string_value(v));
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			json_t *a = json_array_get(v, i);
@@ -812,6 +814,31 @@ static const char *long_flag(const char *a, const char **val)
 	return o->key;
 }
 
+/* Names the option a short flag stands for, and its value when it is
+ * attached as getopt allows ("-j1", "-Sglob=*.txt"). Returns NULL for an
+ * unknown flag, and for a long flag typed with one dash ("-source" is not
+ * "-s ource"), which unknown_flag then names. */
+static const char *short_flag(const char *a, const char **val)
+{
+	const char *key = NULL;
+	for (size_t s = 0; s < sizeof(shorts) / sizeof(shorts[0]); s++)
+		if (a[1] == shorts[s].flag)
+			key = shorts[s].key;
+	if (a[1] == 'S')
+		key = "source-opt";
+	if (a[1] == 'O')
+		key = "sink-opt";
+	if (!key || !a[2])
+		return key;
+	if (hop_opts_find(run_options, a + 1) ||
+	    hop_opts_key_equal(a + 1, "pipeline") ||
+	    hop_opts_key_equal(a + 1, "source-opt") ||
+	    hop_opts_key_equal(a + 1, "sink-opt"))
+		return NULL;
+	*val = a + 2;
+	return key;
+}
+
 /* Names an unknown flag, with the long flag nearest to it if one is near:
  * "--wokers" (or "-wokers", one dash short) is "--workers". */
 static void unknown_flag(const char *a, char *err, size_t errlen)
@@ -829,8 +856,11 @@ static void unknown_flag(const char *a, char *err, size_t errlen)
 		hop_suggest_offer(&s, others[i]);
 	for (const struct hop_option *o = run_options; o->key; o++)
 		hop_suggest_offer(&s, o->key);
-	/* A flag is spelled with dashes whatever the typo had. */
+	/* A flag is spelled with dashes whatever the typo had; a long flag
+	 * typed with one dash is its own suggestion. */
 	const char *best = hop_suggest_best(&s);
+	if (a[1] != '-' && s.dist == 0)
+		best = s.best;
 	snprintf(near, sizeof(near), "%s", best ? best : "");
 	for (char *p = near; *p; p++)
 		if (*p == '_')
@@ -859,18 +889,11 @@ static int parse_flags(struct hop_config *cfg, int argc, char **argv,
 		} else if (a[0] != '-' || !a[1]) {
 			snprintf(err, errlen,
 				 "unexpected '%s': the worker command goes "
-				 "after --",
-				 a);
+				 "after -- (hopper run [OPTIONS] -- %s ...)",
+				 a, a);
 			return -EINVAL;
 		} else if (a[1] != '-') {
-			for (size_t s = 0;
-			     s < sizeof(shorts) / sizeof(shorts[0]); s++)
-				if (a[1] == shorts[s].flag && !a[2])
-					key = shorts[s].key;
-			if (strcmp(a, "-S") == 0)
-				key = "source-opt";
-			if (strcmp(a, "-O") == 0)
-				key = "sink-opt";
+			key = short_flag(a, &val);
 		} else if (strcmp(a, "--once") == 0) {
 			key = "watch";
 			val = "false";
@@ -954,6 +977,8 @@ static int set_argv(struct hop_config *cfg, int argc, char **argv, int from)
 			free(*p);
 	free(cfg->argv);
 	cfg->argv = cmd;
+	free(cfg->shell_command); /* the file's, replaced */
+	cfg->shell_command = NULL;
 	return 0;
 }
 
@@ -1010,6 +1035,12 @@ void hop_config_free(struct hop_config *cfg)
 			free(*p);
 	free(cfg->argv);
 	hop_opts_free(run_options, cfg);
+	free(cfg->shell_command);
 	free(cfg->pipeline);
 	memset(cfg, 0, sizeof(*cfg));
+}
+
+const char *hop_config_command(const struct hop_config *cfg)
+{
+	return cfg->shell_command ? cfg->shell_command : cfg->argv[0];
 }

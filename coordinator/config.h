@@ -47,6 +47,7 @@ struct hop_config {
 	struct hop_source *source; /* owned */
 	struct hop_sink *sink;	   /* owned */
 	char **argv;		   /* owned, NULL-terminated worker command */
+	char *shell_command; /* owned: "command" as a string, run by sh -c */
 	bool exec_mode;
 	bool autoscale;	   /* min_workers or max_workers was set */
 	bool halt_now;	   /* --halt now,...: stop in-flight work too */
@@ -66,6 +67,10 @@ int hop_config_load_source(struct hop_config *cfg, int argc, char **argv,
 			   char *err, size_t errlen);
 
 void hop_config_free(struct hop_config *cfg);
+
+/* Names the worker command for logs: the shell command line when the
+ * pipeline file gave one as a string, else the program. */
+const char *hop_config_command(const struct hop_config *cfg);
 
 /* Writes the run options, as flags, for --help. */
 void hop_config_help(FILE *out);

@@ -53,10 +53,29 @@ static void usage(FILE *out)
 static void help_run(FILE *out)
 {
 	fprintf(out,
-		"usage: hopper run [OPTIONS] -- WORKER [ARGS...]\n\n"
-		"example:\n"
+		"usage: hopper run [OPTIONS] -- WORKER [ARGS...]\n"
+		"       hopper run -f PIPELINE.json [OPTIONS] [-- WORKER "
+		"[ARGS...]]\n\n"
+		"examples:\n"
+		"  # each line of items.jsonl through 4 workers, results to a "
+		"file\n"
 		"  hopper run -s jsonl:items.jsonl -o jsonl:results.jsonl -j 4 "
-		"-- python3 worker.py\n\n"
+		"-- python3 worker.py\n"
+		"  # every .mp4 in inbox/, and new ones as they arrive, a "
+		"process per file\n"
+		"  hopper run -s dir:inbox -S glob='*.mp4' -o dir:results "
+		"--watch -m exec -- ./convert.sh\n"
+		"  # a pipeline file, with one setting changed on the command "
+		"line\n"
+		"  hopper run -f pipelines/word_count.json -j 1\n"
+		"  # a PostgreSQL queue, 0 to 8 workers as the backlog "
+		"needs\n"
+		"  hopper run -s postgres://localhost/app -S table=jobs "
+		"--min-workers 0 \\\n"
+		"      --max-workers 8 --watch -- ./my-worker\n"
+		"  # lines from stdin, a minute per item, two attempts\n"
+		"  cat urls.jsonl | hopper run -s jsonl:- -t 1m --attempts 2 "
+		"-- ./fetch.py\n\n"
 		"options:\n");
 	hop_config_help(out);
 	fprintf(out, "\nexit status: 0 all done, 3 some items dead, 2 usage or "
@@ -118,7 +137,8 @@ static int cmd_run(int argc, char **argv, bool validate)
 		} else {
 			printf("%s: ok: %s -> %s, %ld %s worker(s): %s\n",
 			       cfg.pipeline, cfg.source->label, cfg.sink->label,
-			       (long)cfg.workers, cfg.mode, cfg.argv[0]);
+			       (long)cfg.workers, cfg.mode,
+			       hop_config_command(&cfg));
 			code = 0;
 		}
 	} else {

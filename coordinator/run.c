@@ -1120,11 +1120,12 @@ int hop_run(struct hop_config *cfg)
 			"running: %s -> %s, %ld to %ld %s workers, "
 			"autoscaled: %s",
 			r.src->label, r.sink->label, (long)cfg->min_workers,
-			(long)cfg->max_workers, cfg->mode, cfg->argv[0]);
+			(long)cfg->max_workers, cfg->mode,
+			hop_config_command(cfg));
 	else
 		hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
 			r.src->label, r.sink->label, (long)cfg->workers,
-			cfg->mode, cfg->argv[0]);
+			cfg->mode, hop_config_command(cfg));
 	r.t0 = r.stats.started_ms = hop_now_ms();
 	r.stats.workers_desired = (int)cfg->workers;
 	start_reporting(&r);

@@ -264,7 +264,7 @@ def test_usage_errors_exit_2():
 
 def test_help_shows_an_example():
     code, out, _ = hopper("run", "--help")
-    assert code == 0 and "example:" in out and "--prefetch N" in out
+    assert code == 0 and "examples:" in out and "--prefetch N" in out
     code, out, _ = hopper("help", "sources")
     assert "dir: files in a folder" in out and "glob=TEXT" in out
 

@@ -237,3 +237,97 @@ def test_workers_inherit_no_pipe_of_hopper(tmp):
                                    worker=[PY, str(worker)])
         assert code == 0, err
         assert [r["result"] for r in res.values()] == [[], []], (mode, res)
+
+
+def test_short_flags_take_attached_values(tmp):
+    # As getopt allows: -j1, -ojsonl:FILE, -Sid=key.
+    src = write_jsonl(tmp / "in.jsonl", [{"key": f"k{i}"} for i in range(3)])
+    out = tmp / "out.jsonl"
+    code, _, err = hopper("run", f"-sjsonl:{src}", "-j1", f"-ojsonl:{out}",
+                          "-Sid=key", "-t30", "--", *FAKE)
+    assert code == 0, err
+    assert "1 stream worker(s)" in err
+    assert sorted(r["id"] for r in read_jsonl(out.read_text())) == \
+        ["k0", "k1", "k2"]
+    # An attached value is checked as a separate one is, named as typed.
+    code, _, err = hopper("run", f"-sjsonl:{src}", "-j-3", "--", *FAKE)
+    assert code == 2
+    assert err == "hopper: -j-3: option 'workers': -3 is out of range " \
+                  "(0..4096)\n", err
+    # A long flag typed with one dash is not -s with "ource" attached.
+    code, _, err = hopper("run", "-source", f"jsonl:{src}", "--", *FAKE)
+    assert code == 2
+    assert err == "hopper: unknown flag '-source'; did you mean '--source'?\n"
+
+
+def test_a_worker_command_without_the_separator_explains_itself(tmp):
+    code, _, err = hopper("run", "-s", "jsonl:-", "python3", "w.py")
+    assert code == 2
+    assert err == ("hopper: unexpected 'python3': the worker command goes "
+                   "after -- (hopper run [OPTIONS] -- python3 ...)\n"), err
+    code, out, err = hopper("check-worker", "python3", "w.py")
+    assert code == 2 and out == ""
+    assert err == ("hopper: unexpected 'python3': the worker command goes "
+                   "after -- (hopper check-worker -- python3 ...)\n"), err
+    code, _, err = hopper("check-worker", "--timout", "3", "--", "w")
+    assert code == 2
+    assert err == "hopper: unknown flag '--timout'; did you mean '--timeout'?\n"
+    code, _, err = hopper("check-worker")
+    assert code == 2 and "no worker command: put it after --" in err
+    code, out, _ = hopper("check-worker", "--help")
+    assert code == 0 and out.startswith("usage: hopper check-worker")
+
+
+def test_help_has_several_examples():
+    code, out, _ = hopper("run", "--help")
+    assert code == 0
+    examples = out.split("examples:\n")[1].split("\n\n")[0].splitlines()
+    commands = [ln for ln in examples if "hopper run" in ln]
+    assert len(commands) >= 4, examples
+    # Each is explained by the comment above it.
+    assert all(examples[examples.index(c) - 1].lstrip().startswith("#")
+               for c in commands), examples
+
+
+def test_a_shell_command_is_logged_as_written(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}])
+    shell = f"exec {' '.join(FAKE)} # from the pipeline file"
+    f = tmp / "pipe.json"
+    f.write_text(json.dumps({"source": f"jsonl:{src}", "command": shell,
+                             "workers": 1}))
+    code, out, err = hopper("run", "-f", f)
+    assert code == 0, err
+    assert f"1 stream worker(s): {shell}\n" in err, err
+    assert "/bin/sh" not in err
+    code, out, _ = hopper("validate", f)
+    assert code == 0 and out.endswith(f"1 stream worker(s): {shell}\n"), out
+
+
+def failure_lines(err, item):
+    """The log lines about item, but for the worker's own stderr."""
+    return [ln for ln in err.splitlines()
+            if f"item={item} " in ln and " stderr: " not in ln]
+
+
+def test_a_retry_is_one_log_line(tmp):
+    # Stream mode: a worker that dies holding the item, one that times out.
+    # (An answer first: a worker that fails before any is another story.)
+    code, _, err = run_items(tmp, [{"n": 0}, {"do": "crash_once"},
+                                   {"do": "hang_once"}],
+                             "-j", "1", "--timeout", "1", "--kill-timeout",
+                             "0.5")
+    assert code == 0, err
+    for item, why in (("2", "exited with status 7"), ("3", "timed out")):
+        lines = failure_lines(err, item)
+        assert len(lines) == 1, lines
+        assert "attempt 1 of 3 failed: " in lines[0] and why in lines[0]
+        assert "retrying in" in lines[0]
+    # Exec mode: a process that fails, twice retried, then dead.
+    code, _, err = run_items(tmp, [{"n": 1}], "-m", "exec", "--attempts",
+                             "3", worker=["sh", "-c", "exit 1"])
+    assert code == 3, err
+    lines = failure_lines(err, "1")
+    assert len(lines) == 3, lines
+    assert "attempt 1 of 3 failed: worker 0 exited with status 1; " \
+           "retrying" in lines[0]
+    assert "dead after 3 attempts: worker 0 exited with status 1" in lines[2]
