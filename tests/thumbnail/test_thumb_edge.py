@@ -5,7 +5,7 @@ import pytest
 from thumbutil import corpus, out, start  # noqa: F401 (fixtures)
 from thumbutil import (cli_frame, crop, ffmpeg, image_rgb, keyframe_times,
                        probe, psnr)
-from test_thumb_content import parse_vtt
+from test_thumb_content import frame_times, parse_vtt
 
 
 @pytest.mark.parametrize("sheet", [True, False])
@@ -120,3 +120,21 @@ def test_dense_sheet_decodes_forward_once(corpus, start):
     f = w.ok({"path": str(video), "count": 40})
     assert f["positions"] == r["positions"]
     assert f["frames_decoded"] < frames
+
+
+@pytest.mark.parametrize("name", ["bframes.ts", "vfr.mkv"])
+def test_sparse_tiles_still_seek_without_a_whole_index(corpus, start,
+                                                       tmp_path, name):
+    """MPEG-TS and Matroska without cues have no index of the whole file:
+    decoding goes on at most as far as the longest keyframe interval seen,
+    so tiles sparser than the keyframes (4 or 40 over a minute, GOPs of
+    1.2 s at most) seek and decode well under a pass, and 100 tiles cost
+    at most one pass."""
+    video = tmp_path / ("long." + name.rsplit(".", 1)[1])
+    ffmpeg("-stream_loop", 19, "-i", corpus / name, "-c", "copy", video)
+    total = len(frame_times(video))
+    w = start("--width", 16)
+    for count, most in ((4, 0.2), (40, 0.7), (100, 1)):
+        r = w.ok({"path": str(video), "count": count, "sheet": True})
+        assert r["frames_decoded"] <= most * total, \
+            (count, r["frames_decoded"], total)

@@ -146,17 +146,21 @@ struct hop_thumb_input {
 	bool consumed;	   /* packets were read since the open */
 	int packets;	   /* of the stream, read since the last seek */
 	int decoded;	   /* frames the decoder gave, since the open */
+	int index_at_open; /* entries in the stream's index after probing */
 	bool read_error;   /* a read failed before the end of the file */
 	bool cover;	   /* st is cover art: the file has no other video */
 	/* Where decoding stands between the spots of one item: the frame
 	 * last handed out and the one decoded past it (either may be empty),
-	 * the spot being decoded for, and the timestamps of the packets read
-	 * since the last seek, which say which frames cannot be shown. */
+	 * the spot being decoded for, the timestamps of the packets read
+	 * since the last seek, which say which frames cannot be shown, and
+	 * the keyframe intervals read, for files without a whole index. */
 	AVFrame *held, *ahead;
 	int64_t target;
 	bool skip_nonref;
-	int nseen;
+	unsigned nseen;
 	int64_t seen[HOP_THUMB_SEEN];
+	int64_t last_key; /* the last keyframe packet read since the seek */
+	int64_t gop;	  /* the longest keyframe interval read, or 0 */
 };
 
 /*
@@ -197,10 +201,11 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 
 /*
  * As hop_thumb_grab, for the spots of one item in ascending order: when
- * the keyframe before pos is not after the frame the last call gave, it
- * decodes on from there instead of seeking back, so that spots denser
- * than the keyframes cost one pass. The frames are the same as
- * hop_thumb_grab's.
+ * the keyframe before pos is not after the frame the last call gave (or,
+ * without an index of the whole file, pos is within the longest keyframe
+ * interval read), it decodes on from there instead of seeking back, so
+ * that spots denser than the keyframes cost one pass. The frames are the
+ * same as hop_thumb_grab's.
  */
 int hop_thumb_grab_next(struct hop_thumb_input *in, double pos, int seek,
 			AVFrame *out, double *at, bool *clamped);

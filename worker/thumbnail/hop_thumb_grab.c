@@ -19,10 +19,6 @@
 /* Decode errors tolerated while draining before giving up on the rest. */
 #define MAX_DRAIN_ERRORS 64
 
-/* Without an index, how far (seconds) a sequence of spots decodes forward
- * rather than seek, which bisects and may land late. */
-#define FORWARD_WITHOUT_INDEX 5.0
-
 /* The decoders whose skip_frame=AVDISCARD_NONREF drops exactly the frames
  * that no other frame refers to (H.264 by nal_ref_idc, MPEG-2 and MPEG-4
  * part 2 by B-frames, which are never references there). */
@@ -39,6 +35,7 @@ static void reset_reading(struct hop_thumb_input *in)
 	in->draining = false;
 	in->packets = 0;
 	in->nseen = 0;
+	in->last_key = AV_NOPTS_VALUE;
 	av_frame_unref(in->ahead);
 	av_frame_unref(in->held);
 }
@@ -54,7 +51,7 @@ static bool never_shown(const struct hop_thumb_input *in, int64_t pts)
 	if (!in->skip_nonref || pts == AV_NOPTS_VALUE ||
 	    in->target == AV_NOPTS_VALUE || pts >= in->target)
 		return false;
-	for (int i = 0; i < in->nseen && i < HOP_THUMB_SEEN; i++) {
+	for (unsigned i = 0; i < in->nseen && i < HOP_THUMB_SEEN; i++) {
 		int64_t q = in->seen[i];
 
 		if (q > pts && q <= in->target)
@@ -71,6 +68,12 @@ static void send_packet(struct hop_thumb_input *in, AVPacket *pkt)
 	    never_shown(in, pkt->pts) ? AVDISCARD_NONREF : AVDISCARD_DEFAULT;
 	if (pkt->pts != AV_NOPTS_VALUE)
 		in->seen[in->nseen++ % HOP_THUMB_SEEN] = pkt->pts;
+	if ((pkt->flags & AV_PKT_FLAG_KEY) && pkt->pts != AV_NOPTS_VALUE) {
+		if (in->last_key != AV_NOPTS_VALUE && pkt->pts > in->last_key &&
+		    pkt->pts - in->last_key > in->gop)
+			in->gop = pkt->pts - in->last_key;
+		in->last_key = pkt->pts;
+	}
 	avcodec_send_packet(in->dec, pkt);
 }
 
@@ -339,13 +342,17 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 
 /*
  * True when decoding on from the frame held is no more work than seeking
- * for target: the keyframe a seek would land on is not after that frame
- * (or, without an index, target is only a few seconds on), or the file
- * ended after it.
+ * for target: the keyframe a seek would land on is not after that frame,
+ * or the file ended after it. That needs an index of the whole file, as
+ * MP4, Matroska with cues or AVI with idx1 have from the start. An index
+ * the demuxer builds as it reads or bisects (MPEG-TS, Matroska without
+ * cues) knows nothing past what was read: then decoding goes on only as
+ * far as the longest keyframe interval seen so far (at least the time
+ * since the last keyframe), which no seek could do better than.
  */
 static bool forward_is_cheaper(const struct hop_thumb_input *in, int64_t target)
 {
-	int64_t at = in->held->best_effort_timestamp;
+	int64_t at = in->held->best_effort_timestamp, span = in->gop;
 	int i;
 
 	if (!in->held->buf[0] || at == AV_NOPTS_VALUE || at > target)
@@ -354,10 +361,12 @@ static bool forward_is_cheaper(const struct hop_thumb_input *in, int64_t target)
 	if (in->draining && !in->ahead->buf[0])
 		return true;
 	i = av_index_search_timestamp(in->st, target, AVSEEK_FLAG_BACKWARD);
-	if (i >= 0)
+	if (i >= 0 &&
+	    avformat_index_get_entries_count(in->st) == in->index_at_open)
 		return avformat_index_get_entry(in->st, i)->timestamp <= at;
-	return (target - at) * av_q2d(in->st->time_base) <=
-	       FORWARD_WITHOUT_INDEX;
+	if (in->last_key != AV_NOPTS_VALUE && at - in->last_key > span)
+		span = at - in->last_key;
+	return target - at <= span;
 }
 
 int hop_thumb_grab_next(struct hop_thumb_input *in, double pos, int seek,

@@ -236,6 +236,7 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 	for (unsigned i = 0; i < in->fmt->nb_streams; i++)
 		if ((int)i != in->index)
 			in->fmt->streams[i]->discard = AVDISCARD_ALL;
+	in->index_at_open = avformat_index_get_entries_count(in->st);
 	in->rotation = stream_rotation(in->st);
 	read_timing(in);
 
@@ -249,6 +250,7 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 	in->held = av_frame_alloc();
 	in->ahead = av_frame_alloc();
 	in->target = AV_NOPTS_VALUE;
+	in->last_key = AV_NOPTS_VALUE;
 	if (!in->pkt || !in->frame || !in->held || !in->ahead) {
 		ret = AVERROR(ENOMEM);
 		goto out_nomem;
