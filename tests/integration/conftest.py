@@ -75,7 +75,10 @@ def stderr_of(p):
     return p.errf.read()
 
 
-def wait_for(cond, timeout=20, what="condition"):
+def wait_for(cond, timeout=60, what="condition"):
+    """Waits until cond() is true. The timeout only stops a test that would
+    hang: on a loaded machine under the sanitizers, starting two
+    coordinators and their workers has taken longer than 20 s."""
     end = time.time() + timeout
     while time.time() < end:
         if cond():
