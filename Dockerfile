@@ -23,6 +23,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config \
         libjansson-dev libpq-dev librdkafka-dev libmicrohttpd-dev libjemalloc-dev \
+        libyaml-dev \
         libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
         ffmpeg \
  && rm -rf /var/lib/apt/lists/*
@@ -43,6 +44,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libjansson4 libpq5 librdkafka1 libmicrohttpd12 libjemalloc2 \
+        libyaml-0-2 \
         libavformat59 libavcodec59 libswscale6 libavutil57 \
         python3 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \
@@ -57,7 +59,7 @@ COPY worker/PROTOCOL.md /usr/local/share/hopper/
 COPY worker/examples/python /usr/local/lib/hopper/examples/python
 COPY worker/examples/sh /usr/local/lib/hopper/examples/sh
 COPY deploy/compose/announce.py deploy/compose/seed.sh /usr/local/lib/hopper/
-COPY pipelines/*.json /usr/local/share/hopper/pipelines/
+COPY pipelines/*.json pipelines/*.yaml /usr/local/share/hopper/pipelines/
 
 # The address of /metrics, /healthz and /readyz.
 ENV HOPPER_LISTEN=0.0.0.0:9464 \

@@ -26,7 +26,7 @@ BUILD ?= build/san
 endif
 
 CC      ?= cc
-PKGS    := jansson libpq rdkafka libmicrohttpd
+PKGS    := jansson libpq rdkafka libmicrohttpd yaml-0.1
 CFLAGS  ?= -O2 -g
 # Required by the sources (C11 with GNU extensions, header dependencies,
 # includes from the top folder) and the warnings the project keeps at zero.

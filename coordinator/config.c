@@ -14,6 +14,7 @@
 #include "log.h"
 #include "scaler.h"
 #include "suggest.h"
+#include "yamlpos.h"
 
 #define OFF(f) offsetof(struct hop_config, f)
 /* The longest any time may be (a year): its milliseconds stay well within
@@ -213,18 +214,21 @@ void hop_config_help_pipeline(FILE *out)
 	    {"command", "[\"PROGRAM\", \"ARG\", ...] or text",
 	     "the worker command; text is run by /bin/sh -c (required)"},
 	    {"description", "text", "words for people; hopper ignores them"},
+	    {"x-...", "anything",
+	     "keys that begin with x- are ignored: a place for YAML anchors"},
 	};
 	char text[1024], def[128], range[128];
 
 	fprintf(out,
-		"A pipeline file is one JSON object: hopper run -f FILE runs "
-		"it, hopper\n"
-		"validate FILE checks it. Strings may use ${VAR} and "
-		"${VAR:-default} from\n"
-		"the environment; flags on the command line win over the file. "
-		"A key is\n"
-		"spelled as its flag is or with underscores (backoff-max, "
-		"backoff_max).\n\n"
+		"A pipeline file is one JSON object, or a YAML mapping when "
+		"its name ends\n"
+		"in .yaml or .yml: hopper run -f FILE runs it, hopper validate "
+		"FILE checks\n"
+		"it. Strings may use ${VAR} and ${VAR:-default} from the "
+		"environment;\n"
+		"flags on the command line win over the file. A key is spelled "
+		"as its\n"
+		"flag is or with underscores (backoff-max, backoff_max).\n\n"
 		"example:\n"
 		"  {\n"
 		"    \"source\": {\"type\": \"dir\", \"path\": \"in\", "
@@ -235,6 +239,12 @@ void hop_config_help_pipeline(FILE *out)
 		"    \"workers\": 2,\n"
 		"    \"timeout\": \"30s\"\n"
 		"  }\n\n"
+		"the same in YAML:\n"
+		"  source: {type: dir, path: in, glob: \"*.txt\"}\n"
+		"  sink: jsonl:results.jsonl\n"
+		"  command: [python3, worker/examples/python/word_count.py]\n"
+		"  workers: 2\n"
+		"  timeout: 30s   # comments are welcome\n\n"
 		"keys:\n");
 	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++) {
 		fprintf(out, "  %-*s%s\n%*s", HELP_COL - 3, others[i].key,
@@ -270,26 +280,42 @@ struct flag {
 	bool joined;	 /* the value is part of arg */
 };
 
-/* Where the settings came from, for messages that name the value at fault:
- * the pipeline file's text and the flags, the last flag winning. */
-struct origin {
-	const char *file; /* NULL without a pipeline file */
+/* A pipeline file as read: its name, its text and, for YAML, where its keys
+ * and values stood (JSON's are found by scanning the text again). */
+struct doc {
+	const char *file;
 	const char *text;
+	struct hop_yaml_pos *yaml; /* NULL for JSON */
+};
+
+/* Where the settings came from, for messages that name the value at fault:
+ * the pipeline file and the flags, the last flag winning. */
+struct origin {
+	const struct doc *doc; /* NULL without a pipeline file */
 	const struct flag *flags;
 	int nflags;
 };
 
+/* Finds the key at path in the file, or its value when value is set.
+ * Returns 0 with the 1-based line and column, or -ENOENT. */
+static int locate(const struct doc *d, const char *const *path, int depth,
+		  bool value, int *line, int *col)
+{
+	if (d->yaml)
+		return hop_yaml_locate(d->yaml, path, depth, value, line, col);
+	return value ? hop_json_locate_value(d->text, path, depth, line, col)
+		     : hop_json_locate(d->text, path, depth, line, col);
+}
+
 /* Writes "FILE:LINE:COL" of the key at path, or of its value when value is
- * set; "FILE" alone when the scanner cannot find it. */
-static int where(const char *file, const char *text, const char *const *path,
-		 int depth, bool value, char *buf, size_t n)
+ * set; "FILE" alone when it cannot be found. */
+static int where(const struct doc *d, const char *const *path, int depth,
+		 bool value, char *buf, size_t n)
 {
 	int line, col;
-	int rc = value ? hop_json_locate_value(text, path, depth, &line, &col)
-		       : hop_json_locate(text, path, depth, &line, &col);
-	if (text && rc == 0)
-		return snprintf(buf, n, "%s:%d:%d", file, line, col);
-	return snprintf(buf, n, "%s", file);
+	if (d->text && locate(d, path, depth, value, &line, &col) == 0)
+		return snprintf(buf, n, "%s:%d:%d", d->file, line, col);
+	return snprintf(buf, n, "%s", d->file);
 }
 
 /* Names where a run option's value came from: the flag that set it last
@@ -308,10 +334,10 @@ static const char *blame(const struct origin *o, const char *key, char *buf,
 			snprintf(buf, n, "%s %s", fl->arg, fl->value);
 		return buf;
 	}
-	if (o->text) {
+	if (o->doc) {
 		int line, col;
-		if (hop_json_locate_value(o->text, &key, 1, &line, &col) == 0) {
-			snprintf(buf, n, "%s:%d:%d", o->file, line, col);
+		if (locate(o->doc, &key, 1, true, &line, &col) == 0) {
+			snprintf(buf, n, "%s:%d:%d", o->doc->file, line, col);
 			return buf;
 		}
 	}
@@ -368,6 +394,16 @@ static int set_command(struct hop_config *cfg, json_t *v, char *err,
 	} else {
 		for (size_t i = 0; i < n; i++) {
 			json_t *a = json_array_get(v, i);
+			/* A whole number is its digits ("--width", 320): YAML
+			 * users write it unquoted. */
+			if (json_is_integer(a)) {
+				char num[32];
+				snprintf(num, sizeof(num),
+					 "%" JSON_INTEGER_FORMAT,
+					 json_integer_value(a));
+				argv[i] = strdup(num);
+				continue;
+			}
 			if (!json_is_string(a)) {
 				snprintf(
 				    err, errlen,
@@ -408,8 +444,7 @@ static int replace_driver(struct hop_config *cfg, bool is_source,
 /* Builds a source or sink from a pipeline file's value: "name:target" or
  * {"type": name, option: value, ...}. */
 static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
-		      const char *file, const char *text, char *err,
-		      size_t errlen)
+		      const struct doc *d, char *err, size_t errlen)
 {
 	const char *what = is_source ? "source" : "sink";
 	char msg[600], pos[300];
@@ -421,8 +456,7 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		   json_is_string(json_object_get(v, "type"))) {
 		spec = json_string_value(json_object_get(v, "type"));
 	} else {
-		where(file, text, (const char *[]){what}, 1, true, pos,
-		      sizeof(pos));
+		where(d, (const char *[]){what}, 1, true, pos, sizeof(pos));
 		snprintf(err, errlen,
 			 "%s: '%s' must be \"name:target\" or an object "
 			 "with a \"type\"",
@@ -430,8 +464,7 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		return -EINVAL;
 	}
 	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
-		where(file, text, (const char *[]){what}, 1, true, pos,
-		      sizeof(pos));
+		where(d, (const char *[]){what}, 1, true, pos, sizeof(pos));
 		snprintf(err, errlen, "%s: %s", pos, msg);
 		return -EINVAL;
 	}
@@ -447,7 +480,7 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		if (hop_opts_set_json(table, ctx, k, e, msg, sizeof(msg))) {
 			/* An unknown key is the key's fault, a bad value the
 			 * value's. */
-			where(file, text, (const char *[]){what, k}, 2,
+			where(d, (const char *[]){what, k}, 2,
 			      hop_opts_find(table, k) != NULL, pos,
 			      sizeof(pos));
 			snprintf(err, errlen, "%s: %s %s", pos, what, msg);
@@ -544,52 +577,71 @@ static const char *same_key_before(json_t *root, const char *k)
 	return NULL;
 }
 
-static int load_file(struct hop_config *cfg, const char *file, const char *text,
-		     size_t len, char *err, size_t errlen)
+/* Parses the file's text as YAML when its name says so, else as JSON.
+ * Returns the tree, or NULL with the error, naming FILE:LINE:COL, in err. */
+static json_t *parse(struct doc *d, size_t len, char *err, size_t errlen)
 {
+	char msg[600];
 	json_error_t jerr;
+	json_t *root;
+
+	if (hop_yaml_named(d->file)) {
+		root = hop_yaml_load(d->text, len, &d->yaml, msg, sizeof(msg));
+		if (!root)
+			snprintf(err, errlen, "%s:%s", d->file, msg);
+	} else {
+		root = json_loadb(d->text, len, JSON_REJECT_DUPLICATES, &jerr);
+		if (!root)
+			snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s",
+				 d->file, jerr.line, jerr.column, jerr.text);
+	}
+	if (root && !json_is_object(root)) {
+		snprintf(err, errlen, "%s: a pipeline file is a %s", d->file,
+			 d->yaml ? "YAML mapping of keys" : "JSON object");
+		json_decref(root);
+		root = NULL;
+	}
+	return root;
+}
+
+static int load_file(struct hop_config *cfg, struct doc *d, size_t len,
+		     char *err, size_t errlen)
+{
 	char msg[600], pos[300];
 	int rc = -EINVAL;
 	bool at_value;
 
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
-	if (!root) {
-		snprintf(err, errlen, "%s:%d:%d: invalid JSON: %s", file,
-			 jerr.line, jerr.column, jerr.text);
+	json_t *root = parse(d, len, err, errlen);
+	if (!root)
 		goto out;
-	}
-	if (!json_is_object(root)) {
-		snprintf(err, errlen, "%s: a pipeline file is a JSON object",
-			 file);
-		goto out;
-	}
 	const char *k;
 	json_t *v;
 	json_object_foreach(root, k, v)
 	{
 		const char *twin = same_key_before(root, k);
 		if (twin) {
-			where(file, text, &twin, 1, false, pos, sizeof(pos));
+			where(d, &twin, 1, false, pos, sizeof(pos));
 			snprintf(err, errlen,
 				 "%s: '%s' and '%s' are the same key: keep one",
 				 pos, twin, k);
 			goto out;
 		}
 		if (expand_tree(v, msg, sizeof(msg))) {
-			where(file, text, &k, 1, true, pos, sizeof(pos));
+			where(d, &k, 1, true, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: '%s': %s", pos, k, msg);
 			goto out;
 		}
-		if (strcmp(k, "description") == 0)
+		/* "x-" keys are the reader's own, as in compose files: a
+		 * place for YAML anchors, say. */
+		if (strcmp(k, "description") == 0 || strncmp(k, "x-", 2) == 0)
 			continue;
 		if (strcmp(k, "source") == 0 || strcmp(k, "sink") == 0) {
-			if (set_driver(cfg, k[1] == 'o', v, file, text, err,
-				       errlen))
+			if (set_driver(cfg, k[1] == 'o', v, d, err, errlen))
 				goto out;
 			continue;
 		}
 		if (file_key(cfg, k, v, &at_value, msg, sizeof(msg))) {
-			where(file, text, &k, 1, at_value, pos, sizeof(pos));
+			where(d, &k, 1, at_value, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: %s", pos, msg);
 			goto out;
 		}
@@ -989,6 +1041,7 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 	int nflags = 0, rc = -EINVAL;
 	char *text = NULL;
 	size_t len = 0;
+	struct doc doc = {0};
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->min_workers = cfg->max_workers = -1; /* unset: no autoscaling */
@@ -998,17 +1051,19 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 			      err, errlen);
 	if (cmd < 0)
 		goto out;
-	if (cfg->pipeline &&
-	    (read_text(cfg->pipeline, &text, &len, err, errlen) ||
-	     load_file(cfg, cfg->pipeline, text, len, err, errlen)))
+	if (cfg->pipeline && read_text(cfg->pipeline, &text, &len, err, errlen))
+		goto out;
+	doc = (struct doc){cfg->pipeline, text, NULL};
+	if (cfg->pipeline && load_file(cfg, &doc, len, err, errlen))
 		goto out;
 	if (apply_flags(cfg, flags, nflags, err, errlen))
 		goto out;
 	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
 		goto out;
-	struct origin o = {cfg->pipeline, text, flags, nflags};
+	struct origin o = {cfg->pipeline ? &doc : NULL, flags, nflags};
 	rc = finish(cfg, &o, need_command, err, errlen);
 out:
+	hop_yaml_pos_free(doc.yaml);
 	free(text);
 	free(flags);
 	return rc;

@@ -35,6 +35,7 @@ build_needs=(
 	"lib:libpq libpq-dev"
 	"lib:rdkafka librdkafka-dev"
 	"lib:libmicrohttpd libmicrohttpd-dev"
+	"lib:yaml-0.1 libyaml-dev"
 	"lib:jemalloc libjemalloc-dev"
 	"lib:libavformat libavformat-dev"
 	"lib:libavcodec libavcodec-dev"

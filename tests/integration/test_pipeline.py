@@ -237,7 +237,7 @@ def test_help_pipeline_lists_every_key_from_the_same_table():
     run_keys = {f[2:].replace("-", "_") for f in flags
                 if f not in ("--pipeline", "--once", "--no-progress",
                              "--source-opt", "--sink-opt")}
-    assert run_keys | {"command", "description"} == set(keys), \
+    assert run_keys | {"command", "description", "x-..."} == set(keys), \
         set(keys) ^ run_keys
     assert keys["workers"].startswith(
         "workers integer, 0..4096; default: one per CPU a fixed number")
@@ -451,7 +451,7 @@ def tiny_video(path):
 
 
 def readme_pipelines():
-    return sorted(set(re.findall(r"pipelines/(\w+\.json)",
+    return sorted(set(re.findall(r"pipelines/(\w+\.(?:json|yaml))",
                                  (ROOT / "README.md").read_text())))
 
 
@@ -521,3 +521,102 @@ def test_the_postgres_pipeline_runs(tmp, pg):
     assert code == 0, err
     assert "done" in pg.psql("SELECT state FROM readme_q")
     assert len(list((tmp / "thumbs").iterdir())) == 1
+
+
+# YAML pipeline files: the same keys, comments, errors at file:line:column.
+def yaml_error(tmp, text, name="pipe.yaml"):
+    f = tmp / name
+    f.write_text(text)
+    code, out, err = hopper("validate", f)
+    assert code == 2, (out, err)
+    return err.strip().removeprefix(f"hopper: {f}")
+
+
+def test_a_yaml_pipeline_runs(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(3)])
+    f = tmp / "pipe.yaml"
+    f.write_text(f"""# A comment, as ConfigMaps have them.
+description: echo items   # and at the end of a line
+source:
+  type: jsonl
+  path: ${{IN}}
+sink: jsonl:{tmp}/out.jsonl
+command:
+  - {PY}
+  - {FAKE[1]}
+workers: ${{W:-1}}
+timeout: 30s
+backoff-max: 2s
+watch: no
+x-defaults: &d {{attempts: 2}}
+""")
+    code, out, err = hopper("validate", f, env=clean_env(IN=src))
+    assert code == 0, err
+    assert out == f"{f}: ok: jsonl:{src} -> jsonl:{tmp}/out.jsonl, 1 " \
+                  f"stream worker(s): {PY}\n"
+    code, out, err = hopper("run", "-f", f, env=clean_env(IN=src))
+    assert code == 0, err
+    got = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(r["result"]["echo"]["n"] for r in got) == [0, 1, 2]
+
+
+def test_the_shipped_yaml_pipeline_runs(tmp):
+    inbox = tmp / "in"
+    inbox.mkdir()
+    (inbox / "a.txt").write_text("one two three")
+    env = clean_env(IN=inbox, OUT=tmp / "res", PYTHON=PY, WORKERS=1)
+    code, out, err = hopper("run", "-f", "pipelines/word_count.yaml",
+                            env=env, cwd=ROOT)
+    assert code == 0, err
+    assert json.loads((tmp / "res" / "a.txt.json").read_text()) == \
+        {"words": 3}
+
+
+YAML_ERRORS = [
+    # What the file says, and the error after its name.
+    ("source: jsonl:-\ncommand: [w]\nwrokers: 2\n",
+     ":3:1: unknown key 'wrokers'; did you mean 'workers'?"),
+    ("source: jsonl:-\ncommand: [w]\nworkers: -3\n",
+     ":3:10: option 'workers': -3 is out of range (0..4096)"),
+    ("source: jsonl:-\ncommand: [w]\nmode: strem\n",
+     ":3:7: option 'mode': 'strem' is not one of stream, exec"),
+    ("source:\n  type: dir\n  path: x\n  globb: '*'\ncommand: [w]\n",
+     ":4:3: source unknown option 'globb'; did you mean 'glob'?"),
+    ("source:\n  type: postgres\n  url: postgres://h/db\n  batch: 0\n"
+     "command: [w]\n",
+     ":4:10: source option 'batch': 0 is out of range (at least 1)"),
+    ("source: jsonl:-\ncommand: [w\nworkers: 2\n",
+     ":3:8: invalid YAML: did not find expected ',' or ']' while parsing a "
+     "flow sequence"),
+    ("source: jsonl:-\ncommand: [w]\nworkers: 2\nworkers: 3\n",
+     ":4:1: 'workers' is given twice"),
+    ("source: jsonl:-\ncommand: [w]\n---\nworkers: 3\n",
+     ":3:1: a pipeline file holds one document"),
+    ("source:\n  type: dir\n  path: x\n  glob: *.txt\ncommand: [w]\n",
+     ":4:10: invalid YAML: did not find expected alphabetic or numeric "
+     "character while scanning an alias (quote a value that starts with *)"),
+    ("source:\n  type: dir\n  path: x\n  glob: *txt\ncommand: [w]\n",
+     ":4:9: no anchor named 'txt' (a value that starts with * is an alias "
+     "unless quoted: \"*txt\")"),
+    ("- a\n- b\n", ": a pipeline file is a YAML mapping of keys"),
+    ("", ":1:1: the file is empty"),
+    ("source: jsonl:-\ncommand: [w]\nmin_workers: 5\nmax_workers: 2\n",
+     ":3:14: min_workers 5 is above max_workers 2 ({f}:4:14)"),
+]
+
+
+@pytest.mark.parametrize("text,why", YAML_ERRORS,
+                         ids=[str(i) for i in range(len(YAML_ERRORS))])
+def test_yaml_errors_name_file_line_column(tmp, text, why):
+    err = yaml_error(tmp, text)
+    assert err == why.replace("{f}", str(tmp / "pipe.yaml")), err
+
+
+def test_yml_is_yaml_too_and_json_stays_json(tmp):
+    assert yaml_error(tmp, "source: jsonl:-\ncommand: [w]\nwrokers: 2\n",
+                      name="p.yml").startswith(":3:1: unknown key 'wrokers'")
+    # A .json file is never read as YAML, whatever it holds.
+    f = tmp / "p.json"
+    f.write_text("source: jsonl:-\ncommand: [w]\n")
+    code, _, err = hopper("validate", f)
+    assert code == 2 and f"{f}:1:6: invalid JSON" in err, err
