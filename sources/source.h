@@ -106,7 +106,9 @@ struct hop_source_ops {
 	 * dead_close lets go of all of it. Each returns 0 or -errno with
 	 * src->error naming the item (or the place) and why. */
 	int (*dead_open)(struct hop_source *src);
-	/* Calls each for every dead letter, oldest first. */
+	/* Calls each for every dead letter, in the order the place keeps
+	 * them (by name in a folder, by offset in a topic, oldest first in a
+	 * table or a file). */
 	int (*dead_list)(struct hop_source *src, hop_dead_each_fn each,
 			 void *arg);
 	/* Puts the dead letter named id back where the source's items come

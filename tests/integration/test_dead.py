@@ -5,7 +5,8 @@ import json
 import shutil
 
 from conftest import (FAKE, KAFKA_QUICK, PY, WORKERS, hopper, pg_insert,
-                      read_jsonl, write_jsonl)
+                      read_jsonl, start, stderr_of, stop, wait_for,
+                      write_jsonl)
 
 GATE = [PY, str(WORKERS / "gate.py")]
 GOOD = [PY, str(WORKERS / "burn.py")]
@@ -39,6 +40,34 @@ def test_reports_moved_back_into_the_inbox_are_never_items(tmp):
     # The report is left where it was put, untouched.
     assert (inbox / "a1.txt.error.json").exists()
     assert not (inbox / "failed" / "a1.txt.error.json.error.json").exists()
+
+
+def test_a_report_moved_into_a_watched_inbox_is_never_an_item(tmp):
+    inbox, out = tmp / "in", tmp / "out.jsonl"
+    make_folder(inbox, {"a1.txt": "perm"})
+    code, _, err = hopper("run", "-s", f"dir:{inbox}", "-o", "jsonl:-",
+                          "--", *GATE)
+    assert code == 3, err
+    p = start("run", "-s", f"dir:{inbox}", "-o", f"jsonl:{out}", "--watch",
+              "-j", "1", "--", *GOOD, cwd=tmp)
+    try:
+        wait_for(lambda: "running:" in stderr_of(p) or
+                 p.poll() is not None, timeout=60, what="the run to start")
+        # The report first, so that it is there before its file is done.
+        for name in ("a1.txt.error.json", "a1.txt"):
+            (inbox / "failed" / name).rename(inbox / name)
+        # Its file done: the report, moved in before it, was seen first.
+        wait_for(lambda: out.exists() and '"a1.txt"' in out.read_text(),
+                 timeout=60, what="the file done")
+        wait_for(lambda: "a1.txt.error.json" in stderr_of(p) + out.read_text(),
+                 timeout=60, what="the report seen")
+    finally:
+        stop(p)
+    assert p.returncode == 0, stderr_of(p)
+    assert [(r["id"], r["ok"]) for r in read_jsonl(out.read_text())] == [
+        ("a1.txt", True)]
+    assert "skipped" in stderr_of(p)
+    assert (inbox / "a1.txt.error.json").exists()
 
 
 def dead(*args):
