@@ -6,8 +6,9 @@
  * died) is claimed again by anyone. While items are in flight their leases
  * are extended every third of the lease. Ack marks a row done, nack puts it
  * back as ready at its retry time with the error, dead marks it dead with
- * the dead-letter record in its result column, release hands it back without
- * counting the attempt. A LISTEN on the table's channel wakes an idle
+ * the dead-letter record in its result column (the item counts as dead only
+ * once the server confirmed it), release hands it back without counting the
+ * attempt. A LISTEN on the table's channel wakes an idle
  * coordinator as soon as rows are inserted; polling stays as the fallback.
  *
  * All database work runs on one thread of this driver with a connection of
@@ -60,6 +61,8 @@ struct req {
 	char *text;   /* R_NACK, R_DEAD: the error */
 	char *record; /* R_DEAD: the dead letter */
 	char *result; /* R_ACK with a joined sink: the item's result */
+	char *item;   /* R_DEAD: the item's id, to report it by */
+	bool dead;    /* R_DEAD answer: the server has the row dead */
 	struct hop_queue items; /* R_CLAIM answer */
 	uint64_t nacks;		/* R_CLAIM: nacks sent before it */
 	char *error;		/* answer: why it failed */
@@ -111,6 +114,7 @@ struct pg_src {
 	int64_t *held; /* ids in flight, for lease extension */
 	size_t nheld, capheld;
 	double next_poll; /* when to look for due rows again */
+	bool last_try; /* stopping: a reconnect was tried for the last time */
 };
 
 static const struct hop_option pg_options[] = {
@@ -150,6 +154,7 @@ static void free_req(struct req *r)
 	free(r->text);
 	free(r->record);
 	free(r->result);
+	free(r->item);
 	free(r->error);
 	free(r);
 }
@@ -364,7 +369,10 @@ static const char *const row_set[] = {
 
 /* The statement for one kind. An ack deletes the row instead when done
  * rows are not kept, and with a joined sink it feeds the sink's INSERT with
- * the rows it finished: result and acknowledgement are one commit. */
+ * the rows it finished: result and acknowledgement are one commit. A dead
+ * update answers with the rows that are dead by its claim: those it
+ * changed, and those an earlier try changed whose answer was lost with the
+ * connection (its snapshot sees them dead already). */
 static void update_sql(const struct pg_src *c, enum req_type t,
 		       struct hop_buf *sql)
 {
@@ -373,7 +381,7 @@ static void update_sql(const struct pg_src *c, enum req_type t,
 	    "q.state = 'running'";
 	bool joined = t == R_ACK && c->insert;
 
-	if (joined)
+	if (joined || t == R_DEAD)
 		hop_buf_appendf(sql, "WITH d AS (");
 	if (t == R_ACK && c->retain == 0)
 		hop_buf_appendf(sql,
@@ -394,6 +402,13 @@ static void update_sql(const struct pg_src *c, enum req_type t,
 				c->key_column);
 		hop_buf_append(sql, c->insert, strlen(c->insert));
 	}
+	if (t == R_DEAD)
+		hop_buf_appendf(sql,
+				" RETURNING q.id) SELECT id FROM d UNION ALL "
+				"SELECT q.id FROM %s q, jsonb_to_recordset("
+				"$1::jsonb) AS u(%s) WHERE q.id = u.id AND "
+				"q.attempts = u.attempts AND q.state = 'dead'",
+				c->qt, row_type[t]);
 	hop_buf_append(sql, "", 1);
 }
 
@@ -428,8 +443,30 @@ static void append_row(struct hop_buf *b, const struct req *r)
 	hop_buf_append(b, "}", 1);
 }
 
+static int by_id(const void *a, const void *b)
+{
+	const struct req *x = *(struct req *const *)a;
+	const struct req *y = *(struct req *const *)b;
+	return (x->id > y->id) - (x->id < y->id);
+}
+
+/* Marks the dead updates rs[0..n) whose rows res names as dead. */
+static void mark_dead(struct req **rs, size_t n, const PGresult *res)
+{
+	qsort(rs, n, sizeof(*rs), by_id);
+	for (int i = 0; i < PQntuples(res); i++) {
+		struct req key = {.id =
+				      strtoll(PQgetvalue(res, i, 0), NULL, 10)};
+		struct req *k = &key;
+		struct req **r = bsearch(&k, rs, n, sizeof(*rs), by_id);
+		if (r)
+			(*r)->dead = true;
+	}
+}
+
 /* Runs the updates rs[0..n) of kind t as one statement. Returns how many
- * rows it touched, or -EIO with *err set. */
+ * rows it touched (for dead updates, how many rows are dead, each marked),
+ * or -EIO with *err set. */
 static long apply(struct pg_src *c, enum req_type t, struct req **rs, size_t n,
 		  char **err)
 {
@@ -446,6 +483,8 @@ static long apply(struct pg_src *c, enum req_type t, struct req **rs, size_t n,
 	const char *p[] = {hop_buf_head(&rows), c->holder};
 	PGresult *res = run_prepared(c, t, hop_buf_head(&sql), 2, p, err);
 	long touched = res ? atol(PQcmdTuples(res)) : -EIO;
+	if (res && t == R_DEAD)
+		mark_dead(rs, n, res);
 	PQclear(res);
 	hop_buf_free(&sql);
 	hop_buf_free(&rows);
@@ -490,7 +529,9 @@ static void apply_one_failed(struct pg_src *c, struct req *r, const char *err)
 /* Reconnects after a lost connection, waiting longer each time. */
 static void reconnect(struct pg_src *c);
 
-/* Applies every update in list, a statement per kind, and frees them. */
+/* Applies every update in list, a statement per kind, and frees them,
+ * except the dead updates: those go back to the loop with their answer
+ * (dead, or why not), as a dead item counts only once its row is. */
 static void do_updates(struct pg_src *c, struct req *list)
 {
 	struct req **rs = NULL;
@@ -539,8 +580,13 @@ static void do_updates(struct pg_src *c, struct req *list)
 				/* Find the row that spoilt the statement. */
 				for (size_t i = 0; i < n; i++) {
 					char *e1 = NULL;
-					if (apply(c, t, &rs[i], 1, &e1) < 0)
-						apply_one_failed(c, rs[i], e1);
+					if (apply(c, t, &rs[i], 1, &e1) >= 0)
+						continue;
+					if (t == R_DEAD) { /* its answer */
+						rs[i]->error = e1;
+						continue;
+					}
+					apply_one_failed(c, rs[i], e1);
 					free(e1);
 				}
 			}
@@ -549,11 +595,22 @@ static void do_updates(struct pg_src *c, struct req *list)
 		}
 	}
 	free(rs);
+	bool offline = PQstatus(c->conn) != CONNECTION_OK;
 	while (list) {
 		struct req *r = list;
 		list = r->next;
 		unhold(c, r->id);
-		free_req(r);
+		if (r->type != R_DEAD) {
+			free_req(r);
+			continue;
+		}
+		if (!r->dead && !r->error)
+			r->error = strdup(
+			    offline ? "no connection to the server when the "
+				      "run ended"
+				    : "the row is no longer ours: its lease "
+				      "ran out");
+		post(c, r);
 	}
 }
 
@@ -642,7 +699,10 @@ static void reconnect(struct pg_src *c)
 {
 	double wait = 0.2;
 	atomic_store(&c->offline, true);
-	while (!c->stop) {
+	/* Stopping, the last updates get one more try (the server may be
+	 * back), then the leases bring their rows back. */
+	while (!c->last_try) {
+		c->last_try = c->stop;
 		PQreset(c->conn);
 		c->prepared = 0; /* a new session */
 		if (PQstatus(c->conn) == CONNECTION_OK && db_listen(c) == 0) {
@@ -650,6 +710,8 @@ static void reconnect(struct pg_src *c)
 			atomic_store(&c->offline, false);
 			return;
 		}
+		if (c->last_try)
+			break;
 		char line[256];
 		hop_log(HOP_WARN,
 			"postgres source: no connection (%s); trying "
@@ -799,6 +861,25 @@ static void enqueue(struct pg_src *c, struct req *r)
 	}
 }
 
+/* Reports a dead update's answer: the item is dead once its row is; if
+ * not, it stays the row's holder's, and the row comes back when its lease
+ * ends. */
+static void report_dead(struct hop_source *src, struct req *r)
+{
+	struct pg_src *c = src->ctx;
+	char line[256];
+
+	if (!r->dead)
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: %s: row %lld: the dead letter was "
+			 "not written (%s): the row is not dead, and is done "
+			 "again once its lease ends",
+			 c->table, (long long)r->id,
+			 hop_pg_first_line(r->error ? r->error : "", line,
+					   sizeof(line)));
+	hop_source_dead_done(src, r->item ? r->item : "?", r->dead);
+}
+
 static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 {
 	struct hop_source *src = arg;
@@ -817,6 +898,11 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 		struct req *r = list;
 		list = r->next;
 		char line[256];
+		if (r->type == R_DEAD) {
+			report_dead(src, r);
+			free_req(r);
+			continue;
+		}
 		if (r->error)
 			hop_log(
 			    HOP_ERROR, "postgres source: %s: %s", c->table,
@@ -1013,6 +1099,10 @@ static int update(struct hop_source *src, struct hop_item *it,
 	r->delay = delay;
 	r->text = it->error ? strdup(it->error) : NULL;
 	r->record = record ? strdup(record) : NULL;
+	if (type == R_DEAD && !(r->item = strdup(it->id))) {
+		free_req(r);
+		return -ENOMEM;
+	}
 	if (type == R_ACK && c->insert) {
 		/* The joined sink's write happens here: take the result. */
 		r->result = it->result;
@@ -1038,10 +1128,19 @@ static int pg_nack(struct hop_source *src, struct hop_item *it,
 	return update(src, it, R_NACK, (double)delay_ms / 1000, NULL);
 }
 
+/* Dead once the server says the row is: the answer comes through
+ * report_dead. */
 static int pg_dead(struct hop_source *src, struct hop_item *it,
 		   const char *record)
 {
-	return update(src, it, R_DEAD, 0, record);
+	int rc = update(src, it, R_DEAD, 0, record);
+	if (rc)
+		snprintf(src->error, sizeof(src->error),
+			 "postgres source: %s: %s: the dead letter was not "
+			 "written: %s",
+			 ((struct pg_src *)src->ctx)->table, it->id,
+			 strerror(-rc));
+	return rc ? rc : HOP_SOURCE_PENDING;
 }
 
 static int pg_release(struct hop_source *src, struct hop_item *it)
@@ -1092,10 +1191,13 @@ static void pg_close(struct hop_source *src)
 		}
 		pthread_join(c->tid, NULL);
 		pthread_mutex_destroy(&c->mu);
-		/* Every pending update ran before the thread stopped. */
+		/* Every pending update ran before the thread stopped: the
+		 * dead ones are reported here, dead or not. */
 		while (c->done) {
 			struct req *r = c->done;
 			c->done = r->next;
+			if (r->type == R_DEAD)
+				report_dead(src, r);
 			free_req(r);
 		}
 	}

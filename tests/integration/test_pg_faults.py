@@ -16,6 +16,7 @@ held against the queue table.
 import collections
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,7 +26,7 @@ import time
 import pytest
 
 from conftest import (PY, ROOT, WORKERS, assert_clean, clean_env, hopper,
-                      read_jsonl, start, stderr_of)
+                      read_jsonl, start, stderr_of, wait_for)
 
 sys.path.insert(0, str(ROOT / "tests"))
 from harness.postgres import PostgresServer  # noqa: E402
@@ -392,6 +393,86 @@ def test_a_row_held_in_our_name_but_unknown_is_not_forgotten(pg, tmp):
     assert states(pg, "q") == {"done": 2}, err
     assert pg.psql("SELECT attempts FROM q WHERE id = 2") == "2"
     assert sorted(read_tally(ledger)) == ["1", "2"]
+
+
+
+GATE = [PY, str(WORKERS / "gate.py")]
+
+
+def finished_counts(err):
+    """(done, dead) from a run's summary line."""
+    m = re.search(r"finished: (\d+) done, (\d+) dead", err)
+    assert m, err[-3000:]
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.parametrize("outage", ["stop", "crash"])
+def test_a_dead_letter_the_server_never_took_is_not_dead(pg, tmp, outage):
+    """An item fails for good while the server is down, so its row cannot
+    be marked dead. The run must not call it dead: it ends with exit
+    status 1 and the row still running in its name; the next run, the
+    server back and the lease over, takes the row again and kills it for
+    real. Every row ends done or dead, none lost, and no run ever counted
+    an item dead whose row was not."""
+    init(pg, "q")
+    texts = {"item0": "a", "item1": "perm", "item2": "b"}
+    for key, text in texts.items():
+        (tmp / key).write_text(text)
+    pg.psql("INSERT INTO q (key, payload) VALUES " + ",".join(
+        f"('{key}', to_jsonb('{tmp / key}'::text))" for key in texts),
+        url=pg.url)
+    ledger, gate, out = tmp / "ledger", tmp / "gate", tmp / "out.jsonl"
+    env = clean_env(LEDGER=ledger, GATE=gate)
+    flags = ["run", "-s", pg.url, "-S", "table=q", "-S", "lease=2",
+             "-o", f"jsonl:{out}", "-j", "3", "--prefetch", "1"]
+    # No poll while the server is down: the run is idle, every row in a
+    # worker's hands at the gate, when the server goes.
+    p = start(*flags, "-S", "poll=3600", "--log-level", "debug", "--",
+              *GATE, env=env, cwd=tmp)
+    try:
+        wait_for(lambda: ledger.exists() and
+                 len(ledger.read_text().splitlines()) == 3 and
+                 "postgres source: idle until" in stderr_of(p),
+                 timeout=60, what="every row in a worker's hands")
+        assert p.poll() is None, stderr_of(p)[-3000:]
+        take_down(pg, outage)
+        gate.touch()
+        code = wait_exit(p, time.monotonic() + 90, "the run")
+    finally:
+        stop_all([p])
+        if not pg.running:
+            pg.start()
+    err = stderr_of(p)
+    assert_clean(err)
+    table = states(pg, "q")
+    done, dead = finished_counts(err)
+    # Dead only if its row is; the row is the holder's until its lease
+    # ends.
+    assert dead == table.get("dead", 0), (table, err[-3000:])
+    assert (done, dead) == (2, 0), err[-3000:]
+    assert code == 1, err[-3000:]
+    assert "1 item(s) failed for good but their dead letters could not " \
+        "be written" in err, err[-3000:]
+    assert "postgres source: q: row 2: the dead letter was not written " \
+        "(no connection to the server when the run ended)" in err, \
+        err[-3000:]
+    assert pg.psql("SELECT state, holder FROM q WHERE key = 'item1'") == \
+        f"running|{socket.gethostname()}:{p.pid}"
+
+    # The server is back: the next run takes the rows again once their
+    # lease ended, and this time the dead letter is written.
+    code, _, err = hopper(*flags, "-S", "poll=0.2", "--", *GATE, env=env,
+                          cwd=tmp, timeout=120)
+    assert code == 3, err[-3000:]
+    assert finished_counts(err) == (2, 1), err[-3000:]
+    assert states(pg, "q") == {"done": 2, "dead": 1}
+    line = pg.psql("SELECT key, attempts, last_error FROM q "
+                   "WHERE state = 'dead'")
+    assert line == f"item1|2|{tmp / 'item1'}: asked to fail", line
+    # Each good item's result is in the sink (twice: at least once).
+    results = read_jsonl(out.read_text())
+    assert sorted(r["id"] for r in results if r["ok"]) == \
+        ["item0", "item0", "item2", "item2"]
 
 
 # ---- clear errors
