@@ -11,6 +11,18 @@
  * on its own, so that librdkafka's refusal fails that item alone; a message
  * of a batch refused (the queue full for a second, a fatal producer error)
  * fails its flush, and with it the flush's items, which are tried again.
+ *
+ * A message the broker refuses for good (over the topic's
+ * max.message.bytes, a record it will not take) fails its flush with FAIL,
+ * so that its item dies with the broker's error, but only when the broker
+ * judged it alone: the only message of its flush, with no other in
+ * librdkafka's queue from when it was handed over to its delivery report
+ * (librdkafka packs the messages of several flushes into one request, and
+ * the broker refuses such a batch whole). Otherwise the flush answers
+ * RETRY, and the coordinator writes its items again one first, which comes
+ * to the refused one alone. Anything else (a broker out of reach, a
+ * timeout, a topic gone or not allowed) is the sink's outage, not the
+ * item's: RETRY.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,8 +44,13 @@
 #define NGEN 9 /* more than the flushes the sink lets wait */
 #define BATCH 256
 struct gen {
+	size_t n;   /* messages written to it */
 	size_t out; /* messages not confirmed yet */
+	/* Its only message, by the count of messages produced, when it went
+	 * with no other in librdkafka's queue; else 0. */
+	uint64_t lone;
 	rd_kafka_resp_err_t err;
+	bool refused; /* the broker refused that message alone, for good */
 };
 
 struct ksink {
@@ -56,7 +73,8 @@ struct ksink {
 	 * that covers them is answered. */
 	rd_kafka_message_t batch[BATCH];
 	int nbatch;
-	size_t max_bytes; /* message.max.bytes */
+	uint64_t produced; /* messages handed to librdkafka */
+	size_t max_bytes;  /* message.max.bytes */
 };
 
 static const struct hop_option ksink_options[] = {
@@ -69,6 +87,22 @@ static const struct hop_option ksink_options[] = {
     {NULL},
 };
 
+/* True for an error of the broker's that the same message meets again
+ * however often it is sent, and that is the message's own, not the
+ * topic's or the cluster's: the Kafka protocol's non-retriable errors about
+ * a record or its size. */
+static bool refused_for_good(rd_kafka_resp_err_t err)
+{
+	switch (err) {
+	case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+	case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+		return true;
+	default:
+		return false;
+	}
+}
+
 /* The status of a finished generation; resets it for reuse. */
 static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
 {
@@ -77,10 +111,21 @@ static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
 		snprintf(c->sink->error, sizeof(c->sink->error),
 			 "kafka sink: %s: %s", c->topic,
 			 rd_kafka_err2str(g->err));
-		st = HOP_SINK_RETRY;
+		st = g->refused ? HOP_SINK_FAIL : HOP_SINK_RETRY;
 	}
 	g->err = 0;
+	g->refused = false;
+	g->n = 0;
+	g->lone = 0;
 	return st;
+}
+
+/* Counts k messages of g handed to librdkafka; alone when its queue was
+ * empty before. */
+static void count_produced(struct ksink *c, struct gen *g, int k, bool alone)
+{
+	c->produced += (uint64_t)k;
+	g->lone = alone && k == 1 && g->n == 1 ? c->produced : 0;
 }
 
 /* Answers, in order, every waiting flush whose messages all have their
@@ -110,8 +155,12 @@ static void on_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	struct ksink *c = opaque;
 	struct gen *g = &c->gen[(intptr_t)m->_private];
 	g->out--;
-	if (m->err && !g->err)
+	if (m->err && !g->err) {
 		g->err = m->err;
+		/* Alone if no message was handed over after it. */
+		g->refused = refused_for_good(m->err) && g->lone &&
+			     g->lone == c->produced;
+	}
 }
 
 static void on_event(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
@@ -218,12 +267,14 @@ static void produce_batch(struct ksink *c)
 {
 	rd_kafka_message_t *m = c->batch;
 	int n = c->nbatch;
+	bool alone = n == 1 && rd_kafka_outq_len(c->rk) == 0;
 
 	c->nbatch = 0;
 	for (int tries = 0; n > 0; tries++) {
 		int sent = rd_kafka_produce_batch(c->rkt, RD_KAFKA_PARTITION_UA,
 						  RD_KAFKA_MSG_F_COPY, m, n);
 		int left = 0;
+		count_produced(c, &c->gen[c->cur], sent, alone && !tries);
 		rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
 		if (sent == n)
 			return;
@@ -266,13 +317,16 @@ static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 {
 	for (int tries = 0;; tries++) {
 		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+		bool alone = rd_kafka_outq_len(c->rk) == 0;
 		if (rd_kafka_produce(c->rkt, RD_KAFKA_PARTITION_UA,
 				     RD_KAFKA_MSG_F_COPY, (void *)v, vlen,
 				     c->keyed ? it->id : NULL, klen,
 				     (void *)(intptr_t)c->cur) == -1)
 			e = rd_kafka_last_error();
 		if (!e) {
+			c->gen[c->cur].n++;
 			c->gen[c->cur].out++;
+			count_produced(c, &c->gen[c->cur], 1, alone);
 			return HOP_SINK_OK;
 		}
 		if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL || tries == 100) {
@@ -313,6 +367,7 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 	    .key_len = klen,
 	    ._private = (void *)(intptr_t)c->cur,
 	};
+	c->gen[c->cur].n++;
 	c->gen[c->cur].out++;
 	if (c->nbatch == 1)
 		hop_loop_soon(sink->loop, produce_soon, c);

@@ -5,8 +5,8 @@ import json
 import signal
 import time
 
-from conftest import (KAFKA_QUICK, PY, WORKERS, clean_env, start, stderr_of,
-                      wait_for)
+from conftest import (FAKE, KAFKA_QUICK, PY, WORKERS, clean_env, hopper,
+                      read_jsonl, start, stderr_of, wait_for, write_jsonl)
 
 
 LEDGER = [PY, str(WORKERS / "ledger.py")]
@@ -78,3 +78,33 @@ def test_three_coordinators_one_killed(kafka, tmp):
     assert len(twice) <= len(repeats)
     print(f"{len(victims)} messages handled by the killed one, "
           f"{len(repeats)} repeated")
+
+
+def test_a_result_the_broker_refuses_is_dead_not_held(kafka, tmp):
+    """The result topic takes messages of at most 1000 bytes while the
+    producer may send 1 MB: librdkafka sends the large result and the
+    broker refuses it in its delivery report, and would every time. That
+    item dies with the broker's error, the others are done, and the run
+    ends: a result the broker never takes must not hold the run as a sink
+    outage does (before, the run waited for it forever)."""
+    res = "refused-out"
+    kafka.create_topic(res, config={"max.message.bytes": 1000})
+    src = write_jsonl(tmp / "in.jsonl", [
+        {"n": 0}, {"n": 1}, {"n": 2, "big": "x" * 3000}, {"n": 3},
+        {"n": 4}])
+    dead = tmp / "dead.jsonl"
+    code, _, err = hopper(
+        "run", "-s", f"jsonl:{src}", "-S", f"dead={dead}",
+        "-o", f"kafka://{kafka.bootstrap}/{res}", "--", *FAKE,
+        cwd=tmp, timeout=90)
+    assert code == 3, err[-3000:]
+    assert "finished: 4 done, 1 dead" in err, err[-3000:]
+    [letter] = read_jsonl(dead.read_text())
+    assert letter["payload"]["n"] == 2, letter
+    assert letter["error"] == \
+        f"kafka sink: {res}: Broker: Message size too large", letter
+    assert letter["attempts"] == 1 and letter["permanent"], letter
+    # Every other result is on the topic (a result written again while
+    # the refused one was in its flush may be there twice).
+    got = [json.loads(v)["echo"]["n"] for v in kafka.consume(res)]
+    assert set(got) == {0, 1, 3, 4}, got
