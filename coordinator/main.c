@@ -78,9 +78,12 @@ static void help_run(FILE *out)
 		"-- ./fetch.py\n\n"
 		"options:\n");
 	hop_config_help(out);
-	fprintf(out, "\nexit status: 0 all done, 3 some items dead, 2 usage or "
-		     "pipeline error, 1 could not run (or a dead letter could "
-		     "not be written)\n");
+	fprintf(out,
+		"\nexit status: 0 all done (or a --watch run drained by a "
+		"signal), 3 some items dead, 4 --halt stopped the run,\n"
+		"130/143 a finite run stopped by SIGINT/SIGTERM with items "
+		"not done, 2 usage or pipeline error,\n1 could not run (or "
+		"a dead letter could not be written)\n");
 }
 
 static void help_drivers(FILE *out, bool sources)

@@ -21,7 +21,8 @@
  * items back to the source; in-flight items get `grace` to finish, then
  * their workers are killed and the items handed back too. A second SIGINT
  * skips the grace. Either way every item is acknowledged, dead or back at
- * its source when hopper exits: held items go back too.
+ * its source when hopper exits: held items go back too. A finite run so
+ * stopped with items not done exits 128 + the signal (130, 143).
  */
 #include "run.h"
 
@@ -96,6 +97,7 @@ struct run {
 	int sigfd;
 	int sigints;
 	bool signalled;
+	int first_signal; /* the signal that stopped the run, for its exit */
 	uint64_t grace_timer;
 	uint64_t flush_timer;
 	uint64_t stop_timer;
@@ -811,6 +813,8 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 			r->sigints++;
 		bool first = !r->signalled;
 		r->signalled = true;
+		if (first)
+			r->first_signal = (int)si.ssi_signo;
 		if (r->phase == DRAINING && first && !r->halt_now) {
 			/* Halting soon: a signal bounds the wait with grace. */
 			r->grace_timer = hop_loop_after(
@@ -1166,17 +1170,27 @@ int hop_run(struct hop_config *cfg)
 	while ((it = hop_queue_pop(&r.written)))
 		hop_queue_push(&r.ready, it);
 	release_waiting(&r);
+	/* A finite run that a signal stopped with items not done says so,
+	 * as a shell expects (128 + the signal), so that `hopper run ... &&
+	 * next` does not go on; one that had finished everything anyway
+	 * ends as if no signal had come. A watched run never finishes: a
+	 * signal is how it ends, and drained it exits 0. */
+	bool cut_short =
+	    r.signalled && !cfg->watch &&
+	    (r.stats.released > 0 || !r.src->ops->exhausted(r.src));
 	/* Closing reports the dead letters still on their way: they count. */
 	r.src->ops->close(r.src);
 	summary(&r);
 	if (r.sigints >= 2)
 		code = HOP_EXIT_INTERRUPTED;
 	else if (r.source_failed ||
-		 (r.stats.dead_unwritten > 0 && !cfg->watch && !r.signalled))
+		 (r.stats.dead_unwritten > 0 && !cfg->watch && !cut_short))
 		code = HOP_EXIT_FAILURE;
 	else if (r.halt_code)
 		code = r.halt_code;
-	else if (r.stats.dead > 0 && !cfg->watch && !r.signalled)
+	else if (cut_short)
+		code = 128 + r.first_signal;
+	else if (r.stats.dead > 0 && !cfg->watch)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;

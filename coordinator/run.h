@@ -13,7 +13,11 @@ enum {
 	HOP_EXIT_USAGE = 2,	    /* bad flags or pipeline file */
 	HOP_EXIT_DEAD = 3,	    /* a finite run finished with dead items */
 	HOP_EXIT_HALTED = 4,	    /* --halt stopped the run */
-	HOP_EXIT_INTERRUPTED = 130, /* a second SIGINT cut the drain short */
+	HOP_EXIT_INTERRUPTED = 130, /* SIGINT stopped a finite run with items
+				       not done, or a second SIGINT cut a
+				       drain short */
+	/* 128 + SIGTERM (143): SIGTERM stopped a finite run with items not
+	 * done. A watched run drained by a signal exits 0. */
 };
 
 /* Runs cfg to completion (a finite source) or until SIGTERM/SIGINT, and

@@ -97,7 +97,7 @@ def test_sigterm_finishes_what_is_in_flight_and_hands_back_the_rest(tmp):
     p.send_signal(signal.SIGTERM)
     code = p.wait(timeout=30)
     err = stderr_of(p)
-    assert code == 0, err
+    assert code == 143, err  # a finite run with items handed back
     # In flight: the two running. The item each slot had queued to follow
     # as it exits is handed back at the signal, never started.
     inflight = int(re.search(r"stopping; (\d+) item\(s\) in flight", err)[1])
