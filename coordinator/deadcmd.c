@@ -10,6 +10,7 @@
 #include "dead.h"
 #include "log.h"
 #include "run.h"
+#include "sources/source.h"
 
 enum action { LIST, RETRY, DISCARD };
 
@@ -19,59 +20,69 @@ struct args {
 	int nids;
 	bool all, json, dry_run;
 	const char *to;	 /* where retried payloads go, for a stream source */
-	char **cfg_argv; /* -s, -S, -f and the log flags, for the config */
+	char **cfg_argv; /* -s, -S and -f, for the config */
 	int cfg_argc;
 };
 
-static void usage(FILE *out)
+/* Writes text from column indent, its lines at most 79 wide. */
+static void wrap(FILE *out, const char *text, int indent)
 {
-	fprintf(
-	    out,
-	    "usage:\n"
-	    "  hopper dead list [ID...] [--json] SOURCE\n"
-	    "  hopper dead retry (ID... | --all) [--dry-run] [--json] "
-	    "[--to FILE] SOURCE\n"
-	    "  hopper dead discard (ID... | --all) [--dry-run] [--json] "
-	    "SOURCE\n"
-	    "\n"
-	    "SOURCE is given as to hopper run: -s SPEC [-S KEY=VAL]..., or "
-	    "-f PIPELINE.json.\n"
-	    "No coordinator needs to run. The dead-letter places:\n"
-	    "  dir       FOLDER/failed/ and its NAME.error.json reports; retry "
-	    "moves a file\n"
-	    "            back into FOLDER, discard deletes it and its report\n"
-	    "  postgres  rows in state dead; retry makes them ready with their "
-	    "attempts at\n"
-	    "            0, discard deletes them\n"
-	    "  kafka     the dead-letter topic; retry publishes a message to "
-	    "its topic again\n"
-	    "            (key, value, headers), and both mark it handled in "
-	    "the consumer\n"
-	    "            group GROUP.dead, so that it is listed and retried "
-	    "once\n"
-	    "  jsonl     the -S dead=FILE; retry writes the payloads as JSON "
-	    "lines to --to\n"
-	    "            FILE (- for stdout), a new input to run, and both "
-	    "take the lines\n"
-	    "            out of the dead file\n"
-	    "\n"
-	    "  --all       retry or discard every dead letter\n"
-	    "  --dry-run   say what would be done, and do nothing\n"
-	    "  --json      one JSON object per line instead of a table\n"
-	    "  --to FILE   jsonl: where retried payloads go\n"
-	    "\n"
-	    "exit status: 0 done, 1 a dead letter could not be found or acted "
-	    "on (named on\n"
-	    "stderr; the others are done), 2 usage\n");
+	int col = indent;
+	while (*text) {
+		int n = (int)strcspn(text, " ");
+		if (col > indent && col + 1 + n > 79) {
+			fprintf(out, "\n%*s", indent, "");
+			col = indent;
+		} else if (col > indent) {
+			fputc(' ', out);
+			col++;
+		}
+		fprintf(out, "%.*s", n, text);
+		col += n;
+		text += n + (text[n] == ' ');
+	}
+	fputc('\n', out);
 }
 
-/* Flags that the config takes, with a value. */
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage:\n"
+		"  hopper dead list [ID...] [--json] SOURCE\n"
+		"  hopper dead retry (ID... | --all) [--dry-run] [--json] "
+		"[--to FILE] SOURCE\n"
+		"  hopper dead discard (ID... | --all) [--dry-run] [--json] "
+		"SOURCE\n"
+		"\n"
+		"SOURCE is given as to hopper run: -s SPEC [-S KEY=VAL]..., "
+		"or -f PIPELINE.\n"
+		"No coordinator needs to run. The dead-letter places:\n");
+	for (size_t i = 0; hop_source_registry[i]; i++) {
+		const struct hop_source_ops *s = hop_source_registry[i];
+		if (!s->dead_place)
+			continue;
+		fprintf(out, "  %-9s ", s->name);
+		wrap(out, s->dead_place, 12);
+	}
+	fprintf(out,
+		"\n"
+		"  --all       retry or discard every dead letter\n"
+		"  --dry-run   say what would be done, and do nothing\n"
+		"  --json      one JSON object per line instead of a table\n"
+		"  --to FILE   where retried payloads go, for a source that "
+		"cannot take\n"
+		"              them back (a stream)\n"
+		"\n"
+		"exit status: 0 done, 1 a dead letter could not be found or "
+		"acted on (named\n"
+		"on stderr; the others are done), 2 usage\n");
+}
+
+/* The flags that name the source, as run takes them, with a value. */
 static bool cfg_flag(const char *a)
 {
 	static const char *const flags[] = {
-	    "-s",	   "--source",	   "-S",	  "--source-opt",
-	    "-f",	   "--pipeline",   "--log-level", "--log-format",
-	    "--log_level", "--log_format", NULL,
+	    "-s", "--source", "-S", "--source-opt", "-f", "--pipeline", NULL,
 	};
 	for (size_t i = 0; flags[i]; i++)
 		if (!strcmp(a, flags[i]))
@@ -82,8 +93,10 @@ static bool cfg_flag(const char *a)
 static bool cfg_flag_joined(const char *a)
 {
 	static const char *const flags[] = {
-	    "--source=",    "--source-opt=", "--pipeline=",
-	    "--log-level=", "--log-format=", NULL,
+	    "--source=",
+	    "--source-opt=",
+	    "--pipeline=",
+	    NULL,
 	};
 	for (size_t i = 0; flags[i]; i++)
 		if (!strncmp(a, flags[i], strlen(flags[i])))

@@ -100,6 +100,9 @@ struct hop_source_ops {
 	bool (*ready)(struct hop_source *src, char *why, size_t n);
 	void (*close)(struct hop_source *src);
 
+	/* Optional, with the dead_* operations: where the dead letters are and
+	 * what retry and discard do to them, for hopper dead --help. */
+	const char *dead_place;
 	/* Optional, all or none: the dead-letter place as a person manages it
 	 * (hopper dead), with no run going on. The source is never opened for
 	 * these: dead_open connects to the place and reads what it needs,

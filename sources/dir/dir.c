@@ -838,6 +838,9 @@ const struct hop_source_ops hop_src_dir = {
     .total = dir_total,
     .exhausted = dir_exhausted,
     .close = dir_close,
+    .dead_place = "FOLDER/failed/ and the NAME.error.json reports; retry "
+		  "moves a file back into FOLDER, then removes its report; "
+		  "discard deletes both",
     .dead_open = dir_dead_open,
     .dead_list = dir_dead_list,
     .dead_retry = dir_dead_retry,

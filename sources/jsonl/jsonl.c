@@ -418,6 +418,9 @@ const struct hop_source_ops hop_src_jsonl = {
     .fetch = jsonl_fetch,
     .ack = jsonl_ack,
     .dead = jsonl_dead,
+    .dead_place = "the -S dead=FILE; retry writes the payloads as JSON "
+		  "lines to --to FILE (- for stdout), a new input to run; both "
+		  "take the lines out of the dead file",
     .dead_open = jsonl_dead_open,
     .dead_list = jsonl_dead_list,
     .dead_retry = jsonl_dead_retry,

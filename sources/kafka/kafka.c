@@ -1425,6 +1425,10 @@ const struct hop_source_ops hop_src_kafka = {
     .fetch = kafka_fetch,
     .ack = kafka_ack,
     .dead = kafka_dead,
+    .dead_place = "the dead-letter topic; retry publishes a message to its "
+		  "topic again (key, value, headers); both record it as "
+		  "handled in the consumer group GROUP.dead, so that it is "
+		  "listed and retried once",
     .dead_open = kafka_dead_open,
     .dead_list = kafka_dead_list,
     .dead_retry = kafka_dead_retry,

@@ -1278,6 +1278,8 @@ const struct hop_source_ops hop_src_postgres = {
     .fetch = pg_fetch,
     .ack = pg_ack,
     .dead = pg_dead,
+    .dead_place = "rows in state dead; retry makes them ready, due now, "
+		  "with their attempts at 0; discard deletes them",
     .dead_open = pg_dead_open,
     .dead_list = pg_dead_list,
     .dead_retry = pg_dead_retry,
