@@ -423,10 +423,12 @@ def test_a_dead_letter_the_server_never_took_is_not_dead(pg, tmp, outage):
         url=pg.url)
     ledger, gate, out = tmp / "ledger", tmp / "gate", tmp / "out.jsonl"
     env = clean_env(LEDGER=ledger, GATE=gate)
+    # A worker more than rows: with one free, the source claims again and
+    # finds nothing, so it knows the queue is empty before the server
+    # goes. No poll (which would claim again) while it is down: the run is
+    # idle, every row in a worker's hands at the gate.
     flags = ["run", "-s", pg.url, "-S", "table=q", "-S", "lease=2",
-             "-o", f"jsonl:{out}", "-j", "3", "--prefetch", "1"]
-    # No poll while the server is down: the run is idle, every row in a
-    # worker's hands at the gate, when the server goes.
+             "-o", f"jsonl:{out}", "-j", "4", "--prefetch", "1"]
     p = start(*flags, "-S", "poll=3600", "--log-level", "debug", "--",
               *GATE, env=env, cwd=tmp)
     try:
