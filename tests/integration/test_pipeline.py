@@ -443,6 +443,54 @@ def test_the_readme_examples_run_as_written(tmp):
                 (cmd, p.stdout, p.stderr)
 
 
+def drivers(kind):
+    """The drivers `hopper help sources|sinks` lists, by name."""
+    code, out, err = hopper("help", kind)
+    assert code == 0, err
+    return re.findall(r"^(\w+): ", out, re.M)
+
+
+def test_the_readme_names_every_source_and_sink():
+    text = (ROOT / "README.md").read_text()
+    layout = text.split("## Layout", 1)[1].split("```")[1]
+    for kind, flag in (("sources", "--source"), ("sinks", "--sink")):
+        names = drivers(kind)
+        folders = sorted(d.name for d in (ROOT / kind).iterdir()
+                         if d.is_dir())
+        assert sorted(names) == folders, (kind, names, folders)
+        row = re.search(rf"^\| `-\w, {flag} SPEC` \|(.*)$", text, re.M)
+        line = re.search(rf"^{kind}/ .*(?:\n {{15}}.*)*", layout, re.M)
+        for name in names:
+            assert f"`{name}:" in row.group(1), (flag, name)
+            assert re.search(rf"\b{name}\b", line.group(0)), (kind, name)
+
+
+def md_anchors(path):
+    """The anchors GitHub makes of a Markdown file's headings."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.*)$", text, re.M)}
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/performance.md"])
+def test_the_readme_links_and_paths_lead_somewhere(doc):
+    path = ROOT / doc
+    text = path.read_text()
+    for link in re.findall(r"\]\(([^)\s]+)\)", text):
+        if link.startswith("http"):
+            continue
+        name, _, anchor = link.partition("#")
+        target = (path.parent / name).resolve() if name else path
+        assert target.exists(), (doc, link)
+        if anchor:
+            assert anchor in md_anchors(target), (doc, link)
+    # The programs a command runs from build/ are where make puts them
+    # (a folder, such as build/san/, is another build's).
+    for prog, folder in set(re.findall(r"\bbuild/([\w.-]+(?:/[\w.-]+)*)(/?)",
+                                       text)):
+        assert folder or (BUILD / prog).exists(), (doc, "build/" + prog)
+
+
 def tiny_video(path):
     subprocess.run(["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc=size=160x120:rate=10:duration=1", "-pix_fmt",
