@@ -95,6 +95,12 @@ static const struct hop_option run_options[] = {
      "now,fail=N or soon,fail=N after N failed attempts, now,fail=P% or "
      "soon,fail=P% once P% of at least 10 attempts failed; now hands back "
      "what is in flight, soon lets it finish; exit status 4"},
+    {"journal", HOP_OPT_STR, NULL, OFF(journal),
+     "record each finished item's id in this file, and skip the items it "
+     "records done or dead when the run is started again (as GNU "
+     "parallel's --joblog with --resume); finite runs only"},
+    {"resume_failed", HOP_OPT_BOOL, "false", OFF(resume_failed),
+     "with journal: run again the items it records dead"},
     {NULL},
 };
 
@@ -824,6 +830,20 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 			 "now,fail=P%% or soon,fail=P%% (N at least 1, P above "
 			 "0 and at most 100)",
 			 blame(o, "halt", at, sizeof(at)), cfg->halt);
+		return -EINVAL;
+	}
+	if (cfg->journal && cfg->watch) {
+		snprintf(err, errlen,
+			 "%s: a journal is for finite runs: a watched "
+			 "source's own acknowledgements say what is done",
+			 blame(o, "journal", at, sizeof(at)));
+		return -EINVAL;
+	}
+	if (cfg->resume_failed && !cfg->journal) {
+		snprintf(err, errlen,
+			 "%s needs a journal (--journal FILE) that says "
+			 "which items failed",
+			 blame(o, "resume_failed", at, sizeof(at)));
 		return -EINVAL;
 	}
 	if (!cfg->listen && getenv("HOPPER_LISTEN"))

@@ -41,7 +41,9 @@ struct hop_config {
 	char *log_level;
 	char *listen; /* HTTP address, NULL for none */
 	bool progress;
-	char *halt; /* never, or (now|soon),fail=(N|P%) */
+	char *halt;	    /* never, or (now|soon),fail=(N|P%) */
+	char *journal;	    /* the run journal, NULL for none */
+	bool resume_failed; /* with a journal: retry the items it has dead */
 
 	/* Built from the above. */
 	struct hop_source *source; /* owned */

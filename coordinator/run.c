@@ -34,10 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <limits.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "http.h"
+#include "journal.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -117,6 +119,11 @@ struct run {
 	int halt_code;
 	bool halt_now;
 	char halt_why[1024];
+	/* The run journal (--journal), the items it let this run skip, and
+	 * whether recording in it failed. */
+	struct hop_journal *journal;
+	uint64_t skipped, skipped_dead;
+	bool journal_failed;
 };
 
 static void pump(struct hop_loop *loop, void *arg);
@@ -504,6 +511,39 @@ static void on_wake(void *arg)
 	schedule(arg);
 }
 
+/* Recording in the journal failed: what is done is in the sink, but a
+ * rerun would not know it. The run stops rather than go on unrecorded. */
+static void journal_broke(struct run *r)
+{
+	const char *why = hop_journal_error(r->journal);
+	if (r->journal_failed)
+		return;
+	r->journal_failed = true;
+	hop_stats_error(&r->stats, "%s", why);
+	if (r->phase == RUNNING)
+		request_halt(r, HOP_EXIT_FAILURE, false,
+			     "%s: stopping the run (its results are in the "
+			     "sink; a rerun does again what the journal "
+			     "missed)",
+			     why);
+	else
+		hop_log(HOP_ERROR, "%s", why);
+}
+
+static void journal_add(struct run *r, const struct hop_item *it)
+{
+	if (r->journal && hop_journal_add(r->journal, it))
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "out of memory: not recorded in the journal");
+}
+
+/* Writes what was added to the journal and syncs it to disk. */
+static void journal_sync(struct run *r)
+{
+	if (r->journal && hop_journal_sync(r->journal))
+		journal_broke(r);
+}
+
 static void on_dead_done(void *arg, const char *id, bool ok)
 {
 	struct run *r = arg;
@@ -530,6 +570,8 @@ static bool record_dead(struct run *r, struct hop_item *it)
 	}
 	/* Dead only once the dead letter is written: a pending one counts
 	 * in on_dead_done. */
+	if (rc >= 0)
+		journal_add(r, it);
 	if (rc == 0) {
 		r->stats.dead++;
 	} else if (rc < 0) {
@@ -558,6 +600,12 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 		r->stats.sink_errors++;
 		hop_stats_error(&r->stats, "%s", r->sink->error);
 	}
+	/* Their results are durable: the journal says so before the source
+	 * hears it. */
+	for (it = q->head; st == HOP_SINK_OK && r->journal && it; it = it->next)
+		if (it->ok)
+			journal_add(r, it);
+	journal_sync(r);
 	while ((it = hop_queue_pop(q))) {
 		if (st != HOP_SINK_OK && it->ok) {
 			hop_item_fail(it, false, "%s", r->sink->error);
@@ -571,6 +619,7 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 			hold(r, &r->dead_out, &r->held_dead, it);
 		}
 	}
+	journal_sync(r); /* the dead among them */
 	if (st != HOP_SINK_OK || !r->sink_out.since)
 		return;
 	if (!r->held.head) {
@@ -666,6 +715,7 @@ static void retry_held(struct hop_loop *loop, void *arg)
 			break;
 		}
 	}
+	journal_sync(r);
 	if (!r->held_dead.head)
 		outage_end(r, &r->dead_out);
 	r->held_probed = false;
@@ -718,6 +768,21 @@ static void wind_down(struct run *r)
 	    r);
 }
 
+/* An item the journal records as finished by an earlier run: done at its
+ * source, and not run again. */
+static void skip_item(struct run *r, struct hop_item *it)
+{
+	if (hop_journal_dead(r->journal, it->id))
+		r->skipped_dead++;
+	else
+		r->skipped++;
+	if (r->src->ops->ack(r->src, it))
+		source_error(r, it->id);
+	if (r->stats.total > 0)
+		r->stats.total--; /* the progress line counts what is run */
+	hop_item_free(it);
+}
+
 static void pump(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
@@ -742,8 +807,16 @@ static void pump(struct hop_loop *loop, void *arg)
 				r->source_failed = true;
 			}
 		}
+		bool skipped = false;
 		while (r->ready.head && !out(r)) {
 			struct hop_item *it = r->ready.head;
+			if (r->journal &&
+			    hop_journal_skip(r->journal, it->id)) {
+				hop_queue_pop(&r->ready);
+				skip_item(r, it);
+				skipped = true;
+				continue;
+			}
 			if (it->invalid) {
 				hop_queue_pop(&r->ready);
 				if (r->src->ops->dying)
@@ -758,6 +831,8 @@ static void pump(struct hop_loop *loop, void *arg)
 			hop_queue_pop(&r->ready);
 			hop_pool_submit(r->pool, it);
 		}
+		if (skipped)
+			schedule(r); /* fetch what the skipped made room for */
 		wake_scaler(r);
 	}
 	if (r->phase != RUNNING)
@@ -1019,6 +1094,54 @@ static int start_scaling(struct run *r)
 	return 0;
 }
 
+/* Names the run's source for its journal: its label, with a file's path
+ * made absolute, so that the same file is the same source from any
+ * folder. */
+static char *journal_source(const struct hop_source *src)
+{
+	const char *colon = strchr(src->label, ':');
+	char path[PATH_MAX], *name = NULL;
+
+	if (colon && !strstr(src->label, "://") && realpath(colon + 1, path) &&
+	    asprintf(&name, "%.*s:%s", (int)(colon - src->label), src->label,
+		     path) >= 0)
+		return name;
+	return strdup(src->label);
+}
+
+/* Opens the journal that --journal names, and says what earlier runs
+ * recorded in it. Returns 0 or -1 (logged). */
+static int open_journal(struct run *r)
+{
+	struct hop_config *cfg = r->cfg;
+	char err[1024];
+	char *source = journal_source(r->src);
+
+	if (!source) {
+		hop_log(HOP_ERROR, "journal %s: out of memory", cfg->journal);
+		return -1;
+	}
+	r->journal = hop_journal_open(cfg->journal, source, cfg->resume_failed,
+				      err, sizeof(err));
+	free(source);
+	if (!r->journal) {
+		hop_log(HOP_ERROR, "%s", err);
+		return -1;
+	}
+	size_t done = hop_journal_done_count(r->journal);
+	size_t dead = hop_journal_dead_count(r->journal);
+	if (done || dead)
+		hop_log(HOP_INFO,
+			"journal %s: earlier runs finished %zu item(s) done "
+			"and %zu dead; this run skips %s",
+			cfg->journal, done, dead,
+			cfg->resume_failed ? "those done and runs the dead "
+					     "again"
+					   : "them (--resume-failed runs the "
+					     "dead again)");
+	return 0;
+}
+
 static void summary(struct run *r)
 {
 	double secs = (double)(hop_now_ms() - r->t0) / 1000;
@@ -1035,6 +1158,13 @@ static void summary(struct run *r)
 			"could not be written: they stay unacknowledged at "
 			"the source, and the next run takes them again",
 			(long)r->stats.dead_unwritten);
+	if (r->skipped || r->skipped_dead)
+		hop_log(HOP_INFO,
+			"skipped %llu item(s) that the journal %s records as "
+			"finished by an earlier run (%llu done, %llu dead)",
+			(unsigned long long)(r->skipped + r->skipped_dead),
+			r->cfg->journal, (unsigned long long)r->skipped,
+			(unsigned long long)r->skipped_dead);
 }
 
 int hop_run(struct hop_config *cfg)
@@ -1087,6 +1217,8 @@ int hop_run(struct hop_config *cfg)
 			goto out_loop;
 		}
 	}
+	if (cfg->journal && open_journal(&r))
+		goto out_tmp;
 	struct hop_pool_config pc = {
 	    .argv = cfg->argv,
 	    .exec_mode = cfg->exec_mode,
@@ -1180,17 +1312,20 @@ int hop_run(struct hop_config *cfg)
 	    (r.stats.released > 0 || !r.src->ops->exhausted(r.src));
 	/* Closing reports the dead letters still on their way: they count. */
 	r.src->ops->close(r.src);
+	journal_sync(&r);
+	hop_journal_close(r.journal);
+	r.journal = NULL;
 	summary(&r);
 	if (r.sigints >= 2)
 		code = HOP_EXIT_INTERRUPTED;
-	else if (r.source_failed ||
+	else if (r.source_failed || r.journal_failed ||
 		 (r.stats.dead_unwritten > 0 && !cfg->watch && !cut_short))
 		code = HOP_EXIT_FAILURE;
 	else if (r.halt_code)
 		code = r.halt_code;
 	else if (cut_short)
 		code = 128 + r.first_signal;
-	else if (r.stats.dead > 0 && !cfg->watch)
+	else if ((r.stats.dead > 0 || r.skipped_dead > 0) && !cfg->watch)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;
@@ -1199,6 +1334,7 @@ out_sink:
 out_pool:
 	hop_pool_destroy(r.pool);
 out_tmp:
+	hop_journal_close(r.journal);
 	if (r.tmpdir[0]) {
 		char path[128];
 		for (int i = 0; i < cfg->workers; i++) {
