@@ -6,7 +6,7 @@ import subprocess
 import threading
 import time
 
-from conftest import (FAKE, ROOT, clean_env, hopper, pg_insert, start,
+from conftest import (BUILD, FAKE, ROOT, clean_env, hopper, pg_insert, start,
                       stderr_of, wait_for)
 
 
@@ -229,7 +229,7 @@ def test_the_thumbnail_pipeline_on_a_postgres_queue(pg, tmp):
         paths.append(str(path))
     paths.append(str(tmp / "missing.mp4"))
     env = clean_env(DATABASE_URL=pg.url, QUEUE="vq", RESULTS="vthumbs",
-                    THUMBNAIL_WORKER=ROOT / "build" / "hopper-thumbnail",
+                    THUMBNAIL_WORKER=BUILD / "hopper-thumbnail",
                     THUMBS=tmp / "thumbs", WORKERS=2)
     code, out, err = hopper("run", "-f", ROOT / "pipelines/pg_thumbnails.json",
                             "--once", env=env)
