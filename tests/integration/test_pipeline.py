@@ -465,6 +465,18 @@ def test_the_readme_names_every_source_and_sink():
             assert re.search(rf"\b{name}\b", line.group(0)), (kind, name)
 
 
+def test_the_readme_layout_lists_every_folder():
+    files = subprocess.run(["git", "ls-files"], cwd=ROOT, text=True,
+                           capture_output=True)
+    if files.returncode != 0:
+        pytest.skip("not a git checkout")
+    folders = {f.split("/")[0] for f in files.stdout.splitlines() if "/" in f}
+    text = (ROOT / "README.md").read_text()
+    layout = text.split("## Layout", 1)[1].split("```")[1]
+    listed = set(re.findall(r"^(\S+?)/ ", layout, re.M))
+    assert folders <= listed, folders - listed
+
+
 def md_anchors(path):
     """The anchors GitHub makes of a Markdown file's headings."""
     text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
