@@ -6,39 +6,7 @@
 #include <string.h>
 
 #include "coordinator/sha256.h"
-
-/* Returns the length of the well-formed UTF-8 character at p (RFC 3629: no
- * overlong forms, no surrogates, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (p[0] == 0xe0)
-		lo = 0xa0;
-	else if (p[0] == 0xed)
-		hi = 0x9f;
-	else if (p[0] == 0xf0)
-		lo = 0x90;
-	else if (p[0] == 0xf4)
-		hi = 0x8f;
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++)
-		if (p[i] < 0x80 || p[i] > 0xbf)
-			return 0;
-	return n;
-}
+#include "coordinator/utf8.h"
 
 static bool must_escape(unsigned char c, bool first)
 {
@@ -59,7 +27,7 @@ size_t hop_dir_name(char dst[HOP_DIR_NAME_MAX + 1], const char *id)
 	while (*p) {
 		size_t n = must_escape(*p, p == (const unsigned char *)id)
 			       ? 0
-			       : utf8_len(p);
+			       : hop_utf8_len(p);
 		size_t out = n ? n : 3;
 		if (len + out > HOP_DIR_NAME_MAX)
 			goto hashed;

@@ -32,6 +32,7 @@
 #include "coordinator/fsutil.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
+#include "coordinator/utf8.h"
 #include "sources/source.h"
 
 #include "claims.h"
@@ -412,7 +413,7 @@ static int dir_open(struct hop_source *src)
 	if ((rc = hop_src_dir_hold(&c->holder, c->processing, src->error,
 				   sizeof(src->error))))
 		return rc;
-	if (!hop_src_dir_utf8(c->holder.dir)) {
+	if (!hop_utf8_valid(c->holder.dir)) {
 		char *shown;
 		snprintf(src->error, sizeof(src->error),
 			 "dir source: %s: a path that is not UTF-8 cannot be "

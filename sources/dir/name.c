@@ -4,46 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Returns the length of the valid UTF-8 sequence at p (1 to 4), or 0 when
- * the bytes there are not one. */
-static size_t utf8_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		/* E0 needs A0..BF (no overlong), ED 80..9F (no surrogate). */
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80;
-		unsigned char hi = c == 0xed ? 0x9f : 0xbf;
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		/* F0 needs 90..BF (no overlong), F4 80..8F (<= U+10FFFF). */
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
-		unsigned char hi = c == 0xf4 ? 0x8f : 0xbf;
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 ||
-		    (p[3] & 0xc0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
-bool hop_src_dir_utf8(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		size_t n = utf8_len(p);
-		if (!n)
-			return false;
-		p += n;
-	}
-	return true;
-}
+#include "coordinator/utf8.h"
 
 char *hop_src_dir_escape(const char *raw)
 {
@@ -54,7 +15,7 @@ char *hop_src_dir_escape(const char *raw)
 	if (!out)
 		return NULL;
 	while (*p) {
-		size_t n = *p == '%' ? 0 : utf8_len(p);
+		size_t n = *p == '%' ? 0 : hop_utf8_len(p);
 		if (n) {
 			memcpy(o, p, n);
 			o += n;
@@ -108,7 +69,7 @@ char *hop_src_dir_unescape(const char *esc)
 const char *hop_src_dir_shown(const char *s, char **tmp)
 {
 	*tmp = NULL;
-	if (hop_src_dir_utf8(s))
+	if (hop_utf8_valid(s))
 		return s;
 	*tmp = hop_src_dir_escape(s);
 	return *tmp ? *tmp : "?";

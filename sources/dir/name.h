@@ -19,10 +19,6 @@
  * of the input folder. */
 bool hop_src_dir_is_report(const char *name);
 
-/* True when s is valid UTF-8 (no overlong forms, no surrogates, nothing
- * past U+10FFFF), as JSON requires. */
-bool hop_src_dir_utf8(const char *s);
-
 /* Returns the escaped form of raw (malloc'd), or NULL when memory ran out. */
 char *hop_src_dir_escape(const char *raw);
 

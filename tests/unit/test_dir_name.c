@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "coordinator/utf8.h"
 #include "sources/dir/name.h"
 
 static void check(const char *raw, const char *want)
 {
 	char *esc = hop_src_dir_escape(raw);
 	assert_string_equal(esc, want);
-	assert_true(hop_src_dir_utf8(esc));
+	assert_true(hop_utf8_valid(esc));
 	char *back = hop_src_dir_unescape(esc);
 	assert_string_equal(back, raw);
 	free(back);
@@ -41,8 +42,8 @@ static void percent_and_bytes_that_are_not_utf8_are_escaped(void **state)
 	check("\xed\xa0\x80", "%ED%A0%80");
 	check("\xf4\x90\x80\x80", "%F4%90%80%80");
 	check("x\xe2\x82", "x%E2%82");
-	assert_false(hop_src_dir_utf8("bad\xff"));
-	assert_true(hop_src_dir_utf8("\xe2\x82\xac"));
+	assert_false(hop_utf8_valid("bad\xff"));
+	assert_true(hop_utf8_valid("\xe2\x82\xac"));
 }
 
 static void unescape_refuses_what_escape_never_makes(void **state)
