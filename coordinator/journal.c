@@ -8,11 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
+#include "linefile.h"
 #include "log.h"
 
 enum outcome { NONE, DONE, DEAD };
@@ -25,8 +25,7 @@ struct slot {
 
 struct hop_journal {
 	char *path;
-	int fd;
-	off_t good; /* the file's length up to its last whole line */
+	struct hop_linefile file;
 	bool resume_failed;
 	struct slot *slots;
 	size_t cap, used; /* cap a power of two, at most half used */
@@ -132,12 +131,12 @@ out:
 	return rc;
 }
 
-/* Reads what earlier runs recorded, up to the last whole line, into j.
- * Returns 0 or -errno with a message in err. */
-static int read_journal(struct hop_journal *j, const char *source, char *err,
-			size_t errlen)
+/* Reads what earlier runs recorded in fd, up to the last whole line, into
+ * j. Returns 0 or -errno with a message in err. */
+static int read_journal(struct hop_journal *j, int fd, const char *source,
+			char *err, size_t errlen)
 {
-	FILE *f = fdopen(dup(j->fd), "r");
+	FILE *f = fdopen(dup(fd), "r");
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
@@ -151,9 +150,8 @@ static int read_journal(struct hop_journal *j, const char *source, char *err,
 	}
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if (line[n - 1] != '\n')
-			break; /* a torn last line: cut below */
+			break; /* a torn last line: hop_linefile_init cuts it */
 		lineno++;
-		j->good += n;
 		if (n == 1)
 			continue;
 		if ((rc = read_line(j, line, lineno, source, err, errlen)))
@@ -168,24 +166,25 @@ static int read_journal(struct hop_journal *j, const char *source, char *err,
 	return rc;
 }
 
-/* Cuts a torn last line that a killed run left: its items were never
- * acknowledged, so they are done again. Returns 0 or -errno. */
-static int cut_torn_tail(struct hop_journal *j, char *err, size_t errlen)
+/* Takes over fd, cutting a torn last line that a killed run left: its
+ * items were never acknowledged, so they are done again. Returns 0 or
+ * -errno with a message in err; fd is closed on failure. */
+static int take_file(struct hop_journal *j, int fd, char *err, size_t errlen)
 {
-	struct stat st;
-	if (fstat(j->fd, &st) < 0 ||
-	    (st.st_size > j->good && ftruncate(j->fd, j->good) < 0)) {
+	off_t cut;
+	int rc = hop_linefile_init(&j->file, fd, &cut);
+
+	if (rc < 0) {
 		snprintf(err, errlen,
-			 "journal %s: cannot cut its torn last "
-			 "line: %s",
-			 j->path, strerror(errno));
-		return -errno;
+			 "journal %s: cannot cut its torn last line: %s",
+			 j->path, strerror(-rc));
+		return rc;
 	}
-	if (st.st_size > j->good)
+	if (cut > 0)
 		hop_log(HOP_WARN,
 			"journal %s: cut a torn last line of %lld byte(s) that "
 			"a stopped run left (its items are done again)",
-			j->path, (long long)(st.st_size - j->good));
+			j->path, (long long)cut);
 	return 0;
 }
 
@@ -207,41 +206,48 @@ struct hop_journal *hop_journal_open(const char *path, const char *source,
 				     size_t errlen)
 {
 	struct hop_journal *j = calloc(1, sizeof(*j));
-	if (!j || !(j->path = strdup(path))) {
+	int fd;
+
+	if (!j) {
+		snprintf(err, errlen, "journal %s: out of memory", path);
+		return NULL;
+	}
+	j->file.fd = -1;
+	if (!(j->path = strdup(path))) {
 		snprintf(err, errlen, "journal %s: out of memory", path);
 		goto out_free;
 	}
 	j->resume_failed = resume_failed;
-	j->fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-	if (j->fd < 0) {
+	fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+	if (fd < 0) {
 		snprintf(err, errlen, "journal %s: %s", path, strerror(errno));
 		goto out_free;
 	}
 	if (grow(j)) {
 		snprintf(err, errlen, "journal %s: out of memory", path);
-		goto out_close;
+		goto out_close_fd;
 	}
-	if (read_journal(j, source, err, errlen) ||
-	    cut_torn_tail(j, err, errlen))
-		goto out_close;
+	if (read_journal(j, fd, source, err, errlen))
+		goto out_close_fd;
+	/* j->file owns fd from here on, and has closed it if this fails. */
+	if (take_file(j, fd, err, errlen))
+		goto out_free;
 	if (append_header(j, source)) {
 		snprintf(err, errlen, "%s", j->error);
-		goto out_close;
+		goto out_free;
 	}
 	return j;
 
-out_close:
-	close(j->fd);
-	j->fd = -1;
+out_close_fd:
+	close(fd);
 out_free:
-	if (j) {
-		for (size_t i = 0; i < j->cap; i++)
-			free(j->slots[i].id);
-		free(j->slots);
-		free(j->path);
-		hop_buf_free(&j->out);
-		free(j);
-	}
+	hop_linefile_close(&j->file);
+	for (size_t i = 0; i < j->cap; i++)
+		free(j->slots[i].id);
+	free(j->slots);
+	free(j->path);
+	hop_buf_free(&j->out);
+	free(j);
 	return NULL;
 }
 
@@ -289,37 +295,19 @@ int hop_journal_add(struct hop_journal *j, const struct hop_item *it)
 
 int hop_journal_sync(struct hop_journal *j)
 {
-	const char *p = hop_buf_head(&j->out);
-	size_t left = hop_buf_len(&j->out);
-	int rc = 0;
+	/* No torn line stays: the next run reads whole lines. */
+	int rc = hop_linefile_append(&j->file, hop_buf_head(&j->out),
+				     hop_buf_len(&j->out), true);
 
-	if (!left)
-		return 0;
-	while (left) {
-		ssize_t n = write(j->fd, p, left);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			break;
-		}
-		p += n;
-		left -= (size_t)n;
-	}
-	if (!rc && fdatasync(j->fd) < 0)
-		rc = -errno;
 	if (rc) {
 		snprintf(j->error, sizeof(j->error),
 			 "journal %s: cannot record finished items: %s",
 			 j->path, strerror(-rc));
-		/* No torn line stays: the next run reads whole lines. */
-		if (ftruncate(j->fd, j->good) < 0)
+		if (j->file.cut_pending)
 			hop_log(HOP_WARN,
-				"journal %s: cannot cut a failed "
-				"write back: %s",
-				j->path, strerror(errno));
-	} else {
-		j->good += (off_t)hop_buf_len(&j->out);
+				"journal %s: cannot cut a failed write back "
+				"(it is cut before the next write)",
+				j->path);
 	}
 	hop_buf_reset(&j->out);
 	return rc;
@@ -335,7 +323,7 @@ int hop_journal_close(struct hop_journal *j)
 	if (!j)
 		return 0;
 	int rc = hop_journal_sync(j);
-	close(j->fd);
+	hop_linefile_close(&j->file);
 	for (size_t i = 0; i < j->cap; i++)
 		free(j->slots[i].id);
 	free(j->slots);

@@ -19,6 +19,7 @@
 
 #include "coordinator/buf.h"
 #include "coordinator/jsonscan.h"
+#include "coordinator/linefile.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "sources/jsonl/deadfile.h"
@@ -35,9 +36,8 @@ struct jsonl_src {
 	bool watching;
 	struct hop_lines lines;
 	long lineno;
-	int dead_fd; /* the dead-letter file, when dead_open */
+	struct hop_linefile dead_file; /* the dead-letter file, when dead */
 	bool dead_open;
-	bool dead_regular;		/* a file, to sync and to cut back */
 	struct hop_jsonl_dead deadfile; /* hopper dead's reading of it */
 };
 
@@ -64,10 +64,41 @@ static void jsonl_readable(struct hop_loop *loop, int fd, uint32_t ev,
 	hop_source_wake(src);
 }
 
+/* Opens the dead-letter file, cutting a torn last line that a killed run
+ * left. Returns 0 or -errno with a message in src->error. */
+static int open_dead(struct hop_source *src)
+{
+	struct jsonl_src *c = src->ctx;
+	int fd = hop_linefile_open(c->dead), rc;
+	off_t cut;
+
+	if (fd < 0) {
+		snprintf(src->error, sizeof(src->error),
+			 "jsonl source: dead-letter file %s: %s", c->dead,
+			 strerror(-fd));
+		return fd;
+	}
+	if ((rc = hop_linefile_init(&c->dead_file, fd, &cut)) < 0) {
+		snprintf(src->error, sizeof(src->error),
+			 "jsonl source: dead-letter file %s: cannot cut its "
+			 "torn last line: %s",
+			 c->dead, strerror(-rc));
+		return rc;
+	}
+	if (cut > 0)
+		hop_log(HOP_WARN,
+			"jsonl source: dead-letter file %s: cut a torn last "
+			"line of %lld byte(s) that a stopped run left",
+			c->dead, (long long)cut);
+	c->dead_open = true;
+	return 0;
+}
+
 static int jsonl_open(struct hop_source *src)
 {
 	struct jsonl_src *c = src->ctx;
 	struct stat st;
+	int rc;
 
 	if (strcmp(c->path, "-") == 0) {
 		c->fd = dup(STDIN_FILENO);
@@ -95,22 +126,10 @@ static int jsonl_open(struct hop_source *src)
 	if (c->pollable)
 		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	hop_lines_init(&c->lines, src->max_line);
-	if (c->dead) {
-		struct stat dst;
-		c->dead_fd = open(
-		    c->dead, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
-		c->dead_open = c->dead_fd >= 0;
-		c->dead_regular = c->dead_open &&
-				  fstat(c->dead_fd, &dst) == 0 &&
-				  S_ISREG(dst.st_mode);
-		if (!c->dead_open) {
-			snprintf(src->error, sizeof(src->error),
-				 "jsonl source: dead-letter file %s: %s",
-				 c->dead, strerror(errno));
-			close(c->fd);
-			c->fd = -1;
-			return -errno;
-		}
+	if (c->dead && (rc = open_dead(src)) < 0) {
+		close(c->fd);
+		c->fd = -1;
+		return rc;
 	}
 	return 0;
 }
@@ -261,44 +280,31 @@ static int jsonl_dead(struct hop_source *src, struct hop_item *it,
 		      const char *record)
 {
 	struct jsonl_src *c = src->ctx;
-	size_t len = strlen(record), done = 0;
+	size_t len = strlen(record);
 	char *line;
-	int err = 0;
+	int rc;
 
 	if (!c->dead_open)
 		return 0;
-	off_t end = c->dead_regular ? lseek(c->dead_fd, 0, SEEK_END) : -1;
-	line = malloc(len + 1);
-	if (!line) {
-		err = ENOMEM;
+	if (!(line = malloc(len + 1))) {
+		rc = -ENOMEM;
 		goto failed;
 	}
 	memcpy(line, record, len);
 	line[len] = '\n';
-	while (done < len + 1) {
-		ssize_t n = write(c->dead_fd, line + done, len + 1 - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = errno;
-			break;
-		}
-		done += (size_t)n;
-	}
+	rc = hop_linefile_append(&c->dead_file, line, len + 1, true);
 	free(line);
-	if (!err && c->dead_regular && fdatasync(c->dead_fd) < 0)
-		err = errno;
-	if (!err)
+	if (!rc)
 		return 0;
-	if (end >= 0 && done > 0 && ftruncate(c->dead_fd, end) < 0)
+	if (c->dead_file.cut_pending)
 		hop_log(HOP_WARN,
 			"jsonl source: dead-letter file %s: cannot cut back a "
-			"partial line: %s",
-			c->dead, strerror(errno));
+			"partial line (it is cut before the next write)",
+			c->dead);
 failed:
 	snprintf(src->error, sizeof(src->error),
 		 "jsonl source: dead-letter file %s: %s", c->dead,
-		 strerror(err));
+		 strerror(-rc));
 	return -EAGAIN;
 }
 
@@ -368,7 +374,7 @@ static void jsonl_close(struct hop_source *src)
 		c->fd = -1;
 	}
 	if (c->dead_open)
-		close(c->dead_fd);
+		hop_linefile_close(&c->dead_file);
 	c->dead_open = false;
 	hop_lines_free(&c->lines);
 }

@@ -212,6 +212,23 @@ def test_dead_letters_on_a_full_disk_stay_unacknowledged(tmp, tmpfs):
     assert sorted(r["id"] for r in lines) == ["1", "2", "3", "4", "5"]
 
 
+def test_a_dead_letter_file_with_a_torn_tail_is_cut_at_start(tmp):
+    """The -S dead=FILE writer keeps the sink's rule: a torn last line that
+    a killed run left is cut, so the next record is a line of its own."""
+    dead_file = tmp / "dead.jsonl"
+    whole = '{"id":"old","error":"told","attempts":1}\n'
+    torn = '{"id":"killed","error":"to'
+    dead_file.write_text(whole + torn)
+    src = write_jsonl(tmp / "in.jsonl", [{"do": "perm"}, {"n": 2}])
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-S",
+                          f"dead={dead_file}", "-o",
+                          f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE)
+    assert code == 3, err
+    assert (f"dead-letter file {dead_file}: cut a torn last line of "
+            f"{len(torn)} byte(s)") in err
+    assert [r["id"] for r in parse_lines(dead_file)] == ["old", "1"]
+
+
 def test_sigterm_during_an_outage_hands_held_items_back(tmp, tmpfs):
     mnt = tmpfs("term", "1m")
     fill(mnt)
