@@ -201,6 +201,19 @@ static int append_header(struct hop_journal *j, const char *source)
 	return hop_journal_sync(j);
 }
 
+/* Closes j's file and frees all it holds, whether it was opened whole or
+ * only in part. */
+static void free_journal(struct hop_journal *j)
+{
+	hop_linefile_close(&j->file);
+	for (size_t i = 0; i < j->cap; i++)
+		free(j->slots[i].id);
+	free(j->slots);
+	free(j->path);
+	hop_buf_free(&j->out);
+	free(j);
+}
+
 struct hop_journal *hop_journal_open(const char *path, const char *source,
 				     bool resume_failed, char *err,
 				     size_t errlen)
@@ -241,13 +254,7 @@ struct hop_journal *hop_journal_open(const char *path, const char *source,
 out_close_fd:
 	close(fd);
 out_free:
-	hop_linefile_close(&j->file);
-	for (size_t i = 0; i < j->cap; i++)
-		free(j->slots[i].id);
-	free(j->slots);
-	free(j->path);
-	hop_buf_free(&j->out);
-	free(j);
+	free_journal(j);
 	return NULL;
 }
 
@@ -323,12 +330,6 @@ int hop_journal_close(struct hop_journal *j)
 	if (!j)
 		return 0;
 	int rc = hop_journal_sync(j);
-	hop_linefile_close(&j->file);
-	for (size_t i = 0; i < j->cap; i++)
-		free(j->slots[i].id);
-	free(j->slots);
-	free(j->path);
-	hop_buf_free(&j->out);
-	free(j);
+	free_journal(j);
 	return rc;
 }
