@@ -297,6 +297,7 @@ struct doc {
 /* Where the settings came from, for messages that name the value at fault:
  * the pipeline file and the flags, the last flag winning. */
 struct origin {
+	const struct hop_config *cfg;
 	const struct doc *doc; /* NULL without a pipeline file */
 	const struct flag *flags;
 	int nflags;
@@ -349,6 +350,69 @@ static const char *blame(const struct origin *o, const char *key, char *buf,
 	}
 	snprintf(buf, n, "%s (default)", key);
 	return buf;
+}
+
+/* Names where a driver option's value came from: the last --source-opt or
+ * --sink-opt flag that set it (or --source/--sink for the first option, the
+ * target), else its place in the pipeline file (the "source" value itself
+ * when the option is not written out there), else "source option KEY". */
+static const char *blame_driver(const struct origin *o, bool is_source,
+				const char *key, char *buf, size_t n)
+{
+	const char *what = is_source ? "source" : "sink";
+	const char *opt = is_source ? "source-opt" : "sink-opt";
+	const struct hop_option *t = is_source ? o->cfg->source->ops->options
+					       : o->cfg->sink->ops->options;
+	size_t kl = key ? strlen(key) : 0;
+	bool target = key && t->key && strcmp(t->key, key) == 0;
+
+	for (int f = o->nflags - 1; key && f >= 0; f--) {
+		const struct flag *fl = &o->flags[f];
+		bool set = !strcmp(fl->key, opt) &&
+			   !strncmp(fl->value, key, kl) && fl->value[kl] == '=';
+		if (!set && !(target && !strcmp(fl->key, what)))
+			continue;
+		if (fl->joined)
+			snprintf(buf, n, "%s", fl->arg);
+		else
+			snprintf(buf, n, "%s %s", fl->arg, fl->value);
+		return buf;
+	}
+	if (o->doc) {
+		int line, col;
+		if ((key && locate(o->doc, (const char *[]){what, key}, 2, true,
+				   &line, &col) == 0) ||
+		    locate(o->doc, (const char *[]){what}, 1, true, &line,
+			   &col) == 0) {
+			snprintf(buf, n, "%s:%d:%d", o->doc->file, line, col);
+			return buf;
+		}
+	}
+	snprintf(buf, n, "%s option %s", what, key ? key : "");
+	return buf;
+}
+
+/* Runs the source's and the sink's checks: what their open would refuse
+ * about the options, found without opening them. */
+static int check_drivers(struct hop_config *cfg, const struct origin *o,
+			 char *err, size_t errlen)
+{
+	char at[320];
+	const char *key;
+
+	if (hop_source_check(cfg->source, &key)) {
+		snprintf(err, errlen, "%s: %s",
+			 blame_driver(o, true, key, at, sizeof(at)),
+			 cfg->source->error);
+		return -EINVAL;
+	}
+	if (hop_sink_check(cfg->sink, &key)) {
+		snprintf(err, errlen, "%s: %s",
+			 blame_driver(o, false, key, at, sizeof(at)),
+			 cfg->sink->error);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* Expands ${VAR} in every string of v, in place. */
@@ -1080,8 +1144,11 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 		goto out;
 	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
 		goto out;
-	struct origin o = {cfg->pipeline ? &doc : NULL, flags, nflags};
+	struct origin o = {cfg, cfg->pipeline ? &doc : NULL, flags, nflags};
 	rc = finish(cfg, &o, need_command, err, errlen);
+	/* A run's open runs the same checks, failing as any open does. */
+	if (!rc && validate_only)
+		rc = check_drivers(cfg, &o, err, errlen);
 out:
 	hop_yaml_pos_free(doc.yaml);
 	free(text);

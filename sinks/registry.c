@@ -78,6 +78,12 @@ int hop_sink_set(struct hop_sink *sink, const char *key, const char *value,
 			    errlen);
 }
 
+int hop_sink_check(struct hop_sink *sink, const char **key)
+{
+	*key = NULL;
+	return sink->ops->check ? sink->ops->check(sink, key) : 0;
+}
+
 void hop_sink_free(struct hop_sink *sink)
 {
 	if (!sink)

@@ -51,6 +51,10 @@ struct hop_sink_ops {
 	const struct hop_option *options;
 	size_t ctx_size;
 
+	/* Optional. Refuses what open would refuse about the options alone,
+	 * without touching anything outside the process, as a source's check
+	 * does (sources/source.h): 0, or -EINVAL with sink->error and *key. */
+	int (*check)(struct hop_sink *sink, const char **key);
 	/* Returns 0 or -errno, with a message in sink->error. */
 	int (*open)(struct hop_sink *sink);
 	/* Writes one finished item: it->ok with it->result, or a dead item
@@ -104,6 +108,8 @@ extern const struct hop_sink_ops *const hop_sink_registry[];
 struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen);
 int hop_sink_set(struct hop_sink *sink, const char *key, const char *value,
 		 char *err, size_t errlen);
+/* Runs the driver's check, if it has one (see the check op). */
+int hop_sink_check(struct hop_sink *sink, const char **key);
 void hop_sink_free(struct hop_sink *sink);
 
 #endif

@@ -78,6 +78,12 @@ int hop_source_set(struct hop_source *src, const char *key, const char *value,
 			    errlen);
 }
 
+int hop_source_check(struct hop_source *src, const char **key)
+{
+	*key = NULL;
+	return src->ops->check ? src->ops->check(src, key) : 0;
+}
+
 void hop_source_free(struct hop_source *src)
 {
 	if (!src)

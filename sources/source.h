@@ -49,6 +49,14 @@ struct hop_source_ops {
 	const struct hop_option *options;
 	size_t ctx_size;
 
+	/* Optional. Refuses what open would refuse about the options alone
+	 * (names, choices, durations, combinations), touching nothing outside
+	 * the process: no connection, no file. Returns 0, or -EINVAL with
+	 * src->error naming the driver and why, and *key the option at fault
+	 * (left NULL when no one option is). The core calls it when the
+	 * options are set (run, validate, dead), before open; open may call it
+	 * again. */
+	int (*check)(struct hop_source *src, const char **key);
 	/* Prepares the source: opens files, recovers what a crashed run left,
 	 * registers fds with src->loop. Returns 0 or -errno, with a message in
 	 * src->error. */
@@ -158,6 +166,9 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen);
 /* Sets one option from text; same returns as hop_opts_set. */
 int hop_source_set(struct hop_source *src, const char *key, const char *value,
 		   char *err, size_t errlen);
+/* Runs the driver's check, if it has one: 0, or -EINVAL with src->error
+ * and *key as the check op says. */
+int hop_source_check(struct hop_source *src, const char **key);
 /* Closes (if opened) and frees the source. */
 void hop_source_free(struct hop_source *src);
 

@@ -76,12 +76,14 @@ static void remove_stale_temps(const char *path)
 			n, path);
 }
 
-static int dir_open(struct hop_sink *sink)
+static int dir_check(struct hop_sink *sink, const char **key)
 {
 	struct dir_sink *c = sink->ctx;
+
 	if (!c->path) {
 		snprintf(sink->error, sizeof(sink->error),
 			 "dir sink: no folder given (dir:PATH)");
+		*key = "path";
 		return -EINVAL;
 	}
 	if (strlen(c->ext) > HOP_DIR_EXT_MAX || strchr(c->ext, '/')) {
@@ -89,9 +91,21 @@ static int dir_open(struct hop_sink *sink)
 			 "dir sink: ext '%.40s' must be at most %d bytes with "
 			 "no '/'",
 			 c->ext, HOP_DIR_EXT_MAX);
+		*key = "ext";
 		return -EINVAL;
 	}
-	int rc = hop_mkdirs(c->path);
+	return 0;
+}
+
+static int dir_open(struct hop_sink *sink)
+{
+	struct dir_sink *c = sink->ctx;
+	const char *key;
+	int rc = dir_check(sink, &key);
+
+	if (rc)
+		return rc;
+	rc = hop_mkdirs(c->path);
 	if (rc)
 		snprintf(sink->error, sizeof(sink->error), "dir sink: %s: %s",
 			 c->path, strerror(-rc));
@@ -172,6 +186,7 @@ const struct hop_sink_ops hop_sink_dir = {
     .summary = "one result file per item in a folder, written atomically",
     .options = dir_options,
     .ctx_size = sizeof(struct dir_sink),
+    .check = dir_check,
     .open = dir_open,
     .write = dir_write,
     .flush = dir_flush,

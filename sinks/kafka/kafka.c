@@ -173,24 +173,51 @@ static void on_event(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 	answer_if_done(c);
 }
 
-static int ksink_open(struct hop_sink *sink)
+/* The URL's form, the key's choice and the librdkafka settings, checked
+ * on a configuration that is thrown away: no client, no broker. */
+static int ksink_check(struct hop_sink *sink, const char **key)
 {
 	struct ksink *c = sink->ctx;
-	char err[400];
+	char *brokers = NULL, *topic = NULL, err[400];
+	int rc = -EINVAL;
 
-	c->sink = sink;
-	c->pipe[0] = c->pipe[1] = -1;
-	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
+	if (!c->url || hop_kafka_parse_url(c->url, &brokers, &topic)) {
 		snprintf(sink->error, sizeof(sink->error),
 			 "kafka sink: '%s': expected kafka://host:port/topic",
 			 c->url ? c->url : "");
-		return -EINVAL;
-	}
-	if (strcmp(c->key, "id") && strcmp(c->key, "none")) {
+		*key = "url";
+	} else if (strcmp(c->key, "id") && strcmp(c->key, "none")) {
 		snprintf(sink->error, sizeof(sink->error),
 			 "kafka sink: key '%s': expected id or none", c->key);
-		return -EINVAL;
+		*key = "key";
+	} else {
+		rd_kafka_conf_t *conf = rd_kafka_conf_new();
+		rc = hop_kafka_conf_set(conf, c->config, err, sizeof(err));
+		rd_kafka_conf_destroy(conf);
+		if (rc) {
+			snprintf(sink->error, sizeof(sink->error),
+				 "kafka sink: %s", err);
+			*key = "config";
+		}
 	}
+	free(brokers);
+	free(topic);
+	return rc;
+}
+
+static int ksink_open(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	const char *key;
+	char err[400];
+	int rc;
+
+	c->sink = sink;
+	c->pipe[0] = c->pipe[1] = -1;
+	if ((rc = ksink_check(sink, &key)))
+		return rc;
+	if ((rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
+		return rc;
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err,
 			      sizeof(err)) ||
@@ -429,6 +456,7 @@ const struct hop_sink_ops hop_sink_kafka = {
 	       "once the broker stored it",
     .options = ksink_options,
     .ctx_size = sizeof(struct ksink),
+    .check = ksink_check,
     .open = ksink_open,
     .write = ksink_write,
     .flush = ksink_flush,

@@ -278,16 +278,14 @@ static int prepare(struct pg_sink *c, PGconn *conn, bool *unique)
 	return 0;
 }
 
-static int pg_sink_open(struct hop_sink *sink)
+/* The names are spliced into SQL (quoted): each is refused here, by
+ * name, before any connection. */
+static int pg_sink_check(struct hop_sink *sink, const char **key)
 {
 	struct pg_sink *c = sink->ctx;
-	char t[160], sql[1024], line[300];
-	bool unique = false;
-	int rc;
-
-	c->sink = sink;
-	c->efd = -1;
 	const char *names[] = {c->table, c->key_column, c->result_column};
+	const char *keys[] = {"table", "key_column", "result_column"};
+
 	for (int i = 0; i < 3; i++) {
 		if (!hop_pg_valid_ident(names[i]) ||
 		    (i > 0 && strchr(names[i], '.'))) {
@@ -295,9 +293,25 @@ static int pg_sink_open(struct hop_sink *sink)
 				 "postgres sink: '%s' is not a valid %s name "
 				 "(letters, digits and _)",
 				 names[i], i ? "column" : "table");
+			*key = keys[i];
 			return -EINVAL;
 		}
 	}
+	return 0;
+}
+
+static int pg_sink_open(struct hop_sink *sink)
+{
+	struct pg_sink *c = sink->ctx;
+	char t[160], sql[1024], line[300];
+	const char *key;
+	bool unique = false;
+	int rc;
+
+	c->sink = sink;
+	c->efd = -1;
+	if ((rc = pg_sink_check(sink, &key)))
+		return rc;
 	c->conn = PQconnectdb(c->url ? c->url : "");
 	PQsetNoticeProcessor(c->conn, hop_pg_notice, "postgres sink");
 	if (PQstatus(c->conn) != CONNECTION_OK) {

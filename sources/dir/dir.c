@@ -353,25 +353,37 @@ static int set_default(char **field, const char *base, const char *name)
 	return *field ? 0 : -ENOMEM;
 }
 
-static int dir_open(struct hop_source *src)
+static int dir_check(struct hop_source *src, const char **key)
 {
 	struct dir_src *c = src->ctx;
-	struct stat st;
-	int rc;
 
-	c->ino = -1;
-	c->holder.lock_fd = -1;
 	if (strcmp(c->payload, "path") && strcmp(c->payload, "object")) {
 		snprintf(src->error, sizeof(src->error),
 			 "dir source: payload '%s': expected path or object",
 			 c->payload);
+		*key = "payload";
 		return -EINVAL;
 	}
 	if (!c->path) {
 		snprintf(src->error, sizeof(src->error),
 			 "dir source: no folder given (dir:PATH)");
+		*key = "path";
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int dir_open(struct hop_source *src)
+{
+	struct dir_src *c = src->ctx;
+	const char *key;
+	struct stat st;
+	int rc;
+
+	c->ino = -1;
+	c->holder.lock_fd = -1;
+	if ((rc = dir_check(src, &key)))
+		return rc;
 	if (stat(c->path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		rc = errno ? -errno : -ENOTDIR;
 		snprintf(src->error, sizeof(src->error), "dir source: %s: %s",
@@ -829,6 +841,7 @@ const struct hop_source_ops hop_src_dir = {
 	       "share one (--watch: new files too)",
     .options = dir_options,
     .ctx_size = sizeof(struct dir_src),
+    .check = dir_check,
     .open = dir_open,
     .fetch = dir_fetch,
     .ack = dir_ack,

@@ -1110,34 +1110,61 @@ fail:
 
 static void teardown(struct hop_source *src);
 
-static int kafka_open(struct hop_source *src)
+/* The URL's form, the choices and the librdkafka settings, checked on a
+ * configuration that is thrown away: no client, no broker. */
+static int kafka_check(struct hop_source *src, const char **key)
 {
 	struct ksrc *c = src->ctx;
-	char err[400];
+	char *brokers = NULL, *topic = NULL, err[400];
 	int rc = -EINVAL;
 
-	c->src = src;
-	c->logged_depth = -1;
-	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
-	if (!c->url || hop_kafka_parse_url(c->url, &c->brokers, &c->topic)) {
+	if (!c->url || hop_kafka_parse_url(c->url, &brokers, &topic)) {
 		snprintf(src->error, sizeof(src->error),
 			 "kafka source: '%s': expected "
 			 "kafka://host:port/topic",
 			 c->url ? c->url : "");
-		return -EINVAL;
-	}
-	if (strcmp(c->id_from, "offset") && strcmp(c->id_from, "key")) {
+		*key = "url";
+	} else if (strcmp(c->id_from, "offset") && strcmp(c->id_from, "key")) {
 		snprintf(src->error, sizeof(src->error),
 			 "kafka source: id '%s': expected offset or key",
 			 c->id_from);
-		return -EINVAL;
-	}
-	if (strcmp(c->payload_as, "json") && strcmp(c->payload_as, "string")) {
+		*key = "id";
+	} else if (strcmp(c->payload_as, "json") &&
+		   strcmp(c->payload_as, "string")) {
 		snprintf(src->error, sizeof(src->error),
 			 "kafka source: payload '%s': expected json or string",
 			 c->payload_as);
-		return -EINVAL;
+		*key = "payload";
+	} else {
+		rd_kafka_conf_t *conf = rd_kafka_conf_new();
+		rc = hop_kafka_conf_set(conf, c->config, err, sizeof(err));
+		rd_kafka_conf_destroy(conf);
+		if (rc) {
+			snprintf(src->error, sizeof(src->error),
+				 "kafka source: %s", err);
+			*key = "config";
+		}
 	}
+	free(brokers);
+	free(topic);
+	return rc;
+}
+
+static int kafka_open(struct hop_source *src)
+{
+	struct ksrc *c = src->ctx;
+	char err[400];
+	const char *key;
+	int rc;
+
+	c->src = src;
+	c->logged_depth = -1;
+	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
+	if ((rc = kafka_check(src, &key)))
+		return rc;
+	if ((rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
+		return rc;
+	rc = -EINVAL;
 	c->id_is_key = strcmp(c->id_from, "key") == 0;
 	c->payload_is_string = strcmp(c->payload_as, "string") == 0;
 	c->topic_len = strlen(c->topic);
@@ -1421,6 +1448,7 @@ const struct hop_source_ops hop_src_kafka = {
 	       "stored only past finished messages",
     .options = kafka_options,
     .ctx_size = sizeof(struct ksrc),
+    .check = kafka_check,
     .open = kafka_open,
     .fetch = kafka_fetch,
     .ack = kafka_ack,

@@ -932,28 +932,29 @@ static void on_thread(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 	hop_source_wake(src);
 }
 
-static int pg_open(struct hop_source *src)
+/* The names are spliced into SQL (quoted) and retain into intervals: each
+ * is refused here, by name, before any connection. */
+static int pg_check(struct hop_source *src, const char **key)
 {
 	struct pg_src *c = src->ctx;
-	char sql[4096], host[64], line[256];
-	int rc;
 
-	c->src = src;
-	c->efd = c->wfd = -1;
 	if (!hop_pg_valid_ident(c->table)) {
 		snprintf(src->error, sizeof(src->error),
 			 "postgres source: table name '%s' is not a valid "
 			 "identifier (letters, digits and _)",
 			 c->table);
+		*key = "table";
 		return -EINVAL;
 	}
 	const char *cols[] = {c->payload_column, c->key_column};
+	const char *keys[] = {"payload_column", "key_column"};
 	for (int i = 0; i < 2; i++) {
 		if (!hop_pg_valid_ident(cols[i]) || strchr(cols[i], '.')) {
 			snprintf(src->error, sizeof(src->error),
 				 "postgres source: column name '%s' is not a "
 				 "valid identifier (letters, digits and _)",
 				 cols[i]);
+			*key = keys[i];
 			return -EINVAL;
 		}
 	}
@@ -964,8 +965,23 @@ static int pg_open(struct hop_source *src)
 			 "postgres source: retain '%s' is not a time (like 7s, "
 			 "30m, 48h) or forever",
 			 c->retain_opt);
+		*key = "retain";
 		return -EINVAL;
 	}
+	return 0;
+}
+
+static int pg_open(struct hop_source *src)
+{
+	struct pg_src *c = src->ctx;
+	char sql[4096], host[64], line[256];
+	const char *key;
+	int rc;
+
+	c->src = src;
+	c->efd = c->wfd = -1;
+	if ((rc = pg_check(src, &key)))
+		return rc;
 	size_t qlen = strlen(c->table) + 8;
 	c->qt = malloc(qlen);
 	if (!c->qt)
@@ -1274,6 +1290,7 @@ const struct hop_source_ops hop_src_postgres = {
 	       "coordinators can share one",
     .options = pg_options,
     .ctx_size = sizeof(struct pg_src),
+    .check = pg_check,
     .open = pg_open,
     .fetch = pg_fetch,
     .ack = pg_ack,

@@ -188,6 +188,38 @@ def test_driver_options_are_checked_the_same_way(tmp):
                    "'max_inflight': 0 is out of range (at least 1)\n"), err
 
 
+
+def test_validate_runs_the_drivers_checks(tmp):
+    """What a driver's open would refuse about its options alone, validate
+    refuses too, naming the value's place and the driver, with no server."""
+    err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": '
+                              '"postgres", "url": "postgres://h/db",\n'
+                              '   "table": "bad name;", "retain": "bogus"}}')
+    assert err == (":3:13: postgres source: table name 'bad name;' is not a "
+                   "valid identifier (letters, digits and _)"), err
+    err = validate_error(tmp, '{"command": ["w"],\n "source": {"type": '
+                              '"postgres", "url": "postgres://h/db",\n'
+                              '   "retain": "bogus"}}')
+    assert err == (":3:14: postgres source: retain 'bogus' is not a time "
+                   "(like 7s, 30m, 48h) or forever"), err
+    err = validate_error(tmp, '{"command": ["w"],\n "source": '
+                              '"kafka://127.0.0.1:1/t",\n "sink": {"type": '
+                              '"kafka", "url": "kafka://127.0.0.1:1/out",\n'
+                              '  "key": "both"}}')
+    assert err == ":4:10: kafka sink: key 'both': expected id or none", err
+    err = validate_error(tmp, '{"command": ["w"],\n "source": "dir:in",\n'
+                              ' "sink": {"type": "dir", "path": "out",\n'
+                              '  "ext": "a/b"}}')
+    assert err == (":4:10: dir sink: ext 'a/b' must be at most 32 bytes "
+                   "with no '/'"), err
+    # A flag is blamed by name; a run fails at open as before.
+    code, _, err = hopper("validate", pipeline(tmp, '{"command": ["w"], '
+                                                    '"source": "dir:in"}'),
+                          "-S", "payload=both")
+    assert code == 2
+    assert err.endswith(": -S payload=both: dir source: payload 'both': "
+                        "expected path or object\n"), err
+
 def help_entries(text):
     """The entries of a help listing by their first word (a flag's long
     name), each with its continuation lines (indented 20 or more) joined."""
