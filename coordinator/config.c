@@ -25,12 +25,9 @@
  * against its bounds here (hop_opts_set); finish() checks only what depends
  * on two options at once. */
 static const struct hop_option run_options[] = {
-    {"source", HOP_OPT_STR, NULL, OFF(source_spec),
-     "where items come from: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
-     "kafka://HOST:PORT/TOPIC"},
-    {"sink", HOP_OPT_STR, "jsonl:-", OFF(sink_spec),
-     "where results go: jsonl:FILE, jsonl:-, dir:FOLDER, postgres://URL, "
-     "kafka://HOST:PORT/TOPIC"},
+    /* --help adds the forms of the drivers in the registry. */
+    {"source", HOP_OPT_STR, NULL, OFF(source_spec), "where items come from"},
+    {"sink", HOP_OPT_STR, "jsonl:-", OFF(sink_spec), "where results go"},
     {"mode", HOP_OPT_STR, "stream", OFF(mode),
      "stream (one persistent worker per slot) or exec (a process per item)",
      .choices = "stream|exec"},
@@ -157,18 +154,28 @@ static void flag_line(FILE *out, char s, const char *left, const char *text)
  * "attempts per item (default: 3; 1..1000000)". */
 static void option_text(const struct hop_option *o, char *buf, size_t n)
 {
-	char def[128], range[128];
+	char def[128], range[128], help[512];
+	const struct hop_registry *r =
+	    !strcmp(o->key, "source") ? &hop_source_drivers
+	    : !strcmp(o->key, "sink") ? &hop_sink_drivers
+				      : NULL;
+	if (r) {
+		int w = snprintf(help, sizeof(help), "%s: ", o->help);
+		hop_driver_forms(r, help + w, sizeof(help) - (size_t)w);
+	} else {
+		snprintf(help, sizeof(help), "%s", o->help);
+	}
 	hop_opts_default_words(o, def, sizeof(def));
 	if (o->type == HOP_OPT_STR)
 		range[0] = '\0'; /* the help names the choices in words */
 	else
 		hop_opts_range(o, range, sizeof(range));
 	if (def[0] || range[0])
-		snprintf(buf, n, "%s (%s%s%s%s)", o->help,
+		snprintf(buf, n, "%s (%s%s%s%s)", help,
 			 def[0] ? "default: " : "", def,
 			 def[0] && range[0] ? "; " : "", range);
 	else
-		snprintf(buf, n, "%s", o->help);
+		snprintf(buf, n, "%s", help);
 }
 
 void hop_config_help(FILE *out)

@@ -115,3 +115,103 @@ void hop_driver_unknown(const char *kind, const char *spec, const char *name,
 		snprintf(err, errlen, "unknown %s '%s' (see hopper help %ss)",
 			 kind, name, kind);
 }
+
+bool hop_driver_find(const struct hop_registry *r, const char *name,
+		     struct hop_driver_desc *d)
+{
+	for (size_t i = 0; r->entry(i, d); i++)
+		if (strcmp(d->name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Writes why no driver of r is called name. */
+static void unknown(const struct hop_registry *r, const char *spec,
+		    const char *name, char *err, size_t errlen)
+{
+	struct hop_driver_desc d;
+	size_t n = 0;
+
+	while (r->entry(n, &d))
+		n++;
+	const char **names = calloc(n + 1, sizeof(*names));
+	if (!names) {
+		snprintf(err, errlen, "out of memory");
+		return;
+	}
+	for (size_t i = 0; i < n && r->entry(i, &d); i++)
+		names[i] = d.name;
+	hop_driver_unknown(r->kind, spec, name, names, err, errlen);
+	free(names);
+}
+
+int hop_driver_new(const struct hop_registry *r, const char *spec,
+		   struct hop_driver_desc *d, void **ctx, char **label,
+		   char *err, size_t errlen)
+{
+	char *name, *target;
+	int rc = hop_driver_spec(spec, &name, &target, err, errlen);
+
+	*ctx = NULL;
+	*label = NULL;
+	if (rc)
+		return rc;
+	rc = -EINVAL;
+	if (!hop_driver_find(r, name, d)) {
+		unknown(r, spec, name, err, errlen);
+		goto out;
+	}
+	if (!(*label = hop_driver_label(spec))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+		goto out;
+	}
+	*ctx = hop_driver_ctx(d->options, d->ctx_size, target, err, errlen);
+	if (!*ctx) {
+		free(*label);
+		*label = NULL;
+		goto out;
+	}
+	rc = 0;
+out:
+	free(name);
+	free(target);
+	return rc;
+}
+
+void hop_driver_free_ctx(const struct hop_option *t, void *ctx)
+{
+	if (!ctx)
+		return;
+	hop_opts_free(t, ctx);
+	free(ctx);
+}
+
+void hop_driver_forms(const struct hop_registry *r, char *buf, size_t n)
+{
+	struct hop_driver_desc d;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; r->entry(i, &d) && used < n; i++) {
+		int w = snprintf(buf + used, n - used, "%s%s", i ? ", " : "",
+				 d.forms ? d.forms : d.name);
+		if (w < 0)
+			break;
+		used += (size_t)w;
+	}
+}
+
+void hop_driver_help(FILE *out, const struct hop_registry *r)
+{
+	struct hop_driver_desc d;
+
+	for (size_t i = 0; r->entry(i, &d); i++) {
+		fprintf(out, "%s: %s\n", d.name, d.summary);
+		hop_opts_help(out, d.options, "    ");
+	}
+	fprintf(out,
+		"\nOn the command line: --%s NAME:TARGET sets the first "
+		"option; --%s-opt KEY=VALUE the others.\n",
+		r->kind, r->kind);
+}

@@ -3,7 +3,9 @@
 #ifndef HOP_DRIVER_H
 #define HOP_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "opts.h"
 
@@ -29,5 +31,50 @@ void *hop_driver_ctx(const struct hop_option *t, size_t size,
  * folder, else the nearest of names (NULL-terminated) if one is near. */
 void hop_driver_unknown(const char *kind, const char *spec, const char *name,
 			const char *const *names, char *err, size_t errlen);
+
+/* A driver as the code both registries share sees it: its ops (a struct
+ * hop_source_ops or hop_sink_ops) and the parts of them that building one
+ * needs. */
+struct hop_driver_desc {
+	const void *ops;
+	const char *name;
+	const char *summary;
+	const char *forms; /* how a spec names it: "dir:FOLDER" */
+	const struct hop_option *options;
+	size_t ctx_size;
+};
+
+/* One registry, for the shared code: its kind ("source" or "sink"), for
+ * messages, and its drivers. */
+struct hop_registry {
+	const char *kind;
+	/* Fills d with the i-th driver and returns true; false past the
+	 * last one. */
+	bool (*entry)(size_t i, struct hop_driver_desc *d);
+};
+
+/* Finds the driver called name in r. Returns true with d filled, or false. */
+bool hop_driver_find(const struct hop_registry *r, const char *name,
+		     struct hop_driver_desc *d);
+
+/* Builds what a source or sink for spec is made of: its driver (d), its
+ * context with the defaults and the target set (*ctx, freed with
+ * hop_driver_free_ctx), and its label for messages (*label, malloc'd).
+ * Returns 0, or -EINVAL/-ENOMEM with a message in err that names the likely
+ * driver when spec names none; nothing is left allocated then. */
+int hop_driver_new(const struct hop_registry *r, const char *spec,
+		   struct hop_driver_desc *d, void **ctx, char **label,
+		   char *err, size_t errlen);
+
+/* Frees a context built by hop_driver_new: its options, then itself. */
+void hop_driver_free_ctx(const struct hop_option *t, void *ctx);
+
+/* Writes the ways a spec names the drivers of r ("jsonl:FILE, jsonl:-,
+ * dir:FOLDER, ..."), in registry order, into buf. */
+void hop_driver_forms(const struct hop_registry *r, char *buf, size_t n);
+
+/* Lists every driver of r for hopper help sources or sinks: its name, its
+ * summary and its options. */
+void hop_driver_help(FILE *out, const struct hop_registry *r);
 
 #endif

@@ -7,6 +7,7 @@
 #include "checkworker.h"
 #include "config.h"
 #include "dead.h"
+#include "driver.h"
 #include "log.h"
 #include "enqueue.h"
 #include "pgqueue.h"
@@ -86,27 +87,6 @@ static void help_run(FILE *out)
 		"a dead letter could not be written)\n");
 }
 
-static void help_drivers(FILE *out, bool sources)
-{
-	if (sources) {
-		for (size_t i = 0; hop_source_registry[i]; i++) {
-			const struct hop_source_ops *s = hop_source_registry[i];
-			fprintf(out, "%s: %s\n", s->name, s->summary);
-			hop_opts_help(out, s->options, "    ");
-		}
-	} else {
-		for (size_t i = 0; hop_sink_registry[i]; i++) {
-			const struct hop_sink_ops *s = hop_sink_registry[i];
-			fprintf(out, "%s: %s\n", s->name, s->summary);
-			hop_opts_help(out, s->options, "    ");
-		}
-	}
-	fprintf(out,
-		"\nOn the command line: --%s NAME:TARGET sets the first "
-		"option; --%s-opt KEY=VALUE the others.\n",
-		sources ? "source" : "sink", sources ? "source" : "sink");
-}
-
 static bool wants_help(int argc, char **argv)
 {
 	for (int i = 0; i < argc && strcmp(argv[i], "--"); i++)
@@ -168,9 +148,9 @@ static int cmd_help(int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(argv[0], "sources"))
-		help_drivers(stdout, true);
+		hop_driver_help(stdout, &hop_source_drivers);
 	else if (!strcmp(argv[0], "sinks"))
-		help_drivers(stdout, false);
+		hop_driver_help(stdout, &hop_sink_drivers);
 	else if (!strcmp(argv[0], "run"))
 		help_run(stdout);
 	else if (!strcmp(argv[0], "pipeline"))

@@ -24,50 +24,39 @@ const struct hop_sink_ops *const hop_sink_registry[] = {
 };
 /* clang-format on */
 
+static bool entry(size_t i, struct hop_driver_desc *d)
+{
+	const struct hop_sink_ops *ops = hop_sink_registry[i];
+	if (!ops)
+		return false;
+	*d = (struct hop_driver_desc){ops,	  ops->name,	ops->summary,
+				      ops->forms, ops->options, ops->ctx_size};
+	return true;
+}
+
+const struct hop_registry hop_sink_drivers = {"sink", entry};
+
 const struct hop_sink_ops *hop_sink_find(const char *name)
 {
-	for (size_t i = 0; hop_sink_registry[i]; i++)
-		if (strcmp(hop_sink_registry[i]->name, name) == 0)
-			return hop_sink_registry[i];
-	return NULL;
+	struct hop_driver_desc d;
+	return hop_driver_find(&hop_sink_drivers, name, &d) ? d.ops : NULL;
 }
 
 struct hop_sink *hop_sink_new(const char *spec, char *err, size_t errlen)
 {
-	char *name, *target;
-	struct hop_sink *sink = NULL;
+	struct hop_sink *sink = calloc(1, sizeof(*sink));
+	struct hop_driver_desc d;
 
-	if (hop_driver_spec(spec, &name, &target, err, errlen))
-		return NULL;
-	const struct hop_sink_ops *ops = hop_sink_find(name);
-	if (!ops) {
-		const char *names[sizeof(hop_sink_registry) /
-				  sizeof(*hop_sink_registry)] = {NULL};
-		for (size_t i = 0; hop_sink_registry[i]; i++)
-			names[i] = hop_sink_registry[i]->name;
-		hop_driver_unknown("sink", spec, name, names, err, errlen);
-		goto out;
-	}
-	sink = calloc(1, sizeof(*sink));
-	if (!sink || !(sink->label = hop_driver_label(spec))) {
+	if (!sink) {
 		snprintf(err, errlen, "out of memory");
-		goto err_free;
+		return NULL;
 	}
-	sink->ops = ops;
-	sink->ctx =
-	    hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
-	if (!sink->ctx)
-		goto err_free;
-	goto out;
-
-err_free:
-	if (sink)
-		free(sink->label);
-	free(sink);
-	sink = NULL;
-out:
-	free(name);
-	free(target);
+	if (hop_driver_new(&hop_sink_drivers, spec, &d, &sink->ctx,
+			   &sink->label, err, errlen)) {
+		free(sink);
+		return NULL;
+	}
+	sink->ops = d.ops;
 	return sink;
 }
 
@@ -88,8 +77,7 @@ void hop_sink_free(struct hop_sink *sink)
 {
 	if (!sink)
 		return;
-	hop_opts_free(sink->ops->options, sink->ctx);
-	free(sink->ctx);
+	hop_driver_free_ctx(sink->ops->options, sink->ctx);
 	free(sink->label);
 	free(sink);
 }

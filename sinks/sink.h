@@ -35,6 +35,7 @@
 #include "coordinator/opts.h"
 
 struct hop_loop;
+struct hop_registry;
 struct hop_sink;
 
 enum hop_sink_status {
@@ -48,6 +49,7 @@ enum hop_sink_status {
 struct hop_sink_ops {
 	const char *name;
 	const char *summary;
+	const char *forms; /* how a spec names it, for --help: "dir:FOLDER" */
 	const struct hop_option *options;
 	size_t ctx_size;
 
@@ -102,6 +104,8 @@ static inline void hop_sink_flushed(struct hop_sink *sink,
 
 const struct hop_sink_ops *hop_sink_find(const char *name);
 extern const struct hop_sink_ops *const hop_sink_registry[];
+/* The same, for the code sources and sinks share (coordinator/driver.h). */
+extern const struct hop_registry hop_sink_drivers;
 
 /* Returns a sink for spec ("name:target"), context allocated and defaults
  * set, or NULL with a message in err. */

@@ -24,50 +24,39 @@ const struct hop_source_ops *const hop_source_registry[] = {
 };
 /* clang-format on */
 
+static bool entry(size_t i, struct hop_driver_desc *d)
+{
+	const struct hop_source_ops *ops = hop_source_registry[i];
+	if (!ops)
+		return false;
+	*d = (struct hop_driver_desc){ops,	  ops->name,	ops->summary,
+				      ops->forms, ops->options, ops->ctx_size};
+	return true;
+}
+
+const struct hop_registry hop_source_drivers = {"source", entry};
+
 const struct hop_source_ops *hop_source_find(const char *name)
 {
-	for (size_t i = 0; hop_source_registry[i]; i++)
-		if (strcmp(hop_source_registry[i]->name, name) == 0)
-			return hop_source_registry[i];
-	return NULL;
+	struct hop_driver_desc d;
+	return hop_driver_find(&hop_source_drivers, name, &d) ? d.ops : NULL;
 }
 
 struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 {
-	char *name, *target;
-	struct hop_source *src = NULL;
+	struct hop_source *src = calloc(1, sizeof(*src));
+	struct hop_driver_desc d;
 
-	if (hop_driver_spec(spec, &name, &target, err, errlen))
-		return NULL;
-	const struct hop_source_ops *ops = hop_source_find(name);
-	if (!ops) {
-		const char *names[sizeof(hop_source_registry) /
-				  sizeof(*hop_source_registry)] = {NULL};
-		for (size_t i = 0; hop_source_registry[i]; i++)
-			names[i] = hop_source_registry[i]->name;
-		hop_driver_unknown("source", spec, name, names, err, errlen);
-		goto out;
-	}
-	src = calloc(1, sizeof(*src));
-	if (!src || !(src->label = hop_driver_label(spec))) {
+	if (!src) {
 		snprintf(err, errlen, "out of memory");
-		goto err_free;
+		return NULL;
 	}
-	src->ops = ops;
-	src->ctx =
-	    hop_driver_ctx(ops->options, ops->ctx_size, target, err, errlen);
-	if (!src->ctx)
-		goto err_free;
-	goto out;
-
-err_free:
-	if (src)
-		free(src->label);
-	free(src);
-	src = NULL;
-out:
-	free(name);
-	free(target);
+	if (hop_driver_new(&hop_source_drivers, spec, &d, &src->ctx,
+			   &src->label, err, errlen)) {
+		free(src);
+		return NULL;
+	}
+	src->ops = d.ops;
 	return src;
 }
 
@@ -88,8 +77,7 @@ void hop_source_free(struct hop_source *src)
 {
 	if (!src)
 		return;
-	hop_opts_free(src->ops->options, src->ctx);
-	free(src->ctx);
+	hop_driver_free_ctx(src->ops->options, src->ctx);
 	free(src->label);
 	free(src);
 }

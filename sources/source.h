@@ -24,6 +24,7 @@
 #include "coordinator/opts.h"
 
 struct hop_loop;
+struct hop_registry;
 struct hop_source;
 
 /* One dead letter as a source shows it to hopper dead (coordinator/dead.h).
@@ -46,6 +47,7 @@ typedef int (*hop_dead_each_fn)(void *arg, const struct hop_dead_letter *d);
 struct hop_source_ops {
 	const char *name;
 	const char *summary;
+	const char *forms; /* how a spec names it, for --help: "dir:FOLDER" */
 	const struct hop_option *options;
 	size_t ctx_size;
 
@@ -159,6 +161,8 @@ struct hop_source {
 const struct hop_source_ops *hop_source_find(const char *name);
 /* The registry, ending with NULL, for --help. */
 extern const struct hop_source_ops *const hop_source_registry[];
+/* The same, for the code sources and sinks share (coordinator/driver.h). */
+extern const struct hop_registry hop_source_drivers;
 
 /* Returns a source for spec ("name:target" or "scheme://..."), with its
  * context allocated and defaults set, or NULL with a message in err. */

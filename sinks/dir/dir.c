@@ -183,6 +183,7 @@ static void dir_close(struct hop_sink *sink)
 
 const struct hop_sink_ops hop_sink_dir = {
     .name = "dir",
+    .forms = "dir:FOLDER",
     .summary = "one result file per item in a folder, written atomically",
     .options = dir_options,
     .ctx_size = sizeof(struct dir_sink),

@@ -146,6 +146,7 @@ static void jsonl_close(struct hop_sink *sink)
 
 const struct hop_sink_ops hop_sink_jsonl = {
     .name = "jsonl",
+    .forms = "jsonl:FILE, jsonl:-",
     .summary = "one JSON line per finished item, to a file or stdout",
     .options = jsonl_options,
     .ctx_size = sizeof(struct jsonl_sink),

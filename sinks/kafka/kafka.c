@@ -452,6 +452,7 @@ static void ksink_close(struct hop_sink *sink)
 
 const struct hop_sink_ops hop_sink_kafka = {
     .name = "kafka",
+    .forms = "kafka://HOST:PORT/TOPIC",
     .summary = "each result a message on a topic, acknowledged upstream "
 	       "once the broker stored it",
     .options = ksink_options,

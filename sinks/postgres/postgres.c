@@ -475,6 +475,7 @@ static void pg_sink_close(struct hop_sink *sink)
 
 const struct hop_sink_ops hop_sink_postgres = {
     .name = "postgres",
+    .forms = "postgres://URL",
     .summary = "results into a table (jsonb), committed with their "
 	       "acknowledgement when the queue is in the same database",
     .options = pg_sink_options,

@@ -837,6 +837,7 @@ static void dir_dead_close(struct hop_source *src)
 
 const struct hop_source_ops hop_src_dir = {
     .name = "dir",
+    .forms = "dir:FOLDER",
     .summary = "files in a folder, claimed by rename; coordinators can "
 	       "share one (--watch: new files too)",
     .options = dir_options,

@@ -417,6 +417,7 @@ static void jsonl_dead_close(struct hop_source *src)
 
 const struct hop_source_ops hop_src_jsonl = {
     .name = "jsonl",
+    .forms = "jsonl:FILE, jsonl:-",
     .summary = "JSON lines from a file or stdin, one item per line",
     .options = jsonl_options,
     .ctx_size = sizeof(struct jsonl_src),

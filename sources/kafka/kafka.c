@@ -1444,6 +1444,7 @@ static void kafka_dead_close(struct hop_source *src)
 
 const struct hop_source_ops hop_src_kafka = {
     .name = "kafka",
+    .forms = "kafka://HOST:PORT/TOPIC",
     .summary = "the messages of a topic, in a consumer group; offsets "
 	       "stored only past finished messages",
     .options = kafka_options,

@@ -1286,6 +1286,7 @@ int hop_pg_source_join(struct hop_source *src, const char *url,
 
 const struct hop_source_ops hop_src_postgres = {
     .name = "postgres",
+    .forms = "postgres://URL",
     .summary = "rows of a queue table, claimed with leases; many "
 	       "coordinators can share one",
     .options = pg_options,

@@ -236,6 +236,19 @@ def help_entries(text):
     return entries
 
 
+def test_run_help_names_every_registered_driver():
+    """--source and --sink list the drivers as the registries hold them."""
+    _, out, _ = hopper("run", "--help")
+    entries = help_entries(out)
+    for topic, flag in (("sources", "--source"), ("sinks", "--sink")):
+        _, listing, _ = hopper("help", topic)
+        names = [ln.split(":")[0] for ln in listing.splitlines()
+                 if ln and not ln.startswith((" ", "On the"))]
+        assert len(names) == 4, listing
+        for name in names:
+            assert name in entries[flag], (name, entries[flag])
+
+
 def test_the_bounds_are_in_the_help():
     code, out, _ = hopper("run", "--help")
     assert code == 0
