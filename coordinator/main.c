@@ -9,8 +9,6 @@
 #include "dead.h"
 #include "driver.h"
 #include "log.h"
-#include "enqueue.h"
-#include "pgqueue.h"
 #include "run.h"
 #include "suggest.h"
 
@@ -33,10 +31,16 @@ static void usage(FILE *out)
 	    "  hopper run -f PIPELINE.json|.yaml [OPTIONS]\n"
 	    "  hopper validate PIPELINE.json|.yaml\n"
 	    "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
-	    "[ARGS...]\n"
-	    "  hopper pg init [URL] [--table NAME]\n"
-	    "  hopper enqueue [URL] [--table NAME] [--key FIELD] [--skip-bad] "
-	    "[FILE...]\n"
+	    "[ARGS...]\n",
+	    HOP_VERSION);
+	/* The drivers' own commands. */
+	for (size_t i = 0; hop_source_registry[i]; i++) {
+		const struct hop_command *c = hop_source_registry[i]->commands;
+		for (; c && c->name; c++)
+			fprintf(out, "  hopper %s %s\n", c->name, c->usage);
+	}
+	fprintf(
+	    out,
 	    "  hopper dead list|retry|discard [ID...|--all] -s SOURCE | -f "
 	    "PIPELINE.json\n"
 	    "  hopper help [run|pipeline|sources|sinks|dead]\n"
@@ -47,8 +51,7 @@ static void usage(FILE *out)
 	    "  hopper run --source dir:videos --sink dir:results --watch -- "
 	    "./my-worker\n"
 	    "\n"
-	    "The worker contract is in worker/PROTOCOL.md.\n",
-	    HOP_VERSION);
+	    "The worker contract is in worker/PROTOCOL.md.\n");
 }
 
 static void help_run(FILE *out)
@@ -195,8 +198,6 @@ static const struct {
     {"run", cmd_run_only},
     {"validate", cmd_validate},
     {"check-worker", hop_check_worker},
-    {"pg", hop_pg_command},
-    {"enqueue", hop_enqueue_command},
     {"dead", hop_dead_command},
     {"version", cmd_version},
     {"--version", cmd_version, true},
@@ -219,6 +220,14 @@ int main(int argc, char **argv)
 			return commands[i].fn(argc - 2, argv + 2);
 		if (!commands[i].hidden)
 			hop_suggest_offer(&s, commands[i].name);
+	}
+	const struct hop_command *dc = hop_source_command(cmd);
+	if (dc)
+		return dc->run(argc - 2, argv + 2);
+	for (size_t i = 0; hop_source_registry[i]; i++) {
+		const struct hop_command *c = hop_source_registry[i]->commands;
+		for (; c && c->name; c++)
+			hop_suggest_offer(&s, c->name);
 	}
 	const char *near = hop_suggest_best(&s);
 	if (near) {

@@ -29,8 +29,14 @@ static bool entry(size_t i, struct hop_driver_desc *d)
 	const struct hop_sink_ops *ops = hop_sink_registry[i];
 	if (!ops)
 		return false;
-	*d = (struct hop_driver_desc){ops,	  ops->name,	ops->summary,
-				      ops->forms, ops->options, ops->ctx_size};
+	*d = (struct hop_driver_desc){
+	    .ops = ops,
+	    .name = ops->name,
+	    .summary = ops->summary,
+	    .forms = ops->forms,
+	    .options = ops->options,
+	    .ctx_size = ops->ctx_size,
+	};
 	return true;
 }
 

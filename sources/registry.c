@@ -29,8 +29,14 @@ static bool entry(size_t i, struct hop_driver_desc *d)
 	const struct hop_source_ops *ops = hop_source_registry[i];
 	if (!ops)
 		return false;
-	*d = (struct hop_driver_desc){ops,	  ops->name,	ops->summary,
-				      ops->forms, ops->options, ops->ctx_size};
+	*d = (struct hop_driver_desc){
+	    .ops = ops,
+	    .name = ops->name,
+	    .summary = ops->summary,
+	    .forms = ops->forms,
+	    .options = ops->options,
+	    .ctx_size = ops->ctx_size,
+	};
 	return true;
 }
 
@@ -58,6 +64,17 @@ struct hop_source *hop_source_new(const char *spec, char *err, size_t errlen)
 	}
 	src->ops = d.ops;
 	return src;
+}
+
+const struct hop_command *hop_source_command(const char *name)
+{
+	for (size_t i = 0; hop_source_registry[i]; i++) {
+		const struct hop_command *c = hop_source_registry[i]->commands;
+		for (; c && c->name; c++)
+			if (strcmp(c->name, name) == 0)
+				return c;
+	}
+	return NULL;
 }
 
 int hop_source_set(struct hop_source *src, const char *key, const char *value,

@@ -44,6 +44,16 @@ struct hop_dead_letter {
  * listing and is returned by it. */
 typedef int (*hop_dead_each_fn)(void *arg, const struct hop_dead_letter *d);
 
+/* A command that a driver adds to hopper (hopper pg, hopper enqueue), for
+ * what its place needs outside a run. */
+struct hop_command {
+	const char *name;
+	const char *usage; /* the arguments, for hopper's usage */
+	/* Runs "hopper NAME ARGS" with the arguments after NAME. Returns the
+	 * exit code. */
+	int (*run)(int argc, char **argv);
+};
+
 struct hop_source_ops {
 	const char *name;
 	const char *summary;
@@ -113,6 +123,9 @@ struct hop_source_ops {
 	/* Optional, with the dead_* operations: where the dead letters are and
 	 * what retry and discard do to them, for hopper dead --help. */
 	const char *dead_place;
+	/* Optional, ending with an entry whose name is NULL: the commands
+	 * the driver adds to hopper. */
+	const struct hop_command *commands;
 	/* Optional, all or none: the dead-letter place as a person manages it
 	 * (hopper dead), with no run going on. The source is never opened for
 	 * these: dead_open connects to the place and reads what it needs,
@@ -173,6 +186,8 @@ int hop_source_set(struct hop_source *src, const char *key, const char *value,
 /* Runs the driver's check, if it has one: 0, or -EINVAL with src->error
  * and *key as the check op says. */
 int hop_source_check(struct hop_source *src, const char **key);
+/* Finds the command called name among the drivers'; NULL when none is. */
+const struct hop_command *hop_source_command(const char *name);
 /* Closes (if opened) and frees the source. */
 void hop_source_free(struct hop_source *src);
 

@@ -40,7 +40,7 @@
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "coordinator/opts.h"
-#include "coordinator/pgqueue.h"
+#include "sources/postgres/pgqueue.h"
 #include "sinks/sink.h"
 #include "sources/postgres/postgres.h"
 

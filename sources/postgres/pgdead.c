@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "coordinator/log.h"
-#include "coordinator/pgqueue.h"
+#include "sources/postgres/pgqueue.h"
 
 /* The item's id, as a claim makes it. */
 #define ITEM_ID "coalesce(\"%s\"::text, id::text)"

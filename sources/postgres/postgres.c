@@ -1,5 +1,5 @@
 /* postgres.c - the postgres source: a queue table that many coordinators
- * share (see coordinator/pgqueue.h for the schema).
+ * share (see sources/postgres/pgqueue.h for the schema).
  *
  * Rows are claimed a batch at a time with FOR UPDATE SKIP LOCKED, each given
  * a lease in this coordinator's name; a row whose lease ran out (its holder
@@ -35,7 +35,8 @@
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
 #include "coordinator/opts.h"
-#include "coordinator/pgqueue.h"
+#include "sources/postgres/enqueue.h"
+#include "sources/postgres/pgqueue.h"
 #include "sources/postgres/pgdead.h"
 #include "sources/postgres/postgres.h"
 #include "sources/source.h"
@@ -1284,6 +1285,14 @@ int hop_pg_source_join(struct hop_source *src, const char *url,
 	return 0;
 }
 
+/* A queue table is made and filled outside a run too. */
+static const struct hop_command pg_commands[] = {
+    {"pg", "init [URL] [--table NAME]", hop_pg_command},
+    {"enqueue", "[URL] [--table NAME] [--key FIELD] [--skip-bad] [FILE...]",
+     hop_enqueue_command},
+    {0},
+};
+
 const struct hop_source_ops hop_src_postgres = {
     .name = "postgres",
     .forms = "postgres://URL",
@@ -1303,6 +1312,7 @@ const struct hop_source_ops hop_src_postgres = {
     .dead_retry = pg_dead_retry,
     .dead_discard = pg_dead_discard,
     .dead_close = pg_dead_close,
+    .commands = pg_commands,
     .release = pg_release,
     .nack = pg_nack,
     .depth = pg_depth,

@@ -11,7 +11,7 @@
  * field of its payload, and a row whose key is already queued is skipped,
  * so that loading the same file twice queues each item once.
  */
-#include "enqueue.h"
+#include "sources/postgres/enqueue.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -24,11 +24,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "buf.h"
-#include "jsonscan.h"
-#include "loop.h"
-#include "pgqueue.h"
-#include "run.h"
+#include "coordinator/buf.h"
+#include "coordinator/jsonscan.h"
+#include "coordinator/loop.h"
+#include "sources/postgres/pgqueue.h"
+#include "coordinator/run.h"
 
 #define MAX_LINE (16u << 20)
 #define MAX_REPORTED 20

@@ -1,5 +1,5 @@
 /* pgqueue.c - the queue table's schema, and `hopper pg init`. */
-#include "pgqueue.h"
+#include "sources/postgres/pgqueue.h"
 
 #include <ctype.h>
 #include <stdbool.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
+#include "coordinator/log.h"
 
 #define DEFAULT_TABLE "hopper_queue"
 
