@@ -65,9 +65,8 @@ struct hop_source_ops {
 	 * (names, choices, durations, combinations), touching nothing outside
 	 * the process: no connection, no file. Returns 0, or -EINVAL with
 	 * src->error naming the driver and why, and *key the option at fault
-	 * (left NULL when no one option is). The core calls it when the
-	 * options are set (run, validate, dead), before open; open may call it
-	 * again. */
+	 * (left NULL when no one option is). hopper validate calls it; open
+	 * calls it first, so that a run refuses the same options. */
 	int (*check)(struct hop_source *src, const char **key);
 	/* Prepares the source: opens files, recovers what a crashed run left,
 	 * registers fds with src->loop. Returns 0 or -errno, with a message in
