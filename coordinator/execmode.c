@@ -39,35 +39,6 @@
  * sooner waits up to this long for it to be read. */
 #define PIPE_WATCH_MS 10
 
-int exec_check(struct hop_pool *pool, char *err, size_t errlen)
-{
-	const char *cmd = pool->cfg.argv[0];
-	if (strchr(cmd, '/')) {
-		if (access(cmd, X_OK) == 0)
-			return 0;
-		snprintf(err, errlen, "cannot run '%s': %s", cmd,
-			 strerror(errno));
-		return -errno;
-	}
-	const char *path = getenv("PATH");
-	char *dirs = strdup(path ? path : "/usr/bin:/bin");
-	char *save = NULL, full[4096];
-	int rc = -ENOENT;
-	for (char *d = strtok_r(dirs, ":", &save); d;
-	     d = strtok_r(NULL, ":", &save)) {
-		snprintf(full, sizeof(full), "%s/%s", *d ? d : ".", cmd);
-		if (access(full, X_OK) == 0) {
-			rc = 0;
-			break;
-		}
-	}
-	free(dirs);
-	if (rc)
-		snprintf(err, errlen, "cannot run '%s': not found in PATH",
-			 cmd);
-	return rc;
-}
-
 /* The bytes a worker sees: a JSON string's text, else the JSON itself.
  * Returns a malloc'd buffer and its length in *n, or NULL. */
 static char *payload_bytes(const struct hop_item *it, size_t *n)
@@ -104,6 +75,8 @@ static int open_item_file(struct worker *w, const char *path)
 
 static void exec_spawned(void *arg, int rc, struct hop_child *child,
 			 const char *err);
+static void exec_read(struct worker *w);
+static void exec_exited(struct worker *w, int status);
 
 /* Asks the spawner to start the process for it, once the process that
  * wait_fd belongs to has exited (or at once when wait_fd is -1). Returns 0,
@@ -319,7 +292,8 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 			       on_exit_fd, w);
 }
 
-void exec_abort(struct worker *w)
+/* Cancels the slot's start on the spawner; the items stay with the slot. */
+static void exec_abort(struct worker *w)
 {
 	hop_spawner_cancel(w->pool->spawner, w);
 	/* Nothing follows the running process now: watch for its exit. */
@@ -336,7 +310,7 @@ void exec_abort(struct worker *w)
  * for that one's exit: at a signal it is not in flight yet. Its start is
  * cancelled (a process it may just have got is killed before it can do
  * anything of note) and it returns to the run unattempted. */
-void exec_unqueue(struct worker *w)
+static void exec_unqueue(struct worker *w)
 {
 	struct hop_pool *pool = w->pool;
 	struct hop_item *next =
@@ -351,13 +325,15 @@ void exec_unqueue(struct worker *w)
 	pool->ev.returned(pool->ev.arg, next);
 }
 
-void exec_run(struct worker *w, struct hop_item *it)
+static void exec_run(struct worker *w, struct hop_item *it)
 {
 	hop_queue_push(&w->inflight, it);
 	start_pending(w);
 }
 
-void exec_read(struct worker *w)
+/* Collects the process's stdout, its result; more than max_line bytes
+ * stops it. */
+static void exec_read(struct worker *w)
 {
 	struct hop_buf *b = &w->collected;
 
@@ -427,7 +403,11 @@ static void unwatch_child(struct worker *w)
 	hop_loop_unwatch(loop, w->child.in);
 }
 
-void exec_exited(struct worker *w, int status)
+/* Settles the slot's process, reaped with status (as from waitpid), once
+ * its output is read: exit 0 gives the result, 75 a retry, 65 a permanent
+ * failure, anything else a failed attempt whose error ends with the last
+ * line the process wrote to stderr. Then the slot takes its next item. */
+static void exec_exited(struct worker *w, int status)
 {
 	struct hop_pool *pool = w->pool;
 	struct hop_item *it = w->inflight.head;
@@ -474,3 +454,63 @@ void exec_exited(struct worker *w, int status)
 		it->next->started_ms = hop_now_ms();
 	pool_finish(w, it);
 }
+
+/* The running item and the one to start as it exits. */
+static size_t exec_window(const struct hop_pool_config *cfg)
+{
+	return 2;
+}
+
+/* Checks the command and starts the spawner threads; the first slots take
+ * items from now on. */
+static int exec_begin(struct hop_pool *pool, char *err, size_t errlen)
+{
+	int rc = pool_check_command(pool, err, errlen);
+	if (rc)
+		return rc;
+	pool->spawner = hop_spawner_new(pool->loop, pool->cfg.size < 2 ? 1 : 2);
+	if (!pool->spawner) {
+		snprintf(err, errlen, "cannot start spawner threads: %s",
+			 strerror(errno));
+		return -errno;
+	}
+	for (int i = 0; i < pool->target; i++)
+		pool->w[i].state = W_UP;
+	return 0;
+}
+
+/* A slot runs a process per item: up, it takes items. */
+static int exec_start(struct worker *w, char *err, size_t errlen)
+{
+	w->state = W_UP;
+	return 0;
+}
+
+/* An idle slot has no process: above the target it is simply down; at a
+ * drain the pool settles it. */
+static bool exec_retire(struct worker *w, bool drain)
+{
+	if (drain)
+		return false;
+	w->state = W_DOWN;
+	return true;
+}
+
+/* The payload is all there is. */
+static void exec_written(struct worker *w)
+{
+	close(w->child.in);
+	w->child.in = -1;
+}
+
+const struct hop_worker_ops hop_worker_exec = {
+    .name = "exec",
+    .window = exec_window,
+    .begin = exec_begin,
+    .start = exec_start,
+    .send = exec_run,
+    .retire = exec_retire,
+    .written = exec_written,
+    .abort = exec_abort,
+    .unqueue = exec_unqueue,
+};

@@ -25,6 +25,7 @@
 #define RESTART_MAX_MS 30000
 
 static void restart(struct hop_loop *loop, void *arg);
+static bool start_slot(struct worker *w);
 
 struct hop_pool *hop_pool_new(struct hop_loop *loop,
 			      const struct hop_pool_config *cfg,
@@ -39,6 +40,7 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 		return NULL;
 	}
 	pool->loop = loop;
+	pool->ops = cfg->exec_mode ? &hop_worker_exec : &hop_worker_stream;
 	pool->cfg = *cfg;
 	pool->ev = *ev;
 	pool->target = cfg->start;
@@ -150,30 +152,40 @@ static void tick(struct hop_loop *loop, void *arg)
 	}
 }
 
+int pool_check_command(struct hop_pool *pool, char *err, size_t errlen)
+{
+	const char *cmd = pool->cfg.argv[0];
+	if (strchr(cmd, '/')) {
+		if (access(cmd, X_OK) == 0)
+			return 0;
+		snprintf(err, errlen, "cannot run '%s': %s", cmd,
+			 strerror(errno));
+		return -errno;
+	}
+	const char *path = getenv("PATH");
+	char *dirs = strdup(path ? path : "/usr/bin:/bin");
+	char *save = NULL, full[4096];
+	int rc = -ENOENT;
+	for (char *d = strtok_r(dirs, ":", &save); d;
+	     d = strtok_r(NULL, ":", &save)) {
+		snprintf(full, sizeof(full), "%s/%s", *d ? d : ".", cmd);
+		if (access(full, X_OK) == 0) {
+			rc = 0;
+			break;
+		}
+	}
+	free(dirs);
+	if (rc)
+		snprintf(err, errlen, "cannot run '%s': not found in PATH",
+			 cmd);
+	return rc;
+}
+
 int hop_pool_start(struct hop_pool *pool, char *err, size_t errlen)
 {
-	if (pool->cfg.exec_mode) {
-		int rc = exec_check(pool, err, errlen);
-		if (rc)
-			return rc;
-		pool->spawner =
-		    hop_spawner_new(pool->loop, pool->cfg.size < 2 ? 1 : 2);
-		if (!pool->spawner) {
-			snprintf(err, errlen,
-				 "cannot start spawner threads: %s",
-				 strerror(errno));
-			return -errno;
-		}
-		for (int i = 0; i < pool->target; i++)
-			pool->w[i].state = W_UP;
-	} else {
-		/* With none to start, the command is still checked now. */
-		int rc = pool->target ? 0 : exec_check(pool, err, errlen);
-		for (int i = 0; i < pool->target && !rc; i++)
-			rc = stream_start(&pool->w[i], err, errlen);
-		if (rc)
-			return rc;
-	}
+	int rc = pool->ops->begin(pool, err, errlen);
+	if (rc)
+		return rc;
 	if (pool->cfg.timeout_ms > 0)
 		pool->tick = hop_loop_after(pool->loop, TICK_MS, tick, pool);
 	return 0;
@@ -186,8 +198,7 @@ size_t hop_pool_capacity(const struct hop_pool *pool)
 		return 0;
 	for (int i = 0; i < pool->cfg.size; i++) {
 		const struct worker *w = &pool->w[i];
-		size_t per =
-		    pool->cfg.exec_mode ? 2 : (size_t)pool->cfg.prefetch;
+		size_t per = pool->ops->window(&pool->cfg);
 		if (w->state == W_UP && w->inflight.len < per)
 			n += per - w->inflight.len;
 	}
@@ -236,9 +247,7 @@ int hop_pool_busy(const struct hop_pool *pool)
 	return n;
 }
 
-/* Closes a stream worker's stdin: it exits when it has answered what it
- * holds. */
-static void close_stdin(struct worker *w)
+void pool_close_stdin(struct worker *w)
 {
 	hop_loop_unwatch(w->pool->loop, w->child.in);
 	close(w->child.in);
@@ -264,16 +273,8 @@ static void retire_idle(struct hop_pool *pool)
 		struct worker *w = &pool->w[i];
 		if (w->state != W_UP || w->inflight.head || w->spawning)
 			continue;
-		if (pool->cfg.exec_mode) {
-			w->state = W_DOWN;
-		} else if (w->child.in >= 0) {
-			hop_log_ev(HOP_DEBUG, w->index, NULL,
-				   "retiring idle worker %d", w->index);
-			close_stdin(w);
-		} else {
-			continue;
-		}
-		extra--;
+		if (pool->ops->retire(w, false))
+			extra--;
 	}
 }
 
@@ -292,10 +293,7 @@ void hop_pool_resize(struct hop_pool *pool, int n)
 		if (w->state != W_DOWN || w->restart_timer)
 			continue;
 		have++;
-		if (pool->cfg.exec_mode)
-			w->state = W_UP;
-		else
-			restart(pool->loop, w);
+		start_slot(w);
 	}
 	retire_idle(pool);
 	pool->ev.changed(pool->ev.arg);
@@ -304,8 +302,7 @@ void hop_pool_resize(struct hop_pool *pool, int n)
 int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 {
 	struct worker *best = NULL;
-	/* Exec mode: the running item and the one to start as it exits. */
-	size_t per = pool->cfg.exec_mode ? 2 : (size_t)pool->cfg.prefetch;
+	size_t per = pool->ops->window(&pool->cfg);
 
 	if (pool->draining || pool->killing)
 		return -EBUSY;
@@ -325,10 +322,7 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 	it->started_ms = hop_loop_now(pool->loop);
 	hop_item_reset_outcome(it);
 	pool->inflight++;
-	if (pool->cfg.exec_mode)
-		exec_run(best, it);
-	else
-		stream_send(best, it);
+	pool->ops->send(best, it);
 	return 0;
 }
 
@@ -348,10 +342,9 @@ void pool_finish(struct worker *w, struct hop_item *it)
 	if (it->ok)
 		w->crashes = 0;
 	pool->ev.done(pool->ev.arg, it);
-	if (pool->draining && !w->inflight.head && w->state == W_UP &&
-	    !pool->cfg.exec_mode && w->child.in >= 0)
-		close_stdin(w);
-	else if (!w->inflight.head)
+	bool retired = pool->draining && !w->inflight.head &&
+		       w->state == W_UP && pool->ops->retire(w, true);
+	if (!retired && !w->inflight.head)
 		retire_idle(pool);
 	pool->ev.changed(pool->ev.arg);
 }
@@ -424,8 +417,7 @@ static bool failed_start(struct worker *w, int status, const char *how)
 	struct hop_pool *pool = w->pool;
 	char why[1100];
 
-	if (pool->cfg.exec_mode || w->answered || pool->answered ||
-	    !ended_on_its_own(status))
+	if (w->answered || pool->answered || !ended_on_its_own(status))
 		return false;
 	pool->start_failures++;
 	snprintf(why, sizeof(why), "%s before its first answer", how);
@@ -452,8 +444,8 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	w->crashes++;
 	struct hop_item *head = w->inflight.head;
 	if (w->spawning)
-		exec_abort(w);
-	if (!w->pool->cfg.exec_mode || w->child.pid > 0)
+		w->pool->ops->abort(w);
+	if (w->child.pid > 0)
 		stop_process(w);
 	/* With an item in hand, the run logs its failure, this cause in it. */
 	hop_log_ev(head ? HOP_DEBUG : HOP_ERROR, w->index,
@@ -464,30 +456,6 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	}
 	pool_return_all(w);
 	w->pool->ev.changed(w->pool->ev.arg);
-}
-
-/* A stream worker's exit and output; exec mode watches its processes in
- * execmode.c. */
-static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct worker *w = arg;
-	int status = 0;
-
-	if (!pool_reap(w, &status))
-		return;
-	/* Whatever it wrote before exiting is still in the pipes. */
-	w->out.drained = w->err.drained = false;
-	if (w->out_open)
-		stream_read(w);
-	pool_drain_stderr(w);
-	pool_worker_gone(w, status);
-}
-
-static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct worker *w = arg;
-	w->out.drained = false;
-	stream_read(w);
 }
 
 void pool_drain_stderr(struct worker *w)
@@ -523,13 +491,6 @@ void pool_drain_stderr(struct worker *w)
 	}
 }
 
-static void on_err(struct hop_loop *loop, int fd, uint32_t events, void *arg)
-{
-	struct worker *w = arg;
-	w->err.drained = false;
-	pool_drain_stderr(w);
-}
-
 static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg);
 
 static void flush_in(struct hop_loop *loop, void *arg)
@@ -553,10 +514,8 @@ static void flush_in(struct hop_loop *loop, void *arg)
 	/* An error (EPIPE) means the worker is gone: its pidfd will say so. */
 	if (rc)
 		hop_buf_reset(&w->wbuf);
-	if (w->pool->cfg.exec_mode) {
-		close(w->child.in); /* the payload is all there is */
-		w->child.in = -1;
-	}
+	if (w->pool->ops->written)
+		w->pool->ops->written(w);
 }
 
 static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg)
@@ -567,25 +526,6 @@ static void on_in(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 void pool_want_write(struct worker *w)
 {
 	hop_loop_soon(w->pool->loop, flush_in, w);
-}
-
-int pool_watch_child(struct worker *w)
-{
-	struct hop_loop *loop = w->pool->loop;
-	struct hop_buf keep = w->err.buf;
-
-	hop_lines_init(&w->err, 64 * 1024);
-	w->err.buf = keep; /* reused across exec-mode items */
-	hop_buf_reset(&w->err.buf);
-	w->err.edge = true;
-	w->out_open = w->err_open = true;
-	w->wwatch = false;
-	w->sigkilled = false;
-	if (hop_loop_watch(loop, w->child.pidfd, EPOLLIN, on_pidfd, w) ||
-	    hop_loop_watch(loop, w->child.out, EPOLLIN, on_out, w) ||
-	    hop_loop_watch(loop, w->child.err, EPOLLIN, on_err, w))
-		return -ENOMEM;
-	return 0;
 }
 
 /* Forgets the child's descriptors and buffers. */
@@ -605,13 +545,8 @@ void pool_release_child(struct worker *w)
 	w->eof_timer = 0;
 	hop_buf_reset(&w->wbuf);
 	hop_buf_reset(&w->collected);
-	/* Exec mode starts a process per item: keep the buffers for the next.
-	 */
-	if (!w->pool->cfg.exec_mode) {
-		hop_lines_free(&w->out);
-		hop_lines_free(&w->err);
-		hop_buf_free(&w->collected);
-	}
+	if (w->pool->ops->released)
+		w->pool->ops->released(w);
 	w->out_open = w->err_open = w->wwatch = false;
 }
 
@@ -689,35 +624,41 @@ void pool_worker_gone(struct worker *w, int status)
 	pool->ev.changed(pool->ev.arg);
 }
 
-static void restart(struct hop_loop *loop, void *arg)
+/* Brings a DOWN slot up. Returns true when it is; when its process could
+ * not start, tries again later, backing off. */
+static bool start_slot(struct worker *w)
 {
-	struct worker *w = arg;
 	char err[512];
 
-	w->restart_timer = 0;
-	if (w->pool->draining || w->pool->killing)
-		return;
-	if (stream_start(w, err, sizeof(err)) == 0) {
-		if (w->crashes > 0)
-			w->pool->cfg.stats->worker_restarts++;
-		w->pool->ev.changed(w->pool->ev.arg);
-		return;
-	}
+	if (w->pool->ops->start(w, err, sizeof(err)) == 0)
+		return true;
 	w->crashes++;
 	int64_t gap = w->crashes > 5
 			  ? RESTART_MAX_MS
 			  : (int64_t)RESTART_MIN_MS << (w->crashes - 1);
 	hop_log_ev(HOP_ERROR, w->index, NULL, "%s; trying again in %.0f s", err,
 		   (double)gap / 1000);
-	w->restart_timer = hop_loop_after(loop, gap, restart, w);
+	w->restart_timer = hop_loop_after(w->pool->loop, gap, restart, w);
+	return false;
+}
+
+static void restart(struct hop_loop *loop, void *arg)
+{
+	struct worker *w = arg;
+
+	w->restart_timer = 0;
+	if (w->pool->draining || w->pool->killing)
+		return;
+	if (start_slot(w))
+		w->pool->ev.changed(w->pool->ev.arg);
 }
 
 void hop_pool_unqueue(struct hop_pool *pool)
 {
-	if (!pool->cfg.exec_mode)
+	if (!pool->ops->unqueue)
 		return;
 	for (int i = 0; i < pool->cfg.size; i++)
-		exec_unqueue(&pool->w[i]);
+		pool->ops->unqueue(&pool->w[i]);
 	pool->ev.changed(pool->ev.arg);
 }
 
@@ -728,9 +669,8 @@ void hop_pool_drain(struct hop_pool *pool)
 		struct worker *w = &pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
-		if (w->state == W_UP && !w->inflight.head && w->child.in >= 0 &&
-		    !pool->cfg.exec_mode)
-			close_stdin(w);
+		if (w->state == W_UP && !w->inflight.head)
+			pool->ops->retire(w, true);
 		if (w->state == W_UP && w->child.pid <= 0 && !w->spawning)
 			w->state = W_DOWN;
 	}
@@ -747,7 +687,7 @@ void hop_pool_kill(struct hop_pool *pool)
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
 		if (w->spawning)
-			exec_abort(w);
+			pool->ops->abort(w);
 		pool_return_all(w);
 		if (w->child.pid > 0)
 			stop_process(w);

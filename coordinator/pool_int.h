@@ -1,5 +1,9 @@
 /* pool_int.h - what pool.c, stream.c and execmode.c share. Not for other
- * modules. */
+ * modules.
+ *
+ * pool.c knows the modes only through their tables of operations (struct
+ * hop_worker_ops); stream.c and execmode.c call back into pool.c through
+ * the pool_* functions below, and into nothing of each other. */
 #ifndef HOP_POOL_INT_H
 #define HOP_POOL_INT_H
 
@@ -55,6 +59,7 @@ struct leftover {
 
 struct hop_pool {
 	struct hop_loop *loop;
+	const struct hop_worker_ops *ops; /* the mode's, see below */
 	struct hop_pool_config cfg;
 	struct hop_pool_events ev;
 	struct worker *w;
@@ -72,8 +77,55 @@ struct hop_pool {
 	uint64_t left_timer; /* looks at them every TICK_MS while any */
 };
 
-/* pool.c */
+/* The protocol of a mode, as the pool sees it: one table per mode, chosen
+ * once by hop_pool_new (hop_worker_stream or hop_worker_exec). The pool
+ * decides when a slot comes up, takes items and goes; these say what that
+ * means for the mode's processes. Every call runs on the pool's loop. */
+struct hop_worker_ops {
+	const char *name; /* "stream" or "exec", for messages */
+	/* Items a slot holds at most: the prefetch window of a persistent
+	 * worker, or the running item and the one to start as it exits. */
+	size_t (*window)(const struct hop_pool_config *cfg);
+	/* Readies the pool at hop_pool_start: checks the command, starts the
+	 * first cfg.start slots. Returns 0, or -errno with a message naming
+	 * the command in err; nothing is left running then. */
+	int (*begin)(struct hop_pool *pool, char *err, size_t errlen);
+	/* Brings a DOWN slot up, to take items: it is UP on return 0.
+	 * Returns 0, or -errno with a message in err and the slot still
+	 * DOWN, for the pool to try again later. */
+	int (*start)(struct worker *w, char *err, size_t errlen);
+	/* Hands the slot an item, which the slot owns from now until
+	 * pool_finish or pool_return_all. The pool counted the attempt. */
+	void (*send)(struct worker *w, struct hop_item *it);
+	/* Asks an idle UP slot to go: the pool is above its target, or
+	 * (drain) it drains and the slot holds nothing more. Returns true when
+	 * the slot is on its way down or down, false when it stays as it is
+	 * (a stream worker whose stdin is closed already; an exec slot at a
+	 * drain, which the pool settles itself). */
+	bool (*retire)(struct worker *w, bool drain);
+	/* All of the payload is written (or the write failed): exec closes
+	 * stdin, as the payload is all there is. NULL: nothing to do. */
+	void (*written)(struct worker *w);
+	/* Frees what the slot keeps for its process once that is released;
+	 * NULL: the buffers are kept for the next process. */
+	void (*released)(struct worker *w);
+	/* Cancels a start that is on a spawner thread (w->spawning); the
+	 * items stay with the slot. NULL where starts are never pending. */
+	void (*abort)(struct worker *w);
+	/* Hands back, unattempted, the item that waits behind the running
+	 * one and has not started. NULL: the mode queues nothing. */
+	void (*unqueue)(struct worker *w);
+};
 
+extern const struct hop_worker_ops hop_worker_stream;
+extern const struct hop_worker_ops hop_worker_exec;
+
+/* pool.c: what the modes call back. */
+
+/* Checks that the pool's command can be run: a path that is executable,
+ * or a name found in PATH. Returns 0, or -errno (-ENOENT when not found)
+ * with a message naming the command in err. */
+int pool_check_command(struct hop_pool *pool, char *err, size_t errlen);
 /* Settles a stream worker whose process has exited and been reaped, with
  * status as from waitpid: the item in hand fails (its error names the
  * worker, the status and the last line the worker wrote to stderr), or goes
@@ -90,7 +142,13 @@ void pool_add_stderr_reason(struct hop_item *it);
  * SIGKILL kill_ms later to what still does, so that nothing a worker started
  * outlives it. Returns false while the process runs. */
 bool pool_reap(struct worker *w, int *status);
+/* Takes the item, whose outcome is set, out of the slot and hands it to
+ * the run (ev.done), which owns it from then on. Sets the deadline of the
+ * next item in hand, and retires the slot when the pool drains or is above
+ * its target and the slot holds nothing more. */
 void pool_finish(struct worker *w, struct hop_item *it);
+/* Hands every item the slot holds back to the run unattempted (ev.returned:
+ * their attempt is undone), and clears the slot's deadline. */
 void pool_return_all(struct worker *w);
 /* Stops a worker that broke the contract or ran out of time, for the
  * reason fmt gives: SIGTERM to its group (SIGKILL after kill_ms), the item
@@ -98,7 +156,11 @@ void pool_return_all(struct worker *w);
  * Nothing when it is already stopping or down. */
 void pool_kill_worker(struct worker *w, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-int pool_watch_child(struct worker *w);
+/* Closes a stream worker's stdin, so that it exits once it has answered
+ * what it holds; the slot is CLOSING. */
+void pool_close_stdin(struct worker *w);
+/* Writes the slot's wbuf to the process's stdin soon, on the loop, and as
+ * the pipe takes it; ops->written follows the last byte. */
 void pool_want_write(struct worker *w);
 /* Logs the lines waiting on the worker's stderr, keeps them with the item
  * in hand, and remembers the last one (last_err). */
@@ -107,30 +169,5 @@ void pool_drain_stderr(struct worker *w);
  * registrations go with them), cancels its kill and EOF timers and empties
  * its buffers. The process must be reaped already, or never started. */
 void pool_release_child(struct worker *w);
-
-/* stream.c */
-/* Starts the slot's persistent worker and watches its pipes and exit; the
- * worker is UP and has answered nothing yet. Returns 0, or -errno with a
- * message naming the command in err. */
-int stream_start(struct worker *w, char *err, size_t errlen);
-void stream_send(struct worker *w, struct hop_item *it);
-/* Reads and handles the answer lines waiting on the worker's stdout. A
- * line that breaks the contract stops the worker; EOF while the process
- * still runs means it closed its stdout and can answer nothing more: unless
- * it exits within EOF_GRACE_MS (then its exit says why), it is stopped and
- * the item in hand fails with that reason. */
-void stream_read(struct worker *w);
-
-/* execmode.c */
-int exec_check(struct hop_pool *pool, char *err, size_t errlen);
-void exec_run(struct worker *w, struct hop_item *it);
-void exec_read(struct worker *w);
-/* Settles the slot's process, reaped with status (as from waitpid), once
- * its output is read: exit 0 gives the result, 75 a retry, 65 a permanent
- * failure, anything else a failed attempt whose error ends with the last
- * line the process wrote to stderr. Then the slot takes its next item. */
-void exec_exited(struct worker *w, int status);
-void exec_abort(struct worker *w);
-void exec_unqueue(struct worker *w);
 
 #endif

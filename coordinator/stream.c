@@ -9,9 +9,11 @@
  */
 #include "pool_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "answer.h"
 #include "log.h"
@@ -23,7 +25,63 @@
  * --timeout an item would otherwise wait out. */
 #define EOF_GRACE_MS 1000
 
-int stream_start(struct worker *w, char *err, size_t errlen)
+static void stream_read(struct worker *w);
+
+/* The worker's exit: what it wrote before exiting is read first. */
+static void on_pidfd(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	int status = 0;
+
+	if (!pool_reap(w, &status))
+		return;
+	/* Whatever it wrote before exiting is still in the pipes. */
+	w->out.drained = w->err.drained = false;
+	if (w->out_open)
+		stream_read(w);
+	pool_drain_stderr(w);
+	pool_worker_gone(w, status);
+}
+
+static void on_out(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	w->out.drained = false;
+	stream_read(w);
+}
+
+static void on_err(struct hop_loop *loop, int fd, uint32_t events, void *arg)
+{
+	struct worker *w = arg;
+	w->err.drained = false;
+	pool_drain_stderr(w);
+}
+
+/* Watches the new process's exit, stdout and stderr. Returns 0, or
+ * -ENOMEM. */
+static int watch_child(struct worker *w)
+{
+	struct hop_loop *loop = w->pool->loop;
+	struct hop_buf keep = w->err.buf;
+
+	hop_lines_init(&w->err, 64 * 1024);
+	w->err.buf = keep;
+	hop_buf_reset(&w->err.buf);
+	w->err.edge = true;
+	w->out_open = w->err_open = true;
+	w->wwatch = false;
+	w->sigkilled = false;
+	if (hop_loop_watch(loop, w->child.pidfd, EPOLLIN, on_pidfd, w) ||
+	    hop_loop_watch(loop, w->child.out, EPOLLIN, on_out, w) ||
+	    hop_loop_watch(loop, w->child.err, EPOLLIN, on_err, w))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Starts the slot's persistent worker and watches its pipes and exit; the
+ * worker is UP and has answered nothing yet. Returns 0, or -errno with a
+ * message naming the command in err. */
+static int stream_start(struct worker *w, char *err, size_t errlen)
 {
 	char index[32];
 	snprintf(index, sizeof(index), "HOPPER_WORKER=%d", w->index);
@@ -34,7 +92,7 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 		return rc;
 	hop_lines_init(&w->out, w->pool->cfg.max_line);
 	w->out.edge = true;
-	if (pool_watch_child(w)) {
+	if (watch_child(w)) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -43,12 +101,14 @@ int stream_start(struct worker *w, char *err, size_t errlen)
 	w->last_err[0] = '\0';
 	w->started = hop_now_ms();
 	w->pool->cfg.stats->worker_starts++;
+	if (w->crashes > 0)
+		w->pool->cfg.stats->worker_restarts++;
 	hop_log_ev(HOP_DEBUG, w->index, NULL, "worker %d started (pid %d)",
 		   w->index, (int)w->child.pid);
 	return 0;
 }
 
-void stream_send(struct worker *w, struct hop_item *it)
+static void stream_send(struct worker *w, struct hop_item *it)
 {
 	struct hop_buf *b = &w->wbuf;
 
@@ -165,7 +225,12 @@ static void stdout_ended(struct worker *w)
 					      stdout_closed, w);
 }
 
-void stream_read(struct worker *w)
+/* Reads and handles the answer lines waiting on the worker's stdout. A
+ * line that breaks the contract stops the worker; EOF while the process
+ * still runs means it closed its stdout and can answer nothing more: unless
+ * it exits within EOF_GRACE_MS (then its exit says why), it is stopped and
+ * the item in hand fails with that reason. */
+static void stream_read(struct worker *w)
 {
 	char *line;
 	size_t len;
@@ -194,3 +259,48 @@ void stream_read(struct worker *w)
 		}
 	}
 }
+
+static size_t stream_window(const struct hop_pool_config *cfg)
+{
+	return (size_t)cfg->prefetch;
+}
+
+/* Starts the first workers. With none to start, the command is still
+ * checked now. */
+static int stream_begin(struct hop_pool *pool, char *err, size_t errlen)
+{
+	int rc = pool->target ? 0 : pool_check_command(pool, err, errlen);
+	for (int i = 0; i < pool->target && !rc; i++)
+		rc = stream_start(&pool->w[i], err, errlen);
+	return rc;
+}
+
+/* EOF on stdin: the worker exits once it has answered what it holds. */
+static bool stream_retire(struct worker *w, bool drain)
+{
+	if (w->child.in < 0)
+		return false;
+	if (!drain)
+		hop_log_ev(HOP_DEBUG, w->index, NULL, "retiring idle worker %d",
+			   w->index);
+	pool_close_stdin(w);
+	return true;
+}
+
+/* A persistent worker's buffers go with it. */
+static void stream_released(struct worker *w)
+{
+	hop_lines_free(&w->out);
+	hop_lines_free(&w->err);
+	hop_buf_free(&w->collected);
+}
+
+const struct hop_worker_ops hop_worker_stream = {
+    .name = "stream",
+    .window = stream_window,
+    .begin = stream_begin,
+    .start = stream_start,
+    .send = stream_send,
+    .retire = stream_retire,
+    .released = stream_released,
+};
