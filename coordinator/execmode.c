@@ -303,7 +303,9 @@ static void exec_abort(struct worker *w)
 	/* A cancelled start may or may not have rewritten the file. */
 	w->item_len = SIZE_MAX;
 	w->spawning = false;
-	w->state = w->pool->draining || w->pool->killing ? W_DOWN : W_UP;
+	/* Nothing runs for the slot's items now; the pool lets it go. */
+	if (w->pool->draining || w->pool->killing)
+		pool_slot_event(w, E_DROP);
 }
 
 /* Hands back the item queued behind the running one, whose start waits
@@ -413,7 +415,7 @@ static void exec_exited(struct worker *w, int status)
 	struct hop_item *it = w->inflight.head;
 	char how[128];
 
-	if (it && w->state == W_UP) {
+	if (it && slot_up(w->state)) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			take_stdout(w, it);
 		} else if (WIFEXITED(status) &&
@@ -443,7 +445,8 @@ static void exec_exited(struct worker *w, int status)
 	pool_release_child(w);
 	bool finish = it && w->inflight.head == it;
 	bool more = w->inflight.len > (finish ? 1u : 0u);
-	w->state = (pool->draining || pool->killing) && !more ? W_DOWN : W_UP;
+	pool_slot_event(w, (pool->draining || pool->killing) && !more ? E_EXITED
+								      : E_RAN);
 	if (!finish) {
 		pool->ev.changed(pool->ev.arg);
 		return;
@@ -475,14 +478,14 @@ static int exec_begin(struct hop_pool *pool, char *err, size_t errlen)
 		return -errno;
 	}
 	for (int i = 0; i < pool->target; i++)
-		pool->w[i].state = W_UP;
+		pool_slot_event(&pool->w[i], E_STARTED);
 	return 0;
 }
 
 /* A slot runs a process per item: up, it takes items. */
 static int exec_start(struct worker *w, char *err, size_t errlen)
 {
-	w->state = W_UP;
+	pool_slot_event(w, E_STARTED);
 	return 0;
 }
 
@@ -492,7 +495,7 @@ static bool exec_retire(struct worker *w, bool drain)
 {
 	if (drain)
 		return false;
-	w->state = W_DOWN;
+	pool_slot_event(w, E_DROP);
 	return true;
 }
 

@@ -1,9 +1,10 @@
 /* pool.c - worker slots: capacity, deadlines, killing and restarting.
  *
- * A slot moves DOWN -> UP -> (CLOSING | KILLING) -> DOWN. The protocol
- * itself, what is written to a worker and what its output means, lives in
- * stream.c and execmode.c; this file decides when a worker starts and stops
- * and what happens to the items it held.
+ * A slot's life is the table below, one row per state and one column per
+ * event. The protocol itself, what is written to a worker and what its
+ * output means, lives in stream.c and execmode.c (struct hop_worker_ops);
+ * this file decides when a worker starts and stops and what happens to the
+ * items it held.
  */
 #include "pool_int.h"
 
@@ -27,6 +28,94 @@
 static void restart(struct hop_loop *loop, void *arg);
 static bool start_slot(struct worker *w);
 
+/* Where each event takes a slot; an event left out of a state's row is
+ * not expected there (S_BUG). A stream slot goes DOWN -> IDLE <-> BUSY ->
+ * (RETIRING | STOPPING) -> DOWN, and through BACKOFF back to IDLE when the
+ * pool still wants it; an exec slot goes IDLE <-> BUSY, STOPPING -> IDLE
+ * after a kill, and DOWN when the pool drains or shrinks. */
+/* clang-format off */
+static const enum slot_state slot_next[S_NSTATES][E_NEVENTS] = {
+	[S_DOWN] = {
+		[E_STARTED]  = S_IDLE,     /* started, or (exec) opened */
+		[E_RETRY]    = S_BACKOFF,  /* could not start: later */
+		[E_EMPTY]    = S_DOWN,     /* exec: let go, item settled */
+		[E_SIGNAL]   = S_STOPPING, /* exec: let go, process killed */
+	},
+	[S_BACKOFF] = {
+		[E_STARTED]  = S_IDLE,     /* the restart worked */
+		[E_RETRY]    = S_BACKOFF,  /* it failed again */
+		[E_CANCEL]   = S_DOWN,     /* not wanted any more */
+	},
+	[S_IDLE] = {
+		[E_TAKE]     = S_BUSY,
+		[E_CLOSE]    = S_RETIRING, /* above the target, or draining */
+		[E_SIGNAL]   = S_STOPPING,
+		[E_EXITED]   = S_DOWN,     /* stream: exited unasked */
+		[E_DROP]     = S_DOWN,     /* exec: above target, draining */
+	},
+	[S_BUSY] = {
+		[E_TAKE]     = S_BUSY,
+		[E_EMPTY]    = S_IDLE,
+		[E_SIGNAL]   = S_STOPPING, /* timed out, broke the contract */
+		[E_EXITED]   = S_DOWN,     /* stream: crashed with items */
+		[E_RAN]      = S_BUSY,     /* exec: its item is settled next */
+		[E_DROP]     = S_DOWN,     /* exec: start cancelled, draining */
+	},
+	[S_RETIRING] = {
+		[E_EMPTY]    = S_RETIRING, /* answered all: exits next */
+		[E_SIGNAL]   = S_STOPPING,
+		[E_EXITED]   = S_DOWN,
+	},
+	[S_STOPPING] = {
+		[E_EMPTY]    = S_STOPPING, /* its items failed or went back */
+		[E_SIGNAL]   = S_STOPPING,
+		[E_EXITED]   = S_DOWN,
+		[E_RAN]      = S_IDLE,     /* exec: killed, the slot goes on */
+	},
+};
+/* clang-format on */
+
+static const char *const state_names[S_NSTATES] = {
+    "bug", "down", "backoff", "idle", "busy", "retiring", "stopping",
+};
+
+static const char *const event_names[E_NEVENTS] = {
+    "started", "retry",	 "cancel", "take", "empty",
+    "close",   "signal", "exited", "ran",  "drop",
+};
+
+const char *pool_slot_state_name(enum slot_state s)
+{
+	return s < S_NSTATES ? state_names[s] : "?";
+}
+
+const char *pool_slot_event_name(enum slot_event e)
+{
+	return e < E_NEVENTS ? event_names[e] : "?";
+}
+
+enum slot_state pool_slot_next(enum slot_state s, enum slot_event e)
+{
+	if (s >= S_NSTATES || e >= E_NEVENTS)
+		return S_BUG;
+	return slot_next[s][e];
+}
+
+void pool_slot_event(struct worker *w, enum slot_event e)
+{
+	enum slot_state next = pool_slot_next(w->state, e);
+
+	if (next == S_BUG) {
+		hop_log_ev(HOP_ERROR, w->index, NULL,
+			   "bug: worker %d got event '%s' in state '%s', "
+			   "which does not expect it; the state is kept",
+			   w->index, pool_slot_event_name(e),
+			   pool_slot_state_name(w->state));
+		return;
+	}
+	w->state = next;
+}
+
 struct hop_pool *hop_pool_new(struct hop_loop *loop,
 			      const struct hop_pool_config *cfg,
 			      const struct hop_pool_events *ev)
@@ -48,6 +137,7 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 		struct worker *w = &pool->w[i];
 		w->pool = pool;
 		w->index = i;
+		w->state = S_DOWN;
 		w->item_fd = -1;
 		w->child = (struct hop_child){
 		    .pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
@@ -140,7 +230,7 @@ static void tick(struct hop_loop *loop, void *arg)
 	pool->tick = hop_loop_after(loop, TICK_MS, tick, pool);
 	for (int i = 0; i < pool->cfg.size; i++) {
 		struct worker *w = &pool->w[i];
-		if (w->state != W_UP || !w->inflight.head || !w->deadline ||
+		if (!slot_up(w->state) || !w->inflight.head || !w->deadline ||
 		    now < w->deadline)
 			continue;
 		pool->cfg.stats->timeouts++;
@@ -199,7 +289,7 @@ size_t hop_pool_capacity(const struct hop_pool *pool)
 	for (int i = 0; i < pool->cfg.size; i++) {
 		const struct worker *w = &pool->w[i];
 		size_t per = pool->ops->window(&pool->cfg);
-		if (w->state == W_UP && w->inflight.len < per)
+		if (slot_up(w->state) && w->inflight.len < per)
 			n += per - w->inflight.len;
 	}
 	return n;
@@ -228,7 +318,7 @@ bool hop_pool_stopped(const struct hop_pool *pool)
  * crash. Not the ones retiring or being killed. */
 static bool active(const struct worker *w)
 {
-	return w->state == W_UP || (w->state == W_DOWN && w->restart_timer);
+	return slot_up(w->state) || w->state == S_BACKOFF;
 }
 
 int hop_pool_workers(const struct hop_pool *pool)
@@ -252,7 +342,7 @@ void pool_close_stdin(struct worker *w)
 	hop_loop_unwatch(w->pool->loop, w->child.in);
 	close(w->child.in);
 	w->child.in = -1;
-	w->state = W_CLOSING;
+	pool_slot_event(w, E_CLOSE);
 }
 
 /* Retires workers beyond the target that hold nothing: a pending restart
@@ -263,15 +353,16 @@ static void retire_idle(struct hop_pool *pool)
 
 	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
 		struct worker *w = &pool->w[i];
-		if (w->state == W_DOWN && w->restart_timer) {
+		if (w->state == S_BACKOFF) {
 			hop_loop_cancel(pool->loop, w->restart_timer);
 			w->restart_timer = 0;
+			pool_slot_event(w, E_CANCEL);
 			extra--;
 		}
 	}
 	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
 		struct worker *w = &pool->w[i];
-		if (w->state != W_UP || w->inflight.head || w->spawning)
+		if (!slot_up(w->state) || w->inflight.head || w->spawning)
 			continue;
 		if (pool->ops->retire(w, false))
 			extra--;
@@ -290,7 +381,7 @@ void hop_pool_resize(struct hop_pool *pool, int n)
 	int have = hop_pool_workers(pool);
 	for (int i = 0; i < pool->cfg.size && have < n; i++) {
 		struct worker *w = &pool->w[i];
-		if (w->state != W_DOWN || w->restart_timer)
+		if (w->state != S_DOWN)
 			continue;
 		have++;
 		start_slot(w);
@@ -309,7 +400,7 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 	/* The least loaded worker, so that a prefetch window fills evenly. */
 	for (int i = 0; i < pool->cfg.size; i++) {
 		struct worker *w = &pool->w[i];
-		if (w->state != W_UP || w->inflight.len >= per)
+		if (!slot_up(w->state) || w->inflight.len >= per)
 			continue;
 		if (!best || w->inflight.len < best->inflight.len)
 			best = w;
@@ -322,6 +413,7 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 	it->started_ms = hop_loop_now(pool->loop);
 	hop_item_reset_outcome(it);
 	pool->inflight++;
+	pool_slot_event(best, E_TAKE);
 	pool->ops->send(best, it);
 	return 0;
 }
@@ -334,6 +426,8 @@ void pool_finish(struct worker *w, struct hop_item *it)
 
 	hop_queue_remove(&w->inflight, it);
 	pool->inflight--;
+	if (!w->inflight.head)
+		pool_slot_event(w, E_EMPTY);
 	hop_stats_duration(pool->cfg.stats,
 			   (double)(now - it->started_ms) / 1000);
 	w->deadline = w->inflight.head && pool->cfg.timeout_ms
@@ -343,7 +437,7 @@ void pool_finish(struct worker *w, struct hop_item *it)
 		w->crashes = 0;
 	pool->ev.done(pool->ev.arg, it);
 	bool retired = pool->draining && !w->inflight.head &&
-		       w->state == W_UP && pool->ops->retire(w, true);
+		       slot_up(w->state) && pool->ops->retire(w, true);
 	if (!retired && !w->inflight.head)
 		retire_idle(pool);
 	pool->ev.changed(pool->ev.arg);
@@ -354,12 +448,17 @@ void pool_return_all(struct worker *w)
 	struct hop_pool *pool = w->pool;
 	struct hop_item *it;
 
+	if (!w->inflight.head) {
+		w->deadline = 0;
+		return;
+	}
 	while ((it = hop_queue_pop(&w->inflight))) {
 		pool->inflight--;
 		it->attempt--;
 		pool->ev.returned(pool->ev.arg, it);
 	}
 	w->deadline = 0;
+	pool_slot_event(w, E_EMPTY);
 }
 
 static void sigkill_timer(struct hop_loop *loop, void *arg)
@@ -378,7 +477,7 @@ static void sigkill_timer(struct hop_loop *loop, void *arg)
 /* Signals the worker's group to stop; SIGKILL follows if it lingers. */
 static void stop_process(struct worker *w)
 {
-	w->state = W_KILLING;
+	pool_slot_event(w, E_SIGNAL);
 	hop_child_signal(&w->child, SIGTERM);
 	if (!w->kill_timer)
 		w->kill_timer = hop_loop_after(
@@ -436,7 +535,8 @@ void pool_kill_worker(struct worker *w, const char *fmt, ...)
 	char why[1024];
 	va_list ap;
 
-	if (w->state == W_KILLING || w->state == W_DOWN)
+	if (w->state == S_STOPPING || w->state == S_DOWN ||
+	    w->state == S_BACKOFF)
 		return;
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
@@ -574,7 +674,7 @@ void pool_worker_gone(struct worker *w, int status)
 {
 	struct hop_pool *pool = w->pool;
 	char how[128];
-	bool asked = w->state == W_CLOSING || w->state == W_KILLING;
+	bool asked = w->state == S_RETIRING || w->state == S_STOPPING;
 
 	hop_describe_status(status, how, sizeof(how));
 	struct hop_item *head = w->inflight.head;
@@ -601,7 +701,7 @@ void pool_worker_gone(struct worker *w, int status)
 			   how);
 	}
 	pool_release_child(w);
-	w->state = W_DOWN;
+	pool_slot_event(w, E_EXITED);
 	if (!pool->draining && !pool->killing &&
 	    hop_pool_workers(pool) < pool->target) {
 		int shift =
@@ -620,6 +720,7 @@ void pool_worker_gone(struct worker *w, int status)
 				   "restarting worker in %.1f s",
 				   (double)wait / 1000);
 		w->restart_timer = hop_loop_after(pool->loop, wait, restart, w);
+		pool_slot_event(w, E_RETRY);
 	}
 	pool->ev.changed(pool->ev.arg);
 }
@@ -639,6 +740,7 @@ static bool start_slot(struct worker *w)
 	hop_log_ev(HOP_ERROR, w->index, NULL, "%s; trying again in %.0f s", err,
 		   (double)gap / 1000);
 	w->restart_timer = hop_loop_after(w->pool->loop, gap, restart, w);
+	pool_slot_event(w, E_RETRY);
 	return false;
 }
 
@@ -647,8 +749,10 @@ static void restart(struct hop_loop *loop, void *arg)
 	struct worker *w = arg;
 
 	w->restart_timer = 0;
-	if (w->pool->draining || w->pool->killing)
+	if (w->pool->draining || w->pool->killing) {
+		pool_slot_event(w, E_CANCEL);
 		return;
+	}
 	if (start_slot(w))
 		w->pool->ev.changed(w->pool->ev.arg);
 }
@@ -669,10 +773,12 @@ void hop_pool_drain(struct hop_pool *pool)
 		struct worker *w = &pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
-		if (w->state == W_UP && !w->inflight.head)
+		if (w->state == S_BACKOFF)
+			pool_slot_event(w, E_CANCEL);
+		if (slot_up(w->state) && !w->inflight.head)
 			pool->ops->retire(w, true);
-		if (w->state == W_UP && w->child.pid <= 0 && !w->spawning)
-			w->state = W_DOWN;
+		if (slot_up(w->state) && w->child.pid <= 0 && !w->spawning)
+			pool_slot_event(w, E_DROP);
 	}
 	pool->ev.changed(pool->ev.arg);
 }
@@ -686,13 +792,15 @@ void hop_pool_kill(struct hop_pool *pool)
 		struct worker *w = &pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
+		if (w->state == S_BACKOFF)
+			pool_slot_event(w, E_CANCEL);
 		if (w->spawning)
 			pool->ops->abort(w);
 		pool_return_all(w);
 		if (w->child.pid > 0)
 			stop_process(w);
-		else
-			w->state = W_DOWN;
+		else if (w->state != S_DOWN)
+			pool_slot_event(w, E_DROP);
 	}
 	pool->ev.changed(pool->ev.arg);
 }

@@ -13,17 +13,46 @@
 #include "spawner.h"
 #include "stats.h"
 
-enum worker_state {
-	W_DOWN,	   /* no process */
-	W_UP,	   /* running, takes items */
-	W_CLOSING, /* stdin closed, waiting for it to exit */
-	W_KILLING, /* signalled, waiting for it to exit */
+/* The life of a worker slot. Every change of state goes through
+ * pool_slot_event, and pool.c's slot table (slot_next) lists every
+ * transition: an event a state does not expect is logged as a bug. */
+enum slot_state {
+	S_BUG,	    /* not a state: the table's mark for an unexpected event */
+	S_DOWN,	    /* no process, and none wanted */
+	S_BACKOFF,  /* no process; a restart timer runs (restart_timer) */
+	S_IDLE,	    /* up, takes items, holds none */
+	S_BUSY,	    /* up, holds items; in exec mode a start may be on a
+		     * spawner thread meanwhile (spawning) */
+	S_RETIRING, /* stdin closed: exits once it has answered what it holds */
+	S_STOPPING, /* SIGTERM sent to its group, SIGKILL after kill_ms */
+	S_NSTATES
 };
+
+enum slot_event {
+	E_STARTED, /* its process started (exec: the slot opened): takes items
+		    */
+	E_RETRY,   /* down, and a restart timer was set for it */
+	E_CANCEL,  /* its restart timer was cancelled or is not wanted now */
+	E_TAKE,	   /* an item was handed to it */
+	E_EMPTY,   /* the last item it held finished or went back */
+	E_CLOSE,   /* its stdin was closed to retire it */
+	E_SIGNAL,  /* SIGTERM was sent to its group */
+	E_EXITED,  /* its process was reaped, and the slot goes down */
+	E_RAN,	   /* exec: its process was reaped, and the slot goes on */
+	E_DROP,	   /* exec: a slot with no process is let go */
+	E_NEVENTS
+};
+
+/* True when the slot takes items: IDLE or BUSY. */
+static inline bool slot_up(enum slot_state s)
+{
+	return s == S_IDLE || s == S_BUSY;
+}
 
 struct worker {
 	struct hop_pool *pool;
 	int index;
-	enum worker_state state;
+	enum slot_state state;
 	struct hop_child child;
 	struct hop_buf wbuf;	  /* bytes waiting for the worker's stdin */
 	bool wwatch;		  /* waiting for stdin to become writable */
@@ -121,6 +150,16 @@ extern const struct hop_worker_ops hop_worker_stream;
 extern const struct hop_worker_ops hop_worker_exec;
 
 /* pool.c: what the modes call back. */
+
+/* The state the slot table gives for event e in state s, or S_BUG when
+ * the table does not expect e in s. No side effects. */
+enum slot_state pool_slot_next(enum slot_state s, enum slot_event e);
+/* Moves the slot by event e as the slot table says. An event not expected
+ * in the slot's state is logged as a bug, and the state is kept. */
+void pool_slot_event(struct worker *w, enum slot_event e);
+/* Names for messages and tests: "idle", "take", ... */
+const char *pool_slot_state_name(enum slot_state s);
+const char *pool_slot_event_name(enum slot_event e);
 
 /* Checks that the pool's command can be run: a path that is executable,
  * or a name found in PATH. Returns 0, or -errno (-ENOENT when not found)

@@ -96,7 +96,7 @@ static int stream_start(struct worker *w, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	w->state = W_UP;
+	pool_slot_event(w, E_STARTED);
 	w->answered = false;
 	w->last_err[0] = '\0';
 	w->started = hop_now_ms();
@@ -220,7 +220,7 @@ static void stdout_ended(struct worker *w)
 	w->out_open = false;
 	if (w->child.pid <= 0 || w->eof_timer)
 		return;
-	if (w->state == W_UP || (w->state == W_CLOSING && w->inflight.head))
+	if (slot_up(w->state) || (w->state == S_RETIRING && w->inflight.head))
 		w->eof_timer = hop_loop_after(w->pool->loop, EOF_GRACE_MS,
 					      stdout_closed, w);
 }
@@ -240,7 +240,7 @@ static void stream_read(struct worker *w)
 		    hop_lines_next(&w->out, w->child.out, &line, &len);
 		switch (st) {
 		case HOP_LINE_OK:
-			if (w->state == W_UP || w->state == W_CLOSING)
+			if (slot_up(w->state) || w->state == S_RETIRING)
 				stream_line(w, line, len);
 			break;
 		case HOP_LINE_AGAIN:
