@@ -332,6 +332,16 @@ static int where(const struct doc *d, const char *const *path, int depth,
 	return snprintf(buf, n, "%s", d->file);
 }
 
+/* Writes a flag as it was typed ("-j1", "--workers 3") to buf. */
+static const char *flag_text(const struct flag *fl, char *buf, size_t n)
+{
+	if (fl->joined)
+		snprintf(buf, n, "%s", fl->arg);
+	else
+		snprintf(buf, n, "%s %s", fl->arg, fl->value);
+	return buf;
+}
+
 /* Names where a run option's value came from: the flag that set it last
  * ("-j 8", "--workers=8"), else its place in the pipeline file, else
  * "KEY (default)". */
@@ -342,11 +352,7 @@ static const char *blame(const struct origin *o, const char *key, char *buf,
 		const struct flag *fl = &o->flags[f];
 		if (strcmp(fl->key, key))
 			continue;
-		if (fl->joined)
-			snprintf(buf, n, "%s", fl->arg);
-		else
-			snprintf(buf, n, "%s %s", fl->arg, fl->value);
-		return buf;
+		return flag_text(fl, buf, n);
 	}
 	if (o->doc) {
 		int line, col;
@@ -379,11 +385,7 @@ static const char *blame_driver(const struct origin *o, bool is_source,
 			   !strncmp(fl->value, key, kl) && fl->value[kl] == '=';
 		if (!set && !(target && !strcmp(fl->key, what)))
 			continue;
-		if (fl->joined)
-			snprintf(buf, n, "%s", fl->arg);
-		else
-			snprintf(buf, n, "%s %s", fl->arg, fl->value);
-		return buf;
+		return flag_text(fl, buf, n);
 	}
 	if (o->doc) {
 		int line, col;
