@@ -15,6 +15,49 @@
 #include "sinks/sink.h"
 #include "sources/source.h"
 
+/* Where an output goes: a stage (an index in hop_config.stages) or a sink
+ * (an index in hop_config.sinks). */
+struct hop_target {
+	bool sink;
+	int index;
+};
+
+/* The targets of one port: every output on it goes to each of them (more
+ * than one: a copier). */
+struct hop_route {
+	char *port; /* NULL: every output that no other route takes */
+	int nto;
+	struct hop_target *to;
+};
+
+/* One stage of a pipeline: a worker command with its own pool. A pipeline
+ * file without "stages" has one, made from its top-level keys. Fields as in
+ * struct hop_config, for this stage. */
+struct hop_stage_config {
+	char *name;    /* "main" for the one stage of a file without stages */
+	int line, col; /* where the file names it; 0 when it does not */
+	char **argv;   /* NULL-terminated worker command */
+	char *shell_command; /* "command" as a string, run by sh -c */
+	char *mode;
+	bool exec_mode;
+	int64_t workers, min_workers, max_workers;
+	bool autoscale;
+	int64_t prefetch;
+	int64_t attempts;
+	double timeout, backoff, backoff_max;
+	int64_t shards; /* 1, or N for a sharder: N pools, one key in one */
+	char *key;	/* sharder: a JSON pointer into the payload, for the
+			   outputs that carry no "key" of their own */
+	int64_t queue;	/* the most items waiting at the stage's input */
+	/* Where its outputs go. No route with a NULL port and no route for an
+	 * output's port: the output is unmapped. */
+	int nroutes;
+	struct hop_route *routes;
+	bool drop_unmapped; /* unmapped outputs are dropped, not an error */
+	bool dead_alone;    /* a dead item here does not fail its root: it is
+			       written to the sink as failed, the tree goes on */
+};
+
 struct hop_config {
 	/* Set through the option table. */
 	char *pipeline;
@@ -55,6 +98,20 @@ struct hop_config {
 	bool halt_now;	   /* --halt now,...: stop in-flight work too */
 	int64_t halt_fail; /* --halt ...,fail=N: failed attempts; 0: never */
 	double halt_pct;   /* --halt ...,fail=P%: percent of attempts */
+
+	/* The graph (hopper run and validate): at least one stage. sources[0]
+	 * is source and sinks[0] is sink; each source feeds the targets of
+	 * source_routes[i] (port NULL). Names: "main" for the one source or
+	 * sink of a file that does not name them. */
+	int nstages;
+	struct hop_stage_config *stages; /* owned */
+	int nsources;
+	struct hop_source **sources; /* owned */
+	char **source_names;
+	struct hop_route *source_routes;
+	int nsinks;
+	struct hop_sink **sinks; /* owned */
+	char **sink_names;
 };
 
 /* Fills cfg from the arguments of `hopper run` (or `validate`, which takes

@@ -28,6 +28,9 @@ struct hop_item {
 	bool ok;
 	bool retry;   /* for a failure: may another attempt succeed? */
 	char *result; /* owned; compact JSON of the worker's result */
+	bool drop;    /* ok, and the answer said "drop": no output at all */
+	struct hop_spool *emits; /* owned; what the attempt emitted before
+				    its answer, NULL for nothing */
 	char *error;  /* owned; why the attempt failed */
 	char
 	    *stderr_tail; /* owned; the last lines the worker wrote to stderr */
