@@ -31,7 +31,7 @@ struct hop_item {
 	bool drop;    /* ok, and the answer said "drop": no output at all */
 	struct hop_spool *emits; /* owned; what the attempt emitted before
 				    its answer, NULL for nothing */
-	char *error;  /* owned; why the attempt failed */
+	char *error;		 /* owned; why the attempt failed */
 	char
 	    *stderr_tail; /* owned; the last lines the worker wrote to stderr */
 

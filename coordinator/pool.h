@@ -32,7 +32,8 @@ struct hop_pool_config {
 	int64_t timeout_ms;	 /* per-item deadline, 0 for none */
 	int64_t kill_ms;	 /* SIGTERM to SIGKILL */
 	size_t max_line;	 /* longest stdout line (exec: whole stdout) */
-	const char *tmpdir;	 /* exec mode: where WORK_ITEM_FILE files go */
+	const char *tmpdir;	 /* where WORK_ITEM_FILE files and spilled
+				    emits go: the stage's own folder */
 	struct hop_stats *stats; /* counts starts, restarts, timeouts */
 };
 

@@ -1203,8 +1203,9 @@ int hop_run(struct hop_config *cfg)
 	r.src->on_wake = on_wake;
 	r.src->on_dead_done = on_dead_done;
 	r.src->wake_arg = &r;
-	if (cfg->exec_mode) {
-		/* Payload files live in memory when the machine allows it. */
+	{
+		/* Payload files (exec mode) and emits that outgrow memory
+		 * live in memory when the machine allows it. */
 		const char *tmp = getenv("TMPDIR");
 		if (!tmp || !*tmp)
 			tmp =
