@@ -1,5 +1,6 @@
 /* item.c - items and item queues. */
 #include "item.h"
+#include "spool.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,11 +46,22 @@ struct hop_item *hop_item_new_block(const char *id, size_t id_len,
 	return it;
 }
 
-void hop_item_reset_outcome(struct hop_item *it)
+/* Forgets what the attempt would have output: it did not succeed, or a
+ * new attempt starts. */
+static void drop_outputs(struct hop_item *it)
 {
 	free(it->result);
+	it->result = NULL;
+	hop_spool_free(it->emits);
+	it->emits = NULL;
+	it->drop = false;
+}
+
+void hop_item_reset_outcome(struct hop_item *it)
+{
+	drop_outputs(it);
 	free(it->error);
-	it->result = it->error = NULL;
+	it->error = NULL;
 	it->ok = false;
 	it->retry = true;
 }
@@ -76,8 +88,7 @@ void hop_item_fail(struct hop_item *it, bool retry, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	free(it->error);
-	free(it->result);
-	it->result = NULL;
+	drop_outputs(it);
 	it->error = strdup(msg);
 	it->ok = false;
 	it->retry = retry;

@@ -54,9 +54,11 @@ struct hop_item *hop_item_new_block(const char *id, size_t id_len,
 				    size_t extra);
 void hop_item_free(struct hop_item *it);
 
-/* Clears the outcome of the previous attempt. */
+/* Clears the outcome of the previous attempt: its result, error, emits
+ * and drop. */
 void hop_item_reset_outcome(struct hop_item *it);
-/* Records a failed attempt: error is copied. */
+/* Records a failed attempt: error is copied; what the attempt emitted or
+ * would have output is discarded, as only an ok answer's outputs count. */
 void hop_item_fail(struct hop_item *it, bool retry, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Appends one line to the item's stderr tail, keeping only the last few. */

@@ -9,6 +9,7 @@
 #ifndef HOP_SPOOL_H
 #define HOP_SPOOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,8 +33,16 @@ int hop_spool_add(struct hop_spool *s, const struct hop_emit *e);
 /* Outputs added, and outputs not yet handed back. */
 uint64_t hop_spool_count(const struct hop_spool *s);
 uint64_t hop_spool_left(const struct hop_spool *s);
-/* Hands back the next output in the order they were added. Returns 1, 0
- * when none is left, or -errno. */
+/* Bytes of memory the spool holds for its records and its file's buffers
+ * (not the strings it has handed back): never more than mem_limit, or
+ * 128 for a smaller one. */
+size_t hop_spool_mem(const struct hop_spool *s);
+/* True once outputs went to the file. */
+bool hop_spool_spilled(const struct hop_spool *s);
+/* Hands back the next output in the order they were added, its strings
+ * newly allocated for the caller. Returns 1, 0 when none is left, or
+ * -errno. Adding and taking may interleave. A disk error sticks: every
+ * call after it returns it. */
 int hop_spool_next(struct hop_spool *s, struct hop_emit *e);
 void hop_emit_clear(struct hop_emit *e);
 void hop_spool_free(struct hop_spool *s);
