@@ -46,8 +46,9 @@ demo_needs=(
 	"cmd:ffmpeg ffmpeg"
 	"cmd:python3 python3"
 )
-# The tests: cmocka for the unit tests; kcat, mawk, ffprobe, chromium and
-# promtool (Prometheus's metrics checker) are run by integration tests;
+# The tests: cmocka for the unit tests; kcat, mawk, jq (the sign-up
+# example's shell workers), ffprobe, chromium and promtool (Prometheus's
+# metrics checker) are run by integration tests;
 # `make lint` runs shellcheck, clang-format and git; the example workers in
 # Go, Rust, Java and JavaScript are built or run by test_examples; Java and
 # Maven also start the Kafka the driver tests use. PostgreSQL's server and
@@ -58,6 +59,7 @@ test_needs=(
 	"cmd:ffprobe ffmpeg"
 	"cmd:kcat kcat"
 	"cmd:mawk mawk"
+	"cmd:jq jq"
 	"cmd:chromium chromium"
 	"cmd:promtool prometheus"
 	"cmd:shellcheck shellcheck"
