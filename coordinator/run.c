@@ -45,6 +45,7 @@
 #include "pool.h"
 #include "scaler.h"
 #include "progress.h"
+#include "stage.h"
 #include "stats.h"
 
 enum phase { RUNNING, DRAINING, STOPPING };
@@ -80,9 +81,11 @@ struct run {
 	struct hop_loop *loop;
 	struct hop_source *src;
 	struct hop_sink *sink;
-	struct hop_pool *pool;
-	struct hop_queue ready;	  /* claimed, waiting for a worker */
-	struct hop_queue waiting; /* failed, waiting for their retry */
+	/* The run's one stage: its pool, its queues (ready: claimed, waiting
+	 * for a worker; waiting: failed, waiting for their retry), its
+	 * scaler, its counts. */
+	struct hop_stage stage, *st;
+	struct hop_stage_config main_stage; /* when the config has none */
 	struct hop_queue written; /* in the sink, waiting for a flush */
 	/* Finished, but the sink could not take them (held), or it did and
 	 * the source could not record their dead letters (held_dead). */
@@ -104,13 +107,10 @@ struct run {
 	uint64_t flush_timer;
 	uint64_t stop_timer;
 	bool source_failed;
-	char tmpdir[64];
 	int64_t t0;
 	struct hop_stats stats;
-	struct hop_scaler scaler; /* when cfg->autoscale */
 	uint64_t scale_timer;
 	FILE *trace;
-	int64_t cold_since; /* work waited with no worker since then */
 	struct hop_http *http;
 	struct hop_progress *progress;
 	/* Attempts that ended, and failed, for --halt; the exit code of a
@@ -290,6 +290,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 			   it->attempt, (long)r->cfg->attempts, it->error,
 			   (double)wait / 1000);
 		r->stats.retries++;
+		r->st->stats.retries++;
 		if (r->src->ops->nack) {
 			/* The source keeps the schedule (and survives us). */
 			if (r->src->ops->nack(r->src, it, wait))
@@ -300,7 +301,7 @@ static void fail_item(struct run *r, struct hop_item *it)
 		struct retry_timer *t = malloc(sizeof(*t));
 		if (t) {
 			*t = (struct retry_timer){r, it};
-			hop_queue_push(&r->waiting, it);
+			hop_queue_push(&r->st->waiting, it);
 			it->timer = hop_loop_after(r->loop, wait, retry_due, t);
 			return;
 		}
@@ -371,8 +372,8 @@ static void retry_due(struct hop_loop *loop, void *arg)
 
 	free(t);
 	it->timer = 0;
-	hop_queue_remove(&r->waiting, it);
-	hop_queue_push(&r->ready, it);
+	hop_queue_remove(&r->st->waiting, it);
+	hop_queue_push(&r->st->ready, it);
 	schedule(r);
 }
 
@@ -392,10 +393,10 @@ static void halt_run(struct hop_loop *loop, void *arg)
 	r->phase = DRAINING;
 	hop_log(HOP_ERROR, "%s", r->halt_why);
 	hop_stats_error(&r->stats, "%s", r->halt_why);
-	hop_pool_unqueue(r->pool);
+	hop_pool_unqueue(r->st->pool);
 	release_waiting(r);
 	if (r->halt_now)
-		hop_pool_kill(r->pool);
+		hop_pool_kill(r->st->pool);
 	schedule(r);
 }
 
@@ -473,13 +474,13 @@ static void on_done(void *arg, struct hop_item *it)
 {
 	struct run *r = arg;
 	count_attempt(r, it->ok);
-	if (r->cold_since) {
-		r->stats.cold_start_ms = hop_now_ms() - r->cold_since;
+	if (r->st->cold_since) {
+		r->stats.cold_start_ms = hop_now_ms() - r->st->cold_since;
 		hop_log_ev(HOP_INFO, -1, it->id,
 			   "cold start: %lld ms from starting the first worker "
 			   "to its first answer",
 			   (long long)r->stats.cold_start_ms);
-		r->cold_since = 0;
+		r->st->cold_since = 0;
 	}
 	if (it->ok)
 		finish_item(r, it);
@@ -491,7 +492,7 @@ static void on_returned(void *arg, struct hop_item *it)
 {
 	struct run *r = arg;
 	if (r->phase == RUNNING) {
-		hop_queue_push(&r->ready, it);
+		hop_queue_push(&r->st->ready, it);
 	} else {
 		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
@@ -740,8 +741,9 @@ static void retry_held(struct hop_loop *loop, void *arg)
 
 static bool finished(struct run *r)
 {
-	bool idle = !r->ready.head && !r->waiting.head && !r->written.head &&
-		    !r->nflush && hop_pool_inflight(r->pool) == 0;
+	bool idle = !r->st->ready.head && !r->st->waiting.head &&
+		    !r->written.head && !r->nflush &&
+		    hop_pool_inflight(r->st->pool) == 0;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
 	return idle && !r->held.head && !r->held_dead.head &&
@@ -762,7 +764,7 @@ static void wind_down(struct run *r)
 	if (r->phase == STOPPING)
 		return;
 	r->phase = STOPPING;
-	hop_pool_drain(r->pool);
+	hop_pool_drain(r->st->pool);
 	r->stop_timer = hop_loop_after(
 	    r->loop, (int64_t)(r->cfg->kill_timeout * 1000) + 2000, stop_timer,
 	    r);
@@ -790,35 +792,35 @@ static void pump(struct hop_loop *loop, void *arg)
 	/* A halt asked for stops claiming at once; halt_run does the rest. */
 	if (r->phase == RUNNING && !r->source_failed && !out(r) &&
 	    !r->halt_code) {
-		size_t cap = hop_pool_capacity(r->pool);
+		size_t cap = hop_pool_capacity(r->st->pool);
 		/* Autoscaled, one item is fetched ahead even with no free
 		 * worker: that is how work shows when the source cannot
 		 * tell its depth, and how the first item wakes a pool of
 		 * none. */
-		if (r->cfg->autoscale && r->ready.len == 0 && cap == 0)
+		if (r->cfg->autoscale && r->st->ready.len == 0 && cap == 0)
 			cap = 1;
-		if (cap > r->ready.len) {
-			size_t had = r->ready.len;
-			int rc = r->src->ops->fetch(r->src, &r->ready,
-						    cap - r->ready.len);
-			r->stats.fetched += r->ready.len - had;
+		if (cap > r->st->ready.len) {
+			size_t had = r->st->ready.len;
+			int rc = r->src->ops->fetch(r->src, &r->st->ready,
+						    cap - r->st->ready.len);
+			r->stats.fetched += r->st->ready.len - had;
 			if (rc) {
 				source_error(r, NULL);
 				r->source_failed = true;
 			}
 		}
 		bool skipped = false;
-		while (r->ready.head && !out(r)) {
-			struct hop_item *it = r->ready.head;
+		while (r->st->ready.head && !out(r)) {
+			struct hop_item *it = r->st->ready.head;
 			if (r->journal &&
 			    hop_journal_skip(r->journal, it->id)) {
-				hop_queue_pop(&r->ready);
+				hop_queue_pop(&r->st->ready);
 				skip_item(r, it);
 				skipped = true;
 				continue;
 			}
 			if (it->invalid) {
-				hop_queue_pop(&r->ready);
+				hop_queue_pop(&r->st->ready);
 				if (r->src->ops->dying)
 					r->src->ops->dying(r->src, it);
 				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s",
@@ -826,10 +828,10 @@ static void pump(struct hop_loop *loop, void *arg)
 				finish_item(r, it);
 				continue;
 			}
-			if (hop_pool_capacity(r->pool) == 0)
+			if (hop_pool_capacity(r->st->pool) == 0)
 				break;
-			hop_queue_pop(&r->ready);
-			hop_pool_submit(r->pool, it);
+			hop_queue_pop(&r->st->ready);
+			hop_pool_submit(r->st->pool, it);
 		}
 		if (skipped)
 			schedule(r); /* fetch what the skipped made room for */
@@ -838,13 +840,13 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase != RUNNING)
 		settle(r);
 	if (r->phase == STOPPING) {
-		if (hop_pool_stopped(r->pool))
+		if (hop_pool_stopped(r->st->pool))
 			hop_loop_stop(loop);
 	} else if (finished(r) ||
-		   (r->source_failed && !hop_pool_inflight(r->pool) &&
-		    !r->waiting.head && !r->written.head && !r->nflush)) {
+		   (r->source_failed && !hop_pool_inflight(r->st->pool) &&
+		    !r->st->waiting.head && !r->written.head && !r->nflush)) {
 		wind_down(r);
-		if (hop_pool_stopped(r->pool))
+		if (hop_pool_stopped(r->st->pool))
 			hop_loop_stop(loop);
 	}
 }
@@ -853,11 +855,11 @@ static void pump(struct hop_loop *loop, void *arg)
 static void release_waiting(struct run *r)
 {
 	struct hop_item *it;
-	while ((it = hop_queue_pop(&r->waiting))) {
+	while ((it = hop_queue_pop(&r->st->waiting))) {
 		free(hop_loop_cancel(r->loop, it->timer));
-		hop_queue_push(&r->ready, it);
+		hop_queue_push(&r->st->ready, it);
 	}
-	while ((it = hop_queue_pop(&r->ready))) {
+	while ((it = hop_queue_pop(&r->st->ready))) {
 		r->stats.released++;
 		if (r->src->ops->release(r->src, it))
 			source_error(r, it->id);
@@ -869,12 +871,12 @@ static void grace_over(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	r->grace_timer = 0;
-	if (hop_pool_inflight(r->pool) > 0)
+	if (hop_pool_inflight(r->st->pool) > 0)
 		hop_log(HOP_WARN,
 			"grace of %.0f s is over: stopping %zu item(s) "
 			"still in flight and handing them back",
-			r->cfg->grace, hop_pool_inflight(r->pool));
-	hop_pool_kill(r->pool);
+			r->cfg->grace, hop_pool_inflight(r->st->pool));
+	hop_pool_kill(r->st->pool);
 	schedule(r);
 }
 
@@ -897,13 +899,13 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 			    r);
 		} else if (r->phase == RUNNING) {
 			r->phase = DRAINING;
-			hop_pool_unqueue(r->pool);
+			hop_pool_unqueue(r->st->pool);
 			hop_log(
 			    HOP_INFO,
 			    "%s: stopping; %zu item(s) in flight get %.0f s "
 			    "to finish",
 			    strsignal((int)si.ssi_signo),
-			    hop_pool_inflight(r->pool), r->cfg->grace);
+			    hop_pool_inflight(r->st->pool), r->cfg->grace);
 			release_waiting(r);
 			r->grace_timer = hop_loop_after(
 			    loop, (int64_t)(r->cfg->grace * 1000), grace_over,
@@ -940,14 +942,21 @@ static void refresh_stats(void *arg)
 	int64_t depth = r->src->ops->depth(r->src);
 
 	/* What waits for a worker: at the source, or claimed. */
-	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->ready.len;
+	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->st->ready.len;
 	r->stats.sink_repairs = r->sink->repairs;
 	r->stats.held = (int64_t)(r->held.len + r->held_dead.len);
-	if (r->pool) {
-		r->stats.inflight = (int64_t)hop_pool_inflight(r->pool);
-		r->stats.workers = hop_pool_workers(r->pool);
-		r->stats.workers_busy = hop_pool_busy(r->pool);
+	struct hop_stats *ss = &r->st->stats;
+	ss->depth = r->stats.depth;
+	if (r->st->pool) {
+		ss->inflight = (int64_t)hop_pool_inflight(r->st->pool);
+		ss->workers = hop_pool_workers(r->st->pool);
+		ss->workers_busy = hop_pool_busy(r->st->pool);
 	}
+	const struct hop_stats *all[] = {ss};
+	hop_stats_sum_pools(&r->stats, all, 1);
+	r->stats.inflight = ss->inflight;
+	r->stats.workers = ss->workers;
+	r->stats.workers_busy = ss->workers_busy;
 }
 
 /* Ready means the run takes work: it is not stopping, its source is open
@@ -972,7 +981,7 @@ static bool run_ready(void *arg, char *why, size_t n)
 		snprintf(why, n, "the source failed: %s", r->src->error);
 		return false;
 	}
-	if (!r->pool) {
+	if (!r->st->pool) {
 		snprintf(why, n, "starting");
 		return false;
 	}
@@ -1022,27 +1031,27 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 	    .now_ms = now,
 	    .waiting = none		     ? 0
 		       : r->stats.depth >= 0 ? r->stats.depth
-					     : (int64_t)r->ready.len,
+					     : (int64_t)r->st->ready.len,
 	    .unknown =
 		!none && r->stats.depth < 0 && !r->src->ops->exhausted(r->src),
-	    .inflight = r->stats.inflight,
-	    .workers = r->stats.workers,
-	    .busy = r->stats.workers_busy,
-	    .completed = r->stats.duration_count,
-	    .service_seconds = r->stats.duration_sum,
+	    .inflight = r->st->stats.inflight,
+	    .workers = r->st->stats.workers,
+	    .busy = r->st->stats.workers_busy,
+	    .completed = r->st->stats.duration_count,
+	    .service_seconds = r->st->stats.duration_sum,
 	};
 	if (r->cfg->autoscale && r->phase == RUNNING) {
-		int before = r->scaler.target;
-		int target = hop_scaler_tick(&r->scaler, &in);
+		int before = r->st->scaler.target;
+		int target = hop_scaler_tick(&r->st->scaler, &in);
 		if (target != before) {
-			hop_log(HOP_INFO, "scale %s", r->scaler.why);
-			hop_pool_resize(r->pool, target);
+			hop_log(HOP_INFO, "scale %s", r->st->scaler.why);
+			hop_pool_resize(r->st->pool, target);
 		}
-		if (!before && target && !r->cold_since)
-			r->cold_since = now;
+		if (!before && target && !r->st->cold_since)
+			r->st->cold_since = now;
 		r->stats.workers_desired = target;
-		r->stats.scale_ups = r->scaler.ups;
-		r->stats.scale_downs = r->scaler.downs;
+		r->stats.scale_ups = r->st->scaler.ups;
+		r->stats.scale_downs = r->st->scaler.downs;
 	}
 	if (r->trace)
 		fprintf(r->trace, "%.3f,%lld,%lld,%d,%d,%d,%llu,%llu,%.1f\n",
@@ -1051,14 +1060,14 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 			r->stats.workers_desired,
 			(unsigned long long)r->stats.done,
 			(unsigned long long)r->stats.dead,
-			r->cfg->autoscale ? r->scaler.throughput : 0.0);
+			r->cfg->autoscale ? r->st->scaler.throughput : 0.0);
 }
 
 /* With no worker running, work that arrives asks for one at once. */
 static void wake_scaler(struct run *r)
 {
-	if (r->cfg->autoscale && r->phase == RUNNING && r->ready.len &&
-	    hop_pool_workers(r->pool) == 0 && r->scaler.target == 0)
+	if (r->cfg->autoscale && r->phase == RUNNING && r->st->ready.len &&
+	    hop_pool_workers(r->st->pool) == 0 && r->st->scaler.target == 0)
 		hop_loop_soon(r->loop, scale_tick, r);
 }
 
@@ -1073,11 +1082,12 @@ static int start_scaling(struct run *r)
 		    .drain_ms = (int64_t)(cfg->drain_target * 1000),
 		    .utilization = (double)cfg->utilization / 100,
 		};
-		if (hop_scaler_init(&r->scaler, &sc)) {
+		if (hop_scaler_init(&r->st->scaler, &sc)) {
 			hop_log(HOP_ERROR, "cannot start the autoscaler");
 			return -1;
 		}
-		r->stats.workers_desired = r->scaler.target;
+		r->st->scaler_on = true;
+		r->stats.workers_desired = r->st->scaler.target;
 	}
 	if (cfg->trace) {
 		r->trace = fopen(cfg->trace, "w");
@@ -1167,6 +1177,30 @@ static void summary(struct run *r)
 			(unsigned long long)r->skipped_dead);
 }
 
+/* The one stage of a config that names none: its top-level settings. */
+static const struct hop_stage_config *main_stage(struct run *r)
+{
+	const struct hop_config *c = r->cfg;
+	r->main_stage = (struct hop_stage_config){
+	    .name = "main",
+	    .argv = c->argv,
+	    .shell_command = c->shell_command,
+	    .mode = c->mode,
+	    .exec_mode = c->exec_mode,
+	    .workers = c->workers,
+	    .min_workers = c->min_workers,
+	    .max_workers = c->max_workers,
+	    .autoscale = c->autoscale,
+	    .prefetch = c->prefetch,
+	    .attempts = c->attempts,
+	    .timeout = c->timeout,
+	    .backoff = c->backoff,
+	    .backoff_max = c->backoff_max,
+	    .shards = 1,
+	};
+	return &r->main_stage;
+}
+
 int hop_run(struct hop_config *cfg)
 {
 	struct run r = {.cfg = cfg,
@@ -1203,41 +1237,20 @@ int hop_run(struct hop_config *cfg)
 	r.src->on_wake = on_wake;
 	r.src->on_dead_done = on_dead_done;
 	r.src->wake_arg = &r;
-	{
-		/* Payload files (exec mode) and emits that outgrow memory
-		 * live in memory when the machine allows it. */
-		const char *tmp = getenv("TMPDIR");
-		if (!tmp || !*tmp)
-			tmp =
-			    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-		snprintf(r.tmpdir, sizeof(r.tmpdir), "%.40s/hopper.XXXXXX",
-			 tmp);
-		if (!mkdtemp(r.tmpdir)) {
-			hop_log(HOP_ERROR, "cannot make a temporary folder: %s",
-				strerror(errno));
-			goto out_loop;
-		}
+	r.st = &r.stage;
+	const struct hop_stage_config *sc =
+	    cfg->nstages ? &cfg->stages[0] : main_stage(&r);
+	if (hop_stage_init(r.st, sc, 0, 0, err, sizeof(err))) {
+		hop_log(HOP_ERROR, "%s", err);
+		goto out_loop;
 	}
 	if (cfg->journal && open_journal(&r))
 		goto out_tmp;
-	struct hop_pool_config pc = {
-	    .argv = cfg->argv,
-	    .exec_mode = cfg->exec_mode,
-	    .size = (int)cfg->workers,
-	    .start = cfg->autoscale ? (int)cfg->min_workers : (int)cfg->workers,
-	    .prefetch = (int)cfg->prefetch,
-	    .timeout_ms = (int64_t)(cfg->timeout * 1000),
-	    .kill_ms = (int64_t)(cfg->kill_timeout * 1000),
-	    .max_line = (size_t)cfg->max_line,
-	    .tmpdir = r.tmpdir,
-	    .stats = &r.stats,
-	};
 	struct hop_pool_events ev = {on_done, on_returned, on_changed,
 				     on_start_failed, &r};
-	r.pool = hop_pool_new(r.loop, &pc, &ev);
-	if (!r.pool)
-		goto out_tmp;
-	if (hop_pool_start(r.pool, err, sizeof(err))) {
+	if (hop_stage_start(r.st, r.loop, &ev,
+			    (int64_t)(cfg->kill_timeout * 1000),
+			    (size_t)cfg->max_line, err, sizeof(err))) {
 		hop_log(HOP_ERROR, "%s", err);
 		goto out_pool;
 	}
@@ -1274,7 +1287,6 @@ int hop_run(struct hop_config *cfg)
 	hop_loop_cancel(r.loop, r.scale_timer);
 	if (r.trace)
 		fclose(r.trace);
-	hop_scaler_free(&r.scaler);
 	hop_progress_stop(r.progress);
 	r.progress = NULL;
 
@@ -1282,8 +1294,7 @@ int hop_run(struct hop_config *cfg)
 	hop_loop_cancel(r.loop, r.grace_timer);
 	hop_loop_cancel(r.loop, r.stop_timer);
 	hop_loop_cancel(r.loop, r.flush_timer);
-	hop_pool_destroy(r.pool);
-	r.pool = NULL;
+	hop_stage_stop(r.st);
 	settle_all(&r);
 	hop_loop_cancel(r.loop, r.held_timer);
 	r.held_timer = 0;
@@ -1295,13 +1306,13 @@ int hop_run(struct hop_config *cfg)
 			"handing %zu held item(s) back to the source: %s",
 			r.held.len + r.held_dead.len,
 			r.sink_out.since ? r.sink_out.error : r.dead_out.error);
-	queue_prepend(&r.ready, &r.held_dead);
-	queue_prepend(&r.ready, &r.held);
+	queue_prepend(&r.st->ready, &r.held_dead);
+	queue_prepend(&r.st->ready, &r.held);
 	for (int k = 0; k < MAX_FLUSHES; k++)
 		while ((it = hop_queue_pop(&r.flushing[k])))
-			hop_queue_push(&r.ready, it);
+			hop_queue_push(&r.st->ready, it);
 	while ((it = hop_queue_pop(&r.written)))
-		hop_queue_push(&r.ready, it);
+		hop_queue_push(&r.st->ready, it);
 	release_waiting(&r);
 	/* A finite run that a signal stopped with items not done says so,
 	 * as a shell expects (128 + the signal), so that `hopper run ... &&
@@ -1333,17 +1344,10 @@ int hop_run(struct hop_config *cfg)
 out_sink:
 	r.sink->ops->close(r.sink);
 out_pool:
-	hop_pool_destroy(r.pool);
+	hop_stage_stop(r.st);
 out_tmp:
 	hop_journal_close(r.journal);
-	if (r.tmpdir[0]) {
-		char path[128];
-		for (int i = 0; i < cfg->workers; i++) {
-			snprintf(path, sizeof(path), "%s/item-%d", r.tmpdir, i);
-			unlink(path);
-		}
-		rmdir(r.tmpdir);
-	}
+	hop_stage_free(r.st);
 out_loop:
 	hop_http_stop(r.http);
 	if (r.sigfd >= 0)

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 const double hop_stats_bounds[HOP_STATS_BUCKETS] = {
@@ -29,4 +30,23 @@ void hop_stats_error(struct hop_stats *s, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(s->errors[k].text, sizeof(s->errors[k].text), fmt, ap);
 	va_end(ap);
+}
+
+void hop_stats_sum_pools(struct hop_stats *to,
+			 const struct hop_stats *const *from, int n)
+{
+	to->worker_starts = to->worker_restarts = to->timeouts = 0;
+	to->duration_count = 0;
+	to->duration_sum = 0;
+	memset(to->duration_le, 0, sizeof(to->duration_le));
+	for (int i = 0; i < n; i++) {
+		const struct hop_stats *s = from[i];
+		to->worker_starts += s->worker_starts;
+		to->worker_restarts += s->worker_restarts;
+		to->timeouts += s->timeouts;
+		to->duration_count += s->duration_count;
+		to->duration_sum += s->duration_sum;
+		for (int b = 0; b < HOP_STATS_BUCKETS; b++)
+			to->duration_le[b] += s->duration_le[b];
+	}
 }

@@ -71,6 +71,11 @@ struct hop_stats {
 	unsigned errors_next;
 };
 
+/* Sets the counts a pool keeps (worker starts, restarts, timeouts, the
+ * duration histogram) in to from the stages' stats, summed. */
+void hop_stats_sum_pools(struct hop_stats *to,
+			 const struct hop_stats *const *from, int n);
+
 /* Counts one attempt's duration in the histogram. */
 void hop_stats_duration(struct hop_stats *s, double seconds);
 

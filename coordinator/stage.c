@@ -1,0 +1,87 @@
+/* stage.c - a stage's own parts: its folder, its pool, its autoscaler. */
+#include "stage.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int hop_stage_init(struct hop_stage *st, const struct hop_stage_config *cfg,
+		   int index, int shard, char *err, size_t errlen)
+{
+	*st = (struct hop_stage){.cfg = cfg, .index = index, .shard = shard};
+	if (cfg->shards > 1)
+		snprintf(st->name, sizeof(st->name), "%.60s[%d]", cfg->name,
+			 shard);
+	else
+		snprintf(st->name, sizeof(st->name), "%.70s", cfg->name);
+	st->stats.depth = -1;
+	st->stats.total = -1;
+	/* Payload files and spilled emits live in memory when the machine
+	 * allows it. */
+	const char *tmp = getenv("TMPDIR");
+	if (!tmp || !*tmp)
+		tmp = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	snprintf(st->tmpdir, sizeof(st->tmpdir), "%.40s/hopper.XXXXXX", tmp);
+	if (!mkdtemp(st->tmpdir)) {
+		int e = errno;
+		snprintf(err, errlen,
+			 "stage %s: cannot make a temporary folder in %s: %s",
+			 st->name, tmp, strerror(e));
+		st->tmpdir[0] = '\0';
+		return -e;
+	}
+	return 0;
+}
+
+int hop_stage_start(struct hop_stage *st, struct hop_loop *loop,
+		    const struct hop_pool_events *ev, int64_t kill_ms,
+		    size_t max_line, char *err, size_t errlen)
+{
+	const struct hop_stage_config *c = st->cfg;
+	struct hop_pool_config pc = {
+	    .argv = c->argv,
+	    .exec_mode = c->exec_mode,
+	    .size = (int)c->workers,
+	    .start = c->autoscale ? (int)c->min_workers : (int)c->workers,
+	    .prefetch = (int)c->prefetch,
+	    .timeout_ms = (int64_t)(c->timeout * 1000),
+	    .kill_ms = kill_ms,
+	    .max_line = max_line,
+	    .tmpdir = st->tmpdir,
+	    .stats = &st->stats,
+	};
+	st->pool = hop_pool_new(loop, &pc, ev);
+	if (!st->pool) {
+		snprintf(err, errlen, "stage %s: out of memory", st->name);
+		return -ENOMEM;
+	}
+	return hop_pool_start(st->pool, err, errlen);
+}
+
+void hop_stage_stop(struct hop_stage *st)
+{
+	hop_pool_destroy(st->pool);
+	st->pool = NULL;
+}
+
+void hop_stage_free(struct hop_stage *st)
+{
+	hop_stage_stop(st);
+	if (st->scaler_on)
+		hop_scaler_free(&st->scaler);
+	st->scaler_on = false;
+	if (!st->tmpdir[0])
+		return;
+	DIR *d = opendir(st->tmpdir);
+	struct dirent *e;
+	while (d && (e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			unlinkat(dirfd(d), e->d_name, 0);
+	if (d)
+		closedir(d);
+	rmdir(st->tmpdir);
+	st->tmpdir[0] = '\0';
+}

@@ -1,0 +1,64 @@
+/* stage.h - one stage of a pipeline: a worker command and everything that
+ * serves it.
+ *
+ * A stage owns its pool of workers, the queue of items waiting for them,
+ * the items waiting for a retry, its autoscaler, its counters and its own
+ * temporary folder (exec mode's payload files and spilled emits: two stages
+ * never share one). A sharder is one stage per shard. The run (run.c) owns
+ * the stages and moves items between them; a stage knows nothing of the
+ * others.
+ */
+#ifndef HOP_STAGE_H
+#define HOP_STAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "item.h"
+#include "pool.h"
+#include "scaler.h"
+#include "stats.h"
+
+struct hop_loop;
+
+struct hop_stage {
+	const struct hop_stage_config *cfg; /* borrowed from the config */
+	char name[80]; /* the stage's name, "email[2]" for a shard */
+	int index;     /* in the run's stages */
+	int shard;     /* 0..cfg->shards-1 */
+	struct hop_pool *pool;
+	struct hop_queue ready;	  /* waiting for a worker */
+	struct hop_queue waiting; /* failed, waiting for their retry */
+	/* Finished with outputs not yet all handed on (the next stage was
+	 * full): the stage takes no new item while this is long. */
+	struct hop_queue routing;
+	struct hop_stats stats;	  /* the pool's counts, and the stage's own */
+	struct hop_scaler scaler; /* when cfg->autoscale */
+	bool scaler_on;
+	int64_t cold_since; /* work waited with no worker since then */
+	char tmpdir[64];
+};
+
+/* Fills st for the shard'th shard of cfg and makes its temporary folder
+ * under the run's (TMPDIR, else /dev/shm when writable, else /tmp). Returns
+ * 0, or -errno with a message in err. Nothing starts yet. */
+int hop_stage_init(struct hop_stage *st, const struct hop_stage_config *cfg,
+		   int index, int shard, char *err, size_t errlen);
+
+/* Makes the stage's pool on loop (its callbacks get ev) and its autoscaler,
+ * and starts the workers. kill_ms and max_line are the run's. Returns 0, or
+ * -errno with a message naming the stage and the command in err. */
+int hop_stage_start(struct hop_stage *st, struct hop_loop *loop,
+		    const struct hop_pool_events *ev, int64_t kill_ms,
+		    size_t max_line, char *err, size_t errlen);
+
+/* Stops the pool at once (items it held are returned through the events)
+ * and forgets it; the rest of the stage stays until hop_stage_free. */
+void hop_stage_stop(struct hop_stage *st);
+
+/* Frees what hop_stage_init and hop_stage_start made, the temporary folder
+ * and everything in it included. The queues must be empty. */
+void hop_stage_free(struct hop_stage *st);
+
+#endif
