@@ -3,8 +3,8 @@ peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
-                [autoscale] [sheets]
-(default: all)"""
+                [autoscale] [sheets] [stages]
+(default: all; BENCH_ROUNDS rounds, 5 unless set, 3 for stages)"""
 import os
 import re
 import shutil
@@ -209,7 +209,8 @@ def thumbnails(n=60, pos=5.5):
 
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
-                             "postgres", "kafka", "autoscale", "sheets"]
+                             "postgres", "kafka", "autoscale", "sheets",
+                             "stages"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -233,6 +234,10 @@ def main():
     if "sheets" in which:
         import sheets
         sheets.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
+    if "stages" in which:
+        import stages
+        stages.run(HOPPER, os.environ["HOPPER_BUILD"],
+                   int(os.environ.get("BENCH_ROUNDS", "3")), tmp)
     shutil.rmtree(tmp)
 
 
