@@ -1,11 +1,14 @@
 /* answer.c - a stream worker's stdout line, read one way everywhere. */
 #include "answer.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jsonscan.h"
+#include "spool.h"
 
 /* Members read from an answer; the rest are ignored, as the contract lets
  * the answer grow. */
@@ -57,6 +60,63 @@ static bool same_number(const struct hop_json_member *id, const char *want)
 	return !*end && got == w;
 }
 
+/* A string member, or none; a bad emit's text names it otherwise. Returns
+ * 0, or -1 with a->text set. */
+static int emit_string(const struct hop_json_member *m, const char *name,
+		       char **out, struct hop_answer *a)
+{
+	*out = NULL;
+	if (!m)
+		return 0;
+	if (m->val[0] == '"' && (*out = string_value(m)) != NULL)
+		return 0;
+	if (asprintf(&a->text, "\"%s\" must be a string, not %.*s", name,
+		     (int)(m->vlen > 40 ? 40 : m->vlen), m->val) < 0)
+		a->text = NULL;
+	return -1;
+}
+
+/* The members of an emit line: payload, port and key. */
+static enum hop_answer_kind read_emit(const struct hop_json_member *m, int n,
+				      const struct hop_json_member *emit,
+				      struct hop_answer *a)
+{
+	if (hop_json_get(m, n, "ok")) {
+		a->text = strdup("an emit line carries no \"ok\": the answer "
+				 "comes on a line of its own");
+		return a->kind = HOP_ANSWER_BAD_EMIT;
+	}
+	if (emit_string(hop_json_get(m, n, "port"), "port", &a->port, a) ||
+	    emit_string(hop_json_get(m, n, "key"), "key", &a->key, a)) {
+		free(a->port);
+		a->port = NULL;
+		return a->kind = HOP_ANSWER_BAD_EMIT;
+	}
+	a->result = emit->val;
+	a->result_len = emit->vlen;
+	return a->kind = HOP_ANSWER_EMIT;
+}
+
+enum hop_answer_kind hop_answer_read_emit(const char *line, size_t len,
+					  struct hop_answer *a)
+{
+	struct hop_json_member m[MAX_MEMBERS];
+
+	memset(a, 0, sizeof(*a));
+	int n = hop_json_members(line, len, m, MAX_MEMBERS);
+	if (n < 0)
+		return a->kind = HOP_ANSWER_NOT_OBJECT;
+	if (n > MAX_MEMBERS)
+		n = MAX_MEMBERS;
+	const struct hop_json_member *emit = hop_json_get(m, n, "emit");
+	a->emits = emit != NULL;
+	if (!emit) {
+		a->text = strdup("no \"emit\" member");
+		return a->kind = HOP_ANSWER_BAD_EMIT;
+	}
+	return read_emit(m, n, emit, a);
+}
+
 enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 				     const char *want, struct hop_answer *a)
 {
@@ -68,6 +128,8 @@ enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 		return a->kind = HOP_ANSWER_NOT_OBJECT;
 	if (n > MAX_MEMBERS)
 		n = MAX_MEMBERS;
+	const struct hop_json_member *emit = hop_json_get(m, n, "emit");
+	a->emits = emit != NULL;
 	const struct hop_json_member *id = hop_json_get(m, n, "id");
 	if (id && same_number(id, want))
 		return a->kind = HOP_ANSWER_NUMBER_ID;
@@ -77,6 +139,8 @@ enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 		a->text = string_value(id);
 		return a->kind = HOP_ANSWER_OTHER_ID;
 	}
+	if (emit)
+		return read_emit(m, n, emit, a);
 	const struct hop_json_member *ok = hop_json_get(m, n, "ok");
 	if (!ok && hop_json_get(m, n, "progress"))
 		return a->kind = HOP_ANSWER_PROGRESS;
@@ -85,6 +149,7 @@ enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 		    hop_json_get(m, n, "result");
 		a->result = res ? res->val : "null";
 		a->result_len = res ? res->vlen : 4;
+		a->drop = is_literal(hop_json_get(m, n, "drop"), "true");
 		return a->kind = HOP_ANSWER_OK;
 	}
 	if (!is_literal(ok, "false"))
@@ -97,5 +162,90 @@ enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 void hop_answer_free(struct hop_answer *a)
 {
 	free(a->text);
-	a->text = NULL;
+	free(a->port);
+	free(a->key);
+	a->text = a->port = a->key = NULL;
+}
+
+/* Adds one line of an emit file to the spool, made at the first output. */
+static int emit_file_line(const char *line, size_t len, const char *dir,
+			  size_t mem_limit, struct hop_spool **out, char *why,
+			  size_t whylen)
+{
+	struct hop_answer a;
+	int rc = 0;
+
+	switch (hop_answer_read_emit(line, len, &a)) {
+	case HOP_ANSWER_EMIT:
+		break;
+	case HOP_ANSWER_NOT_OBJECT:
+		snprintf(why, whylen, "not a JSON object: '%.*s'",
+			 (int)(len > 80 ? 80 : len), line);
+		rc = -EINVAL;
+		goto out;
+	default:
+		snprintf(why, whylen, "%s", a.text ? a.text : "not an emit");
+		rc = -EINVAL;
+		goto out;
+	}
+	struct hop_emit e = {(char *)a.result, a.result_len, a.port, a.key};
+	if (!*out && !(*out = hop_spool_new(dir, mem_limit)))
+		rc = -ENOMEM;
+	else
+		rc = hop_spool_add(*out, &e);
+	if (rc)
+		snprintf(why, whylen, "cannot keep its outputs in %s: %s", dir,
+			 strerror(-rc));
+out:
+	hop_answer_free(&a);
+	return rc;
+}
+
+int hop_answer_emit_file(const char *path, const char *dir, size_t mem_limit,
+			 struct hop_spool **out, char *err, size_t errlen)
+{
+	char *line = NULL, why[256];
+	size_t cap = 0;
+	ssize_t len;
+	long no = 0;
+	int rc = 0;
+
+	*out = NULL;
+	FILE *f = fopen(path, "re");
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		rc = -errno;
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(errno));
+		return rc;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		no++;
+		while (len > 0 &&
+		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			len--;
+		if (len == 0)
+			continue;
+		rc = emit_file_line(line, (size_t)len, dir, mem_limit, out, why,
+				    sizeof(why));
+		if (rc) {
+			snprintf(err, errlen, "line %ld: %s", no, why);
+			goto out_free;
+		}
+	}
+	if (ferror(f)) {
+		rc = -EIO;
+		snprintf(err, errlen, "cannot read %s: %s", path,
+			 strerror(EIO));
+	}
+out_free:
+	free(line);
+	fclose(f);
+	if (rc) {
+		hop_spool_free(*out);
+		*out = NULL;
+		return rc;
+	}
+	return 1;
 }

@@ -9,8 +9,10 @@
  * that only arrive when stdin closes: stdout not flushed, or stdin read in
  * blocks), a line that is not JSON (noise on stdout), the wrong id (a
  * number for a string id included), no "ok", two answers to one item, not
- * exiting on EOF. It runs on its own, without the event loop, because it
- * speaks to one worker at a time.
+ * exiting on EOF; and for a worker that emits outputs, an emit for another
+ * item, after the answer, or with a port or key that is not a string. It
+ * says how many outputs each item gave. It runs on its own, without the
+ * event loop, because it speaks to one worker at a time.
  */
 #include "checkworker.h"
 
@@ -32,7 +34,11 @@
 #include "loop.h"
 #include "opts.h"
 #include "spawn.h"
+#include "spool.h"
 #include "suggest.h"
+
+/* What a check keeps of an item's emits in memory. */
+#define CHECK_EMIT_MEM (1024 * 1024)
 
 struct sample {
 	const char *name;
@@ -71,6 +77,49 @@ struct check {
 	bool out_eof, err_eof;
 	char last_stderr[512];
 };
+
+/* The outputs one item gave: how many, and on which ports. */
+struct outputs {
+	uint64_t n;
+	bool keyed;
+	char ports[256]; /* "a, b": the distinct ports, as far as they fit */
+};
+
+static void add_output(struct outputs *o, const char *port, const char *key)
+{
+	o->n++;
+	o->keyed |= key != NULL;
+	if (!port)
+		return;
+	/* Ports are few: a search of the short list is enough. */
+	size_t plen = strlen(port), have = strlen(o->ports);
+	for (const char *p = o->ports; *p;) {
+		const char *end = strstr(p, ", ");
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+		if (n == plen && !memcmp(p, port, n))
+			return;
+		p += n + (end ? 2 : 0);
+	}
+	if (have + plen + 3 < sizeof(o->ports))
+		snprintf(o->ports + have, sizeof(o->ports) - have, "%s%s",
+			 have ? ", " : "", port);
+}
+
+/* Says what the outputs are: "1 output (its result)", "3 outputs (ports
+ * sms, email)", "no output (dropped)". */
+static void describe_outputs(const struct outputs *o, bool drop, char *buf,
+			     size_t size)
+{
+	if (drop)
+		snprintf(buf, size, "no output (dropped)");
+	else if (!o->n)
+		snprintf(buf, size, "1 output (its result)");
+	else
+		snprintf(buf, size, "%llu output%s%s%s%s%s",
+			 (unsigned long long)o->n, o->n == 1 ? "" : "s",
+			 o->ports[0] ? " (ports " : "", o->ports,
+			 o->ports[0] ? ")" : "", o->keyed ? ", with keys" : "");
+}
 
 static char *big_payload(void)
 {
@@ -198,12 +247,14 @@ static void silent_until_eof(struct check *c, const struct sample *s)
 		s->name, c->timeout, lines, lines == 1 ? "" : "s");
 }
 
-/* Prints how a final answer went: done, or a clean failure (which should
- * say why). */
+/* Prints how a final answer went: done, with its outputs, or a clean
+ * failure (which should say why). */
 static void report_final(struct check *c, const struct sample *s,
-			 const struct hop_answer *a, int64_t ms, int progress)
+			 const struct hop_answer *a, int64_t ms, int progress,
+			 const struct outputs *o)
 {
 	bool ok = a->kind == HOP_ANSWER_OK;
+	char outs[400];
 	if (!ok && !a->text) {
 		problem(c,
 			"%s: a failure should carry an \"error\" string "
@@ -214,9 +265,19 @@ static void report_final(struct check *c, const struct sample *s,
 	if (!ok && !s->may_fail)
 		printf("  note %s: the worker refused it: %s\n", s->name,
 		       a->text);
-	printf("  ok   %s: %s in %lld ms%s\n", s->name,
+	describe_outputs(o, a->drop, outs, sizeof(outs));
+	printf("  ok   %s: %s in %lld ms%s%s%s\n", s->name,
 	       ok ? "answered ok" : "failed cleanly", (long long)ms,
-	       progress ? " (with progress lines)" : "");
+	       progress ? " (with progress lines)" : "", ok ? ": " : "",
+	       ok ? outs : "");
+	if (ok && a->drop && o->n)
+		printf("  note %s: %llu emitted output%s, then a drop: a drop "
+		       "discards them\n",
+		       s->name, (unsigned long long)o->n, o->n == 1 ? "" : "s");
+	if (!ok && o->n)
+		printf("       %llu emitted output%s discarded: they count "
+		       "only when the answer is ok\n",
+		       (unsigned long long)o->n, o->n == 1 ? "" : "s");
 	if (!ok && s->may_fail)
 		printf("       error \"%s\", retry %s\n", a->text,
 		       a->retry ? "true (will be retried)"
@@ -232,6 +293,7 @@ static bool await_answer(struct check *c, const struct sample *s,
 	char *line;
 	size_t len;
 	int progress = 0;
+	struct outputs o = {0};
 
 	for (;;) {
 		int r = next_line(c, pending, (int64_t)(c->timeout * 1000),
@@ -277,9 +339,21 @@ static bool await_answer(struct check *c, const struct sample *s,
 			break;
 		case HOP_ANSWER_OTHER_ID:
 			problem(c,
-				"%s: answered with id '%s' for item '%s': copy "
-				"the id from the input line",
-				s->name, a.text ? a.text : "?", id);
+				"%s: %s with id '%s' for item '%s': copy "
+				"the id from the input line%s",
+				s->name, a.emits ? "emitted" : "answered",
+				a.text ? a.text : "?", id,
+				a.emits ? "; an emit carries the id of the "
+					  "item it is an output of"
+					: "");
+			break;
+		case HOP_ANSWER_EMIT:
+			add_output(&o, a.port, a.key);
+			hop_answer_free(&a);
+			continue;
+		case HOP_ANSWER_BAD_EMIT:
+			problem(c, "%s: a bad emit line: %s: '%.*s'", s->name,
+				a.text ? a.text : "?", shown, line);
 			break;
 		case HOP_ANSWER_PROGRESS:
 			progress++;
@@ -290,13 +364,35 @@ static bool await_answer(struct check *c, const struct sample *s,
 			break;
 		case HOP_ANSWER_OK:
 		case HOP_ANSWER_FAILED:
-			report_final(c, s, &a, hop_now_ms() - t0, progress);
+			report_final(c, s, &a, hop_now_ms() - t0, progress, &o);
 			hop_answer_free(&a);
 			return true;
 		}
 		hop_answer_free(&a);
 		return false;
 	}
+}
+
+/* Names the line a worker wrote after an item's answer, before the next
+ * item was sent: an emit there is an output of no item. */
+static void after_answer(struct check *c, const struct sample *s,
+			 const char *line, size_t len)
+{
+	struct hop_answer a;
+	int shown = (int)(len > 100 ? 100 : len);
+
+	hop_answer_read(line, len, s->id, &a);
+	if (a.emits)
+		problem(c,
+			"%s: emitted after its final answer: '%.*s'; emit an "
+			"item's outputs before its answer, which ends the item",
+			s->name, shown, line);
+	else
+		problem(c,
+			"%s: wrote another line after its answer: '%.*s'; "
+			"send exactly one final answer per item",
+			s->name, shown, line);
+	hop_answer_free(&a);
 }
 
 static int check_stream(struct check *c)
@@ -327,11 +423,7 @@ static int check_stream(struct check *c)
 		/* A second answer to the same item would shift every later one.
 		 */
 		if (next_line(c, NULL, 150, &line, &len) == 1) {
-			problem(
-			    c,
-			    "%s: wrote another line after its answer: '%.*s'; "
-			    "send exactly one final answer per item",
-			    s->name, (int)(len > 100 ? 100 : len), line);
+			after_answer(c, s, line, len);
 			break;
 		}
 	}
@@ -367,9 +459,40 @@ static int check_stream(struct check *c)
 	return c->problems ? 1 : 0;
 }
 
+/* Reads the exec worker's HOPPER_EMIT file, if it made one: its outputs.
+ * Returns false when a line is not an emit (a problem is counted). */
+static bool exec_outputs(struct check *c, const struct sample *s,
+			 const char *path, const char *dir, struct outputs *o,
+			 bool *drop)
+{
+	char err[512];
+	struct hop_spool *sp = NULL;
+	struct hop_emit e;
+
+	*drop = false;
+	int rc = hop_answer_emit_file(path, dir, CHECK_EMIT_MEM, &sp, err,
+				      sizeof(err));
+	if (rc < 0) {
+		problem(c, "%s: its HOPPER_EMIT file, %s%s", s->name, err,
+			rc == -EINVAL ? " (each line: {\"emit\": PAYLOAD, "
+					"\"port\"?: STRING, \"key\"?: STRING})"
+				      : "");
+		return false;
+	}
+	*drop = rc == 1 && !sp;
+	while (sp && hop_spool_next(sp, &e) == 1) {
+		add_output(o, e.port, e.key);
+		hop_emit_clear(&e);
+	}
+	hop_spool_free(sp);
+	return true;
+}
+
 static void exec_one(struct check *c, const struct sample *s, const char *dir)
 {
-	char err[512], file[600], *env[4] = {NULL};
+	char err[512], file[600], emit[600], outs[400], *env[5] = {NULL};
+	struct outputs o = {0};
+	bool drop = false;
 	char *big = s->payload ? NULL : big_payload();
 	const char *pl = s->payload ? s->payload : big;
 	json_t *v = json_loads(pl, JSON_DECODE_ANY, NULL);
@@ -379,10 +502,13 @@ static void exec_one(struct check *c, const struct sample *s, const char *dir)
 	free(big);
 
 	snprintf(file, sizeof(file), "%s/item", dir);
+	snprintf(emit, sizeof(emit), "%s/emit", dir);
+	unlink(emit);
 	hop_write_file(file, bytes, strlen(bytes), false);
 	asprintf(&env[0], "HOPPER_ITEM_ID=%s", s->id);
 	asprintf(&env[1], "HOPPER_ATTEMPT=1");
 	asprintf(&env[2], "WORK_ITEM_FILE=%s", file);
+	asprintf(&env[3], "HOPPER_EMIT=%s", emit);
 	int64_t t0 = hop_now_ms();
 	if (hop_spawn(c->argv, env, &c->child, err, sizeof(err))) {
 		problem(c, "%s", err);
@@ -421,10 +547,16 @@ static void exec_one(struct check *c, const struct sample *s, const char *dir)
 		int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 		json_t *res = json_loadb(hop_buf_head(&out), hop_buf_len(&out),
 					 JSON_DECODE_ANY, NULL);
-		if (code == 0)
-			printf("  ok   %s: exit 0 in %lld ms, stdout %s\n",
-			       s->name, (long long)(hop_now_ms() - t0),
-			       res ? "is JSON" : "is text (kept as a string)");
+		if (code == 0 && exec_outputs(c, s, emit, dir, &o, &drop)) {
+			describe_outputs(&o, drop, outs, sizeof(outs));
+			printf("  ok   %s: exit 0 in %lld ms, %s\n", s->name,
+			       (long long)(hop_now_ms() - t0),
+			       o.n || drop ? outs
+			       : res	   ? "stdout is JSON: 1 output"
+					   : "stdout is text (kept as a "
+					     "string): 1 output");
+		} else if (code == 0)
+			; /* a bad HOPPER_EMIT file, counted */
 		else if (code == 65 || code == 75)
 			printf("  %s %s: exit %d (%s)%s%s\n",
 			       s->may_fail ? "ok  " : "note", s->name, code,
@@ -449,10 +581,11 @@ static void exec_one(struct check *c, const struct sample *s, const char *dir)
 	hop_buf_free(&out);
 	hop_child_close(&c->child);
 out:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(env[i]);
 	free(bytes);
 	unlink(file);
+	unlink(emit);
 }
 
 static int check_exec(struct check *c)

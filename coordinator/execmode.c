@@ -7,6 +7,11 @@
  * success, 75 (EX_TEMPFAIL) asks for a retry, 65 (EX_DATAERR) is a permanent
  * failure, and any other exit or a signal is a failed attempt.
  *
+ * HOPPER_EMIT names a file that does not exist when the process starts. A
+ * worker that creates it gives its outputs there, one emit line each, and
+ * its stdout is not an output; an empty file is a drop. A line that is not
+ * an emit fails the item for good: running it again writes the same file.
+ *
  * A slot holds the running item and the one after it. The next item's start
  * is handed to the spawner as soon as there is a process to follow, with
  * that process's pidfd to wait on: the spawner starts it the moment the
@@ -26,9 +31,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "answer.h"
 #include "fsutil.h"
 #include "log.h"
 #include "loop.h"
+#include "spool.h"
 
 #define EXIT_TEMPFAIL 75
 #define EXIT_DATAERR 65
@@ -73,6 +80,14 @@ static int open_item_file(struct worker *w, const char *path)
 	return w->item_fd < 0 ? -errno : 0;
 }
 
+/* The path of the slot's HOPPER_EMIT file number which (0 or 1). */
+static void emit_path(const struct worker *w, int which, char *path,
+		      size_t size)
+{
+	snprintf(path, size, "%s/emit-%d.%d", w->pool->cfg.tmpdir, w->index,
+		 which);
+}
+
 static void exec_spawned(void *arg, int rc, struct hop_child *child,
 			 const char *err);
 static void exec_read(struct worker *w);
@@ -84,16 +99,23 @@ static void exec_exited(struct worker *w, int status);
 static int start_item(struct worker *w, struct hop_item *it, int wait_fd)
 {
 	struct hop_pool *pool = w->pool;
-	char file[4096];
-	char *env[4] = {NULL};
+	char file[4096], emit[4096];
+	char *env[5] = {NULL};
 	size_t n = 0;
 	int rc = -ENOMEM;
 
 	char *bytes = payload_bytes(it, &n);
 	snprintf(file, sizeof(file), "%s/item-%d", pool->cfg.tmpdir, w->index);
+	/* The other file than the running process's, which may not be read
+	 * yet; this one was read, but a start cancelled since may have left
+	 * it. */
+	w->emit_next = !w->emit_run;
+	emit_path(w, w->emit_next, emit, sizeof(emit));
+	unlink(emit);
 	if (!bytes || asprintf(&env[0], "HOPPER_ITEM_ID=%s", it->id) < 0 ||
 	    asprintf(&env[1], "HOPPER_ATTEMPT=%d", it->attempt) < 0 ||
-	    asprintf(&env[2], "WORK_ITEM_FILE=%s", file) < 0) {
+	    asprintf(&env[2], "WORK_ITEM_FILE=%s", file) < 0 ||
+	    asprintf(&env[3], "HOPPER_EMIT=%s", emit) < 0) {
 		hop_item_fail(it, true, "worker %d: out of memory", w->index);
 		goto out_free;
 	}
@@ -123,7 +145,7 @@ static int start_item(struct worker *w, struct hop_item *it, int wait_fd)
 	w->spawning = true;
 
 out_free:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		free(env[i]);
 	free(bytes);
 	return rc;
@@ -275,6 +297,7 @@ static void exec_spawned(void *arg, int rc, struct hop_child *child,
 		return;
 	}
 	take_child(w, child);
+	w->emit_run = w->emit_next;
 	if (w->child.in >= 0) {
 		/* The pipe took only part of the payload: the loop writes the
 		 * rest. */
@@ -388,6 +411,27 @@ static void take_stdout(struct worker *w, struct hop_item *it)
 	json_decref(v);
 }
 
+/* Takes what an exit-0 process left in its HOPPER_EMIT file: its outputs,
+ * or a drop when it is empty. A line that is not an emit fails the item
+ * for good; a file that cannot be read, for this attempt. */
+static void take_emits(struct worker *w, struct hop_item *it, const char *path)
+{
+	char err[512];
+	struct hop_spool *s = NULL;
+	int rc = hop_answer_emit_file(path, w->pool->cfg.tmpdir,
+				      HOP_EMIT_MEM_LIMIT, &s, err, sizeof(err));
+
+	if (rc == 1) {
+		it->emits = s;
+		it->drop = s == NULL;
+	} else if (rc == -EINVAL) {
+		hop_item_fail(it, false, "worker %d: its HOPPER_EMIT file, %s",
+			      w->index, err);
+	} else if (rc < 0) {
+		hop_item_fail(it, true, "worker %d: %s", w->index, err);
+	}
+}
+
 /* Takes the child's descriptors out of epoll before they are closed. Closing
  * alone is not enough here: a process that a spawner thread is starting at
  * this moment holds copies of every descriptor until its execve, and while
@@ -413,11 +457,14 @@ static void exec_exited(struct worker *w, int status)
 {
 	struct hop_pool *pool = w->pool;
 	struct hop_item *it = w->inflight.head;
-	char how[128];
+	char how[128], emit[4096];
 
+	emit_path(w, w->emit_run, emit, sizeof(emit));
 	if (it && slot_up(w->state)) {
 		if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
 			take_stdout(w, it);
+			if (it->ok)
+				take_emits(w, it, emit);
 		} else if (WIFEXITED(status) &&
 			   WEXITSTATUS(status) == EXIT_TEMPFAIL) {
 			hop_item_fail(it, true,
@@ -441,6 +488,7 @@ static void exec_exited(struct worker *w, int status)
 		hop_log_ev(HOP_DEBUG, w->index, it->id, "%s",
 			   it->ok ? "done" : it->error);
 	}
+	unlink(emit);
 	unwatch_child(w);
 	pool_release_child(w);
 	bool finish = it && w->inflight.head == it;
@@ -506,6 +554,22 @@ static void exec_written(struct worker *w)
 	w->child.in = -1;
 }
 
+/* The slot's payload file and its two HOPPER_EMIT files. */
+static void exec_remove_files(struct worker *w)
+{
+	char path[4096];
+
+	if (!w->pool->cfg.tmpdir)
+		return;
+	snprintf(path, sizeof(path), "%s/item-%d", w->pool->cfg.tmpdir,
+		 w->index);
+	unlink(path);
+	for (int i = 0; i < 2; i++) {
+		emit_path(w, i, path, sizeof(path));
+		unlink(path);
+	}
+}
+
 const struct hop_worker_ops hop_worker_exec = {
     .name = "exec",
     .window = exec_window,
@@ -516,4 +580,5 @@ const struct hop_worker_ops hop_worker_exec = {
     .written = exec_written,
     .abort = exec_abort,
     .unqueue = exec_unqueue,
+    .remove_files = exec_remove_files,
 };

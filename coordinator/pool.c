@@ -455,6 +455,7 @@ void pool_return_all(struct worker *w)
 	while ((it = hop_queue_pop(&w->inflight))) {
 		pool->inflight--;
 		it->attempt--;
+		hop_item_reset_outcome(it); /* what it emitted does not count */
 		pool->ev.returned(pool->ev.arg, it);
 	}
 	w->deadline = 0;
@@ -831,6 +832,8 @@ void hop_pool_destroy(struct hop_pool *pool)
 		free(w->reason);
 		if (w->item_fd >= 0)
 			close(w->item_fd);
+		if (pool->ops->remove_files)
+			pool->ops->remove_files(w);
 	}
 	/* Groups left by workers that are gone: hopper leaves none behind. */
 	hop_loop_cancel(pool->loop, pool->left_timer);

@@ -23,6 +23,13 @@ struct hop_loop;
 struct hop_pool;
 struct hop_stats;
 
+/* The memory an item's emits may take before they go to a file in the
+ * pool's tmpdir. Most stages emit a few small outputs per item, which never
+ * touch the file; a splitter's thousands do, and the coordinator's memory
+ * stays bounded by workers x this (one item per worker emits at a time,
+ * and a stage stops reading answers while its outputs wait). */
+#define HOP_EMIT_MEM_LIMIT (1024 * 1024)
+
 struct hop_pool_config {
 	char **argv; /* the worker command; borrowed for the pool's life */
 	bool exec_mode;
@@ -38,11 +45,14 @@ struct hop_pool_config {
 };
 
 struct hop_pool_events {
-	/* An attempt ended; the outcome is in it->ok, result, error, retry.
-	 * The pool no longer holds the item. */
+	/* An attempt ended; the outcome is in it->ok, result, error, retry,
+	 * and for an ok one in it->drop (no output) and it->emits (the
+	 * outputs, in order, when the worker emitted any; else the result is
+	 * the one output). The pool no longer holds the item. */
 	void (*done)(void *arg, struct hop_item *it);
 	/* The item is handed back unattempted (its worker went away before it
-	 * started on it, or the pool was killed): it->attempt was undone. */
+	 * started on it, or the pool was killed): it->attempt was undone, and
+	 * its outcome cleared. */
 	void (*returned)(void *arg, struct hop_item *it);
 	/* Capacity or the number of live workers changed. */
 	void (*changed)(void *arg);

@@ -70,10 +70,15 @@ struct worker {
 	uint64_t pipe_timer; /* exec mode: when to read a child's pipes */
 	uint64_t eof_timer;  /* stream mode: stdout closed, process running */
 	bool sigkilled;
-	char *reason;	    /* why we are killing it, for the head item */
-	int item_fd;	    /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
-	size_t item_len;    /* bytes now in that file */
-	bool spawning;	    /* exec mode: a start is on a spawner thread */
+	char *reason;	 /* why we are killing it, for the head item */
+	int item_fd;	 /* exec mode: the slot's WORK_ITEM_FILE, or -1 */
+	size_t item_len; /* bytes now in that file */
+	bool spawning;	 /* exec mode: a start is on a spawner thread */
+	/* exec mode: which of the slot's two HOPPER_EMIT files the running
+	 * process has, and the one the pending start gets. Two, because a
+	 * slot's next process starts as the one before exits, before its
+	 * file is read. */
+	unsigned char emit_run, emit_next;
 	bool answered;	    /* stream mode: this process gave an answer */
 	char last_err[256]; /* the last line this process wrote to stderr */
 };
@@ -144,6 +149,9 @@ struct hop_worker_ops {
 	/* Hands back, unattempted, the item that waits behind the running
 	 * one and has not started. NULL: the mode queues nothing. */
 	void (*unqueue)(struct worker *w);
+	/* Removes the files the slot made in the pool's tmpdir, at
+	 * hop_pool_destroy once its process is gone. NULL: it made none. */
+	void (*remove_files)(struct worker *w);
 };
 
 extern const struct hop_worker_ops hop_worker_stream;

@@ -6,6 +6,10 @@
  * error naming the worker, and the worker is replaced: after such a line
  * nothing it says can be trusted to line up with the items queued behind.
  * A line is read by answer.c, the reader check-worker uses too.
+ *
+ * Emit lines for the item in hand go to its spool (it->emits), in order;
+ * they count only when its answer is ok. An emit shows the worker alive,
+ * as progress does, and extends the item's deadline.
  */
 #include "pool_int.h"
 
@@ -18,6 +22,7 @@
 #include "answer.h"
 #include "log.h"
 #include "loop.h"
+#include "spool.h"
 
 /* From EOF on a worker's stdout to stopping it, unless it exits first. A
  * process closes its descriptors a moment before its exit can be seen;
@@ -126,6 +131,44 @@ static void stream_send(struct worker *w, struct hop_item *it)
 	pool_want_write(w);
 }
 
+/* Keeps one emitted output of the item in hand. A spool that cannot keep
+ * it (memory, the disk) fails the item now, not the worker: the item stays
+ * in hand until its answer, which then cannot make it ok, and may be
+ * retried. */
+static void keep_emit(struct worker *w, struct hop_item *it,
+		      const struct hop_answer *a)
+{
+	struct hop_emit e = {(char *)a->result, a->result_len, a->port, a->key};
+	int rc = -ENOMEM;
+
+	if (it->error) /* lost an output already */
+		return;
+	if (!it->emits)
+		it->emits =
+		    hop_spool_new(w->pool->cfg.tmpdir, HOP_EMIT_MEM_LIMIT);
+	if (it->emits && (rc = hop_spool_add(it->emits, &e)) == 0)
+		return;
+	hop_item_fail(it, true,
+		      "cannot keep the outputs worker %d emitted in %s: %s",
+		      w->index, w->pool->cfg.tmpdir, strerror(-rc));
+}
+
+/* The final ok answer: the item's outputs are its emits, its result or
+ * none (drop). An item that lost an output stays failed. */
+static void take_ok(struct hop_item *it, const struct hop_answer *a)
+{
+	if (it->error)
+		return;
+	it->result = strndup(a->result, a->result_len);
+	it->ok = it->result != NULL;
+	it->drop = a->drop;
+	if (it->drop) {
+		/* No output at all, whatever was emitted before. */
+		hop_spool_free(it->emits);
+		it->emits = NULL;
+	}
+}
+
 /* Handles one line from the worker's stdout. */
 static void stream_line(struct worker *w, char *line, size_t len)
 {
@@ -164,9 +207,23 @@ static void stream_line(struct worker *w, char *line, size_t len)
 	case HOP_ANSWER_OTHER_ID:
 		pool_kill_worker(
 		    w,
-		    "worker %d answered for item '%.100s' while handling "
+		    "worker %d %s for item '%.100s' while handling "
 		    "item '%.100s'",
-		    w->index, a.text ? a.text : "?", it->id);
+		    w->index, a.emits ? "emitted" : "answered",
+		    a.text ? a.text : "?", it->id);
+		break;
+	case HOP_ANSWER_EMIT:
+		w->answered = w->pool->answered = true;
+		if (w->pool->cfg.timeout_ms)
+			w->deadline = hop_now_ms() + w->pool->cfg.timeout_ms;
+		keep_emit(w, it, &a);
+		break;
+	case HOP_ANSWER_BAD_EMIT:
+		pool_kill_worker(w,
+				 "worker %d wrote a bad emit line for item "
+				 "'%.100s': %s: '%.*s'",
+				 w->index, it->id, a.text ? a.text : "?", shown,
+				 line);
 		break;
 	case HOP_ANSWER_PROGRESS:
 		w->answered = w->pool->answered = true;
@@ -181,8 +238,7 @@ static void stream_line(struct worker *w, char *line, size_t len)
 		break;
 	case HOP_ANSWER_OK:
 		w->answered = w->pool->answered = true;
-		it->result = strndup(a.result, a.result_len);
-		it->ok = it->result != NULL;
+		take_ok(it, &a);
 		pool_finish(w, it);
 		break;
 	case HOP_ANSWER_FAILED:

@@ -193,3 +193,145 @@ def test_exec_mode(tmp):
     assert code == 1
     assert "exited with status 1; exit 0 means done, 75 retry, 65 permanent " \
            "failure" in out and "stderr: oops" in out
+
+
+# Emits: outputs a worker writes before its answer (worker/PROTOCOL.md).
+EMIT_LOOP = HEAD + "for l in sys.stdin:\n    m = json.loads(l)\n    i = m['id']\n"
+
+
+def say(obj):
+    return f"    print(json.dumps({obj}), flush=True)\n"
+
+
+def test_a_good_worker_has_one_output_per_item():
+    code, out, err = hopper("check-worker", "--", *FAKE, env=clean_env())
+    assert code == 0, out + err
+    assert "ok   plain text payload: answered ok in " in out
+    assert out.count(": 1 output (its result)") == 6, out
+
+
+def test_a_splitter_says_how_many_outputs_and_ports(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP +
+                         "    for n in range(3):\n"
+                         "        print(json.dumps({'id': i, 'emit': n, "
+                         "'port': 'even' if n % 2 == 0 else 'odd', "
+                         "'key': str(n)}), flush=True)\n" +
+                         say("{'id': i, 'ok': True}"))
+    assert code == 0, out
+    assert out.count(": 3 outputs (ports even, odd), with keys") == 6, out
+    assert out.strip().endswith("the worker keeps the contract")
+
+
+def test_a_filter_drops(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP +
+                         say("{'id': i, 'ok': True, 'drop': i != '3'}"))
+    assert code == 0, out
+    assert out.count(": no output (dropped)") == 5, out
+    assert "ok   nested object payload: answered ok in " in out
+    assert out.count(": 1 output (its result)") == 1, out
+
+
+def test_emits_before_a_failure_are_discarded(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP + say("{'id': i, 'emit': 1}") +
+                         say("{'id': i, 'ok': False, 'error': 'no'}"))
+    assert code == 0, out
+    assert "1 emitted output discarded: they count only when the answer " \
+           "is ok" in out, out
+
+
+def test_an_emit_with_the_wrong_id_is_named(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP + say("{'id': 'x' + i, 'emit': 1}") +
+                         say("{'id': i, 'ok': True}"))
+    assert code == 1, out
+    assert "plain text payload: emitted with id 'x1' for item '1': copy the " \
+           "id from the input line; an emit carries the id of the item it " \
+           "is an output of" in out, out
+
+
+def test_an_emit_after_the_answer_is_named(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP + say("{'id': i, 'ok': True}") +
+                         say("{'id': i, 'emit': 1}"))
+    assert code == 1, out
+    assert "plain text payload: emitted after its final answer: " \
+           "'{\"id\": \"1\", \"emit\": 1}'; emit an item's outputs before " \
+           "its answer" in out, out
+
+
+def test_a_port_or_key_that_is_not_a_string_is_named(tmp):
+    code, out, _ = check(tmp, EMIT_LOOP + say("{'id': i, 'emit': 1, "
+                                              "'port': 2}") +
+                         say("{'id': i, 'ok': True}"))
+    assert code == 1, out
+    assert "plain text payload: a bad emit line: \"port\" must be a string, " \
+           "not 2" in out, out
+    code, out, _ = check(tmp, EMIT_LOOP + say("{'id': i, 'emit': 1, "
+                                              "'key': None}") +
+                         say("{'id': i, 'ok': True}"))
+    assert code == 1, out
+    assert "a bad emit line: \"key\" must be a string, not null" in out, out
+
+
+def test_a_run_fails_a_bad_emit_as_check_worker_does(tmp):
+    # One reader: the item in hand fails, naming the worker and the line,
+    # and the worker is replaced.
+    w = tmp / "w.py"
+    w.write_text(EMIT_LOOP + "    if m['payload']['n'] == 2:\n"
+                 "        print(json.dumps({'id': i, 'emit': 1, "
+                 "'port': 7}), flush=True)\n"
+                 "    elif m['payload']['n'] == 3:\n"
+                 "        print(json.dumps({'id': 'z', 'emit': 1}), "
+                 "flush=True)\n" + say("{'id': i, 'ok': True}"))
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}, {"n": 2}, {"n": 3}])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "-j", "1",
+                            "--attempts", "1", "--", PY, w)
+    assert code == 3, err
+    res = {r["id"]: r for r in read_jsonl(out)}
+    assert sorted(res) == ["1", "2", "3"], out
+    assert res["1"]["ok"] is True
+    assert res["2"]["ok"] is False and "worker 0 wrote a bad emit line for " \
+        "item '2': \"port\" must be a string, not 7" in res["2"]["error"]
+    assert res["3"]["ok"] is False and "worker 0 emitted for item 'z' while " \
+        "handling item '3'" in res["3"]["error"], res["3"]
+
+
+def exec_worker(tmp, body):
+    w = tmp / "w.sh"
+    w.write_text("#!/bin/sh\n" + body)
+    w.chmod(0o755)
+    return hopper("check-worker", "--mode", "exec", "--timeout", PATIENT,
+                  "--", w, env=clean_env())
+
+
+def test_exec_outputs_through_hopper_emit(tmp):
+    # The file does not exist when the worker starts; each line is one
+    # output, and stdout is then not an output.
+    code, out, _ = exec_worker(tmp, '[ -e "$HOPPER_EMIT" ] && exit 1\n'
+                               'cat > /dev/null\n'
+                               'for n in 1 2; do echo "{\\"emit\\": $n, '
+                               '\\"port\\": \\"p$n\\"}" >> "$HOPPER_EMIT"; '
+                               'done\necho ignored\n')
+    assert code == 0, out
+    assert out.count(", 2 outputs (ports p1, p2)") == 6, out
+
+
+def test_exec_empty_emit_file_is_a_drop_and_bad_lines_are_named(tmp):
+    code, out, _ = exec_worker(tmp, 'cat > /dev/null\n: > "$HOPPER_EMIT"\n')
+    assert code == 0, out
+    assert out.count(", no output (dropped)") == 6, out
+    code, out, _ = exec_worker(tmp, 'cat > /dev/null\n'
+                               'printf \'{"emit": 1}\\n{"emit": 2, '
+                               '"port": 3}\\n\' > "$HOPPER_EMIT"\n')
+    assert code == 1, out
+    assert "plain text payload: its HOPPER_EMIT file, line 2: \"port\" must " \
+           "be a string, not 3 (each line: {\"emit\": PAYLOAD" in out, out
+    code, out, _ = exec_worker(tmp, 'cat > /dev/null\n'
+                               'echo \'{"payload": 1}\' > "$HOPPER_EMIT"\n')
+    assert code == 1, out
+    assert "its HOPPER_EMIT file, line 1: no \"emit\" member" in out, out
+
+
+def test_exec_worker_without_emits_has_one_output():
+    code, out, err = hopper("check-worker", "--mode", "exec", "--", *EXEC)
+    assert code == 0, out + err
+    assert "ok   plain text payload: exit 0 in " in out
+    assert "stdout is JSON: 1 output" in out, out

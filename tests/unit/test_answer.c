@@ -92,12 +92,117 @@ static void ids(void **state)
 			 HOP_ANSWER_NO_ID);
 }
 
+static void emit_lines(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"id\":\"7\",\"emit\":{\"to\":\"a\"},"
+			   "\"port\":\"sms\",\"key\":\"user-\\u0034\"}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_EMIT);
+	assert_int_equal(a.result_len, 10);
+	assert_memory_equal(a.result, "{\"to\":\"a\"}", 10);
+	assert_string_equal(a.port, "sms");
+	assert_string_equal(a.key, "user-4");
+	assert_true(a.emits);
+	hop_answer_free(&a);
+	assert_null(a.port);
+	assert_null(a.key);
+
+	line = "{\"emit\":null,\"id\":\"7\"}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_EMIT);
+	assert_memory_equal(a.result, "null", 4);
+	assert_null(a.port);
+	assert_null(a.key);
+	hop_answer_free(&a);
+
+	/* Port and key are strings or absent; an emit is not an answer. */
+	line = "{\"id\":\"7\",\"emit\":1,\"port\":3}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_BAD_EMIT);
+	assert_string_equal(a.text, "\"port\" must be a string, not 3");
+	assert_null(a.port);
+	hop_answer_free(&a);
+	line = "{\"id\":\"7\",\"emit\":1,\"port\":\"a\",\"key\":[1]}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_BAD_EMIT);
+	assert_string_equal(a.text, "\"key\" must be a string, not [1]");
+	assert_null(a.port);
+	assert_null(a.key);
+	hop_answer_free(&a);
+	assert_int_equal(
+	    kind_of("{\"id\":\"7\",\"emit\":1,\"port\":null}", "7"),
+	    HOP_ANSWER_BAD_EMIT);
+	assert_int_equal(kind_of("{\"id\":\"7\",\"emit\":1,\"ok\":true}", "7"),
+			 HOP_ANSWER_BAD_EMIT);
+
+	/* Another item's emit is a wrong id, and says it was an emit. */
+	line = "{\"id\":\"8\",\"emit\":1}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OTHER_ID);
+	assert_string_equal(a.text, "8");
+	assert_true(a.emits);
+	hop_answer_free(&a);
+	assert_int_equal(kind_of("{\"emit\":1}", "7"), HOP_ANSWER_NO_ID);
+}
+
+static void drop_answers(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"id\":\"7\",\"ok\":true,\"drop\":true}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OK);
+	assert_true(a.drop);
+	assert_false(a.emits);
+	hop_answer_free(&a);
+	line = "{\"id\":\"7\",\"ok\":true,\"drop\":false}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OK);
+	assert_false(a.drop);
+	hop_answer_free(&a);
+	/* Only an ok answer drops; a failure is a failure. */
+	line = "{\"id\":\"7\",\"ok\":false,\"drop\":true}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_FAILED);
+	assert_false(a.drop);
+	hop_answer_free(&a);
+}
+
+/* The exec worker's HOPPER_EMIT file: the same members, no id. */
+static void emit_file_lines(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"emit\":\"x\",\"port\":\"email\"}";
+	assert_int_equal(hop_answer_read_emit(line, strlen(line), &a),
+			 HOP_ANSWER_EMIT);
+	assert_memory_equal(a.result, "\"x\"", 3);
+	assert_string_equal(a.port, "email");
+	assert_null(a.key);
+	hop_answer_free(&a);
+	line = "{\"payload\":1}";
+	assert_int_equal(hop_answer_read_emit(line, strlen(line), &a),
+			 HOP_ANSWER_BAD_EMIT);
+	assert_string_equal(a.text, "no \"emit\" member");
+	hop_answer_free(&a);
+	line = "{\"emit\":1,\"key\":42}";
+	assert_int_equal(hop_answer_read_emit(line, strlen(line), &a),
+			 HOP_ANSWER_BAD_EMIT);
+	hop_answer_free(&a);
+	line = "{\"emit\":1";
+	assert_int_equal(hop_answer_read_emit(line, strlen(line), &a),
+			 HOP_ANSWER_NOT_OBJECT);
+	hop_answer_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(final_answers),
 	    cmocka_unit_test(progress_and_broken_lines),
 	    cmocka_unit_test(ids),
+	    cmocka_unit_test(emit_lines),
+	    cmocka_unit_test(drop_answers),
+	    cmocka_unit_test(emit_file_lines),
 	};
 	return cmocka_run_group_tests_name("answer", tests, NULL, NULL);
 }
