@@ -1,6 +1,7 @@
 /* config.c - run options: the table, the pipeline file and the flags. */
 #include "config.h"
 #include "driver.h"
+#include "graph.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -343,10 +344,10 @@ static const char *flag_text(const struct flag *fl, char *buf, size_t n)
 }
 
 /* Names where a run option's value came from: the flag that set it last
- * ("-j 8", "--workers=8"), else its place in the pipeline file, else
- * "KEY (default)". */
-static const char *blame(const struct origin *o, const char *key, char *buf,
-			 size_t n)
+ * ("-j 8", "--workers=8"), else its place in the pipeline file (in the
+ * stage, when stage is not NULL, then at the top), else "KEY (default)". */
+static const char *blame_in(const struct origin *o, const char *stage,
+			    const char *key, char *buf, size_t n)
 {
 	for (int f = o->nflags - 1; f >= 0; f--) {
 		const struct flag *fl = &o->flags[f];
@@ -356,7 +357,10 @@ static const char *blame(const struct origin *o, const char *key, char *buf,
 	}
 	if (o->doc) {
 		int line, col;
-		if (locate(o->doc, &key, 1, true, &line, &col) == 0) {
+		if ((stage &&
+		     locate(o->doc, (const char *[]){"stages", stage, key}, 3,
+			    true, &line, &col) == 0) ||
+		    locate(o->doc, &key, 1, true, &line, &col) == 0) {
 			snprintf(buf, n, "%s:%d:%d", o->doc->file, line, col);
 			return buf;
 		}
@@ -365,21 +369,32 @@ static const char *blame(const struct origin *o, const char *key, char *buf,
 	return buf;
 }
 
-/* Names where a driver option's value came from: the last --source-opt or
- * --sink-opt flag that set it (or --source/--sink for the first option, the
- * target), else its place in the pipeline file (the "source" value itself
- * when the option is not written out there), else "source option KEY". */
-static const char *blame_driver(const struct origin *o, bool is_source,
+static const char *blame(const struct origin *o, const char *key, char *buf,
+			 size_t n)
+{
+	return blame_in(o, NULL, key, buf, n);
+}
+
+/* Names where an option of source (or sink) i came from: the last
+ * --source-opt or --sink-opt flag that set it (or --source/--sink for the
+ * first option, the target), for the first one; else its place in the
+ * pipeline file (the driver's value itself when the option is not written
+ * out there); else "source option KEY". */
+static const char *blame_driver(const struct origin *o, bool is_source, int i,
 				const char *key, char *buf, size_t n)
 {
 	const char *what = is_source ? "source" : "sink";
+	const char *group = is_source ? "sources" : "sinks";
 	const char *opt = is_source ? "source-opt" : "sink-opt";
-	const struct hop_option *t = is_source ? o->cfg->source->ops->options
-					       : o->cfg->sink->ops->options;
+	const struct hop_option *t = is_source
+					 ? o->cfg->sources[i]->ops->options
+					 : o->cfg->sinks[i]->ops->options;
+	const char *name =
+	    is_source ? o->cfg->source_names[i] : o->cfg->sink_names[i];
 	size_t kl = key ? strlen(key) : 0;
 	bool target = key && t->key && strcmp(t->key, key) == 0;
 
-	for (int f = o->nflags - 1; key && f >= 0; f--) {
+	for (int f = o->nflags - 1; key && i == 0 && f >= 0; f--) {
 		const struct flag *fl = &o->flags[f];
 		bool set = !strcmp(fl->key, opt) &&
 			   !strncmp(fl->value, key, kl) && fl->value[kl] == '=';
@@ -389,10 +404,14 @@ static const char *blame_driver(const struct origin *o, bool is_source,
 	}
 	if (o->doc) {
 		int line, col;
-		if ((key && locate(o->doc, (const char *[]){what, key}, 2, true,
-				   &line, &col) == 0) ||
-		    locate(o->doc, (const char *[]){what}, 1, true, &line,
-			   &col) == 0) {
+		/* "sources": {NAME: {KEY: ...}}, or "source": {KEY: ...}. */
+		bool named = locate(o->doc, &group, 1, false, &line, &col) == 0;
+		const char *at[3] = {named ? group : what, named ? name : key,
+				     key};
+		int depth = named ? 2 : 1;
+		if ((key &&
+		     locate(o->doc, at, depth + 1, true, &line, &col) == 0) ||
+		    locate(o->doc, at, depth, true, &line, &col) == 0) {
 			snprintf(buf, n, "%s:%d:%d", o->doc->file, line, col);
 			return buf;
 		}
@@ -401,7 +420,7 @@ static const char *blame_driver(const struct origin *o, bool is_source,
 	return buf;
 }
 
-/* Runs the source's and the sink's checks: what their open would refuse
+/* Runs the sources' and the sinks' checks: what their open would refuse
  * about the options, found without opening them. */
 static int check_drivers(struct hop_config *cfg, const struct origin *o,
 			 char *err, size_t errlen)
@@ -409,18 +428,20 @@ static int check_drivers(struct hop_config *cfg, const struct origin *o,
 	char at[320];
 	const char *key;
 
-	if (hop_source_check(cfg->source, &key)) {
-		snprintf(err, errlen, "%s: %s",
-			 blame_driver(o, true, key, at, sizeof(at)),
-			 cfg->source->error);
-		return -EINVAL;
-	}
-	if (hop_sink_check(cfg->sink, &key)) {
-		snprintf(err, errlen, "%s: %s",
-			 blame_driver(o, false, key, at, sizeof(at)),
-			 cfg->sink->error);
-		return -EINVAL;
-	}
+	for (int i = 0; i < cfg->nsources; i++)
+		if (hop_source_check(cfg->sources[i], &key)) {
+			snprintf(err, errlen, "%s: %s",
+				 blame_driver(o, true, i, key, at, sizeof(at)),
+				 cfg->sources[i]->error);
+			return -EINVAL;
+		}
+	for (int i = 0; i < cfg->nsinks; i++)
+		if (hop_sink_check(cfg->sinks[i], &key)) {
+			snprintf(err, errlen, "%s: %s",
+				 blame_driver(o, false, i, key, at, sizeof(at)),
+				 cfg->sinks[i]->error);
+			return -EINVAL;
+		}
 	return 0;
 }
 
@@ -510,24 +531,41 @@ static int replace_driver(struct hop_config *cfg, bool is_source,
 			return -EINVAL;
 		hop_source_free(cfg->source);
 		cfg->source = src;
+		if (cfg->nsources)
+			cfg->sources[0] = src;
 	} else {
 		struct hop_sink *sink = hop_sink_new(spec, err, errlen);
 		if (!sink)
 			return -EINVAL;
 		hop_sink_free(cfg->sink);
 		cfg->sink = sink;
+		if (cfg->nsinks)
+			cfg->sinks[0] = sink;
 	}
 	return 0;
 }
 
-/* Builds a source or sink from a pipeline file's value: "name:target" or
- * {"type": name, option: value, ...}. */
-static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
-		      const struct doc *d, char *err, size_t errlen)
+/* Frees a source or a sink. */
+static void driver_free(bool is_source, void *drv)
 {
-	const char *what = is_source ? "source" : "sink";
+	if (is_source)
+		hop_source_free(drv);
+	else
+		hop_sink_free(drv);
+}
+
+/* Builds a source or sink from a pipeline file's value at path ("source",
+ * or "sources", NAME): "name:target" or {"type": name, option: value, ...}.
+ * A source's "to" is the graph's, read later. what names it in messages
+ * ("source", "sink 'log'"). Returns the driver, or NULL with the message,
+ * naming FILE:LINE:COL, in err. */
+static void *new_driver(bool is_source, json_t *v, const struct doc *d,
+			const char *const *path, int depth, const char *what,
+			char *err, size_t errlen)
+{
 	char msg[600], pos[300];
 	const char *spec = NULL;
+	void *drv;
 
 	if (json_is_string(v)) {
 		spec = json_string_value(v);
@@ -535,36 +573,142 @@ static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
 		   json_is_string(json_object_get(v, "type"))) {
 		spec = json_string_value(json_object_get(v, "type"));
 	} else {
-		where(d, (const char *[]){what}, 1, true, pos, sizeof(pos));
+		where(d, path, depth, true, pos, sizeof(pos));
 		snprintf(err, errlen,
-			 "%s: '%s' must be \"name:target\" or an object "
+			 "%s: %s%s%s must be \"name:target\" or an object "
 			 "with a \"type\"",
-			 pos, what);
-		return -EINVAL;
+			 pos, depth > 1 ? "" : "'", what, depth > 1 ? "" : "'");
+		return NULL;
 	}
-	if (replace_driver(cfg, is_source, spec, msg, sizeof(msg))) {
-		where(d, (const char *[]){what}, 1, true, pos, sizeof(pos));
+	drv = is_source ? (void *)hop_source_new(spec, msg, sizeof(msg))
+			: (void *)hop_sink_new(spec, msg, sizeof(msg));
+	if (!drv) {
+		where(d, path, depth, true, pos, sizeof(pos));
 		snprintf(err, errlen, "%s: %s", pos, msg);
-		return -EINVAL;
+		return NULL;
 	}
 	const struct hop_option *table =
-	    is_source ? cfg->source->ops->options : cfg->sink->ops->options;
-	void *ctx = is_source ? cfg->source->ctx : cfg->sink->ctx;
+	    is_source ? ((struct hop_source *)drv)->ops->options
+		      : ((struct hop_sink *)drv)->ops->options;
+	void *ctx = is_source ? ((struct hop_source *)drv)->ctx
+			      : ((struct hop_sink *)drv)->ctx;
 	const char *k;
 	json_t *e;
 	json_object_foreach(json_is_object(v) ? v : NULL, k, e)
 	{
-		if (strcmp(k, "type") == 0)
+		if (strcmp(k, "type") == 0 || (is_source && !strcmp(k, "to")))
 			continue;
 		if (hop_opts_set_json(table, ctx, k, e, msg, sizeof(msg))) {
+			const char *at[3] = {path[0], depth > 1 ? path[1] : k,
+					     k};
 			/* An unknown key is the key's fault, a bad value the
 			 * value's. */
-			where(d, (const char *[]){what, k}, 2,
-			      hop_opts_find(table, k) != NULL, pos,
-			      sizeof(pos));
+			where(d, at, depth + 1, hop_opts_find(table, k) != NULL,
+			      pos, sizeof(pos));
 			snprintf(err, errlen, "%s: %s %s", pos, what, msg);
-			return -EINVAL;
+			driver_free(is_source, drv);
+			return NULL;
 		}
+	}
+	return drv;
+}
+
+/* Builds the file's one source or sink, replacing the run's. */
+static int set_driver(struct hop_config *cfg, bool is_source, json_t *v,
+		      const struct doc *d, char *err, size_t errlen)
+{
+	const char *what = is_source ? "source" : "sink";
+	void *drv = new_driver(is_source, v, d, &what, 1, what, err, errlen);
+	if (!drv)
+		return -EINVAL;
+	if (is_source) {
+		hop_source_free(cfg->source);
+		cfg->source = drv;
+	} else {
+		hop_sink_free(cfg->sink);
+		cfg->sink = drv;
+	}
+	return 0;
+}
+
+/* True for a name a stage, source or sink may have: it is shown in logs,
+ * metrics labels and graphs as it is. */
+static bool good_name(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 0 && n <= 64 &&
+	       strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+			    "XYZ0123456789_-.") == n;
+}
+
+/* Names a name's fault in err ("FILE:LINE:COL: stage name 'a b' ..."), at
+ * the key path..name. Returns -EINVAL. */
+static int bad_name(const struct doc *d, const char *kind, const char *group,
+		    const char *name, char *err, size_t errlen)
+{
+	char pos[300];
+	where(d, (const char *[]){group, name}, 2, false, pos, sizeof(pos));
+	snprintf(err, errlen,
+		 "%s: %s name '%s' may hold only letters, digits, '_', '-' "
+		 "and '.' (at most 64 of them)",
+		 pos, kind, name);
+	return -EINVAL;
+}
+
+/* Builds the file's named sources ("sources") or sinks ("sinks"): the
+ * first of them becomes the run's source or sink. */
+static int set_named_drivers(struct hop_config *cfg, bool is_source, json_t *v,
+			     const struct doc *d, char *err, size_t errlen)
+{
+	const char *group = is_source ? "sources" : "sinks";
+	const char *kind = is_source ? "source" : "sink";
+	char pos[300], what[96];
+	size_t n = json_is_object(v) ? json_object_size(v) : 0;
+
+	if (n == 0) {
+		where(d, &group, 1, true, pos, sizeof(pos));
+		snprintf(err, errlen,
+			 "%s: '%s' must be an object naming one %s or more: "
+			 "{\"NAME\": {\"type\": ...}}",
+			 pos, group, kind);
+		return -EINVAL;
+	}
+	void **drivers = calloc(n, sizeof(void *));
+	char **names = calloc(n, sizeof(char *));
+	if (!drivers || !names) {
+		free(drivers);
+		free(names);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (is_source) {
+		cfg->sources = (struct hop_source **)drivers;
+		cfg->source_names = names;
+	} else {
+		cfg->sinks = (struct hop_sink **)drivers;
+		cfg->sink_names = names;
+	}
+	const char *name;
+	json_t *e;
+	json_object_foreach(v, name, e)
+	{
+		if (!good_name(name))
+			return bad_name(d, kind, group, name, err, errlen);
+		snprintf(what, sizeof(what), "%s '%s'", kind, name);
+		void *drv =
+		    new_driver(is_source, e, d, (const char *[]){group, name},
+			       2, what, err, errlen);
+		if (!drv)
+			return -EINVAL;
+		int *count = is_source ? &cfg->nsources : &cfg->nsinks;
+		drivers[*count] = drv;
+		names[*count] = strdup(name);
+		if ((*count)++ > 0)
+			continue;
+		if (is_source)
+			cfg->source = drv;
+		else
+			cfg->sink = drv;
 	}
 	return 0;
 }
@@ -598,8 +742,8 @@ static int read_text(const char *file, char **text, size_t *len, char *err,
 }
 
 /* The keys of a pipeline file that are not run options. */
-static const char *const file_keys[] = {"source", "sink", "command",
-					"description"};
+static const char *const file_keys[] = {
+    "source", "sink", "command", "description", "stages", "sources", "sinks"};
 
 /* Applies one top-level key of a pipeline file other than source and sink.
  * Returns 0, or -EINVAL with the message (without a position) in msg and
@@ -632,8 +776,8 @@ static int file_key(struct hop_config *cfg, const char *k, json_t *v,
 		else
 			snprintf(msg, msglen,
 				 "unknown key '%s' (known: source, sink, "
-				 "command, description and the run options of "
-				 "hopper run --help)",
+				 "command, description, stages, sources, sinks "
+				 "and the run options of hopper run --help)",
 				 k);
 		return -EINVAL;
 	}
@@ -683,16 +827,44 @@ static json_t *parse(struct doc *d, size_t len, char *err, size_t errlen)
 	return root;
 }
 
+/* Refuses two keys of the file that say one thing twice ("source" and
+ * "sources"), or that do not go together ("command" beside "stages"). */
+static int keys_in_conflict(json_t *root, const struct doc *d, char *err,
+			    size_t errlen)
+{
+	static const struct {
+		const char *a, *b, *why;
+	} pairs[] = {
+	    {"source", "sources", "one source, or named sources: not both"},
+	    {"sink", "sinks", "one sink, or named sinks: not both"},
+	    {"command", "stages",
+	     "a file with stages gives each stage its own command"},
+	};
+	char pos[300];
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(*pairs); i++) {
+		if (!json_object_get(root, pairs[i].a) ||
+		    !json_object_get(root, pairs[i].b))
+			continue;
+		where(d, &pairs[i].a, 1, false, pos, sizeof(pos));
+		snprintf(err, errlen, "%s: '%s' beside '%s': %s", pos,
+			 pairs[i].a, pairs[i].b, pairs[i].why);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads the file's top-level keys into cfg; its stages and the routes are
+ * read from *rootp (a new reference, the caller's) once the flags are in. */
 static int load_file(struct hop_config *cfg, struct doc *d, size_t len,
-		     char *err, size_t errlen)
+		     json_t **rootp, char *err, size_t errlen)
 {
 	char msg[600], pos[300];
-	int rc = -EINVAL;
 	bool at_value;
 
 	json_t *root = parse(d, len, err, errlen);
-	if (!root)
-		goto out;
+	*rootp = root;
+	if (!root || keys_in_conflict(root, d, err, errlen))
+		return -EINVAL;
 	const char *k;
 	json_t *v;
 	json_object_foreach(root, k, v)
@@ -703,12 +875,12 @@ static int load_file(struct hop_config *cfg, struct doc *d, size_t len,
 			snprintf(err, errlen,
 				 "%s: '%s' and '%s' are the same key: keep one",
 				 pos, twin, k);
-			goto out;
+			return -EINVAL;
 		}
 		if (expand_tree(v, msg, sizeof(msg))) {
 			where(d, &k, 1, true, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: '%s': %s", pos, k, msg);
-			goto out;
+			return -EINVAL;
 		}
 		/* "x-" keys are the reader's own, as in compose files: a
 		 * place for YAML anchors, say. */
@@ -716,19 +888,35 @@ static int load_file(struct hop_config *cfg, struct doc *d, size_t len,
 			continue;
 		if (strcmp(k, "source") == 0 || strcmp(k, "sink") == 0) {
 			if (set_driver(cfg, k[1] == 'o', v, d, err, errlen))
-				goto out;
+				return -EINVAL;
+			continue;
+		}
+		if (strcmp(k, "sources") == 0 || strcmp(k, "sinks") == 0) {
+			if (set_named_drivers(cfg, k[1] == 'o', v, d, err,
+					      errlen))
+				return -EINVAL;
+			continue;
+		}
+		if (strcmp(k, "stages") == 0) {
+			if (!json_is_object(v) || json_object_size(v) == 0) {
+				where(d, &k, 1, true, pos, sizeof(pos));
+				snprintf(err, errlen,
+					 "%s: 'stages' must be an object "
+					 "naming one stage or more: "
+					 "{\"NAME\": {\"command\": ...}}",
+					 pos);
+				return -EINVAL;
+			}
+			cfg->staged = true;
 			continue;
 		}
 		if (file_key(cfg, k, v, &at_value, msg, sizeof(msg))) {
 			where(d, &k, 1, at_value, pos, sizeof(pos));
 			snprintf(err, errlen, "%s: %s", pos, msg);
-			goto out;
+			return -EINVAL;
 		}
 	}
-	rc = 0;
-out:
-	json_decref(root);
-	return rc;
+	return 0;
 }
 
 static const char *long_key(const char *name, char *buf, size_t n)
@@ -803,6 +991,42 @@ static char *driver_label(const char *name, const struct hop_option *t,
 	return label ? label : strdup(name);
 }
 
+/* Replaces *label with the driver's type and target, when it has them. */
+static void set_label(char **label, const char *name,
+		      const struct hop_option *t, void *ctx)
+{
+	char *l = driver_label(name, t, ctx);
+	if (l) {
+		free(*label);
+		*label = l;
+	}
+}
+
+/* Makes the run's one source and sink, when the file did not name them,
+ * sources[0] and sinks[0], called "main". Returns 0 or -ENOMEM. */
+static int own_drivers(struct hop_config *cfg)
+{
+	if (cfg->nsources == 0) {
+		cfg->sources = calloc(1, sizeof(*cfg->sources));
+		cfg->source_names = calloc(1, sizeof(char *));
+		if (!cfg->sources || !cfg->source_names)
+			return -ENOMEM;
+		cfg->sources[0] = cfg->source;
+		cfg->source_names[0] = strdup("main");
+		cfg->nsources = 1;
+	}
+	if (cfg->nsinks == 0) {
+		cfg->sinks = calloc(1, sizeof(*cfg->sinks));
+		cfg->sink_names = calloc(1, sizeof(char *));
+		if (!cfg->sinks || !cfg->sink_names)
+			return -ENOMEM;
+		cfg->sinks[0] = cfg->sink;
+		cfg->sink_names[0] = strdup("main");
+		cfg->nsinks = 1;
+	}
+	return 0;
+}
+
 /* Reads halt: never, or (now|soon),fail=(N|P%). Returns false when it is
  * none of these. */
 static bool parse_halt(struct hop_config *cfg)
@@ -830,6 +1054,60 @@ static bool parse_halt(struct hop_config *cfg)
 	return true;
 }
 
+/* Sizes a pool from workers, min_workers and max_workers (of the run, or
+ * of a stage when stage is not NULL): a fixed number, or autoscaling
+ * between two, each unset one given its default. Returns 0, or -EINVAL
+ * naming the places of the values in conflict. */
+static int size_pool(struct hop_config *c, const struct origin *o,
+		     const char *stage, char *err, size_t errlen)
+{
+	char at[320], at2[320], in[96] = "";
+
+	if (stage)
+		snprintf(in, sizeof(in), "stage '%s': ", stage);
+	c->autoscale = c->min_workers >= 0 || c->max_workers >= 0;
+	if (c->autoscale) {
+		if (c->workers > 0) {
+			blame_in(o, stage,
+				 c->max_workers >= 0 ? "max_workers"
+						     : "min_workers",
+				 at2, sizeof(at2));
+			snprintf(err, errlen,
+				 "%s: %sworkers sets a fixed pool: use it or "
+				 "min_workers/max_workers (%s), not both",
+				 blame_in(o, stage, "workers", at, sizeof(at)),
+				 in, at2);
+			return -EINVAL;
+		}
+		bool max_set = c->max_workers >= 0;
+		if (!max_set)
+			c->max_workers = hop_cpus_available();
+		if (c->min_workers < 0)
+			c->min_workers = 1;
+		if (c->min_workers > c->max_workers) {
+			if (max_set)
+				blame_in(o, stage, "max_workers", at2,
+					 sizeof(at2));
+			else
+				snprintf(at2, sizeof(at2),
+					 "the CPUs available, when max_workers "
+					 "is not set");
+			snprintf(
+			    err, errlen,
+			    "%s: %smin_workers %lld is above max_workers "
+			    "%lld (%s)",
+			    blame_in(o, stage, "min_workers", at, sizeof(at)),
+			    in, (long long)c->min_workers,
+			    (long long)c->max_workers, at2);
+			return -EINVAL;
+		}
+		c->workers = c->max_workers;
+	}
+	if (c->workers == 0)
+		c->workers = hop_cpus_available();
+	return 0;
+}
+
 /* Checks what depends on more than one option (each option's own range
  * was checked as it was set) and builds the rest of cfg. */
 static int finish(struct hop_config *cfg, const struct origin *o,
@@ -845,58 +1123,25 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 	}
 	if (!cfg->sink && driver_spec_flag(cfg, false, "jsonl:-", err, errlen))
 		return -EINVAL;
-	if (!cfg->argv && need_command) {
+	if (!cfg->argv && need_command && !cfg->staged) {
 		snprintf(err, errlen,
 			 "no worker command: put it after -- (for "
 			 "example: -- python3 worker.py)");
 		return -EINVAL;
 	}
 	cfg->exec_mode = strcmp(cfg->mode, "exec") == 0;
-	char *label = driver_label(cfg->source->ops->name,
-				   cfg->source->ops->options, cfg->source->ctx);
-	if (label) {
-		free(cfg->source->label);
-		cfg->source->label = label;
+	if (own_drivers(cfg)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
 	}
-	label = driver_label(cfg->sink->ops->name, cfg->sink->ops->options,
-			     cfg->sink->ctx);
-	if (label) {
-		free(cfg->sink->label);
-		cfg->sink->label = label;
-	}
-	cfg->autoscale = cfg->min_workers >= 0 || cfg->max_workers >= 0;
-	if (cfg->autoscale) {
-		if (cfg->workers > 0) {
-			snprintf(err, errlen,
-				 "%s: workers sets a fixed pool: use it or "
-				 "min_workers/max_workers, not both",
-				 blame(o, "workers", at, sizeof(at)));
-			return -EINVAL;
-		}
-		bool max_set = cfg->max_workers >= 0;
-		if (!max_set)
-			cfg->max_workers = hop_cpus_available();
-		if (cfg->min_workers < 0)
-			cfg->min_workers = 1;
-		if (cfg->min_workers > cfg->max_workers) {
-			if (max_set)
-				blame(o, "max_workers", at2, sizeof(at2));
-			else
-				snprintf(at2, sizeof(at2),
-					 "the CPUs available, when max_workers "
-					 "is not set");
-			snprintf(err, errlen,
-				 "%s: min_workers %lld is above max_workers "
-				 "%lld (%s)",
-				 blame(o, "min_workers", at, sizeof(at)),
-				 (long long)cfg->min_workers,
-				 (long long)cfg->max_workers, at2);
-			return -EINVAL;
-		}
-		cfg->workers = cfg->max_workers;
-	}
-	if (cfg->workers == 0)
-		cfg->workers = hop_cpus_available();
+	for (int i = 0; i < cfg->nsources; i++)
+		set_label(&cfg->sources[i]->label, cfg->sources[i]->ops->name,
+			  cfg->sources[i]->ops->options, cfg->sources[i]->ctx);
+	for (int i = 0; i < cfg->nsinks; i++)
+		set_label(&cfg->sinks[i]->label, cfg->sinks[i]->ops->name,
+			  cfg->sinks[i]->ops->options, cfg->sinks[i]->ctx);
+	if (size_pool(cfg, o, NULL, err, errlen))
+		return -EINVAL;
 	if (!parse_halt(cfg)) {
 		snprintf(err, errlen,
 			 "%s: halt '%s' is not never, now,fail=N, soon,fail=N, "
@@ -931,6 +1176,525 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 		blame(o, "listen", at, sizeof(at));
 		snprintf(err, errlen, "%s: %s",
 			 strstr(at, " (default)") ? "HOPPER_LISTEN" : at, at2);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* A stage's keys that are not run options. */
+struct stage_extra {
+	int64_t shards;
+	char *key;
+	int64_t queue;
+	char *unmapped;
+	char *on_dead;
+};
+
+#define SOFF(f) offsetof(struct stage_extra, f)
+
+static const struct hop_option stage_options[] = {
+    {"shards", HOP_OPT_INT, "1", SOFF(shards),
+     "a sharder: this many queues and pools, and each output goes to the "
+     "one its key picks (one key, one shard); needs key",
+     .min = "1", .max = "1024"},
+    {"key", HOP_OPT_STR, NULL, SOFF(key),
+     "a sharder: a JSON pointer into the payload (\"/user\") that picks the "
+     "shard, for the outputs that carry no \"key\" of their own"},
+    {"queue", HOP_OPT_INT, "1000", SOFF(queue),
+     "the most items waiting at the stage's input", .min = "1",
+     .max = "10000000"},
+    {"unmapped", HOP_OPT_STR, "error", SOFF(unmapped),
+     "an output on a port that to does not map (and no \"*\" entry): error "
+     "fails its item (no retry), drop drops the output",
+     .choices = "error|drop"},
+    {"on_dead", HOP_OPT_STR, "root", SOFF(on_dead),
+     "an item that dies here: root dead-letters the source's item it came "
+     "from, with the stage, the path of ids and the error; alone writes it "
+     "to the sink as failed and lets the rest of the tree go on",
+     .choices = "root|alone"},
+    {NULL},
+};
+
+/* The run options that each stage has its own of. */
+static const char *const stage_run_keys[] = {
+    "mode",    "workers",  "min_workers", "max_workers", "prefetch",
+    "timeout", "attempts", "backoff",	  "backoff_max"};
+
+static bool stage_run_key(const char *k)
+{
+	for (size_t i = 0; i < sizeof(stage_run_keys) / sizeof(*stage_run_keys);
+	     i++)
+		if (hop_opts_key_equal(k, stage_run_keys[i]))
+			return true;
+	return false;
+}
+
+/* Names an unknown key of a stage in msg, with the nearest known one. */
+static void unknown_stage_key(const char *k, char *msg, size_t n)
+{
+	static const char *const others[] = {"command", "to", "description"};
+	struct hop_suggest s;
+	char near[64];
+
+	if (hop_opts_find(run_options, k)) {
+		snprintf(msg, n,
+			 "'%s' is an option of the whole run, not of a stage: "
+			 "put it at the top of the file",
+			 k);
+		return;
+	}
+	hop_suggest_init(&s, k);
+	for (size_t i = 0; i < sizeof(others) / sizeof(*others); i++)
+		hop_suggest_offer(&s, others[i]);
+	for (size_t i = 0; i < sizeof(stage_run_keys) / sizeof(*stage_run_keys);
+	     i++)
+		hop_suggest_offer(&s, stage_run_keys[i]);
+	for (const struct hop_option *o = stage_options; o->key; o++)
+		hop_suggest_offer(&s, o->key);
+	if (hop_suggest_spelled(&s, near, sizeof(near)))
+		snprintf(msg, n, "unknown key '%s'; did you mean '%s'?", k,
+			 near);
+	else
+		snprintf(
+		    msg, n,
+		    "unknown key '%s' (a stage's keys: command, to, mode, "
+		    "workers, min_workers, max_workers, prefetch, timeout, "
+		    "attempts, backoff, backoff_max, shards, key, queue, "
+		    "unmapped, on_dead; hopper help pipeline)",
+		    k);
+}
+
+/* Applies one key of a stage to the stage's run options (sc) or its own
+ * (ex). Returns 0, or -EINVAL with the message in msg and *at_value saying
+ * whether the value (or else the key) is at fault. */
+static int stage_key(struct hop_config *sc, struct stage_extra *ex,
+		     const char *k, json_t *v, bool *at_value, char *msg,
+		     size_t n)
+{
+	*at_value = true;
+	if (strcmp(k, "command") == 0)
+		return set_command(sc, v, msg, n);
+	if (!strcmp(k, "to") || !strcmp(k, "description") ||
+	    !strncmp(k, "x-", 2))
+		return 0; /* "to" is read once every name is known */
+	if (stage_run_key(k))
+		return hop_opts_set_json(run_options, sc, k, v, msg, n);
+	if (hop_opts_find(stage_options, k)) {
+		if (hop_opts_set_json(stage_options, ex, k, v, msg, n))
+			return -EINVAL;
+		if (strcmp(k, "key") == 0 && ex->key[0] != '/') {
+			snprintf(msg, n,
+				 "'key' '%s' is not a JSON pointer: one starts "
+				 "with '/' (\"/user\", \"/order/id\")",
+				 ex->key);
+			return -EINVAL;
+		}
+		return 0;
+	}
+	*at_value = false;
+	unknown_stage_key(k, msg, n);
+	return -EINVAL;
+}
+
+static char **copy_argv(char **argv)
+{
+	size_t n = 0;
+	while (argv[n])
+		n++;
+	char **copy = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; copy && i < n; i++)
+		copy[i] = strdup(argv[i]);
+	return copy;
+}
+
+/* Fills a stage from run options (the run's own, or the stage's as read)
+ * and its own keys: copies, so that the stage owns all it holds. */
+static int fill_stage(struct hop_stage_config *st, const struct hop_config *c,
+		      const struct stage_extra *ex)
+{
+	st->argv = c->argv ? copy_argv(c->argv) : NULL;
+	st->shell_command = c->shell_command ? strdup(c->shell_command) : NULL;
+	st->mode = strdup(c->mode);
+	st->exec_mode = strcmp(c->mode, "exec") == 0;
+	st->workers = c->workers;
+	st->min_workers = c->min_workers;
+	st->max_workers = c->max_workers;
+	st->autoscale = c->autoscale;
+	st->prefetch = c->prefetch;
+	st->attempts = c->attempts;
+	st->timeout = c->timeout;
+	st->backoff = c->backoff;
+	st->backoff_max = c->backoff_max;
+	st->shards = ex->shards;
+	st->key = ex->key ? strdup(ex->key) : NULL;
+	st->queue = ex->queue;
+	st->drop_unmapped = strcmp(ex->unmapped, "drop") == 0;
+	st->dead_alone = strcmp(ex->on_dead, "alone") == 0;
+	if ((c->argv && !st->argv) ||
+	    (c->shell_command && !st->shell_command) || !st->mode ||
+	    (ex->key && !st->key))
+		return -ENOMEM;
+	return 0;
+}
+
+/* Makes the one stage of a pipeline without stages, "main", from the
+ * run's options. */
+static int main_stage(struct hop_config *cfg, char *err, size_t errlen)
+{
+	struct hop_stage_config *st = &cfg->stages[0];
+	struct stage_extra ex = {0};
+	int rc = hop_opts_defaults(stage_options, &ex, err, errlen);
+
+	st->name = strdup("main");
+	if (!rc && (!st->name || fill_stage(st, cfg, &ex))) {
+		snprintf(err, errlen, "out of memory");
+		rc = -ENOMEM;
+	}
+	hop_opts_free(stage_options, &ex);
+	return rc;
+}
+
+/* Reads stage name (value v) into st. Its run options start as the run's
+ * in the file (the defaults beneath them), then its own keys, then the
+ * flags, which are for every stage. */
+static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
+		       json_t *root, const struct origin *o, bool need_command,
+		       char *err, size_t errlen)
+{
+	const struct doc *d = o->doc;
+	const char *path[3] = {"stages", name, NULL};
+	struct hop_config sc;
+	struct stage_extra ex = {0};
+	char msg[600], pos[300];
+	const char *k;
+	json_t *e;
+	bool at_value;
+	int rc = -EINVAL;
+
+	memset(&sc, 0, sizeof(sc));
+	sc.min_workers = sc.max_workers = -1;
+	st->name = strdup(name);
+	if (locate(d, path, 2, false, &st->line, &st->col))
+		st->line = st->col = 0;
+	if (!good_name(name))
+		return bad_name(d, "stage", "stages", name, err, errlen);
+	if (!json_is_object(v)) {
+		where(d, path, 2, true, pos, sizeof(pos));
+		snprintf(err, errlen,
+			 "%s: stage '%s' must be an object of keys "
+			 "({\"command\": ..., \"to\": ...})",
+			 pos, name);
+		return -EINVAL;
+	}
+	if (hop_opts_defaults(run_options, &sc, err, errlen) ||
+	    hop_opts_defaults(stage_options, &ex, err, errlen))
+		goto out;
+	/* Checked when the file's top was read: these cannot fail. */
+	json_object_foreach(root, k, e)
+	{
+		if (stage_run_key(k))
+			hop_opts_set_json(run_options, &sc, k, e, msg,
+					  sizeof(msg));
+	}
+	json_object_foreach(v, k, e)
+	{
+		const char *twin = same_key_before(v, k);
+		path[2] = twin ? twin : k;
+		if (twin) {
+			where(d, path, 3, false, pos, sizeof(pos));
+			snprintf(err, errlen,
+				 "%s: stage '%s': '%s' and '%s' are the same "
+				 "key: keep one",
+				 pos, name, twin, k);
+			goto out;
+		}
+		if (stage_key(&sc, &ex, k, e, &at_value, msg, sizeof(msg))) {
+			where(d, path, 3, at_value, pos, sizeof(pos));
+			snprintf(err, errlen, "%s: stage '%s': %s", pos, name,
+				 msg);
+			goto out;
+		}
+	}
+	for (int f = 0; f < o->nflags; f++)
+		if (stage_run_key(o->flags[f].key))
+			hop_opts_set(run_options, &sc, o->flags[f].key,
+				     o->flags[f].value, msg, sizeof(msg));
+	if (!sc.argv && need_command) {
+		where(d, path, 2, false, pos, sizeof(pos));
+		snprintf(err, errlen,
+			 "%s: stage '%s' has no 'command' (the worker: "
+			 "[\"PROGRAM\", \"ARG\", ...] or a shell command line)",
+			 pos, name);
+		goto out;
+	}
+	if (size_pool(&sc, o, name, err, errlen))
+		goto out;
+	rc = fill_stage(st, &sc, &ex);
+	if (rc)
+		snprintf(err, errlen, "out of memory");
+out:
+	if (sc.argv)
+		for (char **a = sc.argv; *a; a++)
+			free(*a);
+	free(sc.argv);
+	free(sc.shell_command);
+	hop_opts_free(run_options, &sc);
+	hop_opts_free(stage_options, &ex);
+	return rc;
+}
+
+/* Writes the names a 'to' may use: "stages: a, b; sinks: c". */
+static void known_targets(const struct hop_config *cfg, char *buf, size_t n)
+{
+	int w = snprintf(buf, n, "stages:");
+	for (int i = 0; i < cfg->nstages && w > 0 && (size_t)w < n; i++)
+		w += snprintf(buf + w, n - (size_t)w, "%s %s", i ? "," : "",
+			      cfg->stages[i].name);
+	for (int i = 0; i < cfg->nsinks && w > 0 && (size_t)w < n; i++)
+		w += snprintf(buf + w, n - (size_t)w, "%s %s",
+			      i ? "," : "; sinks:", cfg->sink_names[i]);
+}
+
+/* Reads the targets of one route: a name, or a list of names (v, at path
+ * in the file), each a stage or a sink. who names the stage or source in
+ * messages. */
+static int parse_targets(const struct hop_config *cfg, json_t *v,
+			 struct hop_route *r, const char *who,
+			 const char *const *path, int depth,
+			 const struct doc *d, char *err, size_t errlen)
+{
+	char pos[300], known[512];
+	size_t n = json_is_array(v) ? json_array_size(v) : 1;
+
+	where(d, path, depth, true, pos, sizeof(pos));
+	if (n == 0 || (!json_is_string(v) && !json_is_array(v))) {
+		snprintf(err, errlen,
+			 "%s: %s: 'to' must name a stage or a sink, or list "
+			 "them%s",
+			 pos, who,
+			 depth == 3 && !strcmp(path[0], "stages")
+			     ? ", or map ports to them"
+			     : "");
+		return -EINVAL;
+	}
+	r->to = calloc(n, sizeof(*r->to));
+	if (!r->to) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+		const char *name = json_string_value(e);
+		if (!name) {
+			snprintf(err, errlen,
+				 "%s: %s: 'to' element %zu is not a name", pos,
+				 who, i);
+			return -EINVAL;
+		}
+		struct hop_target *t = &r->to[r->nto];
+		if (hop_graph_find(cfg, name, t)) {
+			const char *near = hop_graph_nearest(cfg, name);
+			known_targets(cfg, known, sizeof(known));
+			if (near)
+				snprintf(err, errlen,
+					 "%s: %s: 'to': no stage or sink is "
+					 "called '%s'; did you mean '%s'?",
+					 pos, who, name, near);
+			else
+				snprintf(err, errlen,
+					 "%s: %s: 'to': no stage or sink is "
+					 "called '%s' (%s)",
+					 pos, who, name, known);
+			return -EINVAL;
+		}
+		for (int j = 0; j < r->nto; j++)
+			if (r->to[j].sink == t->sink &&
+			    r->to[j].index == t->index) {
+				snprintf(err, errlen,
+					 "%s: %s: 'to' names '%s' twice", pos,
+					 who, name);
+				return -EINVAL;
+			}
+		r->nto++;
+	}
+	return 0;
+}
+
+/* Reads a stage's "to": a name or a list (one route for every output), or
+ * an object from port to a name or a list ("*": the outputs no other port
+ * takes). Without "to", outputs go to the only sink if there is one. */
+static int stage_routes(struct hop_config *cfg, struct hop_stage_config *st,
+			json_t *to, const struct doc *d, char *err,
+			size_t errlen)
+{
+	char who[96];
+	const char *path[4] = {"stages", st->name, "to", NULL};
+	size_t n = json_is_object(to) ? json_object_size(to) : 1;
+
+	if (!to && cfg->nsinks != 1)
+		return 0; /* the graph check says that its outputs go nowhere */
+	st->routes = calloc(n, sizeof(*st->routes));
+	if (!st->routes) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	st->nroutes = (int)n;
+	if (!to) {
+		st->routes[0].to = calloc(1, sizeof(struct hop_target));
+		if (!st->routes[0].to) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		st->routes[0].to[0] = (struct hop_target){true, 0};
+		st->routes[0].nto = 1;
+		return 0;
+	}
+	snprintf(who, sizeof(who), "stage '%s'", st->name);
+	if (!json_is_object(to))
+		return parse_targets(cfg, to, &st->routes[0], who, path, 3, d,
+				     err, errlen);
+	if (n == 0) {
+		where(d, path, 3, true, who, sizeof(who));
+		snprintf(err, errlen, "%s: stage '%s': 'to' maps no port", who,
+			 st->name);
+		return -EINVAL;
+	}
+	const char *port;
+	json_t *e;
+	int r = 0;
+	json_object_foreach(to, port, e)
+	{
+		struct hop_route *route = &st->routes[r++];
+		if (strcmp(port, "*") != 0 && !(route->port = strdup(port))) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		path[3] = port;
+		if (parse_targets(cfg, e, route, who, path, 4, d, err, errlen))
+			return -EINVAL;
+	}
+	return 0;
+}
+
+/* Reads where each source's items go: its "to" (a stage, or a list of
+ * them), else the first stage when it is the pipeline's only source. */
+static int source_routes(struct hop_config *cfg, json_t *root,
+			 const struct doc *d, char *err, size_t errlen)
+{
+	json_t *named = root ? json_object_get(root, "sources") : NULL;
+	char who[96], pos[300];
+
+	cfg->source_routes =
+	    calloc((size_t)cfg->nsources, sizeof(*cfg->source_routes));
+	if (!cfg->source_routes) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < cfg->nsources; i++) {
+		struct hop_route *r = &cfg->source_routes[i];
+		const char *name = cfg->source_names[i];
+		json_t *src = named  ? json_object_get(named, name)
+			      : root ? json_object_get(root, "source")
+				     : NULL;
+		json_t *to =
+		    json_is_object(src) ? json_object_get(src, "to") : NULL;
+		const char *path[3] = {"sources", name, "to"};
+		const char *const *at =
+		    named ? path : (const char *[]){"source", "to"};
+		snprintf(who, sizeof(who), "source '%s'", name);
+		if (json_is_object(to)) {
+			where(d, at, named ? 3 : 2, true, pos, sizeof(pos));
+			snprintf(err, errlen,
+				 "%s: %s: 'to' must name a stage, or list "
+				 "them: a source's items have no ports",
+				 pos, who);
+			return -EINVAL;
+		}
+		if (to && parse_targets(cfg, to, r, who, at, named ? 3 : 2, d,
+					err, errlen))
+			return -EINVAL;
+		if (to || cfg->nsources > 1)
+			continue; /* the graph check names a source idle */
+		r->to = calloc(1, sizeof(*r->to));
+		if (!r->to) {
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		r->to[0] = (struct hop_target){false, 0};
+		r->nto = 1;
+	}
+	return 0;
+}
+
+/* Writes a fault of the graph with the position of the stage's (or
+ * source's) key at fault, or of its name. */
+static void graph_error(const struct hop_config *cfg, json_t *root,
+			const struct origin *o,
+			const struct hop_graph_error *ge, char *err,
+			size_t errlen)
+{
+	char pos[300] = "";
+	bool named = root && json_object_get(root, "sources");
+	const char *kind = ge->stage >= 0 ? "stage" : "source";
+	const char *name = ge->stage >= 0 ? cfg->stages[ge->stage].name
+					  : cfg->source_names[ge->source];
+	const char *path[3] = {"stages", name, ge->key};
+	int depth = ge->key ? 3 : 2;
+
+	if (ge->stage < 0 && !named) {
+		path[0] = "source";
+		path[1] = ge->key;
+		depth = ge->key ? 2 : 1;
+	} else if (ge->stage < 0) {
+		path[0] = "sources";
+	}
+	if (o->doc)
+		where(o->doc, path, depth, ge->key != NULL, pos, sizeof(pos));
+	snprintf(err, errlen, "%s%s%s '%s': %s", pos, pos[0] ? ": " : "", kind,
+		 name, ge->msg);
+}
+
+/* Reads the pipeline's stages (or makes its one stage), then the routes
+ * between them, and checks the graph they make. */
+static int build_graph(struct hop_config *cfg, json_t *root,
+		       const struct origin *o, bool need_command, char *err,
+		       size_t errlen)
+{
+	json_t *stages = root ? json_object_get(root, "stages") : NULL;
+	size_t n = stages ? json_object_size(stages) : 1;
+	struct hop_graph_error ge;
+	const char *name;
+	json_t *v;
+
+	cfg->stages = calloc(n, sizeof(*cfg->stages));
+	if (!cfg->stages) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	if (!stages) {
+		cfg->nstages = 1;
+		if (main_stage(cfg, err, errlen))
+			return -ENOMEM;
+	}
+	json_object_foreach(stages, name, v)
+	{
+		struct hop_stage_config *st = &cfg->stages[cfg->nstages++];
+		if (build_stage(st, name, v, root, o, need_command, err,
+				errlen))
+			return -EINVAL;
+	}
+	/* Every name is known now: where each output goes. */
+	for (int i = 0; i < cfg->nstages; i++) {
+		struct hop_stage_config *st = &cfg->stages[i];
+		json_t *s = stages ? json_object_get(stages, st->name) : NULL;
+		if (stage_routes(cfg, st, json_object_get(s, "to"), o->doc, err,
+				 errlen))
+			return -EINVAL;
+	}
+	if (source_routes(cfg, root, o->doc, err, errlen))
+		return -EINVAL;
+	if (hop_graph_check(cfg, &ge)) {
+		graph_error(cfg, root, o, &ge, err, errlen);
 		return -EINVAL;
 	}
 	return 0;
@@ -1079,8 +1843,20 @@ static int apply_flags(struct hop_config *cfg, const struct flag *flags,
 	for (int f = 0; f < nflags; f++) {
 		const char *k = flags[f].key, *v = flags[f].value;
 		bool is_source = k[1] == 'o';
+		bool driver = !strcmp(k, "source") || !strcmp(k, "sink") ||
+			      !strcmp(k, "source-opt") ||
+			      !strcmp(k, "sink-opt");
+		int named = is_source ? cfg->nsources : cfg->nsinks;
 		if (strcmp(k, "pipeline") == 0)
 			continue;
+		if (driver && named > 1) {
+			snprintf(err, errlen,
+				 "%s: the pipeline file names %d %s: change "
+				 "them there",
+				 flags[f].arg, named,
+				 is_source ? "sources" : "sinks");
+			return -EINVAL;
+		}
 		if (strcmp(k, "source") == 0 || strcmp(k, "sink") == 0) {
 			if (driver_spec_flag(cfg, is_source, v, err, errlen))
 				return -EINVAL;
@@ -1135,6 +1911,7 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 	char *text = NULL;
 	size_t len = 0;
 	struct doc doc = {0};
+	json_t *root = NULL;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->min_workers = cfg->max_workers = -1; /* unset: no autoscaling */
@@ -1147,18 +1924,28 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 	if (cfg->pipeline && read_text(cfg->pipeline, &text, &len, err, errlen))
 		goto out;
 	doc = (struct doc){cfg->pipeline, text, NULL};
-	if (cfg->pipeline && load_file(cfg, &doc, len, err, errlen))
+	if (cfg->pipeline && load_file(cfg, &doc, len, &root, err, errlen))
 		goto out;
 	if (apply_flags(cfg, flags, nflags, err, errlen))
 		goto out;
+	if (cmd < argc && cfg->staged) {
+		snprintf(err, errlen,
+			 "a worker command after --: %s has stages, and each "
+			 "has its own 'command'",
+			 cfg->pipeline);
+		goto out;
+	}
 	if (cmd < argc && set_argv(cfg, argc, argv, cmd))
 		goto out;
 	struct origin o = {cfg, cfg->pipeline ? &doc : NULL, flags, nflags};
 	rc = finish(cfg, &o, need_command, err, errlen);
+	if (!rc)
+		rc = build_graph(cfg, root, &o, need_command, err, errlen);
 	/* A run's open runs the same checks, failing as any open does. */
 	if (!rc && validate_only)
 		rc = check_drivers(cfg, &o, err, errlen);
 out:
+	json_decref(root);
 	hop_yaml_pos_free(doc.yaml);
 	free(text);
 	free(flags);
@@ -1177,14 +1964,54 @@ int hop_config_load_source(struct hop_config *cfg, int argc, char **argv,
 	return load(cfg, argc, argv, false, false, err, errlen);
 }
 
+static void free_argv(char **argv)
+{
+	for (char **p = argv; p && *p; p++)
+		free(*p);
+	free(argv);
+}
+
+static void free_routes(struct hop_route *routes, int n)
+{
+	for (int i = 0; routes && i < n; i++) {
+		free(routes[i].port);
+		free(routes[i].to);
+	}
+	free(routes);
+}
+
+static void free_stage(struct hop_stage_config *st)
+{
+	free(st->name);
+	free_argv(st->argv);
+	free(st->shell_command);
+	free(st->mode);
+	free(st->key);
+	free_routes(st->routes, st->nroutes);
+}
+
 void hop_config_free(struct hop_config *cfg)
 {
+	for (int i = 0; cfg->stages && i < cfg->nstages; i++)
+		free_stage(&cfg->stages[i]);
+	free(cfg->stages);
+	/* sources[0] and sinks[0] are source and sink, freed below. */
+	for (int i = 1; i < cfg->nsources; i++)
+		hop_source_free(cfg->sources[i]);
+	for (int i = 0; cfg->source_names && i < cfg->nsources; i++)
+		free(cfg->source_names[i]);
+	free(cfg->sources);
+	free(cfg->source_names);
+	free_routes(cfg->source_routes, cfg->source_routes ? cfg->nsources : 0);
+	for (int i = 1; i < cfg->nsinks; i++)
+		hop_sink_free(cfg->sinks[i]);
+	for (int i = 0; cfg->sink_names && i < cfg->nsinks; i++)
+		free(cfg->sink_names[i]);
+	free(cfg->sinks);
+	free(cfg->sink_names);
 	hop_source_free(cfg->source);
 	hop_sink_free(cfg->sink);
-	if (cfg->argv)
-		for (char **p = cfg->argv; *p; p++)
-			free(*p);
-	free(cfg->argv);
+	free_argv(cfg->argv);
 	hop_opts_free(run_options, cfg);
 	free(cfg->shell_command);
 	free(cfg->pipeline);
@@ -1193,5 +2020,11 @@ void hop_config_free(struct hop_config *cfg)
 
 const char *hop_config_command(const struct hop_config *cfg)
 {
-	return cfg->shell_command ? cfg->shell_command : cfg->argv[0];
+	const char *shell = cfg->shell_command;
+	char **argv = cfg->argv;
+	if (!argv && cfg->nstages > 0) {
+		shell = cfg->stages[0].shell_command;
+		argv = cfg->stages[0].argv;
+	}
+	return shell ? shell : argv ? argv[0] : "";
 }

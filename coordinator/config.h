@@ -106,12 +106,13 @@ struct hop_config {
 	int nstages;
 	struct hop_stage_config *stages; /* owned */
 	int nsources;
-	struct hop_source **sources; /* owned */
-	char **source_names;
-	struct hop_route *source_routes;
+	struct hop_source **sources;	 /* owned; [0] is the same as source */
+	char **source_names;		 /* owned */
+	struct hop_route *source_routes; /* owned, nsources of them */
 	int nsinks;
-	struct hop_sink **sinks; /* owned */
-	char **sink_names;
+	struct hop_sink **sinks; /* owned; [0] is the same as sink */
+	char **sink_names;	 /* owned */
+	bool staged; /* the file has "stages" (even one): not today's form */
 };
 
 /* Fills cfg from the arguments of `hopper run` (or `validate`, which takes
@@ -128,7 +129,8 @@ int hop_config_load_source(struct hop_config *cfg, int argc, char **argv,
 void hop_config_free(struct hop_config *cfg);
 
 /* Names the worker command for logs: the shell command line when the
- * pipeline file gave one as a string, else the program. */
+ * pipeline file gave one as a string, else the program (the first stage's
+ * when the file has stages). */
 const char *hop_config_command(const struct hop_config *cfg);
 
 /* Writes the run options, as flags, for --help. */

@@ -8,6 +8,7 @@
 #include "config.h"
 #include "dead.h"
 #include "driver.h"
+#include "graph.h"
 #include "log.h"
 #include "run.h"
 #include "suggest.h"
@@ -30,6 +31,7 @@ static void usage(FILE *out)
 	    "  hopper run [OPTIONS] -- WORKER [ARGS...]\n"
 	    "  hopper run -f PIPELINE.json|.yaml [OPTIONS]\n"
 	    "  hopper validate PIPELINE.json|.yaml\n"
+	    "  hopper graph PIPELINE.json|.yaml [--format text|dot|mermaid]\n"
 	    "  hopper check-worker [--mode exec] [--timeout SECS] -- WORKER "
 	    "[ARGS...]\n",
 	    HOP_VERSION);
@@ -120,17 +122,102 @@ static int cmd_run(int argc, char **argv, bool validate)
 			fprintf(stderr,
 				"hopper: validate needs a pipeline file\n");
 			code = HOP_EXIT_USAGE;
-		} else {
+		} else if (!cfg.staged) {
 			printf("%s: ok: %s -> %s, %ld %s worker(s): %s\n",
 			       cfg.pipeline, cfg.source->label, cfg.sink->label,
 			       (long)cfg.workers, cfg.mode,
 			       hop_config_command(&cfg));
+			code = 0;
+		} else {
+			printf("%s: ok: %d stage%s, %d source%s, %d sink%s\n",
+			       cfg.pipeline, cfg.nstages,
+			       cfg.nstages == 1 ? "" : "s", cfg.nsources,
+			       cfg.nsources == 1 ? "" : "s", cfg.nsinks,
+			       cfg.nsinks == 1 ? "" : "s");
+			hop_graph_print(stdout, &cfg, HOP_GRAPH_TEXT);
 			code = 0;
 		}
 	} else {
 		code = hop_run(&cfg);
 	}
 	hop_config_free(&cfg);
+	return code;
+}
+
+static void help_graph(FILE *out)
+{
+	fprintf(
+	    out,
+	    "usage: hopper graph PIPELINE.json|.yaml [--format "
+	    "text|dot|mermaid] [OPTIONS]\n\n"
+	    "Prints the pipeline's graph: its sources, its stages (mode, "
+	    "workers, shards),\n"
+	    "its sinks and where items go between them, a port on the "
+	    "edges of a\n"
+	    "splitter. The file is checked as hopper validate checks it; "
+	    "run options\n"
+	    "(-j 2, -m exec) apply as they would to a run.\n\n"
+	    "  --format text     one line per source, stage and sink, and "
+	    "the edges\n"
+	    "                    under each stage (the default)\n"
+	    "  --format dot      Graphviz: hopper graph p.json --format dot "
+	    "| dot -Tsvg\n"
+	    "  --format mermaid  a Mermaid flowchart, for Markdown\n");
+}
+
+/* hopper graph FILE [--format F] [run options]: the --format flag is the
+ * command's own; the rest load the file as validate does. */
+static int cmd_graph(int argc, char **argv)
+{
+	enum hop_graph_format format = HOP_GRAPH_TEXT;
+	struct hop_config cfg;
+	char err[1024];
+	char **rest = calloc((size_t)argc + 1, sizeof(char *));
+	int n = 0, code = HOP_EXIT_USAGE;
+
+	if (wants_help(argc, argv)) {
+		help_graph(stdout);
+		free(rest);
+		return 0;
+	}
+	if (!rest)
+		return 1;
+	for (int i = 0; i < argc; i++) {
+		const char *name = NULL;
+		if (!strncmp(argv[i], "--format=", 9))
+			name = argv[i] + 9;
+		else if (!strcmp(argv[i], "--format") && i + 1 < argc)
+			name = argv[++i];
+		else if (!strcmp(argv[i], "--format")) {
+			fprintf(stderr, "hopper: flag '--format' needs a "
+					"value: text, dot or mermaid\n");
+			goto out;
+		}
+		if (!name) {
+			rest[n++] = argv[i];
+		} else if (hop_graph_format_parse(name, &format)) {
+			fprintf(stderr,
+				"hopper: --format %s: not text, dot or "
+				"mermaid\n",
+				name);
+			goto out;
+		}
+	}
+	if (hop_config_load(&cfg, n, rest, true, err, sizeof(err))) {
+		fprintf(stderr, "hopper: %s\n", err);
+		hop_config_free(&cfg);
+		goto out;
+	}
+	if (!cfg.pipeline) {
+		fprintf(stderr, "hopper: graph needs a pipeline file (hopper "
+				"graph PIPELINE.json)\n");
+	} else {
+		hop_graph_print(stdout, &cfg, format);
+		code = 0;
+	}
+	hop_config_free(&cfg);
+out:
+	free(rest);
 	return code;
 }
 
@@ -197,6 +284,7 @@ static const struct {
 } commands[] = {
     {"run", cmd_run_only},
     {"validate", cmd_validate},
+    {"graph", cmd_graph},
     {"check-worker", hop_check_worker},
     {"dead", hop_dead_command},
     {"version", cmd_version},
