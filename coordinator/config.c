@@ -111,6 +111,45 @@ static const struct {
     {'j', "workers"}, {'t', "timeout"}, {'f', "pipeline"},
 };
 
+/* A stage's keys that are not run options. */
+struct stage_extra {
+	int64_t shards;
+	char *key;
+	int64_t queue;
+	char *unmapped;
+	char *on_dead;
+};
+
+#define SOFF(f) offsetof(struct stage_extra, f)
+
+static const struct hop_option stage_options[] = {
+    {"shards", HOP_OPT_INT, "1", SOFF(shards),
+     "a sharder: this many queues and pools, and each output goes to the "
+     "one its key picks (one key, one shard); needs key",
+     .min = "1", .max = "1024"},
+    {"key", HOP_OPT_STR, NULL, SOFF(key),
+     "a sharder: a JSON pointer into the payload (\"/user\") that picks the "
+     "shard, for the outputs that carry no \"key\" of their own"},
+    {"queue", HOP_OPT_INT, "1000", SOFF(queue),
+     "the most items waiting at the stage's input", .min = "1",
+     .max = "10000000"},
+    {"unmapped", HOP_OPT_STR, "error", SOFF(unmapped),
+     "an output on a port that to does not map (and no \"*\" entry): error "
+     "fails its item (no retry), drop drops the output",
+     .choices = "error|drop"},
+    {"on_dead", HOP_OPT_STR, "root", SOFF(on_dead),
+     "an item that dies here: root dead-letters the source's item it came "
+     "from, with the stage, the path of ids and the error; alone writes it "
+     "to the sink as failed and lets the rest of the tree go on",
+     .choices = "root|alone"},
+    {NULL},
+};
+
+/* The run options that each stage has its own of. */
+static const char *const stage_run_keys[] = {
+    "mode",    "workers",  "min_workers", "max_workers", "prefetch",
+    "timeout", "attempts", "backoff",	  "backoff_max"};
+
 /* Help text columns: where the meaning starts, and the width it wraps at. */
 #define HELP_COL 29
 #define HELP_WIDTH 79
@@ -215,6 +254,55 @@ void hop_config_help(FILE *out)
 		  "set a sink option (hopper help sinks)");
 }
 
+/* Writes one key of hopper help pipeline: its name and kind, then its
+ * meaning on the lines below. */
+static void help_key(FILE *out, const char *key, const char *kind,
+		     const char *help)
+{
+	fprintf(out, "  %-*s", HELP_COL - 3, key);
+	wrap(out, HELP_COL - 1, kind);
+	fprintf(out, "%*s", HELP_COL - 1, "");
+	wrap(out, HELP_COL - 1, help);
+}
+
+/* The keys of a stage, for hopper help pipeline. */
+static void help_stage_keys(FILE *out)
+{
+	char text[256], def[128], range[128], runs[256] = "";
+	for (size_t i = 0; i < sizeof(stage_run_keys) / sizeof(*stage_run_keys);
+	     i++) {
+		size_t n = strlen(runs);
+		snprintf(runs + n, sizeof(runs) - n, "%s%s", i ? ", " : "",
+			 stage_run_keys[i]);
+	}
+	fprintf(out, "\nstage keys (in stages):\n");
+	help_key(out, "command", "[\"PROGRAM\", \"ARG\", ...] or text",
+		 "the stage's worker, as above (required)");
+	fprintf(out, "  %-*s", HELP_COL - 3, "run options");
+	wrap(out, HELP_COL - 1, runs);
+	fprintf(out, "%*s", HELP_COL - 1, "");
+	wrap(out, HELP_COL - 1, "as above, for this stage");
+	help_key(
+	    out, "to", "NAME, [NAME, ...] or {PORT: NAME or [NAME, ...], ...}",
+	    "where the stage's outputs go: a stage or a sink; each of a "
+	    "list (a copier); or by the output's port (a splitter), \"*\" "
+	    "for the ports not named and outputs without one; default: the "
+	    "only sink");
+	for (const struct hop_option *o = stage_options; o->key; o++) {
+		int n = snprintf(text, sizeof(text), "%s",
+				 hop_opts_type_word(o->type));
+		hop_opts_range(o, range, sizeof(range));
+		hop_opts_default_words(o, def, sizeof(def));
+		if (range[0] && n > 0 && (size_t)n < sizeof(text))
+			n += snprintf(text + n, sizeof(text) - (size_t)n,
+				      o->choices ? ": %s" : ", %s", range);
+		if (n > 0 && (size_t)n < sizeof(text))
+			snprintf(text + n, sizeof(text) - (size_t)n,
+				 "; default: %s", def[0] ? def : "none");
+		help_key(out, o->key, text, o->help);
+	}
+}
+
 void hop_config_help_pipeline(FILE *out)
 {
 	static const struct {
@@ -227,6 +315,16 @@ void hop_config_help_pipeline(FILE *out)
 	     "where results go; the options are those of hopper help sinks"},
 	    {"command", "[\"PROGRAM\", \"ARG\", ...] or text",
 	     "the worker command; text is run by /bin/sh -c (required)"},
+	    {"stages", "{NAME: {\"command\": ..., KEY: VALUE, ...}, ...}",
+	     "several steps, each a worker command with its own pool; the "
+	     "stage keys are below, and the run options above them are every "
+	     "stage's defaults (a flag wins over both, in every stage); "
+	     "instead of command"},
+	    {"sources", "{NAME: {\"type\": NAME, \"to\": STAGE, ...}, ...}",
+	     "several named sources, each as source is, plus to: the stage "
+	     "(or list of stages) its items go to; instead of source"},
+	    {"sinks", "{NAME: {\"type\": NAME, ...}, ...}",
+	     "several named sinks, each as sink is; instead of sink"},
 	    {"description", "text", "words for people; hopper ignores them"},
 	    {"x-...", "anything",
 	     "keys that begin with x- are ignored: a place for YAML anchors"},
@@ -284,6 +382,7 @@ void hop_config_help_pipeline(FILE *out)
 		fprintf(out, "%*s", HELP_COL - 1, "");
 		wrap(out, HELP_COL - 1, o->help);
 	}
+	help_stage_keys(out);
 }
 
 /* A flag from the command line, kept until the pipeline file is read. */
@@ -1180,45 +1279,6 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 	}
 	return 0;
 }
-
-/* A stage's keys that are not run options. */
-struct stage_extra {
-	int64_t shards;
-	char *key;
-	int64_t queue;
-	char *unmapped;
-	char *on_dead;
-};
-
-#define SOFF(f) offsetof(struct stage_extra, f)
-
-static const struct hop_option stage_options[] = {
-    {"shards", HOP_OPT_INT, "1", SOFF(shards),
-     "a sharder: this many queues and pools, and each output goes to the "
-     "one its key picks (one key, one shard); needs key",
-     .min = "1", .max = "1024"},
-    {"key", HOP_OPT_STR, NULL, SOFF(key),
-     "a sharder: a JSON pointer into the payload (\"/user\") that picks the "
-     "shard, for the outputs that carry no \"key\" of their own"},
-    {"queue", HOP_OPT_INT, "1000", SOFF(queue),
-     "the most items waiting at the stage's input", .min = "1",
-     .max = "10000000"},
-    {"unmapped", HOP_OPT_STR, "error", SOFF(unmapped),
-     "an output on a port that to does not map (and no \"*\" entry): error "
-     "fails its item (no retry), drop drops the output",
-     .choices = "error|drop"},
-    {"on_dead", HOP_OPT_STR, "root", SOFF(on_dead),
-     "an item that dies here: root dead-letters the source's item it came "
-     "from, with the stage, the path of ids and the error; alone writes it "
-     "to the sink as failed and lets the rest of the tree go on",
-     .choices = "root|alone"},
-    {NULL},
-};
-
-/* The run options that each stage has its own of. */
-static const char *const stage_run_keys[] = {
-    "mode",    "workers",  "min_workers", "max_workers", "prefetch",
-    "timeout", "attempts", "backoff",	  "backoff_max"};
 
 static bool stage_run_key(const char *k)
 {

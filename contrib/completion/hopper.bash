@@ -59,7 +59,7 @@ _hopper() {
 		local cmds
 		cmds=$(_hopper_help "$hopper" --help |
 			sed -n 's/^ *hopper \([a-z][a-z-]*\).*/\1/p' | sort -u)
-		[ -n "$cmds" ] || cmds="run validate check-worker pg enqueue help"
+		[ -n "$cmds" ] || cmds="run validate graph check-worker pg enqueue help"
 		mapfile -t COMPREPLY < <(compgen -W "$cmds version" -- "$cur")
 		return
 	fi
@@ -95,6 +95,7 @@ _hopper() {
 	help) return ;;
 	pg) helpargs=(pg init --help) ;;
 	run | validate) helpargs=(help run) ;;
+	graph) helpargs=(graph --help) ;;
 	esac
 
 	local driver="" kind=""
@@ -114,6 +115,10 @@ _hopper() {
 		;;
 	--log-format)
 		mapfile -t COMPREPLY < <(compgen -W "text json" -- "$cur")
+		return
+		;;
+	--format)
+		mapfile -t COMPREPLY < <(compgen -W "text dot mermaid" -- "$cur")
 		return
 		;;
 	--log-level)

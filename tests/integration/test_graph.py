@@ -7,6 +7,7 @@ import re
 import pytest
 
 from conftest import hopper
+from test_pipeline import help_entries
 
 SIGNUP = """{
   "sources": {"signups": {"type": "jsonl", "path": "in.jsonl",
@@ -340,3 +341,35 @@ def test_named_drivers_are_checked_where_they_are(tmp):
     assert code == 2
     assert err.startswith(f"hopper: {f}:4:10: sink 'db' unknown option "
                           "'extt'"), err
+
+
+def test_help_pipeline_lists_the_stage_keys(tmp):
+    code, out, err = hopper("help", "pipeline")
+    assert code == 0, err
+    stage = help_entries(out.split("\nstage keys (in stages):\n")[1])
+    assert set(stage) == {"command", "run", "to", "shards", "key", "queue",
+                          "unmapped", "on_dead"}, set(stage)
+    assert " ".join(stage["run"].split()) == (
+        "run options mode, workers, min_workers, max_workers, prefetch, "
+        "timeout, attempts, backoff, backoff_max as above, for this stage")
+    assert "default: 1000" in stage["queue"]
+    assert "text: error, drop; default: error" in stage["unmapped"]
+    assert "text: root, alone; default: root" in stage["on_dead"]
+    # Every key the help names is one a stage takes.
+    keys = {"mode": "exec", "workers": 1, "min_workers": None,
+            "max_workers": None, "prefetch": 2, "timeout": "1m",
+            "attempts": 2, "backoff": "1s", "backoff_max": "2s",
+            "shards": 2, "key": "/k", "queue": 5, "unmapped": "drop",
+            "on_dead": "alone"}
+    run = " ".join(stage["run"].split())
+    named = run.split("run options ")[1].split(" as above")[0]
+    assert set(named.split(", ")) | {"shards", "key", "queue", "unmapped",
+                                     "on_dead"} == set(keys)
+    a = {k: v for k, v in keys.items() if v is not None}
+    a.update(command=["a"])
+    f = write(tmp, json.dumps({"source": "jsonl:in", "stages": {"a": a}}))
+    code, out, err = hopper("graph", f)
+    assert code == 0, err
+    assert out.splitlines()[1] == ("stage a (exec, 1 worker per shard, 2 "
+                                   "shards by /k, unmapped outputs dropped, "
+                                   "dead items alone): a")

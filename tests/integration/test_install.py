@@ -122,6 +122,10 @@ def test_install_then_uninstall_under_destdir(tmp):
     assert spec == "complete -F _hopper hopper"
     assert offered == ["run"]
     assert complete(dest, "hopper run --wor")[1] == ["--workers"]
+    assert complete(dest, "hopper gra")[1] == ["graph"]
+    assert complete(dest, "hopper graph p.json --format ")[1] == [
+        "text", "dot", "mermaid"]
+    assert complete(dest, "hopper graph p.json --for")[1] == ["--format"]
     schemes = complete(dest, "hopper run -s ")[1]
     assert {"jsonl:", "dir:", "postgres://", "kafka://"} <= set(schemes), \
         schemes

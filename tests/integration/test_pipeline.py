@@ -274,15 +274,16 @@ def test_help_pipeline_lists_every_key_from_the_same_table():
     code, out, err = hopper("help", "pipeline")
     assert code == 0, err
     assert "usage:" not in out  # not the general help
-    keys = {k: " ".join(v.split())
-            for k, v in help_entries(out.split("keys:")[1]).items()}
+    top = out.split("keys:")[1].split("\nstage keys")[0]
+    keys = {k: " ".join(v.split()) for k, v in help_entries(top).items()}
     code, run_help, _ = hopper("run", "--help")
     flags = {k: " ".join(v.split()) for k, v in help_entries(
         run_help.split("options:\n")[1].split("\n\n")[0]).items()}
     run_keys = {f[2:].replace("-", "_") for f in flags
                 if f not in ("--pipeline", "--once", "--no-progress",
                              "--source-opt", "--sink-opt")}
-    assert run_keys | {"command", "description", "x-..."} == set(keys), \
+    assert run_keys | {"command", "description", "x-...", "stages",
+                       "sources", "sinks"} == set(keys), \
         set(keys) ^ run_keys
     assert keys["workers"].startswith(
         "workers integer, 0..4096; default: one per CPU a fixed number")
