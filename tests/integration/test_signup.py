@@ -7,6 +7,8 @@ dead-lettered."""
 import json
 import re
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -42,10 +44,19 @@ def signup_env(out, **extra):
 
 
 def engine_runs_stages():
-    """Whether this hopper reads pipeline files with stages."""
-    code, _, err = hopper("validate", SIGNUP, cwd=ROOT,
-                          env=signup_env("signup-out"))
-    return code == 0 or "unknown key 'sources'" not in err
+    """Whether this hopper runs every stage of a file with stages: a chain
+    of two exec stages, the second of which answers "b"."""
+    with tempfile.TemporaryDirectory() as d:
+        f, out = Path(d) / "probe.json", Path(d) / "out.jsonl"
+        (Path(d) / "in.jsonl").write_text("1\n")
+        f.write_text(json.dumps({
+            "source": {"type": "jsonl", "path": f"{d}/in.jsonl"},
+            "sink": {"type": "jsonl", "path": str(out)},
+            "stages": {"a": {"command": ["cat"], "mode": "exec",
+                             "to": "b"},
+                       "b": {"command": ["printf", "b"], "mode": "exec"}}}))
+        hopper("run", "-f", f, "--no-progress")
+        return out.exists() and '"result":"b"' in out.read_text()
 
 
 needs_stages = pytest.mark.skipif(
