@@ -858,6 +858,14 @@ static int file_key(struct hop_config *cfg, const char *k, json_t *v,
 		snprintf(msg, msglen, "a pipeline file cannot name another");
 		return -EINVAL;
 	}
+	if (hop_opts_find(stage_options, k) || strcmp(k, "to") == 0) {
+		*at_value = false;
+		snprintf(msg, msglen,
+			 "'%s' is a stage's key: put it in a stage of "
+			 "\"stages\" (hopper help pipeline)",
+			 k);
+		return -EINVAL;
+	}
 	if (!hop_opts_find(run_options, k)) {
 		struct hop_suggest s;
 		char near[64];

@@ -298,6 +298,12 @@ GRAPH_ERRORS = [
      '  "a": {"command": ["a"]}}}', '"command"',
      "'command' beside 'stages': a file with stages gives each stage "
      "its own command"),
+    ('{"source": "jsonl:in", "command": ["w"],\n "shards": 2}', '"shards"',
+     "'shards' is a stage's key: put it in a stage of \"stages\" (hopper "
+     "help pipeline)"),
+    ('{"source": "jsonl:in", "command": ["w"],\n "to": "main"}', '"to"',
+     "'to' is a stage's key: put it in a stage of \"stages\" (hopper help "
+     "pipeline)"),
 ]
 
 
