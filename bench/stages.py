@@ -231,24 +231,49 @@ output:
                                     "prefetch": 64}}}, f, indent=1)
         return path
 
-    def can_run(self, path, n):
-        """None when this hopper runs the pipeline file and writes n lines,
-        else why not (hopper's last words)."""
+    def can_run(self, path, expect):
+        """None when this hopper runs the pipeline file and writes the
+        results expected (a sorted list), else why not."""
+        if os.path.exists(self.out):
+            os.unlink(self.out)
         try:
-            self.measured(self.hopper_cmd(path), n)
-            return None
+            run_tree(self.hopper_cmd(path), self.err)
         except RuntimeError as e:
             return str(e).strip().split("\n")[-1]
+        with open(self.out) as f:
+            got = sorted(json.dumps([a["id"], a["result"]])
+                         for a in map(json.loads, f))
+        os.unlink(self.out)
+        if got != sorted(json.dumps(x) for x in expect):
+            want = ", ".join(json.dumps(x) for x in expect[:4])
+            return f"wrote {', '.join(got[:4])}, not {want}"
+        return None
 
     def probes(self):
         """Whether this hopper runs a chain of stages, and a splitter: None
         for yes, else why not. Tried on a few items first, so that a hopper
         without stages, or with stages but no emits yet, prints what it
-        can."""
-        chain = self.can_run(self.pipeline("probe", 3, 1, 3), 3)
-        split = self.can_run(self.splitter_file(10), 10) if chain is None \
-            else chain
-        return chain, split
+        can: three stages that each add one to the payload, and one item
+        split in ten through the echo worker."""
+        path = self.pipeline("probe", 3, 1, 3)
+        with open(path) as f:
+            doc = json.load(f)
+        add = ("import json, sys\n"
+               "for line in sys.stdin:\n"
+               "    m = json.loads(line)\n"
+               "    print(json.dumps({'id': m['id'], 'ok': True,\n"
+               "                      'result': m['payload'] + 1}),\n"
+               "          flush=True)\n")
+        for stage in doc["stages"].values():
+            stage["command"] = [sys.executable, "-c", add]
+        with open(path, "w") as f:
+            json.dump(doc, f)
+        chain = self.can_run(path, [[str(i + 1), i + 3] for i in range(3)])
+        if chain is not None:
+            return chain, chain
+        split = self.can_run(self.splitter_file(10),
+                             [[f"1/{k}", None] for k in range(10)])
+        return None, split
 
 
 def line(name, rate, cpu):
