@@ -35,6 +35,16 @@ struct hop_item {
 	char
 	    *stderr_tail; /* owned; the last lines the worker wrote to stderr */
 
+	/* Lineage. A root is an item a source gave; the items a stage makes
+	 * from it are its descendants. The root is acknowledged at its
+	 * source once none of its tree is at work or unwritten. */
+	struct hop_item *root; /* NULL: the item is a root itself */
+	uint32_t pending;      /* a root: its tree's items at work or
+				  unwritten, itself included while it is */
+	int16_t stage;	       /* the run's stage it is in, or last was */
+	int16_t feed;	       /* a root: its source, in the run's sources */
+	uint8_t fate;	       /* a root: what its source hears at the end */
+
 	int64_t
 	    started_ms; /* when the current attempt was handed to a worker */
 	int64_t due_ms; /* for a retry: when to try again */

@@ -1,12 +1,24 @@
-/* run.c - the coordinator's run: claim, dispatch, retry, write, acknowledge.
+/* run.c - the coordinator's run: claim, dispatch, route, retry, write,
+ * acknowledge.
  *
- * The life of an item: fetched from the source into `ready`; handed to a
- * worker; its outcome either schedules a retry (a timer, after backoff with
- * jitter) or finishes it. A finished item, done or dead, is written to the
- * sink and waits in `written` until the sink's next flush says it is safe;
- * only then is it acknowledged (or dead-lettered) at its source. Nothing is
- * acknowledged that is not durable, so a crash at any point repeats work but
- * never loses it.
+ * A run is a graph: sources feed stages, a stage's outputs go to other
+ * stages or to sinks (config.h). The life of an item: fetched from a source
+ * (a root) into its first stage's `ready`; handed to a worker; its outcome
+ * either schedules a retry in the same stage (a timer, after backoff with
+ * jitter) or finishes it there. A finished item's outputs (its result, or
+ * what it emitted) go where the stage's routes say: into the next stages'
+ * queues, or to sinks, where they wait in `written` until the sink's next
+ * flush says they are safe. A root is acknowledged at its source only when
+ * every item of its tree has been written or dropped (a count per root, as
+ * Storm's acker), dead-lettered when one of them died (unless that stage
+ * lets the tree go on), and handed back when the run stopped before its
+ * tree was done. Nothing is acknowledged that is not durable, so a crash at
+ * any point repeats a tree but never loses it.
+ *
+ * Memory is bounded: each stage's queue holds at most its `queue` items; a
+ * stage whose outputs cannot all go on yet takes no new item; outputs wait
+ * in their item's spool (memory, then a file); the sources are read only
+ * as far as the first stages have room.
  *
  * A sink that cannot write for now (a full or read-only disk, a lost
  * server: a write or a flush answered RETRY) is an outage, not the items'
@@ -28,13 +40,13 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <limits.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -43,12 +55,16 @@
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
-#include "scaler.h"
 #include "progress.h"
+#include "scaler.h"
+#include "spool.h"
 #include "stage.h"
 #include "stats.h"
 
 enum phase { RUNNING, DRAINING, STOPPING };
+
+/* What a root's source hears once its tree is done. */
+enum fate { FATE_ACK, FATE_DEAD, FATE_RELEASE };
 
 /* Flushes a sink may have waiting for their answers at once, at most. */
 #define MAX_FLUSHES 8
@@ -67,6 +83,9 @@ enum phase { RUNNING, DRAINING, STOPPING };
 /* How often the autoscaler decides and the gauges are read. */
 #define SCALE_TICK_MS 250
 
+/* A stage's queue when its config does not bound it. */
+#define QUEUE_DEFAULT 1000
+
 /* A place the run writes to that cannot take writes for now. */
 struct outage {
 	const char *what; /* "sink", "dead-letter place" */
@@ -76,37 +95,73 @@ struct outage {
 	char error[512];  /* its latest error */
 };
 
-struct run {
-	struct hop_config *cfg;
-	struct hop_loop *loop;
-	struct hop_source *src;
+struct run;
+
+/* A sink and what waits for it. */
+struct outlet {
 	struct hop_sink *sink;
-	/* The run's one stage: its pool, its queues (ready: claimed, waiting
-	 * for a worker; waiting: failed, waiting for their retry), its
-	 * scaler, its counts. */
-	struct hop_stage stage, *st;
-	struct hop_stage_config main_stage; /* when the config has none */
+	struct run *r;
 	struct hop_queue written; /* in the sink, waiting for a flush */
-	/* Finished, but the sink could not take them (held), or it did and
-	 * the source could not record their dead letters (held_dead). */
-	struct hop_queue held, held_dead;
-	struct outage sink_out, dead_out;
-	uint64_t held_timer;
-	int64_t held_wait_ms;
+	/* Finished, but the sink could not take them for now. */
+	struct hop_queue held;
+	struct outage out;
 	bool held_probed; /* the sink took one held item: write the rest */
 	/* Flushes the sink has not answered yet, oldest first: one at a
 	 * time, or up to the sink's max_flushes. */
 	struct hop_queue flushing[MAX_FLUSHES];
 	int fhead, nflush;
+	uint64_t flush_timer;
+};
+
+/* A source and what waits for it. */
+struct feed {
+	struct hop_source *src;
+	struct run *r;
+	const struct hop_route *route; /* where its items go */
+	/* Dead roots whose dead letters the source cannot record for now. */
+	struct hop_queue held_dead;
+	struct outage dead_out;
+	bool failed;
+};
+
+/* What a stage's item hands on: its result, or one of its emits. */
+struct output {
+	const char *id;
+	const char *payload;
+	size_t payload_len;
+	const char *port;
+	const char *key;
+};
+
+struct run {
+	struct hop_config *cfg;
+	struct hop_loop *loop;
+	/* The graph: a stage per shard, in config order (the shards of one
+	 * stage side by side: first[i] is the config stage i's first). */
+	struct hop_stage *stages;
+	int nstages;
+	int *first;
+	struct hop_stage_config main_stage; /* when the config has none */
+	struct hop_route main_route;	    /* the source's, then */
+	struct hop_target main_target;
+	struct hop_route main_out; /* the main stage's: to the sink */
+	struct hop_target main_sink;
+	struct feed *feeds;
+	int nfeeds;
+	struct outlet *outlets;
+	int noutlets;
+	/* Roots whose trees are done and written: acknowledged once the
+	 * journal has them. */
+	struct hop_queue acking;
+	uint64_t held_timer;
+	int64_t held_wait_ms;
 	enum phase phase;
 	int sigfd;
 	int sigints;
 	bool signalled;
 	int first_signal; /* the signal that stopped the run, for its exit */
 	uint64_t grace_timer;
-	uint64_t flush_timer;
 	uint64_t stop_timer;
-	bool source_failed;
 	int64_t t0;
 	struct hop_stats stats;
 	uint64_t scale_timer;
@@ -130,33 +185,66 @@ static void pump(struct hop_loop *loop, void *arg);
 static void release_waiting(struct run *r);
 static void wake_scaler(struct run *r);
 static void settle_now(struct hop_loop *loop, void *arg);
+static void finish_item(struct run *r, struct outlet *o, struct hop_item *it);
+static void fail_item(struct run *r, struct hop_stage *st, struct hop_item *it);
 
 static void schedule(struct run *r)
 {
 	hop_loop_soon(r->loop, pump, r);
 }
 
-/* A source or sink call failed: log it (about item, when there is one),
- * count it and keep it for /status. */
-static void source_error(struct run *r, const char *item)
+static struct hop_item *root_of(struct hop_item *it)
 {
-	r->stats.source_errors++;
-	hop_stats_error(&r->stats, "%s", r->src->error);
-	hop_log_ev(HOP_ERROR, -1, item, "%s", r->src->error);
+	return it->root ? it->root : it;
 }
 
-static void sink_error(struct run *r, const char *item)
+static struct feed *feed_of(struct run *r, const struct hop_item *it)
+{
+	return &r->feeds[(it->root ? it->root : it)->feed];
+}
+
+static struct hop_stage *stage_of(struct run *r, const struct hop_item *it)
+{
+	return it->stage >= 0 ? &r->stages[it->stage] : NULL;
+}
+
+/* A source or sink call failed: log it (about item, when there is one),
+ * count it and keep it for /status. */
+static void source_error(struct run *r, struct feed *f, const char *item)
+{
+	r->stats.source_errors++;
+	hop_stats_error(&r->stats, "%s", f->src->error);
+	hop_log_ev(HOP_ERROR, -1, item, "%s", f->src->error);
+}
+
+static void sink_error(struct run *r, struct outlet *o, const char *item)
 {
 	r->stats.sink_errors++;
-	hop_stats_error(&r->stats, "%s", r->sink->error);
-	hop_log_ev(HOP_ERROR, -1, item, "%s", r->sink->error);
+	hop_stats_error(&r->stats, "%s", o->sink->error);
+	hop_log_ev(HOP_ERROR, -1, item, "%s", o->sink->error);
 }
 
 static void retry_held(struct hop_loop *loop, void *arg);
 
 static bool out(const struct run *r)
 {
-	return r->sink_out.since || r->dead_out.since;
+	for (int i = 0; i < r->noutlets; i++)
+		if (r->outlets[i].out.since)
+			return true;
+	for (int i = 0; i < r->nfeeds; i++)
+		if (r->feeds[i].dead_out.since)
+			return true;
+	return false;
+}
+
+static size_t held_count(const struct run *r)
+{
+	size_t n = 0;
+	for (int i = 0; i < r->noutlets; i++)
+		n += r->outlets[i].held.len;
+	for (int i = 0; i < r->nfeeds; i++)
+		n += r->feeds[i].held_dead.len;
+	return n;
 }
 
 /* Tries the held items again after the current wait, doubled each time. */
@@ -208,7 +296,7 @@ static void outage_end(struct run *r, struct outage *o)
 
 /* A long outage is told again now and then, so that a run that waits for
  * it is seen to. */
-static void outage_remind(struct run *r, struct outage *o, size_t held)
+static void outage_remind(struct outage *o, size_t held)
 {
 	int64_t now = hop_now_ms();
 	if (!o->since || now - o->reminded < OUTAGE_REMIND_MS)
@@ -233,8 +321,7 @@ static void queue_prepend(struct hop_queue *q, struct hop_queue *front)
 	*front = (struct hop_queue){0};
 }
 
-static void hold(struct run *r, struct outage *o, struct hop_queue *q,
-		 struct hop_item *it)
+static void hold(struct outage *o, struct hop_queue *q, struct hop_item *it)
 {
 	hop_queue_push(q, it);
 	o->items++;
@@ -259,16 +346,85 @@ static char *dead_record(const struct hop_item *it)
 	return s;
 }
 
-/* Writes a finished item to the sink, or holds it while the sink is out. */
-static void finish_item(struct run *r, struct hop_item *it);
+/* Lineage. */
 
-static int64_t backoff_ms(const struct run *r, int attempt)
+/* One item of root's tree is no longer at work or unwritten: when it was
+ * the last, the root's source hears its fate (acknowledgements wait in
+ * acking for the journal). */
+static void record_dead_root(struct run *r, struct hop_item *root);
+
+static void unpend(struct run *r, struct hop_item *root)
 {
-	double d = r->cfg->backoff * 1000;
-	for (int i = 1; i < attempt && d < r->cfg->backoff_max * 1000; i++)
+	if (--root->pending > 0)
+		return;
+	struct feed *f = &r->feeds[root->feed];
+	switch ((enum fate)root->fate) {
+	case FATE_ACK:
+		root->ok = true;
+		hop_queue_push(&r->acking, root);
+		schedule(r);
+		break;
+	case FATE_DEAD:
+		record_dead_root(r, root);
+		break;
+	case FATE_RELEASE:
+		r->stats.released++;
+		if (f->src->ops->release(f->src, root))
+			source_error(r, f, root->id);
+		hop_item_free(root);
+		break;
+	}
+}
+
+/* it's part of its tree ended: a descendant is freed, a root waits for the
+ * rest of its tree. */
+static void end_work(struct run *r, struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	if (it != root)
+		hop_item_free(it);
+	unpend(r, root);
+}
+
+/* it will not be finished in this run: its root goes back to its source
+ * once the rest of its tree is over (a dead tree stays dead). */
+static void release_work(struct run *r, struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	if (root->fate == FATE_ACK)
+		root->fate = FATE_RELEASE;
+	end_work(r, it);
+}
+
+static void journal_add(struct run *r, const struct hop_item *it);
+static void journal_sync(struct run *r);
+
+/* The roots whose trees are written: in the journal first, then
+ * acknowledged at their sources. */
+static void ack_roots(struct run *r)
+{
+	struct hop_item *it;
+	if (!r->acking.head)
+		return;
+	for (it = r->acking.head; r->journal && it; it = it->next)
+		journal_add(r, it);
+	journal_sync(r);
+	while ((it = hop_queue_pop(&r->acking))) {
+		struct feed *f = &r->feeds[it->feed];
+		if (f->src->ops->ack(f->src, it))
+			source_error(r, f, it->id);
+		r->stats.done++;
+		hop_item_free(it);
+	}
+}
+
+static int64_t backoff_ms(const struct hop_stage_config *c, int attempt)
+{
+	double d = c->backoff * 1000;
+	for (int i = 1; i < attempt && d < c->backoff_max * 1000; i++)
 		d *= 2;
-	if (d > r->cfg->backoff_max * 1000)
-		d = r->cfg->backoff_max * 1000;
+	if (d > c->backoff_max * 1000)
+		d = c->backoff_max * 1000;
 	/* Equal jitter: between half and all of the delay. */
 	return (int64_t)(d / 2 + d / 2 * ((double)random() / RAND_MAX));
 }
@@ -280,88 +436,140 @@ struct retry_timer {
 	struct hop_item *it;
 };
 
-static void fail_item(struct run *r, struct hop_item *it)
+/* The outlet a stage's dead items are written to as failed: the first sink
+ * its routes reach, else the run's first. */
+static struct outlet *dead_outlet(struct run *r, const struct hop_stage *st)
 {
-	if (it->retry && it->attempt < r->cfg->attempts &&
-	    r->phase == RUNNING) {
-		int64_t wait = backoff_ms(r, it->attempt);
+	if (st)
+		for (int i = 0; i < st->cfg->nroutes; i++)
+			for (int k = 0; k < st->cfg->routes[i].nto; k++)
+				if (st->cfg->routes[i].to[k].sink)
+					return &r->outlets[st->cfg->routes[i]
+							       .to[k]
+							       .index];
+	return &r->outlets[0];
+}
+
+/* it failed for good in st: written to the sink as failed; its root dies
+ * with it, unless st lets the rest of the tree go on. */
+static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	const char *stage = st ? st->name : "";
+
+	if (it == root) {
+		struct feed *f = &r->feeds[it->feed];
+		if (f->src->ops->dying)
+			f->src->ops->dying(f->src, it);
+		root->fate = FATE_DEAD;
+	} else if (!st || !st->cfg->dead_alone) {
+		if (root->fate != FATE_DEAD) {
+			/* The root may still be at work in its first stage:
+			 * only its dead letter's words change. */
+			char *why = NULL;
+			root->fate = FATE_DEAD;
+			if (asprintf(&why, "stage %s, item %s: %s", stage,
+				     it->id,
+				     it->error ? it->error : "failed") >= 0) {
+				free(root->error);
+				root->error = why;
+			}
+			root->attempt = it->attempt;
+			root->retry = it->retry;
+			if (it->stderr_tail && !root->stderr_tail)
+				root->stderr_tail = strdup(it->stderr_tail);
+		}
+	}
+	if (r->nstages > 1 && st)
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: dead after %d attempt%s: %s", stage,
+			   it->attempt, it->attempt == 1 ? "" : "s", it->error);
+	else
+		hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
+			   it->attempt, it->attempt == 1 ? "" : "s", it->error);
+	hop_stats_error(&r->stats, "item %.60s dead after %d attempt%s: %s",
+			it->id, it->attempt, it->attempt == 1 ? "" : "s",
+			it->error);
+	it->ok = false;
+	finish_item(r, dead_outlet(r, st), it);
+}
+
+static void fail_item(struct run *r, struct hop_stage *st, struct hop_item *it)
+{
+	const struct hop_stage_config *c = st ? st->cfg : NULL;
+	int64_t attempts = c ? c->attempts : 1;
+	struct feed *f = feed_of(r, it);
+
+	if (c && it->retry && it->attempt < attempts && r->phase == RUNNING) {
+		int64_t wait = backoff_ms(c, it->attempt);
 		hop_log_ev(HOP_WARN, -1, it->id,
 			   "attempt %d of %ld failed: %s; retrying in %.1f s",
-			   it->attempt, (long)r->cfg->attempts, it->error,
+			   it->attempt, (long)attempts, it->error,
 			   (double)wait / 1000);
 		r->stats.retries++;
-		r->st->stats.retries++;
-		if (r->src->ops->nack) {
+		st->stats.retries++;
+		if (!it->root && f->src->ops->nack) {
 			/* The source keeps the schedule (and survives us). */
-			if (r->src->ops->nack(r->src, it, wait))
-				source_error(r, it->id);
+			if (f->src->ops->nack(f->src, it, wait))
+				source_error(r, f, it->id);
 			hop_item_free(it);
 			return;
 		}
 		struct retry_timer *t = malloc(sizeof(*t));
 		if (t) {
 			*t = (struct retry_timer){r, it};
-			hop_queue_push(&r->st->waiting, it);
+			hop_queue_push(&st->waiting, it);
 			it->timer = hop_loop_after(r->loop, wait, retry_due, t);
 			return;
 		}
 	}
-	if (it->retry && it->attempt < r->cfg->attempts) {
+	if (it->retry && it->attempt < attempts) {
 		/* Shutting down: not dead, just not finished. */
-		r->stats.released++;
-		if (r->src->ops->release(r->src, it))
-			source_error(r, it->id);
-		hop_item_free(it);
+		release_work(r, it);
 		return;
 	}
-	if (r->src->ops->dying)
-		r->src->ops->dying(r->src, it);
-	hop_log_ev(HOP_ERROR, -1, it->id, "dead after %d attempt%s: %s",
-		   it->attempt, it->attempt == 1 ? "" : "s", it->error);
-	hop_stats_error(&r->stats, "item %.60s dead after %d attempt%s: %s",
-			it->id, it->attempt, it->attempt == 1 ? "" : "s",
-			it->error);
-	finish_item(r, it);
+	item_dead(r, st, it);
 }
 
 /* The sink answered st (OK or FAIL) to it's write. FAIL can never work
  * for this item: a result fails it for good; a dead item goes on to its
  * source's dead letter, which still records it. */
-static void after_write(struct run *r, struct hop_item *it,
+static void after_write(struct run *r, struct outlet *o, struct hop_item *it,
 			enum hop_sink_status st)
 {
 	if (st == HOP_SINK_FAIL && it->ok) {
-		sink_error(r, it->id);
-		hop_item_fail(it, false, "%s", r->sink->error);
-		fail_item(r, it);
+		sink_error(r, o, it->id);
+		hop_item_fail(it, false, "%s", o->sink->error);
+		fail_item(r, stage_of(r, it), it);
 		return;
 	}
 	if (st == HOP_SINK_FAIL)
-		sink_error(r, it->id);
-	hop_queue_push(&r->written, it);
+		sink_error(r, o, it->id);
+	hop_queue_push(&o->written, it);
 	/* Flush in batches: at most FLUSH_MS after the first unflushed item,
 	 * or at once when many wait. */
-	if (r->written.len >= FLUSH_BATCH)
-		hop_loop_soon(r->loop, settle_now, r);
-	else if (!r->flush_timer)
-		r->flush_timer =
-		    hop_loop_after(r->loop, FLUSH_MS, settle_now, r);
+	if (o->written.len >= FLUSH_BATCH)
+		hop_loop_soon(r->loop, settle_now, o);
+	else if (!o->flush_timer)
+		o->flush_timer =
+		    hop_loop_after(r->loop, FLUSH_MS, settle_now, o);
 }
 
-static void finish_item(struct run *r, struct hop_item *it)
+/* Writes a finished item to the sink, or holds it while the sink is out. */
+static void finish_item(struct run *r, struct outlet *o, struct hop_item *it)
 {
-	if (r->sink_out.since) { /* in order, behind what is held */
-		hold(r, &r->sink_out, &r->held, it);
+	if (o->out.since) { /* in order, behind what is held */
+		hold(&o->out, &o->held, it);
 		return;
 	}
-	enum hop_sink_status st = r->sink->ops->write(r->sink, it);
+	enum hop_sink_status st = o->sink->ops->write(o->sink, it);
 	if (st == HOP_SINK_RETRY) {
 		r->stats.sink_errors++;
-		outage_begin(r, &r->sink_out, r->sink->error);
-		hold(r, &r->sink_out, &r->held, it);
+		outage_begin(r, &o->out, o->sink->error);
+		hold(&o->out, &o->held, it);
 		return;
 	}
-	after_write(r, it, st);
+	after_write(r, o, it, st);
 }
 
 static void retry_due(struct hop_loop *loop, void *arg)
@@ -369,16 +577,351 @@ static void retry_due(struct hop_loop *loop, void *arg)
 	struct retry_timer *t = arg;
 	struct run *r = t->r;
 	struct hop_item *it = t->it;
+	struct hop_stage *st = stage_of(r, it);
 
 	free(t);
 	it->timer = 0;
-	hop_queue_remove(&r->st->waiting, it);
-	hop_queue_push(&r->st->ready, it);
+	hop_queue_remove(&st->waiting, it);
+	hop_queue_push(&st->ready, it);
 	schedule(r);
+}
+
+/* Routing. */
+
+static const struct hop_stage_config *stage_config(const struct run *r, int i)
+{
+	return r->cfg->nstages ? &r->cfg->stages[i] : &r->main_stage;
+}
+
+static int64_t queue_bound(const struct hop_stage *st)
+{
+	return st->cfg->queue > 0 ? st->cfg->queue : QUEUE_DEFAULT;
+}
+
+/* The route an output on port takes: the port's own, else the one for
+ * every other output; NULL when there is none. */
+static const struct hop_route *route_for(const struct hop_route *routes, int n,
+					 const char *port)
+{
+	const struct hop_route *any = NULL;
+	for (int i = 0; i < n; i++) {
+		if (!routes[i].port)
+			any = &routes[i];
+		else if (port && strcmp(routes[i].port, port) == 0)
+			return &routes[i];
+	}
+	return any;
+}
+
+/* The text of the value at a JSON pointer ("/user/id") in payload: a
+ * string as it is, anything else as compact JSON; "" when there is none.
+ * Returns a string to free, or NULL when memory ran out. */
+static char *pointer_text(const char *payload, size_t len, const char *ptr)
+{
+	json_t *root = json_loadb(payload, len, JSON_DECODE_ANY, NULL);
+	json_t *v = root;
+	char part[256];
+
+	while (v && ptr && *ptr == '/') {
+		const char *end = strchr(ptr + 1, '/');
+		size_t n = end ? (size_t)(end - ptr - 1) : strlen(ptr + 1);
+		size_t k = 0;
+		for (size_t i = 0; i < n && k + 1 < sizeof(part); i++) {
+			char c = ptr[1 + i];
+			if (c == '~' && i + 1 < n && ptr[2 + i] == '1')
+				c = '/', i++;
+			else if (c == '~' && i + 1 < n && ptr[2 + i] == '0')
+				c = '~', i++;
+			part[k++] = c;
+		}
+		part[k] = '\0';
+		if (json_is_object(v))
+			v = json_object_get(v, part);
+		else if (json_is_array(v) && k > 0 && k < 10 &&
+			 strspn(part, "0123456789") == k)
+			v = json_array_get(v, (size_t)atol(part));
+		else
+			v = NULL;
+		ptr = end;
+	}
+	char *s = !v ? strdup("")
+		  : json_is_string(v)
+		      ? strdup(json_string_value(v))
+		      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(root);
+	return s;
+}
+
+/* The stage of config stage i that output o goes to: for a sharder, the
+ * shard its key hashes to (FNV-1a), so that one key is always in one. */
+static struct hop_stage *target_stage(struct run *r, int i,
+				      const struct output *o)
+{
+	const struct hop_stage_config *c = stage_config(r, i);
+	if (c->shards <= 1)
+		return &r->stages[r->first[i]];
+	char *owned = NULL;
+	const char *key = o->key;
+	if (!key)
+		key = owned = pointer_text(o->payload, o->payload_len, c->key);
+	uint64_t h = 14695981039346656037ULL;
+	for (const char *p = key ? key : ""; *p; p++)
+		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	free(owned);
+	return &r->stages[r->first[i] + (int)(h % (uint64_t)c->shards)];
+}
+
+/* Whether every place of rt can take o now: a stage's queue has room, a
+ * sink is not out. */
+static bool has_room(struct run *r, const struct hop_route *rt,
+		     const struct output *o)
+{
+	for (int k = 0; k < rt->nto; k++) {
+		const struct hop_target *t = &rt->to[k];
+		if (t->sink) {
+			if (r->outlets[t->index].out.since)
+				return false;
+			continue;
+		}
+		struct hop_stage *ns = target_stage(r, t->index, o);
+		if ((int64_t)ns->ready.len >= queue_bound(ns))
+			return false;
+	}
+	return true;
+}
+
+/* A new item of root's tree carrying o on: to a sink as an ok result, to
+ * a stage as its payload. NULL when memory ran out. */
+static struct hop_item *child(struct hop_item *root, const struct output *o,
+			      bool to_sink)
+{
+	char *id = strdup(o->id);
+	char *body =
+	    to_sink ? strdup("null") : strndup(o->payload, o->payload_len);
+	struct hop_item *c =
+	    hop_item_new(id, body, to_sink ? 4 : o->payload_len);
+	if (!c)
+		return NULL;
+	c->root = root;
+	c->feed = root->feed;
+	c->fate = FATE_ACK;
+	if (to_sink) {
+		c->ok = true;
+		c->result = strndup(o->payload, o->payload_len);
+		if (!c->result) {
+			hop_item_free(c);
+			return NULL;
+		}
+	}
+	return c;
+}
+
+/* Puts it in stage ns's queue. */
+static void enter(struct hop_stage *ns, struct hop_item *it)
+{
+	it->stage = (int16_t)ns->index;
+	hop_queue_push(&ns->ready, it);
+}
+
+/* Sends output o of it (which ran in st; NULL for a root from a source) to
+ * every place of rt. The item itself carries o on when o is its only
+ * output, to one place, and it may (a root never leaves its first stage
+ * but for a sink: its payload is its dead letter's). Returns true when it
+ * did so; otherwise it is the caller's still. */
+static bool deliver(struct run *r, struct hop_stage *st, struct hop_item *it,
+		    const struct hop_route *rt, const struct output *o,
+		    bool only)
+{
+	struct hop_item *root = root_of(it);
+	bool reuse = only && rt->nto == 1 && (it->root || rt->to[0].sink);
+
+	for (int k = 0; k < rt->nto; k++) {
+		const struct hop_target *t = &rt->to[k];
+		struct hop_item *c = it;
+		if (!reuse) {
+			c = child(root, o, t->sink);
+			if (!c) {
+				hop_log_ev(HOP_ERROR, -1, o->id,
+					   "out of memory: the item goes back "
+					   "to its source");
+				if (root->fate == FATE_ACK)
+					root->fate = FATE_RELEASE;
+				continue;
+			}
+			root->pending++;
+		}
+		if (t->sink) {
+			c->stage = st ? (int16_t)st->index : -1;
+			finish_item(r, &r->outlets[t->index], c);
+			continue;
+		}
+		if (c == it) { /* its result is the next stage's payload */
+			free(c->payload);
+			c->payload = c->result ? c->result : strdup("null");
+			c->payload_len = strlen(c->payload);
+			c->result = NULL;
+			hop_item_reset_outcome(c);
+			c->attempt = 0; /* the attempts are the stage's own */
+		}
+		enter(target_stage(r, t->index, o), c);
+	}
+	return reuse;
+}
+
+/* An output that no route of st takes: dropped when st says so, else an
+ * item of its own that is dead at once, with the error. */
+static void unmapped(struct run *r, struct hop_stage *st, struct hop_item *it,
+		     const struct output *o)
+{
+	struct hop_item *root = root_of(it);
+
+	if (st->cfg->drop_unmapped) {
+		st->stats.dropped++;
+		return;
+	}
+	struct hop_item *c = child(root, o, false);
+	if (!c) {
+		if (root->fate == FATE_ACK)
+			root->fate = FATE_RELEASE;
+		return;
+	}
+	root->pending++;
+	c->stage = (int16_t)st->index;
+	c->attempt = it->attempt;
+	hop_item_fail(c, false,
+		      "stage %s: no route for %s%s%s (its \"to\" names no "
+		      "such port, and no \"*\"; \"unmapped\": \"drop\" drops "
+		      "such outputs)",
+		      st->name, o->port ? "port '" : "outputs without a port",
+		      o->port ? o->port : "", o->port ? "'" : "");
+	item_dead(r, st, c);
+}
+
+/* Hands on it's outputs, as far as their places have room: the result, or
+ * what it emitted, or nothing (drop). Returns true when all went (it is
+ * carried on, or ended), false when it must wait for room (then it is
+ * still the caller's, and st->peek may hold its next output). */
+static bool hand_on(struct run *r, struct hop_stage *st, struct hop_item *it)
+{
+	const struct hop_stage_config *c = st->cfg;
+	uint64_t n = it->emits ? hop_spool_count(it->emits) : 0;
+
+	if (it->drop) {
+		st->stats.dropped++;
+		end_work(r, it);
+		return true;
+	}
+	if (n == 0) {
+		struct output o = {it->id, it->result ? it->result : "null",
+				   it->result ? strlen(it->result) : 4, NULL,
+				   NULL};
+		const struct hop_route *rt =
+		    route_for(c->routes, c->nroutes, NULL);
+		if (!rt) {
+			unmapped(r, st, it, &o);
+		} else {
+			if (!has_room(r, rt, &o))
+				return false;
+			if (deliver(r, st, it, rt, &o, true))
+				return true;
+		}
+		end_work(r, it);
+		return true;
+	}
+	if (r->outlets[0].sink->joined) {
+		hop_item_fail(it, false,
+			      "the postgres sink is joined to its source and "
+			      "writes one result per item: with emits, set "
+			      "the sink's join=false");
+		fail_item(r, st, it);
+		return true;
+	}
+	for (;;) {
+		if (!st->peeked) {
+			uint64_t index = n - hop_spool_left(it->emits);
+			int rc = hop_spool_next(it->emits, &st->peek);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				hop_item_fail(it, true,
+					      "stage %s: cannot read back its "
+					      "outputs: %s",
+					      st->name, strerror(-rc));
+				fail_item(r, st, it);
+				return true;
+			}
+			/* One output keeps the item's id: a router's item
+			 * is still the same item. */
+			free(st->peek_id);
+			if ((n == 1
+				 ? asprintf(&st->peek_id, "%s", it->id)
+				 : asprintf(&st->peek_id, "%s/%llu", it->id,
+					    (unsigned long long)index)) < 0) {
+				st->peek_id = NULL;
+				hop_emit_clear(&st->peek);
+				hop_item_fail(it, true, "out of memory");
+				fail_item(r, st, it);
+				return true;
+			}
+			st->peeked = true;
+		}
+		struct output o = {st->peek_id, st->peek.payload,
+				   st->peek.payload_len, st->peek.port,
+				   st->peek.key};
+		const struct hop_route *rt =
+		    route_for(c->routes, c->nroutes, o.port);
+		if (!rt) {
+			unmapped(r, st, it, &o);
+		} else {
+			if (!has_room(r, rt, &o))
+				return false;
+			deliver(r, st, it, rt, &o, false);
+		}
+		hop_emit_clear(&st->peek);
+		st->peeked = false;
+	}
+	end_work(r, it);
+	return true;
+}
+
+/* Hands on what st's finished items output, oldest first, as far as the
+ * places have room. */
+static void route_more(struct run *r, struct hop_stage *st)
+{
+	struct hop_item *it;
+	while ((it = hop_queue_pop(&st->routing))) {
+		if (!hand_on(r, st, it)) {
+			struct hop_queue one = {it, it, 1};
+			it->next = NULL;
+			queue_prepend(&st->routing, &one);
+			return;
+		}
+	}
 }
 
 /* The percentage form of --halt is judged once this many attempts ended. */
 #define HALT_MIN_ATTEMPTS 10
+
+static void unqueue_all(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++)
+		hop_pool_unqueue(r->stages[i].pool);
+}
+
+static void kill_all(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++)
+		hop_pool_kill(r->stages[i].pool);
+}
+
+static size_t inflight(const struct run *r)
+{
+	size_t n = 0;
+	for (int i = 0; i < r->nstages; i++)
+		if (r->stages[i].pool)
+			n += hop_pool_inflight(r->stages[i].pool);
+	return n;
+}
 
 /* Stops the run that a halt asked for: nothing more is claimed, waiting
  * items go back to the source, and in-flight items either finish (soon) or
@@ -393,10 +936,10 @@ static void halt_run(struct hop_loop *loop, void *arg)
 	r->phase = DRAINING;
 	hop_log(HOP_ERROR, "%s", r->halt_why);
 	hop_stats_error(&r->stats, "%s", r->halt_why);
-	hop_pool_unqueue(r->st->pool);
+	unqueue_all(r);
 	release_waiting(r);
 	if (r->halt_now)
-		hop_pool_kill(r->st->pool);
+		kill_all(r);
 	schedule(r);
 }
 
@@ -442,12 +985,13 @@ static void count_attempt(struct run *r, bool ok)
 					   : "items in flight may finish");
 }
 
-/* pool callbacks */
+/* pool callbacks: arg is the stage */
 static void on_start_failed(void *arg, int in_a_row, const char *why,
 			    const char *stderr_line)
 {
-	struct run *r = arg;
-	char said[400] = "";
+	struct hop_stage *st = arg;
+	struct run *r = st->run;
+	char said[400] = "", stage[120] = "";
 
 	count_attempt(r, false);
 	if (in_a_row != HOP_POOL_START_TRIES)
@@ -457,59 +1001,66 @@ static void on_start_failed(void *arg, int in_a_row, const char *why,
 			 stderr_line);
 	else
 		snprintf(said, sizeof(said), " (it wrote nothing to stderr)");
+	if (r->nstages > 1)
+		snprintf(stage, sizeof(stage), "stage %s: ", st->name);
 	if (r->cfg->watch) {
 		hop_log(HOP_ERROR,
-			"%s%s, %d times in a row, and no worker has answered "
+			"%s%s%s, %d times in a row, and no worker has answered "
 			"yet: restarting it with backoff",
-			why, said, in_a_row);
+			stage, why, said, in_a_row);
 		return;
 	}
 	request_halt(r, HOP_EXIT_FAILURE, true,
-		     "%s%s, %d times in a row, and no worker has answered yet: "
-		     "stopping the run; every item goes back to its source",
-		     why, said, in_a_row);
+		     "%s%s%s, %d times in a row, and no worker has answered "
+		     "yet: stopping the run; every item goes back to its "
+		     "source",
+		     stage, why, said, in_a_row);
 }
 
 static void on_done(void *arg, struct hop_item *it)
 {
-	struct run *r = arg;
+	struct hop_stage *st = arg;
+	struct run *r = st->run;
+
 	count_attempt(r, it->ok);
-	if (r->st->cold_since) {
-		r->stats.cold_start_ms = hop_now_ms() - r->st->cold_since;
+	if (st->cold_since) {
+		r->stats.cold_start_ms = st->stats.cold_start_ms =
+		    hop_now_ms() - st->cold_since;
 		hop_log_ev(HOP_INFO, -1, it->id,
 			   "cold start: %lld ms from starting the first worker "
 			   "to its first answer",
-			   (long long)r->stats.cold_start_ms);
-		r->st->cold_since = 0;
+			   (long long)st->stats.cold_start_ms);
+		st->cold_since = 0;
 	}
-	if (it->ok)
-		finish_item(r, it);
-	else
-		fail_item(r, it);
+	if (!it->ok)
+		fail_item(r, st, it);
+	else if (st->routing.head || !hand_on(r, st, it))
+		hop_queue_push(&st->routing, it); /* after what waits */
+	schedule(r);
 }
 
 static void on_returned(void *arg, struct hop_item *it)
 {
-	struct run *r = arg;
-	if (r->phase == RUNNING) {
-		hop_queue_push(&r->st->ready, it);
-	} else {
-		r->stats.released++;
-		if (r->src->ops->release(r->src, it))
-			source_error(r, it->id);
-		hop_item_free(it);
-	}
+	struct hop_stage *st = arg;
+	struct run *r = st->run;
+	if (r->phase == RUNNING)
+		hop_queue_push(&st->ready, it);
+	else
+		release_work(r, it);
 	schedule(r);
 }
 
 static void on_changed(void *arg)
 {
-	schedule(arg);
+	struct hop_stage *st = arg;
+	schedule(st->run);
 }
 
+/* A source's callbacks: arg is its feed. */
 static void on_wake(void *arg)
 {
-	schedule(arg);
+	struct feed *f = arg;
+	schedule(f->r);
 }
 
 /* Recording in the journal failed: what is done is in the sink, but a
@@ -547,26 +1098,27 @@ static void journal_sync(struct run *r)
 
 static void on_dead_done(void *arg, const char *id, bool ok)
 {
-	struct run *r = arg;
+	struct feed *f = arg;
+	struct run *r = f->r;
 	if (ok) {
 		r->stats.dead++;
 		return;
 	}
 	r->stats.dead_unwritten++;
-	source_error(r, id);
+	source_error(r, f, id);
 }
 
-/* Hands a dead item to its source's dead-letter place and frees it.
+/* Hands a dead root to its source's dead-letter place and frees it.
  * Returns false, with the item still the caller's, when the place cannot
  * take it for now (-EAGAIN): then it is not dead, and is held. */
-static bool record_dead(struct run *r, struct hop_item *it)
+static bool record_dead(struct run *r, struct feed *f, struct hop_item *it)
 {
 	char *rec = dead_record(it);
-	int rc = r->src->ops->dead(r->src, it, rec ? rec : "{}");
+	int rc = f->src->ops->dead(f->src, it, rec ? rec : "{}");
 	free(rec);
 	if (rc == -EAGAIN) {
 		r->stats.source_errors++;
-		outage_begin(r, &r->dead_out, r->src->error);
+		outage_begin(r, &f->dead_out, f->src->error);
 		return false;
 	}
 	/* Dead only once the dead letter is written: a pending one counts
@@ -577,57 +1129,61 @@ static bool record_dead(struct run *r, struct hop_item *it)
 		r->stats.dead++;
 	} else if (rc < 0) {
 		r->stats.dead_unwritten++;
-		source_error(r, it->id);
+		source_error(r, f, it->id);
 	}
 	hop_item_free(it);
 	return true;
 }
 
-/* Settles the items of the flush the sink answered with st: acknowledged
- * (or dead-lettered) at their source when it went well; held when the sink
- * may take them later; failed when it never will. */
-static void settle_flushed(struct run *r, struct hop_queue *q,
+static void record_dead_root(struct run *r, struct hop_item *root)
+{
+	struct feed *f = &r->feeds[root->feed];
+	root->ok = false;
+	if (f->dead_out.since || !record_dead(r, f, root))
+		hold(&f->dead_out, &f->held_dead, root);
+}
+
+/* Settles the items of the flush the sink answered with st: their part of
+ * their trees done when it went well; held when the sink may take them
+ * later; failed when it never will. */
+static void settle_flushed(struct run *r, struct outlet *o, struct hop_queue *q,
 			   enum hop_sink_status st)
 {
 	struct hop_item *it;
 	if (st == HOP_SINK_RETRY && q->head) {
 		r->stats.sink_errors++;
-		outage_begin(r, &r->sink_out, r->sink->error);
-		r->sink_out.items += q->len;
-		queue_prepend(&r->held, q); /* they finished first */
+		outage_begin(r, &o->out, o->sink->error);
+		o->out.items += q->len;
+		queue_prepend(&o->held, q); /* they finished first */
 		return;
 	}
 	if (st != HOP_SINK_OK && q->head) {
 		r->stats.sink_errors++;
-		hop_stats_error(&r->stats, "%s", r->sink->error);
+		hop_stats_error(&r->stats, "%s", o->sink->error);
 	}
-	/* Their results are durable: the journal says so before the source
-	 * hears it. */
-	for (it = q->head; st == HOP_SINK_OK && r->journal && it; it = it->next)
-		if (it->ok)
-			journal_add(r, it);
-	journal_sync(r);
 	while ((it = hop_queue_pop(q))) {
 		if (st != HOP_SINK_OK && it->ok) {
-			hop_item_fail(it, false, "%s", r->sink->error);
-			fail_item(r, it);
-		} else if (it->ok) {
-			if (r->src->ops->ack(r->src, it))
-				source_error(r, it->id);
-			r->stats.done++;
-			hop_item_free(it);
-		} else if (r->dead_out.since || !record_dead(r, it)) {
-			hold(r, &r->dead_out, &r->held_dead, it);
+			hop_item_fail(it, false, "%s", o->sink->error);
+			fail_item(r, stage_of(r, it), it);
+			continue;
 		}
+		/* A dead item of a stage that lets its tree go on is dead
+		 * here: written to the sink as failed. */
+		if (!it->ok && it->root && it->root->fate != FATE_DEAD)
+			r->stats.dead++;
+		end_work(r, it);
 	}
+	/* Their results are durable: the journal says so before the
+	 * sources hear it. */
+	ack_roots(r);
 	journal_sync(r); /* the dead among them */
-	if (st != HOP_SINK_OK || !r->sink_out.since)
+	if (st != HOP_SINK_OK || !o->out.since)
 		return;
-	if (!r->held.head) {
-		outage_end(r, &r->sink_out);
+	if (!o->held.head) {
+		outage_end(r, &o->out);
 	} else {
 		/* The sink took what was tried: the rest goes at once. */
-		r->held_probed = true;
+		o->held_probed = true;
 		r->held_wait_ms = HELD_FIRST_MS;
 		hop_loop_cancel(r->loop, r->held_timer);
 		r->held_timer = hop_loop_after(r->loop, 0, retry_held, r);
@@ -637,60 +1193,66 @@ static void settle_flushed(struct run *r, struct hop_queue *q,
 /* Flushes the sink and settles everything written since the last flush,
  * unless as many flushes as the sink takes are waiting for their answers:
  * then what was written since goes with the next one. */
-static void settle(struct run *r)
+static void settle(struct run *r, struct outlet *o)
 {
-	int most = r->sink->ops->max_flushes;
+	int most = o->sink->ops->max_flushes;
 	if (most < 1)
 		most = 1;
 	if (most > MAX_FLUSHES)
 		most = MAX_FLUSHES;
-	if (r->nflush >= most || !r->written.head)
+	if (o->nflush >= most || !o->written.head)
 		return;
-	int k = (r->fhead + r->nflush) % MAX_FLUSHES;
-	r->flushing[k] = r->written;
-	r->written = (struct hop_queue){0};
-	r->nflush++;
-	enum hop_sink_status st = r->sink->ops->flush(r->sink);
+	int k = (o->fhead + o->nflush) % MAX_FLUSHES;
+	o->flushing[k] = o->written;
+	o->written = (struct hop_queue){0};
+	o->nflush++;
+	enum hop_sink_status st = o->sink->ops->flush(o->sink);
 	if (st != HOP_SINK_PENDING) {
 		/* Answered at once: only ever with nothing else pending. */
-		r->nflush--;
-		settle_flushed(r, &r->flushing[k], st);
+		o->nflush--;
+		settle_flushed(r, o, &o->flushing[k], st);
 	}
 }
 
 /* The sink answers its pending flushes in the order they were made. */
 static void on_flushed(void *arg, enum hop_sink_status st)
 {
-	struct run *r = arg;
-	if (r->nflush == 0)
+	struct outlet *o = arg;
+	struct run *r = o->r;
+	if (o->nflush == 0)
 		return;
-	struct hop_queue *q = &r->flushing[r->fhead];
-	r->fhead = (r->fhead + 1) % MAX_FLUSHES;
-	r->nflush--;
-	settle_flushed(r, q, st);
-	settle(r);
+	struct hop_queue *q = &o->flushing[o->fhead];
+	o->fhead = (o->fhead + 1) % MAX_FLUSHES;
+	o->nflush--;
+	settle_flushed(r, o, q, st);
+	settle(r, o);
 	schedule(r);
 }
 
-/* Settles everything before the run ends, waiting for the sink. */
+/* Settles everything before the run ends, waiting for the sinks. */
 static void settle_all(struct run *r)
 {
-	for (int i = 0; i < 100 && (r->nflush || r->written.head); i++) {
-		if (r->nflush && !r->sink->ops->wait)
-			break;
-		if (r->nflush)
-			r->sink->ops->wait(r->sink);
-		else
-			settle(r);
+	for (int k = 0; k < r->noutlets; k++) {
+		struct outlet *o = &r->outlets[k];
+		for (int i = 0; i < 100 && (o->nflush || o->written.head);
+		     i++) {
+			if (o->nflush && !o->sink->ops->wait)
+				break;
+			if (o->nflush)
+				o->sink->ops->wait(o->sink);
+			else
+				settle(r, o);
+		}
 	}
 }
 
 static void settle_now(struct hop_loop *loop, void *arg)
 {
-	struct run *r = arg;
-	hop_loop_cancel(loop, r->flush_timer);
-	r->flush_timer = 0;
-	settle(r);
+	struct outlet *o = arg;
+	struct run *r = o->r;
+	hop_loop_cancel(loop, o->flush_timer);
+	o->flush_timer = 0;
+	settle(r, o);
 	schedule(r);
 }
 
@@ -703,51 +1265,96 @@ static void retry_held(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	struct hop_item *it;
-	size_t most = r->held_probed ? (size_t)-1 : 1;
 
 	r->held_timer = 0;
-	outage_remind(r, &r->dead_out, r->held_dead.len);
-	outage_remind(r, &r->sink_out, r->held.len);
-	while ((it = hop_queue_pop(&r->held_dead))) {
-		if (!record_dead(r, it)) {
-			struct hop_queue one = {it, it, 1};
-			it->next = NULL;
-			queue_prepend(&r->held_dead, &one);
-			break;
+	for (int i = 0; i < r->nfeeds; i++) {
+		struct feed *f = &r->feeds[i];
+		outage_remind(&f->dead_out, f->held_dead.len);
+		while ((it = hop_queue_pop(&f->held_dead))) {
+			if (!record_dead(r, f, it)) {
+				struct hop_queue one = {it, it, 1};
+				it->next = NULL;
+				queue_prepend(&f->held_dead, &one);
+				break;
+			}
 		}
+		journal_sync(r);
+		if (!f->held_dead.head)
+			outage_end(r, &f->dead_out);
 	}
-	journal_sync(r);
-	if (!r->held_dead.head)
-		outage_end(r, &r->dead_out);
-	r->held_probed = false;
-	while (r->held.head && r->written.len < most) {
-		it = r->held.head;
-		enum hop_sink_status st = r->sink->ops->write(r->sink, it);
-		if (st == HOP_SINK_RETRY) {
-			r->stats.sink_errors++;
-			snprintf(r->sink_out.error, sizeof(r->sink_out.error),
-				 "%s", r->sink->error);
-			break;
+	for (int i = 0; i < r->noutlets; i++) {
+		struct outlet *o = &r->outlets[i];
+		size_t most = o->held_probed ? (size_t)-1 : 1;
+		outage_remind(&o->out, o->held.len);
+		o->held_probed = false;
+		while (o->held.head && o->written.len < most) {
+			it = o->held.head;
+			enum hop_sink_status st =
+			    o->sink->ops->write(o->sink, it);
+			if (st == HOP_SINK_RETRY) {
+				r->stats.sink_errors++;
+				snprintf(o->out.error, sizeof(o->out.error),
+					 "%s", o->sink->error);
+				break;
+			}
+			hop_queue_pop(&o->held);
+			after_write(r, o, it, st);
 		}
-		hop_queue_pop(&r->held);
-		after_write(r, it, st);
+		if (o->written.head)
+			settle_now(loop, o); /* the flush says if it is back */
+		else if (!o->held.head && !o->nflush)
+			outage_end(r, &o->out);
 	}
-	if (r->written.head)
-		settle_now(loop, r); /* the flush says whether it is back */
-	else if (!r->held.head && !r->nflush)
-		outage_end(r, &r->sink_out);
 	arm_held(r);
 }
 
-static bool finished(struct run *r)
+static bool exhausted(const struct run *r)
 {
-	bool idle = !r->st->ready.head && !r->st->waiting.head &&
-		    !r->written.head && !r->nflush &&
-		    hop_pool_inflight(r->st->pool) == 0;
+	for (int i = 0; i < r->nfeeds; i++)
+		if (!r->feeds[i].src->ops->exhausted(r->feeds[i].src))
+			return false;
+	return true;
+}
+
+static bool source_failed(const struct run *r)
+{
+	for (int i = 0; i < r->nfeeds; i++)
+		if (r->feeds[i].failed)
+			return true;
+	return false;
+}
+
+/* Nothing in flight, waiting for a retry or for a flush. */
+static bool quiet(const struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++) {
+		const struct hop_stage *st = &r->stages[i];
+		if (st->waiting.head || st->routing.head ||
+		    hop_pool_inflight(st->pool))
+			return false;
+	}
+	for (int i = 0; i < r->noutlets; i++)
+		if (r->outlets[i].written.head || r->outlets[i].nflush)
+			return false;
+	return !r->acking.head;
+}
+
+static bool finished(const struct run *r)
+{
+	bool idle = quiet(r);
+	for (int i = 0; idle && i < r->nstages; i++)
+		idle = !r->stages[i].ready.head;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
-	return idle && !r->held.head && !r->held_dead.head &&
-	       r->src->ops->exhausted(r->src);
+	return idle && !held_count(r) && exhausted(r);
+}
+
+static bool stopped(const struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++)
+		if (!hop_pool_stopped(r->stages[i].pool))
+			return false;
+	return true;
 }
 
 static void stop_timer(struct hop_loop *loop, void *arg)
@@ -764,7 +1371,8 @@ static void wind_down(struct run *r)
 	if (r->phase == STOPPING)
 		return;
 	r->phase = STOPPING;
-	hop_pool_drain(r->st->pool);
+	for (int i = 0; i < r->nstages; i++)
+		hop_pool_drain(r->stages[i].pool);
 	r->stop_timer = hop_loop_after(
 	    r->loop, (int64_t)(r->cfg->kill_timeout * 1000) + 2000, stop_timer,
 	    r);
@@ -772,81 +1380,161 @@ static void wind_down(struct run *r)
 
 /* An item the journal records as finished by an earlier run: done at its
  * source, and not run again. */
-static void skip_item(struct run *r, struct hop_item *it)
+static void skip_item(struct run *r, struct feed *f, struct hop_item *it)
 {
 	if (hop_journal_dead(r->journal, it->id))
 		r->skipped_dead++;
 	else
 		r->skipped++;
-	if (r->src->ops->ack(r->src, it))
-		source_error(r, it->id);
+	if (f->src->ops->ack(f->src, it))
+		source_error(r, f, it->id);
 	if (r->stats.total > 0)
 		r->stats.total--; /* the progress line counts what is run */
 	hop_item_free(it);
+}
+
+/* The stage a feed's items go to when it is one (not a sharder): where it
+ * fetches only what the workers can take. NULL otherwise. */
+static struct hop_stage *feed_stage(struct run *r, const struct feed *f)
+{
+	const struct hop_route *rt = f->route;
+	if (rt->nto != 1 || rt->to[0].sink ||
+	    stage_config(r, rt->to[0].index)->shards > 1)
+		return NULL;
+	return &r->stages[r->first[rt->to[0].index]];
+}
+
+/* How many items f may fetch now. */
+static size_t feed_room(struct run *r, const struct feed *f)
+{
+	struct hop_stage *st = feed_stage(r, f);
+	if (st) {
+		size_t cap = hop_pool_capacity(st->pool);
+		/* Autoscaled, one item is fetched ahead even with no free
+		 * worker: that is how work shows when the source cannot
+		 * tell its depth, and how the first item wakes a pool of
+		 * none. */
+		if (st->cfg->autoscale && st->ready.len == 0 && cap == 0)
+			cap = 1;
+		return cap > st->ready.len ? cap - st->ready.len : 0;
+	}
+	/* Several places, or shards: as much as the fullest can take. */
+	size_t room = SIZE_MAX;
+	for (int k = 0; k < f->route->nto; k++) {
+		const struct hop_target *t = &f->route->to[k];
+		if (t->sink)
+			continue;
+		const struct hop_stage_config *c = stage_config(r, t->index);
+		for (int s = 0; s < c->shards || s < 1; s++) {
+			struct hop_stage *ns =
+			    &r->stages[r->first[t->index] + s];
+			int64_t left = queue_bound(ns) - (int64_t)ns->ready.len;
+			if (left < 0)
+				left = 0;
+			if ((size_t)left < room)
+				room = (size_t)left;
+		}
+	}
+	return room == SIZE_MAX ? 64 : room;
+}
+
+/* A root from f starts its tree: skipped when the journal has it, dead when
+ * the source could not make an item of it, else on to f's places. */
+static void take_root(struct run *r, struct feed *f, struct hop_item *it)
+{
+	it->root = NULL;
+	it->feed = (int16_t)(f - r->feeds);
+	it->pending = 1;
+	it->fate = FATE_ACK;
+	it->stage = -1;
+	if (r->journal && hop_journal_skip(r->journal, it->id)) {
+		skip_item(r, f, it);
+		return;
+	}
+	struct output o = {it->id, it->payload, it->payload_len, NULL, NULL};
+	const struct hop_route *rt = f->route;
+	if (it->invalid) {
+		struct hop_stage *st =
+		    rt->nto && !rt->to[0].sink
+			? &r->stages[r->first[rt->to[0].index]]
+			: NULL;
+		if (f->src->ops->dying)
+			f->src->ops->dying(f->src, it);
+		it->fate = FATE_DEAD;
+		hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s", it->error);
+		finish_item(r, dead_outlet(r, st), it);
+		return;
+	}
+	if (rt->nto == 1 && !rt->to[0].sink) {
+		enter(target_stage(r, rt->to[0].index, &o), it);
+		return;
+	}
+	deliver(r, NULL, it, rt, &o, false);
+	unpend(r, it);
+}
+
+/* Takes from each source what its first stages can hold now. */
+static void claim(struct run *r)
+{
+	for (int i = 0; i < r->nfeeds; i++) {
+		struct feed *f = &r->feeds[i];
+		if (f->failed)
+			continue;
+		size_t room = feed_room(r, f);
+		if (!room)
+			continue;
+		struct hop_queue got = {0};
+		int rc = f->src->ops->fetch(f->src, &got, room);
+		r->stats.fetched += got.len;
+		if (rc) {
+			source_error(r, f, NULL);
+			f->failed = true;
+		}
+		uint64_t skipped = r->skipped;
+		struct hop_item *it;
+		while ((it = hop_queue_pop(&got)))
+			take_root(r, f, it);
+		if (r->skipped != skipped)
+			schedule(r); /* fetch what the skipped made room for */
+	}
 }
 
 static void pump(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 
+	ack_roots(r);
 	/* A halt asked for stops claiming at once; halt_run does the rest. */
-	if (r->phase == RUNNING && !r->source_failed && !out(r) &&
+	if (r->phase == RUNNING && !source_failed(r) && !out(r) &&
 	    !r->halt_code) {
-		size_t cap = hop_pool_capacity(r->st->pool);
-		/* Autoscaled, one item is fetched ahead even with no free
-		 * worker: that is how work shows when the source cannot
-		 * tell its depth, and how the first item wakes a pool of
-		 * none. */
-		if (r->cfg->autoscale && r->st->ready.len == 0 && cap == 0)
-			cap = 1;
-		if (cap > r->st->ready.len) {
-			size_t had = r->st->ready.len;
-			int rc = r->src->ops->fetch(r->src, &r->st->ready,
-						    cap - r->st->ready.len);
-			r->stats.fetched += r->st->ready.len - had;
-			if (rc) {
-				source_error(r, NULL);
-				r->source_failed = true;
-			}
+		claim(r);
+		/* Later stages first: what they finish makes room for the
+		 * earlier ones' outputs. */
+		for (int i = r->nstages - 1; i >= 0; i--) {
+			struct hop_stage *st = &r->stages[i];
+			route_more(r, st);
+			while (st->ready.head && !st->routing.head && !out(r) &&
+			       hop_pool_capacity(st->pool) > 0)
+				hop_pool_submit(st->pool,
+						hop_queue_pop(&st->ready));
 		}
-		bool skipped = false;
-		while (r->st->ready.head && !out(r)) {
-			struct hop_item *it = r->st->ready.head;
-			if (r->journal &&
-			    hop_journal_skip(r->journal, it->id)) {
-				hop_queue_pop(&r->st->ready);
-				skip_item(r, it);
-				skipped = true;
-				continue;
-			}
-			if (it->invalid) {
-				hop_queue_pop(&r->st->ready);
-				if (r->src->ops->dying)
-					r->src->ops->dying(r->src, it);
-				hop_log_ev(HOP_ERROR, -1, it->id, "dead: %s",
-					   it->error);
-				finish_item(r, it);
-				continue;
-			}
-			if (hop_pool_capacity(r->st->pool) == 0)
-				break;
-			hop_queue_pop(&r->st->ready);
-			hop_pool_submit(r->st->pool, it);
-		}
-		if (skipped)
-			schedule(r); /* fetch what the skipped made room for */
 		wake_scaler(r);
+	} else if (r->phase == RUNNING) {
+		for (int i = r->nstages - 1; i >= 0; i--)
+			route_more(r, &r->stages[i]);
 	}
-	if (r->phase != RUNNING)
-		settle(r);
+	if (r->phase != RUNNING) {
+		/* What finishes now goes no further: back to the source. */
+		release_waiting(r);
+		for (int i = 0; i < r->noutlets; i++)
+			settle(r, &r->outlets[i]);
+	}
 	if (r->phase == STOPPING) {
-		if (hop_pool_stopped(r->st->pool))
+		if (stopped(r))
 			hop_loop_stop(loop);
-	} else if (finished(r) ||
-		   (r->source_failed && !hop_pool_inflight(r->st->pool) &&
-		    !r->st->waiting.head && !r->written.head && !r->nflush)) {
+	} else if (finished(r) || (source_failed(r) && quiet(r))) {
 		wind_down(r);
-		if (hop_pool_stopped(r->st->pool))
+		if (stopped(r))
 			hop_loop_stop(loop);
 	}
 }
@@ -855,15 +1543,19 @@ static void pump(struct hop_loop *loop, void *arg)
 static void release_waiting(struct run *r)
 {
 	struct hop_item *it;
-	while ((it = hop_queue_pop(&r->st->waiting))) {
-		free(hop_loop_cancel(r->loop, it->timer));
-		hop_queue_push(&r->st->ready, it);
-	}
-	while ((it = hop_queue_pop(&r->st->ready))) {
-		r->stats.released++;
-		if (r->src->ops->release(r->src, it))
-			source_error(r, it->id);
-		hop_item_free(it);
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		while ((it = hop_queue_pop(&st->waiting))) {
+			free(hop_loop_cancel(r->loop, it->timer));
+			it->timer = 0;
+			hop_queue_push(&st->ready, it);
+		}
+		while ((it = hop_queue_pop(&st->ready)))
+			release_work(r, it);
+		while ((it = hop_queue_pop(&st->routing)))
+			release_work(r, it);
+		hop_emit_clear(&st->peek);
+		st->peeked = false;
 	}
 }
 
@@ -871,12 +1563,12 @@ static void grace_over(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	r->grace_timer = 0;
-	if (hop_pool_inflight(r->st->pool) > 0)
+	if (inflight(r) > 0)
 		hop_log(HOP_WARN,
 			"grace of %.0f s is over: stopping %zu item(s) "
 			"still in flight and handing them back",
-			r->cfg->grace, hop_pool_inflight(r->st->pool));
-	hop_pool_kill(r->st->pool);
+			r->cfg->grace, inflight(r));
+	kill_all(r);
 	schedule(r);
 }
 
@@ -899,13 +1591,13 @@ static void on_signal(struct hop_loop *loop, int fd, uint32_t events, void *arg)
 			    r);
 		} else if (r->phase == RUNNING) {
 			r->phase = DRAINING;
-			hop_pool_unqueue(r->st->pool);
+			unqueue_all(r);
 			hop_log(
 			    HOP_INFO,
 			    "%s: stopping; %zu item(s) in flight get %.0f s "
 			    "to finish",
-			    strsignal((int)si.ssi_signo),
-			    hop_pool_inflight(r->st->pool), r->cfg->grace);
+			    strsignal((int)si.ssi_signo), inflight(r),
+			    r->cfg->grace);
 			release_waiting(r);
 			r->grace_timer = hop_loop_after(
 			    loop, (int64_t)(r->cfg->grace * 1000), grace_over,
@@ -934,33 +1626,60 @@ static int setup_signals(struct run *r)
 	return hop_loop_watch(r->loop, r->sigfd, EPOLLIN, on_signal, r);
 }
 
-/* Brings the gauges of the run's stats up to date, for the endpoints and
- * the progress line. */
+/* Brings the gauges of the run's and the stages' stats up to date, for
+ * the endpoints, the progress line and the scalers. */
 static void refresh_stats(void *arg)
 {
 	struct run *r = arg;
-	int64_t depth = r->src->ops->depth(r->src);
+	const struct hop_stats *all[r->nstages];
+	bool known = true;
 
-	/* What waits for a worker: at the source, or claimed. */
-	r->stats.depth = depth < 0 ? -1 : depth + (int64_t)r->st->ready.len;
-	r->stats.sink_repairs = r->sink->repairs;
-	r->stats.held = (int64_t)(r->held.len + r->held_dead.len);
-	struct hop_stats *ss = &r->st->stats;
-	ss->depth = r->stats.depth;
-	if (r->st->pool) {
-		ss->inflight = (int64_t)hop_pool_inflight(r->st->pool);
-		ss->workers = hop_pool_workers(r->st->pool);
-		ss->workers_busy = hop_pool_busy(r->st->pool);
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		st->stats.depth = (int64_t)st->ready.len;
+		st->stats.held = (int64_t)st->routing.len;
 	}
-	const struct hop_stats *all[] = {ss};
-	hop_stats_sum_pools(&r->stats, all, 1);
-	r->stats.inflight = ss->inflight;
-	r->stats.workers = ss->workers;
-	r->stats.workers_busy = ss->workers_busy;
+	/* What waits at a source waits for its first stage. */
+	for (int i = 0; i < r->nfeeds; i++) {
+		struct feed *f = &r->feeds[i];
+		int64_t d = f->src->ops->depth(f->src);
+		struct hop_stage *st = feed_stage(r, f);
+		if (d < 0)
+			known = false;
+		else if (st)
+			st->stats.depth += d;
+		if (st && d < 0)
+			st->stats.depth = -1;
+	}
+	r->stats.depth = 0;
+	r->stats.inflight = 0;
+	r->stats.workers = r->stats.workers_busy = 0;
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stats *ss = &r->stages[i].stats;
+		struct hop_pool *pool = r->stages[i].pool;
+		all[i] = ss;
+		if (ss->depth >= 0)
+			r->stats.depth += ss->depth;
+		if (pool) {
+			ss->inflight = (int64_t)hop_pool_inflight(pool);
+			ss->workers = hop_pool_workers(pool);
+			ss->workers_busy = hop_pool_busy(pool);
+		}
+		r->stats.inflight += ss->inflight;
+		r->stats.workers += ss->workers;
+		r->stats.workers_busy += ss->workers_busy;
+	}
+	if (!known)
+		r->stats.depth = -1;
+	hop_stats_sum_pools(&r->stats, all, r->nstages);
+	r->stats.sink_repairs = 0;
+	for (int i = 0; i < r->noutlets; i++)
+		r->stats.sink_repairs += r->outlets[i].sink->repairs;
+	r->stats.held = (int64_t)held_count(r);
 }
 
-/* Ready means the run takes work: it is not stopping, its source is open
- * and reachable, and its pool can run items (workers are live, or may be
+/* Ready means the run takes work: it is not stopping, its sources are open
+ * and reachable, and its pools can run items (workers are live, or may be
  * started). */
 static bool run_ready(void *arg, char *why, size_t n)
 {
@@ -977,117 +1696,164 @@ static bool run_ready(void *arg, char *why, size_t n)
 		snprintf(why, n, "stopping: the run is over");
 		return false;
 	}
-	if (r->source_failed) {
-		snprintf(why, n, "the source failed: %s", r->src->error);
-		return false;
-	}
-	if (!r->st->pool) {
+	for (int i = 0; i < r->nfeeds; i++)
+		if (r->feeds[i].failed) {
+			snprintf(why, n, "the source failed: %s",
+				 r->feeds[i].src->error);
+			return false;
+		}
+	if (!r->nstages || !r->stages[r->nstages - 1].pool) {
 		snprintf(why, n, "starting");
 		return false;
 	}
-	if (r->sink_out.since) {
-		snprintf(why, n, "the sink is out: %s (%zu item(s) held)",
-			 r->sink_out.error, r->held.len);
-		return false;
+	for (int i = 0; i < r->noutlets; i++) {
+		const struct outlet *o = &r->outlets[i];
+		if (o->out.since) {
+			snprintf(why, n,
+				 "the sink is out: %s (%zu item(s) held)",
+				 o->out.error, o->held.len);
+			return false;
+		}
 	}
-	if (r->dead_out.since) {
-		snprintf(why, n,
-			 "the dead-letter place is out: %s (%zu item(s) held)",
-			 r->dead_out.error, r->held_dead.len);
-		return false;
+	for (int i = 0; i < r->nfeeds; i++) {
+		const struct feed *f = &r->feeds[i];
+		if (f->dead_out.since) {
+			snprintf(why, n,
+				 "the dead-letter place is out: %s (%zu "
+				 "item(s) held)",
+				 f->dead_out.error, f->held_dead.len);
+			return false;
+		}
+		if (f->src->ops->ready && !f->src->ops->ready(f->src, why, n))
+			return false;
 	}
-	if (r->src->ops->ready && !r->src->ops->ready(r->src, why, n))
-		return false;
 	return true;
 }
 
-/* The progress line (a finite run on a terminal) and the source's total. */
+/* The progress line (a finite run on a terminal) and the sources' total. */
 static void start_reporting(struct run *r)
 {
 	struct hop_config *cfg = r->cfg;
 	bool progress = cfg->progress && !cfg->watch &&
 			strcmp(cfg->log_format, "json") != 0 &&
 			isatty(STDERR_FILENO);
-	if (r->src->ops->total && !cfg->watch && (progress || r->http))
-		r->stats.total = r->src->ops->total(r->src);
+	if (!cfg->watch && (progress || r->http)) {
+		int64_t total = 0;
+		for (int i = 0; i < r->nfeeds && total >= 0; i++) {
+			struct hop_source *src = r->feeds[i].src;
+			int64_t t = src->ops->total ? src->ops->total(src) : -1;
+			total = t < 0 ? -1 : total + t;
+		}
+		r->stats.total = total;
+	}
 	if (progress)
 		r->progress =
 		    hop_progress_start(r->loop, &r->stats, refresh_stats, r);
 }
 
-/* Every SCALE_TICK_MS: the gauges, the autoscaler's decision, a trace row. */
+/* Every SCALE_TICK_MS: the gauges, each stage's autoscaler, a trace row. */
 static void scale_tick(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	int64_t now = hop_now_ms();
+	double throughput = 0;
+	int desired = 0;
 
 	hop_loop_cancel(loop, r->scale_timer);
 	r->scale_timer = hop_loop_after(loop, SCALE_TICK_MS, scale_tick, r);
 	refresh_stats(r);
-	/* While the sink is out no item is handed out: none waits for a
+	/* While a sink is out no item is handed out: none waits for a
 	 * worker. */
 	bool none = out(r);
-	struct hop_scaler_input in = {
-	    .now_ms = now,
-	    .waiting = none		     ? 0
-		       : r->stats.depth >= 0 ? r->stats.depth
-					     : (int64_t)r->st->ready.len,
-	    .unknown =
-		!none && r->stats.depth < 0 && !r->src->ops->exhausted(r->src),
-	    .inflight = r->st->stats.inflight,
-	    .workers = r->st->stats.workers,
-	    .busy = r->st->stats.workers_busy,
-	    .completed = r->st->stats.duration_count,
-	    .service_seconds = r->st->stats.duration_sum,
-	};
-	if (r->cfg->autoscale && r->phase == RUNNING) {
-		int before = r->st->scaler.target;
-		int target = hop_scaler_tick(&r->st->scaler, &in);
-		if (target != before) {
-			hop_log(HOP_INFO, "scale %s", r->st->scaler.why);
-			hop_pool_resize(r->st->pool, target);
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		struct hop_stats *ss = &st->stats;
+		if (!st->scaler_on) {
+			desired += (int)st->cfg->workers;
+			continue;
 		}
-		if (!before && target && !r->st->cold_since)
-			r->st->cold_since = now;
-		r->stats.workers_desired = target;
-		r->stats.scale_ups = r->st->scaler.ups;
-		r->stats.scale_downs = r->st->scaler.downs;
+		struct hop_scaler_input in = {
+		    .now_ms = now,
+		    .waiting = none		? 0
+			       : ss->depth >= 0 ? ss->depth
+						: (int64_t)st->ready.len,
+		    .unknown = !none && ss->depth < 0 && !exhausted(r),
+		    .inflight = ss->inflight,
+		    .workers = ss->workers,
+		    .busy = ss->workers_busy,
+		    .completed = ss->duration_count,
+		    .service_seconds = ss->duration_sum,
+		};
+		if (r->phase == RUNNING) {
+			int before = st->scaler.target;
+			int target = hop_scaler_tick(&st->scaler, &in);
+			if (target != before) {
+				if (r->nstages > 1)
+					hop_log(HOP_INFO, "stage %s: scale %s",
+						st->name, st->scaler.why);
+				else
+					hop_log(HOP_INFO, "scale %s",
+						st->scaler.why);
+				hop_pool_resize(st->pool, target);
+			}
+			if (!before && target && !st->cold_since)
+				st->cold_since = now;
+			ss->scale_ups = st->scaler.ups;
+			ss->scale_downs = st->scaler.downs;
+		}
+		ss->workers_desired = st->scaler.target;
+		desired += st->scaler.target;
+		throughput += st->scaler.throughput;
+	}
+	r->stats.workers_desired = desired;
+	r->stats.scale_ups = r->stats.scale_downs = 0;
+	for (int i = 0; i < r->nstages; i++) {
+		r->stats.scale_ups += r->stages[i].stats.scale_ups;
+		r->stats.scale_downs += r->stages[i].stats.scale_downs;
 	}
 	if (r->trace)
 		fprintf(r->trace, "%.3f,%lld,%lld,%d,%d,%d,%llu,%llu,%.1f\n",
 			(double)(now - r->t0) / 1000, (long long)r->stats.depth,
-			(long long)in.inflight, in.workers, in.busy,
-			r->stats.workers_desired,
+			(long long)r->stats.inflight, r->stats.workers,
+			r->stats.workers_busy, r->stats.workers_desired,
 			(unsigned long long)r->stats.done,
-			(unsigned long long)r->stats.dead,
-			r->cfg->autoscale ? r->st->scaler.throughput : 0.0);
+			(unsigned long long)r->stats.dead, throughput);
 }
 
 /* With no worker running, work that arrives asks for one at once. */
 static void wake_scaler(struct run *r)
 {
-	if (r->cfg->autoscale && r->phase == RUNNING && r->st->ready.len &&
-	    hop_pool_workers(r->st->pool) == 0 && r->st->scaler.target == 0)
-		hop_loop_soon(r->loop, scale_tick, r);
+	if (r->phase != RUNNING)
+		return;
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (st->scaler_on && st->ready.len &&
+		    hop_pool_workers(st->pool) == 0 && st->scaler.target == 0) {
+			hop_loop_soon(r->loop, scale_tick, r);
+			return;
+		}
+	}
 }
 
 static int start_scaling(struct run *r)
 {
 	struct hop_config *cfg = r->cfg;
-	if (cfg->autoscale) {
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (!st->cfg->autoscale)
+			continue;
 		struct hop_scaler_config sc = {
-		    .min = (int)cfg->min_workers,
-		    .max = (int)cfg->max_workers,
+		    .min = (int)st->cfg->min_workers,
+		    .max = (int)st->cfg->max_workers,
 		    .window_ms = (int64_t)(cfg->scale_window * 1000),
 		    .drain_ms = (int64_t)(cfg->drain_target * 1000),
 		    .utilization = (double)cfg->utilization / 100,
 		};
-		if (hop_scaler_init(&r->st->scaler, &sc)) {
+		if (hop_scaler_init(&st->scaler, &sc)) {
 			hop_log(HOP_ERROR, "cannot start the autoscaler");
 			return -1;
 		}
-		r->st->scaler_on = true;
-		r->stats.workers_desired = r->st->scaler.target;
+		st->scaler_on = true;
 	}
 	if (cfg->trace) {
 		r->trace = fopen(cfg->trace, "w");
@@ -1125,8 +1891,15 @@ static int open_journal(struct run *r)
 {
 	struct hop_config *cfg = r->cfg;
 	char err[1024];
-	char *source = journal_source(r->src);
 
+	if (r->nfeeds > 1) {
+		hop_log(HOP_ERROR,
+			"journal %s: a journal records the items of one "
+			"source, and this pipeline has %d",
+			cfg->journal, r->nfeeds);
+		return -1;
+	}
+	char *source = journal_source(r->feeds[0].src);
 	if (!source) {
 		hop_log(HOP_ERROR, "journal %s: out of memory", cfg->journal);
 		return -1;
@@ -1177,10 +1950,15 @@ static void summary(struct run *r)
 			(unsigned long long)r->skipped_dead);
 }
 
-/* The one stage of a config that names none: its top-level settings. */
-static const struct hop_stage_config *main_stage(struct run *r)
+/* The one stage of a config that names none: its top-level settings, fed
+ * by the source and writing to the sink. */
+static void main_stage(struct run *r)
 {
 	const struct hop_config *c = r->cfg;
+	r->main_target = (struct hop_target){.sink = false, .index = 0};
+	r->main_route = (struct hop_route){.nto = 1, .to = &r->main_target};
+	r->main_sink = (struct hop_target){.sink = true, .index = 0};
+	r->main_out = (struct hop_route){.nto = 1, .to = &r->main_sink};
 	r->main_stage = (struct hop_stage_config){
 	    .name = "main",
 	    .argv = c->argv,
@@ -1197,22 +1975,184 @@ static const struct hop_stage_config *main_stage(struct run *r)
 	    .backoff = c->backoff,
 	    .backoff_max = c->backoff_max,
 	    .shards = 1,
+	    .nroutes = 1,
+	    .routes = &r->main_out,
 	};
-	return &r->main_stage;
+}
+
+/* Makes the run's stages (a shard each), feeds and outlets from the
+ * config. Returns 0, or -1 (logged). */
+static int build_graph(struct run *r)
+{
+	struct hop_config *cfg = r->cfg;
+	char err[512];
+	int n = cfg->nstages ? cfg->nstages : 1;
+
+	if (!cfg->nstages)
+		main_stage(r);
+	r->first = calloc((size_t)n + 1, sizeof(*r->first));
+	if (!r->first)
+		return -1;
+	for (int i = 0; i < n; i++) {
+		int64_t shards = stage_config(r, i)->shards;
+		r->first[i + 1] = r->first[i] + (int)(shards > 1 ? shards : 1);
+	}
+	r->stages = calloc((size_t)r->first[n], sizeof(*r->stages));
+	r->nfeeds = cfg->nsources ? cfg->nsources : 1;
+	r->feeds = calloc((size_t)r->nfeeds, sizeof(*r->feeds));
+	r->noutlets = cfg->nsinks ? cfg->nsinks : 1;
+	r->outlets = calloc((size_t)r->noutlets, sizeof(*r->outlets));
+	if (!r->stages || !r->feeds || !r->outlets) {
+		hop_log(HOP_ERROR, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < n; i++) {
+		const struct hop_stage_config *c = stage_config(r, i);
+		for (int s = r->first[i]; s < r->first[i + 1]; s++) {
+			struct hop_stage *st = &r->stages[s];
+			if (hop_stage_init(st, c, s, s - r->first[i], err,
+					   sizeof(err))) {
+				hop_log(HOP_ERROR, "%s", err);
+				return -1;
+			}
+			st->run = r;
+			r->nstages++;
+		}
+	}
+	for (int i = 0; i < r->nfeeds; i++) {
+		struct feed *f = &r->feeds[i];
+		f->r = r;
+		f->src = cfg->nsources ? cfg->sources[i] : cfg->source;
+		f->route =
+		    cfg->nsources ? &cfg->source_routes[i] : &r->main_route;
+		f->dead_out.what = "dead-letter place";
+		f->src->loop = r->loop;
+		f->src->watch = cfg->watch;
+		f->src->max_line = (size_t)cfg->max_line;
+		f->src->on_wake = on_wake;
+		f->src->on_dead_done = on_dead_done;
+		f->src->wake_arg = f;
+	}
+	for (int i = 0; i < r->noutlets; i++) {
+		struct outlet *o = &r->outlets[i];
+		o->r = r;
+		o->sink = cfg->nsinks ? cfg->sinks[i] : cfg->sink;
+		o->out.what = "sink";
+		o->sink->loop = r->loop;
+		o->sink->on_flushed = on_flushed;
+		o->sink->flushed_arg = o;
+		/* A sink may join its source's transactions only when one
+		 * source's items go through one stage to it alone. */
+		o->sink->source =
+		    r->nfeeds == 1 && r->noutlets == 1 && r->nstages == 1
+			? r->feeds[0].src
+			: NULL;
+	}
+	return 0;
+}
+
+static void free_graph(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++)
+		hop_stage_free(&r->stages[i]);
+	free(r->stages);
+	free(r->first);
+	free(r->feeds);
+	free(r->outlets);
+	r->stages = NULL;
+	r->nstages = 0;
+}
+
+/* Says what runs: one stage as it always has, several by name. */
+static void say_running(struct run *r)
+{
+	const struct hop_config *cfg = r->cfg;
+	const struct hop_stage_config *c = r->stages[0].cfg;
+
+	if (r->nstages == 1 && r->nfeeds == 1 && r->noutlets == 1) {
+		if (c->autoscale)
+			hop_log(HOP_INFO,
+				"running: %s -> %s, %ld to %ld %s workers, "
+				"autoscaled: %s",
+				r->feeds[0].src->label,
+				r->outlets[0].sink->label, (long)c->min_workers,
+				(long)c->max_workers, c->mode,
+				hop_config_command(cfg));
+		else
+			hop_log(
+			    HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
+			    r->feeds[0].src->label, r->outlets[0].sink->label,
+			    (long)c->workers, c->mode, hop_config_command(cfg));
+		return;
+	}
+	char list[1024] = "";
+	size_t len = 0;
+	for (int i = 0; i < r->nstages && len < sizeof(list); i++) {
+		const struct hop_stage *st = &r->stages[i];
+		int k =
+		    snprintf(list + len, sizeof(list) - len, "%s%s (%ld %s)",
+			     i ? ", " : "", st->name,
+			     (long)(st->cfg->autoscale ? st->cfg->max_workers
+						       : st->cfg->workers),
+			     st->cfg->mode);
+		if (k > 0)
+			len += (size_t)k;
+	}
+	hop_log(HOP_INFO, "running: %d source(s), %d stage(s): %s; %d sink(s)",
+		r->nfeeds, r->nstages, list, r->noutlets);
+}
+
+/* After the loop: every item not done goes back to its source, never
+ * lost: those in stages, those written but not confirmed, those held. */
+static void hand_back(struct run *r)
+{
+	struct hop_item *it;
+	size_t held = held_count(r);
+	const char *why = "";
+
+	for (int i = 0; i < r->noutlets; i++)
+		if (r->outlets[i].out.since)
+			why = r->outlets[i].out.error;
+	for (int i = 0; i < r->nfeeds && !why[0]; i++)
+		if (r->feeds[i].dead_out.since)
+			why = r->feeds[i].dead_out.error;
+	if (held)
+		hop_log(HOP_WARN,
+			"handing %zu held item(s) back to the source: %s", held,
+			why);
+	release_waiting(r);
+	for (int i = 0; i < r->noutlets; i++) {
+		struct outlet *o = &r->outlets[i];
+		for (int k = 0; k < MAX_FLUSHES; k++)
+			while ((it = hop_queue_pop(&o->flushing[k])))
+				release_work(r, it);
+		while ((it = hop_queue_pop(&o->written)))
+			release_work(r, it);
+		while ((it = hop_queue_pop(&o->held)))
+			release_work(r, it);
+	}
+	ack_roots(r);
+	/* Dead letters their source could not record: not dead, so back. */
+	for (int i = 0; i < r->nfeeds; i++) {
+		struct feed *f = &r->feeds[i];
+		while ((it = hop_queue_pop(&f->held_dead))) {
+			r->stats.released++;
+			if (f->src->ops->release(f->src, it))
+				source_error(r, f, it->id);
+			hop_item_free(it);
+		}
+	}
 }
 
 int hop_run(struct hop_config *cfg)
 {
 	struct run r = {.cfg = cfg,
-			.src = cfg->source,
-			.sink = cfg->sink,
-			.sink_out = {.what = "sink"},
-			.dead_out = {.what = "dead-letter place"},
 			.held_wait_ms = HELD_FIRST_MS,
 			.sigfd = -1,
 			.stats = {.depth = -1, .total = -1}};
 	char err[512];
 	int code = HOP_EXIT_FAILURE;
+	int opened = 0, open_sinks = 0;
 
 	srandom((unsigned)getpid() ^ (unsigned)hop_now_ms());
 	r.loop = hop_loop_new();
@@ -1231,59 +2171,43 @@ int hop_run(struct hop_config *cfg)
 			goto out_loop;
 		}
 	}
-	r.src->loop = r.sink->loop = r.loop;
-	r.src->watch = cfg->watch;
-	r.src->max_line = (size_t)cfg->max_line;
-	r.src->on_wake = on_wake;
-	r.src->on_dead_done = on_dead_done;
-	r.src->wake_arg = &r;
-	r.st = &r.stage;
-	const struct hop_stage_config *sc =
-	    cfg->nstages ? &cfg->stages[0] : main_stage(&r);
-	if (hop_stage_init(r.st, sc, 0, 0, err, sizeof(err))) {
-		hop_log(HOP_ERROR, "%s", err);
-		goto out_loop;
-	}
+	if (build_graph(&r))
+		goto out_graph;
 	if (cfg->journal && open_journal(&r))
-		goto out_tmp;
+		goto out_graph;
 	struct hop_pool_events ev = {on_done, on_returned, on_changed,
-				     on_start_failed, &r};
-	if (hop_stage_start(r.st, r.loop, &ev,
-			    (int64_t)(cfg->kill_timeout * 1000),
-			    (size_t)cfg->max_line, err, sizeof(err))) {
-		hop_log(HOP_ERROR, "%s", err);
-		goto out_pool;
+				     on_start_failed, NULL};
+	for (int i = 0; i < r.nstages; i++) {
+		ev.arg = &r.stages[i];
+		if (hop_stage_start(&r.stages[i], r.loop, &ev,
+				    (int64_t)(cfg->kill_timeout * 1000),
+				    (size_t)cfg->max_line, err, sizeof(err))) {
+			hop_log(HOP_ERROR, "%s", err);
+			goto out_pools;
+		}
 	}
-	r.sink->source = r.src;
-	r.sink->on_flushed = on_flushed;
-	r.sink->flushed_arg = &r;
-	if (r.sink->ops->open(r.sink)) {
-		hop_log(HOP_ERROR, "%s", r.sink->error);
-		goto out_pool;
+	for (; open_sinks < r.noutlets; open_sinks++) {
+		struct hop_sink *sink = r.outlets[open_sinks].sink;
+		if (sink->ops->open(sink)) {
+			hop_log(HOP_ERROR, "%s", sink->error);
+			goto out_sinks;
+		}
 	}
-	if (r.src->ops->open(r.src)) {
-		hop_log(HOP_ERROR, "%s", r.src->error);
-		goto out_sink;
+	for (; opened < r.nfeeds; opened++) {
+		struct hop_source *src = r.feeds[opened].src;
+		if (src->ops->open(src)) {
+			hop_log(HOP_ERROR, "%s", src->error);
+			goto out_sources;
+		}
 	}
-	if (cfg->autoscale)
-		hop_log(HOP_INFO,
-			"running: %s -> %s, %ld to %ld %s workers, "
-			"autoscaled: %s",
-			r.src->label, r.sink->label, (long)cfg->min_workers,
-			(long)cfg->max_workers, cfg->mode,
-			hop_config_command(cfg));
-	else
-		hop_log(HOP_INFO, "running: %s -> %s, %ld %s worker(s): %s",
-			r.src->label, r.sink->label, (long)cfg->workers,
-			cfg->mode, hop_config_command(cfg));
+	say_running(&r);
 	r.t0 = r.stats.started_ms = hop_now_ms();
-	r.stats.workers_desired = (int)cfg->workers;
 	start_reporting(&r);
 	schedule(&r);
 	if (start_scaling(&r) == 0)
 		hop_loop_run(r.loop);
 	else
-		r.source_failed = true;
+		r.feeds[0].failed = true;
 	hop_loop_cancel(r.loop, r.scale_timer);
 	if (r.trace)
 		fclose(r.trace);
@@ -1293,44 +2217,36 @@ int hop_run(struct hop_config *cfg)
 	/* Whatever is still held goes back to the source, never lost. */
 	hop_loop_cancel(r.loop, r.grace_timer);
 	hop_loop_cancel(r.loop, r.stop_timer);
-	hop_loop_cancel(r.loop, r.flush_timer);
-	hop_stage_stop(r.st);
+	for (int i = 0; i < r.noutlets; i++) {
+		hop_loop_cancel(r.loop, r.outlets[i].flush_timer);
+		r.outlets[i].flush_timer = 0;
+	}
+	if (r.phase == RUNNING)
+		r.phase = STOPPING; /* what the pools hand back goes back */
+	for (int i = 0; i < r.nstages; i++)
+		hop_stage_stop(&r.stages[i]);
 	settle_all(&r);
 	hop_loop_cancel(r.loop, r.held_timer);
 	r.held_timer = 0;
-	/* Results the sink never confirmed, and dead letters their source
-	 * could not record: not acknowledged, so back. */
-	struct hop_item *it;
-	if (r.held.head || r.held_dead.head)
-		hop_log(HOP_WARN,
-			"handing %zu held item(s) back to the source: %s",
-			r.held.len + r.held_dead.len,
-			r.sink_out.since ? r.sink_out.error : r.dead_out.error);
-	queue_prepend(&r.st->ready, &r.held_dead);
-	queue_prepend(&r.st->ready, &r.held);
-	for (int k = 0; k < MAX_FLUSHES; k++)
-		while ((it = hop_queue_pop(&r.flushing[k])))
-			hop_queue_push(&r.st->ready, it);
-	while ((it = hop_queue_pop(&r.written)))
-		hop_queue_push(&r.st->ready, it);
-	release_waiting(&r);
+	hand_back(&r);
 	/* A finite run that a signal stopped with items not done says so,
 	 * as a shell expects (128 + the signal), so that `hopper run ... &&
 	 * next` does not go on; one that had finished everything anyway
 	 * ends as if no signal had come. A watched run never finishes: a
 	 * signal is how it ends, and drained it exits 0. */
-	bool cut_short =
-	    r.signalled && !cfg->watch &&
-	    (r.stats.released > 0 || !r.src->ops->exhausted(r.src));
+	bool cut_short = r.signalled && !cfg->watch &&
+			 (r.stats.released > 0 || !exhausted(&r));
 	/* Closing reports the dead letters still on their way: they count. */
-	r.src->ops->close(r.src);
+	for (int i = 0; i < r.nfeeds; i++)
+		r.feeds[i].src->ops->close(r.feeds[i].src);
+	opened = 0;
 	journal_sync(&r);
 	hop_journal_close(r.journal);
 	r.journal = NULL;
 	summary(&r);
 	if (r.sigints >= 2)
 		code = HOP_EXIT_INTERRUPTED;
-	else if (r.source_failed || r.journal_failed ||
+	else if (source_failed(&r) || r.journal_failed ||
 		 (r.stats.dead_unwritten > 0 && !cfg->watch && !cut_short))
 		code = HOP_EXIT_FAILURE;
 	else if (r.halt_code)
@@ -1341,13 +2257,19 @@ int hop_run(struct hop_config *cfg)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;
-out_sink:
-	r.sink->ops->close(r.sink);
-out_pool:
-	hop_stage_stop(r.st);
-out_tmp:
+out_sources:
+	while (opened-- > 0)
+		r.feeds[opened].src->ops->close(r.feeds[opened].src);
+out_sinks:
+	while (open_sinks-- > 0)
+		r.outlets[open_sinks].sink->ops->close(
+		    r.outlets[open_sinks].sink);
+out_pools:
+	for (int i = 0; i < r.nstages; i++)
+		hop_stage_stop(&r.stages[i]);
+out_graph:
 	hop_journal_close(r.journal);
-	hop_stage_free(r.st);
+	free_graph(&r);
 out_loop:
 	hop_http_stop(r.http);
 	if (r.sigfd >= 0)

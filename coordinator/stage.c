@@ -70,6 +70,10 @@ void hop_stage_stop(struct hop_stage *st)
 void hop_stage_free(struct hop_stage *st)
 {
 	hop_stage_stop(st);
+	hop_emit_clear(&st->peek);
+	st->peeked = false;
+	free(st->peek_id);
+	st->peek_id = NULL;
 	if (st->scaler_on)
 		hop_scaler_free(&st->scaler);
 	st->scaler_on = false;

@@ -18,12 +18,14 @@
 #include "item.h"
 #include "pool.h"
 #include "scaler.h"
+#include "spool.h"
 #include "stats.h"
 
 struct hop_loop;
 
 struct hop_stage {
 	const struct hop_stage_config *cfg; /* borrowed from the config */
+	void *run;     /* the run's, for the pool's callbacks */
 	char name[80]; /* the stage's name, "email[2]" for a shard */
 	int index;     /* in the run's stages */
 	int shard;     /* 0..cfg->shards-1 */
@@ -33,6 +35,11 @@ struct hop_stage {
 	/* Finished with outputs not yet all handed on (the next stage was
 	 * full): the stage takes no new item while this is long. */
 	struct hop_queue routing;
+	/* The next output of routing's head, taken from its spool, waiting
+	 * for room; and its id. */
+	struct hop_emit peek;
+	bool peeked;
+	char *peek_id;
 	struct hop_stats stats;	  /* the pool's counts, and the stage's own */
 	struct hop_scaler scaler; /* when cfg->autoscale */
 	bool scaler_on;

@@ -28,6 +28,7 @@ struct hop_stats {
 	uint64_t retries;  /* failed attempts that will be tried again */
 	uint64_t released; /* handed back unfinished at shutdown */
 	uint64_t fetched;  /* taken from the source */
+	uint64_t dropped;  /* outputs a stage dropped (filter, unmapped) */
 	/* Failed for good, but the dead letter could not be written: left
 	 * unacknowledged at the source. */
 	uint64_t dead_unwritten;

@@ -85,6 +85,9 @@ struct hop_sink {
 	/* The run's source, set before open: a sink on the same server may
 	 * join it so that results and acknowledgements commit together. */
 	struct hop_source *source;
+	/* Set by a sink that joined it: the source writes each item's result
+	 * with its acknowledgement, so only an item's own result is written. */
+	bool joined;
 
 	/* Counted by the driver for /metrics: half-written lines or files
 	 * it cut away, at open or after a failed write. */

@@ -347,7 +347,7 @@ static int pg_sink_open(struct hop_sink *sink)
 	if (c->join && sink->source &&
 	    hop_pg_source_join(sink->source, c->url, c->insert) == 0) {
 		/* The source writes our rows; we need no connection. */
-		c->joined = true;
+		c->joined = sink->joined = true;
 		PQfinish(c->conn);
 		c->conn = NULL;
 		return 0;
