@@ -1508,19 +1508,31 @@ static void pump(struct hop_loop *loop, void *arg)
 	if (r->phase == RUNNING && !source_failed(r) && !out(r) &&
 	    !r->halt_code) {
 		claim(r);
-		/* Later stages first: what they finish makes room for the
-		 * earlier ones' outputs. */
-		for (int i = r->nstages - 1; i >= 0; i--) {
-			struct hop_stage *st = &r->stages[i];
-			route_more(r, st);
-			while (st->ready.head && !st->routing.head && !out(r) &&
-			       hop_pool_capacity(st->pool) > 0)
-				hop_pool_submit(st->pool,
-						hop_queue_pop(&st->ready));
+		/* Outputs waiting for room, then items to workers; what the
+		 * workers took makes room for more outputs: again, at most
+		 * once per stage (the graph has no cycle). */
+		for (int pass = 0; pass <= r->nstages; pass++) {
+			bool took = false, waits = false;
+			for (int i = 0; i < r->nstages; i++)
+				route_more(r, &r->stages[i]);
+			for (int i = 0; i < r->nstages; i++) {
+				struct hop_stage *st = &r->stages[i];
+				while (st->ready.head && !st->routing.head &&
+				       !out(r) &&
+				       hop_pool_capacity(st->pool) > 0) {
+					hop_pool_submit(
+					    st->pool,
+					    hop_queue_pop(&st->ready));
+					took = true;
+				}
+				waits |= st->routing.head != NULL;
+			}
+			if (!took || !waits)
+				break;
 		}
 		wake_scaler(r);
 	} else if (r->phase == RUNNING) {
-		for (int i = r->nstages - 1; i >= 0; i--)
+		for (int i = 0; i < r->nstages; i++)
 			route_more(r, &r->stages[i]);
 	}
 	if (r->phase != RUNNING) {

@@ -190,3 +190,27 @@ def test_a_failed_attempt_retries_in_its_own_stage(tmp):
         runs[name] += 1
     assert runs == {"a": 5, "b": 10}
     assert "finished: 5 done, 0 dead" in err
+
+
+def test_small_queues_in_any_file_order_lose_nothing(tmp):
+    # The file lists the stages backwards; each queue holds two items and
+    # the splitter makes four outputs of each: the edges are full all the
+    # time, and every output still arrives once.
+    stages = {"c": {"command": cmd("c"), "queue": 2},
+              "b": {"command": cmd("b"), "to": "c", "queue": 2},
+              "a": {"command": cmd("a"), "to": "b", "prefetch": 4}}
+    payloads = [{"key": f"u{i}", "do": {"a": "split:4"}} for i in range(60)]
+    src = write_jsonl(tmp / "in.jsonl", payloads)
+    doc = {"sources": {"in": {"type": "jsonl", "path": str(src), "id": "key",
+                              "to": "a"}},
+           "sink": {"type": "jsonl", "path": str(tmp / "out.jsonl")},
+           "stages": stages, "workers": 1}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("run", "-f", f)
+    assert code == 0, err
+    res = by_id(read_jsonl((tmp / "out.jsonl").read_text()))
+    assert sorted(res) == sorted(f"u{i}/{k}" for i in range(60)
+                                 for k in range(4))
+    assert all(r["result"]["trail"] == ["a", "b", "c"] for r in res.values())
+    assert "finished: 60 done, 0 dead" in err
