@@ -214,3 +214,30 @@ def test_small_queues_in_any_file_order_lose_nothing(tmp):
                                  for k in range(4))
     assert all(r["result"]["trail"] == ["a", "b", "c"] for r in res.values())
     assert "finished: 60 done, 0 dead" in err
+
+
+def test_an_exec_stage_emits_through_its_file(tmp):
+    # Each item becomes two outputs written to $HOPPER_EMIT, one per port;
+    # an item with "none" creates the file empty: a drop.
+    split = tmp / "split.sh"
+    split.write_text(
+        '#!/bin/sh\n'
+        'p=$(cat)\n'
+        'case "$p" in *none*) : > "$HOPPER_EMIT"; exit 0;; esac\n'
+        'printf \'{"emit": %s, "port": "x"}\\n{"emit": 2, "port": "y"}\\n\''
+        ' "$p" > "$HOPPER_EMIT"\n')
+    split.chmod(0o755)
+    sinks = {"x": {"type": "jsonl", "path": str(tmp / "x.jsonl")},
+             "y": {"type": "jsonl", "path": str(tmp / "y.jsonl")}}
+    stages = {"split": {"command": [str(split)], "mode": "exec",
+                        "to": {"x": "x", "y": "y"}}}
+    payloads = [{"key": f"u{i}", "n": i} for i in range(6)] + \
+        [{"key": "z", "none": True}]
+    code, got, err = run_pipeline(tmp, stages, payloads, sinks=sinks)
+    assert code == 0, err
+    x, y = by_id(got["x"]), by_id(got["y"])
+    assert sorted(x) == sorted(f"u{i}/0" for i in range(6))
+    assert sorted(y) == sorted(f"u{i}/1" for i in range(6))
+    assert x["u3/0"]["result"] == {"key": "u3", "n": 3}
+    assert y["u3/1"]["result"] == 2
+    assert "finished: 7 done, 0 dead" in err
