@@ -3,7 +3,8 @@
  * One envelope line in, one answer line out, flushed, in order, until EOF.
  * The answer is built as a jansson object and encoded in full before any of
  * it is written, so that a result that cannot be encoded turns into a clean
- * failure line instead of half a line on stdout.
+ * failure line instead of half a line on stdout. Emit lines go out as the
+ * handler makes them, before its answer.
  */
 #include "worker/hop_worker.h"
 
@@ -13,6 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* hop_worker_drop() was called for the item in hand. One thread writes
+ * stdout (see hop_worker.h), so one flag serves. */
+static bool drop_item;
 
 /* Writes one answer line and flushes it. Takes ans. Returns 0 or -errno. */
 static int send_line(json_t *ans)
@@ -56,6 +61,13 @@ static json_t *answer(json_t *id, int rc, json_t *result, char *error,
 	json_t *ans = json_pack("{s:O, s:b}", "id", id, "ok", rc == 0);
 
 	/* json_object_set_new() takes its value even when it fails. */
+	if (rc == 0 && drop_item) {
+		free(error);
+		json_decref(result);
+		if (json_object_set_new(ans, "drop", json_true()))
+			goto out_fail;
+		return ans;
+	}
 	if (rc == 0) {
 		free(error);
 		if (json_object_set_new(ans, "result",
@@ -101,6 +113,7 @@ static int handle_line(hop_worker_fn fn, void *arg, const char *line,
 	char *error = NULL;
 	bool retry = true;
 
+	drop_item = false;
 	rc = fn(json_string_value(id), attempt, payload ? payload : json_null(),
 		&result, &error, &retry, arg);
 	/* answer() takes result and error whatever happens. */
@@ -146,6 +159,27 @@ int hop_worker_progress(const char *id, double fraction)
 		fraction = 1;
 	json_t *line = json_pack("{s:s, s:f}", "id", id, "progress", fraction);
 	return line ? send_line(line) : -ENOMEM;
+}
+
+int hop_worker_emit(const char *id, json_t *payload, const char *port,
+		    const char *key)
+{
+	json_t *line = json_pack("{s:s, s:O}", "id", id, "emit",
+				 payload ? payload : json_null());
+
+	if (!line)
+		return -ENOMEM;
+	if ((port && json_object_set_new(line, "port", json_string(port))) ||
+	    (key && json_object_set_new(line, "key", json_string(key)))) {
+		json_decref(line);
+		return -EINVAL; /* not UTF-8 */
+	}
+	return send_line(line);
+}
+
+void hop_worker_drop(void)
+{
+	drop_item = true;
 }
 
 int hop_worker_fail(char **error, const char *fmt, ...)

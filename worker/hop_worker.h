@@ -7,6 +7,11 @@
  * returns when stdin ends. Lines may be of any length. Link with
  * libhopworker.a and jansson (pkg-config jansson).
  *
+ * A handler that gives an item several outputs (a splitter) emits each
+ * with hop_worker_emit() before it returns; one that gives none (a filter)
+ * calls hop_worker_drop(). A handler that does neither has one output, its
+ * result, as before.
+ *
  * Everything here writes to stdout, so it belongs to one thread: call these
  * functions from the thread that called hop_worker_run(), and write nothing
  * else to stdout (logs go to stderr).
@@ -46,6 +51,25 @@ int hop_worker_run(hop_worker_fn fn, void *arg);
  * deadline. Call it only from inside the handler, with the id it was given.
  * Returns 0 or -errno when stdout cannot be written. */
 int hop_worker_progress(const char *id, double fraction);
+
+/* Emits one output of the item id: payload (borrowed; NULL for null), on
+ * port and with key when they are not NULL (both UTF-8 strings). Outputs
+ * keep the order of the calls, and count only when the handler then
+ * returns 0: on a failure the coordinator discards them. A port names
+ * where the output goes (a splitter's "to" map); a key picks the shard of
+ * a sharded stage after this one. Call it only from inside the handler,
+ * with the id it was given; it also extends the item's deadline, as a
+ * progress line does. Returns 0, -EINVAL when port or key is not UTF-8,
+ * -ENOMEM when the line cannot be made, or -errno when stdout cannot be
+ * written. */
+int hop_worker_emit(const char *id, json_t *payload, const char *port,
+		    const char *key);
+
+/* Says that the item in hand has no output at all (a filter that lets it
+ * go no further): when the handler then returns 0, its answer carries
+ * "drop": true, *result is not sent, and whatever it emitted is discarded.
+ * Call it only from inside the handler; it holds for that item alone. */
+void hop_worker_drop(void);
 
 /* Formats a failure message for a handler: sets *error to a malloc'd string
  * made from fmt and its arguments (or to NULL if memory runs out, which

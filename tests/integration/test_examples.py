@@ -237,3 +237,67 @@ def test_sh_ffmpeg_thumbnail_worker_in_exec_mode(tmp_path):
     assert (tmp_path / "thumbs" / "clip.jpg").stat().st_size > 0
     assert not res["2"]["ok"] and res["2"]["attempts"] == 1
     assert "status 65" in res["2"]["error"]
+
+
+# The split-words examples: a splitter and a filter that emit
+# (worker/PROTOCOL.md, "Emits"), checked line by line and by check-worker.
+SPLIT = {
+    "python": [PY, EXAMPLES / "python" / "split_words.py"],
+    "go": [BUILD / "examples" / "go" / "split_words"],
+    "c": [BUILD / "examples" / "c" / "split_words"],
+}
+SPLIT_SH = EXAMPLES / "sh" / "split_words.sh"
+NOT_TEXT = 'payload must be a string, or an object with a "text" string'
+
+
+def split_command(name):
+    argv = [str(a) for a in SPLIT[name]]
+    assert os.access(argv[0], os.X_OK), \
+        f"{argv[0]} is missing: run `make workers` first"
+    return argv
+
+
+@pytest.mark.parametrize("name", list(SPLIT))
+def test_split_example_emits_each_word_then_answers(name):
+    envelopes = [
+        {"id": "a", "attempt": 1, "payload": "the 42 \"héllo\"\tend"},
+        {"id": "b", "attempt": 1, "payload": {"text": " \n "}},
+        {"id": "c", "attempt": 1, "payload": 7},
+    ]
+    p = subprocess.run(split_command(name), input="".join(
+        json.dumps(e) + "\n" for e in envelopes).encode(),
+        capture_output=True, timeout=60, env=clean_env())
+    assert p.returncode == 0, p.stderr
+    lines = [json.loads(x) for x in p.stdout.decode().splitlines()]
+    words = [("the", "word"), ("42", "number"), ('"héllo"', "word"),
+             ("end", "word")]
+    assert lines[:4] == [
+        {"id": "a", "emit": {"word": w, "n": n}, "port": port, "key": w}
+        for n, (w, port) in enumerate(words)], lines
+    # The answer: ok, not a drop; its result, if any, is not an output.
+    assert lines[4]["id"] == "a" and lines[4]["ok"] is True, lines[4]
+    assert lines[4].get("drop", False) is False, lines[4]
+    # No words: a drop, the filter's answer.
+    assert lines[5] == {"id": "b", "ok": True, "drop": True}, lines[5]
+    assert lines[6] == {"id": "c", "ok": False, "retry": False,
+                        "error": NOT_TEXT}, lines[6]
+    assert len(lines) == 7, lines
+
+
+@pytest.mark.parametrize("name", list(SPLIT))
+def test_split_example_keeps_the_contract(name):
+    code, out, err = hopper("check-worker", "--", *split_command(name))
+    assert code == 0, out + err
+    assert "ok   plain text payload: answered ok in " in out, out
+    assert ": 2 outputs (ports word), with keys" in out, out
+    assert out.strip().endswith("the worker keeps the contract"), out
+
+
+def test_sh_split_example_emits_through_hopper_emit():
+    assert os.access(SPLIT_SH, os.X_OK), f"{SPLIT_SH} is not executable"
+    code, out, err = hopper("check-worker", "--mode", "exec", "--",
+                            SPLIT_SH)
+    assert code == 0, out + err
+    assert "ok   plain text payload: exit 0 in " in out, out
+    assert ", 2 outputs (ports word), with keys" in out, out
+    assert "1 MB payload: exit 0 in " in out, out

@@ -1,0 +1,3 @@
+module hopper.example/split_words
+
+go 1.21
