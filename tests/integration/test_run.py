@@ -105,6 +105,18 @@ def test_progress_lines_extend_the_deadline(tmp):
     assert res["1"]["ok"] and res["1"]["attempts"] == 1
 
 
+def test_emit_lines_extend_the_deadline(tmp):
+    # Emits prove the worker alive as progress lines do. However the run
+    # routes the outputs, none of them fails or times out.
+    payloads = [{"do": "sleep", "secs": 1.5, "emit": True}]
+    code, res, err = run_items(tmp, payloads, "--timeout", "0.6",
+                               "--attempts", "1")
+    assert code == 0, err
+    assert res and all(r["ok"] and r["attempts"] == 1
+                       for r in res.values()), res
+    assert "timed out" not in err, err
+
+
 def test_silence_past_the_deadline_without_progress(tmp):
     payloads = [{"do": "sleep", "secs": 1.5}]
     code, res, err = run_items(tmp, payloads, "--timeout", "0.5",

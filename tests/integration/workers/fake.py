@@ -2,7 +2,8 @@
 
 The payload says what to do: {"do": "ok"} answers, and the other actions
 (fail, perm, crash, boom, closeout, hang, noise, wrongid, bigline, exit0,
-sleep) break the contract or fail in one particular way. An action ending in _once does so on
+sleep, with "progress" or "emit" lines while it sleeps) break the contract
+or fail in one particular way. An action ending in _once does so on
 the first attempt only and answers on the next. FAKE_CRASH and FAKE_HANG give
 probabilities of crashing or hanging on any item; FAKE_LOG names a file
 that gets "start ID ATTEMPT PID" and "end ID" lines. With FAKE_READ_FILE set,
@@ -89,6 +90,8 @@ for line in sys.stdin:
         while time.time() < end:
             if payload.get("progress"):
                 answer({"id": item, "progress": 0.5})
+            if payload.get("emit"):
+                answer({"id": item, "emit": {"t": time.time()}})
             time.sleep(min(0.2, max(0, end - time.time())))
         answer({"id": item, "ok": True, "result": {"slept": secs}})
     else:
