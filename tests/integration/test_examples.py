@@ -301,3 +301,24 @@ def test_sh_split_example_emits_through_hopper_emit():
     assert "ok   plain text payload: exit 0 in " in out, out
     assert ", 2 outputs (ports word), with keys" in out, out
     assert "1 MB payload: exit 0 in " in out, out
+
+
+@pytest.mark.parametrize("name", ["python", "go", "c", "sh"])
+def test_split_example_outputs_reach_the_sink(tmp, name):
+    # A one-stage run: each word is an output of its own, id ITEM/N, and
+    # text with no words has none. One word is one output: the id stays.
+    lines = [json.dumps("call 911 now"), json.dumps("   "),
+             json.dumps("solo"), json.dumps("a b")]
+    if name == "sh":
+        flags = ["--mode", "exec", "--", str(SPLIT_SH)]
+    else:
+        flags = ["--", *split_command(name)]
+    code, res, err = run(tmp, lines, "--workers", "2", *flags)
+    assert code == 0, err
+    words = {"1/0": "call", "1/1": "911", "1/2": "now", "3": "solo",
+             "4/0": "a", "4/1": "b"}
+    assert sorted(res) == sorted(words), res
+    for id, word in words.items():
+        n = int(id.split("/")[1]) if "/" in id else 0
+        assert res[id]["ok"] is True, res[id]
+        assert res[id]["result"] == {"word": word, "n": n}, res[id]
