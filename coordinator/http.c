@@ -54,7 +54,9 @@ struct hop_http {
 	int epfd;
 	uint64_t timer;
 	struct hop_http_view view;
-	struct hop_rate rate; /* for /status, measured at each request */
+	struct hop_rate rate;	/* for /status, measured at each request */
+	struct hop_rate *rates; /* the same for each stage */
+	int nrates;
 	/* Connections waiting for a request (new or kept alive), the one
 	 * waiting longest first. */
 	struct conn *waiting, *waiting_tail;
@@ -216,7 +218,9 @@ static enum MHD_Result get_metrics(struct hop_http *h, struct MHD_Connection *c)
 	FILE *f = open_memstream(&body, &len);
 	if (!f)
 		return MHD_NO;
-	int rc = hop_metrics_write(f, h->view.stats, hop_now_ms());
+	const struct hop_stats_stage *stages = NULL;
+	int n = h->view.stages(h->view.arg, &stages);
+	int rc = hop_metrics_write(f, h->view.stats, stages, n, hop_now_ms());
 	if (fclose(f) || rc) {
 		free(body);
 		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
@@ -306,6 +310,67 @@ static void add_speed(struct hop_http *h, json_t *o)
 				      : json_null());
 }
 
+/* The rate of items finished by stage i of n, as /status gives it (the
+ * mean since the run started, then an average over the last seconds): null
+ * before the run starts, or when memory ran out. */
+static json_t *stage_rate(struct hop_http *h, int i, int n,
+			  const struct hop_stats *s)
+{
+	if (n > h->nrates) {
+		struct hop_rate *more =
+		    realloc(h->rates, (size_t)n * sizeof(*more));
+		if (!more)
+			return json_null();
+		memset(more + h->nrates, 0,
+		       (size_t)(n - h->nrates) * sizeof(*more));
+		h->rates = more;
+		h->nrates = n;
+	}
+	if (!s->started_ms)
+		return json_null(); /* the run has not started */
+	if (!h->rates[i].last_ms)
+		hop_rate_init(&h->rates[i], s->started_ms);
+	double rate = hop_rate_update(&h->rates[i], s, hop_now_ms());
+	return rate >= 0 ? tenths(rate) : json_null();
+}
+
+/* Stage i of the n in st, as /status shows it. */
+static json_t *stage_status(struct hop_http *h,
+			    const struct hop_stats_stage *st, int i, int n)
+{
+	const struct hop_stats *s = st[i].stats;
+	json_t *shard =
+	    st[i].shards > 1 ? json_integer(st[i].shard) : json_null();
+	json_t *workers =
+	    json_pack("{s:i, s:i, s:i, s:I, s:I}", "live", s->workers, "busy",
+		      s->workers_busy, "desired", s->workers_desired, "starts",
+		      (json_int_t)s->worker_starts, "restarts",
+		      (json_int_t)s->worker_restarts);
+	json_t *items = json_pack(
+	    "{s:I, s:I, s:I, s:I}", "done", (json_int_t)s->done, "failed",
+	    (json_int_t)s->dead, "retried", (json_int_t)s->retries, "dropped",
+	    (json_int_t)s->dropped);
+	return json_pack("{s:s, s:o, s:i, s:s, s:o, s:I, s:I, s:o, s:o, s:I,"
+			 " s:o}",
+			 "name", st[i].name, "shard", shard, "shards",
+			 st[i].shards, "mode", st[i].mode, "depth",
+			 maybe(s->depth), "in_flight", (json_int_t)s->inflight,
+			 "blocked", (json_int_t)s->held, "workers", workers,
+			 "items", items, "timeouts", (json_int_t)s->timeouts,
+			 "rate", stage_rate(h, i, n, s));
+}
+
+/* The stages, in the pipeline's order, a sharder's shards side by side. */
+static json_t *stages(struct hop_http *h)
+{
+	const struct hop_stats_stage *st = NULL;
+	int n = h->view.stages(h->view.arg, &st);
+	json_t *a = json_array();
+	for (int i = 0; a && i < n; i++)
+		json_array_append_new(a, stage_status(h, st, i, n));
+	return a;
+}
+
 static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 {
 	const struct hop_stats *s = h->view.stats;
@@ -330,8 +395,10 @@ static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 	    "count", (json_int_t)s->errors_next, "scale_events", "up",
 	    (json_int_t)s->scale_ups, "down", (json_int_t)s->scale_downs,
 	    "last_errors", last_errors(s));
-	if (o)
+	if (o) {
 		add_speed(h, o);
+		json_object_set_new(o, "stages", stages(h));
+	}
 	/* Ten digits print a rounded number as it was rounded. */
 	char *body =
 	    o ? json_dumps(o, JSON_INDENT(2) | JSON_REAL_PRECISION(10)) : NULL;
@@ -607,5 +674,6 @@ void hop_http_stop(struct hop_http *h)
 	hop_loop_cancel(h->loop, h->timer);
 	hop_loop_unwatch(h->loop, h->epfd);
 	MHD_stop_daemon(h->d);
+	free(h->rates);
 	free(h);
 }

@@ -31,6 +31,8 @@ struct hop_http_view {
 	/* Returns true when the run can take work; otherwise writes why
 	 * into why. */
 	bool (*ready)(void *arg, char *why, size_t n);
+	/* Lists the run's stages, for their series and /status's "stages". */
+	hop_stats_stages_fn *stages;
 	void *arg;
 };
 

@@ -1,8 +1,15 @@
-/* metrics.c - the Prometheus page: counters, gauges and the histogram. */
+/* metrics.c - the Prometheus page: counters, gauges and the histogram, for
+ * the run and for each of its stages. */
 #include "metrics.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
+
+/* Room for a stage's labels: a name of at most 64 characters (config.c),
+ * each escaped in two at worst, and a shard's number. */
+#define LABELS 200
 
 static void head(FILE *out, const char *name, const char *type,
 		 const char *help)
@@ -26,22 +33,31 @@ static void gauge(FILE *out, const char *name, const char *help, int64_t v)
 		fprintf(out, "hopper_%s %lld\n", name, (long long)v);
 }
 
+/* The samples of a duration histogram named name, with the labels in
+ * labels ("" for none; else ending in a comma) before le. */
+static void histogram_samples(FILE *out, const char *name, const char *labels,
+			      const struct hop_stats *s)
+{
+	size_t n = strlen(labels);
+	for (int i = 0; i < HOP_STATS_BUCKETS; i++)
+		fprintf(out, "hopper_%s_bucket{%sle=\"%g\"} %llu\n", name,
+			labels, hop_stats_bounds[i],
+			(unsigned long long)s->duration_le[i]);
+	fprintf(out, "hopper_%s_bucket{%sle=\"+Inf\"} %llu\n", name, labels,
+		(unsigned long long)s->duration_count);
+	/* _sum and _count carry the labels without le's trailing comma. */
+	fprintf(out, "hopper_%s_sum%s%.*s%s %.17g\n", name, n ? "{" : "",
+		(int)(n ? n - 1 : 0), labels, n ? "}" : "", s->duration_sum);
+	fprintf(out, "hopper_%s_count%s%.*s%s %llu\n", name, n ? "{" : "",
+		(int)(n ? n - 1 : 0), labels, n ? "}" : "",
+		(unsigned long long)s->duration_count);
+}
+
 static void histogram(FILE *out, const struct hop_stats *s)
 {
 	head(out, "item_duration_seconds", "histogram",
 	     "Wall time of each attempt at an item, finished or failed.");
-	for (int i = 0; i < HOP_STATS_BUCKETS; i++)
-		fprintf(out,
-			"hopper_item_duration_seconds_bucket{le=\"%g\"} "
-			"%llu\n",
-			hop_stats_bounds[i],
-			(unsigned long long)s->duration_le[i]);
-	fprintf(out,
-		"hopper_item_duration_seconds_bucket{le=\"+Inf\"} %llu\n"
-		"hopper_item_duration_seconds_sum %.17g\n"
-		"hopper_item_duration_seconds_count %llu\n",
-		(unsigned long long)s->duration_count, s->duration_sum,
-		(unsigned long long)s->duration_count);
+	histogram_samples(out, "item_duration_seconds", "", s);
 }
 
 static void outcomes(FILE *out, const struct hop_stats *s)
@@ -60,7 +76,158 @@ static void outcomes(FILE *out, const struct hop_stats *s)
 		(unsigned long long)s->released);
 }
 
-int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
+/* ---- per stage ---- */
+
+/* Writes v's labels to buf, each followed by a comma: stage="NAME", and
+ * shard="K" for a sharder's shard, escaped as the format wants. */
+static void stage_labels(char buf[LABELS], const struct hop_stats_stage *v)
+{
+	size_t k = (size_t)snprintf(buf, LABELS, "stage=\"");
+	/* Room is left for the shard. */
+	for (const char *p = v->name; *p && k + 2 < LABELS - 32; p++) {
+		if (*p == '\\' || *p == '"' || *p == '\n')
+			buf[k++] = '\\';
+		buf[k++] = *p == '\n' ? 'n' : *p;
+	}
+	if (v->shards > 1)
+		snprintf(buf + k, LABELS - k, "\",shard=\"%d\",", v->shard);
+	else
+		snprintf(buf + k, LABELS - k, "\",");
+}
+
+/* What a family of one sample per stage gives. */
+enum stage_value {
+	SV_DEPTH,
+	SV_INFLIGHT,
+	SV_BLOCKED,
+	SV_WORKERS,
+	SV_BUSY,
+	SV_DESIRED,
+	SV_STARTS,
+	SV_RESTARTS,
+	SV_TIMEOUTS,
+	SV_DROPPED,
+};
+
+static const struct stage_family {
+	const char *name, *type, *help;
+	enum stage_value value;
+} stage_families[] = {
+    {"stage_queue_depth", "gauge",
+     "Items waiting for the stage's workers (a first stage's include those "
+     "waiting at its source); absent when the source cannot tell.",
+     SV_DEPTH},
+    {"stage_items_in_flight", "gauge", "Items in the stage's workers' hands.",
+     SV_INFLIGHT},
+    {"stage_items_blocked", "gauge",
+     "Items the stage finished whose outputs wait for room in the next "
+     "stage.",
+     SV_BLOCKED},
+    {"stage_workers", "gauge",
+     "The stage's live worker processes (slots in exec mode).", SV_WORKERS},
+    {"stage_workers_busy", "gauge", "The stage's workers holding an item.",
+     SV_BUSY},
+    {"stage_workers_desired", "gauge",
+     "Worker processes the stage's pool is sized for.", SV_DESIRED},
+    {"stage_worker_starts_total", "counter",
+     "The stage's worker processes started.", SV_STARTS},
+    {"stage_worker_restarts_total", "counter",
+     "The stage's worker processes started again after an exit that was "
+     "not asked for.",
+     SV_RESTARTS},
+    {"stage_item_timeouts_total", "counter",
+     "Attempts in the stage killed because they passed their deadline.",
+     SV_TIMEOUTS},
+    {"stage_outputs_dropped_total", "counter",
+     "Outputs the stage dropped: items its worker answered with drop, and "
+     "outputs on a port its \"to\" does not map when it says \"unmapped\": "
+     "\"drop\".",
+     SV_DROPPED},
+};
+
+/* The value of one sample, negative when the gauge is unknown. */
+static int64_t stage_value(const struct hop_stats *s, enum stage_value v)
+{
+	switch (v) {
+	case SV_DEPTH:
+		return s->depth;
+	case SV_INFLIGHT:
+		return s->inflight;
+	case SV_BLOCKED:
+		return s->held;
+	case SV_WORKERS:
+		return s->workers;
+	case SV_BUSY:
+		return s->workers_busy;
+	case SV_DESIRED:
+		return s->workers_desired;
+	case SV_STARTS:
+		return (int64_t)s->worker_starts;
+	case SV_RESTARTS:
+		return (int64_t)s->worker_restarts;
+	case SV_TIMEOUTS:
+		return (int64_t)s->timeouts;
+	case SV_DROPPED:
+		return (int64_t)s->dropped;
+	}
+	return -1;
+}
+
+static void per_stage(FILE *out, const struct hop_stats_stage *st, int n,
+		      char (*labels)[LABELS])
+{
+	head(out, "stage_items_total", "counter",
+	     "A stage's items by outcome: done (its worker answered ok), "
+	     "failed (failed for good in this stage), retried (failed "
+	     "attempts tried again in this stage).");
+	for (int i = 0; i < n; i++) {
+		const struct hop_stats *s = st[i].stats;
+		const char *l = labels[i];
+		fprintf(out,
+			"hopper_stage_items_total{%soutcome=\"done\"} %llu\n"
+			"hopper_stage_items_total{%soutcome=\"failed\"} "
+			"%llu\n"
+			"hopper_stage_items_total{%soutcome=\"retried\"} "
+			"%llu\n",
+			l, (unsigned long long)s->done, l,
+			(unsigned long long)s->dead, l,
+			(unsigned long long)s->retries);
+	}
+	size_t nf = sizeof(stage_families) / sizeof(stage_families[0]);
+	for (size_t f = 0; f < nf; f++) {
+		const struct stage_family *sf = &stage_families[f];
+		head(out, sf->name, sf->type, sf->help);
+		for (int i = 0; i < n; i++) {
+			int64_t v = stage_value(st[i].stats, sf->value);
+			size_t len = strlen(labels[i]);
+			if (v >= 0) /* the last comma dropped */
+				fprintf(out, "hopper_%s{%.*s} %lld\n", sf->name,
+					(int)len - 1, labels[i], (long long)v);
+		}
+	}
+	head(out, "stage_item_duration_seconds", "histogram",
+	     "Wall time of each attempt at an item in the stage, finished or "
+	     "failed.");
+	for (int i = 0; i < n; i++)
+		histogram_samples(out, "stage_item_duration_seconds", labels[i],
+				  st[i].stats);
+	head(out, "stage_scale_events_total", "counter",
+	     "Decisions of the stage's autoscaler that changed its pool's "
+	     "size, by direction.");
+	for (int i = 0; i < n; i++)
+		fprintf(out,
+			"hopper_stage_scale_events_total{%sdirection=\"up\"} "
+			"%llu\n"
+			"hopper_stage_scale_events_total{%sdirection="
+			"\"down\"} %llu\n",
+			labels[i], (unsigned long long)st[i].stats->scale_ups,
+			labels[i],
+			(unsigned long long)st[i].stats->scale_downs);
+}
+
+int hop_metrics_write(FILE *out, const struct hop_stats *s,
+		      const struct hop_stats_stage *stages, int nstages,
+		      int64_t now_ms)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -130,5 +297,14 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s, int64_t now_ms)
 	fprintf(out, "hopper_start_time_seconds %.3f\n", wall - age);
 	head(out, "uptime_seconds", "gauge", "Seconds since the run started.");
 	fprintf(out, "hopper_uptime_seconds %.3f\n", age);
+	if (nstages > 0) {
+		char(*labels)[LABELS] = calloc((size_t)nstages, LABELS);
+		if (!labels)
+			return -ENOMEM;
+		for (int i = 0; i < nstages; i++)
+			stage_labels(labels[i], &stages[i]);
+		per_stage(out, stages, nstages, labels);
+		free(labels);
+	}
 	return ferror(out) ? -EIO : 0;
 }

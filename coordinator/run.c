@@ -164,6 +164,7 @@ struct run {
 	uint64_t stop_timer;
 	int64_t t0;
 	struct hop_stats stats;
+	struct hop_stats_stage *views; /* the stages, as reports show them */
 	uint64_t scale_timer;
 	FILE *trace;
 	struct hop_http *http;
@@ -490,6 +491,8 @@ static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 	hop_stats_error(&r->stats, "item %.60s dead after %d attempt%s: %s",
 			it->id, it->attempt, it->attempt == 1 ? "" : "s",
 			it->error);
+	if (st)
+		st->stats.dead++;
 	it->ok = false;
 	finish_item(r, dead_outlet(r, st), it);
 }
@@ -1032,6 +1035,8 @@ static void on_done(void *arg, struct hop_item *it)
 			   (long long)st->stats.cold_start_ms);
 		st->cold_since = 0;
 	}
+	if (it->ok)
+		st->stats.done++;
 	if (!it->ok)
 		fail_item(r, st, it);
 	else if (st->routing.head || !hand_on(r, st, it))
@@ -1670,6 +1675,9 @@ static void refresh_stats(void *arg)
 		struct hop_stats *ss = &r->stages[i].stats;
 		struct hop_pool *pool = r->stages[i].pool;
 		all[i] = ss;
+		ss->started_ms = r->stats.started_ms;
+		if (!r->stages[i].scaler_on)
+			ss->workers_desired = (int)r->stages[i].cfg->workers;
 		if (ss->depth >= 0)
 			r->stats.depth += ss->depth;
 		if (pool) {
@@ -1688,6 +1696,28 @@ static void refresh_stats(void *arg)
 	for (int i = 0; i < r->noutlets; i++)
 		r->stats.sink_repairs += r->outlets[i].sink->repairs;
 	r->stats.held = (int64_t)held_count(r);
+}
+
+/* Lists the stages for the reports (hop_stats_stages_fn), made the first
+ * time they are asked for once the graph is built. */
+static int stage_views(void *arg, const struct hop_stats_stage **list)
+{
+	struct run *r = arg;
+	if (r->nstages && !r->views) {
+		r->views = calloc((size_t)r->nstages, sizeof(*r->views));
+		for (int i = 0; r->views && i < r->nstages; i++) {
+			const struct hop_stage *st = &r->stages[i];
+			r->views[i] = (struct hop_stats_stage){
+			    .name = st->cfg->name,
+			    .shard = st->shard,
+			    .shards =
+				st->cfg->shards > 1 ? (int)st->cfg->shards : 1,
+			    .mode = st->cfg->exec_mode ? "exec" : "stream",
+			    .stats = &st->stats};
+		}
+	}
+	*list = r->views;
+	return r->views ? r->nstages : 0;
 }
 
 /* Ready means the run takes work: it is not stopping, its sources are open
@@ -2073,6 +2103,8 @@ static void free_graph(struct run *r)
 	free(r->outlets);
 	r->stages = NULL;
 	r->nstages = 0;
+	free(r->views);
+	r->views = NULL;
 }
 
 /* Says what runs: one stage as it always has, several by name. */
@@ -2174,8 +2206,12 @@ int hop_run(struct hop_config *cfg)
 		goto out_loop;
 	}
 	if (cfg->listen) {
-		struct hop_http_view view = {&r.stats, cfg, refresh_stats,
-					     run_ready, &r};
+		struct hop_http_view view = {.stats = &r.stats,
+					     .cfg = cfg,
+					     .refresh = refresh_stats,
+					     .ready = run_ready,
+					     .stages = stage_views,
+					     .arg = &r};
 		r.http = hop_http_start(r.loop, cfg->listen, &view, err,
 					sizeof(err));
 		if (!r.http) {

@@ -1,10 +1,15 @@
 /* stats.h - what a run counts, for /metrics, /status, the progress line,
  * the trace and the autoscaler.
  *
- * One struct per run, owned by run.c and written only on the loop thread;
- * the pool, the scaler and the HTTP endpoints (all on the same loop) read
- * and bump it directly. Counters only grow; gauges are set where the value
- * is known.
+ * One struct for the run, and one for each stage (a shard each), owned by
+ * run.c and written only on the loop thread; the pool, the scaler and the
+ * HTTP endpoints (all on the same loop) read and bump them directly.
+ * Counters only grow; gauges are set where the value is known.
+ *
+ * The run's counts items by their roots (taken from a source, done when
+ * their whole tree is written) and sums what its stages' pools count. A
+ * stage's counts its own items: done is an ok answer from its worker, dead
+ * an item that failed for good in this stage.
  */
 #ifndef HOP_STATS_H
 #define HOP_STATS_H
@@ -71,6 +76,21 @@ struct hop_stats {
 	} errors[HOP_STATS_ERRORS];
 	unsigned errors_next;
 };
+
+/* A stage as the reports (/metrics, /status, the progress line) show it:
+ * borrowed from the run. */
+struct hop_stats_stage {
+	const char *name; /* as the pipeline file names it ("main": none) */
+	int shard;	  /* 0..shards-1 */
+	int shards;	  /* 1 unless the stage is a sharder */
+	const char *mode; /* "stream" or "exec" */
+	const struct hop_stats *stats;
+};
+
+/* Lists a run's stages for a report: sets *list to them, in the pipeline's
+ * order (a sharder's shards side by side), and returns how many; 0 before
+ * the run has made them. The list is borrowed until the loop turns. */
+typedef int hop_stats_stages_fn(void *arg, const struct hop_stats_stage **list);
 
 /* Sets the counts a pool keeps (worker starts, restarts, timeouts, the
  * duration histogram) in to from the stages' stats, summed. */
