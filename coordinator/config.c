@@ -53,7 +53,8 @@ static const struct hop_option run_options[] = {
      "autoscale: percent of the time workers should be busy with arrivals",
      .min = "1", .max = "100"},
     {"trace", HOP_OPT_STR, NULL, OFF(trace),
-     "write a CSV time series (depth, workers, throughput) to this file"},
+     "write a CSV time series (depth, workers, throughput; each stage's "
+     "too) to this file"},
     {"prefetch", HOP_OPT_INT, "1", OFF(prefetch),
      "stream mode: items queued on each worker's stdin", .min = "1",
      .max = "65536"},

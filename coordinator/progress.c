@@ -1,4 +1,4 @@
-/* progress.c - the progress line: rate, time left, outcomes. */
+/* progress.c - the progress line: rate, time left, outcomes, stages. */
 #include "progress.h"
 
 #include <math.h>
@@ -19,6 +19,7 @@ struct hop_progress {
 	struct hop_loop *loop;
 	const struct hop_stats *stats;
 	void (*refresh)(void *arg);
+	hop_stats_stages_fn *stages;
 	void *arg;
 	uint64_t timer;
 	struct hop_rate rate;
@@ -77,8 +78,41 @@ double hop_rate_update(struct hop_rate *r, const struct hop_stats *s,
 	return r->rate;
 }
 
+/* Appends a segment for each stage (a sharder's shards summed: they are
+ * side by side) to buf, which holds len of its n bytes. */
+static void stage_segments(char *buf, size_t n, size_t len,
+			   const struct hop_stats_stage *st, int nstages)
+{
+	for (int i = 0; i < nstages && len < n;) {
+		uint64_t done = 0;
+		int64_t waiting = 0;
+		int busy = 0, live = 0, k = i;
+		for (; k < nstages && k < i + st[i].shards; k++) {
+			const struct hop_stats *s = st[k].stats;
+			done += s->done;
+			waiting = waiting < 0 || s->depth < 0
+				      ? -1
+				      : waiting + s->depth;
+			busy += s->workers_busy;
+			live += s->workers;
+		}
+		char w[32] = "?";
+		if (waiting >= 0)
+			snprintf(w, sizeof(w), "%lld", (long long)waiting);
+		int wrote = snprintf(buf + len, n - len,
+				     " | %s: %llu done, %s waiting, %d/%d busy",
+				     st[i].name, (unsigned long long)done, w,
+				     busy, live);
+		if (wrote < 0)
+			break;
+		len += (size_t)wrote;
+		i = k;
+	}
+}
+
 void hop_progress_format(char *buf, size_t n, const struct hop_stats *s,
-			 double rate, int width)
+			 double rate, const struct hop_stats_stage *stages,
+			 int nstages, int width)
 {
 	uint64_t finished = s->done + s->dead;
 	char where[96], speed[32], left[48] = "";
@@ -113,6 +147,8 @@ void hop_progress_format(char *buf, size_t n, const struct hop_stats *s,
 		 where, speed, left, s->workers, s->workers == 1 ? "" : "s",
 		 (unsigned long long)s->done, (unsigned long long)s->dead,
 		 (unsigned long long)s->retries);
+	if (nstages > 1)
+		stage_segments(buf, n, strlen(buf), stages, nstages);
 	/* A wrapped line cannot be redrawn with a carriage return. */
 	if (width > 1 && strlen(buf) >= (size_t)width)
 		buf[width - 1] = '\0';
@@ -129,24 +165,31 @@ static int columns(void)
 static void tick(struct hop_loop *loop, void *arg)
 {
 	struct hop_progress *p = arg;
-	char line[512];
+	char line[1024];
+	const struct hop_stats_stage *stages = NULL;
 
 	p->refresh(p->arg);
+	int n = p->stages(p->arg, &stages);
 	double rate = hop_rate_update(&p->rate, p->stats, hop_now_ms());
-	hop_progress_format(line, sizeof(line), p->stats, rate, columns());
+	hop_progress_format(line, sizeof(line), p->stats, rate, stages, n,
+			    columns());
 	hop_log_status(line);
 	p->timer = hop_loop_after(loop, PROGRESS_MS, tick, p);
 }
 
 struct hop_progress *hop_progress_start(struct hop_loop *loop,
 					const struct hop_stats *stats,
-					void (*refresh)(void *arg), void *arg)
+					void (*refresh)(void *arg),
+					hop_stats_stages_fn *stages, void *arg)
 {
 	struct hop_progress *p = calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
-	*p = (struct hop_progress){
-	    .loop = loop, .stats = stats, .refresh = refresh, .arg = arg};
+	*p = (struct hop_progress){.loop = loop,
+				   .stats = stats,
+				   .refresh = refresh,
+				   .stages = stages,
+				   .arg = arg};
 	hop_rate_init(&p->rate, hop_now_ms());
 	p->timer = hop_loop_after(loop, PROGRESS_MS, tick, p);
 	if (!p->timer) {

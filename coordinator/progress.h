@@ -3,7 +3,8 @@
  * Four times a second the line under the log is drawn again (through
  * hop_log_status, so log lines pass above it without garbling it): items
  * finished of the total when the source knows it, outcomes, a smoothed
- * rate, the time left, and the workers. Never written to stdout.
+ * rate, the time left, and the workers; then, when the pipeline has
+ * several stages, a segment for each. Never written to stdout.
  */
 #ifndef HOP_PROGRESS_H
 #define HOP_PROGRESS_H
@@ -16,12 +17,14 @@
 struct hop_loop;
 struct hop_progress;
 
-/* Starts drawing on loop from stats, calling refresh(arg) before each
- * read to bring its gauges up to date. Returns NULL when memory ran out
- * (the run goes on without a progress line). */
+/* Starts drawing on loop from stats and the stages that stages(arg)
+ * lists, calling refresh(arg) before each read to bring their gauges up to
+ * date. Returns NULL when memory ran out (the run goes on without a
+ * progress line). */
 struct hop_progress *hop_progress_start(struct hop_loop *loop,
 					const struct hop_stats *stats,
-					void (*refresh)(void *arg), void *arg);
+					void (*refresh)(void *arg),
+					hop_stats_stages_fn *stages, void *arg);
 
 /* Stops drawing, clears the line and frees p. NULL is ignored. */
 void hop_progress_stop(struct hop_progress *p);
@@ -53,8 +56,11 @@ int64_t hop_progress_remaining(const struct hop_stats *s);
 double hop_progress_eta(char *buf, size_t n, int64_t remaining, double rate);
 
 /* Writes the line for s into buf, at most width columns: rate is items per
- * second (negative while unknown). Exposed for the tests. */
+ * second (negative while unknown). With more than one of the nstages
+ * stages, each stage adds a segment "NAME: D done, W waiting, B/L busy"
+ * (a sharder's shards summed in one). Exposed for the tests. */
 void hop_progress_format(char *buf, size_t n, const struct hop_stats *s,
-			 double rate, int width);
+			 double rate, const struct hop_stats_stage *stages,
+			 int nstages, int width);
 
 #endif

@@ -1789,8 +1789,48 @@ static void start_reporting(struct run *r)
 		r->stats.total = total;
 	}
 	if (progress)
-		r->progress =
-		    hop_progress_start(r->loop, &r->stats, refresh_stats, r);
+		r->progress = hop_progress_start(r->loop, &r->stats,
+						 refresh_stats, stage_views, r);
+}
+
+/* The trace's columns: the run's, then, when there are several stages,
+ * the same for each stage, named "STAGE:column" ("email[2]:depth" for a
+ * shard). One stage keeps the columns it always had. */
+static void trace_head(struct run *r)
+{
+	fprintf(r->trace, "t,depth,inflight,workers,busy,desired,done,dead,"
+			  "throughput");
+	for (int i = 0; r->nstages > 1 && i < r->nstages; i++) {
+		const char *n = r->stages[i].name;
+		fprintf(r->trace,
+			",%s:depth,%s:inflight,%s:workers,%s:busy,%s:desired,"
+			"%s:done,%s:dead,%s:throughput",
+			n, n, n, n, n, n, n, n);
+	}
+	fputc('\n', r->trace);
+}
+
+/* A row of the trace at now: throughput is the run's, as its scalers
+ * measure it; a stage without a scaler shows 0. */
+static void trace_row(struct run *r, int64_t now, double throughput)
+{
+	fprintf(r->trace, "%.3f,%lld,%lld,%d,%d,%d,%llu,%llu,%.1f",
+		(double)(now - r->t0) / 1000, (long long)r->stats.depth,
+		(long long)r->stats.inflight, r->stats.workers,
+		r->stats.workers_busy, r->stats.workers_desired,
+		(unsigned long long)r->stats.done,
+		(unsigned long long)r->stats.dead, throughput);
+	for (int i = 0; r->nstages > 1 && i < r->nstages; i++) {
+		const struct hop_stage *st = &r->stages[i];
+		const struct hop_stats *s = &st->stats;
+		fprintf(r->trace, ",%lld,%lld,%d,%d,%d,%llu,%llu,%.1f",
+			(long long)s->depth, (long long)s->inflight, s->workers,
+			s->workers_busy, s->workers_desired,
+			(unsigned long long)s->done,
+			(unsigned long long)s->dead,
+			st->scaler_on ? st->scaler.throughput : 0);
+	}
+	fputc('\n', r->trace);
 }
 
 /* Every SCALE_TICK_MS: the gauges, each stage's autoscaler, a trace row. */
@@ -1854,12 +1894,7 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 		r->stats.scale_downs += r->stages[i].stats.scale_downs;
 	}
 	if (r->trace)
-		fprintf(r->trace, "%.3f,%lld,%lld,%d,%d,%d,%llu,%llu,%.1f\n",
-			(double)(now - r->t0) / 1000, (long long)r->stats.depth,
-			(long long)r->stats.inflight, r->stats.workers,
-			r->stats.workers_busy, r->stats.workers_desired,
-			(unsigned long long)r->stats.done,
-			(unsigned long long)r->stats.dead, throughput);
+		trace_row(r, now, throughput);
 }
 
 /* With no worker running, work that arrives asks for one at once. */
@@ -1905,8 +1940,7 @@ static int start_scaling(struct run *r)
 			return -1;
 		}
 		setvbuf(r->trace, NULL, _IOLBF, 0);
-		fprintf(r->trace, "t,depth,inflight,workers,busy,desired,done,"
-				  "dead,throughput\n");
+		trace_head(r);
 	}
 	scale_tick(r->loop, r);
 	return 0;

@@ -1,6 +1,7 @@
-"""Operations per stage: /metrics series labelled by stage (and shard) and
-/status's "stages", on a pipeline of three stages, the middle one a
-sharder."""
+"""Operations per stage: /metrics series labelled by stage (and shard),
+/status's "stages", a progress segment and trace columns for each stage,
+on a pipeline of three stages, the middle one a sharder."""
+import csv
 import json
 import re
 import subprocess
@@ -8,6 +9,7 @@ import subprocess
 from conftest import (HOPPER, assert_clean, by_id, clean_env, hopper,
                       http_port, read_jsonl, stderr_of, wait_for, write_jsonl)
 from test_http import get, metric
+from test_progress import run_on_pty
 from test_stages import cmd, fnv1a
 
 KEYS = [f"u{i}" for i in range(30)]
@@ -181,3 +183,73 @@ def test_metrics_and_status_per_stage(tmp):
             p.kill()
             p.wait()
         assert_clean(stderr_of(p))
+
+
+def test_progress_line_has_a_segment_per_stage(tmp):
+    (tmp / "state").mkdir()
+    src = write_jsonl(tmp / "in.jsonl", payloads()[:16])
+    code, term, _ = run_on_pty(
+        tmp, "run", "-f", pipeline(tmp, src), cols=400,
+        env=clean_env(STAGE_STATE=tmp / "state", STAGE_SLEEP_B=0.25))
+    assert code == 3, term  # u7 died in c
+    draws = re.findall(r"\r(hopper \d+/16 [^\r\x1b]* retried)((?: \| "
+                       r"[^\r\x1b|]*)*)\x1b\[K", term)
+    # b's shards take 16 x 0.25 s between them, at least 2 s: four draws a
+    # second.
+    assert len(draws) >= 3, term
+    done = []
+    for _, tail in draws:
+        # One segment per stage: a sharder's two shards in one.
+        segs = [re.fullmatch(r"([abc]): (\d+) done, (\d+|\?) waiting, "
+                             r"(\d+)/(\d+) busy", s)
+                for s in tail.split(" | ")[1:]]
+        assert all(segs) and [m[1] for m in segs] == ["a", "b", "c"], tail
+        assert all(int(m[4]) <= int(m[5]) for m in segs), tail
+        assert int(segs[1][5]) <= 2  # b's two shards, a worker each
+        done.append([int(m[2]) for m in segs])
+    for stage in range(3):
+        counts = [d[stage] for d in done]
+        assert counts == sorted(counts), done
+    assert done[-1][0] > 0
+
+
+def test_trace_has_columns_per_stage(tmp):
+    (tmp / "state").mkdir()
+    src = write_jsonl(tmp / "in.jsonl", payloads()[:16])
+    tr = tmp / "trace.csv"
+    code, _, err = hopper("run", "-f", pipeline(tmp, src), "--trace", tr,
+                          env=clean_env(STAGE_STATE=tmp / "state",
+                                        STAGE_SLEEP_B=0.25))
+    assert code == 3, err
+    rows = list(csv.reader(tr.read_text().splitlines()))
+    head, rows = rows[0], rows[1:]
+    run = ["t", "depth", "inflight", "workers", "busy", "desired", "done",
+           "dead", "throughput"]
+    each = ["depth", "inflight", "workers", "busy", "desired", "done", "dead",
+            "throughput"]
+    assert head == run + [f"{s}:{c}" for s in ("a", "b[0]", "b[1]", "c")
+                          for c in each]
+    assert len(rows) >= 3, rows  # b takes 2 s or more, four rows a second
+    for row in rows:
+        assert len(row) == len(head), row
+        r = dict(zip(head, row))
+        stages = ("a", "b[0]", "b[1]", "c")
+        # The run's workers and in flight are its stages' sums.
+        for c in ("workers", "inflight", "busy"):
+            assert int(r[c]) == sum(int(r[f"{s}:{c}"]) for s in stages)
+    done = [[int(dict(zip(head, row))[f"{s}:done"]) for row in rows]
+            for s in ("a", "b[0]", "b[1]", "c")]
+    assert all(d == sorted(d) for d in done)
+    assert max(done[0]) > 0
+
+
+def test_one_stage_trace_keeps_its_columns(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(3)])
+    tr = tmp / "trace.csv"
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "--trace", tr, "--",
+                          *cmd("a"))
+    assert code == 0, err
+    lines = tr.read_text().splitlines()
+    assert lines[0] == "t,depth,inflight,workers,busy,desired,done,dead," \
+                       "throughput"
+    assert all(len(line.split(",")) == 9 for line in lines[1:])

@@ -106,22 +106,22 @@ static void progress_text(void **state)
 			      .workers = 4};
 	char line[256];
 
-	hop_progress_format(line, sizeof(line), &s, 8.0, 200);
+	hop_progress_format(line, sizeof(line), &s, 8.0, NULL, 0, 200);
 	assert_string_equal(line, "hopper 32/64 (50%) | 8.0/s | ETA 0:04 | "
 				  "4 workers | 30 done, 2 dead, 1 retried");
 	s.total = -1;
 	s.depth = 100;
 	s.inflight = 4;
-	hop_progress_format(line, sizeof(line), &s, 0.5, 200);
+	hop_progress_format(line, sizeof(line), &s, 0.5, NULL, 0, 200);
 	assert_string_equal(line,
 			    "hopper 32 finished | 100 waiting | 0.5/s | ETA "
 			    "3:28 | 4 workers | 30 done, 2 dead, 1 retried");
 	s.depth = -1;
-	hop_progress_format(line, sizeof(line), &s, -1, 200);
+	hop_progress_format(line, sizeof(line), &s, -1, NULL, 0, 200);
 	assert_string_equal(line, "hopper 32 finished | --/s | 4 workers | "
 				  "30 done, 2 dead, 1 retried");
 	/* Never as wide as the terminal: a wrapped line cannot be redrawn. */
-	hop_progress_format(line, sizeof(line), &s, -1, 20);
+	hop_progress_format(line, sizeof(line), &s, -1, NULL, 0, 20);
 	assert_int_equal(strlen(line), 19);
 }
 
@@ -233,6 +233,37 @@ static void stage_series(void **state)
 	free(t);
 }
 
+static void progress_stages(void **state)
+{
+	struct hop_stats run;
+	char line[512];
+	make_chain(&run);
+	run.total = 100;
+	run.done = 40;
+	run.workers = 8;
+
+	/* One stage: the line as it always was. */
+	hop_progress_format(line, sizeof(line), &run, 8.0, chain, 1, 400);
+	assert_string_equal(line, "hopper 40/100 (40%) | 8.0/s | ETA 0:08 | "
+				  "8 workers | 40 done, 0 dead, 0 retried");
+	/* Several: a segment each, a sharder's shards summed in one, an
+	 * unknown depth shown as "?". */
+	hop_progress_format(line, sizeof(line), &run, 8.0, chain, 4, 400);
+	assert_string_equal(
+	    line,
+	    "hopper 40/100 (40%) | 8.0/s | ETA 0:08 | 8 workers | 40 "
+	    "done, 0 dead, 0 retried | a: 10 done, ? waiting, 1/2 busy | "
+	    "b: 50 done, 6 waiting, 2/4 busy | c: 40 done, 3 waiting, 1/2 "
+	    "busy");
+	/* Cut at the terminal's width like the rest. */
+	hop_progress_format(line, sizeof(line), &run, 8.0, chain, 4, 100);
+	assert_int_equal(strlen(line), 99);
+	/* A buffer too small for every segment ends cut, not overrun. */
+	char small[90];
+	hop_progress_format(small, sizeof(small), &run, 8.0, chain, 4, 400);
+	assert_int_equal(strlen(small), sizeof(small) - 1);
+}
+
 static void listen_addresses(void **state)
 {
 	char err[256];
@@ -257,6 +288,7 @@ int main(void)
 	    cmocka_unit_test(counters_histogram_and_gauges),
 	    cmocka_unit_test(progress_text),
 	    cmocka_unit_test(stage_series),
+	    cmocka_unit_test(progress_stages),
 	    cmocka_unit_test(listen_addresses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

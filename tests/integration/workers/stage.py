@@ -6,15 +6,18 @@ that keeps nothing), "perm" (a permanent failure), "fail_once" (fails the
 first attempt, with STAGE_STATE naming a folder that remembers it),
 "split:N" (emits N outputs, each with "part" and the port "pN % 2"),
 "port:P" (one emitted output on port P). STAGE_LOG names a file that gets
-a line "NAME ID ATTEMPT PID" for every item.
+a line "NAME ID ATTEMPT PID" for every item; STAGE_SLEEP_NAME (NAME upper
+case) is how many seconds the stage NAME takes over each item.
 """
 import json
 import os
 import sys
+import time
 
 name = sys.argv[1]
 log_path = os.environ.get("STAGE_LOG")
 state = os.environ.get("STAGE_STATE")
+pause = float(os.environ.get(f"STAGE_SLEEP_{name.upper()}", "0"))
 
 
 def say(obj):
@@ -28,6 +31,8 @@ for line in sys.stdin:
     if log_path:
         with open(log_path, "a") as f:
             f.write(f"{name} {item} {attempt} {os.getpid()}\n")
+    if pause:
+        time.sleep(pause)
     action = (payload.get("do") or {}).get(name, "") \
         if isinstance(payload, dict) else ""
     out = dict(payload) if isinstance(payload, dict) else {"value": payload}
