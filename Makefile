@@ -71,7 +71,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 HOPPER   := $(BUILD)/hopper
 
 .PHONY: all workers deps deps-demo deps-test deps-bench test check unit \
-	integration harness-test compose-test demo bench lint format clean \
+	integration harness-test compose-test demo signup bench lint format clean \
 	programs install uninstall
 all: $(HOPPER) workers
 
@@ -180,6 +180,16 @@ demo: deps-demo
 	$(MAKE) programs
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
 		bash pipelines/demo.sh
+
+# Burns' sign-up flow, pipelines/signup.json: the messages as files in
+# signup-out/, the malformed users in its dead letter. The run's exit status
+# 3 says that some users are dead, as the example means them to be.
+signup: $(HOPPER)
+	rm -rf signup-out
+	$(HOPPER) run -f pipelines/signup.json || [ $$? -eq 3 ]
+	@for d in welcome email sms; do \
+		echo "signup-out/$$d:" $$(ls signup-out/$$d); done
+	$(HOPPER) dead list -f pipelines/signup.json
 
 bench: deps-bench
 	$(MAKE) programs bench-bin
