@@ -7,8 +7,6 @@ dead-lettered."""
 import json
 import re
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -43,26 +41,6 @@ def signup_env(out, **extra):
                      **extra)
 
 
-def engine_runs_stages():
-    """Whether this hopper runs every stage of a file with stages: a chain
-    of two exec stages, the second of which answers "b"."""
-    with tempfile.TemporaryDirectory() as d:
-        f, out = Path(d) / "probe.json", Path(d) / "out.jsonl"
-        (Path(d) / "in.jsonl").write_text("1\n")
-        f.write_text(json.dumps({
-            "source": {"type": "jsonl", "path": f"{d}/in.jsonl"},
-            "sink": {"type": "jsonl", "path": str(out)},
-            "stages": {"a": {"command": ["cat"], "mode": "exec",
-                             "to": "b"},
-                       "b": {"command": ["printf", "b"], "mode": "exec"}}}))
-        hopper("run", "-f", f, "--no-progress")
-        return out.exists() and '"result":"b"' in out.read_text()
-
-
-needs_stages = pytest.mark.skipif(
-    not engine_runs_stages(), reason="this hopper runs one stage only")
-
-
 def messages(folder):
     """The message files in folder, by the id they are named after."""
     assert folder.is_dir(), f"{folder} was not made"
@@ -81,14 +59,22 @@ def phone(user):
     return "+" + re.sub(r"[^0-9]", "", user["phone"])
 
 
-@needs_stages
-def test_the_signup_flow_writes_every_message_and_dead_letter(tmp):
-    out, journal = tmp / "out", tmp / "journal.jsonl"
-    assert tool("jq")
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    """One run of the flow as shipped, with a journal: (the output folder,
+    the journal's lines, the run's stderr)."""
+    tool("jq")
+    tmp = tmp_path_factory.mktemp("signup")
+    out, journal = tmp / "signup-out", tmp / "journal.jsonl"
     code, _, err = hopper("run", "-f", SIGNUP, "--journal", journal,
                           cwd=ROOT, env=signup_env(out))
     assert code == 3, err  # a finished run with dead items
+    assert "finished: 8 done, 4 dead, 0 retried" in err, err
+    return out, read_jsonl(journal.read_text()), err
 
+
+def test_every_verified_user_is_welcomed(flow):
+    out, _, err = flow
     welcome = messages(out / "welcome")
     assert set(welcome) == WELCOMED, err
     for id, m in welcome.items():
@@ -100,10 +86,15 @@ def test_the_signup_flow_writes_every_message_and_dead_letter(tmp):
                     f"is ready:\nsign in with {u['email'].lower()}.\n\n"
                     "The hopper team"}, (id, m)
 
+
+def test_prefs_splits_by_channel_and_drops_those_opted_out(flow):
+    out, _, err = flow
     email = messages(out / "email")
     assert set(email) == EMAILED, err
     for id, m in email.items():
         u = USERS[id]
+        assert u["preferences"] == {"notifications": True,
+                                    "channel": "email"}, u
         assert m["to"] == f"{u['name']} <{u['email'].lower()}>", (id, m)
         assert m["subject"] == "Your notifications", (id, m)
         assert m["body"].startswith(f"Hi {first_name(u)},\n\n"), (id, m)
@@ -112,33 +103,68 @@ def test_the_signup_flow_writes_every_message_and_dead_letter(tmp):
     assert set(sms) == TEXTED, err
     for id, m in sms.items():
         u = USERS[id]
-        assert m["to"] == phone(USERS[id]), (id, m)
-        assert m["text"].startswith(f"Hi {first_name(u)}, "), (id, m)
+        assert u["preferences"] == {"notifications": True,
+                                    "channel": "sms"}, u
+        assert m == {"to": phone(u),
+                     "text": f"Hi {first_name(u)}, hopper will text your "
+                             "notifications to this number. Reply STOP to "
+                             "end them."}, (id, m)
         assert len(m["text"]) <= 160, (id, m)
 
     # The filter: welcomed, then neither emailed nor texted.
-    assert WELCOMED - EMAILED - TEXTED == DROPPED
+    for id in DROPPED:
+        assert USERS[id]["preferences"]["notifications"] is False
+    assert WELCOMED - set(email) - set(sms) == DROPPED
 
+
+def test_malformed_users_are_dead_in_verify(flow):
+    out, _, err = flow
     dead = read_jsonl((out / "dead.jsonl").read_text())
     assert sorted(d["id"] for d in dead) == sorted(DEAD), dead
     for d in dead:
         assert DEAD[d["id"]] in d["error"], d
         assert d["attempts"] == 1, d  # a permanent failure: no retries
         assert d["payload"] == USERS[d["id"]], d  # the line as it came
-        assert d.get("stage", "verify") == "verify", d
+        assert f"item={d['id']} stage verify: dead after 1 attempt: " \
+               f"{DEAD[d['id']]}" in err, err
+    # Nothing of theirs went on past verify.
+    written = {f.stem for f in out.glob("*/*.json")}
+    assert not written & set(DEAD), written
 
-    # Every source line is acknowledged (its whole tree written or dropped)
-    # or dead-lettered, once: the journal records each root as it is.
-    lines = read_jsonl(journal.read_text())
-    assert lines[0].get("journal") == 1, lines[0]
+
+def test_every_line_is_acknowledged_or_dead_once(flow):
+    """A line is acknowledged (and journalled done) only once its whole
+    tree is written or dropped; the journal records each root once."""
+    _, journal, _ = flow
+    assert journal[0].get("journal") == 1, journal[0]
     outcome = {}
-    for line in lines[1:]:
+    for line in journal[1:]:
         assert line["id"] not in outcome, f"{line['id']} finished twice"
         outcome[line["id"]] = line["outcome"]
-    assert len(USERS) == 12
+    assert len(outcome) == len(USERS) == 12
     assert outcome == {**{id: "done" for id in WELCOMED},
                        **{id: "dead" for id in DEAD}}, outcome
-    assert len(outcome) == len(USERS)
+
+
+def test_the_readme_shows_what_the_flow_writes(flow):
+    out, _, _ = flow
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Example: a sign-up flow in stages", 1)[1]
+    block = section.split("```console\n", 1)[1].split("```", 1)[0]
+    lines = block.splitlines()
+    listed = {m[1]: m[2].split() for m in
+              (re.match(r"signup-out/(\w+): (.*)$", line) for line in lines)
+              if m}
+    assert listed == {d.name: sorted(f.name for f in d.iterdir())
+                      for d in out.iterdir() if d.is_dir()}, listed
+    shown = [(m[1], lines[i + 1]) for i, line in enumerate(lines)
+             if (m := re.match(r"\$ cat signup-out/(\S+)$", line))]
+    assert len(shown) == 3, block
+    for path, want in shown:
+        assert (out / path).read_text() == want + "\n", path
+    for id, error in DEAD.items():
+        assert re.search(rf"^{id} +1 .* {re.escape(error)}$", block,
+                         re.M), (id, block)
 
 
 @pytest.mark.parametrize("argv,mode", [
