@@ -43,6 +43,7 @@ int hop_scaler_init(struct hop_scaler *s, const struct hop_scaler_config *cfg)
 	memset(s, 0, sizeof(*s));
 	s->cfg = *cfg;
 	s->target = cfg->min;
+	s->cap = cfg->max;
 	s->level_tput = calloc((size_t)cfg->max + 1, sizeof(double));
 	s->level_at = calloc((size_t)cfg->max + 1, sizeof(int64_t));
 	if (!s->level_tput || !s->level_at) {
@@ -237,6 +238,7 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 	}
 	s->throughput = ewma(s->throughput, (double)dc * 1000 / (double)dt, dt,
 			     TPUT_TAU_MS);
+	s->held = ewma(s->held, in->blocked ? 1 : 0, dt, TPUT_TAU_MS);
 	int64_t arrived = seen - s->seen;
 	s->seen = seen;
 	s->arrivals = arrival_rate(s, now, arrived > 0 ? arrived : 0);
@@ -244,17 +246,20 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 		s->ceiling = 0;
 	measure(s, in, dt, dc);
 
-	/* What the demand asks for. */
+	/* What the demand asks for. Held back by the next stage, neither the
+	 * backlog nor the arrivals can go faster than that one takes them:
+	 * what counts then is keeping pace with what this stage finishes. */
 	double need;
 	int64_t work = waiting + in->inflight;
+	double rate = (1 - s->held) * s->arrivals + s->held * s->throughput;
 	if (s->service > 0)
-		need =
-		    (double)work * s->service * 1000 / (double)s->cfg.drain_ms +
-		    s->arrivals * s->service / s->cfg.utilization;
+		need = (1 - s->held) * (double)work * s->service * 1000 /
+			   (double)s->cfg.drain_ms +
+		       rate * s->service / s->cfg.utilization;
 	else
 		need = work > 0 ? (s->target > 1 ? s->target : 1) : 0;
-	if (in->unknown && in->workers > 0 && in->busy >= in->workers &&
-	    need < in->workers / s->cfg.utilization)
+	if (in->unknown && s->held < 0.5 && in->workers > 0 &&
+	    in->busy >= in->workers && need < in->workers / s->cfg.utilization)
 		need = in->workers / s->cfg.utilization;
 	if (work > 0 && need < 1)
 		need = 1;
@@ -264,8 +269,14 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 	int want = need >= s->cfg.max ? s->cfg.max : (int)ceil(need - 0.1);
 	if (want < s->cfg.min)
 		want = s->cfg.min;
+	s->want = want;
 
 	int before = s->target;
+	char heldtxt[64] = "";
+	if (s->held >= 0.05)
+		snprintf(heldtxt, sizeof(heldtxt),
+			 ", held back %.0f%% of the time by what follows",
+			 s->held * 100);
 	record_want(s, now, want);
 	if (s->ceiling && s->target > s->ceiling) {
 		/* More workers than help: back to the ceiling now, not after
@@ -288,6 +299,8 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 			next = s->ceiling > s->target ? s->ceiling : s->target;
 		if (s->target < s->cfg.min)
 			next = want;
+		if (next > s->cap)
+			next = s->cap;
 		if (next > s->target &&
 		    (settled || s->target == 0 || s->target < s->cfg.min)) {
 			s->from = s->level_tput[s->target] > 0 &&
@@ -315,11 +328,33 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in)
 		snprintf(s->why, sizeof(s->why),
 			 "%d -> %d workers: %lld waiting, %lld in flight, "
 			 "%.1f arriving/s, %.0f ms per item, %.1f done/s, "
-			 "demand %.1f%s%s",
+			 "demand %.1f%s%s%s%s",
 			 before, s->target, (long long)in->waiting,
 			 (long long)in->inflight, s->arrivals,
-			 s->service * 1000, s->throughput, need,
+			 s->service * 1000, s->throughput, need, heldtxt,
+			 s->target == s->cap && want > s->cap
+			     ? ", capped by the shared budget"
+			     : "",
 			 s->note[0] ? "; " : "", s->note);
+	return s->target;
+}
+
+int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap)
+{
+	if (cap < s->cfg.min)
+		cap = s->cfg.min;
+	if (cap > s->cfg.max)
+		cap = s->cfg.max;
+	s->cap = cap;
+	s->why[0] = '\0';
+	if (s->target > cap) {
+		int before = s->target;
+		set_target(s, now_ms, cap);
+		snprintf(s->why, sizeof(s->why),
+			 "%d -> %d workers: their share of the budget the "
+			 "stages share (demand here %.1f)",
+			 before, cap, s->need);
+	}
 	return s->target;
 }
 

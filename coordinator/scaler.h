@@ -14,6 +14,14 @@
  * Saturation: when a step up added little throughput (a CPU-bound worker on
  * a full machine), the level it came from plus what the step did add
  * becomes a ceiling for a while, and the pool goes back to it.
+ *
+ * Held back: a stage whose finished items wait for room in the next one
+ * cannot drain faster than the next one takes them. For the share of the
+ * time it is held so, its backlog counts for nothing and it asks only for
+ * the workers that keep pace with what it does finish.
+ *
+ * A cap (hop_scaler_cap) bounds the target from outside: stages that share
+ * a budget of workers (budget.h) are each capped at their share.
  */
 #ifndef HOP_SCALER_H
 #define HOP_SCALER_H
@@ -41,6 +49,8 @@ struct hop_scaler_input {
 	int busy;		/* of which hold an item */
 	uint64_t completed;	/* attempts finished */
 	double service_seconds; /* their total time */
+	bool blocked; /* finished items wait for room downstream, so the
+			 stage takes no new one */
 };
 
 struct hop_scaler {
@@ -57,6 +67,10 @@ struct hop_scaler {
 	double arrivals;   /* items per second */
 	double throughput; /* items per second */
 	double need;	   /* workers the demand asks for, unrounded */
+	int want;	   /* need rounded, within min..max: where the target
+			      heads, before the cap */
+	double held;	   /* smoothed share of the time it was blocked */
+	int cap;	   /* the most the target may be: max unless capped */
 
 	/* Arrivals per second over the last few seconds: their median is
 	 * the rate, so a one-off burst counts as backlog, not as a rate. */
@@ -96,6 +110,12 @@ void hop_scaler_free(struct hop_scaler *s);
 /* Takes one tick's measurements and returns the target number of workers.
  * When it differs from the previous target, s->why says why. */
 int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in);
+
+/* Sets the most workers the target may be from now on (clamped to min..max;
+ * max lifts the cap). A target above it drops to it at once: the workers
+ * are wanted elsewhere, so this is no dip in demand to wait out. Steps up
+ * stop at the cap. Returns the target. */
+int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap);
 
 /* CPUs this process may use: its affinity mask, capped by a cgroup v2
  * cpu.max (or v1 cfs quota) when one is set. At least 1. */
