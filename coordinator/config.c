@@ -43,6 +43,12 @@ static const struct hop_option run_options[] = {
     {"max_workers", HOP_OPT_INT, NULL, OFF(max_workers),
      "autoscale: the most workers", .min = "1", .max = "4096",
      .def_words = "the CPUs this process may use, cgroup limits included"},
+    /* No default: -1 until the stages are known (share_workers). */
+    {"shared_workers", HOP_OPT_INT, NULL, OFF(shared_workers),
+     "stages that set neither workers nor max_workers autoscale and run "
+     "this many workers together at most, shared in proportion to demand",
+     .min = "1", .max = "4096",
+     .def_words = "the CPUs available, less what the other stages may run"},
     {"scale_window", HOP_OPT_SECONDS, "30", OFF(scale_window),
      "autoscale: demand must stay lower this long before workers retire",
      .min = "0", .max = SECONDS_MAX},
@@ -1458,6 +1464,7 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 	if (hop_opts_defaults(run_options, &sc, err, errlen) ||
 	    hop_opts_defaults(stage_options, &ex, err, errlen))
 		goto out;
+	sc.workers = -1; /* unset, to tell a given 0 from the default */
 	/* Checked when the file's top was read: these cannot fail. */
 	json_object_foreach(root, k, e)
 	{
@@ -1496,11 +1503,18 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 			 pos, name);
 		goto out;
 	}
-	if (size_pool(&sc, o, name, err, errlen))
+	/* Neither a fixed size nor a most: one of the shared stages. */
+	bool shared = sc.workers < 0 && sc.max_workers < 0;
+	if (sc.workers < 0)
+		sc.workers = 0;
+	if (shared && sc.min_workers < 0)
+		sc.min_workers = 1;
+	if (!shared && size_pool(&sc, o, name, err, errlen))
 		goto out;
 	rc = fill_stage(st, &sc, &ex);
 	if (rc)
 		snprintf(err, errlen, "out of memory");
+	st->shared = shared;
 out:
 	if (sc.argv)
 		for (char **a = sc.argv; *a; a++)
@@ -1725,6 +1739,60 @@ static void graph_error(const struct hop_config *cfg, json_t *root,
 
 /* Reads the pipeline's stages (or makes its one stage), then the routes
  * between them, and checks the graph they make. */
+/* Gives the stages that leave their size unset one budget of workers:
+ * shared_workers when given, else the CPUs available less what the other
+ * stages may run (each of their shards a pool), and never less than the
+ * shared pools' floors together (min_workers, at least one, each). Each
+ * shared stage autoscales from its min to the budget; the run keeps their
+ * sum within it (budget.h). Returns 0, or -EINVAL when a given budget is
+ * below the floors. */
+static int share_workers(struct hop_config *cfg, const struct origin *o,
+			 char *err, size_t errlen)
+{
+	int64_t others = 0, floors = 0;
+	char at[320];
+
+	for (int i = 0; i < cfg->nstages; i++) {
+		const struct hop_stage_config *st = &cfg->stages[i];
+		int64_t pools = st->shards > 1 ? st->shards : 1;
+		if (st->shared)
+			floors +=
+			    pools * (st->min_workers > 1 ? st->min_workers : 1);
+		else
+			others += pools * (st->autoscale ? st->max_workers
+							 : st->workers);
+	}
+	int64_t budget = cfg->shared_workers;
+	if (!floors) {
+		cfg->shared_workers = 0;
+		return 0;
+	}
+	if (budget > 0 && budget < floors) {
+		snprintf(err, errlen,
+			 "%s: shared_workers %lld is below what the stages "
+			 "that share it run at least: %lld (min_workers, or "
+			 "one worker, for each stage and shard)",
+			 blame(o, "shared_workers", at, sizeof(at)),
+			 (long long)budget, (long long)floors);
+		return -EINVAL;
+	}
+	if (budget < 0)
+		budget = hop_cpus_available() - others;
+	if (budget < floors)
+		budget = floors;
+	if (budget > 4096)
+		budget = 4096;
+	cfg->shared_workers = budget;
+	for (int i = 0; i < cfg->nstages; i++) {
+		struct hop_stage_config *st = &cfg->stages[i];
+		if (!st->shared)
+			continue;
+		st->autoscale = true;
+		st->max_workers = st->workers = budget;
+	}
+	return 0;
+}
+
 static int build_graph(struct hop_config *cfg, json_t *root,
 		       const struct origin *o, bool need_command, char *err,
 		       size_t errlen)
@@ -1752,6 +1820,8 @@ static int build_graph(struct hop_config *cfg, json_t *root,
 				errlen))
 			return -EINVAL;
 	}
+	if (share_workers(cfg, o, err, errlen))
+		return -EINVAL;
 	/* Every name is known now: where each output goes. */
 	for (int i = 0; i < cfg->nstages; i++) {
 		struct hop_stage_config *st = &cfg->stages[i];
@@ -1984,6 +2054,7 @@ static int load(struct hop_config *cfg, int argc, char **argv,
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->min_workers = cfg->max_workers = -1; /* unset: no autoscaling */
+	cfg->shared_workers = -1;
 	if (!flags || hop_opts_defaults(run_options, cfg, err, errlen))
 		goto out;
 	int cmd = parse_flags(cfg, argc, argv, validate_only, flags, &nflags,

@@ -56,6 +56,11 @@ struct hop_stage_config {
 	bool drop_unmapped; /* unmapped outputs are dropped, not an error */
 	bool dead_alone;    /* a dead item here does not fail its root: it is
 			       written to the sink as failed, the tree goes on */
+	/* Neither workers nor max_workers was given (by the stage, the top
+	 * of the file or a flag): it autoscales from min_workers to
+	 * max_workers, hop_config.shared_workers, and the stages that share
+	 * run that many workers together at most. */
+	bool shared;
 };
 
 struct hop_config {
@@ -68,6 +73,8 @@ struct hop_config {
 	int64_t min_workers; /* -1 unset; set either to autoscale */
 	int64_t max_workers;
 	double scale_window;
+	int64_t shared_workers; /* -1 unset; after load: the budget of the
+				   shared stages, 0 when none shares */
 	double drain_target;
 	int64_t utilization; /* percent */
 	char *trace;

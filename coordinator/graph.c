@@ -257,9 +257,10 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 {
 	int w;
 	if (s->autoscale)
-		w = snprintf(buf, n, "%s, %lld..%lld workers", s->mode,
+		w = snprintf(buf, n, "%s, %lld..%lld %sworkers", s->mode,
 			     (long long)s->min_workers,
-			     (long long)s->max_workers);
+			     (long long)s->max_workers,
+			     s->shared ? "shared " : "");
 	else
 		w = snprintf(buf, n, "%s, %lld worker%s", s->mode,
 			     (long long)s->workers, s->workers == 1 ? "" : "s");

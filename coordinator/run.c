@@ -50,6 +50,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
@@ -1833,6 +1834,68 @@ static void trace_row(struct run *r, int64_t now, double throughput)
 	fputc('\n', r->trace);
 }
 
+/* Whether st is held back by what follows it: finished items wait for
+ * room, or a stage it feeds has its queue half full or more (that one is
+ * what limits: more workers here would only wait). */
+static bool held_back(struct run *r, const struct hop_stage *st)
+{
+	if (st->routing.head)
+		return true;
+	for (int k = 0; k < st->cfg->nroutes; k++) {
+		const struct hop_route *rt = &st->cfg->routes[k];
+		for (int t = 0; t < rt->nto; t++) {
+			int i = rt->to[t].index;
+			if (rt->to[t].sink)
+				continue;
+			for (int s = r->first[i]; s < r->first[i + 1]; s++)
+				if (2 * (int64_t)r->stages[s].ready.len >=
+				    queue_bound(&r->stages[s]))
+					return true;
+		}
+	}
+	return false;
+}
+
+/* The stages that leave their size unset share cfg->shared_workers: each
+ * one's scaler is capped at its share (budget.h), from what the scalers
+ * asked for at the last tick and what the pools hold now. */
+static void share_budget(struct run *r, int64_t now)
+{
+	struct hop_budget_ask ask[r->nstages];
+	int n = 0;
+
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (!st->scaler_on || !st->cfg->shared)
+			continue;
+		ask[n++] = (struct hop_budget_ask){
+		    .min = st->scaler.cfg.min,
+		    .want = st->scaler.want,
+		    .keep = st->scaler.target,
+		    .busy = st->stats.workers_busy,
+		    .work = st->ready.len > 0 || st->stats.depth > 0 ||
+			    st->stats.inflight > 0,
+		    .need = st->scaler.need,
+		};
+	}
+	if (!n)
+		return;
+	hop_budget_share((int)r->cfg->shared_workers, ask, n);
+	n = 0;
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (!st->scaler_on || !st->cfg->shared)
+			continue;
+		int before = st->scaler.target;
+		int target = hop_scaler_cap(&st->scaler, now, ask[n++].grant);
+		if (target != before) {
+			hop_log(HOP_INFO, "stage %s: scale %s", st->name,
+				st->scaler.why);
+			hop_pool_resize(st->pool, target);
+		}
+	}
+}
+
 /* Every SCALE_TICK_MS: the gauges, each stage's autoscaler, a trace row. */
 static void scale_tick(struct hop_loop *loop, void *arg)
 {
@@ -1847,6 +1910,8 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 	/* While a sink is out no item is handed out: none waits for a
 	 * worker. */
 	bool none = out(r);
+	if (r->phase == RUNNING)
+		share_budget(r, now);
 	for (int i = 0; i < r->nstages; i++) {
 		struct hop_stage *st = &r->stages[i];
 		struct hop_stats *ss = &st->stats;
@@ -1865,6 +1930,7 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 		    .busy = ss->workers_busy,
 		    .completed = ss->duration_count,
 		    .service_seconds = ss->duration_sum,
+		    .blocked = held_back(r, st),
 		};
 		if (r->phase == RUNNING) {
 			int before = st->scaler.target;
