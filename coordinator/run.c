@@ -1422,7 +1422,13 @@ static size_t feed_room(struct run *r, const struct feed *f)
 		 * none. */
 		if (st->cfg->autoscale && st->ready.len == 0 && cap == 0)
 			cap = 1;
-		return cap > st->ready.len ? cap - st->ready.len : 0;
+		/* Finished items that cannot go on yet hold their workers'
+		 * places: the source waits for them, and never fills more
+		 * than the stage's queue. */
+		size_t held = st->ready.len + st->routing.len;
+		if (cap > (size_t)queue_bound(st))
+			cap = (size_t)queue_bound(st);
+		return cap > held ? cap - held : 0;
 	}
 	/* Several places, or shards: as much as the fullest can take. */
 	size_t room = SIZE_MAX;
