@@ -1,6 +1,7 @@
 /* config.c - run options: the table, the pipeline file and the flags. */
 #include "config.h"
 #include "driver.h"
+#include "gather.h"
 #include "graph.h"
 
 #include <errno.h>
@@ -125,6 +126,8 @@ struct stage_extra {
 	int64_t queue;
 	char *unmapped;
 	char *on_dead;
+	struct hop_join_config *join;	  /* "join", parsed */
+	struct hop_reduce_config *reduce; /* "reduce", parsed */
 };
 
 #define SOFF(f) offsetof(struct stage_extra, f)
@@ -273,9 +276,12 @@ static void help_key(FILE *out, const char *key, const char *kind,
 }
 
 /* The keys of a stage, for hopper help pipeline. */
+static void help_options(FILE *out, const struct hop_option *table,
+			 const char *prefix);
+
 static void help_stage_keys(FILE *out)
 {
-	char text[256], def[128], range[128], runs[256] = "";
+	char runs[256] = "";
 	for (size_t i = 0; i < sizeof(stage_run_keys) / sizeof(*stage_run_keys);
 	     i++) {
 		size_t n = strlen(runs);
@@ -295,7 +301,34 @@ static void help_stage_keys(FILE *out)
 	    "list (a copier); or by the output's port (a splitter), \"*\" "
 	    "for the ports not named and outputs without one; default: the "
 	    "only sink");
-	for (const struct hop_option *o = stage_options; o->key; o++) {
+	help_options(out, stage_options, "");
+	help_key(out, "join", "true or {KEY: VALUE, ...}",
+		 "a join: the stage gathers the items of each source item's "
+		 "tree that reach it (its parts) and, once nothing else of "
+		 "that tree is on its way, hands on one item: {\"id\", "
+		 "\"root\": the source item's payload, \"parts\": [...] in "
+		 "order, \"errors\": [...]}; to its command, or straight on "
+		 "without one; its keys are join.KEY below");
+	help_options(out, hop_join_options, "join.");
+	help_key(out, "reduce", "{KEY: VALUE, ...}",
+		 "a reduce, with no command: the stage folds every item that "
+		 "reaches it into a result per key, written when everything "
+		 "before it has finished (or per window); the source items "
+		 "behind a result are acknowledged once it is written; its "
+		 "keys are reduce.KEY below");
+	help_key(out, "reduce.buckets", "[NUMBER, ...]",
+		 "histogram: the bucket edges, ascending; counts below the "
+		 "first, between each two, and from the last up; without it, "
+		 "a count per value");
+	help_options(out, hop_reduce_options, "reduce.");
+}
+
+/* Writes a table of options as stage keys, each named prefix + key. */
+static void help_options(FILE *out, const struct hop_option *table,
+			 const char *prefix)
+{
+	char text[256], def[128], range[128], key[64];
+	for (const struct hop_option *o = table; o->key; o++) {
 		int n = snprintf(text, sizeof(text), "%s",
 				 hop_opts_type_word(o->type));
 		hop_opts_range(o, range, sizeof(range));
@@ -306,7 +339,8 @@ static void help_stage_keys(FILE *out)
 		if (n > 0 && (size_t)n < sizeof(text))
 			snprintf(text + n, sizeof(text) - (size_t)n,
 				 "; default: %s", def[0] ? def : "none");
-		help_key(out, o->key, text, o->help);
+		snprintf(key, sizeof(key), "%s%s", prefix, o->key);
+		help_key(out, key, text, o->help);
 	}
 }
 
@@ -1307,7 +1341,8 @@ static bool stage_run_key(const char *k)
 /* Names an unknown key of a stage in msg, with the nearest known one. */
 static void unknown_stage_key(const char *k, char *msg, size_t n)
 {
-	static const char *const others[] = {"command", "to", "description"};
+	static const char *const others[] = {"command", "to", "description",
+					     "join", "reduce"};
 	struct hop_suggest s;
 	char near[64];
 
@@ -1335,7 +1370,7 @@ static void unknown_stage_key(const char *k, char *msg, size_t n)
 		    "unknown key '%s' (a stage's keys: command, to, mode, "
 		    "workers, min_workers, max_workers, prefetch, timeout, "
 		    "attempts, backoff, backoff_max, shards, key, queue, "
-		    "unmapped, on_dead; hopper help pipeline)",
+		    "unmapped, on_dead, join, reduce; hopper help pipeline)",
 		    k);
 }
 
@@ -1349,6 +1384,14 @@ static int stage_key(struct hop_config *sc, struct stage_extra *ex,
 	*at_value = true;
 	if (strcmp(k, "command") == 0)
 		return set_command(sc, v, msg, n);
+	if (strcmp(k, "join") == 0) {
+		hop_join_config_free(ex->join);
+		return hop_join_parse(v, &ex->join, msg, n);
+	}
+	if (strcmp(k, "reduce") == 0) {
+		hop_reduce_config_free(ex->reduce);
+		return hop_reduce_parse(v, &ex->reduce, msg, n);
+	}
 	if (!strcmp(k, "to") || !strcmp(k, "description") ||
 	    !strncmp(k, "x-", 2))
 		return 0; /* "to" is read once every name is known */
@@ -1405,6 +1448,8 @@ static int fill_stage(struct hop_stage_config *st, const struct hop_config *c,
 	st->queue = ex->queue;
 	st->drop_unmapped = strcmp(ex->unmapped, "drop") == 0;
 	st->dead_alone = strcmp(ex->on_dead, "alone") == 0;
+	st->join = ex->join;
+	st->reduce = ex->reduce;
 	if ((c->argv && !st->argv) ||
 	    (c->shell_command && !st->shell_command) || !st->mode ||
 	    (ex->key && !st->key))
@@ -1495,7 +1540,24 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 		if (stage_run_key(o->flags[f].key))
 			hop_opts_set(run_options, &sc, o->flags[f].key,
 				     o->flags[f].value, msg, sizeof(msg));
-	if (!sc.argv && need_command) {
+	if (ex.reduce && (sc.argv || sc.shell_command || ex.join)) {
+		path[2] = "reduce";
+		where(d, path, 3, false, pos, sizeof(pos));
+		snprintf(err, errlen,
+			 "%s: stage '%s': a reduce stage computes its results "
+			 "itself: it takes no 'command' and no 'join'",
+			 pos, name);
+		goto out;
+	}
+	if (ex.join && ex.join->max_parts < 1) {
+		snprintf(err, errlen, "stage '%s': join max_parts below 1",
+			 name);
+		goto out;
+	}
+	/* A join without a command, or a reduce: it runs no worker, none to
+	 * start, none to scale. */
+	bool bare = !sc.argv && !sc.shell_command && (ex.join || ex.reduce);
+	if (!sc.argv && need_command && !bare) {
 		where(d, path, 2, false, pos, sizeof(pos));
 		snprintf(err, errlen,
 			 "%s: stage '%s' has no 'command' (the worker: "
@@ -1504,16 +1566,22 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 		goto out;
 	}
 	/* Neither a fixed size nor a most: one of the shared stages. */
-	bool shared = sc.workers < 0 && sc.max_workers < 0;
+	bool shared = sc.workers < 0 && sc.max_workers < 0 && !bare;
 	if (sc.workers < 0)
 		sc.workers = 0;
 	if (shared && sc.min_workers < 0)
 		sc.min_workers = 1;
-	if (!shared && size_pool(&sc, o, name, err, errlen))
+	if (!shared && !bare && size_pool(&sc, o, name, err, errlen))
 		goto out;
+	if (bare) {
+		sc.workers = sc.min_workers = sc.max_workers = 0;
+		sc.autoscale = false;
+	}
 	rc = fill_stage(st, &sc, &ex);
 	if (rc)
 		snprintf(err, errlen, "out of memory");
+	ex.join = NULL; /* the stage's now */
+	ex.reduce = NULL;
 	st->shared = shared;
 out:
 	if (sc.argv)
@@ -1523,6 +1591,8 @@ out:
 	free(sc.shell_command);
 	hop_opts_free(run_options, &sc);
 	hop_opts_free(stage_options, &ex);
+	hop_join_config_free(ex.join);
+	hop_reduce_config_free(ex.reduce);
 	return rc;
 }
 
@@ -2128,6 +2198,8 @@ static void free_stage(struct hop_stage_config *st)
 	free(st->mode);
 	free(st->key);
 	free_routes(st->routes, st->nroutes);
+	hop_join_config_free(st->join);
+	hop_reduce_config_free(st->reduce);
 }
 
 void hop_config_free(struct hop_config *cfg)

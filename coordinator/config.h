@@ -61,6 +61,12 @@ struct hop_stage_config {
 	 * max_workers, hop_config.shared_workers, and the stages that share
 	 * run that many workers together at most. */
 	bool shared;
+	/* A join (gather.h): it gathers each root's parts into one item;
+	 * without a command that item goes straight on. NULL for none. */
+	struct hop_join_config *join;
+	/* A reduce: no command; it folds its items into a result per key.
+	 * NULL for none. */
+	struct hop_reduce_config *reduce;
 };
 
 struct hop_config {

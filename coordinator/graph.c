@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gather.h"
 #include "suggest.h"
 
 int hop_graph_find(const struct hop_config *cfg, const char *name,
@@ -256,7 +257,25 @@ int hop_graph_format_parse(const char *name, enum hop_graph_format *f)
 static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 {
 	int w;
-	if (s->autoscale)
+	if (s->reduce) {
+		w = snprintf(buf, n, "reduce: %s", s->reduce->op_name);
+		if (s->reduce->field && w > 0 && (size_t)w < n)
+			w += snprintf(buf + w, n - (size_t)w, " of %s",
+				      s->reduce->field);
+		if (s->reduce->by && w > 0 && (size_t)w < n)
+			snprintf(buf + w, n - (size_t)w, " by %s",
+				 s->reduce->by);
+		return;
+	}
+	if (s->join && !s->argv && !s->shell_command) {
+		snprintf(buf, n, "join, %s dead parts",
+			 s->join->collect ? "collecting" : "failing on");
+		return;
+	}
+	if (s->join)
+		w = snprintf(buf, n, "join, then %s, %lld worker%s", s->mode,
+			     (long long)s->workers, s->workers == 1 ? "" : "s");
+	else if (s->autoscale)
 		w = snprintf(buf, n, "%s, %lld..%lld %sworkers", s->mode,
 			     (long long)s->min_workers,
 			     (long long)s->max_workers,
@@ -327,7 +346,9 @@ static void print_text(FILE *out, const struct hop_config *cfg)
 	for (int i = 0; i < cfg->nstages; i++) {
 		const struct hop_stage_config *s = &cfg->stages[i];
 		stage_words(s, words, sizeof(words));
-		fprintf(out, "stage %s (%s): ", s->name, words);
+		fprintf(out, "stage %s (%s)", s->name, words);
+		if (s->argv || s->shell_command)
+			fputs(": ", out);
 		command_text(out, s);
 		fputc('\n', out);
 		for (int r = 0; r < s->nroutes; r++) {

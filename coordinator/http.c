@@ -350,14 +350,18 @@ static json_t *stage_status(struct hop_http *h,
 	    "{s:I, s:I, s:I, s:I}", "done", (json_int_t)s->done, "failed",
 	    (json_int_t)s->dead, "retried", (json_int_t)s->retries, "dropped",
 	    (json_int_t)s->dropped);
+	json_t *gather = json_pack(
+	    "{s:I, s:I, s:I, s:I}", "groups", (json_int_t)s->groups, "gathered",
+	    (json_int_t)s->gathered, "late", (json_int_t)s->late, "duplicates",
+	    (json_int_t)s->duplicates);
 	return json_pack("{s:s, s:o, s:i, s:s, s:o, s:I, s:I, s:o, s:o, s:I,"
-			 " s:o}",
+			 " s:o, s:o}",
 			 "name", st[i].name, "shard", shard, "shards",
 			 st[i].shards, "mode", st[i].mode, "depth",
 			 maybe(s->depth), "in_flight", (json_int_t)s->inflight,
 			 "blocked", (json_int_t)s->held, "workers", workers,
 			 "items", items, "timeouts", (json_int_t)s->timeouts,
-			 "rate", stage_rate(h, i, n, s));
+			 "rate", stage_rate(h, i, n, s), "gather", gather);
 }
 
 /* The stages, in the pipeline's order, a sharder's shards side by side. */

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct hop_group;
+
 struct hop_item {
 	char *id;      /* owned; unique within the run */
 	char *payload; /* owned; compact JSON text of the payload */
@@ -38,12 +40,16 @@ struct hop_item {
 	/* Lineage. A root is an item a source gave; the items a stage makes
 	 * from it are its descendants. The root is acknowledged at its
 	 * source once none of its tree is at work or unwritten. */
-	struct hop_item *root; /* NULL: the item is a root itself */
-	uint32_t pending;      /* a root: its tree's items at work or
-				  unwritten, itself included while it is */
-	int16_t stage;	       /* the run's stage it is in, or last was */
-	int16_t feed;	       /* a root: its source, in the run's sources */
-	uint8_t fate;	       /* a root: what its source hears at the end */
+	struct hop_item *root;	  /* NULL: the item is a root itself */
+	uint32_t pending;	  /* a root: its tree's items at work or
+				     unwritten, itself included while it is */
+	int16_t stage;		  /* the run's stage it is in, or last was */
+	int16_t feed;		  /* a root: its source, in the run's sources */
+	uint8_t fate;		  /* a root: what its source hears at the end */
+	uint32_t holds;		  /* a root: of pending, the reduce windows that
+				     wait to write what it gave them */
+	struct hop_group *groups; /* a root: its parts gathered at join
+				     stages (gather.h), NULL for none */
 
 	int64_t
 	    started_ms; /* when the current attempt was handed to a worker */

@@ -107,6 +107,9 @@ enum stage_value {
 	SV_RESTARTS,
 	SV_TIMEOUTS,
 	SV_DROPPED,
+	SV_GROUPS,
+	SV_GATHERED,
+	SV_LATE,
 };
 
 static const struct stage_family {
@@ -143,6 +146,17 @@ static const struct stage_family {
      "outputs on a port its \"to\" does not map when it says \"unmapped\": "
      "\"drop\".",
      SV_DROPPED},
+    {"stage_join_groups", "gauge",
+     "A join's groups not complete yet: roots whose parts it holds.",
+     SV_GROUPS},
+    {"stage_gathered_items", "gauge",
+     "A join's parts held in its groups; a reduce's source items held "
+     "until its result is written.",
+     SV_GATHERED},
+    {"stage_join_late_total", "counter",
+     "A join's parts that came after their group was handed on (partial, "
+     "on timeout): dropped.",
+     SV_LATE},
 };
 
 /* The value of one sample, negative when the gauge is unknown. */
@@ -169,6 +183,12 @@ static int64_t stage_value(const struct hop_stats *s, enum stage_value v)
 		return (int64_t)s->timeouts;
 	case SV_DROPPED:
 		return (int64_t)s->dropped;
+	case SV_GROUPS:
+		return s->groups;
+	case SV_GATHERED:
+		return s->gathered;
+	case SV_LATE:
+		return (int64_t)s->late;
 	}
 	return -1;
 }

@@ -123,7 +123,8 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 	struct hop_pool *pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return NULL;
-	pool->w = calloc((size_t)cfg->size, sizeof(*pool->w));
+	pool->w =
+	    calloc(cfg->size > 0 ? (size_t)cfg->size : 1, sizeof(*pool->w));
 	if (!pool->w) {
 		free(pool);
 		return NULL;

@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "gather.h"
 #include "http.h"
 #include "journal.h"
 #include "log.h"
@@ -185,6 +186,8 @@ struct run {
 
 static void pump(struct hop_loop *loop, void *arg);
 static void release_waiting(struct run *r);
+static void release_gathered(struct run *r);
+static void reduce_out(struct run *r, struct hop_stage *st);
 static void wake_scaler(struct run *r);
 static void settle_now(struct hop_loop *loop, void *arg);
 static void finish_item(struct run *r, struct outlet *o, struct hop_item *it);
@@ -202,7 +205,8 @@ static struct hop_item *root_of(struct hop_item *it)
 
 static struct feed *feed_of(struct run *r, const struct hop_item *it)
 {
-	return &r->feeds[(it->root ? it->root : it)->feed];
+	int16_t i = (it->root ? it->root : it)->feed;
+	return i >= 0 ? &r->feeds[i] : NULL; /* a reduce's window: none */
 }
 
 static struct hop_stage *stage_of(struct run *r, const struct hop_item *it)
@@ -355,10 +359,22 @@ static char *dead_record(const struct hop_item *it)
  * acking for the journal). */
 static void record_dead_root(struct run *r, struct hop_item *root);
 
+static void check_groups(struct run *r, struct hop_item *root);
+static void window_done(struct run *r, struct hop_item *anchor);
+static void forget_groups(struct run *r, struct hop_item *root);
+
 static void unpend(struct run *r, struct hop_item *root)
 {
-	if (--root->pending > 0)
+	if (--root->pending > 0) {
+		if (root->groups)
+			check_groups(r, root);
 		return;
+	}
+	forget_groups(r, root);
+	if (root->feed < 0) {
+		window_done(r, root);
+		return;
+	}
 	struct feed *f = &r->feeds[root->feed];
 	switch ((enum fate)root->fate) {
 	case FATE_ACK:
@@ -452,19 +468,27 @@ static struct outlet *dead_outlet(struct run *r, const struct hop_stage *st)
 	return &r->outlets[0];
 }
 
+static bool collects(const struct run *r, const struct hop_stage *st);
+static void note_part_dead(struct run *r, struct hop_stage *st,
+			   struct hop_item *it);
+
 /* it failed for good in st: written to the sink as failed; its root dies
- * with it, unless st lets the rest of the tree go on. */
+ * with it, unless st lets the rest of the tree go on (or a join after it
+ * collects the errors of its parts). */
 static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 {
 	struct hop_item *root = root_of(it);
 	const char *stage = st ? st->name : "";
+
+	if (st && it != root)
+		note_part_dead(r, st, it);
 
 	if (it == root) {
 		struct feed *f = &r->feeds[it->feed];
 		if (f->src->ops->dying)
 			f->src->ops->dying(f->src, it);
 		root->fate = FATE_DEAD;
-	} else if (!st || !st->cfg->dead_alone) {
+	} else if (!st || !(st->cfg->dead_alone || collects(r, st))) {
 		if (root->fate != FATE_DEAD) {
 			/* The root may still be at work in its first stage:
 			 * only its dead letter's words change. */
@@ -502,7 +526,6 @@ static void fail_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 {
 	const struct hop_stage_config *c = st ? st->cfg : NULL;
 	int64_t attempts = c ? c->attempts : 1;
-	struct feed *f = feed_of(r, it);
 
 	if (c && it->retry && it->attempt < attempts && r->phase == RUNNING) {
 		int64_t wait = backoff_ms(c, it->attempt);
@@ -512,6 +535,7 @@ static void fail_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 			   (double)wait / 1000);
 		r->stats.retries++;
 		st->stats.retries++;
+		struct feed *f = feed_of(r, it);
 		if (!it->root && f->src->ops->nack) {
 			/* The source keeps the schedule (and survives us). */
 			if (f->src->ops->nack(f->src, it, wait))
@@ -720,11 +744,20 @@ static struct hop_item *child(struct hop_item *root, const struct output *o,
 	return c;
 }
 
-/* Puts it in stage ns's queue. */
-static void enter(struct hop_stage *ns, struct hop_item *it)
+static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it);
+static void reduce_item(struct run *r, struct hop_stage *st,
+			struct hop_item *it);
+
+/* Puts it in stage ns's queue, or its join group, or its reduce. */
+static void enter(struct run *r, struct hop_stage *ns, struct hop_item *it)
 {
 	it->stage = (int16_t)ns->index;
-	hop_queue_push(&ns->ready, it);
+	if (ns->cfg->join)
+		join_part(r, ns, it);
+	else if (ns->cfg->reduce)
+		reduce_item(r, ns, it);
+	else
+		hop_queue_push(&ns->ready, it);
 }
 
 /* Sends output o of it (which ran in st; NULL for a root from a source) to
@@ -767,7 +800,7 @@ static bool deliver(struct run *r, struct hop_stage *st, struct hop_item *it,
 			hop_item_reset_outcome(c);
 			c->attempt = 0; /* the attempts are the stage's own */
 		}
-		enter(target_stage(r, t->index, o), c);
+		enter(r, target_stage(r, t->index, o), c);
 	}
 	return reuse;
 }
@@ -900,6 +933,572 @@ static void route_more(struct run *r, struct hop_stage *st)
 			queue_prepend(&st->routing, &one);
 			return;
 		}
+	}
+}
+
+/* Join and reduce (gather.h). */
+
+/* The config index of run stage st. */
+static int config_index(const struct run *r, const struct hop_stage *st)
+{
+	int i = 0;
+	while (r->first[i + 1] <= st->index)
+		i++;
+	return i;
+}
+
+/* Whether config stage i can be reached from st's outputs. Past the 64th
+ * stage, every stage may be. */
+static bool reaches(const struct hop_stage *st, int i)
+{
+	return i >= 64 || (st->reach >> i & 1);
+}
+
+/* Whether a join after st collects the errors of its dead parts, so that
+ * one dying in st does not fail its root. */
+static bool collects(const struct run *r, const struct hop_stage *st)
+{
+	for (int i = 0; i < r->cfg->nstages; i++)
+		if (r->cfg->stages[i].join && r->cfg->stages[i].join->collect &&
+		    reaches(st, i))
+			return true;
+	return false;
+}
+
+static void group_due(struct hop_loop *loop, void *arg);
+
+/* root's group at join stage st, made when it has none yet; NULL when
+ * memory ran out. */
+static struct hop_group *group_at(struct run *r, struct hop_stage *st,
+				  struct hop_item *root)
+{
+	struct hop_group *g;
+	for (g = root->groups; g; g = g->next_of_root)
+		if (g->stage == st->index)
+			return g;
+	if (!(g = calloc(1, sizeof(*g))))
+		return NULL;
+	g->stage = st->index;
+	g->root = root;
+	g->run = r;
+	g->first_ms = hop_now_ms();
+	g->next_of_root = root->groups;
+	root->groups = g;
+	g->next = st->groups;
+	if (st->groups)
+		st->groups->prev = g;
+	st->groups = g;
+	st->ngroups++;
+	if (st->cfg->join->timeout > 0)
+		g->timer = hop_loop_after(
+		    r->loop, (int64_t)(st->cfg->join->timeout * 1000),
+		    group_due, g);
+	return g;
+}
+
+/* g is over (handed on, failed or handed back): out of its stage's open
+ * groups, its timer stopped. It stays on its root until the root ends, so
+ * that parts coming later are known to be late. */
+static void group_close(struct run *r, struct hop_group *g)
+{
+	struct hop_stage *st = &r->stages[g->stage];
+	if (g->done)
+		return;
+	g->done = true;
+	hop_loop_cancel(r->loop, g->timer);
+	g->timer = 0;
+	if (g->prev)
+		g->prev->next = g->next;
+	else
+		st->groups = g->next;
+	if (g->next)
+		g->next->prev = g->prev;
+	g->prev = g->next = NULL;
+	st->ngroups--;
+	st->parts -= g->nparts;
+}
+
+static void forget_groups(struct run *r, struct hop_item *root)
+{
+	struct hop_group *g;
+	while ((g = root->groups)) {
+		root->groups = g->next_of_root;
+		group_close(r, g);
+		hop_group_free(g);
+	}
+}
+
+/* Ends g's parts: released (back to the source with their root), or ended
+ * as done with. */
+static void end_parts(struct run *r, struct hop_group *g, bool release)
+{
+	size_t n = g->nparts;
+	g->nparts = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (release)
+			release_work(r, g->parts[i]);
+		else
+			end_work(r, g->parts[i]);
+	}
+}
+
+/* Says in root's dead letter what became of each part that died. */
+static void name_dead_parts(struct hop_stage *st, struct hop_group *g)
+{
+	struct hop_item *root = g->root;
+	size_t n = g->errors ? json_array_size(g->errors) : 0;
+	char *why = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (n < 2 || !(f = open_memstream(&why, &len)))
+		return;
+	fprintf(f, "join %s: %zu parts died:", st->name, n);
+	for (size_t i = 0; i < n && i < 20; i++) {
+		json_t *e = json_array_get(g->errors, i);
+		fprintf(f, "%s %s (stage %s): %s", i ? ";" : "",
+			json_string_value(json_object_get(e, "id")),
+			json_string_value(json_object_get(e, "stage")),
+			json_string_value(json_object_get(e, "error")));
+	}
+	if (n > 20)
+		fprintf(f, "; and %zu more", n - 20);
+	if (fclose(f) == 0) {
+		free(root->error);
+		root->error = why;
+	} else {
+		free(why);
+	}
+}
+
+/* g is complete (or its time is up, and partial says so): one item, made
+ * of its parts, goes to the stage's workers, or straight on when it has
+ * none. A dead root's group only ends its parts. */
+static void group_done(struct run *r, struct hop_group *g, bool partial)
+{
+	struct hop_stage *st = &r->stages[g->stage];
+	struct hop_item *root = g->root;
+
+	group_close(r, g);
+	if (root->fate != FATE_ACK) {
+		if (root->fate == FATE_DEAD)
+			name_dead_parts(st, g);
+		end_parts(r, g, root->fate == FATE_RELEASE);
+		return;
+	}
+	char *payload = hop_group_payload(g, partial);
+	struct output o = {root->id, payload, payload ? strlen(payload) : 0,
+			   NULL, NULL};
+	struct hop_item *c = payload ? child(root, &o, false) : NULL;
+	free(payload);
+	if (!c) {
+		hop_log_ev(HOP_ERROR, -1, root->id,
+			   "stage %s: out of memory joining the group: it "
+			   "goes back to its source",
+			   st->name);
+		root->fate = FATE_RELEASE;
+		end_parts(r, g, true);
+		return;
+	}
+	root->pending++;
+	c->stage = (int16_t)st->index;
+	end_parts(r, g, false);
+	if (!hop_stage_bare(st)) {
+		hop_queue_push(&st->ready, c);
+		schedule(r);
+		return;
+	}
+	/* No worker: the joined payload is the stage's output. */
+	c->result = c->payload;
+	c->payload = strdup("null");
+	c->payload_len = 4;
+	c->ok = true;
+	c->attempt = 1;
+	st->stats.done++;
+	if (st->routing.head || !hand_on(r, st, c))
+		hop_queue_push(&st->routing, c);
+	schedule(r);
+}
+
+/* A group is complete when nothing else of its root's tree is on its way:
+ * every item the root still waits for is a part in one of its groups, or
+ * a hold of a reduce window. */
+static void check_groups(struct run *r, struct hop_item *root)
+{
+	uint64_t gathered = root->holds;
+	struct hop_group *g;
+
+	for (g = root->groups; g; g = g->next_of_root)
+		if (!g->done)
+			gathered += g->nparts;
+	if (root->pending != gathered)
+		return;
+	for (;;) {
+		for (g = root->groups; g && g->done; g = g->next_of_root)
+			;
+		if (!g)
+			return;
+		group_done(r, g, false);
+	}
+}
+
+static void group_due(struct hop_loop *loop, void *arg)
+{
+	struct hop_group *g = arg;
+	struct run *r = g->run;
+	struct hop_stage *st = &r->stages[g->stage];
+	const struct hop_join_config *j = st->cfg->join;
+	struct hop_item *root = g->root;
+
+	g->timer = 0;
+	if (g->done)
+		return;
+	hop_log_ev(HOP_WARN, -1, root->id,
+		   "stage %s: the group is not complete after %.1f s, with "
+		   "%zu part(s) in and %lu item(s) of its tree still at work: "
+		   "%s",
+		   st->name, j->timeout, g->nparts,
+		   (unsigned long)(root->pending - g->nparts - root->holds),
+		   j->partial ? "handing on what came (\"missing\": true)"
+			      : "its root is dead");
+	if (!j->partial && root->fate == FATE_ACK) {
+		char *why = NULL;
+		root->fate = FATE_DEAD;
+		if (asprintf(&why,
+			     "stage %s: join timed out after %.1f s with %zu "
+			     "part(s) in; the rest of the tree was still at "
+			     "work",
+			     st->name, j->timeout, g->nparts) >= 0) {
+			free(root->error);
+			root->error = why;
+		}
+		root->retry = false;
+		if (!root->attempt)
+			root->attempt = 1;
+		st->stats.dead++;
+	}
+	group_done(r, g, true);
+	schedule(r);
+}
+
+/* it reached join stage st: into its root's group there. */
+static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	const struct hop_join_config *j = st->cfg->join;
+
+	if (r->phase != RUNNING) {
+		release_work(r, it);
+		return;
+	}
+	if (root->fate != FATE_ACK) { /* a dead tree gathers nothing */
+		end_work(r, it);
+		return;
+	}
+	struct hop_group *g = group_at(r, st, root);
+	if (g && g->done) {
+		st->stats.late++;
+		hop_log_ev(HOP_WARN, -1, it->id,
+			   "stage %s: a part came after its group was handed "
+			   "on: dropped",
+			   st->name);
+		end_work(r, it);
+		return;
+	}
+	if (g && (int64_t)st->parts >= j->max_parts) {
+		hop_item_fail(it, false,
+			      "stage %s: the join holds %zu parts, its "
+			      "max_parts: group %s cannot take more (raise "
+			      "max_parts, or give the join a timeout)",
+			      st->name, st->parts, root->id);
+		if (!it->attempt)
+			it->attempt = 1;
+		item_dead(r, st, it);
+		return;
+	}
+	int rc = g ? hop_group_add(g, it) : -ENOMEM;
+	if (rc == 1) {
+		st->stats.duplicates++;
+		hop_log_ev(HOP_DEBUG, -1, it->id,
+			   "stage %s: a part came twice: the copy is dropped",
+			   st->name);
+		end_work(r, it);
+		return;
+	}
+	if (rc < 0) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return;
+	}
+	st->parts++;
+	check_groups(r, root);
+}
+
+/* A part died in st: the groups of its root at the joins after st keep
+ * its error. */
+static void note_part_dead(struct run *r, struct hop_stage *st,
+			   struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	for (int i = 0; i < r->cfg->nstages; i++) {
+		if (!r->cfg->stages[i].join || !reaches(st, i) ||
+		    root->fate != FATE_ACK)
+			continue;
+		struct hop_group *g =
+		    group_at(r, &r->stages[r->first[i]], root);
+		if (g && !g->done)
+			hop_group_error(g, it->id, st->name, it->error);
+	}
+}
+
+/* it reached reduce stage st: folded in, and its root held until the
+ * result is written. */
+static void reduce_item(struct run *r, struct hop_stage *st,
+			struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	char msg[400];
+
+	if (r->phase != RUNNING) {
+		release_work(r, it);
+		return;
+	}
+	int rc = hop_reducer_add(st->reducer, it->payload, it->payload_len, msg,
+				 sizeof(msg));
+	if (rc == -EINVAL) {
+		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
+		if (!it->attempt)
+			it->attempt = 1;
+		item_dead(r, st, it);
+		return;
+	}
+	/* One hold per root and window; a root's items often come in a
+	 * row. */
+	bool held = st->nholds && st->holds[st->nholds - 1] == root;
+	if (!rc && !held && st->nholds == st->holds_cap) {
+		size_t cap = st->holds_cap ? 2 * st->holds_cap : 1024;
+		struct hop_item **h = realloc(st->holds, cap * sizeof(*h));
+		if (h) {
+			st->holds = h;
+			st->holds_cap = cap;
+		} else {
+			rc = -ENOMEM;
+		}
+	}
+	if (rc) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return;
+	}
+	if (!held) {
+		st->holds[st->nholds++] = root;
+		root->pending++;
+		root->holds++;
+	}
+	st->stats.done++;
+	end_work(r, it);
+	if (st->cfg->reduce->every &&
+	    hop_reducer_items(st->reducer) >= (uint64_t)st->cfg->reduce->every)
+		reduce_out(r, st);
+}
+
+/* The roots behind one reduce result, and the stage that made it. */
+struct window {
+	struct hop_item **roots;
+	size_t n;
+	int stage;
+};
+
+/* Writes st's results, one item per key, and starts a new window. The
+ * roots it held wait for those items: they are children of one anchor,
+ * a root of the run's own whose end (window_done) ends the holds. */
+static void reduce_out(struct run *r, struct hop_stage *st)
+{
+	struct hop_reducer *rd = st->reducer;
+	size_t nkeys = hop_reducer_keys(rd);
+	struct window *w = calloc(1, sizeof(*w));
+	char *name = NULL;
+	struct hop_item *anchor = NULL;
+
+	if (!nkeys && !st->nholds) {
+		free(w);
+		return;
+	}
+	if (w && asprintf(&name, "%s#%llu", st->name,
+			  (unsigned long long)st->windows) >= 0)
+		anchor = hop_item_new(name, strdup("null"), 4);
+	if (!anchor) {
+		free(w);
+		hop_log(HOP_ERROR,
+			"stage %s: out of memory writing its results: the "
+			"items behind them go back to their sources",
+			st->name);
+		hop_reducer_clear(rd);
+		for (size_t i = 0; i < st->nholds; i++) {
+			struct hop_item *h = st->holds[i];
+			h->holds--;
+			release_work(r, h);
+		}
+		st->nholds = 0;
+		return;
+	}
+	*w = (struct window){st->holds, st->nholds, st->index};
+	st->holds = NULL;
+	st->nholds = st->holds_cap = 0;
+	anchor->feed = -1;
+	anchor->pending = 1;
+	anchor->fate = FATE_ACK;
+	anchor->src_data = w;
+	anchor->stage = (int16_t)st->index;
+	bool windowed = st->cfg->reduce->every || st->cfg->reduce->interval;
+	for (size_t i = 0; i < nkeys; i++) {
+		char *id = NULL, *json = NULL, *wid = NULL;
+		struct hop_item *c = NULL;
+		if (!hop_reducer_result(rd, i, &id, &json) &&
+		    (!windowed ||
+		     asprintf(&wid, "%s@%llu", id,
+			      (unsigned long long)st->windows) >= 0)) {
+			struct output o = {wid ? wid : id, json, strlen(json),
+					   NULL, NULL};
+			c = child(anchor, &o, false);
+		}
+		free(id);
+		free(wid);
+		free(json);
+		if (!c) {
+			anchor->fate = FATE_RELEASE;
+			continue;
+		}
+		anchor->pending++;
+		c->result = c->payload;
+		c->payload = strdup("null");
+		c->payload_len = 4;
+		c->ok = true;
+		c->attempt = 1;
+		c->stage = (int16_t)st->index;
+		if (st->routing.head || !hand_on(r, st, c))
+			hop_queue_push(&st->routing, c);
+	}
+	st->windows++;
+	hop_reducer_clear(rd);
+	unpend(r, anchor);
+	schedule(r);
+}
+
+/* A window's results are written (or not): the roots it held hear it. */
+static void window_done(struct run *r, struct hop_item *anchor)
+{
+	struct window *w = anchor->src_data;
+	struct hop_stage *st = &r->stages[w->stage];
+
+	for (size_t i = 0; i < w->n; i++) {
+		struct hop_item *h = w->roots[i];
+		h->holds--;
+		if (h->fate == FATE_ACK && anchor->fate == FATE_RELEASE)
+			h->fate = FATE_RELEASE;
+		if (h->fate == FATE_ACK && anchor->fate == FATE_DEAD) {
+			char *why = NULL;
+			h->fate = FATE_DEAD;
+			if (asprintf(&why,
+				     "stage %s: its reduce result could not "
+				     "be written: %s",
+				     st->name,
+				     anchor->error ? anchor->error
+						   : "failed") >= 0) {
+				free(h->error);
+				h->error = why;
+			}
+			if (!h->attempt)
+				h->attempt = 1;
+		}
+		unpend(r, h);
+	}
+	free(w->roots);
+	free(w);
+	anchor->src_data = NULL;
+	hop_item_free(anchor);
+}
+
+static bool exhausted(const struct run *r);
+
+/* Whether nothing more can reach reduce stage st: the sources are done,
+ * and every stage before it is idle. */
+static bool upstream_done(const struct run *r, const struct hop_stage *st)
+{
+	int ci = config_index(r, st);
+	if (!exhausted(r))
+		return false;
+	for (int i = 0; i < r->nstages; i++) {
+		const struct hop_stage *s = &r->stages[i];
+		if (s == st || !reaches(s, ci))
+			continue;
+		if (s->ready.head || s->waiting.head || s->routing.head ||
+		    s->parts || hop_pool_inflight(s->pool) ||
+		    (s->reducer && !s->reduced))
+			return false;
+	}
+	return true;
+}
+
+/* Reduce stages whose upstream is over write their (last) results. */
+static void reduce_due(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (!st->reducer || st->reduced || !upstream_done(r, st))
+			continue;
+		reduce_out(r, st);
+		st->reduced = true;
+	}
+}
+
+static void window_tick(struct hop_loop *loop, void *arg)
+{
+	struct hop_stage *st = arg;
+	struct run *r = st->run;
+	st->window_timer = hop_loop_after(
+	    loop, (int64_t)(st->cfg->reduce->interval * 1000), window_tick, st);
+	if (r->phase == RUNNING && !st->reduced)
+		reduce_out(r, st);
+}
+
+/* The run stops: parts in groups and the roots held by reduces go back to
+ * their sources (what a window folded in is forgotten with them). */
+static void release_gathered(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		struct hop_group *g;
+		if (st->ngroups)
+			hop_log(HOP_WARN,
+				"stage %s: %zu group(s) not complete, with "
+				"%zu part(s): back to their sources, with "
+				"their roots (%s, ...)",
+				st->name, st->ngroups, st->parts,
+				st->groups->root->id);
+		while ((g = st->groups)) {
+			if (g->root->fate == FATE_ACK)
+				g->root->fate = FATE_RELEASE;
+			group_close(r, g);
+			end_parts(r, g, true);
+		}
+		if (st->reducer)
+			hop_reducer_clear(st->reducer);
+		size_t n = st->nholds;
+		st->nholds = 0;
+		for (size_t k = 0; k < n; k++) {
+			struct hop_item *h = st->holds[k];
+			h->holds--;
+			release_work(r, h);
+		}
+		hop_loop_cancel(r->loop, st->window_timer);
+		st->window_timer = 0;
 	}
 }
 
@@ -1349,7 +1948,8 @@ static bool finished(const struct run *r)
 {
 	bool idle = quiet(r);
 	for (int i = 0; idle && i < r->nstages; i++)
-		idle = !r->stages[i].ready.head;
+		idle = !r->stages[i].ready.head && !r->stages[i].parts &&
+		       !r->stages[i].nholds;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
 	return idle && !held_count(r) && exhausted(r);
@@ -1414,6 +2014,8 @@ static struct hop_stage *feed_stage(struct run *r, const struct feed *f)
 static size_t feed_room(struct run *r, const struct feed *f)
 {
 	struct hop_stage *st = feed_stage(r, f);
+	if (st && hop_stage_bare(st))
+		return (size_t)queue_bound(st); /* it never queues */
 	if (st) {
 		size_t cap = hop_pool_capacity(st->pool);
 		/* Autoscaled, one item is fetched ahead even with no free
@@ -1478,7 +2080,7 @@ static void take_root(struct run *r, struct feed *f, struct hop_item *it)
 		return;
 	}
 	if (rt->nto == 1 && !rt->to[0].sink) {
-		enter(target_stage(r, rt->to[0].index, &o), it);
+		enter(r, target_stage(r, rt->to[0].index, &o), it);
 		return;
 	}
 	deliver(r, NULL, it, rt, &o, false);
@@ -1547,6 +2149,8 @@ static void pump(struct hop_loop *loop, void *arg)
 		for (int i = 0; i < r->nstages; i++)
 			route_more(r, &r->stages[i]);
 	}
+	if (r->phase == RUNNING)
+		reduce_due(r);
 	if (r->phase != RUNNING) {
 		/* What finishes now goes no further: back to the source. */
 		release_waiting(r);
@@ -1581,6 +2185,7 @@ static void release_waiting(struct run *r)
 		hop_emit_clear(&st->peek);
 		st->peeked = false;
 	}
+	release_gathered(r);
 }
 
 static void grace_over(struct hop_loop *loop, void *arg)
@@ -1662,6 +2267,8 @@ static void refresh_stats(void *arg)
 		struct hop_stage *st = &r->stages[i];
 		st->stats.depth = (int64_t)st->ready.len;
 		st->stats.held = (int64_t)st->routing.len;
+		st->stats.groups = (int64_t)st->ngroups;
+		st->stats.gathered = (int64_t)(st->parts + st->nholds);
 	}
 	/* What waits at a source waits for its first stage. */
 	for (int i = 0; i < r->nfeeds; i++) {
@@ -2128,6 +2735,68 @@ static void main_stage(struct run *r)
 	};
 }
 
+/* The config stages that config stage i's outputs can reach (the first
+ * 64), memoized in reach with done. */
+static uint64_t reach_of(const struct run *r, int i, uint64_t *reach,
+			 bool *done)
+{
+	const struct hop_stage_config *c = stage_config(r, i);
+	uint64_t m = 0;
+
+	if (done[i])
+		return reach[i];
+	for (int k = 0; k < c->nroutes; k++)
+		for (int t = 0; t < c->routes[k].nto; t++) {
+			const struct hop_target *to = &c->routes[k].to[t];
+			if (to->sink)
+				continue;
+			if (to->index < 64)
+				m |= 1ULL << to->index;
+			m |= reach_of(r, to->index, reach, done);
+		}
+	done[i] = true;
+	return reach[i] = m;
+}
+
+/* Joins and reduces: where each stage's outputs can reach, and what a
+ * watched run needs of a reduce. Returns 0, or -1 (logged). */
+static int gather_graph(struct run *r, int n)
+{
+	uint64_t reach[n];
+	bool done[n];
+
+	memset(done, 0, sizeof(done));
+	for (int i = 0; i < n; i++) {
+		const struct hop_stage_config *c = stage_config(r, i);
+		uint64_t m = reach_of(r, i, reach, done);
+		for (int s = r->first[i]; s < r->first[i + 1]; s++)
+			r->stages[s].reach = m;
+		if ((c->join || c->reduce) && c->shards > 1) {
+			hop_log(HOP_ERROR,
+				"stage %s: a %s gathers in one place: it "
+				"cannot have shards (shard the stage before "
+				"it)",
+				c->name, c->join ? "join" : "reduce");
+			return -1;
+		}
+		if (c->reduce && r->cfg->watch && !c->reduce->every &&
+		    !c->reduce->interval) {
+			hop_log(HOP_ERROR,
+				"stage %s: a watched run never ends, so a "
+				"reduce needs a window: \"every\" (items) or "
+				"\"interval\" (seconds)",
+				c->name);
+			return -1;
+		}
+		struct hop_stage *st = &r->stages[r->first[i]];
+		if (c->reduce && c->reduce->interval > 0)
+			st->window_timer = hop_loop_after(
+			    r->loop, (int64_t)(c->reduce->interval * 1000),
+			    window_tick, st);
+	}
+	return 0;
+}
+
 /* Makes the run's stages (a shard each), feeds and outlets from the
  * config. Returns 0, or -1 (logged). */
 static int build_graph(struct run *r)
@@ -2167,6 +2836,8 @@ static int build_graph(struct run *r)
 			r->nstages++;
 		}
 	}
+	if (gather_graph(r, n))
+		return -1;
 	for (int i = 0; i < r->nfeeds; i++) {
 		struct feed *f = &r->feeds[i];
 		f->r = r;

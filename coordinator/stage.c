@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gather.h"
+
 int hop_stage_init(struct hop_stage *st, const struct hop_stage_config *cfg,
 		   int index, int shard, char *err, size_t errlen)
 {
@@ -53,11 +55,20 @@ int hop_stage_start(struct hop_stage *st, struct hop_loop *loop,
 	    .tmpdir = st->tmpdir,
 	    .stats = &st->stats,
 	};
+	if (hop_stage_bare(st))
+		pc.size = pc.start = 0;
 	st->pool = hop_pool_new(loop, &pc, ev);
 	if (!st->pool) {
 		snprintf(err, errlen, "stage %s: out of memory", st->name);
 		return -ENOMEM;
 	}
+	if (c->reduce && !(st->reducer = hop_reducer_new(c->reduce))) {
+		snprintf(err, errlen, "stage %s: out of memory", st->name);
+		return -ENOMEM;
+	}
+	/* No worker: an empty pool that is never started. */
+	if (hop_stage_bare(st))
+		return 0;
 	return hop_pool_start(st->pool, err, errlen);
 }
 
@@ -74,6 +85,11 @@ void hop_stage_free(struct hop_stage *st)
 	st->peeked = false;
 	free(st->peek_id);
 	st->peek_id = NULL;
+	hop_reducer_free(st->reducer);
+	st->reducer = NULL;
+	free(st->holds);
+	st->holds = NULL;
+	st->nholds = st->holds_cap = 0;
 	if (st->scaler_on)
 		hop_scaler_free(&st->scaler);
 	st->scaler_on = false;

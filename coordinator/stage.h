@@ -45,7 +45,29 @@ struct hop_stage {
 	bool scaler_on;
 	int64_t cold_since; /* work waited with no worker since then */
 	char tmpdir[64];
+	/* A join (gather.h): its open groups, and the parts they hold. */
+	struct hop_group *groups;
+	size_t parts, ngroups;
+	/* A reduce: its accumulators, and the roots of the items it folded
+	 * in since its last result, each held (one of its pending) until
+	 * that result is written. */
+	struct hop_reducer *reducer;
+	struct hop_item **holds;
+	size_t nholds, holds_cap;
+	bool reduced;	  /* the end's results are out */
+	uint64_t windows; /* results written so far, for their ids */
+	uint64_t window_timer;
+	/* Config stages (by index, the first 64) that this one's outputs
+	 * can reach. */
+	uint64_t reach;
 };
+
+/* True when the stage runs no worker: a join without a command, or a
+ * reduce. */
+static inline bool hop_stage_bare(const struct hop_stage *st)
+{
+	return !st->cfg->argv && !st->cfg->shell_command;
+}
 
 /* Fills st for the shard'th shard of cfg and makes its temporary folder
  * under the run's (TMPDIR, else /dev/shm when writable, else /tmp). Returns

@@ -28,12 +28,14 @@ struct hop_stats {
 	int64_t started_ms; /* when the run started (hop_now_ms) */
 
 	/* Items, by outcome. */
-	uint64_t done;	   /* acknowledged with a result */
-	uint64_t dead;	   /* in the dead letter */
-	uint64_t retries;  /* failed attempts that will be tried again */
-	uint64_t released; /* handed back unfinished at shutdown */
-	uint64_t fetched;  /* taken from the source */
-	uint64_t dropped;  /* outputs a stage dropped (filter, unmapped) */
+	uint64_t done;	     /* acknowledged with a result */
+	uint64_t dead;	     /* in the dead letter */
+	uint64_t retries;    /* failed attempts that will be tried again */
+	uint64_t released;   /* handed back unfinished at shutdown */
+	uint64_t fetched;    /* taken from the source */
+	uint64_t dropped;    /* outputs a stage dropped (filter, unmapped) */
+	uint64_t late;	     /* a join's parts that came after their group */
+	uint64_t duplicates; /* a join's parts that came twice */
 	/* Failed for good, but the dead letter could not be written: left
 	 * unacknowledged at the source. */
 	uint64_t dead_unwritten;
@@ -60,6 +62,8 @@ struct hop_stats {
 	int64_t total;	  /* finite run: items it will give, -1 unknown */
 	int64_t inflight; /* items in workers' hands */
 	int64_t held;	  /* finished, held while the sink is out */
+	int64_t groups;	  /* a join's groups not complete yet */
+	int64_t gathered; /* a join's parts in them; a reduce's roots held */
 	int workers;	  /* live worker processes (slots, in exec mode) */
 	int workers_busy; /* of which hold an item */
 	int workers_desired;

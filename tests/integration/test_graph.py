@@ -354,7 +354,11 @@ def test_help_pipeline_lists_the_stage_keys(tmp):
     assert code == 0, err
     stage = help_entries(out.split("\nstage keys (in stages):\n")[1])
     assert set(stage) == {"command", "run", "to", "shards", "key", "queue",
-                          "unmapped", "on_dead"}, set(stage)
+                          "unmapped", "on_dead", "join", "join.on_part_dead",
+                          "join.timeout", "join.on_timeout",
+                          "join.max_parts", "reduce", "reduce.buckets",
+                          "reduce.op", "reduce.field", "reduce.by",
+                          "reduce.every", "reduce.interval"}, set(stage)
     assert " ".join(stage["run"].split()) == (
         "run options mode, workers, min_workers, max_workers, prefetch, "
         "timeout, attempts, backoff, backoff_max as above, for this stage")

@@ -5,7 +5,9 @@ It answers the payload with its own name added to "trail". The payload's
 that keeps nothing), "perm" (a permanent failure), "fail_once" (fails the
 first attempt, with STAGE_STATE naming a folder that remembers it),
 "split:N" (emits N outputs, each with "part" and the port "pN % 2"),
-"port:P" (one emitted output on port P). STAGE_LOG names a file that gets
+"port:P" (one emitted output on port P), "perm_part:K" (a permanent
+failure for the output of a splitter whose "part" is K, the others pass),
+"sleep_part:K:S" (the part K takes S seconds more). STAGE_LOG names a file that gets
 a line "NAME ID ATTEMPT PID" for every item; STAGE_SLEEP_NAME (NAME upper
 case) is how many seconds the stage NAME takes over each item. A payload
 that is the path of a file (as the dir source gives it) stands for the JSON
@@ -67,6 +69,12 @@ for line in sys.stdin:
         if isinstance(payload, dict) else ""
     out = dict(payload) if isinstance(payload, dict) else {"value": payload}
     out["trail"] = list(out.get("trail", [])) + [name]
+    if action.startswith(("perm_part:", "sleep_part:")):
+        what, k, *secs = action.split(":")
+        hit = isinstance(payload, dict) and payload.get("part") == int(k)
+        if hit and what == "sleep_part":
+            time.sleep(float(secs[0]))
+        action = "perm" if hit and what == "perm_part" else ""
     if action == "drop":
         say({"id": item, "ok": True, "drop": True})
     elif action == "perm":

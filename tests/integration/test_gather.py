@@ -1,0 +1,272 @@
+"""Join and reduce: a join gathers the parts of each root's tree into one
+item, in order, never early, never twice; a dead part fails its group or is
+collected; a group past its deadline fails or goes on partial. A reduce
+folds items into exact results per key, and holds their source items until
+the result is written: a coordinator killed before that loses nothing."""
+import json
+import signal
+
+from conftest import (PY, WORKERS, by_id, clean_env, hopper, read_jsonl,
+                      start, stderr_of, wait_for, write_jsonl)
+from test_stages import cmd, dead_letters, run_pipeline
+
+SPLIT_TAG_JOIN = {
+    "split": {"command": cmd("split"), "to": "tag"},
+    "tag": {"command": cmd("tag"), "to": "gather", "workers": 2},
+    "gather": {"join": True, "to": "out"},
+}
+
+
+def test_a_join_hands_on_one_item_per_root_with_its_parts_in_order(tmp):
+    # 12 parts: "r/10" and "r/11" must come after "r/2" (numeric order).
+    payloads = [{"key": f"v{i}", "do": {"split": "split:12"}}
+                for i in range(15)]
+    code, got, err = run_pipeline(tmp, SPLIT_TAG_JOIN, payloads)
+    assert code == 0, err
+    res = by_id(got["out"])
+    assert sorted(res) == sorted(f"v{i}" for i in range(15))
+    for root, r in res.items():
+        joined = r["result"]
+        assert joined["id"] == root
+        assert joined["root"]["key"] == root
+        assert [p["part"] for p in joined["parts"]] == list(range(12))
+        assert all(p["trail"] == ["split", "tag"] for p in joined["parts"])
+        assert "errors" not in joined and "missing" not in joined
+    assert "finished: 15 done, 0 dead" in err
+    assert dead_letters(tmp) == []
+
+
+def test_a_join_with_a_command_gives_its_worker_the_whole_group(tmp):
+    stages = dict(SPLIT_TAG_JOIN)
+    stages["gather"] = {"join": True, "command": cmd("gather"), "to": "out"}
+    payloads = [{"key": f"v{i}", "do": {"split": "split:3"}} for i in range(5)]
+    code, got, err = run_pipeline(tmp, stages, payloads)
+    assert code == 0, err
+    res = by_id(got["out"])
+    assert sorted(res) == [f"v{i}" for i in range(5)]
+    for r in res.values():
+        assert r["result"]["trail"] == ["gather"]
+        assert len(r["result"]["parts"]) == 3
+
+
+def test_a_dead_part_fails_its_group_and_names_itself(tmp):
+    payloads = [{"key": f"v{i}", "do": {"split": "split:5",
+                                        "tag": "perm_part:3" if i < 2 else ""}}
+                for i in range(6)]
+    code, got, err = run_pipeline(tmp, SPLIT_TAG_JOIN, payloads)
+    assert code == 3, err
+    ok = {r["id"] for r in got["out"] if r["ok"]}
+    assert ok == {f"v{i}" for i in range(2, 6)}
+    dead = {d["id"]: d for d in dead_letters(tmp)}
+    assert sorted(dead) == ["v0", "v1"]
+    for root, d in dead.items():
+        assert f"{root}/3" in d["error"] and "tag refuses" in d["error"]
+    # The dead part itself is written as failed; no joined item for it.
+    failed = [r for r in got["out"] if not r["ok"]]
+    assert sorted(r["id"] for r in failed) == ["v0/3", "v1/3"]
+
+
+def test_collect_hands_the_group_on_with_the_errors_in_it(tmp):
+    stages = dict(SPLIT_TAG_JOIN)
+    stages["gather"] = {"join": {"on_part_dead": "collect"}, "to": "out"}
+    payloads = [{"key": f"v{i}", "do": {"split": "split:4",
+                                        "tag": "perm_part:1" if i == 0 else ""}}
+                for i in range(3)]
+    code, got, err = run_pipeline(tmp, stages, payloads)
+    res = {r["id"]: r for r in got["out"] if r["ok"]}
+    assert sorted(res) == ["v0", "v1", "v2"], err
+    v0 = res["v0"]["result"]
+    assert [p["part"] for p in v0["parts"]] == [0, 2, 3]
+    assert v0["errors"] == [{"id": "v0/1", "stage": "tag",
+                             "error": "tag refuses v0/1"}]
+    assert [p["part"] for p in res["v1"]["result"]["parts"]] == [0, 1, 2, 3]
+    # The roots are done, not dead: the group went on.
+    assert dead_letters(tmp) == []
+    assert code == 3 and "3 done" in err  # the part itself is dead
+
+
+def test_a_group_past_its_timeout_goes_on_partial_or_fails(tmp):
+    for mode in ("partial", "fail"):
+        stages = dict(SPLIT_TAG_JOIN)
+        stages["gather"] = {"join": {"timeout": "1s", "on_timeout": mode},
+                            "to": "out"}
+        (tmp / "out.jsonl").unlink(missing_ok=True)
+        (tmp / "dead.jsonl").unlink(missing_ok=True)
+        payloads = [{"key": "slow", "do": {"split": "split:4",
+                                           "tag": "sleep_part:2:4"}}]
+        code, got, err = run_pipeline(tmp, stages, payloads)
+        assert "the group is not complete after 1.0 s" in err
+        if mode == "partial":
+            assert code == 0, err
+            (r,) = [r for r in got["out"] if r["ok"]]
+            assert r["result"]["missing"] is True
+            assert 2 not in [p["part"] for p in r["result"]["parts"]]
+            assert "a part came after its group was handed on" in err
+        else:
+            assert code == 3, err
+            assert [r for r in got["out"] if r["ok"]] == []
+            (d,) = dead_letters(tmp)
+            assert d["id"] == "slow" and "join timed out" in d["error"]
+
+
+def run_reduce(tmp, reduce, payloads, extra_stage=None):
+    stages = {"sum": {"reduce": reduce, "to": "out"}}
+    if extra_stage:
+        stages = {"a": {"command": cmd("a"), "to": "sum"}, **stages}
+    doc = {"sources": {"in": {"type": "jsonl",
+                              "path": str(write_jsonl(tmp / "in.jsonl",
+                                                      payloads)),
+                              "id": "key", "dead": str(tmp / "dead.jsonl"),
+                              "to": "a" if extra_stage else "sum"}},
+           "sinks": {"out": {"type": "jsonl", "path": str(tmp / "out.jsonl")}},
+           "stages": stages, "workers": 1}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    out = tmp / "out.jsonl"
+    out.unlink(missing_ok=True)
+    (tmp / "dead.jsonl").unlink(missing_ok=True)
+    code, _, err = hopper("run", "-f", f)
+    return code, read_jsonl(out.read_text()) if out.exists() else [], err
+
+
+def test_reduce_ops_are_exact_per_key(tmp):
+    payloads = [{"key": f"i{i}", "codec": ["h264", "vp9", "hevc"][i % 3],
+                 "size": i, "colour": ["red", "blue"][i % 2]}
+                for i in range(30)]
+    want = {"h264": [i for i in range(30) if i % 3 == 0],
+            "vp9": [i for i in range(30) if i % 3 == 1],
+            "hevc": [i for i in range(30) if i % 3 == 2]}
+    for op in ("count", "sum", "min", "max", "mean"):
+        red = {"op": op, "by": "/codec"}
+        if op != "count":
+            red["field"] = "/size"
+        code, out, err = run_reduce(tmp, red, payloads)
+        assert code == 0, err
+        res = {r["id"]: r["result"] for r in out}
+        assert sorted(res) == sorted(want)
+        for k, xs in want.items():
+            assert res[k]["key"] == k and res[k]["count"] == len(xs)
+            expect = {"count": len(xs), "sum": sum(xs), "min": min(xs),
+                      "max": max(xs), "mean": sum(xs) / len(xs)}[op]
+            assert res[k]["value"] == expect, (op, k, res[k])
+        assert "finished: 30 done, 0 dead" in err
+    code, out, err = run_reduce(tmp, {"op": "histogram", "field": "/size",
+                                      "buckets": [10, 20]}, payloads)
+    assert code == 0, err
+    (r,) = out
+    assert r["id"] == "all"
+    assert r["result"]["buckets"] == [10, 20]
+    assert r["result"]["counts"] == [10, 10, 10]
+    code, out, err = run_reduce(tmp, {"op": "histogram", "field": "/colour",
+                                      "by": "/codec"}, payloads)
+    res = {r["id"]: r["result"]["counts"] for r in out}
+    assert res["h264"] == {"red": 5, "blue": 5}
+
+
+def test_a_bad_item_is_dead_with_its_reason_and_the_rest_counts(tmp):
+    payloads = [{"key": f"i{i}", "size": i} for i in range(10)]
+    payloads[3] = {"key": "i3"}
+    payloads[6] = {"key": "i6", "size": "big"}
+    code, out, err = run_reduce(tmp, {"op": "sum", "field": "/size"},
+                                payloads)
+    assert code == 3, err
+    (r,) = [r for r in out if r["ok"]]
+    assert r["result"]["value"] == sum(range(10)) - 3 - 6
+    assert r["result"]["count"] == 8
+    dead = {d["id"]: d["error"] for d in dead_letters(tmp)}
+    assert sorted(dead) == ["i3", "i6"]
+    assert "no value at /size" in dead["i3"]
+    assert '"big", not a number' in dead["i6"]
+
+
+def test_count_windows_give_a_result_each_n_items(tmp):
+    payloads = [{"key": f"i{i}"} for i in range(25)]
+    code, out, err = run_reduce(tmp, {"op": "count", "every": 10}, payloads)
+    assert code == 0, err
+    res = {r["id"]: r["result"]["value"] for r in out}
+    assert res == {"all@0": 10, "all@1": 10, "all@2": 5}
+
+
+def test_a_killed_run_acknowledged_nothing_the_reduce_had_not_written(tmp):
+    """The coordinator is SIGKILLed once half the items went through the
+    stage before the reduce; the next run of the same file counts every
+    item: had a source item been acknowledged when it was folded in, it
+    would be missing from the count."""
+    n = 60
+    inbox = tmp / "inbox"
+    inbox.mkdir()
+    for i in range(n):
+        (inbox / f"i{i:03}.json").write_text(json.dumps({"g": f"g{i % 4}"}))
+    doc = {"source": {"type": "dir", "path": str(inbox)},
+           "sinks": {"out": {"type": "jsonl",
+                             "path": str(tmp / "out.jsonl")}},
+           "stages": {"a": {"command": cmd("a"), "to": "count",
+                            "workers": 1},
+                      "count": {"reduce": {"op": "count", "by": "/g"},
+                                "to": "out"}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    log = tmp / "log"
+    p = start("run", "-f", f, cwd=tmp,
+              env=clean_env(STAGE_LOG=log, STAGE_SLEEP_A="0.02"))
+    try:
+        wait_for(lambda: log.exists() and
+                 len(log.read_text().splitlines()) >= n // 2 or
+                 p.poll() is not None, what="half the items")
+        assert p.poll() is None, stderr_of(p)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not (tmp / "out.jsonl").exists() or \
+        (tmp / "out.jsonl").read_text() == ""
+    code, _, err = hopper("run", "-f", f, cwd=tmp)
+    assert code == 0, err
+    res = {r["id"]: r["result"]["value"] for r in
+           read_jsonl((tmp / "out.jsonl").read_text())}
+    assert res == {f"g{k}": n // 4 for k in range(4)}
+
+
+def test_join_and_reduce_errors_name_the_file_line_and_stage(tmp):
+    cases = [
+        ({"op": "count"}, "command", "takes no 'command'"),
+        ({"op": "sum"}, None, "'sum' needs a 'field'"),
+        ({"op": "count", "by": "codec"}, None, "'codec' is not a JSON"),
+        ({"op": "avg"}, None, "avg"),
+        ({"op": "count", "buckets": [1]}, None, "histogram only"),
+    ]
+    for reduce, extra, words in cases:
+        stage = {"reduce": reduce, "to": "out"}
+        if extra:
+            stage["command"] = cmd("x")
+        doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
+               "stages": {"first": {"command": cmd("a"), "to": "sum"},
+                          "sum": stage}}
+        f = tmp / "bad.json"
+        f.write_text(json.dumps(doc, indent=1))
+        code, _, err = hopper("validate", f)
+        assert code == 2, err
+        assert "bad.json:" in err and "stage 'sum'" in err, err
+        assert words in err, err
+    doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
+           "stages": {"first": {"command": cmd("a"), "to": "j"},
+                      "j": {"join": {"on_part_dead": "ignore"}, "to": "out"}}}
+    f.write_text(json.dumps(doc, indent=1))
+    code, _, err = hopper("validate", f)
+    assert code == 2 and "on_part_dead" in err and "collect" in err, err
+
+
+def test_graph_shows_joins_and_reduces(tmp):
+    doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-", "t": "jsonl:-"},
+           "stages": {"split": {"command": cmd("split"), "to": ["j", "sum"]},
+                      "j": {"join": {"on_part_dead": "collect"}, "to": "out"},
+                      "sum": {"reduce": {"op": "mean", "field": "/size",
+                                         "by": "/codec"}, "to": "t"}}}
+    f = tmp / "g.json"
+    f.write_text(json.dumps(doc))
+    code, out, err = hopper("graph", f)
+    assert code == 0, err
+    assert "stage j (join, collecting dead parts)\n" in out
+    assert "stage sum (reduce: mean of /size by /codec)\n" in out
