@@ -789,6 +789,8 @@ static bool deliver(struct run *r, struct hop_stage *st, struct hop_item *it,
 		}
 		if (t->sink) {
 			c->stage = st ? (int16_t)st->index : -1;
+			/* Its record shows the attempts that made it. */
+			c->attempt = it->attempt;
 			finish_item(r, &r->outlets[t->index], c);
 			continue;
 		}
