@@ -50,6 +50,8 @@ struct hop_item {
 				     wait to write what it gave them */
 	struct hop_group *groups; /* a root: its parts gathered at join
 				     stages (gather.h), NULL for none */
+	int16_t died_in;	  /* a dead root: the run's stage its tree died
+				     in, plus one; 0 when it died in none */
 
 	int64_t
 	    started_ms; /* when the current attempt was handed to a worker */

@@ -333,11 +333,16 @@ static void hold(struct outage *o, struct hop_queue *q, struct hop_item *it)
 	o->items++;
 }
 
-/* The dead letter's record: what a person needs to see why it died. */
-static char *dead_record(const struct hop_item *it)
+/* The dead letter's record: what a person needs to see why it died. With
+ * stages, the stage its tree died in too. */
+static char *dead_record(const struct run *r, const struct hop_item *it)
 {
 	json_t *o = json_object();
 	json_object_set_new(o, "id", json_string(it->id));
+	if (r->cfg->staged && it->died_in > 0 && it->died_in <= r->nstages)
+		json_object_set_new(
+		    o, "stage",
+		    json_string(r->stages[it->died_in - 1].cfg->name));
 	json_object_set_new(o, "error",
 			    json_string(it->error ? it->error : "failed"));
 	json_object_set_new(o, "attempts", json_integer(it->attempt));
@@ -488,6 +493,7 @@ static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 		if (f->src->ops->dying)
 			f->src->ops->dying(f->src, it);
 		root->fate = FATE_DEAD;
+		root->died_in = st ? (int16_t)(st->index + 1) : 0;
 	} else if (!st || !(st->cfg->dead_alone || collects(r, st))) {
 		if (root->fate != FATE_DEAD) {
 			/* The root may still be at work in its first stage:
@@ -502,6 +508,7 @@ static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 			}
 			root->attempt = it->attempt;
 			root->retry = it->retry;
+			root->died_in = st ? (int16_t)(st->index + 1) : 0;
 			if (it->stderr_tail && !root->stderr_tail)
 				root->stderr_tail = strdup(it->stderr_tail);
 		}
@@ -1720,7 +1727,7 @@ static void on_dead_done(void *arg, const char *id, bool ok)
  * take it for now (-EAGAIN): then it is not dead, and is held. */
 static bool record_dead(struct run *r, struct feed *f, struct hop_item *it)
 {
-	char *rec = dead_record(it);
+	char *rec = dead_record(r, it);
 	int rc = f->src->ops->dead(f->src, it, rec ? rec : "{}");
 	free(rec);
 	if (rc == -EAGAIN) {

@@ -68,3 +68,38 @@ def test_a_descendants_record_counts_the_attempts_of_its_maker(tmp):
     assert sorted(res) == sorted(f"{k}/{n}" for k in keys for n in (0, 1))
     for rid, r in res.items():
         assert r["attempts"] == want[rid.split("/")[0]], (rid, r)
+
+
+def test_every_dead_letter_names_the_stage_it_died_in(tmp):
+    # u1 dies in the first stage (a root, in its own stage), u2 in the
+    # second (a descendant), u3 on a port the splitter does not map.
+    stages = {"a": {"command": cmd("a"), "to": "split"},
+              "split": {"command": cmd("split"), "to": {"p0": "b"}},
+              "b": {"command": cmd("b"), "shards": 2, "key": "/part"}}
+    payloads = [{"key": "u0", "do": {"split": "port:p0"}},
+                {"key": "u1", "do": {"a": "perm"}},
+                {"key": "u2", "do": {"split": "port:p0", "b": "perm"}},
+                {"key": "u3", "do": {"split": "port:p1"}}]
+    code, got, err = run_pipeline(tmp, stages, payloads)
+    assert code == 3, err
+    dead = {d["id"]: d for d in dead_letters(tmp)}
+    assert sorted(dead) == ["u1", "u2", "u3"], dead
+    assert dead["u1"]["stage"] == "a"
+    assert dead["u1"]["error"] == "a refuses u1"
+    assert dead["u2"]["stage"] == "b"  # the stage's name, not its shard's
+    assert "b refuses u2" in dead["u2"]["error"]
+    assert dead["u3"]["stage"] == "split"
+    assert "no route for port 'p1'" in dead["u3"]["error"]
+    assert all(d["payload"] == payloads[int(i[1])] for i, d in dead.items())
+    assert [r["id"] for r in got["out"] if r["ok"]] == ["u0"]
+
+
+def test_a_one_stage_run_keeps_its_dead_letters(tmp):
+    # Without stages, a dead letter is as it was: no stage to name.
+    src = write_jsonl(tmp / "in.jsonl", [{"key": "u1", "do": {"a": "perm"}}])
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-o",
+                          f"jsonl:{tmp / 'out.jsonl'}", "-S", "id=key", "-S",
+                          f"dead={tmp / 'dead.jsonl'}", "--", *cmd("a"))
+    assert code == 3, err
+    (dead,) = dead_letters(tmp)
+    assert "stage" not in dead and dead["error"] == "a refuses u1"
