@@ -381,7 +381,7 @@ static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 	char why[256] = "";
 	bool ready = h->view.ready(h->view.arg, why, sizeof(why));
 	json_t *o = json_pack(
-	    "{s:o, s:b, s:s?, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:o},"
+	    "{s:o, s:b, s:s?, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:o},"
 	    " s:{s:i, s:i, s:i, s:I, s:I, s:I},"
 	    " s:o, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:o}",
 	    "pipeline", pipeline(h->view.cfg), "ready", ready, "not_ready",
@@ -389,16 +389,16 @@ static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 	    tenths((double)(hop_now_ms() - s->started_ms) / 1000), "items",
 	    "done", (json_int_t)s->done, "dead", (json_int_t)s->dead, "retried",
 	    (json_int_t)s->retries, "released", (json_int_t)s->released,
-	    "fetched", (json_int_t)s->fetched, "total", maybe(s->total),
-	    "workers", "live", s->workers, "busy", s->workers_busy, "desired",
-	    s->workers_desired, "starts", (json_int_t)s->worker_starts,
-	    "restarts", (json_int_t)s->worker_restarts, "timeouts",
-	    (json_int_t)s->timeouts, "depth", depth(s), "in_flight",
-	    (json_int_t)s->inflight, "errors", "source",
-	    (json_int_t)s->source_errors, "sink", (json_int_t)s->sink_errors,
-	    "count", (json_int_t)s->errors_next, "scale_events", "up",
-	    (json_int_t)s->scale_ups, "down", (json_int_t)s->scale_downs,
-	    "last_errors", last_errors(s));
+	    "dropped", (json_int_t)s->dropped, "fetched",
+	    (json_int_t)s->fetched, "total", maybe(s->total), "workers", "live",
+	    s->workers, "busy", s->workers_busy, "desired", s->workers_desired,
+	    "starts", (json_int_t)s->worker_starts, "restarts",
+	    (json_int_t)s->worker_restarts, "timeouts", (json_int_t)s->timeouts,
+	    "depth", depth(s), "in_flight", (json_int_t)s->inflight, "errors",
+	    "source", (json_int_t)s->source_errors, "sink",
+	    (json_int_t)s->sink_errors, "count", (json_int_t)s->errors_next,
+	    "scale_events", "up", (json_int_t)s->scale_ups, "down",
+	    (json_int_t)s->scale_downs, "last_errors", last_errors(s));
 	if (o) {
 		add_speed(h, o);
 		json_object_set_new(o, "stages", stages(h));

@@ -262,6 +262,12 @@ int hop_metrics_write(FILE *out, const struct hop_stats *s,
 	counter(out, "dead_letters_total",
 		"Items that failed for good and went to the dead letter.",
 		s->dead);
+	counter(out, "outputs_dropped_total",
+		"Outputs the stages dropped: items a worker answered with "
+		"drop, and outputs on a port a stage's \"to\" does not map "
+		"when it says \"unmapped\": \"drop\". Their trees are "
+		"done all the same.",
+		s->dropped);
 	counter(out, "item_timeouts_total",
 		"Attempts killed because they passed their deadline.",
 		s->timeouts);

@@ -823,6 +823,7 @@ static void unmapped(struct run *r, struct hop_stage *st, struct hop_item *it,
 
 	if (st->cfg->drop_unmapped) {
 		st->stats.dropped++;
+		r->stats.dropped++;
 		return;
 	}
 	struct hop_item *c = child(root, o, false);
@@ -854,6 +855,7 @@ static bool hand_on(struct run *r, struct hop_stage *st, struct hop_item *it)
 
 	if (it->drop) {
 		st->stats.dropped++;
+		r->stats.dropped++;
 		end_work(r, it);
 		return true;
 	}
@@ -2689,14 +2691,45 @@ static int open_journal(struct run *r)
 	return 0;
 }
 
+/* Writes to buf what the stages dropped, for the finished line: "" when
+ * nothing was, else ", 5 dropped" and, with several stages, by whom:
+ * ", 5 dropped (prefs 3, email 2)" (a sharder's shards summed). */
+static void dropped_text(const struct run *r, char *buf, size_t size)
+{
+	size_t k;
+	int ncfg = r->cfg->nstages ? r->cfg->nstages : 1;
+
+	buf[0] = '\0';
+	if (!r->stats.dropped)
+		return;
+	k = (size_t)snprintf(buf, size, ", %llu dropped",
+			     (unsigned long long)r->stats.dropped);
+	for (int i = 0, shown = 0; r->nstages > 1 && i < ncfg && k < size;
+	     i++) {
+		uint64_t n = 0;
+		for (int s = r->first[i]; s < r->first[i + 1]; s++)
+			n += r->stages[s].stats.dropped;
+		if (n)
+			k += (size_t)snprintf(buf + k, size - k, "%s%s %llu",
+					      shown++ ? ", " : " (",
+					      stage_config(r, i)->name,
+					      (unsigned long long)n);
+		if (i == ncfg - 1 && shown && k < size)
+			snprintf(buf + k, size - k, ")");
+	}
+}
+
 static void summary(struct run *r)
 {
 	double secs = (double)(hop_now_ms() - r->t0) / 1000;
+	char dropped[512];
+
+	dropped_text(r, dropped, sizeof(dropped));
 	hop_log(HOP_INFO,
 		"finished: %ld done, %ld dead, %ld retried, %ld handed "
-		"back, in %.2f s (%.1f items/s)",
+		"back%s, in %.2f s (%.1f items/s)",
 		(long)r->stats.done, (long)r->stats.dead,
-		(long)r->stats.retries, (long)r->stats.released, secs,
+		(long)r->stats.retries, (long)r->stats.released, dropped, secs,
 		secs > 0 ? (double)(r->stats.done + r->stats.dead) / secs
 			 : 0.0);
 	if (r->stats.dead_unwritten)

@@ -103,3 +103,67 @@ def test_a_one_stage_run_keeps_its_dead_letters(tmp):
     assert code == 3, err
     (dead,) = dead_letters(tmp)
     assert "stage" not in dead and dead["error"] == "a refuses u1"
+
+
+DROPS = {"stages": {"a": {"command": cmd("a"), "to": "split"},
+                    "split": {"command": cmd("split"), "to": {"p0": "b"},
+                              "unmapped": "drop"},
+                    "b": {"command": cmd("b")}}}
+
+
+def drop_payloads():
+    """Ten roots: a drops u0..u2 (a filter), split sends the rest on p0,
+    but u7..u9 on p1, which it drops (an unmapped port)."""
+    return [{"key": f"u{i}", "do": {"a": "drop"} if i < 3 else
+             {"split": "port:p1" if i >= 7 else "port:p0"}}
+            for i in range(10)]
+
+
+def test_drops_are_counted_for_the_run_in_the_finished_line(tmp):
+    code, got, err = run_pipeline(tmp, DROPS["stages"], drop_payloads())
+    assert code == 0, err
+    assert sorted(r["id"] for r in got["out"]) == [f"u{i}" for i in
+                                                   range(3, 7)]
+    assert re.search(r"finished: 10 done, 0 dead, 0 retried, 0 handed "
+                     r"back, 6 dropped \(a 3, split 3\), in ", err), err
+
+
+def test_drops_are_counted_in_metrics_and_status(tmp):
+    doc = {"sources": {"in": {"type": "jsonl", "path": "-", "id": "key"}},
+           "sinks": {"out": {"type": "jsonl",
+                             "path": str(tmp / "out.jsonl")}},
+           "workers": 1, **DROPS}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    errf = open(tmp / "hopper.err", "w+")
+    p = subprocess.Popen([HOPPER, "run", "-f", f, "--listen", "127.0.0.1:0"],
+                         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                         stderr=errf, text=True, env=clean_env())
+    p.errf = errf
+    try:
+        port = http_port(p)
+        p.stdin.write("".join(json.dumps(x) + "\n" for x in drop_payloads()))
+        p.stdin.flush()
+        wait_for(lambda: metric(get(port, "/metrics")[2],
+                                "hopper_items_total", outcome="done") == 10,
+                 what="10 roots done")
+        text = get(port, "/metrics")[2]
+        chk = subprocess.run(["promtool", "check", "metrics"], input=text,
+                             capture_output=True, text=True)
+        assert chk.returncode == 0, chk.stdout + chk.stderr
+        assert metric(text, "hopper_outputs_dropped_total") == 6
+        dropped = samples(text, "hopper_stage_outputs_dropped_total")
+        assert of(dropped, stage="a") == 3
+        assert of(dropped, stage="split") == 3
+        assert of(dropped, stage="b") == 0
+        st = json.loads(get(port, "/status")[2])
+        assert st["items"]["dropped"] == 6
+        assert [s["items"]["dropped"] for s in st["stages"]] == [3, 3, 0]
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0, stderr_of(p)
+        assert "6 dropped (a 3, split 3)" in stderr_of(p)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        assert_clean(stderr_of(p))
