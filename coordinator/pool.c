@@ -223,6 +223,40 @@ bool pool_reap(struct worker *w, int *status)
 	return true;
 }
 
+/* Kills w, whose head item passed its deadline, saying what it waited
+ * for. An exec process has its whole timeout to exit; a stream worker's
+ * deadline is the timeout after the last line it wrote (an answer, a
+ * progress or an emit line) or, before any, after the item reached it:
+ * the error says so, and how long the worker had the item in all when
+ * its lines kept it alive for longer than one timeout. */
+static void time_out(struct hop_pool *pool, struct worker *w, int64_t now)
+{
+	const struct hop_item *it = w->inflight.head;
+	double limit = (double)pool->cfg.timeout_ms / 1000;
+	double held = (double)(now - it->started_ms) / 1000;
+
+	pool->cfg.stats->timeouts++;
+	if (strcmp(pool->ops->name, "exec") == 0) {
+		pool_kill_worker(w,
+				 "worker %d timed out after %.1f s: the "
+				 "process for item '%.100s' did not exit",
+				 w->index, limit, it->id);
+		return;
+	}
+	/* The deadline's clock last started at deadline - timeout. */
+	if (w->deadline - pool->cfg.timeout_ms > it->started_ms + TICK_MS)
+		pool_kill_worker(w,
+				 "worker %d timed out after %.1f s since its "
+				 "last line (an answer, progress or emit), "
+				 "holding item '%.100s' for %.1f s",
+				 w->index, limit, it->id, held);
+	else
+		pool_kill_worker(w,
+				 "worker %d timed out after %.1f s with no "
+				 "answer, progress or emit for item '%.100s'",
+				 w->index, limit, it->id);
+}
+
 static void tick(struct hop_loop *loop, void *arg)
 {
 	struct hop_pool *pool = arg;
@@ -234,12 +268,7 @@ static void tick(struct hop_loop *loop, void *arg)
 		if (!slot_up(w->state) || !w->inflight.head || !w->deadline ||
 		    now < w->deadline)
 			continue;
-		pool->cfg.stats->timeouts++;
-		pool_kill_worker(
-		    w,
-		    "worker %d timed out after %.1f s with no answer "
-		    "and no progress",
-		    w->index, (double)pool->cfg.timeout_ms / 1000);
+		time_out(pool, w, now);
 	}
 }
 

@@ -167,3 +167,48 @@ def test_drops_are_counted_in_metrics_and_status(tmp):
             p.kill()
             p.wait()
         assert_clean(stderr_of(p))
+
+
+EMIT_THEN_HANG = """
+import json, sys, time
+for line in sys.stdin:
+    msg = json.loads(line)
+    if msg["payload"].get("emits"):
+        for i in range(2):
+            time.sleep(0.4)
+            print(json.dumps({"id": msg["id"], "emit": i}), flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_timeout_says_what_the_worker_did_not_write(tmp):
+    w = tmp / "w.py"
+    w.write_text(EMIT_THEN_HANG)
+    src = write_jsonl(tmp / "in.jsonl", [{"emits": True}, {"emits": False}])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "--timeout", "1",
+                            "--attempts", "1", "--kill-timeout", "0.2",
+                            "-j", "2", "--", PY, w)
+    assert code == 3, err
+    res = by_id(read_jsonl(out))
+    # Its emits kept item 1 alive past one timeout: the error says the time
+    # ran from its last line, and how long it had the item in all.
+    m = re.fullmatch(r"worker \d timed out after 1\.0 s since its last line "
+                     r"\(an answer, progress or emit\), holding item '1' "
+                     r"for (\d+\.\d) s", res["1"]["error"])
+    assert m and float(m[1]) >= 1.8, res["1"]["error"]
+    assert re.fullmatch(r"worker \d timed out after 1\.0 s with no answer, "
+                        r"progress or emit for item '2'",
+                        res["2"]["error"]), res["2"]["error"]
+    assert "no progress" not in err
+
+
+def test_an_exec_timeout_says_the_process_did_not_exit(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": 1}])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}", "-m", "exec",
+                            "--timeout", "0.5", "--attempts", "1",
+                            "--kill-timeout", "0.2", "--",
+                            "sh", "-c", "sleep 60")
+    assert code == 3, err
+    (r,) = read_jsonl(out)
+    assert r["error"] == "worker 0 timed out after 0.5 s: the process for " \
+                         "item '1' did not exit", r
