@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -71,6 +72,58 @@ out_close:
 	return rc;
 }
 
+/* Reads the byte at offset at of fd into *c, through a descriptor of its
+ * own for reading when fd was opened for writing only. Returns 0 or
+ * -errno. */
+static int byte_at(int fd, off_t at, char *c)
+{
+	char path[64];
+	ssize_t n;
+	int rfd, rc = 0;
+
+	while ((n = pread(fd, c, 1, at)) < 0 && errno == EINTR)
+		;
+	if (n == 1)
+		return 0;
+	if (n == 0 || errno != EBADF)
+		return n == 0 ? -EIO : -errno;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	rfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (rfd < 0)
+		return -errno;
+	while ((n = pread(rfd, c, 1, at)) < 0 && errno == EINTR)
+		;
+	if (n != 1)
+		rc = n == 0 ? -EIO : -errno;
+	close(rfd);
+	return rc;
+}
+
+int hop_linefile_adopt(struct hop_linefile *lf, int fd, bool *torn)
+{
+	struct stat st;
+	char last = '\n';
+
+	*lf = (struct hop_linefile){.fd = fd};
+	*torn = false;
+	if (fstat(fd, &st) < 0) {
+		int rc = -errno;
+		close(fd);
+		lf->fd = -1;
+		return rc;
+	}
+	lf->regular = S_ISREG(st.st_mode);
+	if (!lf->regular || st.st_size == 0)
+		return 0;
+	/* Unreadable even so: a newline too many is better than a line
+	 * glued to someone else's. */
+	if (byte_at(fd, st.st_size - 1, &last) < 0)
+		last = 0;
+	*torn = lf->mid_line = last != '\n';
+	lf->good = st.st_size;
+	return 0;
+}
+
 /* Writes len bytes; returns 0 or -errno, with what got out in *done. */
 static int write_all(int fd, const char *p, size_t len, size_t *done)
 {
@@ -127,6 +180,8 @@ int hop_linefile_append(struct hop_linefile *lf, const char *p, size_t len,
 		if ((rc = write_all(lf->fd, "\n", 1, &done)))
 			goto failed;
 		lf->mid_line = false;
+		if (lf->regular)
+			lf->good++; /* a failed write is not cut back past it */
 	}
 	rc = write_all(lf->fd, p, len, &done);
 	if (!rc && lf->regular && sync && fdatasync(lf->fd) < 0)

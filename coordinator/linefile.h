@@ -12,7 +12,9 @@
  *
  * A pipe, a terminal or a device cannot be cut. After a failed write that
  * stopped inside a line, the next write starts with a newline, so that the
- * line after the fragment still parses.
+ * line after the fragment still parses. So does the first write to a file
+ * that was only lent (stdout) and ends inside a line: what was there
+ * before is not ours to cut.
  */
 #ifndef HOP_LINEFILE_H
 #define HOP_LINEFILE_H
@@ -45,6 +47,14 @@ int hop_linefile_open(const char *path);
  * file was whole, or is not a regular file), for the caller to say so in
  * its own words. Returns 0, or -errno with fd closed and lf->fd -1. */
 int hop_linefile_init(struct hop_linefile *lf, int fd, off_t *cut);
+
+/* Takes over fd, a descriptor of a file the caller did not open itself
+ * (a copy of stdout, which the shell may have opened write-only): what the
+ * file holds already is someone else's and is never cut. When it is a
+ * regular file whose last byte is not a newline, *torn is set and the
+ * first line appended starts with one, so that the lines after it parse.
+ * Returns 0, or -errno with fd closed and lf->fd -1. */
+int hop_linefile_adopt(struct hop_linefile *lf, int fd, bool *torn);
 
 /* Appends the len bytes at p, which should end with a newline, and with
  * sync makes them durable (fdatasync) before returning; a file that is not

@@ -13,6 +13,9 @@
  * middle of a write) has that torn tail cut at open, with a warning. A
  * pipe or a terminal cannot be cut: after a failed write the next flush
  * starts with a newline, so that the line after the fragment still parses.
+ * Nor is stdout when it is a file: the shell opened it (perhaps for
+ * writing only) and what it held before is the user's, so a torn last
+ * line there is followed by a newline, not cut.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,22 +49,44 @@ static const struct hop_option jsonl_options[] = {
     {NULL},
 };
 
+/* Takes over a copy of stdout. Whoever opened it (the shell's > or >>)
+ * owns what it holds: a torn last line there is not cut, as a file the
+ * sink opens would have it, but followed by a newline. */
+static int jsonl_open_stdout(struct hop_sink *sink)
+{
+	struct jsonl_sink *c = sink->ctx;
+	bool torn;
+	int fd, rc;
+
+	c->name = "stdout";
+	/* Not inherited: a worker holding it would keep a reader of our
+	 * stdout from seeing its end. */
+	fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0 || (rc = hop_linefile_adopt(&c->file, fd, &torn)) < 0) {
+		rc = fd < 0 ? -errno : rc;
+		c->file.fd = -1;
+		snprintf(sink->error, sizeof(sink->error), "jsonl sink: %s: %s",
+			 c->name, strerror(-rc));
+		return rc;
+	}
+	if (torn)
+		hop_log(HOP_WARN,
+			"jsonl sink: stdout is a file whose last line has no "
+			"newline: it is left as it is, and the results start "
+			"on a line of their own");
+	return 0;
+}
+
 static int jsonl_open(struct hop_sink *sink)
 {
 	struct jsonl_sink *c = sink->ctx;
 	off_t cut;
 	int fd, rc;
 
-	if (strcmp(c->path, "-") == 0) {
-		/* Not inherited: a worker holding it would keep a reader of our
-		 * stdout from seeing its end. */
-		fd = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 0);
-		fd = fd < 0 ? -errno : fd;
-		c->name = "stdout";
-	} else {
-		fd = hop_linefile_open(c->path);
-		c->name = c->path;
-	}
+	if (strcmp(c->path, "-") == 0)
+		return jsonl_open_stdout(sink);
+	fd = hop_linefile_open(c->path);
+	c->name = c->path;
 	if (fd < 0) {
 		c->file.fd = -1;
 		snprintf(sink->error, sizeof(sink->error), "jsonl sink: %s: %s",

@@ -212,3 +212,25 @@ def test_an_exec_timeout_says_the_process_did_not_exit(tmp):
     (r,) = read_jsonl(out)
     assert r["error"] == "worker 0 timed out after 0.5 s: the process for " \
                          "item '1' did not exit", r
+
+
+def test_results_to_a_stdout_file_that_ends_in_a_torn_line(tmp):
+    # As `hopper run ... -o jsonl:- >> out` does: the shell opens out for
+    # writing only. Its fragment is the user's: kept, and the results
+    # start on a line of their own.
+    out = tmp / "out"
+    out.write_text('{"theirs": 1}\npartial')
+    src = write_jsonl(tmp / "in.jsonl", [{"key": f"u{i}"} for i in range(3)])
+    with open(out, "a") as f:
+        p = subprocess.run([HOPPER, "run", "-s", f"jsonl:{src}", "-S",
+                            "id=key", "-o", "jsonl:-", "--", *cmd("a")],
+                           stdout=f, stderr=subprocess.PIPE, text=True,
+                           env=clean_env(), timeout=120)
+    assert_clean(p.stderr)
+    assert p.returncode == 0, p.stderr
+    assert "stdout is a file whose last line has no newline" in p.stderr
+    lines = out.read_text().split("\n")
+    assert lines[:2] == ['{"theirs": 1}', "partial"]
+    assert lines[-1] == ""
+    assert sorted(json.loads(line)["id"] for line in lines[2:-1]) == \
+        ["u0", "u1", "u2"]

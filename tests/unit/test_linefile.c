@@ -235,6 +235,42 @@ static void a_pipe_gets_a_newline_after_a_broken_line(void **state)
 	close(p[0]);
 }
 
+/* A file lent write-only (the shell's >>), ending in a torn line: the
+ * fragment is someone else's and stays; the first line goes after a
+ * newline, and a failed write is cut back to just after that newline. */
+static void a_lent_file_keeps_its_torn_tail(void **state)
+{
+	struct hop_linefile lf;
+	bool torn = false;
+
+	put("theirs\nfrag");
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(hop_linefile_adopt(&lf, fd, &torn), 0);
+	assert_true(torn && lf.regular);
+	assert_string_equal(contents(), "theirs\nfrag");
+
+	/* The newline goes out, the line stops part way and is cut. */
+	assert_int_equal(append_limited(&lf, big_line(), BIG, 100), -EFBIG);
+	assert_string_equal(contents(), "theirs\nfrag\n");
+	assert_int_equal(hop_linefile_append(&lf, "one\n", 4, true), 0);
+	assert_string_equal(contents(), "theirs\nfrag\none\n");
+	hop_linefile_close(&lf);
+
+	/* A whole file, or an empty one, gets no newline. */
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_int_equal(hop_linefile_adopt(&lf, fd, &torn), 0);
+	assert_false(torn);
+	assert_int_equal(hop_linefile_append(&lf, "two\n", 4, true), 0);
+	assert_string_equal(contents(), "theirs\nfrag\none\ntwo\n");
+	hop_linefile_close(&lf);
+	put("");
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+	assert_int_equal(hop_linefile_adopt(&lf, fd, &torn), 0);
+	assert_false(torn);
+	hop_linefile_close(&lf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -245,6 +281,7 @@ int main(void)
 	    cmocka_unit_test(a_failed_cut_holds_back_every_write),
 	    cmocka_unit_test(a_pending_cut_is_done_before_the_next_write),
 	    cmocka_unit_test(a_pipe_gets_a_newline_after_a_broken_line),
+	    cmocka_unit_test(a_lent_file_keeps_its_torn_tail),
 	};
 	/* One file for all: each test starts by writing what it holds. */
 	snprintf(path, sizeof(path), "%s/hop-linefile-%d", P_tmpdir,
