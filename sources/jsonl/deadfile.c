@@ -90,6 +90,7 @@ int hop_jsonl_dead_list(struct hop_jsonl_dead *d, hop_dead_each_fn each,
 		    .item = id_of(r),
 		    .error = json_string_value(json_object_get(r, "error")),
 		    .attempts = json_is_integer(a) ? json_integer_value(a) : -1,
+		    .when = json_string_value(json_object_get(r, "died")),
 		    .payload = payload,
 		    .record = d->lines[i],
 		};

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "coordinator/buf.h"
@@ -272,27 +273,59 @@ static int jsonl_ack(struct hop_source *src, struct hop_item *it)
 	return 0;
 }
 
-/* Appends the record as one line and syncs it. A write that fails (a full
- * disk) is cut back, so the file never keeps half a line, and answers
- * -EAGAIN: the item is not dead yet, and the coordinator holds it and asks
- * again. */
+/* The dead letter's line for record, newline included, in *line (to
+ * free): the record as it is, with "died" (now, ISO 8601 UTC, as hopper
+ * dead list shows it) first when the record is an object without one.
+ * Returns its length, or 0 when memory ran out. */
+static size_t dead_line(const char *record, char **line)
+{
+	size_t len = strlen(record);
+	json_t *r = json_loadb(record, len, 0, NULL);
+	bool stamp = json_is_object(r) && !json_object_get(r, "died");
+	char when[32] = "";
+	int n;
+
+	json_decref(r);
+	if (stamp) {
+		time_t now = time(NULL);
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	/* The object's other members keep their bytes: "{" then the rest. */
+	if (!stamp)
+		n = asprintf(line, "%s\n", record);
+	else
+		n = asprintf(line, "{\"died\":\"%s\"%s%s\n", when,
+			     record[1 + strspn(record + 1, " \t")] == '}' ? ""
+									  : ",",
+			     record + 1);
+	if (n < 0) {
+		*line = NULL;
+		return 0;
+	}
+	return (size_t)n;
+}
+
+/* Appends the record as one line, stamped with when it died, and syncs
+ * it. A write that fails (a full disk) is cut back, so the file never
+ * keeps half a line, and answers -EAGAIN: the item is not dead yet, and
+ * the coordinator holds it and asks again. */
 static int jsonl_dead(struct hop_source *src, struct hop_item *it,
 		      const char *record)
 {
 	struct jsonl_src *c = src->ctx;
-	size_t len = strlen(record);
 	char *line;
+	size_t len;
 	int rc;
 
 	if (!c->dead_open)
 		return 0;
-	if (!(line = malloc(len + 1))) {
+	if (!(len = dead_line(record, &line))) {
 		rc = -ENOMEM;
 		goto failed;
 	}
-	memcpy(line, record, len);
-	line[len] = '\n';
-	rc = hop_linefile_append(&c->dead_file, line, len + 1, true);
+	rc = hop_linefile_append(&c->dead_file, line, len, true);
 	free(line);
 	if (!rc)
 		return 0;

@@ -5,7 +5,9 @@ stdout, when a jsonl dead letter died, and the progress line's stages."""
 import json
 import re
 import subprocess
+import time
 import zlib
+from datetime import datetime, timezone
 
 from conftest import (HOPPER, PY, WORKERS, assert_clean, by_id, clean_env,
                       hopper, http_port, read_jsonl, stderr_of, wait_for,
@@ -234,3 +236,27 @@ def test_results_to_a_stdout_file_that_ends_in_a_torn_line(tmp):
     assert lines[-1] == ""
     assert sorted(json.loads(line)["id"] for line in lines[2:-1]) == \
         ["u0", "u1", "u2"]
+
+
+def test_dead_list_shows_when_a_jsonl_dead_letter_died(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"key": "u1", "do": {"a": "perm"}},
+                                         {"key": "u2"}])
+    before = time.time()
+    spec = ["-s", f"jsonl:{src}", "-S", "id=key", "-S",
+            f"dead={tmp / 'dead.jsonl'}"]
+    code, _, err = hopper("run", *spec, "--", *cmd("a"))
+    assert code == 3, err
+    (dead,) = dead_letters(tmp)
+    died = datetime.strptime(dead["died"], "%Y-%m-%dT%H:%M:%SZ").replace(
+        tzinfo=timezone.utc).timestamp()
+    assert before - 1 <= died <= time.time() + 1, dead
+    assert dead["error"] == "a refuses u1"  # the rest is as it was
+
+    code, out, err = hopper("dead", "list", *spec)
+    assert code == 0, err
+    head, row = out.splitlines()
+    assert head.split() == ["ID", "ATTEMPTS", "DIED", "ERROR"]
+    assert row.split(None, 3) == ["u1", "1", dead["died"], "a refuses u1"]
+    code, out, err = hopper("dead", "list", "--json", *spec)
+    assert code == 0, err
+    assert [d["when"] for d in read_jsonl(out)] == [dead["died"]]
