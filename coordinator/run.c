@@ -2948,21 +2948,42 @@ static void say_running(struct run *r)
 			    (long)c->workers, c->mode, hop_config_command(cfg));
 		return;
 	}
-	char list[1024] = "";
-	size_t len = 0;
+	char list[1024] = "", sharing[512] = "";
+	size_t len = 0, slen = 0;
 	for (int i = 0; i < r->nstages && len < sizeof(list); i++) {
 		const struct hop_stage *st = &r->stages[i];
-		int k =
-		    snprintf(list + len, sizeof(list) - len, "%s%s (%ld %s)",
-			     i ? ", " : "", st->name,
-			     (long)(st->cfg->autoscale ? st->cfg->max_workers
-						       : st->cfg->workers),
-			     st->cfg->mode);
+		const struct hop_stage_config *sc = st->cfg;
+		int k;
+		/* A stage's own size; the shared ones' budget is said once,
+		 * after them all: each alone may not reach it. */
+		if (sc->autoscale && sc->shared)
+			k = snprintf(list + len, sizeof(list) - len,
+				     "%s%s (%s, shared)", i ? ", " : "",
+				     st->name, sc->mode);
+		else if (sc->autoscale)
+			k = snprintf(list + len, sizeof(list) - len,
+				     "%s%s (%ld to %ld %s)", i ? ", " : "",
+				     st->name, (long)sc->min_workers,
+				     (long)sc->max_workers, sc->mode);
+		else
+			k = snprintf(list + len, sizeof(list) - len,
+				     "%s%s (%ld %s)", i ? ", " : "", st->name,
+				     (long)sc->workers, sc->mode);
 		if (k > 0)
 			len += (size_t)k;
+		if (sc->autoscale && sc->shared && slen < sizeof(sharing) &&
+		    (k = snprintf(sharing + slen, sizeof(sharing) - slen,
+				  "%s%s", slen ? ", " : "", st->name)) > 0)
+			slen += (size_t)k;
 	}
-	hop_log(HOP_INFO, "running: %d source(s), %d stage(s): %s; %d sink(s)",
-		r->nfeeds, r->nstages, list, r->noutlets);
+	if (slen && slen < sizeof(sharing))
+		snprintf(sharing + slen, sizeof(sharing) - slen,
+			 " share %ld worker(s) at most",
+			 (long)r->cfg->shared_workers);
+	hop_log(HOP_INFO,
+		"running: %d source(s), %d stage(s): %s%s%s; %d sink(s)",
+		r->nfeeds, r->nstages, list, slen ? "; " : "", sharing,
+		r->noutlets);
 }
 
 /* After the loop: every item not done goes back to its source, never

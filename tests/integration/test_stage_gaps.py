@@ -260,3 +260,28 @@ def test_dead_list_shows_when_a_jsonl_dead_letter_died(tmp):
     code, out, err = hopper("dead", "list", "--json", *spec)
     assert code == 0, err
     assert [d["when"] for d in read_jsonl(out)] == [dead["died"]]
+
+
+def test_the_running_line_gives_each_stage_its_own_size(tmp):
+    # a and b leave their size unset: they share --shared-workers 3 between
+    # them, and neither runs 3 of its own. c is fixed, d autoscales alone.
+    stages = {"a": {"command": cmd("a"), "to": "b"},
+              "b": {"command": cmd("b"), "to": "c"},
+              "c": {"command": cmd("c"), "workers": 2, "to": "d"},
+              "d": {"command": cmd("d"), "min_workers": 0,
+                    "max_workers": 4}}
+    src = write_jsonl(tmp / "in.jsonl", [{"key": f"u{i}"} for i in range(4)])
+    doc = {"sources": {"in": {"type": "jsonl", "path": str(src),
+                              "id": "key"}},
+           "sinks": {"out": {"type": "jsonl", "path": str(tmp / "o.jsonl")}},
+           "stages": stages}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("run", "-f", f, "--shared-workers", 3)
+    assert code == 0, err
+    assert len(read_jsonl((tmp / "o.jsonl").read_text())) == 4
+    line = next(x for x in err.splitlines() if " running: " in x)
+    assert line.endswith(
+        "running: 1 source(s), 4 stage(s): a (stream, shared), "
+        "b (stream, shared), c (2 stream), d (0 to 4 stream); a, b share 3 "
+        "worker(s) at most; 1 sink(s)"), line
