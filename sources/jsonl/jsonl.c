@@ -281,7 +281,8 @@ static size_t dead_line(const char *record, char **line)
 {
 	size_t len = strlen(record);
 	json_t *r = json_loadb(record, len, 0, NULL);
-	bool stamp = json_is_object(r) && !json_object_get(r, "died");
+	bool stamp = record[0] == '{' && json_is_object(r) &&
+		     !json_object_get(r, "died");
 	char when[32] = "";
 	int n;
 
@@ -293,13 +294,13 @@ static size_t dead_line(const char *record, char **line)
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
 	/* The object's other members keep their bytes: "{" then the rest. */
-	if (!stamp)
+	if (!stamp) {
 		n = asprintf(line, "%s\n", record);
-	else
+	} else {
+		bool empty = record[1 + strspn(record + 1, " \t")] == '}';
 		n = asprintf(line, "{\"died\":\"%s\"%s%s\n", when,
-			     record[1 + strspn(record + 1, " \t")] == '}' ? ""
-									  : ",",
-			     record + 1);
+			     empty ? "" : ",", record + 1);
+	}
 	if (n < 0) {
 		*line = NULL;
 		return 0;
