@@ -1,7 +1,7 @@
 """Pipelines of stages, the details a user reads: the attempts a
 descendant's record shows, the stage a dead letter names, the drops the
 run counts, the words of a timeout, the jsonl sink on a redirected
-stdout, when a jsonl dead letter died, and the progress line's stages."""
+stdout, when a jsonl dead letter died, and the running line's stages."""
 import json
 import re
 import subprocess
@@ -9,11 +9,11 @@ import time
 import zlib
 from datetime import datetime, timezone
 
-from conftest import (HOPPER, PY, WORKERS, assert_clean, by_id, clean_env,
-                      hopper, http_port, read_jsonl, stderr_of, wait_for,
+from conftest import (HOPPER, PY, assert_clean, by_id, clean_env, hopper,
+                      http_port, read_jsonl, stderr_of, wait_for,
                       write_jsonl)
 from test_http import get, metric
-from test_stage_ops import samples, of
+from test_stage_ops import of, samples
 from test_stages import cmd, dead_letters, run_pipeline
 
 
@@ -21,8 +21,6 @@ def test_a_descendants_record_shows_the_attempts_that_made_it(tmp):
     # split's outputs on p1 go straight to the sink; those on p0 go to b,
     # which copies each to two sinks: all of them are made by a new item
     # of the tree, none by a worker of its own.
-    state = tmp / "state"
-    state.mkdir()
     sinks = {"out": {"type": "jsonl", "path": str(tmp / "out.jsonl")},
              "copy": {"type": "jsonl", "path": str(tmp / "copy.jsonl")}}
     stages = {"split": {"command": cmd("split"),
@@ -31,8 +29,7 @@ def test_a_descendants_record_shows_the_attempts_that_made_it(tmp):
                     "attempts": 3}}
     payloads = [{"key": f"u{i}", "do": {"split": "split:4",
                                         "b": "port:x"}} for i in range(3)]
-    code, got, err = run_pipeline(tmp, stages, payloads, sinks=sinks,
-                                  env={"STAGE_STATE": state})
+    code, got, err = run_pipeline(tmp, stages, payloads, sinks=sinks)
     assert code == 0, err
     out, copy = by_id(got["out"]), by_id(got["copy"])
     assert sorted(out) == sorted(f"u{i}/{k}" for i in range(3)
