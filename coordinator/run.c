@@ -1175,6 +1175,7 @@ static void group_due(struct hop_loop *loop, void *arg)
 	if (!j->partial && root->fate == FATE_ACK) {
 		char *why = NULL;
 		root->fate = FATE_DEAD;
+		root->died_in = (int16_t)(st->index + 1);
 		if (asprintf(&why,
 			     "stage %s: join timed out after %.1f s with %zu "
 			     "part(s) in; the rest of the tree was still at "
@@ -1416,6 +1417,7 @@ static void window_done(struct run *r, struct hop_item *anchor)
 		if (h->fate == FATE_ACK && anchor->fate == FATE_DEAD) {
 			char *why = NULL;
 			h->fate = FATE_DEAD;
+			h->died_in = (int16_t)(st->index + 1);
 			if (asprintf(&why,
 				     "stage %s: its reduce result could not "
 				     "be written: %s",

@@ -107,6 +107,7 @@ def test_a_group_past_its_timeout_goes_on_partial_or_fails(tmp):
             assert [r for r in got["out"] if r["ok"]] == []
             (d,) = dead_letters(tmp)
             assert d["id"] == "slow" and "join timed out" in d["error"]
+            assert d["stage"] == "gather"
 
 
 def run_reduce(tmp, reduce, payloads, extra_stage=None):
