@@ -210,7 +210,7 @@ def thumbnails(n=60, pos=5.5):
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
                              "postgres", "kafka", "autoscale", "sheets",
-                             "stages"]
+                             "stages", "gather"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -238,6 +238,9 @@ def main():
         import stages
         stages.run(HOPPER, os.environ["HOPPER_BUILD"],
                    int(os.environ.get("BENCH_ROUNDS", "3")), tmp)
+    if "gather" in which:
+        import gather
+        gather.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
     shutil.rmtree(tmp)
 
 

@@ -1138,19 +1138,26 @@ static void check_groups(struct run *r, struct hop_item *root)
 {
 	uint64_t gathered = root->holds;
 	struct hop_group *g;
+	bool open = false;
 
 	for (g = root->groups; g; g = g->next_of_root)
-		if (!g->done)
+		if (!g->done) {
 			gathered += g->nparts;
-	if (root->pending != gathered)
+			open = true;
+		}
+	if (!open || root->pending != gathered)
 		return;
+	/* Held while its groups end: the last part of a dead root's group
+	 * would free the root, and its groups with it, under this loop. */
+	root->pending++;
 	for (;;) {
 		for (g = root->groups; g && g->done; g = g->next_of_root)
 			;
 		if (!g)
-			return;
+			break;
 		group_done(r, g, false);
 	}
+	unpend(r, root);
 }
 
 static void group_due(struct hop_loop *loop, void *arg)
@@ -1189,7 +1196,9 @@ static void group_due(struct hop_loop *loop, void *arg)
 			root->attempt = 1;
 		st->stats.dead++;
 	}
+	root->pending++; /* as in check_groups */
 	group_done(r, g, true);
+	unpend(r, root);
 	schedule(r);
 }
 
@@ -2118,11 +2127,15 @@ static void claim(struct run *r)
 			f->failed = true;
 		}
 		uint64_t skipped = r->skipped;
+		bool full = got.len == room;
 		struct hop_item *it;
 		while ((it = hop_queue_pop(&got)))
 			take_root(r, f, it);
-		if (r->skipped != skipped)
-			schedule(r); /* fetch what the skipped made room for */
+		/* Fetch what the skipped made room for, and go on while a
+		 * stage with no worker (a reduce, a join) takes all it gets:
+		 * no worker's answer will come to ask for more. */
+		if (r->skipped != skipped || (full && feed_room(r, f) > 0))
+			schedule(r);
 	}
 }
 
