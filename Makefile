@@ -10,7 +10,8 @@
 #   make test       install what is missing, lint, then unit, integration and
 #                   fault tests, then the same again under ASan and UBSan,
 #                   then compose.yaml end to end under podman
-#   make demo       the main job, end to end
+#   make demo       the main job, end to end: videos split into frames,
+#                   tagged, joined and counted (pipelines/tagging.json)
 #   make bench      benchmarks that print ratios against peers (BENCH=postgres: one)
 #
 # SANITIZE=address,undefined builds into build/san/ with the sanitizers on.
@@ -72,7 +73,7 @@ HOPPER   := $(BUILD)/hopper
 
 .PHONY: all workers deps deps-demo deps-test deps-bench test check unit \
 	integration harness-test compose-test demo signup bench lint format clean \
-	programs install uninstall
+	programs demo-programs install uninstall
 all: $(HOPPER) workers
 
 # Each worker fragment below adds its binaries as prerequisites of this.
@@ -99,11 +100,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 # own rules, each in its folder.
 -include worker/worker.mk
 -include worker/thumbnail/thumbnail.mk
+-include worker/tag/tag.mk
 include bench/bench.mk
 
 # The two programs that `make install` installs and the demo runs: C only,
 # where `all` also builds the example workers in Go, Rust and Java.
 programs: $(HOPPER) $(HOPT_BIN)
+
+# What the demo runs besides: the frame tagger.
+demo-programs: programs $(HOPTAG_BIN)
 
 # Each of these installs the Debian packages that one purpose needs and the
 # machine lacks (as root); a no-op when nothing is missing. Elsewhere they
@@ -177,7 +182,7 @@ test: deps-test
 
 # Only what the demo runs: no example workers, so no Go, Rust or Java.
 demo: deps-demo
-	$(MAKE) programs
+	$(MAKE) demo-programs
 	HOPPER=$(abspath $(HOPPER)) HOPPER_BUILD=$(abspath $(BUILD)) \
 		bash pipelines/demo.sh
 

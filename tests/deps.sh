@@ -42,13 +42,17 @@ build_needs=(
 	"lib:libswscale libswscale-dev"
 	"lib:libavutil libavutil-dev"
 )
+# The demo's corpus draws moving text with DejaVu Sans (without it, that
+# clip is left out).
 demo_needs=(
 	"cmd:ffmpeg ffmpeg"
 	"cmd:python3 python3"
+	"file:/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf fonts-dejavu-core"
 )
 # The tests: cmocka for the unit tests; kcat, mawk, jq (the sign-up
-# example's shell workers), ffprobe, chromium and promtool (Prometheus's
-# metrics checker) are run by integration tests;
+# example's shell workers), ffprobe, chromium (headless: the demo's contact
+# page) and promtool (Prometheus's metrics checker) are run by integration
+# tests;
 # `make lint` runs shellcheck, clang-format and git; the example workers in
 # Go, Rust, Java and JavaScript are built or run by test_examples; Java and
 # Maven also start the Kafka the driver tests use. PostgreSQL's server and
@@ -93,13 +97,15 @@ bench) needs=("${build_needs[@]}" "${bench_needs[@]}") ;;
 	;;
 esac
 
-# has CHECK: whether the need CHECK (lib:NAME, cmd:NAME or py:MODULE) is met.
+# has CHECK: whether the need CHECK (lib:NAME, cmd:NAME, py:MODULE or
+# file:PATH) is met.
 has() {
 	local name=${1#*:}
 	case $1 in
 	lib:*) pkg-config --exists "$name" 2>/dev/null ;;
 	cmd:*) command -v "$name" >/dev/null 2>&1 ;;
 	py:*) python3 -c "import $name" >/dev/null 2>&1 ;;
+	file:*) [ -e "$name" ] ;;
 	esac
 }
 
