@@ -46,8 +46,7 @@ def load_batch(path):
             for line in fh:
                 if line.strip():
                     rec = json.loads(line)
-                    rows.append(rec.get("result", rec)
-                                if "key" not in rec else rec)
+                    rows.append(rec.get("result", rec))
     return rows
 
 
@@ -64,18 +63,20 @@ def bucket_labels(edges, n):
 
 
 def bars_of(rows):
-    """(label, count) pairs from count-by-key or histogram results."""
+    """(label, count) pairs from a reduce's results: one per key of a
+    count by key, or a histogram's counts (by value, or by bucket)."""
     bars = []
     for r in rows:
-        v = r.get("value")
+        v = r["counts"] if "counts" in r else r.get("value")
         if isinstance(v, (int, float)):
             bars.append((str(r.get("key")), v))
-        elif isinstance(v, dict) and isinstance(v.get("counts"), list):
-            bars += zip(bucket_labels(v.get("buckets", []),
-                                      len(v["counts"])), v["counts"])
+        elif isinstance(v, list):
+            labels = bucket_labels(r.get("buckets", []), len(v))
+            # The open-ended buckets at either end only when used.
+            bars += [(lb, c) for lb, c in zip(labels, v)
+                     if c or not lb[0] in "<≥"]
         elif isinstance(v, dict):
-            counts = v.get("counts", v)
-            bars += [(str(k), c) for k, c in counts.items()
+            bars += [(str(k), c) for k, c in v.items()
                      if isinstance(c, (int, float))]
     return bars
 
@@ -219,6 +220,20 @@ window.addEventListener('load', () => {
   const drawn = charts.filter(s => s.querySelectorAll('rect').length > 0 &&
                                    s.getBBox().width > 0).length;
   document.body.dataset.charts = drawn + '/' + charts.length;
+  // With #selftest: a pointer at 3/4 of each thumbnail must show a tile
+  // of its sheet, the one whose cue holds 3/4 of the video's time.
+  if (location.hash !== '#selftest') return;
+  const boxes = [...document.querySelectorAll('.scrub')];
+  const shown = boxes.filter(box => {
+    const r = box.querySelector('.thumb').getBoundingClientRect();
+    box.dispatchEvent(new MouseEvent('mousemove', {
+      clientX: r.left + r.width * 0.75, clientY: r.top + 5}));
+    const tile = box.querySelector('.tile');
+    return tile.style.display === 'block' &&
+           tile.style.backgroundImage.includes(box.dataset.sheet) &&
+           tile.style.backgroundPosition !== '0px 0px';
+  }).length;
+  document.body.dataset.scrub = shown + '/' + boxes.length;
 });
 """
 

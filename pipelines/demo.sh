@@ -14,7 +14,8 @@ hopper=${HOPPER:-build/hopper}
 build=${HOPPER_BUILD:-build}
 export THUMBNAIL_WORKER=$build/hopper-thumbnail TAG_WORKER=$build/hopper-tag
 rm -rf "$out"
-mkdir -p "$out"
+# The reduces write their counts as JSON lines into batch/.
+mkdir -p "$out/batch"
 echo "generating sample videos..."
 bash pipelines/demo_corpus.sh "$out/videos"
 

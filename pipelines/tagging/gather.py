@@ -65,6 +65,12 @@ class Sheets:
                          ans.get("retry", True))
         raise Failed(f"sprite sheet: {self.cmd[0]} exited", True)
 
+    def close(self):
+        """EOF to the thumbnail worker, which then exits; waits for it."""
+        if self.proc:
+            self.proc.stdin.close()
+            self.proc.wait()
+
 
 def best_frame(parts):
     """The part to show: most detail, then the sharpest."""
@@ -174,6 +180,7 @@ def main():
             print(f"item {env['id']}: {e!r}", file=sys.stderr, flush=True)
             out({"id": env["id"], "ok": False,
                  "error": f"item {env['id']}: {e}"})
+    sheets.close()
 
 
 if __name__ == "__main__":

@@ -56,13 +56,17 @@ def test_demo_contact_page_shows_every_video_and_chart(tmp):
         assert len(r["frames"]) >= 3 and os.path.exists(r["thumbnail"])
         assert os.path.exists(r["sheet"]) and os.path.exists(r["vtt"])
 
-    dom = chromium(tmp, "--dump-dom", (out / "index.html").as_uri()).stdout
+    page = (out / "index.html").as_uri()
+    dom = chromium(tmp, "--dump-dom", page + "#selftest").stdout
     m = re.search(r'data-images="(\d+)/(\d+)"', dom)
     assert m, dom[:2000]
     frames = sum(len(r["frames"]) for r in results.values())
     assert m[1] == m[2] and int(m[2]) == 2 * len(results) + frames, m[0]
     m = re.search(r'data-charts="(\d+)/(\d+)"', dom)
     assert m and m[1] == m[2] == "5", m and m[0]
+    # Hovering each thumbnail shows a tile of its sheet, found by its VTT.
+    m = re.search(r'data-scrub="(\d+)/(\d+)"', dom)
+    assert m and m[1] == m[2] and int(m[2]) == len(results), m and m[0]
     for name in results:
         assert f"<b>{name}</b>" in dom
     assert "240x320 (stored 320x240, turned 90°)" in dom
@@ -81,6 +85,8 @@ def test_demo_contact_page_shows_every_video_and_chart(tmp):
 
 
 def pipeline_env(out):
+    # The reduces' jsonl sinks write into batch/, which must exist.
+    (out / "batch").mkdir(exist_ok=True)
     return clean_env(VIDEOS=out / "videos", OUT=out, PYTHON=PY,
                      TAG_WORKER=BUILD / "hopper-tag",
                      THUMBNAIL_WORKER=BUILD / "hopper-thumbnail")
@@ -106,7 +112,8 @@ def outcome(out, corpus):
         err = out / "videos" / "failed" / f"{name}.error.json"
         assert res.exists() != err.exists(), name
         seen[name] = (json.loads(res.read_text())["tags"] if res.exists()
-                      else json.loads(err.read_text())["error"])
+                      else json.loads(err.read_text())["error"].replace(
+                          str(out), "OUT"))
     return seen
 
 

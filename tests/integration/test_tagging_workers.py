@@ -80,22 +80,28 @@ def by_hand(corpus, out):
                 fh.write(json.dumps({"id": str(i), "ok": True,
                                      "result": r}) + "\n")
 
+    # In the form the reduces give: a histogram of values, counts by key,
+    # a histogram over bucket edges (a count below the first edge, one per
+    # bucket, one from the last edge on).
     fcol = collections.Counter(p["tags"]["colour"]
                                for ps in parts.values() for p in ps)
     vcol = collections.Counter(r["colour"] for r in results.values())
-    write("frame_colours", [{"key": None, "op": "histogram",
-                             "value": dict(fcol)}])
-    write("colours", [{"key": None, "op": "histogram", "value": dict(vcol)}])
+    write("frame_colours", [{"op": "histogram", "field": "/tags/colour",
+                             "count": sum(fcol.values()),
+                             "counts": dict(fcol)}])
+    write("colours", [{"op": "histogram", "field": "/colour",
+                       "count": len(results), "counts": dict(vcol)}])
     for name, field in (("codecs", "codec"), ("sizes", "display")):
         c = collections.Counter(r[field] for r in results.values())
-        write(name, [{"key": k, "op": "count", "value": v}
+        write(name, [{"key": k, "op": "count", "count": v, "value": v}
                      for k, v in sorted(c.items())])
     edges = [0, 1, 2, 3, 4, 5]
-    counts = [0] * (len(edges) - 1)
+    counts = [0] * (len(edges) + 1)
     for r in results.values():
-        counts[min(int(r["duration"]), len(counts) - 1)] += 1
-    write("durations", [{"key": None, "op": "histogram",
-                         "value": {"buckets": edges, "counts": counts}}])
+        counts[sum(1 for e in edges if r["duration"] >= e)] += 1
+    write("durations", [{"op": "histogram", "field": "/duration",
+                         "count": len(results), "buckets": edges,
+                         "counts": counts}])
     return answers, tagged, results
 
 
@@ -198,7 +204,7 @@ def test_contact_page_in_chromium(demo, tmp_path):
          "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp_path / 'chrome'}", "--virtual-time-budget=5000",
-         "--dump-dom", (out / "index.html").as_uri()],
+         "--dump-dom", (out / "index.html").as_uri() + "#selftest"],
         capture_output=True, text=True, timeout=120).stdout
     m = re.search(r'data-images="(\d+)/(\d+)"', dom)
     assert m, dom[:2000]
@@ -208,6 +214,9 @@ def test_contact_page_in_chromium(demo, tmp_path):
     assert m[1] == m[2] and int(m[2]) == 2 * n + frames, m[0]
     m = re.search(r'data-charts="(\d+)/(\d+)"', dom)
     assert m and m[1] == m[2] == "5", m and m[0]
+    # Hovering each thumbnail shows a tile of its sheet, found by its VTT.
+    m = re.search(r'data-scrub="(\d+)/(\d+)"', dom)
+    assert m and m[1] == m[2] and int(m[2]) == n, m and m[0]
     assert "427x240" in dom and "(stored 240x240, pixels 16:9)" in dom
     assert "WebM" in dom and "Matroska" in dom
     dead = dom[dom.index("Dead items"):]

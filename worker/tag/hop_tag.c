@@ -32,7 +32,7 @@
 struct tag_opts {
 	const char *out;
 	int width, height; /* the box the frame is fitted in */
-	double gap; /* seconds between the frame and the one before it */
+	double gap;	   /* seconds between the frame and the one before it */
 	int timeout;
 };
 
@@ -54,8 +54,8 @@ enum tag_colour {
 };
 
 static const char *const tag_colour_names[TAG_NCOLOURS] = {
-    "black", "white", "gray",	"red",	  "orange", "yellow",
-    "green", "cyan",  "blue",	"purple", "pink",
+    "black", "white", "gray", "red",	"orange", "yellow",
+    "green", "cyan",  "blue", "purple", "pink",
 };
 
 /* Upper hue bounds (degrees, exclusive) of the chromatic names, in order;
@@ -64,8 +64,8 @@ static const struct {
 	double below;
 	enum tag_colour c;
 } tag_hues[] = {
-    {15, TAG_RED},    {40, TAG_ORANGE},	 {70, TAG_YELLOW},
-    {165, TAG_GREEN}, {200, TAG_CYAN},	 {260, TAG_BLUE},
+    {15, TAG_RED},     {40, TAG_ORANGE}, {70, TAG_YELLOW},
+    {165, TAG_GREEN},  {200, TAG_CYAN},	 {260, TAG_BLUE},
     {290, TAG_PURPLE}, {340, TAG_PINK},	 {361, TAG_RED},
 };
 
@@ -108,9 +108,9 @@ static void tag_luma(const uint8_t *rgb, int w, int h, uint8_t *luma)
 	for (long i = 0; i < (long)w * h; i++) {
 		const uint8_t *p = rgb + i * 3;
 
-		luma[i] = (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] +
-				     500) /
-				    1000);
+		luma[i] =
+		    (uint8_t)((299 * p[0] + 587 * p[1] + 114 * p[2] + 500) /
+			      1000);
 	}
 }
 
@@ -179,12 +179,15 @@ static json_t *tag_json(const struct tag_measures *m, long pixels,
 			top = best;
 		json_object_set_new(
 		    shares, tag_colour_names[best],
-		    json_real(rounded((double)m->counts[best] / pixels, 0.001)));
+		    json_real(
+			rounded((double)m->counts[best] / pixels, 0.001)));
 	}
 	json_object_set_new(t, "colour", json_string(tag_colour_names[top]));
 	json_object_set_new(t, "colours", shares);
-	json_object_set_new(t, "brightness", json_real(rounded(m->brightness, 0.001)));
-	json_object_set_new(t, "sharpness", json_real(rounded(m->sharpness, 0.1)));
+	json_object_set_new(t, "brightness",
+			    json_real(rounded(m->brightness, 0.001)));
+	json_object_set_new(t, "sharpness",
+			    json_real(rounded(m->sharpness, 0.1)));
 	json_object_set_new(t, "motion", json_real(rounded(m->motion, 0.0001)));
 	json_object_set_new(t, "detail", json_real(rounded(detail, 0.001)));
 	return t;
@@ -243,9 +246,8 @@ static int tag_grab_failed(struct tag_item *t, int ret, char **error,
 		return hop_worker_fail(error, "%s: no decodable video frame",
 				       t->path);
 	if (ret == AVERROR_EOF)
-		return hop_worker_fail(error,
-				       "%s: no video data where expected",
-				       t->path);
+		return hop_worker_fail(
+		    error, "%s: no video data where expected", t->path);
 	return hop_worker_fail(error, "%s: cannot seek or read: %s", t->path,
 			       av_err2str(ret));
 }
@@ -259,8 +261,8 @@ static int tag_render(struct tag_item *t, const AVFrame *f)
 
 /* Decodes the frame before (when there is room for one) and the frame at
  * `time`, and sizes the item from the latter. */
-static int tag_grab(struct tag_item *t, double time, double *at,
-		    char **error, bool *retry)
+static int tag_grab(struct tag_item *t, double time, double *at, char **error,
+		    bool *retry)
 {
 	double before = time - t->o->gap, at0;
 	bool clamped;
@@ -322,9 +324,10 @@ static int tag_handle(const char *id, int attempt, json_t *payload,
 	if (!json_is_object(payload) ||
 	    !json_is_string(json_object_get(payload, "path")) ||
 	    !json_is_number(json_object_get(payload, "time")))
-		return hop_worker_fail(error, "item %s: the payload must be an "
-					      "object with a string \"path\" "
-					      "and a number \"time\"",
+		return hop_worker_fail(error,
+				       "item %s: the payload must be an "
+				       "object with a string \"path\" "
+				       "and a number \"time\"",
 				       id);
 	t.path = json_string_value(json_object_get(payload, "path"));
 	time = json_number_value(json_object_get(payload, "time"));
@@ -332,14 +335,14 @@ static int tag_handle(const char *id, int attempt, json_t *payload,
 		   ? json_string_value(json_object_get(payload, "name"))
 		   : t.path;
 	if (time < 0 || !isfinite(time))
-		return hop_worker_fail(error, "item %s: time %g is not a "
-					      "time in the video",
+		return hop_worker_fail(error,
+				       "item %s: time %g is not a "
+				       "time in the video",
 				       id, time);
 
-	ret = hop_thumb_input_open(&t.in, t.path,
-				   av_gettime_relative() +
-				       (int64_t)o->timeout * 1000000,
-				   &e);
+	ret = hop_thumb_input_open(
+	    &t.in, t.path,
+	    av_gettime_relative() + (int64_t)o->timeout * 1000000, &e);
 	if (ret < 0) {
 		*retry = e.retry;
 		return hop_worker_fail(error, "%s", e.msg);
