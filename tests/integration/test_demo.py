@@ -165,7 +165,9 @@ def test_demo_pipeline_survives_sigkill(tmp):
     p = subprocess.run([HOPPER, "run", "-f", "pipelines/tagging.json"],
                        cwd=ROOT, env=pipeline_env(hit), capture_output=True,
                        text=True, timeout=600)
-    assert p.returncode == 3, p.stderr[-3000:]
+    # 3 when the broken files were left for this run to dead-letter, 0 when
+    # the first run did it before the kill.
+    assert p.returncode in (0, 3), p.stderr[-3000:]
     assert outcome(hit, corpus) == outcome(calm, corpus)
     assert {k for k, v in outcome(hit, corpus).items()
             if isinstance(v, str)} == DEAD
