@@ -7,7 +7,8 @@
 # which the pipeline must dead-letter.
 #
 # Every clip is 2-4 s at 320x240 or smaller and encoded with the fastest
-# presets, two at a time, so the corpus takes a few seconds.
+# presets, two at a time, so the corpus takes a few seconds. The random
+# sources have fixed seeds: the same clips on every run.
 set -euo pipefail
 
 if [ "$#" -ne 1 ]; then
@@ -42,10 +43,10 @@ font=/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf
 run -f lavfi -i "mandelbrot=size=320x240:rate=25" -t 3 "${x264[@]}" \
 	"$dir/mandelbrot.mp4"
 # Conway's life, green on black, in VP9/WebM.
-run -f lavfi -i "life=size=320x240:rate=25:mold=10:life_color=#30ff60:death_color=#003010:ratio=0.2" \
+run -f lavfi -i "life=size=320x240:rate=25:seed=7:mold=10:life_color=#30ff60:death_color=#003010:ratio=0.2" \
 	-t 3 "${vp9[@]}" "$dir/life.webm"
 # A one-dimensional automaton (rule 110) scrolling, in HEVC/MKV.
-run -f lavfi -i "cellauto=size=320x240:rate=25:rule=110:random_fill_ratio=0.5:scroll=1" \
+run -f lavfi -i "cellauto=size=320x240:rate=25:rule=110:random_fill_ratio=0.5:random_seed=7:scroll=1" \
 	-t 2 -vf "format=yuv420p,colorchannelmixer=rr=0.2:gg=0.4:bb=1" \
 	"${x265[@]}" "$dir/cellauto.mkv"
 # SMPTE HD bars, then a test pattern: a scene change at 1.5 s, in MPEG-4/AVI.
@@ -54,7 +55,7 @@ run -f lavfi -i "smptehdbars=size=320x240:rate=25:duration=1.5" \
 	-filter_complex "[0:v][1:v]concat=n=2:v=1,format=yuv420p[v]" -map "[v]" \
 	"${mpeg4[@]}" "$dir/bars_to_pattern.avi"
 # Slow red-blue gradients, in VP9/WebM.
-run -f lavfi -i "gradients=size=320x240:rate=25:c0=#e02010:c1=#2030d0:speed=0.05" \
+run -f lavfi -i "gradients=size=320x240:rate=25:c0=#e02010:c1=#2030d0:speed=0.05:seed=7" \
 	-t 3 "${vp9[@]}" "$dir/gradients.webm"
 # Grey static (random luma, no chroma), in H.264/MP4.
 run -f lavfi -i "color=gray:size=320x240:rate=25" -t 2 \
