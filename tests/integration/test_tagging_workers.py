@@ -222,3 +222,37 @@ def test_contact_page_in_chromium(demo, tmp_path):
     dead = dom[dom.index("Dead items"):]
     assert "videos/failed/corrupt.mp4" in dead
     assert "empty file (0 bytes)" in dead
+
+
+def test_tagger_refuses_bad_input_and_goes_on(demo, tmp_path):
+    """Each bad payload fails for good with an error naming the item or
+    the file; the same process then tags a good frame."""
+    corpus = demo[0]
+    good = {"path": str(corpus / "mandelbrot.mp4"), "time": 1.0}
+    cases = [
+        ("a", "just a string", 'item a: the payload must be an object'),
+        ("b", {"path": str(corpus / "mandelbrot.mp4")}, 'number "time"'),
+        ("c", {"path": str(corpus / "mandelbrot.mp4"), "time": -1},
+         "item c: time -1 is not a time in the video"),
+        ("d", {"path": str(tmp_path / "missing.mp4"), "time": 0},
+         f"{tmp_path / 'missing.mp4'}: No such file or directory"),
+        ("e", {"path": str(corpus / "empty.mp4"), "time": 0},
+         "empty file (0 bytes)"),
+        ("f", {"path": str(corpus / "corrupt.mp4"), "time": 0},
+         "not a readable media file"),
+    ]
+    answers = stream([str(BUILD / "hopper-tag"), "--out", str(tmp_path)],
+                     [{"id": i, "attempt": 1, "payload": p}
+                      for i, p, _ in cases] +
+                     [{"id": "ok", "attempt": 1, "payload": good}])
+    assert [a["id"] for a in answers] == [i for i, _, _ in cases] + ["ok"]
+    for a, (_, _, words) in zip(answers, cases):
+        assert a["ok"] is False and a["retry"] is False, a
+        assert words in a["error"], a
+    ok = answers[-1]
+    assert ok["ok"] and ok["result"]["tags"]["colour"] == "pink"
+    # Past the end: the last frame, at its own time.
+    late = stream([str(BUILD / "hopper-tag"), "--out", str(tmp_path)],
+                  [{"id": "late", "attempt": 1,
+                    "payload": dict(good, time=60)}])[0]
+    assert late["ok"] and 2.8 < late["result"]["at"] < 3.0, late
