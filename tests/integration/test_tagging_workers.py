@@ -256,3 +256,31 @@ def test_tagger_refuses_bad_input_and_goes_on(demo, tmp_path):
                   [{"id": "late", "attempt": 1,
                     "payload": dict(good, time=60)}])[0]
     assert late["ok"] and 2.8 < late["result"]["at"] < 3.0, late
+
+
+def test_gather_keeps_a_video_with_dead_frames_and_fails_one_with_none(
+        demo, tmp_path):
+    """on_part_dead collect: the join hands on the frames that were tagged
+    and the errors of those that were not; the video's result keeps both.
+    A video none of whose frames was tagged fails for good, quoting why."""
+    _, _, _, tagged, _ = demo
+    parts = [a["result"] for a in tagged
+             if a["id"].startswith("life.webm/")]
+    dead = [{"id": "life.webm/9", "stage": "tag",
+             "error": "life.webm: cannot seek or read: I/O error"}]
+    cmd = [PY, "pipelines/tagging/gather.py", "--thumbs",
+           str(tmp_path / "thumbs"), "--sheets", str(tmp_path / "sheets"),
+           "--thumbnail-worker", str(BUILD / "hopper-thumbnail")]
+    root = parts[0]["path"]
+    answers = [a for a in stream(cmd, [
+        {"id": "life.webm", "attempt": 1, "payload": {
+            "id": "life.webm", "root": root, "parts": parts[1:],
+            "errors": dead}},
+        {"id": "none", "attempt": 1, "payload": {
+            "id": "none", "root": root, "parts": [], "errors": dead}},
+    ]) if "ok" in a]
+    kept, none = answers
+    assert kept["ok"] and kept["result"]["errors"] == dead
+    assert len(kept["result"]["frames"]) == len(parts) - 1
+    assert none["ok"] is False and none["retry"] is False
+    assert "no frame could be tagged: life.webm: cannot seek" in none["error"]
