@@ -27,7 +27,7 @@ BUILD ?= build/san
 endif
 
 CC      ?= cc
-PKGS    := jansson libpq rdkafka libmicrohttpd yaml-0.1
+PKGS    := jansson libpq rdkafka libmicrohttpd yaml-0.1 libcurl
 CFLAGS  ?= -O2 -g
 # Required by the sources (C11 with GNU extensions, header dependencies,
 # includes from the top folder) and the warnings the project keeps at zero.

@@ -12,6 +12,7 @@ extern const struct hop_source_ops hop_src_jsonl;
 extern const struct hop_source_ops hop_src_dir;
 extern const struct hop_source_ops hop_src_postgres;
 extern const struct hop_source_ops hop_src_kafka;
+extern const struct hop_source_ops hop_src_http;
 
 /* One driver per line. */
 /* clang-format off */
@@ -20,6 +21,7 @@ const struct hop_source_ops *const hop_source_registry[] = {
     &hop_src_dir,
     &hop_src_postgres,
     &hop_src_kafka,
+    &hop_src_http,
     NULL,
 };
 /* clang-format on */

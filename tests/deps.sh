@@ -36,6 +36,7 @@ build_needs=(
 	"lib:rdkafka librdkafka-dev"
 	"lib:libmicrohttpd libmicrohttpd-dev"
 	"lib:yaml-0.1 libyaml-dev"
+	"lib:libcurl libcurl4-openssl-dev"
 	"lib:jemalloc libjemalloc-dev"
 	"lib:libavformat libavformat-dev"
 	"lib:libavcodec libavcodec-dev"
