@@ -529,7 +529,9 @@ static long take_list(struct http_src *c, struct req *r, char *why, size_t n)
 		json_decref(doc);
 		return -1;
 	}
-	/* Deleted before this listing started: gone from it for good. */
+	/* Deleted before this listing started: gone from it for good. The
+	 * list is in order of gone_seq but for the skipped GETs' later one,
+	 * which holds those behind it back one listing at most. */
 	while (c->gone && c->gone->gone_seq <= r->seq) {
 		struct hop_http_id *e = c->gone;
 		if (!(c->gone = e->next))
@@ -676,7 +678,13 @@ static void got_answer(struct http_src *c, struct req *r, enum outcome o,
 				   "http source: GET %s: %s: the item is gone, "
 				   "skipped",
 				   url, why);
-			hop_http_ids_remove(&c->ids, e);
+			/* Not new to the next listing either, which may
+			 * have been started before the server let it go: a
+			 * list that keeps naming it costs a GET per poll,
+			 * not a loop. */
+			hop_http_ids_set(&c->ids, e, HOP_HTTP_GONE);
+			e->gone_seq = c->list_seq + 2;
+			push_id(&c->gone, &c->gone_tail, e);
 		} else if (o == REFUSED) {
 			snprintf(msg, sizeof(msg),
 				 "http source: GET %s (item %s): %s", url,

@@ -19,7 +19,8 @@ enum hop_http_state {
 	HOP_HTTP_HELD,	   /* the coordinator has it */
 	HOP_HTTP_ACKING,   /* its DELETE is on its way */
 	HOP_HTTP_DYING,	   /* its dead letter is on its way */
-	HOP_HTTP_GONE,	   /* deleted: kept until a later listing */
+	HOP_HTTP_GONE,	   /* deleted, or gone at its GET: kept until a
+			      later listing */
 	HOP_HTTP_STUCK,	   /* the server refused its DELETE: never again */
 };
 

@@ -341,3 +341,65 @@ def test_pipeline_file_and_checks(tmp, served):
     code, _, err = hopper("validate", pipe)
     assert code == 2, err
     assert "not an http:// or https:// URL" in err
+
+
+def test_a_plain_array_of_ids_integers_and_escaped_names(tmp, served):
+    s = served(0)
+    for name in ("1", "2", "two words%"):
+        (tmp / "q" / f"{name}.json").write_text('{"do": "ok"}')
+
+    def plain(h):
+        if h.command == "GET" and h.path == "/items":
+            ids = sorted(p.name[:-5] for p in (tmp / "q").glob("*.json"))
+            h.answer(200, [int(i) if i.isdigit() else i for i in ids])
+            return True
+        return False
+
+    s.server.before = plain
+    out = tmp / "out.jsonl"
+    code, _, err = hopper("run", "-s", s.url, "-o", f"jsonl:{out}", "--",
+                          *FAKE)
+    assert code == 0, err
+    assert {r["id"] for r in read_jsonl(out.read_text())} == {
+        "1", "2", "two words%"}
+    paths = {r["path"] for r in requests(tmp / "requests.jsonl", "DELETE")}
+    assert paths == {"/items/1", "/items/2", "/items/two%20words%25"}
+
+
+def test_an_id_listed_but_never_there_does_not_spin(tmp, served):
+    s = served(2)
+
+    def ghost(h):
+        if h.command == "GET" and h.path == "/items":
+            ids = sorted(p.name[:-5] for p in (tmp / "q").glob("*.json"))
+            h.answer(200, {"items": ids + ["ghost"]})
+            return True
+        return False
+
+    s.server.before = ghost
+    code, _, err = hopper("run", "-s", s.url, "-o",
+                          f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE)
+    assert code == 0, err
+    asked = [r for r in requests(tmp / "requests.jsonl", "GET")
+             if r["path"] == "/items/ghost"]
+    assert 1 <= len(asked) <= 3, asked
+    assert "ghost" in err and "gone" in err
+
+
+def test_a_dead_letter_the_server_refuses_is_not_dead(tmp, served):
+    s = served(1)
+    (tmp / "q" / "poison.json").write_text('{"do": "perm"}')
+
+    def no_dead_place(h):
+        if h.command == "POST":
+            h.answer(405, {"error": "no dead letters here"})
+            return True
+        return False
+
+    s.server.before = no_dead_place
+    code, _, err = hopper("run", "-s", s.url, "-o",
+                          f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE)
+    assert code == 1, err
+    assert f"POST {s.url}/poison/dead (item poison): HTTP 405" in err
+    assert (tmp / "q" / "poison.json").exists()
+    assert "poison" not in deleted(tmp / "requests.jsonl")
