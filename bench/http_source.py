@@ -1,5 +1,5 @@
 """The http source benchmark: hopper draining a source container (the
-reference server of sources/examples/http_items.py) against two peers
+reference server of sources/http/http_items.py) against two peers
 measured in the same run on the same items and worker:
 
 - a consumer as one writes it by hand in Python with the standard library
@@ -50,7 +50,7 @@ def serve(folder):
     """The server in a process of its own, so that it shares no
     interpreter lock with the hand-written client."""
     p = subprocess.Popen([sys.executable, os.path.join(
-        ROOT, "sources", "examples", "http_items.py"), folder, "--port", "0"],
+        ROOT, "sources", "http", "http_items.py"), folder, "--port", "0"],
         stdout=subprocess.PIPE, text=True)
     return p, p.stdout.readline().split(" on ", 1)[1].strip()
 

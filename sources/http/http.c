@@ -651,7 +651,8 @@ static void got_answer(struct http_src *c, struct req *r, enum outcome o,
 		failed_for_now(c, r, why);
 		return;
 	}
-	if (o != FOR_NOW)
+	/* A list is an answer only once it parses: listed() says. */
+	if (o != FOR_NOW && !(r->type == R_LIST && o == OK))
 		server_ok(c, r);
 	shown_url(r, url, sizeof(url));
 	switch (r->type) {

@@ -1,5 +1,5 @@
 """The http source against a source container: the reference server of
-sources/examples/http_items.py, in a thread of the test (broken on purpose
+sources/http/http_items.py, in a thread of the test (broken on purpose
 through its `before` hook) or as a process that the test kills."""
 import importlib.util
 import json
@@ -14,7 +14,7 @@ import pytest
 from conftest import (FAKE, PY, ROOT, hopper, read_jsonl, start, stderr_of,
                       stop, wait_for, http_port)
 
-EXAMPLE = ROOT / "sources" / "examples" / "http_items.py"
+EXAMPLE = ROOT / "sources" / "http" / "http_items.py"
 _spec = importlib.util.spec_from_file_location("http_items", EXAMPLE)
 http_items = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(http_items)

@@ -2,7 +2,7 @@
 """A source container over a folder of JSON files: the API that hopper's
 http source reads (Burns, Designing Distributed Systems, 10.1.1).
 
-    python3 sources/examples/http_items.py FOLDER [--port 8080]
+    python3 sources/http/http_items.py FOLDER [--port 8080]
 
 Each FOLDER/NAME.json is an item whose id is NAME and whose payload is the
 file's JSON. The server answers, under /items:
