@@ -3,16 +3,19 @@ sources/http/http_items.py, in a thread of the test (broken on purpose
 through its `before` hook) or as a process that the test kills."""
 import importlib.util
 import json
+import os
 import signal
+import socket
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from collections import Counter
 
 import pytest
 
-from conftest import (FAKE, PY, ROOT, hopper, read_jsonl, start, stderr_of,
-                      stop, wait_for, http_port)
+from conftest import (FAKE, PY, ROOT, by_id, hopper, http_port, read_jsonl,
+                      start, stderr_of, stop, wait_for)
 
 EXAMPLE = ROOT / "sources" / "http" / "http_items.py"
 _spec = importlib.util.spec_from_file_location("http_items", EXAMPLE)
@@ -108,7 +111,7 @@ def test_listed_again_while_in_flight_is_not_taken_twice(tmp, served):
     out = tmp / "out.jsonl"
     code, _, err = hopper("run", "-s", s.url, "-S", "poll=20ms",
                           "-o", f"jsonl:{out}", "-j", 3, "--", *FAKE,
-                          env=dict(__import__("os").environ, FAKE_LOG=log,
+                          env=dict(os.environ, FAKE_LOG=log,
                                    FAKE_SLEEP="0.1"))
     assert code == 0, err
     starts = Counter(line.split()[1] for line in log.read_text().splitlines()
@@ -210,7 +213,7 @@ def test_server_errors_for_a_while_lose_nothing(tmp, served):
     out = tmp / "out.jsonl"
     p = start("run", "-s", s.url, "-o", f"jsonl:{out}", "-j", 2,
               "--listen", "127.0.0.1:0", "--", *FAKE,
-              env=dict(__import__("os").environ, FAKE_SLEEP="0.05"),
+              env=dict(os.environ, FAKE_SLEEP="0.05"),
               cwd=tmp)
     try:
         port = http_port(p)
@@ -248,7 +251,7 @@ def test_server_killed_and_restarted_loses_nothing(tmp):
     port = int(url.split(":")[2].split("/")[0])
     out = tmp / "out.jsonl"
     p = start("run", "-s", url, "-o", f"jsonl:{out}", "-j", 2, "--", *FAKE,
-              env=dict(__import__("os").environ, FAKE_SLEEP="0.05"),
+              env=dict(os.environ, FAKE_SLEEP="0.05"),
               cwd=tmp)
     try:
         wait_for(lambda: sum(deleted(log).values()) >= 5,
@@ -403,3 +406,61 @@ def test_a_dead_letter_the_server_refuses_is_not_dead(tmp, served):
     assert f"POST {s.url}/poison/dead (item poison): HTTP 405" in err
     assert (tmp / "q" / "poison.json").exists()
     assert "poison" not in deleted(tmp / "requests.jsonl")
+
+
+def test_sigterm_deletes_what_is_done_and_leaves_the_rest(tmp, served):
+    s = served(20)
+    out = tmp / "out.jsonl"
+    env = dict(os.environ, FAKE_SLEEP="0.2")
+    p = start("run", "-s", s.url, "-o", f"jsonl:{out}", "-j", 2, "--",
+              *FAKE, env=env, cwd=tmp)
+    try:
+        wait_for(lambda: sum(deleted(tmp / "requests.jsonl").values()) >= 3,
+                 what="some items done")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    finally:
+        stop(p)
+    assert p.returncode == 128 + signal.SIGTERM, stderr_of(p)
+    first = {r["id"] for r in read_jsonl(out.read_text())}
+    # What reached the sink is deleted, once; the rest is still served.
+    assert deleted(tmp / "requests.jsonl") == Counter(first)
+    left = {f.name[:-5] for f in (tmp / "q").glob("*.json")}
+    assert left == {f"item{i:03d}" for i in range(20)} - first
+    code, _, err = hopper("run", "-s", s.url, "-o", f"jsonl:{out}", "-j", 4,
+                          "--", *FAKE)
+    assert code == 0, err
+    # Each once: by_id refuses an id written twice.
+    assert set(by_id(read_jsonl(out.read_text()))) == {
+        f"item{i:03d}" for i in range(20)}
+    assert not list((tmp / "q").glob("*.json"))
+
+
+def test_a_server_down_at_the_start_is_waited_for(tmp):
+    fill(tmp / "q", 5)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/items"
+    out = tmp / "out.jsonl"
+    p = start("run", "-s", url, "-o", f"jsonl:{out}", "--listen",
+              "127.0.0.1:0", "--", *FAKE, cwd=tmp)
+    server = None
+    try:
+        hport = http_port(p)
+        wait_for(lambda: "retrying with backoff" in stderr_of(p),
+                 what="the outage in the log")
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{hport}/readyz")
+        assert url.encode() in e.value.read()
+        server = subprocess.Popen([PY, str(EXAMPLE), str(tmp / "q"),
+                                   "--port", str(port)],
+                                  stdout=subprocess.DEVNULL)
+        assert p.wait(timeout=120) == 0, stderr_of(p)
+    finally:
+        stop(p)
+        if server:
+            server.send_signal(signal.SIGTERM)
+            server.wait()
+    assert len(read_jsonl(out.read_text())) == 5
+    assert stderr_of(p).count("retrying with backoff") == 1
