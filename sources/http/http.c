@@ -1158,14 +1158,24 @@ static bool http_ready(struct hop_source *src, char *why, size_t n)
 	return false;
 }
 
-/* Gives the requests still on their way until the timeout to end, with no
- * loop: the run is over. Failures are final now. */
+static void give_up(struct http_src *c, struct req *r);
+
+/* Sends the DELETEs and dead letters still to go, concurrency at a time,
+ * and waits for their answers until the timeout, with no loop: the run is
+ * over. Failures are final now. */
 static void drain(struct http_src *c)
 {
 	int64_t deadline = hop_now_ms() + (int64_t)(c->timeout * 1000) + 1000;
 	struct pollfd *p = NULL;
 
-	while (c->running > 0 && hop_now_ms() < deadline) {
+	for (;;) {
+		struct req *r;
+		while (c->running < (size_t)c->concurrency &&
+		       (r = pop_req(&c->urgent, &c->urgent_tail)))
+			if (start(c, r))
+				give_up(c, r);
+		if (!c->running || hop_now_ms() >= deadline)
+			break;
 		struct pollfd *np = realloc(p, (c->nsocks + 1) * sizeof(*p));
 		if (!np)
 			break;
@@ -1255,7 +1265,7 @@ static void http_close(struct hop_source *src)
 	while ((it = hop_queue_pop(&c->ready)))
 		hop_item_free(it);
 	/* Listings and GETs end here; DELETEs and dead letters get a last
-	 * try each. */
+	 * try each, in drain. */
 	for (struct req **q = &c->again; *q;) {
 		r = pop_req(q, &c->again_tail);
 		if (r->type == R_DELETE || r->type == R_DEAD)
@@ -1265,14 +1275,26 @@ static void http_close(struct hop_source *src)
 	}
 	while ((r = pop_req(&c->urgent, &c->urgent_tail)))
 		push_req(&keep, &keep_tail, r);
-	while ((r = pop_req(&keep, &keep_tail)))
-		if (start(c, r))
-			give_up(c, r);
+	c->urgent = keep;
+	c->urgent_tail = keep_tail;
+	for (struct req **p = &c->started; (r = *p);) {
+		if (r->type == R_DELETE || r->type == R_DEAD) {
+			p = &r->next;
+			continue;
+		}
+		*p = r->next;
+		curl_multi_remove_handle(c->multi, r->easy);
+		curl_easy_cleanup(r->easy);
+		c->running--;
+		free_req(r);
+	}
 	drain(c);
 	while ((r = c->started)) {
 		c->started = r->next;
 		give_up(c, r);
 	}
+	while ((r = pop_req(&c->urgent, &c->urgent_tail)))
+		give_up(c, r);
 	c->running = 0;
 	release_curl(c);
 	hop_http_ids_free(&c->ids);

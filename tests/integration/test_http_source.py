@@ -464,3 +464,43 @@ def test_a_server_down_at_the_start_is_waited_for(tmp):
             server.wait()
     assert len(read_jsonl(out.read_text())) == 5
     assert stderr_of(p).count("retrying with backoff") == 1
+
+
+def test_deletes_the_server_refuses_at_the_end_are_done_again(tmp, served):
+    """DELETEs that fail until the run is stopped: the run still ends, names
+    the items, and the next run does them again; nothing is lost."""
+    s = served(6)
+    state = {"healed": False}
+
+    def no_deletes(h):
+        if h.command == "DELETE" and not state["healed"]:
+            h.answer(503, {"error": "read-only for now"})
+            return True
+        return False
+
+    s.server.before = no_deletes
+    out = tmp / "out.jsonl"
+    p = start("run", "-s", s.url, "-o", f"jsonl:{out}", "--", *FAKE,
+              cwd=tmp)
+    try:
+        wait_for(lambda: out.exists() and
+                 len(read_jsonl(out.read_text())) == 6,
+                 what="every result in the sink")
+        wait_for(lambda: "retrying with backoff" in stderr_of(p),
+                 what="the outage in the log")
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    finally:
+        stop(p)
+    err = stderr_of(p)
+    assert "the next run does it again" in err or \
+        "the next run does the item again" in err, err
+    assert not deleted(tmp / "requests.jsonl")
+    state["healed"] = True
+    code, _, err = hopper("run", "-s", s.url, "-o", f"jsonl:{out}", "--",
+                          *FAKE)
+    assert code == 0, err
+    assert {r["id"] for r in read_jsonl(out.read_text())} == {
+        f"item{i:03d}" for i in range(6)}
+    assert sorted(deleted(tmp / "requests.jsonl")) == [
+        f"item{i:03d}" for i in range(6)]
