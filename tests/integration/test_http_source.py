@@ -250,8 +250,9 @@ def test_server_killed_and_restarted_loses_nothing(tmp):
     server, url = serve()
     port = int(url.split(":")[2].split("/")[0])
     out = tmp / "out.jsonl"
+    # Slow enough that the run is far from done when the server dies.
     p = start("run", "-s", url, "-o", f"jsonl:{out}", "-j", 2, "--", *FAKE,
-              env=dict(os.environ, FAKE_SLEEP="0.05"),
+              env=dict(os.environ, FAKE_SLEEP="0.3"),
               cwd=tmp)
     try:
         wait_for(lambda: sum(deleted(log).values()) >= 5,
@@ -411,9 +412,20 @@ def test_a_dead_letter_the_server_refuses_is_not_dead(tmp, served):
 def test_sigterm_deletes_what_is_done_and_leaves_the_rest(tmp, served):
     s = served(20)
     out = tmp / "out.jsonl"
-    env = dict(os.environ, FAKE_SLEEP="0.2")
+    hold = threading.Event()
+    dels = []
+
+    def stall(h):
+        # After 3 DELETEs, item GETs wait: the run cannot end by itself.
+        if h.command == "DELETE":
+            dels.append(h.path)
+        elif h.command == "GET" and h.path != "/items" and len(dels) >= 3:
+            hold.wait(60)
+        return False
+
+    s.server.before = stall
     p = start("run", "-s", s.url, "-o", f"jsonl:{out}", "-j", 2, "--",
-              *FAKE, env=env, cwd=tmp)
+              *FAKE, env=dict(os.environ, FAKE_SLEEP="0.1"), cwd=tmp)
     try:
         wait_for(lambda: sum(deleted(tmp / "requests.jsonl").values()) >= 3,
                  what="some items done")
@@ -421,6 +433,8 @@ def test_sigterm_deletes_what_is_done_and_leaves_the_rest(tmp, served):
         p.wait(timeout=60)
     finally:
         stop(p)
+        hold.set()
+    s.server.before = None
     assert p.returncode == 128 + signal.SIGTERM, stderr_of(p)
     first = {r["id"] for r in read_jsonl(out.read_text())}
     # What reached the sink is deleted, once; the rest is still served.
