@@ -23,7 +23,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         build-essential pkg-config \
         libjansson-dev libpq-dev librdkafka-dev libmicrohttpd-dev libjemalloc-dev \
-        libyaml-dev \
+        libyaml-dev libcurl4-openssl-dev \
         libavformat-dev libavcodec-dev libswscale-dev libavutil-dev \
         ffmpeg \
  && rm -rf /var/lib/apt/lists/*
@@ -44,7 +44,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
         libjansson4 libpq5 librdkafka1 libmicrohttpd12 libjemalloc2 \
-        libyaml-0-2 \
+        libyaml-0-2 libcurl4 \
         libavformat59 libavcodec59 libswscale6 libavutil57 \
         python3 curl ca-certificates \
  && rm -rf /var/lib/apt/lists/* \

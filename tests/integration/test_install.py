@@ -219,7 +219,7 @@ def test_demo_needs_no_test_tools(tmp):
     build = {"build-essential", "pkg-config", "libjansson-dev", "libpq-dev",
              "librdkafka-dev", "libmicrohttpd-dev", "libjemalloc-dev",
              "libavformat-dev", "libavcodec-dev", "libswscale-dev",
-             "libavutil-dev", "libyaml-dev"}
+             "libavutil-dev", "libyaml-dev", "libcurl4-openssl-dev"}
     tools = {"chromium", "prometheus", "shellcheck", "clang-format", "kcat",
              "parallel", "libcmocka-dev"}
     assert deps_check(tmp, "build") == build | {"make"}
