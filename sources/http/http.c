@@ -63,6 +63,8 @@ struct req {
 	uint64_t gen;	       /* outages begun before it started */
 	bool sent_up;	       /* started while no outage was on */
 	int fails;	       /* R_GET: failures while the server was up */
+	int tries;	       /* failures in all, for its own backoff */
+	int64_t due;	       /* failed: when it may go again */
 	size_t limit;	       /* R_GET: the longest body taken, 0: any */
 	bool too_big;	       /* the body passed the limit */
 	CURL *easy;
@@ -118,8 +120,12 @@ struct http_src {
 	int64_t down_since;
 	uint64_t outages;
 	int64_t backoff_ms, probe_at;
+	bool probe_list; /* the next probe is a listing */
+	bool loud;	 /* this outage was logged as a warning */
 	uint64_t probe_timer;
+	int64_t probe_timer_at;
 	char down_why[1024];
+	char last_cause[600]; /* what started the last outage logged */
 	bool closing;
 
 	struct hop_linefile dead_file;
@@ -372,33 +378,34 @@ static void server_ok(struct http_src *c, const struct req *r)
 	if (!c->down || r->sent_up || r->gen != c->outages)
 		return;
 	c->down = false;
-	hop_log(HOP_INFO, "http source: %s answers again after %.1f s",
-		c->shown, (double)(hop_now_ms() - c->down_since) / 1000);
-	hop_loop_cancel(c->src->loop, c->probe_timer);
-	c->probe_timer = 0;
+	hop_log(c->loud ? HOP_INFO : HOP_DEBUG,
+		"http source: %s answers again after %.1f s", c->shown,
+		(double)(hop_now_ms() - c->down_since) / 1000);
 }
 
-static void on_probe(struct hop_loop *loop, void *arg)
-{
-	struct http_src *c = arg;
-	c->probe_timer = 0;
-	pump(c);
-}
-
-/* r failed in a way that may pass (why says how): it goes again once the
- * server answers. The first such failure starts an outage, logged once. */
+/* r failed in a way that may pass (why says how): it goes again after its
+ * own backoff, and, in an outage, once the server answers. The first such
+ * failure starts an outage, logged once: as a warning, unless the same
+ * item's request started the last one too (an item the server keeps
+ * failing while it answers the rest), which then goes to the debug log. */
 static void failed_for_now(struct http_src *c, struct req *r, const char *why)
 {
 	char url[512];
-	int64_t now = hop_now_ms();
+	int64_t now = hop_now_ms(), wait;
+	const char *id = r->e ? r->e->id : NULL;
 
 	shown_url(r, url, sizeof(url));
 	if (!c->down) {
+		char cause[sizeof(c->last_cause)];
+		snprintf(cause, sizeof(cause), "%s %s", req_method[r->type],
+			 url);
 		c->down = true;
 		c->down_since = now;
 		c->outages++;
 		c->backoff_ms = BACKOFF_FIRST_MS;
-		hop_log_ev(HOP_WARN, -1, r->e ? r->e->id : NULL,
+		c->loud = r->type == R_LIST || strcmp(cause, c->last_cause);
+		memcpy(c->last_cause, cause, sizeof(cause));
+		hop_log_ev(c->loud ? HOP_WARN : HOP_DEBUG, -1, id,
 			   "http source: %s %s: %s; retrying with backoff "
 			   "until the server answers",
 			   req_method[r->type], url, why);
@@ -407,16 +414,24 @@ static void failed_for_now(struct http_src *c, struct req *r, const char *why)
 		c->backoff_ms *= 2;
 		if (c->backoff_ms > BACKOFF_MAX_MS)
 			c->backoff_ms = BACKOFF_MAX_MS;
-		hop_log_ev(HOP_DEBUG, -1, r->e ? r->e->id : NULL,
+		hop_log_ev(HOP_DEBUG, -1, id,
 			   "http source: %s %s: %s; next try in %lld ms",
 			   req_method[r->type], url, why,
 			   (long long)c->backoff_ms);
 	}
 	snprintf(c->down_why, sizeof(c->down_why), "%s %s: %s",
 		 req_method[r->type], url, why);
+	/* After an item's request, a listing asks whether the server is up
+	 * at all; after a listing, the item's request goes again. */
+	c->probe_list = r->type != R_LIST;
 	/* Jitter of up to a quarter, so that coordinators sharing a server
 	 * do not probe it in step. */
 	c->probe_at = now + c->backoff_ms + random() % (c->backoff_ms / 4 + 1);
+	r->tries++;
+	wait = BACKOFF_FIRST_MS << (r->tries < 7 ? r->tries - 1 : 6);
+	if (wait > BACKOFF_MAX_MS)
+		wait = BACKOFF_MAX_MS;
+	r->due = now + wait + random() % (wait / 4 + 1);
 	push_req(&c->again, &c->again_tail, r);
 }
 
@@ -764,25 +779,49 @@ static void finish(struct http_src *c)
 	}
 }
 
-/* The next request to send: what failed first, then acknowledgements and
- * dead letters, then a listing, then the GETs that keep `want` items on
- * their way. NULL when there is none, or no memory. */
+/* Takes the first failed request that is due at now (any of them when
+ * now is INT64_MAX); *next is set to the earliest due time of those left
+ * waiting, when earlier than it was. */
+static struct req *take_due(struct http_src *c, int64_t now, int64_t *next)
+{
+	struct req **p = &c->again, *prev = NULL;
+
+	for (; *p; prev = *p, p = &(*p)->next) {
+		struct req *r = *p;
+		if (r->due <= now) {
+			*p = r->next;
+			if (c->again_tail == r)
+				c->again_tail = prev;
+			return r;
+		}
+		if (r->due < *next)
+			*next = r->due;
+	}
+	return NULL;
+}
+
+static struct req *new_list(struct http_src *c)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->type = R_LIST;
+	r->seq = ++c->list_seq;
+	c->listing = true;
+	return r;
+}
+
+/* The next new request to send: acknowledgements and dead letters, then a
+ * listing, then the GETs that keep `want` items on their way. NULL when
+ * there is none, or no memory. */
 static struct req *next_req(struct http_src *c)
 {
-	struct req *r = pop_req(&c->again, &c->again_tail);
-	if (!r)
-		r = pop_req(&c->urgent, &c->urgent_tail);
+	struct req *r = pop_req(&c->urgent, &c->urgent_tail);
 	if (r)
 		return r;
 	if (!c->listing && !c->poll_timer && !c->drained && !c->failed &&
-	    !c->listed && c->ready.len + c->fetching < c->want) {
-		if (!(r = calloc(1, sizeof(*r))))
-			return NULL;
-		r->type = R_LIST;
-		r->seq = ++c->list_seq;
-		c->listing = true;
-		return r;
-	}
+	    !c->listed && c->ready.len + c->fetching < c->want)
+		return new_list(c);
 	if (c->listed && c->ready.len + c->fetching < c->want) {
 		if (!(r = calloc(1, sizeof(*r))))
 			return NULL;
@@ -800,27 +839,62 @@ static struct req *next_req(struct http_src *c)
 	return NULL;
 }
 
+static void on_probe(struct hop_loop *loop, void *arg)
+{
+	struct http_src *c = arg;
+	c->probe_timer = 0;
+	pump(c);
+}
+
+/* Calls pump at `at`, unless it is called before then anyway. */
+static void pump_at(struct http_src *c, int64_t at, int64_t now)
+{
+	if (c->probe_timer && c->probe_timer_at <= at)
+		return;
+	hop_loop_cancel(c->src->loop, c->probe_timer);
+	c->probe_timer = hop_loop_after(c->src->loop, at - now, on_probe, c);
+	c->probe_timer_at = at;
+}
+
+/* In an outage, one request at a time, when the backoff says: a listing
+ * after an item's request failed, else what failed first. */
+static void probe(struct http_src *c)
+{
+	int64_t now = hop_now_ms(), none = INT64_MAX;
+	struct req *r = NULL;
+
+	if (c->running > 0)
+		return;
+	if (now < c->probe_at) {
+		pump_at(c, c->probe_at, now);
+		return;
+	}
+	if (c->probe_list && !c->listing && !c->failed)
+		r = new_list(c);
+	if (!r)
+		r = take_due(c, INT64_MAX, &none);
+	if (!r)
+		r = next_req(c);
+	if (r && start(c, r))
+		failed_for_now(c, r, "out of memory");
+}
+
 static void pump(struct http_src *c)
 {
+	int64_t now = hop_now_ms(), next = INT64_MAX;
+
 	if (c->closing)
 		return;
 	if (c->down) {
-		int64_t now = hop_now_ms();
-		if (c->running > 0)
-			return; /* one probe at a time */
-		if (now < c->probe_at) {
-			if (!c->probe_timer)
-				c->probe_timer = hop_loop_after(
-				    c->src->loop, c->probe_at - now, on_probe,
-				    c);
-			return;
-		}
+		probe(c);
+		return;
 	}
-	size_t limit = c->down ? 1 : (size_t)c->concurrency;
-	while (c->running < limit) {
-		struct req *r = next_req(c);
+	while (c->running < (size_t)c->concurrency) {
+		struct req *r = take_due(c, now, &next);
 		if (!r)
-			return;
+			r = next_req(c);
+		if (!r)
+			break;
 		if (start(c, r)) {
 			/* No memory for curl now: try again with the backoff
 			 * of an outage. */
@@ -828,6 +902,8 @@ static void pump(struct http_src *c)
 			return;
 		}
 	}
+	if (next != INT64_MAX)
+		pump_at(c, next, now);
 }
 
 /* ---- the source ---- */

@@ -518,3 +518,28 @@ def test_deletes_the_server_refuses_at_the_end_are_done_again(tmp, served):
         f"item{i:03d}" for i in range(6)}
     assert sorted(deleted(tmp / "requests.jsonl")) == [
         f"item{i:03d}" for i in range(6)]
+
+
+def test_an_item_the_server_keeps_failing_ends_dead(tmp, served):
+    """A GET that fails while the server answers the rest: the item is
+    dead after five tries, named with the status; the run ends."""
+    s = served(3)
+    (tmp / "q" / "sick.json").write_text('{"do": "ok"}')
+
+    def sick(h):
+        if h.command == "GET" and h.path == "/items/sick":
+            h.answer(500, {"error": "cannot read it"})
+            return True
+        return False
+
+    s.server.before = sick
+    code, _, err = hopper("run", "-s", s.url, "-o",
+                          f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE)
+    assert code == 3, err
+    record = json.loads((tmp / "q" / "dead" / "sick.error.json").read_text())
+    assert record["error"] == (f"http source: GET {s.url}/sick (item sick): "
+                               "HTTP 500, 5 times while the server answered "
+                               "other requests"), record
+    assert err.count("retrying with backoff") == 1, err
+    assert sorted(deleted(tmp / "requests.jsonl")) == [
+        "item000", "item001", "item002"]
