@@ -11,14 +11,16 @@ measured in the same run on the same items and worker:
     make build/hopper build/bench/echo_worker
     python3 bench/http_source.py [ITEMS] [ROUNDS]
 
-Each round refills the folder; the figure is the median of the rounds.
-The server is Python's ThreadingHTTPServer, so it, not hopper, is the
-ceiling: the ratio that matters is hopper against the hand-written client
-on the same server.
+Each round refills the folder; the figures are the medians of the rounds.
+The server is Python's ThreadingHTTPServer, and it, not the consumer, is
+the ceiling of both: their rates come out alike, so the figure that tells
+them apart is the CPU each consumer spends per item (its own and its
+workers', the server's not counted).
 """
 import concurrent.futures
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,20 +61,26 @@ def left(folder):
     return sum(1 for name in os.listdir(folder) if name.endswith(".json"))
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_hopper(url, out):
-    t0 = time.monotonic()
+    """Returns (seconds, CPU seconds of hopper and its workers)."""
+    t0, c0 = time.monotonic(), children_cpu()
     subprocess.run([HOPPER, "run", "-s", url, "-o", f"jsonl:{out}",
                     "-j", str(WORKERS), "--log-level", "warn", "--", WORKER],
                    check=True)
-    return time.monotonic() - t0
+    return time.monotonic() - t0, children_cpu() - c0
 
 
 def run_jsonl(path, out):
-    t0 = time.monotonic()
+    t0, c0 = time.monotonic(), children_cpu()
     subprocess.run([HOPPER, "run", "-s", f"jsonl:{path}", "-o",
                     f"jsonl:{out}", "-j", str(WORKERS), "--log-level", "warn",
                     "--", WORKER], check=True)
-    return time.monotonic() - t0
+    return time.monotonic() - t0, children_cpu() - c0
 
 
 class Worker:
@@ -119,7 +127,7 @@ def run_by_hand(url, out):
         req = urllib.request.Request(f"{url}/{item}", method="DELETE")
         urllib.request.urlopen(req).close()
 
-    t0 = time.monotonic()
+    t0, c0, p0 = time.monotonic(), children_cpu(), time.process_time()
     with concurrent.futures.ThreadPoolExecutor(REQUESTS) as ex:
         while True:
             with urllib.request.urlopen(url) as r:
@@ -131,7 +139,7 @@ def run_by_hand(url, out):
     results.close()
     for w in pool:
         w.close()
-    return took
+    return took, time.process_time() - p0 + children_cpu() - c0
 
 
 def main():
@@ -163,12 +171,19 @@ def main():
         server.terminate()
         server.wait()
         shutil.rmtree(tmp, ignore_errors=True)
-    rate = {k: n / statistics.median(v) for k, v in times.items()}
+    rate = {k: n / statistics.median(t for t, _ in v)
+            for k, v in times.items()}
+    cpu = {k: 1000 * statistics.median(c for _, c in v) / n
+           for k, v in times.items()}
     print(f"http source, {n} items, {WORKERS} workers, median of {rounds}:")
-    for k, v in rate.items():
-        print(f"  {k:13s} {v:9.0f} items/s")
-    print(f"  hopper http / by hand:      {rate['hopper http'] / rate['by hand']:.2f}")
-    print(f"  hopper http / hopper jsonl: "
+    for k in rate:
+        print(f"  {k:13s} {rate[k]:9.0f} items/s  {cpu[k]:6.3f} CPU ms/item "
+              "(consumer and workers)")
+    print("  hopper http / by hand, items/s:   "
+          f"{rate['hopper http'] / rate['by hand']:.2f}")
+    print("  by hand / hopper http, CPU/item:  "
+          f"{cpu['by hand'] / cpu['hopper http']:.2f}")
+    print("  hopper http / hopper jsonl, items/s: "
           f"{rate['hopper http'] / rate['hopper jsonl']:.3f}")
 
 
