@@ -598,6 +598,9 @@ static void listed(struct http_src *c, struct req *r)
 	}
 	server_ok(c, r);
 	c->listing = false;
+	/* A probe may have listed while a poll was pending: one timer. */
+	hop_loop_cancel(c->src->loop, c->poll_timer);
+	c->poll_timer = 0;
 	if (fresh == 0) {
 		if (!c->src->watch && c->ids.active == 0)
 			c->drained = true;
