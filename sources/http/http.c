@@ -22,8 +22,9 @@
  * twice. A server that cannot be reached, or answers 5xx, 408, 429, 401,
  * 403 or a list that is not JSON, starts an outage: it is logged once, the
  * source is not ready, and one request at a time probes it with a backoff
- * of 0.1 s doubling to 5 s, until one that was sent during the outage gets
- * an answer. What failed meanwhile waits and is sent again.
+ * of 0.1 s doubling to 5 s (a listing, after an item's request failed),
+ * until one that was sent during the outage gets an answer. What failed
+ * meanwhile is sent again, each request after a backoff of its own.
  */
 #include <curl/curl.h>
 #include <errno.h>
