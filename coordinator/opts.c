@@ -300,6 +300,12 @@ int hop_opts_set_json(const struct hop_option *t, void *ctx, const char *key,
 				 json_number_value(value));
 		break;
 	case HOP_OPT_STR:
+		if (o->json_array && json_is_array(value)) {
+			char *t = json_dumps(value, JSON_COMPACT);
+			int rc = t ? set_one(o, ctx, t, err, errlen) : -ENOMEM;
+			free(t);
+			return rc;
+		}
 		break;
 	}
 	if (!ok) {

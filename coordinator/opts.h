@@ -42,6 +42,10 @@ struct hop_option {
 	 * mislead ("one per CPU" for 0, "the broker's" for -1); NULL to say
 	 * the value. */
 	const char *def_words;
+	/* Text only: a JSON array given in a pipeline file is taken as its
+	 * compact JSON text, for the driver to read (a command's
+	 * arguments). */
+	bool json_array;
 };
 
 /* True when two keys are the same option: '-' and '_' are one letter, so

@@ -12,6 +12,7 @@ extern const struct hop_sink_ops hop_sink_jsonl;
 extern const struct hop_sink_ops hop_sink_dir;
 extern const struct hop_sink_ops hop_sink_kafka;
 extern const struct hop_sink_ops hop_sink_postgres;
+extern const struct hop_sink_ops hop_sink_exec;
 
 /* One driver per line. */
 /* clang-format off */
@@ -20,6 +21,7 @@ const struct hop_sink_ops *const hop_sink_registry[] = {
     &hop_sink_dir,
     &hop_sink_kafka,
     &hop_sink_postgres,
+    &hop_sink_exec,
     NULL,
 };
 /* clang-format on */

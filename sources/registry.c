@@ -13,6 +13,7 @@ extern const struct hop_source_ops hop_src_dir;
 extern const struct hop_source_ops hop_src_postgres;
 extern const struct hop_source_ops hop_src_kafka;
 extern const struct hop_source_ops hop_src_http;
+extern const struct hop_source_ops hop_src_exec;
 
 /* One driver per line. */
 /* clang-format off */
@@ -22,6 +23,7 @@ const struct hop_source_ops *const hop_source_registry[] = {
     &hop_src_postgres,
     &hop_src_kafka,
     &hop_src_http,
+    &hop_src_exec,
     NULL,
 };
 /* clang-format on */
