@@ -55,7 +55,8 @@ demo_needs=(
 # page) and promtool (Prometheus's metrics checker) are run by integration
 # tests;
 # `make lint` runs shellcheck, clang-format and git; the example workers in
-# Go, Rust, Java and JavaScript are built or run by test_examples; Java and
+# Go, Rust, Java and JavaScript are built or run by test_examples; the exec
+# source's Redis example runs against redis-server (test_exec_io); Java and
 # Maven also start the Kafka the driver tests use. PostgreSQL's server and
 # the compose test's podman are installed by their harnesses when missing.
 test_needs=(
@@ -73,6 +74,7 @@ test_needs=(
 	"cmd:node nodejs"
 	"cmd:javac openjdk-17-jdk-headless"
 	"cmd:mvn maven"
+	"cmd:redis-server redis-server"
 	"cmd:go -:Go_1.21_or_newer,_https://go.dev/doc/install"
 	"cmd:cargo -:Rust_1.78_or_newer,_https://rustup.rs"
 )

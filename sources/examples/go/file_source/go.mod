@@ -1,0 +1,3 @@
+module hopper.example/file_source
+
+go 1.21

@@ -1,0 +1,150 @@
+// file_source is an exec source for hopper, in Go: the lines of a
+// JSON-lines file, one item each, with the line number as its id.
+//
+//	go build -o file_source . && hopper run -s 'exec:./file_source in.jsonl' -- WORKER
+//
+// It gives items while it has credit, gives a nacked item again when it is
+// due (with the attempts made), and says {"end": true} once every line has
+// been acknowledged or declared dead. Standard library only; the contract
+// is sources/PROTOCOL.md.
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// message is one line hopper writes on our stdin.
+type message struct {
+	Credit   int64           `json:"credit"`
+	Ack      *string         `json:"ack"`
+	Nack     *string         `json:"nack"`
+	Dead     *string         `json:"dead"`
+	Release  *string         `json:"release"`
+	RetryAt  int64           `json:"retry_at"`
+	Attempts int             `json:"attempts"`
+	Record   json.RawMessage `json:"record"`
+}
+
+type item struct {
+	id       string
+	payload  []byte
+	attempts int
+	due      int64 // unix ms, for a nacked item
+}
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: file_source FILE.jsonl")
+		os.Exit(2)
+	}
+	f, err := os.Open(os.Args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	lines := bufio.NewScanner(f)
+	lines.Buffer(make([]byte, 1<<20), 16<<20)
+
+	msgs := make(chan message)
+	go func() { // hopper's lines, until our stdin closes
+		in := bufio.NewScanner(os.Stdin)
+		in.Buffer(make([]byte, 1<<20), 16<<20)
+		for in.Scan() {
+			var m message
+			if err := json.Unmarshal(in.Bytes(), &m); err != nil {
+				fmt.Fprintln(os.Stderr, "bad line from hopper:", err)
+				continue
+			}
+			msgs <- m
+		}
+		close(msgs)
+	}()
+
+	out := bufio.NewWriter(os.Stdout)
+	var credit int64
+	lineno := 0
+	eof := false
+	ended := false
+	outstanding := map[string]item{}
+	var waiting []item // nacked or released, by due time
+
+	give := func(it item) {
+		line := map[string]any{"id": it.id, "payload": json.RawMessage(it.payload)}
+		if it.attempts > 0 {
+			line["attempts"] = it.attempts
+		}
+		b, _ := json.Marshal(line)
+		out.Write(append(b, '\n'))
+		outstanding[it.id] = it
+		credit--
+	}
+
+	for {
+		now := time.Now().UnixMilli()
+		for credit > 0 {
+			if len(waiting) > 0 && waiting[0].due <= now {
+				give(waiting[0])
+				waiting = waiting[1:]
+			} else if !eof && lines.Scan() {
+				lineno++
+				if len(lines.Bytes()) == 0 {
+					continue
+				}
+				p := append([]byte(nil), lines.Bytes()...)
+				give(item{id: strconv.Itoa(lineno), payload: p})
+			} else {
+				eof = true
+				break
+			}
+		}
+		if eof && len(outstanding) == 0 && len(waiting) == 0 && !ended {
+			out.WriteString("{\"end\":true}\n")
+			ended = true
+		}
+		out.Flush()
+
+		var timer <-chan time.Time
+		if len(waiting) > 0 && credit > 0 {
+			timer = time.After(time.Duration(waiting[0].due-now) * time.Millisecond)
+		}
+		select {
+		case m, ok := <-msgs:
+			if !ok {
+				return // stdin closed: the run is over
+			}
+			switch {
+			case m.Credit > 0:
+				credit += m.Credit
+			case m.Ack != nil:
+				delete(outstanding, *m.Ack)
+			case m.Dead != nil:
+				delete(outstanding, *m.Dead)
+			case m.Nack != nil || m.Release != nil:
+				id, due := "", int64(0)
+				if m.Nack != nil {
+					id, due = *m.Nack, m.RetryAt
+				} else {
+					id = *m.Release
+				}
+				if it, ok := outstanding[id]; ok {
+					delete(outstanding, id)
+					it.due = due
+					if m.Nack != nil {
+						it.attempts = m.Attempts
+					}
+					waiting = append(waiting, it)
+					sort.Slice(waiting, func(i, j int) bool {
+						return waiting[i].due < waiting[j].due
+					})
+				}
+			}
+		case <-timer:
+		}
+	}
+}

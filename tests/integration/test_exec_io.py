@@ -1,0 +1,274 @@
+"""Exec sources and sinks: a source or sink written in any language, as a
+program hopper speaks JSON lines to (sources/PROTOCOL.md)."""
+import json
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import (FAKE, PY, ROOT, WORKERS, clean_env, hopper, read_jsonl,
+                      wait_for, write_jsonl)
+
+SRC = WORKERS / "exec_source.py"
+SINK = WORKERS / "exec_sink.py"
+EXAMPLES = ROOT / "sources" / "examples"
+SINK_EXAMPLES = ROOT / "sinks" / "examples"
+
+
+def source_spec(*args):
+    return "exec:" + " ".join(str(a) for a in (PY, SRC, *args))
+
+
+def log_lines(d):
+    p = Path(d) / "acks.log"
+    return p.read_text().split() if p.exists() else []
+
+
+def acked(d):
+    words = log_lines(d)
+    return [words[i + 1] for i in range(0, len(words), 2)
+            if words[i] == "ack"]
+
+
+def test_items_through_an_exec_source_all_acknowledged(tmp):
+    n = 200
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, n + 1))
+    assert all(r["ok"] for r in rows)
+    # The program heard one ack for each item, and nothing else.
+    assert sorted(map(int, acked(tmp))) == list(range(1, n + 1))
+    assert len(log_lines(tmp)) == 2 * n
+
+
+def test_a_killed_source_program_is_restarted_and_loses_nothing(tmp):
+    n = 300
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env(KILL_AFTER=120))
+    assert code == 0, err
+    assert "killed by signal 9" in err and "started again" in err, err
+    assert "exec source '" in err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    # At least once: some items may be done twice, none is missing.
+    assert {int(r["id"]) for r in rows} == set(range(1, n + 1))
+    assert {int(i) for i in acked(tmp)} == set(range(1, n + 1))
+    done = set((tmp / "done").read_text().split())
+    assert done == {str(i) for i in range(1, n + 1)}
+
+
+def test_a_source_flooding_past_its_credit_is_held_back(tmp):
+    n, pad = 60, 100_000
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-S", "credit=5",
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env(FLOOD=pad))
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, n + 1))
+    # Named once, with its credit.
+    assert err.count("an item beyond its credit") == 1, err
+    assert "exec source '" in err and "(5 outstanding at most)" in err
+    # What the program managed to write never ran ahead of the credit it
+    # was granted by more than hopper's one held item and the pipe's
+    # worth (an item is larger than a pipe): hopper stopped reading.
+    over = int((tmp / "flood").read_text())
+    assert over <= 3, over
+
+
+def test_bad_lines_are_named_with_their_numbers_and_the_run_goes_on(tmp):
+    n = 10
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env(BAD=1))
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, n + 1))
+    # Items 1 and 2 are lines 1 and 2; then two bad lines before item 3.
+    assert "line 3: not JSON" in err, err
+    assert "line 4: no \"id\" (an item), \"depth\" or \"end\"" in err, err
+    assert "exec source '" in err
+
+
+def sink_spec(d):
+    return f"exec:{PY} {SINK} {d}"
+
+
+def test_an_exec_sink_that_refuses_some_results(tmp):
+    n = 20
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(n)])
+    code, out, err = hopper(
+        "run", "-s", f"jsonl:{src}", "-S", f"dead={tmp / 'dead.jsonl'}",
+        "-o", sink_spec(tmp), "--", *FAKE,
+        env=clean_env(RETRY_ONCE="3,7", REFUSE="5"))
+    assert "19 done, 1 dead" in err, err
+    recs = read_jsonl((tmp / "records.jsonl").read_text())
+    ok = {r["id"] for r in recs if r["ok"]}
+    # Refused for now: written again, then taken. Refused for good: dead.
+    assert ok == {str(i) for i in range(1, n + 1)} - {"5"}
+    assert set((tmp / "refused").read_text().split()) == {"3", "7"}
+    dead = read_jsonl((tmp / "dead.jsonl").read_text())
+    assert [d["id"] for d in dead] == ["5"]
+    assert "refused for good" in dead[0]["error"]
+    # The dead item reached the sink as a dead record.
+    assert any(r["id"] == "5" and not r["ok"] for r in recs)
+    assert "record '3' refused for now" in err
+
+
+def test_a_killed_sink_program_loses_nothing(tmp):
+    n = 200
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(n)])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}",
+                            "-o", sink_spec(tmp), "--", *FAKE,
+                            env=clean_env(KILL_AFTER=70))
+    assert code == 0, err
+    assert "exec sink '" in err and "killed by signal 9" in err, err
+    recs = read_jsonl((tmp / "records.jsonl").read_text())
+    assert {r["id"] for r in recs} == {str(i) for i in range(1, n + 1)}
+    assert all(r["ok"] for r in recs)
+
+
+def test_the_sqlite_sink_example(tmp):
+    n = 50
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(n)])
+    db = tmp / "out.db"
+    code, out, err = hopper(
+        "run", "-s", f"jsonl:{src}",
+        "-o", f"exec:{PY} {SINK_EXAMPLES / 'sqlite_sink.py'} {db}",
+        "--", *FAKE, env=clean_env())
+    assert code == 0, err
+    with sqlite3.connect(db) as c:
+        rows = c.execute("SELECT id, ok, result FROM results").fetchall()
+    assert sorted(int(r[0]) for r in rows) == list(range(1, n + 1))
+    assert all(r[1] == 1 for r in rows)
+    assert json.loads(dict((r[0], r[2]) for r in rows)["7"]) is not None
+
+
+def test_the_file_source_example_in_a_pipeline_file(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(30)])
+    pipe = tmp / "p.json"
+    pipe.write_text(json.dumps({
+        "source": {"type": "exec",
+                   "command": [PY, str(EXAMPLES / "file_source.py"),
+                               "--state", str(tmp / "state"), str(src)]},
+        "sink": f"jsonl:{tmp / 'out.jsonl'}",
+        "command": [*FAKE],
+    }))
+    code, out, err = hopper("run", "-f", pipe, env=clean_env())
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, 31))
+    assert len((tmp / "state").read_text().split()) == 30
+
+
+def test_the_go_file_source_example(tmp):
+    go = shutil.which("go")
+    if not go:
+        pytest.skip("no Go toolchain")
+    exe = tmp / "file_source"
+    subprocess.run([go, "build", "-o", str(exe), "."],
+                   cwd=EXAMPLES / "go" / "file_source", check=True,
+                   env=clean_env(CGO_ENABLED=0, GOTOOLCHAIN="local",
+                                 GOFLAGS="-buildvcs=false"))
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(40)])
+    code, out, err = hopper("run", "-s", f"exec:{exe} {src}",
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, 41))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis(tmp):
+    exe = shutil.which("redis-server")
+    if not exe:
+        pytest.skip("redis-server is not installed (tests/deps.sh test)")
+    port = free_port()
+    p = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no",
+                          "--dir", str(tmp)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sys.path.insert(0, str(EXAMPLES))
+    try:
+        from redis_source import Redis  # the example's own RESP client
+
+        def up():
+            try:
+                return Redis("127.0.0.1", port)("PING") == "PONG"
+            except OSError:
+                return False
+        wait_for(up, what="redis-server")
+        yield port, Redis("127.0.0.1", port)
+    finally:
+        sys.path.remove(str(EXAMPLES))
+        p.terminate()
+        p.wait(timeout=30)
+
+
+def test_the_redis_source_example_end_to_end(tmp, redis):
+    port, r = redis
+    n = 100
+    for i in range(1, n + 1):
+        r("RPUSH", "jobs", json.dumps({"id": f"job-{i}", "n": i}))
+    spec = (f"exec:{PY} {EXAMPLES / 'redis_source.py'} --port {port} "
+            f"--key jobs --drain")
+    code, out, err = hopper("run", "-s", spec,
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code == 0, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(r["id"] for r in rows) == sorted(f"job-{i}"
+                                                   for i in range(1, n + 1))
+    # Everything acknowledged: nothing left in the list or in flight.
+    assert r("LLEN", "jobs") == 0
+    assert r("LLEN", "jobs:processing") == 0
+
+
+def test_check_source_and_check_sink(tmp):
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(10)])
+    code, out, err = hopper("check-source", "--", PY,
+                            EXAMPLES / "file_source.py", src)
+    assert code == 0, out + err
+    assert "ok   line 1: item '1'" in out
+    assert "the source program keeps the contract" in out
+
+    bad = tmp / "bad_source.py"
+    bad.write_text(
+        "import sys\n"
+        "print('hello', flush=True)\n"
+        "for i in range(10):\n"
+        "    print('{\"id\": \"%d\", \"payload\": 1}' % i, flush=True)\n"
+        "sys.stdin.read()\n")
+    code, out, err = hopper("check-source", "--timeout", "5", "--", PY, bad)
+    assert code == 1, out + err
+    assert "FAIL line 1: not JSON" in out, out
+    assert "FAIL line 5: item '3' is item 4, beyond the credit of 3" in out
+
+    code, out, err = hopper("check-sink", "--", PY,
+                            SINK_EXAMPLES / "sqlite_sink.py", tmp / "c.db")
+    assert code == 0, out + err
+    assert "ok   line 1: record '1' is safe" in out
+
+    badsink = tmp / "bad_sink.py"
+    badsink.write_text(
+        "import sys\n"
+        "for line in sys.stdin:\n"
+        "    print('{\"ok\": \"7\"}', flush=True)\n")
+    code, out, err = hopper("check-sink", "--timeout", "5", "--", PY,
+                            badsink)
+    assert code == 1, out + err
+    assert "FAIL line 1: an answer for '7' while record '1' waits" in out
