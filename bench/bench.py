@@ -3,7 +3,7 @@ peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
-                [autoscale] [sheets] [stages]
+                [autoscale] [sheets] [stages] [exec_source]
 (default: all; BENCH_ROUNDS rounds, 5 unless set, 3 for stages)"""
 import os
 import re
@@ -210,7 +210,7 @@ def thumbnails(n=60, pos=5.5):
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
                              "postgres", "kafka", "autoscale", "sheets",
-                             "stages", "gather"]
+                             "stages", "gather", "exec_source"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -241,6 +241,9 @@ def main():
     if "gather" in which:
         import gather
         gather.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
+    if "exec_source" in which:
+        import exec_source
+        exec_source.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
     shutil.rmtree(tmp)
 
 

@@ -63,7 +63,7 @@ static const struct hop_option exec_options[] = {
      "the program: a shell command line, or (in a pipeline file) an array "
      "of its arguments",
      .json_array = true},
-    {"credit", HOP_OPT_INT, "1000", offsetof(struct exec_src, credit),
+    {"credit", HOP_OPT_INT, "10000", offsetof(struct exec_src, credit),
      "items the program may have outstanding (given and not finished)",
      .min = "1", .max = "1000000"},
     {"grace", HOP_OPT_SECONDS, "5", offsetof(struct exec_src, grace),
