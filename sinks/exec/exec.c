@@ -72,6 +72,7 @@ struct exec_sink {
 	int cur, oldest, pending;
 	struct pend *head, *tail;
 	char down[400]; /* why the program is not running */
+	bool broken;	/* broke the contract: its lines are not read */
 };
 
 static const struct hop_option exec_options[] = {
@@ -155,7 +156,14 @@ static void lose_all(struct exec_sink *c, const char *why)
  * with the records any more. It is stopped, and started again. */
 static void breach(struct exec_sink *c)
 {
+	c->broken = true;
 	hop_child_signal(&c->proc.child, SIGKILL);
+}
+
+static void on_started(struct hop_proc *p)
+{
+	struct exec_sink *c = p->arg;
+	c->broken = false;
 }
 
 static void on_line(struct hop_proc *p, char *line, size_t len, long lineno)
@@ -164,6 +172,8 @@ static void on_line(struct hop_proc *p, char *line, size_t len, long lineno)
 	struct hop_exec_sink_answer a;
 	int shown = (int)(len > 120 ? 120 : len);
 
+	if (c->broken)
+		return;
 	if (hop_exec_sink_read(line, len, &a) == HOP_EXEC_SINK_BAD) {
 		hop_log(HOP_ERROR, "%s: line %ld: %s: '%.*s'; stopping it",
 			c->name, lineno, a.why, shown, line);
@@ -212,6 +222,8 @@ static void on_line(struct hop_proc *p, char *line, size_t len, long lineno)
 static void on_too_long(struct hop_proc *p, long lineno)
 {
 	struct exec_sink *c = p->arg;
+	if (c->broken)
+		return;
 	hop_log(HOP_ERROR,
 		"%s: line %ld: over the %zu-byte line limit; "
 		"stopping it",
@@ -230,6 +242,7 @@ static bool on_exited(struct hop_proc *p, int status, const char *why)
 static const struct hop_proc_ops exec_proc_ops = {
     .line = on_line,
     .too_long = on_too_long,
+    .started = on_started,
     .exited = on_exited,
 };
 

@@ -221,6 +221,12 @@ static bool on_exited(struct hop_proc *p, int status, const char *why)
 			hop_log(HOP_WARN, "%s: %s after its end", c->name, why);
 		return false;
 	}
+	if (status == 0)
+		hop_log(HOP_WARN,
+			"%s: exited with status 0 before its {\"end\": true}: "
+			"a finite source says it when it has given everything "
+			"and heard each item's fate; it is started again",
+			c->name);
 	if (dropped)
 		hop_log(HOP_WARN,
 			"%s: %zu item(s) it gave were not at work yet: "
@@ -392,7 +398,7 @@ static void exec_close(struct hop_source *src)
 
 	if (!c->argv)
 		return;
-	settle(src->loop, c); /* the last acknowledgements */
+	/* hop_proc_stop writes the last lines before the end of input. */
 	int status = hop_proc_stop(&c->proc, (int64_t)(c->grace * 1000));
 	if (status > 0) {
 		char how[80];

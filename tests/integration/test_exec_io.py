@@ -135,6 +135,19 @@ def test_a_killed_sink_program_loses_nothing(tmp):
     assert all(r["ok"] for r in recs)
 
 
+def test_a_sink_line_that_is_no_answer_restarts_the_program(tmp):
+    n = 30
+    src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(n)])
+    code, out, err = hopper("run", "-s", f"jsonl:{src}",
+                            "-o", sink_spec(tmp), "--", *FAKE,
+                            env=clean_env(GARBAGE_AT=5))
+    assert code == 0, err
+    assert "exec sink '" in err and "line 5: not a JSON object" in err, err
+    assert "started again" in err
+    recs = read_jsonl((tmp / "records.jsonl").read_text())
+    assert {r["id"] for r in recs} == {str(i) for i in range(1, n + 1)}
+
+
 def test_the_sqlite_sink_example(tmp):
     n = 50
     src = write_jsonl(tmp / "in.jsonl", [{"n": i} for i in range(n)])

@@ -11,6 +11,8 @@ Appends each record it takes to DIR/records.jsonl, then answers
                      (a dead record for them is taken)
   KILL_AFTER=K       the first incarnation kills itself (SIGKILL) after
                      taking K records, before answering them
+  GARBAGE_AT=K       the first incarnation answers its K-th record with a
+                     line that is not an answer
 """
 import json
 import os
@@ -23,6 +25,7 @@ def main():
     retry_once = set(filter(None, os.environ.get("RETRY_ONCE", "").split(",")))
     refuse = set(filter(None, os.environ.get("REFUSE", "").split(",")))
     kill_after = int(os.environ.get("KILL_AFTER", "0"))
+    garbage_at = int(os.environ.get("GARBAGE_AT", "0"))
     first = os.environ.get("HOPPER_INCARNATION") == "1"
     with open(os.path.join(d, "pid"), "w") as f:
         f.write(str(os.getpid()))
@@ -39,6 +42,10 @@ def main():
         taken += 1
         if kill_after and first and taken == kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if garbage_at and first and taken == garbage_at:
+            sys.stdout.write("all good here\n")
+            sys.stdout.flush()
+            continue
         if rec["ok"] and rid in refuse:
             answer = {"fail": rid, "retry": False, "error": "refused for good"}
         elif rec["ok"] and rid in retry_once and rid not in refused:
