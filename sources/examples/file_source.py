@@ -40,7 +40,7 @@ def main():
     credit = 0
     outstanding = {}  # id -> payload bytes, given and not finished
     due = []  # (when, id, payload): nacked, to be given again
-    back = []  # (id, payload): released, to be given first
+    stopping = False  # hopper released an item: the run is ending
     ended = False
     out = sys.stdout.buffer
     pending = b""
@@ -55,13 +55,10 @@ def main():
         outstanding[item_id] = payload
 
     while True:
-        # Give what the credit allows: released first, then what is due,
-        # then new lines.
+        # Give what the credit allows: what is due again, then new lines.
         t = now_ms()
-        while credit > 0:
-            if back:
-                give(*back.pop())
-            elif due and due[0][0] <= t:
+        while credit > 0 and not stopping:
+            if due and due[0][0] <= t:
                 _, item_id, payload = heapq.heappop(due)
                 give(item_id, payload)
             elif lines:
@@ -78,8 +75,8 @@ def main():
             else:
                 break
             credit -= 1
-        if not lines and not outstanding and not due and not back \
-                and not ended:
+        if not lines and not outstanding and not due and not ended \
+                and not stopping:
             out.write(b'{"end":true}\n')
             ended = True
         out.flush()
@@ -127,9 +124,10 @@ def main():
                     heapq.heappush(due, (msg["retry_at"], msg["nack"],
                                          payload))
             elif "release" in msg:
-                payload = outstanding.pop(msg["release"], None)
-                if payload is not None:
-                    back.append((msg["release"], payload))
+                # The run stops: give nothing more; not done, so the next
+                # run gives it again.
+                outstanding.pop(msg["release"], None)
+                stopping = True
 
 
 if __name__ == "__main__":

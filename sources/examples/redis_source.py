@@ -111,13 +111,14 @@ def main():
     attempts = {}  # id -> attempts made, from nacks
     pending = b""
     ended = False
+    stopping = False  # hopper released an item: the run is ending
     last_depth = 0.0
     while True:
         now = time.time()
         for raw in r("ZRANGEBYSCORE", delayed, "-inf", int(now * 1000)):
             if r("ZREM", delayed, raw):
                 r("RPUSH", key, raw)
-        while credit > 0:
+        while credit > 0 and not stopping:
             raw = r("LMOVE", key, processing, "LEFT", "RIGHT")
             if raw is None:
                 break
@@ -174,7 +175,10 @@ def main():
                     r("ZADD", delayed, msg["retry_at"], raw)
                     r("LREM", processing, 1, raw)
             elif "release" in msg:
+                # The run stops: back to the list, first in line; give
+                # nothing more.
                 raw = given.pop(msg["release"], None)
+                stopping = True
                 if raw is not None:
                     r("LPUSH", key, raw)
                     r("LREM", processing, 1, raw)

@@ -51,8 +51,9 @@ struct exec_src {
 	int64_t in_hopper; /* items read, of any incarnation, not finished */
 	int64_t depth;	   /* as the program last said, or -1 */
 	bool ended;
-	bool warned;  /* about an item beyond its credit */
-	bool holding; /* held holds an item beyond the credit */
+	bool releasing; /* the run stops: no more credit */
+	bool warned;	/* about an item beyond its credit */
+	bool holding;	/* held holds an item beyond the credit */
 	struct hop_buf held;
 	long held_lineno;
 	uint64_t bad_lines;
@@ -100,7 +101,7 @@ static void settle(struct hop_loop *loop, void *arg)
 
 	if (!c->proc.up)
 		return;
-	if (more > 0 && hop_buf_len(&c->proc.in) < IN_LIMIT &&
+	if (more > 0 && !c->releasing && hop_buf_len(&c->proc.in) < IN_LIMIT &&
 	    hop_exec_put_credit(&c->proc.in, more) == 0)
 		c->granted += more;
 	hop_proc_flush(&c->proc);
@@ -362,6 +363,9 @@ static int exec_dead(struct hop_source *src, struct hop_item *it,
 static int exec_release(struct hop_source *src, struct hop_item *it)
 {
 	struct exec_src *c = src->ctx;
+	/* Only a run that stops hands items back: what more the program
+	 * gave would only be handed back too. */
+	c->releasing = true;
 	return finished(
 	    c, it, c->proc.up ? hop_exec_put_release(&c->proc.in, it->id) : 0);
 }
@@ -398,15 +402,20 @@ static void exec_close(struct hop_source *src)
 
 	if (!c->argv)
 		return;
-	/* hop_proc_stop writes the last lines before the end of input. */
+	/* What no worker took goes back too, said as the run's other
+	 * unfinished items are; hop_proc_stop writes the last lines before
+	 * the end of input. */
+	while ((it = hop_queue_pop(&c->ready))) {
+		if (c->proc.up)
+			hop_exec_put_release(&c->proc.in, it->id);
+		hop_item_free(it);
+	}
 	int status = hop_proc_stop(&c->proc, (int64_t)(c->grace * 1000));
 	if (status > 0) {
 		char how[80];
 		hop_describe_status(status, how, sizeof(how));
 		hop_log(HOP_WARN, "%s: %s at the end of the run", c->name, how);
 	}
-	while ((it = hop_queue_pop(&c->ready)))
-		hop_item_free(it);
 	if (c->bad_lines)
 		hop_log(HOP_WARN, "%s: %llu line(s) broke the contract",
 			c->name, (unsigned long long)c->bad_lines);

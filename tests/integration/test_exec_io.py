@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FAKE, PY, ROOT, WORKERS, clean_env, hopper, read_jsonl,
-                      wait_for, write_jsonl)
+from conftest import (FAKE, PY, ROOT, WORKERS, alive, clean_env, hopper,
+                      read_jsonl, start, stderr_of, stop, wait_for,
+                      write_jsonl)
 
 SRC = WORKERS / "exec_source.py"
 SINK = WORKERS / "exec_sink.py"
@@ -81,6 +82,49 @@ def test_a_source_flooding_past_its_credit_is_held_back(tmp):
     # worth (an item is larger than a pipe): hopper stopped reading.
     over = int((tmp / "flood").read_text())
     assert over <= 3, over
+
+
+def test_failed_items_are_nacked_to_the_program_then_dead(tmp):
+    n = 10
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}",
+                            "--attempts", "3", "--backoff", "0.05", "--",
+                            *FAKE, env=clean_env(FAIL="4,9"))
+    assert code != 0 and "8 done, 2 dead" in err, err
+    words = log_lines(tmp)
+    said = [(words[i], words[i + 1]) for i in range(0, len(words), 2)]
+    # The program kept the schedule: two nacks each, then the dead letter;
+    # the attempts it carried made the third attempt the last.
+    for item in ("4", "9"):
+        assert [k for k, i in said if i == item] == ["nack", "nack", "dead"]
+    assert sorted(i for k, i in said if k == "ack") == sorted(
+        str(i) for i in range(1, n + 1) if i not in (4, 9))
+    dead = [r for r in read_jsonl((tmp / "out.jsonl").read_text())
+            if not r["ok"]]
+    assert sorted(r["id"] for r in dead) == ["4", "9"]
+    assert all(r["attempts"] == 3 for r in dead)
+
+
+def test_a_stopped_run_releases_what_is_in_flight(tmp):
+    n = 50
+    started = tmp / "started.log"
+    p = start("run", "-s", source_spec(n, tmp), "-j", "2", "--grace", "1",
+              "-o", f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE,
+              env=clean_env(SLOW=60, FAKE_LOG=started), cwd=tmp)
+    try:
+        wait_for(lambda: started.exists()
+                 and started.read_text().count("start") == 2,
+                 what="two items at work")
+    finally:
+        stop(p)
+    assert p.returncode == 143, stderr_of(p)
+    # Everything the program gave was handed back to it: the two at work
+    # once their grace was over, the rest that waited too.
+    released = [w for k, w in zip(log_lines(tmp)[::2], log_lines(tmp)[1::2])
+                if k == "release"]
+    assert sorted(map(int, released)) == list(range(1, n + 1))
+    assert not acked(tmp)
+    assert not alive(int((tmp / "pid").read_text()))
 
 
 def test_bad_lines_are_named_with_their_numbers_and_the_run_goes_on(tmp):

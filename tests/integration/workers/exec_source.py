@@ -15,6 +15,8 @@ it:
                  payload of BYTES bytes, and records in DIR/flood the most
                  items it had written beyond the credit it had seen
   BAD=1          writes lines that break the contract among its items
+  FAIL=ID,ID     those items' payloads ask the fake worker to fail
+  SLOW=SECS      every payload asks the fake worker to sleep that long
 """
 import json
 import os
@@ -30,6 +32,10 @@ def main():
     first = os.environ.get("HOPPER_INCARNATION") == "1"
     flood = int(os.environ.get("FLOOD", "0"))
     bad = os.environ.get("BAD") == "1"
+    fail = set(filter(None, os.environ.get("FAIL", "").split(",")))
+    slow = float(os.environ.get("SLOW", "0"))
+    attempts = {}
+    stopping = []
     with open(os.path.join(d, "pid"), "w") as f:
         f.write(str(os.getpid()))
     done = set()
@@ -73,8 +79,11 @@ def main():
             if kind in ("ack", "dead"):
                 donef.write(msg[kind] + "\n")
                 donef.flush()
-            else:
+            elif kind == "nack":
+                attempts[msg[kind]] = msg["attempts"]
                 retry.append(msg[kind])
+            else:  # release: the run stops; the next one gives it again
+                stopping.append(msg[kind])
         return True
 
     def give(item_id):
@@ -82,7 +91,14 @@ def main():
         payload = {"n": int(item_id)}
         if flood:
             payload["pad"] = "x" * flood
-        line = json.dumps({"id": item_id, "payload": payload}) + "\n"
+        if item_id in fail:
+            payload["do"] = "fail"
+        if slow:
+            payload.update({"do": "sleep", "secs": slow})
+        item = {"id": item_id, "payload": payload}
+        if item_id in attempts:
+            item["attempts"] = attempts[item_id]
+        line = json.dumps(item) + "\n"
         if bad and item_id in ("3", "6"):
             out.write(b"this is not json\n")
             out.write(b'{"payload": {"n": 0}}\n')
@@ -106,10 +122,11 @@ def main():
             with open(os.path.join(d, "flood"), "w") as f:
                 f.write(str(most_over))
     while True:
-        while credit > 0 and (todo or retry):
+        while credit > 0 and (todo or retry) and not stopping:
             give(retry.pop() if retry else todo.pop())
             credit -= 1
-        if not todo and not retry and not outstanding and not ended:
+        if not todo and not retry and not outstanding and not ended \
+                and not stopping:
             out.write(b'{"end":true}\n')
             ended = True
         out.flush()

@@ -5,7 +5,8 @@
 //
 // It gives items while it has credit, gives a nacked item again when it is
 // due (with the attempts made), and says {"end": true} once every line has
-// been acknowledged or declared dead. Standard library only; the contract
+// been acknowledged or declared dead. It keeps nothing between runs: a run
+// that stops early leaves the next one to start from the first line. Standard library only; the contract
 // is sources/PROTOCOL.md.
 package main
 
@@ -71,8 +72,9 @@ func main() {
 	lineno := 0
 	eof := false
 	ended := false
+	stopping := false // hopper released an item: the run is ending
 	outstanding := map[string]item{}
-	var waiting []item // nacked or released, by due time
+	var waiting []item // nacked, by due time
 
 	give := func(it item) {
 		line := map[string]any{"id": it.id, "payload": json.RawMessage(it.payload)}
@@ -87,7 +89,7 @@ func main() {
 
 	for {
 		now := time.Now().UnixMilli()
-		for credit > 0 {
+		for credit > 0 && !stopping {
 			if len(waiting) > 0 && waiting[0].due <= now {
 				give(waiting[0])
 				waiting = waiting[1:]
@@ -103,7 +105,7 @@ func main() {
 				break
 			}
 		}
-		if eof && len(outstanding) == 0 && len(waiting) == 0 && !ended {
+		if eof && len(outstanding) == 0 && len(waiting) == 0 && !ended && !stopping {
 			out.WriteString("{\"end\":true}\n")
 			ended = true
 		}
@@ -125,19 +127,16 @@ func main() {
 				delete(outstanding, *m.Ack)
 			case m.Dead != nil:
 				delete(outstanding, *m.Dead)
-			case m.Nack != nil || m.Release != nil:
-				id, due := "", int64(0)
-				if m.Nack != nil {
-					id, due = *m.Nack, m.RetryAt
-				} else {
-					id = *m.Release
-				}
-				if it, ok := outstanding[id]; ok {
-					delete(outstanding, id)
-					it.due = due
-					if m.Nack != nil {
-						it.attempts = m.Attempts
-					}
+			case m.Release != nil:
+				// The run stops: give nothing more. Not done, so the
+				// next run gives it again.
+				delete(outstanding, *m.Release)
+				stopping = true
+			case m.Nack != nil:
+				if it, ok := outstanding[*m.Nack]; ok {
+					delete(outstanding, *m.Nack)
+					it.due = m.RetryAt
+					it.attempts = m.Attempts
 					waiting = append(waiting, it)
 					sort.Slice(waiting, func(i, j int) bool {
 						return waiting[i].due < waiting[j].due
