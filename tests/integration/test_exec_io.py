@@ -1,6 +1,8 @@
 """Exec sources and sinks: a source or sink written in any language, as a
 program hopper speaks JSON lines to (sources/PROTOCOL.md)."""
+import http.client
 import json
+import re
 import shutil
 import socket
 import sqlite3
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import (FAKE, PY, ROOT, WORKERS, alive, clean_env, hopper,
-                      read_jsonl, start, stderr_of, stop, wait_for,
+                      http_port, read_jsonl, start, stderr_of, stop, wait_for,
                       write_jsonl)
 
 SRC = WORKERS / "exec_source.py"
@@ -293,6 +295,41 @@ def test_the_redis_source_example_end_to_end(tmp, redis):
     # Everything acknowledged: nothing left in the list or in flight.
     assert r("LLEN", "jobs") == 0
     assert r("LLEN", "jobs:processing") == 0
+
+
+def test_the_redis_source_reports_depth_and_gives_back_on_stop(tmp, redis):
+    port, r = redis
+    n = 200
+    for i in range(1, n + 1):
+        r("RPUSH", "slow", json.dumps({"id": f"s{i}", "do": "sleep",
+                                       "secs": 0.05}))
+    spec = (f"exec:{PY} {EXAMPLES / 'redis_source.py'} --port {port} "
+            f"--key slow")
+    p = start("run", "-s", spec, "-S", "credit=5", "-j", "1", "--grace", "1",
+              "--listen", "127.0.0.1:0", "-o", f"jsonl:{tmp / 'out.jsonl'}",
+              "--", *FAKE, cwd=tmp)
+    try:
+        web = http_port(p)
+
+        def depth():
+            c = http.client.HTTPConnection("127.0.0.1", web, timeout=10)
+            c.request("GET", "/metrics")
+            text = c.getresponse().read().decode()
+            c.close()
+            m = re.search(r"^hopper_queue_depth (\d+)", text, re.M)
+            return int(m.group(1)) if m else -1
+        # The program's {"depth": N} lines reach the autoscaler's gauge.
+        wait_for(lambda: depth() >= 100, what="the depth the program says")
+    finally:
+        stop(p)
+    assert p.returncode == 143, stderr_of(p)
+    # Stopped early: what was done was acknowledged (gone from Redis),
+    # the rest is back on the list, nothing in between.
+    done = {row["id"] for row in read_jsonl((tmp / "out.jsonl").read_text())}
+    left = {json.loads(x)["id"] for x in r("LRANGE", "slow", 0, -1)}
+    assert r("LLEN", "slow:processing") == 0
+    assert done | left == {f"s{i}" for i in range(1, n + 1)}
+    assert len(left) > 0
 
 
 def test_check_source_and_check_sink(tmp):
