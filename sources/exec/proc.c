@@ -22,6 +22,9 @@
 #define LIVED_MS 10000
 /* From SIGTERM to SIGKILL when stopping. */
 #define TERM_GRACE_MS 2000
+/* From EOF on its stdout to stopping a program that still runs: a process
+ * closes its descriptors a moment before its exit shows (stream.c). */
+#define EOF_GRACE_MS 1000
 
 static void read_out(struct hop_proc *p);
 static void gone(struct hop_proc *p, int status);
@@ -99,6 +102,21 @@ static void on_in(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
 	hop_proc_flush(arg);
 }
 
+/* A program that closed its stdout and still runs can say nothing more:
+ * it is stopped, and so started again. */
+static void stdout_closed(struct hop_loop *loop, void *arg)
+{
+	struct hop_proc *p = arg;
+	p->eof_timer = 0;
+	if (!p->up || p->stopping)
+		return;
+	hop_log(HOP_ERROR,
+		"%s: closed its stdout and kept running: it can say nothing "
+		"more; stopping it",
+		p->name);
+	hop_child_signal(&p->child, SIGKILL);
+}
+
 /* Reads and hands over the lines waiting on stdout, until the pipe is
  * empty, the owner pauses, or the program is gone. */
 static void read_out(struct hop_proc *p)
@@ -125,6 +143,9 @@ static void read_out(struct hop_proc *p)
 		case HOP_LINE_ERROR:
 			hop_loop_unwatch(p->loop, p->child.out);
 			p->out_open = false;
+			if (!p->stopping && !p->eof_timer)
+				p->eof_timer = hop_loop_after(
+				    p->loop, EOF_GRACE_MS, stdout_closed, p);
 			return;
 		}
 	}
@@ -200,6 +221,8 @@ static void gone(struct hop_proc *p, int status)
 {
 	char how[80], tail[600], why[800];
 
+	hop_loop_cancel(p->loop, p->eof_timer);
+	p->eof_timer = 0;
 	hop_loop_unwatch(p->loop, p->child.pidfd);
 	hop_loop_unwatch(p->loop, p->child.out);
 	hop_loop_unwatch(p->loop, p->child.err);

@@ -65,7 +65,8 @@ struct hop_proc {
 	int64_t started_ms;
 	int64_t backoff_ms;
 	uint64_t restart_timer;
-	char tail[4][200]; /* the last stderr lines, a ring */
+	uint64_t eof_timer; /* stdout ended while it runs */
+	char tail[4][200];  /* the last stderr lines, a ring */
 	int ntail;
 };
 

@@ -143,6 +143,26 @@ def test_bad_lines_are_named_with_their_numbers_and_the_run_goes_on(tmp):
     assert "exec source '" in err
 
 
+def test_a_source_that_closes_its_stdout_and_runs_on_is_restarted(tmp):
+    prog = tmp / "closer.py"
+    prog.write_text(
+        "import os, sys, time\n"
+        "print('{\"id\": \"1\", \"payload\": 1}', flush=True)\n"
+        "if os.environ['HOPPER_INCARNATION'] == '1':\n"
+        "    os.close(1)\n"
+        "    time.sleep(3600)\n"
+        "print('{\"end\": true}', flush=True)\n"
+        "sys.stdin.read()\n")
+    code, out, err = hopper("run", "-s", f"exec:{PY} {prog}",
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--", *FAKE,
+                            env=clean_env())
+    assert code == 0, err
+    assert "closed its stdout and kept running" in err, err
+    # The first incarnation's item, and the second's again: at least once.
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert [r["id"] for r in rows] == ["1", "1"]
+
+
 def sink_spec(d):
     return f"exec:{PY} {SINK} {d}"
 
