@@ -116,6 +116,32 @@ static void json_values(void **state)
 	hop_opts_free(table, &c);
 }
 
+/* A text option marked json_array takes an array from a pipeline file as
+ * its JSON text; any other text option refuses it. */
+static void json_arrays_where_asked(void **state)
+{
+	struct cmd {
+		char *command;
+	} c = {0};
+	const struct hop_option t[] = {
+	    {"command", HOP_OPT_STR, NULL, offsetof(struct cmd, command),
+	     "argv", .json_array = true},
+	    {NULL},
+	};
+	char err[256];
+	json_t *v = json_pack("[ssi]", "python3", "a b.py", 3);
+
+	assert_int_equal(
+	    hop_opts_set_json(t, &c, "command", v, err, sizeof(err)), 0);
+	assert_string_equal(c.command, "[\"python3\",\"a b.py\",3]");
+	struct ctx plain = {0};
+	assert_int_equal(
+	    hop_opts_set_json(table, &plain, "name", v, err, sizeof(err)),
+	    -EINVAL);
+	json_decref(v);
+	hop_opts_free(t, &c);
+}
+
 struct bounded {
 	int64_t n;
 	int64_t size;
@@ -246,6 +272,7 @@ int main(void)
 	    cmocka_unit_test(errors_name_the_key),
 	    cmocka_unit_test(dash_and_underscore_are_one_letter),
 	    cmocka_unit_test(json_values),
+	    cmocka_unit_test(json_arrays_where_asked),
 	    cmocka_unit_test(bounds_are_checked_alike_for_text_and_json),
 	    cmocka_unit_test(choices_are_whole_words),
 	    cmocka_unit_test(a_default_out_of_range_is_refused),
