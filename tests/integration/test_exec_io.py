@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (FAKE, PY, ROOT, WORKERS, alive, clean_env, hopper,
+from conftest import (FAKE, PY, ROOT, WORKERS, alive, assert_clean,
+                      clean_env, hopper,
                       http_port, read_jsonl, start, stderr_of, stop, wait_for,
                       write_jsonl)
 
@@ -120,6 +121,7 @@ def test_a_stopped_run_releases_what_is_in_flight(tmp):
     finally:
         stop(p)
     assert p.returncode == 143, stderr_of(p)
+    assert_clean(stderr_of(p))
     # Everything the program gave was handed back to it: the two at work
     # once their grace was over, the rest that waited too.
     released = [w for k, w in zip(log_lines(tmp)[::2], log_lines(tmp)[1::2])
@@ -343,6 +345,7 @@ def test_the_redis_source_reports_depth_and_gives_back_on_stop(tmp, redis):
     finally:
         stop(p)
     assert p.returncode == 143, stderr_of(p)
+    assert_clean(stderr_of(p))
     # Stopped early: what was done was acknowledged (gone from Redis),
     # the rest is back on the list, nothing in between.
     done = {row["id"] for row in read_jsonl((tmp / "out.jsonl").read_text())}
