@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import (FAKE, PY, ROOT, WORKERS, alive, assert_clean,
-                      clean_env, hopper,
-                      http_port, read_jsonl, start, stderr_of, stop, wait_for,
-                      write_jsonl)
+                      clean_env, hopper, http_port, read_jsonl, start,
+                      stderr_of, stop, wait_for, write_jsonl)
 
 SRC = WORKERS / "exec_source.py"
 SINK = WORKERS / "exec_sink.py"
