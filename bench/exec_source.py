@@ -7,12 +7,15 @@ Rates are timed from outside, process start-up included. Each round runs
 both once, back to back; the ratio is the median of the rounds' own ratios
 (a shared machine's load changes between rounds more than within one).
 The goal is 0.5: a source in a scripting language costs hopper at most half
-its speed on the lightest possible work.
+its speed on the lightest possible work. When `go` is on PATH the Go example
+(sources/examples/go/file_source) is measured too, in the same rounds: it
+shows how much of the gap is the Python program's own time.
 
     python3 bench/exec_source.py              (or: bench/run.sh exec_source)
 """
 import os
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -43,15 +46,37 @@ def run(hopper, build, rounds, tmp):
     py = sys.executable
     example = os.path.join(ROOT, "sources", "examples", "file_source.py")
     exec_spec = f"exec:{py} {example} {items}"
-    ex, jl = [], []
+    go_spec = go_example(tmp)
+    ex, jl, gx = [], [], []
     for _ in range(rounds):
         ex.append(rate(hopper, exec_spec, echo, N))
         jl.append(rate(hopper, f"jsonl:{items}", echo, N))
+        if go_spec:
+            gx.append(rate(hopper, f"{go_spec} {items}", echo, N))
     ratio = statistics.median(a / b for a, b in zip(ex, jl))
     print(f"exec source, prefetch 64   Python file source "
           f"{statistics.median(ex):>9,.0f} items/s   jsonl source (C) "
           f"{statistics.median(jl):>9,.0f}   ratio {ratio:.2f}  "
           f"(goal >= {GOAL:.2f})")
+    if gx:
+        ratio = statistics.median(a / b for a, b in zip(gx, jl))
+        print(f"                           Go file source     "
+              f"{statistics.median(gx):>9,.0f} items/s"
+              f"{'':35}ratio {ratio:.2f}")
+
+
+def go_example(tmp):
+    """exec:PATH of the Go example built into tmp, or None without Go."""
+    go = shutil.which("go")
+    if not go:
+        return None
+    exe = os.path.join(tmp, "go_file_source")
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local",
+               GOFLAGS="-buildvcs=false")
+    subprocess.run([go, "build", "-o", exe, "."], check=True, env=env,
+                   cwd=os.path.join(ROOT, "sources", "examples", "go",
+                                    "file_source"))
+    return f"exec:{exe}"
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -52,19 +53,31 @@ func main() {
 	lines := bufio.NewScanner(f)
 	lines.Buffer(make([]byte, 1<<20), 16<<20)
 
-	msgs := make(chan message)
-	go func() { // hopper's lines, until our stdin closes
-		in := bufio.NewScanner(os.Stdin)
-		in.Buffer(make([]byte, 1<<20), 16<<20)
-		for in.Scan() {
-			var m message
-			if err := json.Unmarshal(in.Bytes(), &m); err != nil {
-				fmt.Fprintln(os.Stderr, "bad line from hopper:", err)
-				continue
+	// hopper's lines, until our stdin closes: read on a goroutine of their
+	// own and handed over in batches, all that had arrived together.
+	batches := make(chan []message)
+	go func() {
+		in := bufio.NewReaderSize(os.Stdin, 1<<20)
+		var batch []message
+		for {
+			line, err := in.ReadBytes('\n')
+			if len(line) > 1 {
+				if m, ok := parse(line); ok {
+					batch = append(batch, m)
+				}
 			}
-			msgs <- m
+			if err != nil {
+				break
+			}
+			if in.Buffered() == 0 && len(batch) > 0 {
+				batches <- batch
+				batch = nil
+			}
 		}
-		close(msgs)
+		if len(batch) > 0 {
+			batches <- batch
+		}
+		close(batches)
 	}()
 
 	out := bufio.NewWriter(os.Stdout)
@@ -77,14 +90,45 @@ func main() {
 	var waiting []item // nacked, by due time
 
 	give := func(it item) {
-		line := map[string]any{"id": it.id, "payload": json.RawMessage(it.payload)}
+		// The id is a line number and the payload a line of JSON: the
+		// item line is written as it stands, with no encoder.
+		out.WriteString(`{"id":"`)
+		out.WriteString(it.id)
+		out.WriteString(`","payload":`)
+		out.Write(it.payload)
 		if it.attempts > 0 {
-			line["attempts"] = it.attempts
+			out.WriteString(`,"attempts":`)
+			out.WriteString(strconv.Itoa(it.attempts))
 		}
-		b, _ := json.Marshal(line)
-		out.Write(append(b, '\n'))
+		out.WriteString("}\n")
 		outstanding[it.id] = it
 		credit--
+	}
+
+	handle := func(m message) {
+		switch {
+		case m.Credit > 0:
+			credit += m.Credit
+		case m.Ack != nil:
+			delete(outstanding, *m.Ack)
+		case m.Dead != nil:
+			delete(outstanding, *m.Dead)
+		case m.Release != nil:
+			// The run stops: give nothing more. Not done, so the
+			// next run gives it again.
+			delete(outstanding, *m.Release)
+			stopping = true
+		case m.Nack != nil:
+			if it, ok := outstanding[*m.Nack]; ok {
+				delete(outstanding, *m.Nack)
+				it.due = m.RetryAt
+				it.attempts = m.Attempts
+				waiting = append(waiting, it)
+				sort.Slice(waiting, func(i, j int) bool {
+					return waiting[i].due < waiting[j].due
+				})
+			}
+		}
 	}
 
 	for {
@@ -116,34 +160,32 @@ func main() {
 			timer = time.After(time.Duration(waiting[0].due-now) * time.Millisecond)
 		}
 		select {
-		case m, ok := <-msgs:
+		case batch, ok := <-batches:
 			if !ok {
 				return // stdin closed: the run is over
 			}
-			switch {
-			case m.Credit > 0:
-				credit += m.Credit
-			case m.Ack != nil:
-				delete(outstanding, *m.Ack)
-			case m.Dead != nil:
-				delete(outstanding, *m.Dead)
-			case m.Release != nil:
-				// The run stops: give nothing more. Not done, so the
-				// next run gives it again.
-				delete(outstanding, *m.Release)
-				stopping = true
-			case m.Nack != nil:
-				if it, ok := outstanding[*m.Nack]; ok {
-					delete(outstanding, *m.Nack)
-					it.due = m.RetryAt
-					it.attempts = m.Attempts
-					waiting = append(waiting, it)
-					sort.Slice(waiting, func(i, j int) bool {
-						return waiting[i].due < waiting[j].due
-					})
-				}
+			for _, m := range batch {
+				handle(m)
 			}
 		case <-timer:
 		}
 	}
+}
+
+// parse reads one of hopper's lines. An ack, the common line, is read
+// without the JSON decoder when its id has nothing escaped.
+func parse(line []byte) (message, bool) {
+	var m message
+	line = bytes.TrimSpace(line)
+	if bytes.HasPrefix(line, []byte(`{"ack":"`)) && bytes.HasSuffix(line, []byte(`"}`)) &&
+		bytes.IndexByte(line, '\\') < 0 {
+		id := string(line[8 : len(line)-2])
+		m.Ack = &id
+		return m, true
+	}
+	if err := json.Unmarshal(line, &m); err != nil {
+		fmt.Fprintln(os.Stderr, "bad line from hopper:", err)
+		return m, false
+	}
+	return m, true
 }
