@@ -48,7 +48,7 @@ def main():
     attempts = {}  # id -> attempts made, for items nacked before
 
     def give(item_id, payload):
-        made = attempts.get(item_id)
+        made = attempts.get(item_id) if attempts else None
         extra = b',"attempts":%d' % made if made else b""
         out.write(b'{"id":"%s","payload":%s%s}\n'
                   % (item_id.encode(), payload, extra))
@@ -69,9 +69,10 @@ def main():
                     continue
                 lineno += 1
                 raw = raw.strip()
-                if not raw or str(lineno) in done:
+                item_id = str(lineno)
+                if not raw or item_id in done:
                     continue
-                give(str(lineno), raw)
+                give(item_id, raw)
             else:
                 break
             credit -= 1
