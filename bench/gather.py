@@ -23,6 +23,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 N_COUNT = 1_000_000
@@ -59,12 +60,12 @@ def note(msg):
 def timed(cmd, out=None, shell=False):
     """Wall seconds and peak RSS (MB) of cmd run to its end."""
     t0 = time.monotonic()
-    with open(out or os.devnull, "w") as f:
-        p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.PIPE,
-                             shell=shell, text=True)
+    with open(out or os.devnull, "w") as f, tempfile.TemporaryFile("w+") as e:
+        p = subprocess.Popen(cmd, stdout=f, stderr=e, shell=shell)
         _, status, ru = os.wait4(p.pid, 0)
-    wall = time.monotonic() - t0
-    err = p.stderr.read()
+        wall = time.monotonic() - t0
+        e.seek(0)
+        err = e.read()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise RuntimeError(f"{cmd} exited {code}: {err[-2000:]}")
@@ -150,7 +151,7 @@ def join_memory(hopper, build, tmp, rounds):
                      "to": "join" if joined else "parts"},
         }
         if joined:
-            stages["join"] = {"join": True, "to": "out"}
+            stages["join"] = {"join": {"max_parts": 2_000_000}, "to": "out"}
         path = os.path.join(tmp, f"gather-join-{int(joined)}.json")
         with open(path, "w") as f:
             json.dump({"sources": {"in": {"type": "jsonl", "path": items,
