@@ -653,38 +653,9 @@ static const struct hop_route *route_for(const struct hop_route *routes, int n,
  * Returns a string to free, or NULL when memory ran out. */
 static char *pointer_text(const char *payload, size_t len, const char *ptr)
 {
-	json_t *root = json_loadb(payload, len, JSON_DECODE_ANY, NULL);
-	json_t *v = root;
-	char part[256];
-
-	while (v && ptr && *ptr == '/') {
-		const char *end = strchr(ptr + 1, '/');
-		size_t n = end ? (size_t)(end - ptr - 1) : strlen(ptr + 1);
-		size_t k = 0;
-		for (size_t i = 0; i < n && k + 1 < sizeof(part); i++) {
-			char c = ptr[1 + i];
-			if (c == '~' && i + 1 < n && ptr[2 + i] == '1')
-				c = '/', i++;
-			else if (c == '~' && i + 1 < n && ptr[2 + i] == '0')
-				c = '~', i++;
-			part[k++] = c;
-		}
-		part[k] = '\0';
-		if (json_is_object(v))
-			v = json_object_get(v, part);
-		else if (json_is_array(v) && k > 0 && k < 10 &&
-			 strspn(part, "0123456789") == k)
-			v = json_array_get(v, (size_t)atol(part));
-		else
-			v = NULL;
-		ptr = end;
-	}
-	char *s = !v ? strdup("")
-		  : json_is_string(v)
-		      ? strdup(json_string_value(v))
-		      : json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(root);
-	return s;
+	bool missing;
+	char *s = hop_json_pointer_text(payload, len, ptr, &missing);
+	return s || !missing ? s : strdup("");
 }
 
 /* The stage of config stage i that output o goes to: for a sharder, the

@@ -249,23 +249,10 @@ static const struct hop_proc_ops exec_proc_ops = {
 static int exec_check(struct hop_sink *sink, const char **key)
 {
 	struct exec_sink *c = sink->ctx;
-	char err[200];
-
-	*key = "command";
-	if (!c->command) {
-		snprintf(sink->error, sizeof(sink->error),
-			 "exec sink: no command (exec:COMMAND)");
-		return -EINVAL;
-	}
-	char **argv = hop_exec_argv(c->command, err, sizeof(err));
-	if (!argv) {
-		snprintf(sink->error, sizeof(sink->error), "exec sink: %s",
-			 err);
-		return -EINVAL;
-	}
-	hop_exec_argv_free(argv);
-	*key = NULL;
-	return 0;
+	int rc = hop_exec_check(c->command, "exec sink", sink->error,
+				sizeof(sink->error));
+	*key = rc ? "command" : NULL;
+	return rc;
 }
 
 static int exec_open(struct hop_sink *sink)

@@ -246,23 +246,11 @@ static const struct hop_proc_ops exec_proc_ops = {
 static int exec_check(struct hop_source *src, const char **key)
 {
 	struct exec_src *c = src->ctx;
-	char err[200];
-
-	if (!c->command) {
-		snprintf(src->error, sizeof(src->error),
-			 "exec source: no command (exec:COMMAND)");
+	int rc = hop_exec_check(c->command, "exec source", src->error,
+				sizeof(src->error));
+	if (rc)
 		*key = "command";
-		return -EINVAL;
-	}
-	char **argv = hop_exec_argv(c->command, err, sizeof(err));
-	if (!argv) {
-		snprintf(src->error, sizeof(src->error), "exec source: %s",
-			 err);
-		*key = "command";
-		return -EINVAL;
-	}
-	hop_exec_argv_free(argv);
-	return 0;
+	return rc;
 }
 
 static int exec_open(struct hop_source *src)

@@ -431,3 +431,20 @@ void hop_exec_name(char *out, size_t n, const char *kind, char *const *argv,
 	}
 	snprintf(out, n, "%s '%s'", kind, cmd);
 }
+
+int hop_exec_check(const char *cmd, const char *who, char *error, size_t errlen)
+{
+	char err[200];
+	char **argv;
+
+	if (!cmd) {
+		snprintf(error, errlen, "%s: no command (exec:COMMAND)", who);
+		return -EINVAL;
+	}
+	if (!(argv = hop_exec_argv(cmd, err, sizeof(err)))) {
+		snprintf(error, errlen, "%s: %s", who, err);
+		return -EINVAL;
+	}
+	hop_exec_argv_free(argv);
+	return 0;
+}

@@ -92,6 +92,10 @@ int hop_exec_put_record(struct hop_buf *b, const char *id, bool ok,
  * malloc'd vector, or NULL with err saying why. */
 char **hop_exec_argv(const char *cmd, char *err, size_t errlen);
 void hop_exec_argv_free(char **argv);
+/* Checks an exec driver's command: given, and one hop_exec_argv can run.
+ * Returns 0, or -EINVAL with error naming who ("exec source") and why. */
+int hop_exec_check(const char *cmd, const char *who, char *error,
+		   size_t errlen);
 
 /* A short name of a command for messages: its text, cut at 60 bytes. */
 void hop_exec_short(const char *cmd, char *out, size_t n);
