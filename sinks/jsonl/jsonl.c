@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "coordinator/buf.h"
+#include "coordinator/fsutil.h"
 #include "coordinator/linefile.h"
 #include "coordinator/log.h"
 #include "sinks/sink.h"
@@ -87,6 +88,17 @@ static int jsonl_open(struct hop_sink *sink)
 		return jsonl_open_stdout(sink);
 	fd = hop_linefile_open(c->path);
 	c->name = c->path;
+	if (fd == -ENOENT) {
+		/* Its folder is made, as the dir sink makes its own. */
+		char *dir = strdup(c->path),
+		     *slash = dir ? strrchr(dir, '/') : NULL;
+		if (slash && slash != dir) {
+			*slash = '\0';
+			rc = hop_mkdirs(dir);
+			fd = rc ? rc : hop_linefile_open(c->path);
+		}
+		free(dir);
+	}
 	if (fd < 0) {
 		c->file.fd = -1;
 		snprintf(sink->error, sizeof(sink->error), "jsonl sink: %s: %s",

@@ -77,6 +77,21 @@ def test_jsonl_sink_cuts_a_torn_tail_before_writing(tmp):
     assert all(r["ok"] for r in lines)
 
 
+def test_jsonl_sink_makes_its_folder(tmp):
+    sink = tmp / "a" / "b" / "out.jsonl"
+    src = write_jsonl(tmp / "in.jsonl", [{"n": n} for n in range(3)])
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-o", f"jsonl:{sink}",
+                          "--", *FAKE)
+    assert code == 0, err
+    assert sorted(r["id"] for r in parse_lines(sink)) == ["1", "2", "3"]
+    # A folder that cannot be made is named, and nothing runs.
+    (tmp / "file").write_text("")
+    code, _, err = hopper("run", "-s", f"jsonl:{src}", "-o",
+                          f"jsonl:{tmp}/file/out.jsonl", "--", *FAKE)
+    assert code != 0
+    assert f"jsonl sink: {tmp}/file/out.jsonl: Not a directory" in err, err
+
+
 def sample(port, name, **labels):
     return metric(get(port, "/metrics")[2], name, **labels)
 
