@@ -75,10 +75,9 @@ struct hop_group {
 	struct hop_item *root;	 /* borrowed */
 	struct hop_item **parts; /* in the order they came */
 	size_t nparts, cap;
-	json_t *errors;	  /* [{id, stage, error}] of the parts that died */
-	bool done;	  /* handed on (or failed): later parts are late */
-	uint64_t timer;	  /* the deadline's, 0 for none */
-	int64_t first_ms; /* when the first part came */
+	json_t *errors; /* [{id, stage, error}] of the parts that died */
+	bool done;	/* handed on (or failed): later parts are late */
+	uint64_t timer; /* the deadline's, 0 for none */
 	struct hop_group *next_of_root;
 	struct hop_group *prev, *next; /* in the stage's open groups */
 };

@@ -963,7 +963,6 @@ static struct hop_group *group_at(struct run *r, struct hop_stage *st,
 	g->stage = st->index;
 	g->root = root;
 	g->run = r;
-	g->first_ms = hop_now_ms();
 	g->next_of_root = root->groups;
 	root->groups = g;
 	g->next = st->groups;
