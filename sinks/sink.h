@@ -69,6 +69,11 @@ struct hop_sink_ops {
 	 * oldest pending flush has been answered through hop_sink_flushed.
 	 * Used when the run ends. */
 	void (*wait)(struct hop_sink *sink);
+	/* Optional: as the source driver of the same name has them (see
+	 * sources/source.h): what makes this sink the writing end of a
+	 * durable edge into a stage. */
+	const char *const *edge_fixed;
+	const char *const *edge_defaults;
 	/* How many flushes may wait for their answers at once (0 means 1).
 	 * A sink that takes more answers them in the order they were made,
 	 * and answers a flush at once only when none is pending. */
@@ -92,6 +97,10 @@ struct hop_sink {
 	/* Counted by the driver for /metrics: half-written lines or files
 	 * it cut away, at open or after a failed write. */
 	uint64_t repairs;
+	/* Counted by a driver whose place may refuse a record it holds
+	 * already (a queue table and an id it has): good writes that added
+	 * nothing, known once their flush is answered. */
+	uint64_t skipped;
 
 	/* Set by the coordinator: hears the answer to a pending flush. */
 	void (*on_flushed)(void *arg, enum hop_sink_status st);

@@ -119,6 +119,16 @@ struct hop_source_ops {
 	bool (*ready)(struct hop_source *src, char *why, size_t n);
 	void (*close)(struct hop_source *src);
 
+	/* Optional: the driver can carry a durable edge into a stage (the
+	 * stage's "via"), as this source and the sink driver of the same name.
+	 * Settings as "key=value", each list ending with NULL, applied when
+	 * the edge is made: edge_fixed keep an item's id and payload whole
+	 * across the edge, and a pipeline file may not change them;
+	 * edge_defaults it may. "%s" in a value stands for the stage's name.
+	 * A driver without edge_fixed cannot carry an edge. */
+	const char *const *edge_fixed;
+	const char *const *edge_defaults;
+
 	/* Optional, with the dead_* operations: where the dead letters are and
 	 * what retry and discard do to them, for hopper dead --help. */
 	const char *dead_place;

@@ -57,6 +57,8 @@ struct ksink {
 	char *url;
 	char *key;
 	char *config;
+	bool create;
+	int64_t partitions, replication;
 
 	struct hop_sink *sink;
 	char *brokers, *topic;
@@ -84,6 +86,14 @@ static const struct hop_option ksink_options[] = {
      "a message's key: id (the item's) or none"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksink, config),
      "librdkafka settings, key=value,key=value"},
+    {"create", HOP_OPT_BOOL, "false", offsetof(struct ksink, create),
+     "create the topic at start when it does not exist (on for a stage's "
+     "via)"},
+    {"partitions", HOP_OPT_INT, "-1", offsetof(struct ksink, partitions),
+     "partitions of a topic created here (-1: the broker's num.partitions)"},
+    {"replication", HOP_OPT_INT, "-1", offsetof(struct ksink, replication),
+     "replicas of a topic created here (-1: the broker's "
+     "default.replication.factor)"},
     {NULL},
 };
 
@@ -242,8 +252,9 @@ static int ksink_open(struct hop_sink *sink)
 			 err);
 		return -EINVAL;
 	}
-	if (hop_kafka_check_topic(c->rk, c->brokers, c->topic, err,
-				  sizeof(err))) {
+	if (hop_kafka_ensure_topic(c->rk, c->brokers, c->topic, c->create,
+				   c->partitions, c->replication, "kafka sink",
+				   err, sizeof(err))) {
 		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
 			 err);
 		goto fail;
@@ -450,6 +461,9 @@ static void ksink_close(struct hop_sink *sink)
 	free(c->topic);
 }
 
+static const char *const ksink_edge_fixed[] = {"key=id", NULL};
+static const char *const ksink_edge_defaults[] = {"create=true", NULL};
+
 const struct hop_sink_ops hop_sink_kafka = {
     .name = "kafka",
     .forms = "kafka://HOST:PORT/TOPIC",
@@ -464,4 +478,6 @@ const struct hop_sink_ops hop_sink_kafka = {
     .wait = ksink_wait,
     .max_flushes = 8,
     .close = ksink_close,
+    .edge_fixed = ksink_edge_fixed,
+    .edge_defaults = ksink_edge_defaults,
 };

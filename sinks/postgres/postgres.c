@@ -52,6 +52,7 @@ struct pg_sink {
 	char *result_column;
 	bool create;
 	bool join;
+	bool queue;
 	double patience;
 
 	struct hop_sink *sink;
@@ -70,6 +71,7 @@ struct pg_sink {
 	size_t job_rows;
 	bool busy; /* the thread is inserting a job */
 	bool answered;
+	uint64_t skipped; /* rows a queue already had, by the answered job */
 	enum hop_sink_status answer;
 	char answer_error[400];
 	bool stop;
@@ -92,6 +94,10 @@ static const struct hop_option pg_sink_options[] = {
     {"join", HOP_OPT_BOOL, "true", offsetof(struct pg_sink, join),
      "with a postgres source on the same database, commit each result "
      "with its acknowledgement"},
+    {"queue", HOP_OPT_BOOL, "false", offsetof(struct pg_sink, queue),
+     "the table is a queue (hopper pg init): each result becomes a ready "
+     "row (key, payload), an id already there is left as it is; a stage's "
+     "via sets it"},
     {"patience", HOP_OPT_SECONDS, "30", offsetof(struct pg_sink, patience),
      "how long a flush waits for a lost connection before it fails"},
     {NULL},
@@ -136,10 +142,15 @@ static void insert(struct pg_sink *c, struct hop_buf *rows, size_t nrows)
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		bool data = state && (strncmp(state, "22", 2) == 0 ||
 				      strncmp(state, "23", 2) == 0);
+		uint64_t added = ok ? strtoull(PQcmdTuples(res), NULL, 10) : 0;
 		hop_pg_first_line(*why ? why : PQerrorMessage(c->conn), line,
 				  sizeof(line));
 		PQclear(res);
 		if (ok) {
+			pthread_mutex_lock(&c->mu);
+			if (c->queue && nrows > added)
+				c->skipped += nrows - added;
+			pthread_mutex_unlock(&c->mu);
 			answer(c, HOP_SINK_OK, NULL);
 			return;
 		}
@@ -210,6 +221,8 @@ static void take_answer(struct pg_sink *c)
 	bool answered = c->answered;
 	enum hop_sink_status st = c->answer;
 	c->answered = false;
+	c->sink->skipped += c->skipped;
+	c->skipped = 0;
 	snprintf(c->sink->error, sizeof(c->sink->error), "%s", c->answer_error);
 	pthread_mutex_unlock(&c->mu);
 	if (answered)
@@ -234,7 +247,22 @@ static int prepare(struct pg_sink *c, PGconn *conn, bool *unique)
 	hop_pg_quote(t, sizeof(t), c->table);
 	snprintf(k, sizeof(k), "\"%s\"", c->key_column);
 	snprintf(r, sizeof(r), "\"%s\"", c->result_column);
-	if (c->create) {
+	if (c->create && c->queue) {
+		char schema[4096];
+		if (hop_pg_schema_sql(c->table, schema, sizeof(schema)) < 0)
+			return -ENOSPC;
+		res = PQexec(conn, schema);
+		bool bad = PQresultStatus(res) != PGRES_COMMAND_OK;
+		if (bad)
+			snprintf(c->sink->error, sizeof(c->sink->error),
+				 "postgres sink: creating the queue %s: %s",
+				 c->table,
+				 hop_pg_first_line(PQresultErrorMessage(res),
+						   line, sizeof(line)));
+		PQclear(res);
+		if (bad)
+			return -EIO;
+	} else if (c->create) {
 		snprintf(sql, sizeof(sql),
 			 "CREATE TABLE IF NOT EXISTS %s (%s text PRIMARY KEY, "
 			 "%s jsonb, created_at timestamptz NOT NULL DEFAULT "
@@ -334,7 +362,12 @@ static int pg_sink_open(struct hop_sink *sink)
 			 "INSERT INTO %s (\"%s\", \"%s\") SELECT DISTINCT ON "
 			 "(key) key, result FROM d",
 			 t, c->key_column, c->result_column);
-	if (unique)
+	if (unique && c->queue)
+		/* A queue's row is work: one written again (the item that
+		 * made it was done again) must not be done twice. */
+		snprintf(sql + n, sizeof(sql) - (size_t)n,
+			 " ON CONFLICT (\"%s\") DO NOTHING", c->key_column);
+	else if (unique)
 		snprintf(sql + n, sizeof(sql) - (size_t)n,
 			 " ON CONFLICT (\"%s\") DO UPDATE SET \"%s\" = "
 			 "EXCLUDED.\"%s\"",
@@ -473,6 +506,13 @@ static void pg_sink_close(struct hop_sink *sink)
 	free(c->sql);
 }
 
+/* The writing end of an edge: rows of the stage's queue table. */
+static const char *const pg_sink_edge_fixed[] = {"queue=true", "join=false",
+						 "key_column=key",
+						 "result_column=payload", NULL};
+static const char *const pg_sink_edge_defaults[] = {"table=hopper_to_%s",
+						    "create=true", NULL};
+
 const struct hop_sink_ops hop_sink_postgres = {
     .name = "postgres",
     .forms = "postgres://URL",
@@ -485,4 +525,6 @@ const struct hop_sink_ops hop_sink_postgres = {
     .flush = pg_sink_flush,
     .wait = pg_sink_wait,
     .close = pg_sink_close,
+    .edge_fixed = pg_sink_edge_fixed,
+    .edge_defaults = pg_sink_edge_defaults,
 };

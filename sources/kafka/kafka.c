@@ -73,6 +73,8 @@ struct ksrc {
 	char *dead_topic;
 	bool dead_create;
 	int64_t dead_partitions, dead_replication;
+	bool create;
+	int64_t partitions, replication;
 	int64_t max_inflight;
 	int64_t buffer;
 	char *id_from;
@@ -124,6 +126,14 @@ static const struct hop_option kafka_options[] = {
     {"dead_replication", HOP_OPT_INT, "-1",
      offsetof(struct ksrc, dead_replication),
      "replicas of a dead-letter topic created here (-1: the broker's "
+     "default.replication.factor)"},
+    {"create", HOP_OPT_BOOL, "false", offsetof(struct ksrc, create),
+     "create the topic at start when it does not exist (on for a stage's "
+     "via)"},
+    {"partitions", HOP_OPT_INT, "-1", offsetof(struct ksrc, partitions),
+     "partitions of a topic created here (-1: the broker's num.partitions)"},
+    {"replication", HOP_OPT_INT, "-1", offsetof(struct ksrc, replication),
+     "replicas of a topic created here (-1: the broker's "
      "default.replication.factor)"},
     {"max_inflight", HOP_OPT_INT, "100000", offsetof(struct ksrc, max_inflight),
      "messages handed out and not finished; more wait read ahead", .min = "1"},
@@ -227,6 +237,66 @@ int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
 		rc = -ENOENT;
 	if (md)
 		rd_kafka_metadata_destroy(md);
+	return rc;
+}
+
+#define CREATE_MS 30000
+int hop_kafka_create_topic(rd_kafka_t *rk, const char *brokers,
+			   const char *topic, int64_t partitions,
+			   int64_t replication, char *err, size_t errlen)
+{
+	rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(
+	    topic, (int)partitions, (int)replication, err, errlen);
+	if (!nt)
+		return -EINVAL;
+	rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+	rd_kafka_AdminOptions_t *o =
+	    rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+	/* The answer comes once the topic is made, not merely asked for. */
+	rd_kafka_AdminOptions_set_request_timeout(o, CREATE_MS, NULL, 0);
+	rd_kafka_AdminOptions_set_operation_timeout(o, CREATE_MS, NULL, 0);
+	rd_kafka_CreateTopics(rk, &nt, 1, o, q);
+	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, CREATE_MS + 5000);
+	int rc = -EIO;
+	size_t n = 0;
+	const rd_kafka_topic_result_t **res =
+	    ev && !rd_kafka_event_error(ev)
+		? rd_kafka_CreateTopics_result_topics(
+		      rd_kafka_event_CreateTopics_result(ev), &n)
+		: NULL;
+	rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(res[0])
+				       : RD_KAFKA_RESP_ERR__FAIL;
+	if (!ev)
+		snprintf(err, errlen, "no answer from %s", brokers);
+	else if (rd_kafka_event_error(ev))
+		snprintf(err, errlen, "%s", rd_kafka_event_error_string(ev));
+	else if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+		snprintf(err, errlen, "%s",
+			 n == 1 && rd_kafka_topic_result_error_string(res[0])
+			     ? rd_kafka_topic_result_error_string(res[0])
+			     : rd_kafka_err2str(e));
+	else
+		rc = 0;
+	if (ev)
+		rd_kafka_event_destroy(ev);
+	rd_kafka_AdminOptions_destroy(o);
+	rd_kafka_queue_destroy(q);
+	rd_kafka_NewTopic_destroy(nt);
+	return rc;
+}
+
+int hop_kafka_ensure_topic(rd_kafka_t *rk, const char *brokers,
+			   const char *topic, bool create, int64_t partitions,
+			   int64_t replication, const char *who, char *err,
+			   size_t errlen)
+{
+	int rc = hop_kafka_check_topic(rk, brokers, topic, err, errlen);
+	if (rc != -ENOENT || !create)
+		return rc;
+	rc = hop_kafka_create_topic(rk, brokers, topic, partitions, replication,
+				    err, errlen);
+	if (!rc)
+		hop_log(HOP_INFO, "%s: created the topic %s", who, topic);
 	return rc;
 }
 
@@ -930,53 +1000,6 @@ static void on_tick(struct hop_loop *loop, void *arg)
 
 /* ---- the dead-letter topic ---- */
 
-/* Creates the dead-letter topic, waiting for the broker's answer at most
- * DEAD_CREATE_MS. One that exists already (another coordinator made it
- * first) will do. Returns 0 or -EIO with the broker's words in err. */
-#define DEAD_CREATE_MS 30000
-static int create_dead_topic(struct ksrc *c, char *err, size_t errlen)
-{
-	rd_kafka_NewTopic_t *nt =
-	    rd_kafka_NewTopic_new(c->dead_topic, (int)c->dead_partitions,
-				  (int)c->dead_replication, err, errlen);
-	if (!nt)
-		return -EINVAL;
-	rd_kafka_queue_t *q = rd_kafka_queue_new(c->dlq);
-	rd_kafka_AdminOptions_t *o =
-	    rd_kafka_AdminOptions_new(c->dlq, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-	/* The answer comes once the topic is made, not merely asked for. */
-	rd_kafka_AdminOptions_set_request_timeout(o, DEAD_CREATE_MS, NULL, 0);
-	rd_kafka_AdminOptions_set_operation_timeout(o, DEAD_CREATE_MS, NULL, 0);
-	rd_kafka_CreateTopics(c->dlq, &nt, 1, o, q);
-	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, DEAD_CREATE_MS + 5000);
-	int rc = -EIO;
-	size_t n = 0;
-	const rd_kafka_topic_result_t **res =
-	    ev && !rd_kafka_event_error(ev)
-		? rd_kafka_CreateTopics_result_topics(
-		      rd_kafka_event_CreateTopics_result(ev), &n)
-		: NULL;
-	rd_kafka_resp_err_t e = n == 1 ? rd_kafka_topic_result_error(res[0])
-				       : RD_KAFKA_RESP_ERR__FAIL;
-	if (!ev)
-		snprintf(err, errlen, "no answer from %s", c->brokers);
-	else if (rd_kafka_event_error(ev))
-		snprintf(err, errlen, "%s", rd_kafka_event_error_string(ev));
-	else if (e && e != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-		snprintf(err, errlen, "%s",
-			 n == 1 && rd_kafka_topic_result_error_string(res[0])
-			     ? rd_kafka_topic_result_error_string(res[0])
-			     : rd_kafka_err2str(e));
-	else
-		rc = 0;
-	if (ev)
-		rd_kafka_event_destroy(ev);
-	rd_kafka_AdminOptions_destroy(o);
-	rd_kafka_queue_destroy(q);
-	rd_kafka_NewTopic_destroy(nt);
-	return rc;
-}
-
 /* The dead-letter topic must be there before a message may die: a dead
  * letter that cannot be written would stop its partition's commits. Checks
  * it, or creates it when asked. Returns 0, or -errno with src->error set. */
@@ -987,7 +1010,9 @@ static int check_dead_topic(struct ksrc *c)
 	int rc = hop_kafka_check_topic(c->dlq, c->brokers, c->dead_topic, err,
 				       sizeof(err));
 	if (rc == -ENOENT && c->dead_create) {
-		rc = create_dead_topic(c, err, sizeof(err));
+		rc = hop_kafka_create_topic(
+		    c->dlq, c->brokers, c->dead_topic, c->dead_partitions,
+		    c->dead_replication, err, sizeof(err));
 		if (rc) {
 			snprintf(src->error, sizeof(src->error),
 				 "kafka source: cannot create the dead-letter "
@@ -1178,8 +1203,9 @@ static int kafka_open(struct hop_source *src)
 	}
 	/* Is anyone there? A broker that cannot be reached, or a topic that
 	 * does not exist, is an error now rather than a silent wait. */
-	rc = hop_kafka_check_topic(c->rk, c->brokers, c->topic, err,
-				   sizeof(err));
+	rc = hop_kafka_ensure_topic(c->dlq, c->brokers, c->topic, c->create,
+				    c->partitions, c->replication,
+				    "kafka source", err, sizeof(err));
 	if (rc) {
 		snprintf(src->error, sizeof(src->error), "kafka source: %s",
 			 err);
@@ -1442,6 +1468,12 @@ static void kafka_dead_close(struct hop_source *src)
 	hop_kafka_dead_close(&c->dead);
 }
 
+/* An edge's messages: the key is the item's id, the value its payload. */
+static const char *const kafka_edge_fixed[] = {"id=key", "payload=json",
+					       "headers=false", NULL};
+static const char *const kafka_edge_defaults[] = {
+    "group=hopper.%s", "create=true", "dead_create=true", NULL};
+
 const struct hop_source_ops hop_src_kafka = {
     .name = "kafka",
     .forms = "kafka://HOST:PORT/TOPIC",
@@ -1463,6 +1495,8 @@ const struct hop_source_ops hop_src_kafka = {
     .dead_retry = kafka_dead_retry,
     .dead_discard = kafka_dead_discard,
     .dead_close = kafka_dead_close,
+    .edge_fixed = kafka_edge_fixed,
+    .edge_defaults = kafka_edge_defaults,
     .release = kafka_release,
     .depth = kafka_depth,
     .exhausted = kafka_exhausted,

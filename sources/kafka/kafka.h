@@ -4,6 +4,8 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
 
 /* Splits kafka://host:port[,host:port]/topic into malloc'd brokers and
  * topic. Returns 0 or -EINVAL. */
@@ -22,5 +24,21 @@ void hop_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
  * answered) or -ENOENT (no such topic), with the reason in err. */
 int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
 			  const char *topic, char *err, size_t errlen);
+
+/* Creates topic with partitions and replication (-1: the broker's
+ * defaults), waiting for the broker's answer at most 30 s. One that exists
+ * already (another coordinator made it first) will do. Returns 0, or
+ * -EINVAL or -EIO with the broker's words in err. */
+int hop_kafka_create_topic(rd_kafka_t *rk, const char *brokers,
+			   const char *topic, int64_t partitions,
+			   int64_t replication, char *err, size_t errlen);
+
+/* Makes sure topic is there: checks it and, when it is missing and create
+ * is set, creates it (logging so, as who: "kafka sink"). Returns as
+ * hop_kafka_check_topic. */
+int hop_kafka_ensure_topic(rd_kafka_t *rk, const char *brokers,
+			   const char *topic, bool create, int64_t partitions,
+			   int64_t replication, const char *who, char *err,
+			   size_t errlen);
 
 #endif

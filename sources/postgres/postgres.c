@@ -1293,6 +1293,12 @@ static const struct hop_command pg_commands[] = {
     {0},
 };
 
+/* An edge's rows: the key is the item's id, the payload its payload. */
+static const char *const pg_edge_fixed[] = {"key_column=key",
+					    "payload_column=payload", NULL};
+static const char *const pg_edge_defaults[] = {"table=hopper_to_%s",
+					       "create=true", NULL};
+
 const struct hop_source_ops hop_src_postgres = {
     .name = "postgres",
     .forms = "postgres://URL",
@@ -1319,4 +1325,6 @@ const struct hop_source_ops hop_src_postgres = {
     .ready = pg_ready,
     .exhausted = pg_exhausted,
     .close = pg_close,
+    .edge_fixed = pg_edge_fixed,
+    .edge_defaults = pg_edge_defaults,
 };
