@@ -107,6 +107,10 @@ static const struct hop_option run_options[] = {
      "parallel's --joblog with --resume); finite runs only"},
     {"resume_failed", HOP_OPT_BOOL, "false", OFF(resume_failed),
      "with journal: run again the items it records dead"},
+    {"stage", HOP_OPT_STR, NULL, OFF(stage),
+     "run only these stages of the pipeline file (a name, or names with "
+     "commas; also HOPPER_STAGE): the others run in other coordinators, "
+     "joined to these by the stages' via"},
     {NULL},
 };
 
@@ -128,6 +132,9 @@ struct stage_extra {
 	char *on_dead;
 	struct hop_join_config *join;	  /* "join", parsed */
 	struct hop_reduce_config *reduce; /* "reduce", parsed */
+	const char *name;		  /* the stage's */
+	struct hop_source *via_source;	  /* "via", made */
+	struct hop_sink *via_sink;
 };
 
 #define SOFF(f) offsetof(struct stage_extra, f)
@@ -1341,8 +1348,8 @@ static bool stage_run_key(const char *k)
 /* Names an unknown key of a stage in msg, with the nearest known one. */
 static void unknown_stage_key(const char *k, char *msg, size_t n)
 {
-	static const char *const others[] = {"command", "to", "description",
-					     "join", "reduce"};
+	static const char *const others[] = {"command", "to",	  "description",
+					     "join",	"reduce", "via"};
 	struct hop_suggest s;
 	char near[64];
 
@@ -1370,8 +1377,133 @@ static void unknown_stage_key(const char *k, char *msg, size_t n)
 		    "unknown key '%s' (a stage's keys: command, to, mode, "
 		    "workers, min_workers, max_workers, prefetch, timeout, "
 		    "attempts, backoff, backoff_max, shards, key, queue, "
-		    "unmapped, on_dead, join, reduce; hopper help pipeline)",
+		    "unmapped, on_dead, join, reduce, via; hopper help "
+		    "pipeline)",
 		    k);
+}
+
+/* Applies one "key=value" of an edge's settings to a source (src) or a
+ * sink, "%s" in the value standing for stage. Returns 0, or -EINVAL with
+ * the driver's words in msg. */
+static int edge_set(struct hop_source *src, struct hop_sink *sink,
+		    const char *kv, const char *stage, char *msg, size_t n)
+{
+	char key[64], value[256];
+	const char *eq = strchr(kv, '='), *pct;
+
+	snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+	pct = strstr(eq + 1, "%s");
+	if (pct)
+		snprintf(value, sizeof(value), "%.*s%s%s", (int)(pct - eq - 1),
+			 eq + 1, stage, pct + 2);
+	else
+		snprintf(value, sizeof(value), "%s", eq + 1);
+	return src ? hop_source_set(src, key, value, msg, n)
+		   : hop_sink_set(sink, key, value, msg, n);
+}
+
+/* Whether key is among an edge's fixed settings ("key=value", NULL last). */
+static bool edge_fixed(const char *const *fixed, const char *key)
+{
+	size_t kl = strlen(key);
+	for (; fixed && *fixed; fixed++)
+		if (!strncmp(*fixed, key, kl) && (*fixed)[kl] == '=')
+			return true;
+	return false;
+}
+
+/* Makes both ends of the durable edge into stage ex->name from its "via":
+ * a URL ("kafka://host:port/topic"), or an object with a "type" and the
+ * options of that driver's source and sink, each key going to the end (or
+ * both ends) whose driver knows it. Returns 0, or -EINVAL with msg. */
+static int edge_parse(struct stage_extra *ex, json_t *v, char *msg, size_t n)
+{
+	const char *spec = json_is_string(v) ? json_string_value(v)
+			   : json_is_object(v)
+			       ? json_string_value(json_object_get(v, "type"))
+			       : NULL;
+	struct hop_source *src = NULL;
+	struct hop_sink *sink = NULL;
+	char why[512];
+	const char *k;
+	json_t *e;
+
+	if (!spec) {
+		snprintf(msg, n,
+			 "'via' must be a URL (\"kafka://host:port/topic\") or "
+			 "an object with a \"type\" (kafka or postgres) and "
+			 "its options");
+		return -EINVAL;
+	}
+	if (!(src = hop_source_new(spec, why, sizeof(why))) ||
+	    !(sink = hop_sink_new(spec, why, sizeof(why)))) {
+		snprintf(msg, n, "via: %s", why);
+		goto bad;
+	}
+	if (!src->ops->edge_fixed || !sink->ops->edge_fixed) {
+		snprintf(msg, n,
+			 "via: a %s cannot carry an edge between stages: use "
+			 "kafka or postgres",
+			 src->ops->name);
+		goto bad;
+	}
+	for (const char *const *kv = src->ops->edge_defaults; kv && *kv; kv++)
+		if (edge_set(src, NULL, *kv, ex->name, msg, n))
+			goto bad;
+	for (const char *const *kv = sink->ops->edge_defaults; kv && *kv; kv++)
+		if (edge_set(NULL, sink, *kv, ex->name, msg, n))
+			goto bad;
+	json_object_foreach(json_is_object(v) ? v : NULL, k, e)
+	{
+		bool in_src = hop_opts_find(src->ops->options, k) != NULL;
+		bool in_sink = hop_opts_find(sink->ops->options, k) != NULL;
+		if (!strcmp(k, "type"))
+			continue;
+		if (edge_fixed(src->ops->edge_fixed, k) ||
+		    edge_fixed(sink->ops->edge_fixed, k)) {
+			snprintf(msg, n,
+				 "via: '%s' is the edge's own: it keeps each "
+				 "item's id and payload whole from one stage "
+				 "to the next",
+				 k);
+			goto bad;
+		}
+		if (!in_src && !in_sink) {
+			snprintf(msg, n,
+				 "via: unknown key '%s' (a %s source's or "
+				 "sink's options: hopper help sources, hopper "
+				 "help sinks)",
+				 k, src->ops->name);
+			goto bad;
+		}
+		if ((in_src && hop_opts_set_json(src->ops->options, src->ctx, k,
+						 e, why, sizeof(why))) ||
+		    (in_sink && hop_opts_set_json(sink->ops->options, sink->ctx,
+						  k, e, why, sizeof(why)))) {
+			snprintf(msg, n, "via: %s", why);
+			goto bad;
+		}
+	}
+	for (const char *const *kv = src->ops->edge_fixed; *kv; kv++)
+		if (edge_set(src, NULL, *kv, ex->name, msg, n))
+			goto bad;
+	for (const char *const *kv = sink->ops->edge_fixed; *kv; kv++)
+		if (edge_set(NULL, sink, *kv, ex->name, msg, n))
+			goto bad;
+	if (hop_source_check(src, &k) || hop_sink_check(sink, &k)) {
+		snprintf(msg, n, "via: %s",
+			 src->error[0] ? src->error : sink->error);
+		goto bad;
+	}
+	hop_source_free(ex->via_source);
+	hop_sink_free(ex->via_sink);
+	ex->via_source = src;
+	ex->via_sink = sink;
+	return 0;
+bad:
+	hop_source_free(src);
+	hop_sink_free(sink);
+	return -EINVAL;
 }
 
 /* Applies one key of a stage to the stage's run options (sc) or its own
@@ -1392,6 +1524,8 @@ static int stage_key(struct hop_config *sc, struct stage_extra *ex,
 		hop_reduce_config_free(ex->reduce);
 		return hop_reduce_parse(v, &ex->reduce, msg, n);
 	}
+	if (strcmp(k, "via") == 0)
+		return edge_parse(ex, v, msg, n);
 	if (!strcmp(k, "to") || !strcmp(k, "description") ||
 	    !strncmp(k, "x-", 2))
 		return 0; /* "to" is read once every name is known */
@@ -1450,6 +1584,8 @@ static int fill_stage(struct hop_stage_config *st, const struct hop_config *c,
 	st->dead_alone = strcmp(ex->on_dead, "alone") == 0;
 	st->join = ex->join;
 	st->reduce = ex->reduce;
+	st->via_source = ex->via_source;
+	st->via_sink = ex->via_sink;
 	if ((c->argv && !st->argv) ||
 	    (c->shell_command && !st->shell_command) || !st->mode ||
 	    (ex->key && !st->key))
@@ -1509,6 +1645,7 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 	if (hop_opts_defaults(run_options, &sc, err, errlen) ||
 	    hop_opts_defaults(stage_options, &ex, err, errlen))
 		goto out;
+	ex.name = name;
 	sc.workers = -1; /* unset, to tell a given 0 from the default */
 	/* Checked when the file's top was read: these cannot fail. */
 	json_object_foreach(root, k, e)
@@ -1549,6 +1686,17 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 			 pos, name);
 		goto out;
 	}
+	if (ex.join && ex.via_source) {
+		path[2] = "via";
+		where(d, path, 3, false, pos, sizeof(pos));
+		snprintf(err, errlen,
+			 "%s: stage '%s': a join gathers the parts of one item "
+			 "inside one coordinator, and a via would make each "
+			 "part an item of its own: put the via on the stage "
+			 "before the one that splits",
+			 pos, name);
+		goto out;
+	}
 	if (ex.join && ex.join->max_parts < 1) {
 		snprintf(err, errlen, "stage '%s': join max_parts below 1",
 			 name);
@@ -1582,6 +1730,8 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 		snprintf(err, errlen, "out of memory");
 	ex.join = NULL; /* the stage's now */
 	ex.reduce = NULL;
+	ex.via_source = NULL;
+	ex.via_sink = NULL;
 	st->shared = shared;
 out:
 	if (sc.argv)
@@ -1593,6 +1743,8 @@ out:
 	hop_opts_free(stage_options, &ex);
 	hop_join_config_free(ex.join);
 	hop_reduce_config_free(ex.reduce);
+	hop_source_free(ex.via_source);
+	hop_sink_free(ex.via_sink);
 	return rc;
 }
 
@@ -1863,6 +2015,268 @@ static int share_workers(struct hop_config *cfg, const struct origin *o,
 	return 0;
 }
 
+/* Grows the arrays of sources (by ns) and sinks (by nk), zeroing the new
+ * entries. Returns 0 or -ENOMEM. */
+static int grow_drivers(struct hop_config *cfg, int ns, int nk)
+{
+	size_t s = (size_t)(cfg->nsources + ns), k = (size_t)(cfg->nsinks + nk);
+	void *p;
+
+#define GROW(f, n, old)                                                        \
+	do {                                                                   \
+		if (!(p = realloc(cfg->f, (n) * sizeof(*cfg->f))))             \
+			return -ENOMEM;                                        \
+		cfg->f = p;                                                    \
+		memset(cfg->f + (old), 0, ((n) - (old)) * sizeof(*cfg->f));    \
+	} while (0)
+	GROW(sources, s, (size_t)cfg->nsources);
+	GROW(source_names, s, (size_t)cfg->nsources);
+	GROW(source_routes, s, (size_t)cfg->nsources);
+	GROW(source_edge, s, (size_t)cfg->nsources);
+	GROW(sinks, k, (size_t)cfg->nsinks);
+	GROW(sink_names, k, (size_t)cfg->nsinks);
+#undef GROW
+	return 0;
+}
+
+/* Whether a source or a sink (as is_source says) is called name. */
+static bool driver_named(const struct hop_config *cfg, bool is_source,
+			 const char *name)
+{
+	int n = is_source ? cfg->nsources : cfg->nsinks;
+	for (int i = 0; i < n; i++)
+		if (!strcmp(is_source ? cfg->source_names[i]
+				      : cfg->sink_names[i],
+			    name))
+			return true;
+	return false;
+}
+
+/* Takes each stage's via into the graph: a sink "NAME.via" that every
+ * stage sending to the stage writes to instead, and a source of the same
+ * name that feeds it. The file's own sources that name the stage still
+ * feed it directly. Returns 0, or -EINVAL/-ENOMEM with err. */
+static int durable_edges(struct hop_config *cfg, const struct origin *o,
+			 char *err, size_t errlen)
+{
+	int nvia = 0;
+	char name[80];
+
+	for (int i = 0; i < cfg->nstages; i++)
+		nvia += cfg->stages[i].via_source != NULL;
+	if (grow_drivers(cfg, nvia, nvia)) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	for (int i = 0; i < cfg->nsources; i++)
+		cfg->source_edge[i] = -1;
+	for (int i = 0; i < cfg->nstages; i++) {
+		struct hop_stage_config *st = &cfg->stages[i];
+		if (!st->via_source)
+			continue;
+		snprintf(name, sizeof(name), "%s.via", st->name);
+		if (driver_named(cfg, true, name) ||
+		    driver_named(cfg, false, name)) {
+			char pos[300] = "";
+			if (o->doc)
+				where(
+				    o->doc,
+				    (const char *[]){"stages", st->name, "via"},
+				    3, false, pos, sizeof(pos));
+			snprintf(err, errlen,
+				 "%s%sstage '%s': its via is called '%s', "
+				 "and so is a source or sink of the file: "
+				 "rename that one",
+				 pos, pos[0] ? ": " : "", st->name, name);
+			return -EINVAL;
+		}
+		int si = cfg->nsinks++, so = cfg->nsources++;
+		struct hop_target *t = calloc(1, sizeof(*t));
+		cfg->sinks[si] = st->via_sink;
+		cfg->sources[so] = st->via_source;
+		cfg->sink_names[si] = strdup(name);
+		cfg->source_names[so] = strdup(name);
+		st->via_sink = NULL;
+		st->via_source = NULL;
+		st->via = true;
+		if (!t || !cfg->sink_names[si] || !cfg->source_names[so]) {
+			free(t);
+			snprintf(err, errlen, "out of memory");
+			return -ENOMEM;
+		}
+		*t = (struct hop_target){false, i};
+		cfg->source_routes[so] = (struct hop_route){NULL, 1, t};
+		cfg->source_edge[so] = si;
+		set_label(&cfg->sources[so]->label, cfg->sources[so]->ops->name,
+			  cfg->sources[so]->ops->options,
+			  cfg->sources[so]->ctx);
+		set_label(&cfg->sinks[si]->label, cfg->sinks[si]->ops->name,
+			  cfg->sinks[si]->ops->options, cfg->sinks[si]->ctx);
+		/* What other stages send to it goes through the edge. */
+		for (int j = 0; j < cfg->nstages; j++)
+			for (int r = 0; r < cfg->stages[j].nroutes; r++) {
+				struct hop_route *rt =
+				    &cfg->stages[j].routes[r];
+				for (int k = 0; k < rt->nto; k++)
+					if (!rt->to[k].sink &&
+					    rt->to[k].index == i)
+						rt->to[k] = (struct hop_target){
+						    true, si};
+			}
+	}
+	return 0;
+}
+
+static void free_routes(struct hop_route *routes, int n);
+static void free_stage(struct hop_stage_config *st);
+
+/* Renumbers the targets of routes after stages and sinks were left out:
+ * stage_at and sink_at give each old index its new one. */
+static void renumber(struct hop_route *routes, int n, const int *stage_at,
+		     const int *sink_at)
+{
+	for (int r = 0; r < n; r++)
+		for (int k = 0; k < routes[r].nto; k++) {
+			struct hop_target *t = &routes[r].to[k];
+			t->index =
+			    t->sink ? sink_at[t->index] : stage_at[t->index];
+		}
+}
+
+/* Names in err an edge between a stage run here and one run elsewhere
+ * that is not durable. Returns -EINVAL. */
+static int not_durable(const char *from_kind, const char *from, const char *to,
+		       bool to_here, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "--stage: %s '%s' sends its items to stage '%s' in memory, "
+		 "and only %s of them runs here: give stage '%s' a \"via\" "
+		 "(a Kafka topic or a PostgreSQL queue) to run them apart, or "
+		 "run both here",
+		 from_kind, from, to, to_here ? "the second" : "the first", to);
+	return -EINVAL;
+}
+
+/* Keeps the stages cfg->stage names, the sources that feed them and the
+ * sinks they write to, and leaves the rest of the file out: other
+ * coordinators run it. An edge between a stage kept and one left out
+ * must be durable. Returns 0, or -EINVAL with err. */
+static int select_stages(struct hop_config *cfg, char *err, size_t errlen)
+{
+	int ns = cfg->nstages, nsrc = cfg->nsources, nsk = cfg->nsinks;
+	bool keep[ns > 0 ? ns : 1], src_keep[nsrc], sink_keep[nsk];
+	int stage_at[ns > 0 ? ns : 1], sink_at[nsk];
+	char list[512];
+
+	memset(keep, 0, sizeof(keep));
+	memset(sink_keep, 0, sizeof(sink_keep));
+	snprintf(list, sizeof(list), "%s", cfg->stage);
+	for (char *save, *n = strtok_r(list, ", ", &save); n;
+	     n = strtok_r(NULL, ", ", &save)) {
+		int i = 0;
+		while (i < ns && strcmp(cfg->stages[i].name, n))
+			i++;
+		if (i == ns) {
+			struct hop_suggest sg;
+			char near[80];
+			hop_suggest_init(&sg, n);
+			for (int j = 0; j < ns; j++)
+				hop_suggest_offer(&sg, cfg->stages[j].name);
+			if (hop_suggest_spelled(&sg, near, sizeof(near)))
+				snprintf(err, errlen,
+					 "--stage: the file has no stage '%s'; "
+					 "did you mean '%s'?",
+					 n, near);
+			else
+				snprintf(err, errlen,
+					 "--stage: the file has no stage "
+					 "'%s'",
+					 n);
+			return -EINVAL;
+		}
+		keep[i] = true;
+	}
+	/* Stage to stage: both here, or a durable edge (a sink by now). */
+	for (int i = 0; i < ns; i++) {
+		const struct hop_stage_config *st = &cfg->stages[i];
+		for (int r = 0; r < st->nroutes; r++)
+			for (int k = 0; k < st->routes[r].nto; k++) {
+				struct hop_target t = st->routes[r].to[k];
+				if (t.sink) {
+					sink_keep[t.index] |= keep[i];
+					continue;
+				}
+				if (keep[i] != keep[t.index])
+					return not_durable(
+					    "stage", st->name,
+					    cfg->stages[t.index].name,
+					    keep[t.index], err, errlen);
+			}
+	}
+	/* A source goes with the stages it feeds, all of them. */
+	for (int i = 0; i < nsrc; i++) {
+		const struct hop_route *rt = &cfg->source_routes[i];
+		src_keep[i] = false;
+		for (int k = 0; k < rt->nto; k++)
+			src_keep[i] |= keep[rt->to[k].index];
+		for (int k = 0; k < rt->nto; k++)
+			if (src_keep[i] && !keep[rt->to[k].index])
+				return not_durable(
+				    "source", cfg->source_names[i],
+				    cfg->stages[rt->to[k].index].name, false,
+				    err, errlen);
+	}
+	int n = 0;
+	for (int i = 0; i < ns; i++) {
+		stage_at[i] = keep[i] ? n : -1;
+		if (keep[i])
+			cfg->stages[n++] = cfg->stages[i];
+		else
+			free_stage(&cfg->stages[i]);
+	}
+	cfg->nstages = n;
+	n = 0;
+	for (int i = 0; i < nsk; i++) {
+		sink_at[i] = sink_keep[i] ? n : -1;
+		if (sink_keep[i]) {
+			cfg->sinks[n] = cfg->sinks[i];
+			cfg->sink_names[n++] = cfg->sink_names[i];
+			continue;
+		}
+		hop_sink_free(cfg->sinks[i]);
+		free(cfg->sink_names[i]);
+	}
+	cfg->nsinks = n;
+	n = 0;
+	for (int i = 0; i < nsrc; i++) {
+		if (!src_keep[i]) {
+			hop_source_free(cfg->sources[i]);
+			free(cfg->source_names[i]);
+			free(cfg->source_routes[i].port);
+			free(cfg->source_routes[i].to);
+			continue;
+		}
+		int e = cfg->source_edge[i];
+		cfg->sources[n] = cfg->sources[i];
+		cfg->source_names[n] = cfg->source_names[i];
+		cfg->source_routes[n] = cfg->source_routes[i];
+		cfg->source_edge[n++] = e >= 0 ? sink_at[e] : -1;
+	}
+	cfg->nsources = n;
+	for (int i = 0; i < cfg->nstages; i++)
+		renumber(cfg->stages[i].routes, cfg->stages[i].nroutes,
+			 stage_at, sink_at);
+	renumber(cfg->source_routes, cfg->nsources, stage_at, sink_at);
+	if (!cfg->nsources || !cfg->nsinks) {
+		snprintf(err, errlen, "--stage %s: nothing to read or to write",
+			 cfg->stage);
+		return -EINVAL;
+	}
+	cfg->source = cfg->sources[0];
+	cfg->sink = cfg->sinks[0];
+	return 0;
+}
+
 static int build_graph(struct hop_config *cfg, json_t *root,
 		       const struct origin *o, bool need_command, char *err,
 		       size_t errlen)
@@ -1902,11 +2316,15 @@ static int build_graph(struct hop_config *cfg, json_t *root,
 	}
 	if (source_routes(cfg, root, o->doc, err, errlen))
 		return -EINVAL;
+	if (durable_edges(cfg, o, err, errlen))
+		return -EINVAL;
 	if (hop_graph_check(cfg, &ge)) {
 		graph_error(cfg, root, o, &ge, err, errlen);
 		return -EINVAL;
 	}
-	return 0;
+	if (!cfg->stage && getenv("HOPPER_STAGE") && *getenv("HOPPER_STAGE"))
+		cfg->stage = strdup(getenv("HOPPER_STAGE"));
+	return cfg->stage ? select_stages(cfg, err, errlen) : 0;
 }
 
 /* Names the run option a long flag (--max-line, --max_line=16M) stands for,
@@ -2200,6 +2618,8 @@ static void free_stage(struct hop_stage_config *st)
 	free_routes(st->routes, st->nroutes);
 	hop_join_config_free(st->join);
 	hop_reduce_config_free(st->reduce);
+	hop_source_free(st->via_source); /* when the graph did not take it */
+	hop_sink_free(st->via_sink);
 }
 
 void hop_config_free(struct hop_config *cfg)
@@ -2215,6 +2635,7 @@ void hop_config_free(struct hop_config *cfg)
 	free(cfg->sources);
 	free(cfg->source_names);
 	free_routes(cfg->source_routes, cfg->source_routes ? cfg->nsources : 0);
+	free(cfg->source_edge);
 	for (int i = 1; i < cfg->nsinks; i++)
 		hop_sink_free(cfg->sinks[i]);
 	for (int i = 0; cfg->sink_names && i < cfg->nsinks; i++)

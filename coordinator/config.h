@@ -67,6 +67,14 @@ struct hop_stage_config {
 	/* A reduce: no command; it folds its items into a result per key.
 	 * NULL for none. */
 	struct hop_reduce_config *reduce;
+	/* A durable edge into the stage ("via"): what the stages before it
+	 * write to (a Kafka topic, a PostgreSQL queue table) and what it
+	 * reads from. Made as the file is read, then taken into the graph as
+	 * the sink and source named "NAME.via" (NULL from then on). via says
+	 * that the stage has one. */
+	struct hop_source *via_source;
+	struct hop_sink *via_sink;
+	bool via;
 };
 
 struct hop_config {
@@ -99,6 +107,7 @@ struct hop_config {
 	bool progress;
 	char *halt;	    /* never, or (now|soon),fail=(N|P%) */
 	char *journal;	    /* the run journal, NULL for none */
+	char *stage;	    /* --stage: the stages to run, "a,b"; NULL: all */
 	bool resume_failed; /* with a journal: retry the items it has dead */
 
 	/* Built from the above. */
@@ -122,6 +131,9 @@ struct hop_config {
 	struct hop_source **sources;	 /* owned; [0] is the same as source */
 	char **source_names;		 /* owned */
 	struct hop_route *source_routes; /* owned, nsources of them */
+	/* For each source, the sink that writes the same durable edge in
+	 * this run (a stage's via whose writers run here too), or -1. */
+	int *source_edge; /* owned */
 	int nsinks;
 	struct hop_sink **sinks; /* owned; [0] is the same as sink */
 	char **sink_names;	 /* owned */

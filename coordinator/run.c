@@ -113,6 +113,7 @@ struct outlet {
 	struct hop_queue flushing[MAX_FLUSHES];
 	int fhead, nflush;
 	uint64_t flush_timer;
+	uint64_t stored; /* good results its flushes made durable */
 };
 
 /* A source and what waits for it. */
@@ -124,6 +125,10 @@ struct feed {
 	struct hop_queue held_dead;
 	struct outage dead_out;
 	bool failed;
+	/* The reading end of a durable edge whose writing end runs here too:
+	 * the outlet that writes it, and the items taken from the source. */
+	struct outlet *edge;
+	uint64_t taken;
 };
 
 /* What a stage's item hands on: its result, or one of its emits. */
@@ -1768,6 +1773,7 @@ static void settle_flushed(struct run *r, struct outlet *o, struct hop_queue *q,
 		 * here: written to the sink as failed. */
 		if (!it->ok && it->root && it->root->fate != FATE_DEAD)
 			r->stats.dead++;
+		o->stored += it->ok;
 		end_work(r, it);
 	}
 	/* Their results are durable: the journal says so before the
@@ -1905,11 +1911,20 @@ static void retry_held(struct hop_loop *loop, void *arg)
 	arm_held(r);
 }
 
+/* Whether every source has given all it will. The reading end of an edge
+ * that this run also writes has not while it gave fewer items than were
+ * written to it (less those its place already had): what the upstream
+ * stages wrote last may not have reached the reader yet. */
 static bool exhausted(const struct run *r)
 {
-	for (int i = 0; i < r->nfeeds; i++)
-		if (!r->feeds[i].src->ops->exhausted(r->feeds[i].src))
+	for (int i = 0; i < r->nfeeds; i++) {
+		const struct feed *f = &r->feeds[i];
+		if (!f->src->ops->exhausted(f->src))
 			return false;
+		if (f->edge &&
+		    f->taken + f->edge->sink->skipped < f->edge->stored)
+			return false;
+	}
 	return true;
 }
 
@@ -2048,6 +2063,7 @@ static size_t feed_room(struct run *r, const struct feed *f)
  * the source could not make an item of it, else on to f's places. */
 static void take_root(struct run *r, struct feed *f, struct hop_item *it)
 {
+	f->taken++;
 	it->root = NULL;
 	it->feed = (int16_t)(f - r->feeds);
 	it->pending = 1;
@@ -2878,6 +2894,8 @@ static int build_graph(struct run *r)
 		f->src->on_wake = on_wake;
 		f->src->on_dead_done = on_dead_done;
 		f->src->wake_arg = f;
+		if (cfg->source_edge && cfg->source_edge[i] >= 0)
+			f->edge = &r->outlets[cfg->source_edge[i]];
 	}
 	for (int i = 0; i < r->noutlets; i++) {
 		struct outlet *o = &r->outlets[i];

@@ -1,0 +1,220 @@
+"""Durable edges between stages: a stage's "via" (a Kafka topic or a
+PostgreSQL queue table) carries what the stages before it send, the whole
+file runs in one coordinator through it, and --stage runs one side of it in
+coordinators of its own, on a real broker and a real server. Nothing is
+lost when a downstream coordinator is killed: every item is counted."""
+import json
+import os
+import signal
+
+import pytest
+
+from conftest import (KAFKA_QUICK, PY, WORKERS, by_id, clean_env, hopper,
+                      read_jsonl, start, stderr_of, stop, wait_for,
+                      write_jsonl)
+
+STAGE = [PY, str(WORKERS / "stage.py")]
+
+
+def pipeline(tmp, via, n, sink=None, extra_b=None):
+    """A file of two stages, a then b, with b's input on the edge via; its
+    source is n jsonl items keyed k0..k(n-1)."""
+    src = write_jsonl(tmp / "in.jsonl", [{"key": f"k{i}"} for i in range(n)])
+    sink = sink or {"type": "jsonl", "path": str(tmp / "out.jsonl")}
+    doc = {"sources": {"in": {"type": "jsonl", "path": str(src), "id": "key",
+                              "dead": str(tmp / "dead.jsonl")}},
+           "sinks": {"out": sink},
+           "backoff": "10ms", "workers": 2,
+           "stages": {"a": {"command": STAGE + ["a"], "to": "b"},
+                      "b": {"command": STAGE + ["b"], "via": via,
+                            **(extra_b or {})}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc, indent=1))
+    return f
+
+
+def kafka_via(kafka, topic, partitions=2):
+    return {"type": "kafka", "url": f"kafka://{kafka.bootstrap}/{topic}",
+            "partitions": partitions, "config": KAFKA_QUICK}
+
+
+def results(path):
+    return by_id(read_jsonl(path.read_text())) if path.exists() else {}
+
+
+def dir_ids(folder):
+    return {p.stem for p in folder.glob("*.json")} if folder.exists() \
+        else set()
+
+
+def test_a_kafka_edge_carries_a_whole_file_in_one_coordinator(tmp, kafka):
+    n = 120
+    f = pipeline(tmp, kafka_via(kafka, "edge-one"), n)
+    code, _, err = hopper("run", "-f", f, timeout=180)
+    assert code == 0, err
+    res = results(tmp / "out.jsonl")
+    assert sorted(res) == sorted(f"k{i}" for i in range(n))
+    for r in res.values():
+        assert r["ok"] and r["result"]["trail"] == ["a", "b"], r
+    # The edge is a real topic: a's outputs are its messages, keyed by id,
+    # and b's group committed past every one of them.
+    keys = {json.loads(v)["key"] for v in kafka.consume("edge-one")}
+    assert keys == set(res)
+    ends = kafka.topic_offsets("edge-one")
+    assert sum(ends.values()) == n
+    assert kafka.committed_offsets("hopper.b", "edge-one") == ends
+
+
+def test_graph_shows_the_edge_as_a_sink_and_a_source(tmp, kafka):
+    f = pipeline(tmp, kafka_via(kafka, "edge-graph"), 1)
+    code, out, err = hopper("graph", f)
+    assert code == 0, err
+    assert "-> b.via" in out
+    assert "source b.via (kafka://" in out and "-> b" in out
+    code, out, err = hopper("validate", f)
+    assert code == 0, err
+
+
+def test_stages_run_apart_share_the_edge_and_a_killed_one_loses_nothing(
+        tmp, kafka):
+    """Two coordinators of b share the topic's partitions; one is killed
+    mid-run and another takes its place; a runs on its own and ends when
+    its items are on the edge. Every item reaches the sink."""
+    n = 200
+    out = tmp / "out"
+    f = pipeline(tmp, kafka_via(kafka, "edge-apart", partitions=4), n,
+                 sink={"type": "dir", "path": str(out)})
+    env = clean_env(STAGE_SLEEP="b=0.01")
+    b1 = start("run", "-f", f, "--stage", "b", "--watch", env=env, cwd=tmp)
+    b2 = start("run", "-f", f, "--stage", "b", "--watch", env=env, cwd=tmp)
+    b3 = None
+    try:
+        code, _, err = hopper("run", "-f", f, "--stage", "a", timeout=180)
+        assert code == 0, err
+        # a wrote every item to the edge.
+        assert sum(kafka.topic_offsets("edge-apart").values()) == n
+        wait_for(lambda: len(dir_ids(out)) >= n // 4, timeout=120,
+                 what="b to be under way")
+        b1.send_signal(signal.SIGKILL)
+        b1.wait()
+        b3 = start("run", "-f", f, "--stage", "b", "--watch", env=env,
+                   cwd=tmp)
+        wait_for(lambda: dir_ids(out) == {f"k{i}" for i in range(n)},
+                 timeout=180, what="every item in the sink")
+        for p in (b2, b3):
+            assert p.poll() is None, stderr_of(p)
+    finally:
+        stop(b1, b2, b3)
+    for p in (b2, b3):
+        assert "error" not in stderr_of(p).lower(), stderr_of(p)
+    for p in out.glob("*.json"):
+        assert json.loads(p.read_text())["trail"] == ["a", "b"]
+
+
+def test_a_postgres_edge_in_one_coordinator_and_apart(tmp, pg):
+    n = 100
+    via = {"type": "postgres", "url": pg.url, "table": "edge_pg"}
+    f = pipeline(tmp, via, n)
+    code, _, err = hopper("run", "-f", f, timeout=180)
+    assert code == 0, err
+    res = results(tmp / "out.jsonl")
+    assert sorted(res) == sorted(f"k{i}" for i in range(n))
+    rows = pg.psql("SELECT state, count(*) FROM edge_pg GROUP BY state")
+    assert rows == f"done|{n}", rows
+    # Run a again: its outputs are rows the queue has (by id), so the edge
+    # takes none twice and b has nothing new to do.
+    (tmp / "out.jsonl").unlink()
+    code, _, err = hopper("run", "-f", f, "--stage", "a", timeout=180)
+    assert code == 0, err
+    assert pg.psql("SELECT count(*) FROM edge_pg").strip() == str(n)
+    code, _, err = hopper("run", "-f", f, "--stage", "b", timeout=180)
+    assert code == 0, err
+    assert results(tmp / "out.jsonl") == {}
+
+
+def logged(path):
+    """The ids a stage.py log names."""
+    return [line.split()[1] for line in path.read_text().splitlines()] \
+        if path.exists() else []
+
+
+def test_postgres_edge_shared_by_two_coordinators(tmp, pg):
+    """A slow coordinator of b holds a few rows; a second one, started
+    once the first is at work, takes the rest: each row is done by one of
+    them only (SKIP LOCKED), and all are done."""
+    n = 150
+    out = tmp / "out"
+    via = {"type": "postgres", "url": pg.url, "table": "edge_pg2",
+           "poll": "100ms", "batch": 2}
+    f = pipeline(tmp, via, n, sink={"type": "dir", "path": str(out)})
+    code, _, err = hopper("run", "-f", f, "--stage", "a", timeout=180)
+    assert code == 0, err
+    assert pg.psql("SELECT count(*) FROM edge_pg2 WHERE state = 'ready'"
+                   ) == str(n)
+    log1, log2 = tmp / "b1.log", tmp / "b2.log"
+    b1 = start("run", "-f", f, "--stage", "b", "--watch", cwd=tmp,
+               env=clean_env(STAGE_SLEEP="b=0.5", STAGE_LOG=log1))
+    b2 = None
+    try:
+        wait_for(lambda: logged(log1), what="the first b at work")
+        b2 = start("run", "-f", f, "--stage", "b", "--watch", cwd=tmp,
+                   env=clean_env(STAGE_LOG=log2))
+        wait_for(lambda: dir_ids(out) == {f"k{i}" for i in range(n)},
+                 timeout=180, what="every item in the sink")
+        wait_for(lambda: pg.psql(
+            "SELECT count(*) FROM edge_pg2 WHERE state = 'done'") == str(n),
+            timeout=60, what="every row done")
+    finally:
+        stop(b1, b2)
+    one, two = logged(log1), logged(log2)
+    assert one and two
+    assert not set(one) & set(two)
+    assert sorted(one + two) == sorted(f"k{i}" for i in range(n))
+
+
+@pytest.mark.parametrize("via,words", [
+    ("dir:somewhere", "via: a dir cannot carry an edge between stages"),
+    ({"type": "kafka", "url": "kafka://127.0.0.1:9/t", "id": "offset"},
+     "via: 'id' is the edge's own"),
+    ({"type": "kafka", "url": "kafka://127.0.0.1:9/t", "colour": 1},
+     "via: unknown key 'colour'"),
+    ({"type": "postgres", "table": "bad name;"},
+     "table name 'bad name;' is not a valid identifier"),
+])
+def test_a_bad_via_is_named(tmp, via, words):
+    f = pipeline(tmp, via, 1)
+    code, _, err = hopper("validate", f)
+    assert code != 0, err
+    assert words in err, err
+    assert "p.json:" in err and "stage 'b'" in err, err
+
+
+def test_stage_selection_errors_name_the_edge_in_memory(tmp):
+    f = pipeline(tmp, "kafka://127.0.0.1:9/t", 1)
+    code, _, err = hopper("validate", f, "--stage", "bb")
+    assert code != 0 and "no stage 'bb'; did you mean 'b'?" in err, err
+    doc = json.loads(f.read_text())
+    del doc["stages"]["b"]["via"]
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("validate", f, "--stage", "b")
+    assert code != 0, err
+    assert "stage 'a' sends its items to stage 'b' in memory" in err, err
+    assert "give stage 'b' a \"via\"" in err, err
+
+
+def test_a_join_refuses_a_via(tmp):
+    f = pipeline(tmp, "kafka://127.0.0.1:9/t", 1, extra_b={"join": {}})
+    code, _, err = hopper("validate", f)
+    assert code != 0, err
+    assert "a join gathers the parts of one item inside one coordinator" \
+        in err, err
+
+
+def test_hopper_stage_in_the_environment_selects(tmp, pg):
+    via = {"type": "postgres", "url": pg.url, "table": "edge_env"}
+    f = pipeline(tmp, via, 10)
+    code, _, err = hopper("run", "-f", f, env=clean_env(HOPPER_STAGE="a"))
+    assert code == 0, err
+    assert not (tmp / "out.jsonl").exists()
+    assert pg.psql("SELECT count(*) FROM edge_env").strip() == "10"
+    assert os.path.exists(tmp / "in.jsonl")
