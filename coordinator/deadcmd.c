@@ -55,7 +55,8 @@ static void usage(FILE *out)
 		"SOURCE\n"
 		"\n"
 		"SOURCE is given as to hopper run: -s SPEC [-S KEY=VAL]..., "
-		"or -f PIPELINE.\n"
+		"or -f PIPELINE\n"
+		"(with --stage NAME, the source of that stage: its via).\n"
 		"No coordinator needs to run. The dead-letter places:\n");
 	for (size_t i = 0; hop_source_registry[i]; i++) {
 		const struct hop_source_ops *s = hop_source_registry[i];
@@ -82,7 +83,8 @@ static void usage(FILE *out)
 static bool cfg_flag(const char *a)
 {
 	static const char *const flags[] = {
-	    "-s", "--source", "-S", "--source-opt", "-f", "--pipeline", NULL,
+	    "-s", "--source",	"-S",	   "--source-opt",
+	    "-f", "--pipeline", "--stage", NULL,
 	};
 	for (size_t i = 0; flags[i]; i++)
 		if (!strcmp(a, flags[i]))
@@ -93,10 +95,7 @@ static bool cfg_flag(const char *a)
 static bool cfg_flag_joined(const char *a)
 {
 	static const char *const flags[] = {
-	    "--source=",
-	    "--source-opt=",
-	    "--pipeline=",
-	    NULL,
+	    "--source=", "--source-opt=", "--pipeline=", "--stage=", NULL,
 	};
 	for (size_t i = 0; flags[i]; i++)
 		if (!strncmp(a, flags[i], strlen(flags[i])))

@@ -146,6 +146,9 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	 * enough; the channel is passed as a literal of the same characters. */
 	int k = snprintf(
 	    buf, n,
+	    /* What exists already is no news: IF NOT EXISTS says so in a
+	     * NOTICE per column. */
+	    "SET client_min_messages = warning;\n"
 	    "CREATE TABLE IF NOT EXISTS %s (\n"
 	    "  id bigserial PRIMARY KEY,\n"
 	    "  key text UNIQUE,\n"
@@ -196,7 +199,8 @@ int hop_pg_schema_sql(const char *table, char *buf, size_t n)
 	    "BEGIN PERFORM pg_notify('%s', ''); RETURN NULL; END\n"
 	    "$fn$;\n"
 	    "CREATE OR REPLACE TRIGGER %s AFTER INSERT ON %s\n"
-	    "  FOR EACH STATEMENT EXECUTE FUNCTION %s();\n",
+	    "  FOR EACH STATEMENT EXECUTE FUNCTION %s();\n"
+	    "RESET client_min_messages;\n",
 	    t, t, t, t, idx, t, lidx, t, fn, channel, trig, t, fn);
 	return k < 0 || (size_t)k >= n ? -ENOSPC : 0;
 }

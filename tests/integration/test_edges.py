@@ -218,3 +218,25 @@ def test_hopper_stage_in_the_environment_selects(tmp, pg):
     assert not (tmp / "out.jsonl").exists()
     assert pg.psql("SELECT count(*) FROM edge_env").strip() == "10"
     assert os.path.exists(tmp / "in.jsonl")
+
+
+def test_an_item_dying_after_the_edge_is_dead_lettered_there(tmp, pg):
+    """b's item that dies is the edge's: its dead letter is a dead row of
+    the edge's table, listed by hopper dead with --stage b, and the
+    upstream item was acknowledged when it was written to the edge."""
+    via = {"type": "postgres", "url": pg.url, "table": "edge_dead"}
+    f = pipeline(tmp, via, 0)
+    write_jsonl(tmp / "in.jsonl", [{"key": "k0"},
+                                   {"key": "k1", "do": {"b": "perm"}}])
+    code, _, err = hopper("run", "-f", f)
+    assert code == 3, err
+    res = results(tmp / "out.jsonl")
+    assert res["k0"]["ok"] and not res["k1"]["ok"], res
+    assert res["k1"]["error"] == "b refuses k1", res
+    assert pg.psql("SELECT key, state FROM edge_dead ORDER BY key") \
+        == "k0|done\nk1|dead"
+    assert not (tmp / "dead.jsonl").exists() or \
+        (tmp / "dead.jsonl").read_text() == ""
+    code, out, err = hopper("dead", "list", "-f", f, "--stage", "b")
+    assert code == 0, err
+    assert "k1" in out and "b refuses k1" in out and "k0" not in out, out
