@@ -1412,6 +1412,19 @@ static bool edge_fixed(const char *const *fixed, const char *key)
 	return false;
 }
 
+/* Across an edge that can place its messages (a Kafka topic), a sharder's
+ * key picks the partition, so that one key is read by one coordinator
+ * and so lands in one of its shards; unless the via chose otherwise. */
+static void edge_partitions(struct hop_sink *sink, const char *key)
+{
+	const struct hop_option *o =
+	    hop_opts_find(sink->ops->options, "partition_by");
+	char msg[256];
+
+	if (o && !*(char **)((char *)sink->ctx + o->offset))
+		hop_sink_set(sink, "partition_by", key, msg, sizeof(msg));
+}
+
 /* Makes both ends of the durable edge into stage ex->name from its "via":
  * a URL ("kafka://host:port/topic"), or an object with a "type" and the
  * options of that driver's source and sink, each key going to the end (or
@@ -1677,6 +1690,8 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 		if (stage_run_key(o->flags[f].key))
 			hop_opts_set(run_options, &sc, o->flags[f].key,
 				     o->flags[f].value, msg, sizeof(msg));
+	if (ex.via_sink && ex.key && ex.shards > 1)
+		edge_partitions(ex.via_sink, ex.key);
 	if (ex.reduce && (sc.argv || sc.shell_command || ex.join)) {
 		path[2] = "reduce";
 		where(d, path, 3, false, pos, sizeof(pos));

@@ -33,6 +33,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "coordinator/gather.h"
 #include "coordinator/item.h"
 #include "coordinator/log.h"
 #include "coordinator/loop.h"
@@ -59,10 +60,12 @@ struct ksink {
 	char *config;
 	bool create;
 	int64_t partitions, replication;
+	char *partition_by;
 
 	struct hop_sink *sink;
 	char *brokers, *topic;
-	bool keyed; /* key=id */
+	bool keyed;	/* key=id */
+	int32_t nparts; /* the topic's partitions, with partition_by */
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt; /* looked up once, not at every message */
 	int pipe[2];
@@ -86,6 +89,12 @@ static const struct hop_option ksink_options[] = {
      "a message's key: id (the item's) or none"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksink, config),
      "librdkafka settings, key=value,key=value"},
+    {"partition_by", HOP_OPT_STR, NULL, offsetof(struct ksink, partition_by),
+     "a JSON pointer into each result (\"/user\"): its text picks the "
+     "message's partition, hashed with murmur2 as Kafka's Java clients "
+     "hash keys, so that one value always lands in one partition (the "
+     "item's id when the result has none); a stage's via into a sharder "
+     "sets it to the sharder's key"},
     {"create", HOP_OPT_BOOL, "false", offsetof(struct ksink, create),
      "create the topic at start when it does not exist (on for a stage's "
      "via)"},
@@ -200,6 +209,12 @@ static int ksink_check(struct hop_sink *sink, const char **key)
 		snprintf(sink->error, sizeof(sink->error),
 			 "kafka sink: key '%s': expected id or none", c->key);
 		*key = "key";
+	} else if (c->partition_by && c->partition_by[0] != '/') {
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: partition_by '%s' is not a JSON pointer: "
+			 "one starts with '/'",
+			 c->partition_by);
+		*key = "partition_by";
 	} else {
 		rd_kafka_conf_t *conf = rd_kafka_conf_new();
 		rc = hop_kafka_conf_set(conf, c->config, err, sizeof(err));
@@ -213,6 +228,20 @@ static int ksink_check(struct hop_sink *sink, const char **key)
 	free(brokers);
 	free(topic);
 	return rc;
+}
+
+/* The topic's partitions, from the brokers: at least 1, or -1. */
+static int32_t partitions_of(struct ksink *c)
+{
+	const struct rd_kafka_metadata *md;
+	int32_t n = -1;
+
+	if (rd_kafka_metadata(c->rk, 0, c->rkt, &md, 10000))
+		return -1;
+	if (md->topic_cnt == 1 && !md->topics[0].err)
+		n = md->topics[0].partition_cnt;
+	rd_kafka_metadata_destroy(md);
+	return n;
 }
 
 static int ksink_open(struct hop_sink *sink)
@@ -272,6 +301,12 @@ static int ksink_open(struct hop_sink *sink)
 			 c->topic, rd_kafka_err2str(rd_kafka_last_error()));
 		goto fail;
 	}
+	if (c->partition_by && (c->nparts = partitions_of(c)) < 1) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: %s: cannot learn its partitions from %s",
+			 c->topic, c->brokers);
+		goto fail;
+	}
 	rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->rk);
 	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
 		rd_kafka_queue_io_event_enable(q, c->pipe[1], "1", 1);
@@ -298,6 +333,25 @@ fail:
 	return -EIO;
 }
 
+/* The partition of a result: RD_KAFKA_PARTITION_UA for librdkafka's
+ * partitioner, or, with partition_by, the murmur2 hash of the text at
+ * that pointer (of the id when there is none) modulo the partitions. */
+static int32_t partition_of(const struct ksink *c, const struct hop_item *it,
+			    const char *v, size_t vlen)
+{
+	bool missing = false;
+	char *text;
+	uint32_t h;
+
+	if (!c->partition_by)
+		return RD_KAFKA_PARTITION_UA;
+	text = hop_json_pointer_text(v, vlen, c->partition_by, &missing);
+	h = text ? hop_kafka_murmur2(text, strlen(text))
+		 : hop_kafka_murmur2(it->id, strlen(it->id));
+	free(text);
+	return (int32_t)((h & 0x7fffffff) % (uint32_t)c->nparts);
+}
+
 /* Hands the batch to librdkafka (copied), waiting for room when its
  * queue is full. A message it refuses counts as a failed delivery of the
  * current generation. */
@@ -309,8 +363,11 @@ static void produce_batch(struct ksink *c)
 
 	c->nbatch = 0;
 	for (int tries = 0; n > 0; tries++) {
-		int sent = rd_kafka_produce_batch(c->rkt, RD_KAFKA_PARTITION_UA,
-						  RD_KAFKA_MSG_F_COPY, m, n);
+		int sent = rd_kafka_produce_batch(
+		    c->rkt, RD_KAFKA_PARTITION_UA,
+		    RD_KAFKA_MSG_F_COPY |
+			(c->partition_by ? RD_KAFKA_MSG_F_PARTITION : 0),
+		    m, n);
 		int left = 0;
 		count_produced(c, &c->gen[c->cur], sent, alone && !tries);
 		rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -353,13 +410,14 @@ static void produce_soon(struct hop_loop *loop, void *arg)
 static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 					const char *v, size_t vlen, size_t klen)
 {
+	int32_t part = partition_of(c, it, v, vlen);
+
 	for (int tries = 0;; tries++) {
 		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 		bool alone = rd_kafka_outq_len(c->rk) == 0;
-		if (rd_kafka_produce(c->rkt, RD_KAFKA_PARTITION_UA,
-				     RD_KAFKA_MSG_F_COPY, (void *)v, vlen,
-				     c->keyed ? it->id : NULL, klen,
-				     (void *)(intptr_t)c->cur) == -1)
+		if (rd_kafka_produce(c->rkt, part, RD_KAFKA_MSG_F_COPY,
+				     (void *)v, vlen, c->keyed ? it->id : NULL,
+				     klen, (void *)(intptr_t)c->cur) == -1)
 			e = rd_kafka_last_error();
 		if (!e) {
 			c->gen[c->cur].n++;
@@ -399,6 +457,7 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 		return produce_one(c, it, v, vlen, klen);
 	}
 	c->batch[c->nbatch++] = (rd_kafka_message_t){
+	    .partition = partition_of(c, it, v, vlen),
 	    .payload = (void *)v,
 	    .len = vlen,
 	    .key = c->keyed ? it->id : NULL,

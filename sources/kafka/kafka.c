@@ -240,6 +240,40 @@ int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
 	return rc;
 }
 
+uint32_t hop_kafka_murmur2(const void *data, size_t len)
+{
+	const uint32_t m = 0x5bd1e995;
+	const unsigned char *p = data;
+	uint32_t h = 0x9747b28cu ^ (uint32_t)len;
+	size_t i = 0;
+
+	for (; i + 4 <= len; i += 4) {
+		uint32_t k = (uint32_t)p[i] | (uint32_t)p[i + 1] << 8 |
+			     (uint32_t)p[i + 2] << 16 |
+			     (uint32_t)p[i + 3] << 24;
+		k *= m;
+		k ^= k >> 24;
+		k *= m;
+		h *= m;
+		h ^= k;
+	}
+	switch (len - i) {
+	case 3:
+		h ^= (uint32_t)p[i + 2] << 16;
+		/* fall through */
+	case 2:
+		h ^= (uint32_t)p[i + 1] << 8;
+		/* fall through */
+	case 1:
+		h ^= p[i];
+		h *= m;
+	}
+	h ^= h >> 13;
+	h *= m;
+	h ^= h >> 15;
+	return h;
+}
+
 #define CREATE_MS 30000
 int hop_kafka_create_topic(rd_kafka_t *rk, const char *brokers,
 			   const char *topic, int64_t partitions,

@@ -25,6 +25,10 @@ void hop_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 int hop_kafka_check_topic(rd_kafka_t *rk, const char *brokers,
 			  const char *topic, char *err, size_t errlen);
 
+/* The 32-bit murmur2 hash of len bytes that Kafka's Java clients pick a
+ * key's partition with: (hop_kafka_murmur2(k, n) & 0x7fffffff) % parts. */
+uint32_t hop_kafka_murmur2(const void *data, size_t len);
+
 /* Creates topic with partitions and replication (-1: the broker's
  * defaults), waiting for the broker's answer at most 30 s. One that exists
  * already (another coordinator made it first) will do. Returns 0, or

@@ -65,6 +65,57 @@ def test_a_kafka_edge_carries_a_whole_file_in_one_coordinator(tmp, kafka):
     assert kafka.committed_offsets("hopper.b", "edge-one") == ends
 
 
+def murmur2(data):
+    """Kafka's Java clients' murmur2 of bytes, as an unsigned 32-bit int."""
+    m, h, n = 0x5bd1e995, 0x9747b28c ^ len(data), len(data) // 4 * 4
+    for i in range(0, n, 4):
+        k = int.from_bytes(data[i:i + 4], "little")
+        k = (k * m) & 0xffffffff
+        k ^= k >> 24
+        k = (k * m) & 0xffffffff
+        h = ((h * m) & 0xffffffff) ^ k
+    tail = data[n:]
+    if tail:
+        for j in reversed(range(len(tail))):
+            h ^= tail[j] << (8 * j)
+        h = (h * m) & 0xffffffff
+    h ^= h >> 13
+    h = (h * m) & 0xffffffff
+    return h ^ (h >> 15)
+
+
+def test_murmur2_of_the_test_is_the_java_clients():
+    signed = {b"21": -973932308, b"foobar": -790332482, b"abc": 479470107,
+              b"a-little-bit-long-string": -985981536}
+    for key, want in signed.items():
+        assert murmur2(key) == want & 0xffffffff
+
+
+def test_a_sharders_key_picks_the_partition_across_a_kafka_edge(tmp, kafka):
+    """Into a sharder, the edge places each message by the sharder's key,
+    hashed as Java clients hash keys: one user, one partition, one
+    coordinator. The message's key stays the item's id."""
+    n, parts = 60, 4
+    f = pipeline(tmp, kafka_via(kafka, "edge-keys", partitions=parts), 0,
+                 extra_b={"shards": 2, "key": "/user"})
+    write_jsonl(tmp / "in.jsonl", [{"key": f"k{i}", "user": f"u{i % 7}"}
+                                   for i in range(n)])
+    code, _, err = hopper("run", "-f", f, timeout=180)
+    assert code == 0, err
+    assert len(results(tmp / "out.jsonl")) == n
+    recs = kafka.consume_records("edge-keys")
+    assert len(recs) == n
+    seen = {}
+    for r in recs:
+        user = json.loads(r["value"])["user"]
+        assert r["partition"] == (murmur2(user.encode()) & 0x7fffffff) \
+            % parts, r
+        assert r["key"] == json.loads(r["value"])["key"]
+        seen.setdefault(user, set()).add(r["partition"])
+    assert all(len(p) == 1 for p in seen.values())
+    assert len({p for ps in seen.values() for p in ps}) > 1
+
+
 def test_graph_shows_the_edge_as_a_sink_and_a_source(tmp, kafka):
     f = pipeline(tmp, kafka_via(kafka, "edge-graph"), 1)
     code, out, err = hopper("graph", f)

@@ -1,5 +1,5 @@
 /* Unit tests for the kafka drivers' settings: config=key=value,... where a
- * value may hold commas. */
+ * value may hold commas; and the murmur2 hash that places keyed messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,11 +47,33 @@ static void test_bad_settings_are_named(void **state)
 	rd_kafka_conf_destroy(conf);
 }
 
+/* Kafka's Java clients hash "foobar" and the others to these (signed
+ * 32-bit) values, and partition with (h & 0x7fffffff) % partitions. */
+static void test_murmur2_matches_the_java_clients(void **state)
+{
+	static const struct {
+		const char *key;
+		int32_t want;
+	} cases[] = {
+	    {"21", -973932308},
+	    {"foobar", -790332482},
+	    {"a-little-bit-long-string", -985981536},
+	    {"a-little-bit-longer-string", -1486304829},
+	    {"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971},
+	    {"abc", 479470107},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++)
+		assert_int_equal((int32_t)hop_kafka_murmur2(
+				     cases[i].key, strlen(cases[i].key)),
+				 cases[i].want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_settings_split_at_keys),
 	    cmocka_unit_test(test_bad_settings_are_named),
+	    cmocka_unit_test(test_murmur2_matches_the_java_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
