@@ -52,6 +52,9 @@ struct hop_item {
 				     stages (gather.h), NULL for none */
 	int16_t died_in;	  /* a dead root: the run's stage its tree died
 				     in, plus one; 0 when it died in none */
+	const char *dead_stage;	  /* a dead item, in a file with stages: the
+				     name of the stage it died in (the run's
+				     string), for the sink's record; or NULL */
 
 	int64_t
 	    started_ms; /* when the current attempt was handed to a worker */

@@ -531,6 +531,8 @@ static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 	if (st)
 		st->stats.dead++;
 	it->ok = false;
+	if (st && r->cfg->staged)
+		it->dead_stage = st->cfg->name;
 	finish_item(r, dead_outlet(r, st), it);
 }
 

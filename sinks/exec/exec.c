@@ -311,7 +311,7 @@ static enum hop_sink_status exec_write(struct hop_sink *sink,
 	}
 	struct pend *p = malloc(sizeof(*p) + idlen + 1);
 	if (!p || hop_exec_put_record(&c->proc.in, it->id, it->ok, it->result,
-				      it->error, it->attempt)) {
+				      it->error, it->dead_stage, it->attempt)) {
 		free(p);
 		snprintf(sink->error, sizeof(sink->error), "%s: out of memory",
 			 c->name);

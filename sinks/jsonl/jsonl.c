@@ -29,6 +29,7 @@
 #include "coordinator/linefile.h"
 #include "coordinator/log.h"
 #include "sinks/sink.h"
+#include "sources/exec/proto.h"
 
 struct jsonl_sink {
 	char *path;
@@ -131,17 +132,8 @@ static enum hop_sink_status jsonl_write(struct hop_sink *sink,
 
 	if (!it->ok && !c->dead)
 		return HOP_SINK_OK;
-	rc = hop_buf_append(b, "{\"id\":", 6) ||
-	     hop_buf_append_json_str(b, it->id);
-	if (it->ok)
-		rc = rc || hop_buf_append(b, ",\"ok\":true,\"result\":", 20) ||
-		     hop_buf_append(b, it->result, strlen(it->result));
-	else
-		rc = rc || hop_buf_append(b, ",\"ok\":false,\"error\":", 20) ||
-		     hop_buf_append_json_str(b,
-					     it->error ? it->error : "failed");
-	rc = rc || hop_buf_append(b, ",\"attempts\":", 12) ||
-	     hop_buf_append_int(b, it->attempt) || hop_buf_append(b, "}\n", 2);
+	rc = hop_exec_put_record(b, it->id, it->ok, it->result, it->error,
+				 it->dead_stage, it->attempt);
 	if (rc) {
 		snprintf(sink->error, sizeof(sink->error),
 			 "jsonl sink: out of memory");

@@ -269,10 +269,11 @@ static int run_sink(struct check *c)
 	c->expect[0] = "1";
 	c->expect[1] = "check-2";
 	hop_exec_put_record(&b, "1", true,
-			    "{\"words\":3,\"text\":\"h\\u00e9llo\"}", NULL, 1);
+			    "{\"words\":3,\"text\":\"h\\u00e9llo\"}", NULL,
+			    NULL, 1);
 	send(c, &b, "a result");
 	hop_exec_put_record(&b, "check-2", false, NULL,
-			    "worker 0 exited with status 1", 3);
+			    "worker 0 exited with status 1", NULL, 3);
 	send(c, &b, "a dead item, as sinks see them");
 	if (!wait_for(c, (int64_t)(c->timeout * 1000), answered) && c->p.up)
 		problem(c, 0,

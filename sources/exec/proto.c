@@ -283,7 +283,8 @@ int hop_exec_put_dead(struct hop_buf *b, const char *id, const char *error,
 }
 
 int hop_exec_put_record(struct hop_buf *b, const char *id, bool ok,
-			const char *result, const char *error, int attempts)
+			const char *result, const char *error,
+			const char *stage, int attempts)
 {
 	int rc =
 	    hop_buf_append(b, "{\"id\":", 6) || hop_buf_append_json_str(b, id);
@@ -294,6 +295,9 @@ int hop_exec_put_record(struct hop_buf *b, const char *id, bool ok,
 	else
 		rc = rc || hop_buf_append(b, ",\"ok\":false,\"error\":", 20) ||
 		     hop_buf_append_json_str(b, error ? error : "failed");
+	if (!ok && stage)
+		rc = rc || hop_buf_append(b, ",\"stage\":", 9) ||
+		     hop_buf_append_json_str(b, stage);
 	rc = rc || hop_buf_append(b, ",\"attempts\":", 12) ||
 	     hop_buf_append_int(b, attempts) || hop_buf_append(b, "}\n", 2);
 	return rc ? -ENOMEM : 0;

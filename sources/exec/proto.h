@@ -80,10 +80,12 @@ int hop_exec_put_dead(struct hop_buf *b, const char *id, const char *error,
 		      const char *record);
 int hop_exec_put_release(struct hop_buf *b, const char *id);
 
-/* A record for a sink program: the jsonl sink's line, {"id", "ok",
- * "result" or "error", "attempts"}. result NULL: a failed item. */
+/* A record for a sink program, and the jsonl sink's line: {"id", "ok",
+ * "result", or "error" and, in a file with stages, the "stage" a dead item
+ * died in (stage NULL: none), then "attempts"}. */
 int hop_exec_put_record(struct hop_buf *b, const char *id, bool ok,
-			const char *result, const char *error, int attempts);
+			const char *result, const char *error,
+			const char *stage, int attempts);
 
 /* Turns a command option into an argv: a JSON array of strings (as a
  * pipeline file's "command": [...] arrives) is taken as it is; text with

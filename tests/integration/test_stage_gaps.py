@@ -91,6 +91,10 @@ def test_every_dead_letter_names_the_stage_it_died_in(tmp):
     assert "no route for port 'p1'" in dead["u3"]["error"]
     assert all(d["payload"] == payloads[int(i[1])] for i, d in dead.items())
     assert [r["id"] for r in got["out"] if r["ok"]] == ["u0"]
+    # The sink's records of the dead items name the stage too.
+    failed = {r["id"]: r for r in got["out"] if not r["ok"]}
+    assert {i: r["stage"] for i, r in failed.items()} == \
+        {"u1": "a", "u2": "b", "u3": "split"}, failed
 
 
 def test_a_one_stage_run_keeps_its_dead_letters(tmp):
@@ -102,6 +106,8 @@ def test_a_one_stage_run_keeps_its_dead_letters(tmp):
     assert code == 3, err
     (dead,) = dead_letters(tmp)
     assert "stage" not in dead and dead["error"] == "a refuses u1"
+    (rec,) = read_jsonl((tmp / "out.jsonl").read_text())
+    assert not rec["ok"] and "stage" not in rec
 
 
 DROPS = {"stages": {"a": {"command": cmd("a"), "to": "split"},

@@ -125,9 +125,10 @@ static void hoppers_lines(void **state)
 	assert_int_equal(hop_exec_put_release(&b, "3"), 0);
 	assert_int_equal(hop_exec_put_dead(&b, "4", "boom", "{\"id\":\"4\"}"),
 			 0);
-	assert_int_equal(hop_exec_put_record(&b, "5", true, "[1]", NULL, 2), 0);
-	assert_int_equal(hop_exec_put_record(&b, "6", false, NULL, "bad", 3),
-			 0);
+	assert_int_equal(
+	    hop_exec_put_record(&b, "5", true, "[1]", NULL, NULL, 2), 0);
+	assert_int_equal(
+	    hop_exec_put_record(&b, "6", false, NULL, "bad", "b", 3), 0);
 	hop_buf_append(&b, "", 1);
 	assert_string_equal(hop_buf_head(&b),
 			    "{\"credit\":5}\n"
@@ -138,6 +139,7 @@ static void hoppers_lines(void **state)
 			    "{\"id\":\"5\",\"ok\":true,\"result\":[1],"
 			    "\"attempts\":2}\n"
 			    "{\"id\":\"6\",\"ok\":false,\"error\":\"bad\","
+			    "\"stage\":\"b\","
 			    "\"attempts\":3}\n");
 	hop_buf_reset(&b);
 	assert_int_equal(hop_exec_put_nack(&b, "7", 1, 2000, "later"), 0);
