@@ -1692,13 +1692,13 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 				     o->flags[f].value, msg, sizeof(msg));
 	if (ex.via_sink && ex.key && ex.shards > 1)
 		edge_partitions(ex.via_sink, ex.key);
-	if (ex.reduce && (sc.argv || sc.shell_command || ex.join)) {
+	if (ex.reduce &&
+	    (ex.join || hop_reduce_check(ex.reduce, sc.argv || sc.shell_command,
+					 msg, sizeof(msg)))) {
 		path[2] = "reduce";
 		where(d, path, 3, false, pos, sizeof(pos));
-		snprintf(err, errlen,
-			 "%s: stage '%s': a reduce stage computes its results "
-			 "itself: it takes no 'command' and no 'join'",
-			 pos, name);
+		snprintf(err, errlen, "%s: stage '%s': %s", pos, name,
+			 ex.join ? "a reduce stage takes no 'join'" : msg);
 		goto out;
 	}
 	if (ex.join && ex.via_source) {

@@ -30,6 +30,24 @@ const struct hop_option hop_join_options[] = {
      "the most parts the stage holds at once; a part past it fails its "
      "group, with an error that says so",
      .min = "1"},
+    {"by", HOP_OPT_STR, NULL, JOFF(by),
+     "join by key: a JSON pointer to the key in each part (\"/video\"), "
+     "or \"key\" for the key the part was emitted with; without it, each "
+     "source item's parts are joined"},
+    {"count", HOP_OPT_STR, NULL, JOFF(count),
+     "by key: a JSON pointer to the number of parts of the group "
+     "(\"/total\"), carried by any of its parts"},
+    {"end", HOP_OPT_STR, NULL, JOFF(end),
+     "by key: a JSON pointer to the end marker (\"/last\"): the part where "
+     "it is there and not false or null is the last; needs seq"},
+    {"seq", HOP_OPT_STR, NULL, JOFF(seq),
+     "by key with end: a JSON pointer to each part's number, 0 first; the "
+     "group is complete once the last part and every number before it "
+     "came"},
+    {"remember", HOP_OPT_INT, "100000", JOFF(remember),
+     "by key: how many closed groups' keys are kept, so that a part that "
+     "comes after its group is known to be late",
+     .min = "0"},
     {NULL},
 };
 
@@ -40,6 +58,10 @@ struct reduce_extra {
 	char *by;
 	int64_t every;
 	double interval;
+	double grace;
+	char *time;
+	int64_t batch;
+	bool merge;
 };
 
 #define ROFF(f) offsetof(struct reduce_extra, f)
@@ -58,7 +80,23 @@ const struct hop_option hop_reduce_options[] = {
      "everything upstream has finished",
      .min = "0"},
     {"interval", HOP_OPT_SECONDS, "0", ROFF(interval),
-     "a result each this many seconds (a time window); 0: none", .min = "0"},
+     "a result each this many seconds (a tumbling time window, aligned to "
+     "the epoch); 0: none; needs grace",
+     .min = "0"},
+    {"grace", HOP_OPT_SECONDS, NULL, ROFF(grace),
+     "a time window: how long it stays open past its end for items that "
+     "come late; an item for a window already closed goes to the stage's "
+     "port late",
+     .min = "0", .def_words = "none: required with interval"},
+    {"time", HOP_OPT_STR, NULL, ROFF(time),
+     "a time window: a JSON pointer to an item's event time, in seconds "
+     "since the epoch (\"/ts\"); without it, the time the item came"},
+    {"batch", HOP_OPT_INT, "100", ROFF(batch),
+     "a reducer worker (a command, no op): the most items it gets at once",
+     .min = "1"},
+    {"merge", HOP_OPT_BOOL, "false", ROFF(merge),
+     "a reducer worker that merges two accumulators ({\"merge\": [a, "
+     "b]}): its batches run side by side, as a tree"},
     {NULL},
 };
 
@@ -77,8 +115,64 @@ void hop_reduce_config_free(struct hop_reduce_config *c)
 	free(c->op_name);
 	free(c->field);
 	free(c->by);
+	free(c->time);
 	free(c->buckets);
 	free(c);
+}
+
+static bool is_pointer(const char *p);
+
+/* A join by key needs a key, and one way to know a group's size. */
+static int join_by_key_check(const struct hop_join_config *c, char *msg,
+			     size_t n)
+{
+	const char *bad = NULL;
+
+	if (!c->by) {
+		if (c->count || c->end || c->seq)
+			snprintf(msg, n,
+				 "join: '%s' is for a join by key: give 'by' "
+				 "too (\"/video\", or \"key\")",
+				 c->count ? "count"
+				 : c->end ? "end"
+					  : "seq");
+		return c->count || c->end || c->seq ? -EINVAL : 0;
+	}
+	if (strcmp(c->by, "key") && !is_pointer(c->by))
+		bad = c->by;
+	else if (c->count && !is_pointer(c->count))
+		bad = c->count;
+	else if (c->end && !is_pointer(c->end))
+		bad = c->end;
+	else if (c->seq && !is_pointer(c->seq))
+		bad = c->seq;
+	if (bad) {
+		snprintf(msg, n,
+			 "join: '%s' is not a JSON pointer: one starts with "
+			 "'/' (\"/video\", \"/total\")%s",
+			 bad,
+			 bad == c->by ? "; or \"key\", the emitted key" : "");
+		return -EINVAL;
+	}
+	if (!c->count == !c->end) {
+		snprintf(msg, n,
+			 "join: by key, a group needs its size: 'count' (a "
+			 "JSON pointer to the number of parts) or 'end' (to "
+			 "the last part's marker, with 'seq'), one of them");
+		return -EINVAL;
+	}
+	if (c->end && !c->seq) {
+		snprintf(
+		    msg, n,
+		    "join: 'end' needs 'seq', a JSON pointer to each "
+		    "part's number (0 first): parts may come in any order");
+		return -EINVAL;
+	}
+	if (c->seq && !c->end) {
+		snprintf(msg, n, "join: 'seq' goes with 'end'");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 int hop_join_parse(json_t *v, struct hop_join_config **out, char *msg, size_t n)
@@ -112,6 +206,10 @@ int hop_join_parse(json_t *v, struct hop_join_config **out, char *msg, size_t n)
 		}
 	c->collect = strcmp(c->on_part_dead, "collect") == 0;
 	c->partial = strcmp(c->on_timeout, "partial") == 0;
+	if (join_by_key_check(c, msg, n)) {
+		hop_join_config_free(c);
+		return -EINVAL;
+	}
 	*out = c;
 	return 0;
 }
@@ -161,6 +259,7 @@ int hop_reduce_parse(json_t *v, struct hop_reduce_config **out, char *msg,
 					  "max",   "mean", "histogram"};
 	struct hop_reduce_config *c = calloc(1, sizeof(*c));
 	struct reduce_extra ex = {0};
+	bool grace_given = false, batch_given = false;
 	const char *k;
 	json_t *e;
 	int rc = -EINVAL;
@@ -185,38 +284,53 @@ int hop_reduce_parse(json_t *v, struct hop_reduce_config **out, char *msg,
 			rc = -EINVAL;
 			continue;
 		}
+		grace_given |= strcmp(k, "grace") == 0;
+		batch_given |=
+		    strcmp(k, "batch") == 0 || strcmp(k, "merge") == 0;
 		if (hop_opts_set_json(hop_reduce_options, &ex, k, e, why,
 				      sizeof(why))) {
 			snprintf(msg, n, "reduce: %s%s", why,
 				 hop_opts_find(hop_reduce_options, k)
 				     ? ""
 				     : " (its keys: op, field, by, buckets, "
-				       "every, interval)");
+				       "every, interval, grace, time, batch, "
+				       "merge)");
 			goto out;
 		}
 	}
-	if (!ex.op) {
-		snprintf(msg, n,
-			 "reduce: no 'op' (count, sum, min, max, mean or "
-			 "histogram)");
-		goto out;
-	}
-	for (size_t i = 0; i < sizeof(ops) / sizeof(*ops); i++)
+	for (size_t i = 0; ex.op && i < sizeof(ops) / sizeof(*ops); i++)
 		if (strcmp(ex.op, ops[i]) == 0)
 			c->op = (enum hop_reduce_op)i;
-	if (c->op != HOP_REDUCE_COUNT && !ex.field) {
+	if (ex.op && c->op != HOP_REDUCE_COUNT && !ex.field) {
 		snprintf(msg, n,
 			 "reduce: '%s' needs a 'field', the JSON pointer to "
 			 "the value (\"/size\")",
 			 ex.op);
 		goto out;
 	}
-	if ((ex.field && !is_pointer(ex.field)) ||
-	    (ex.by && !is_pointer(ex.by))) {
+	const char *bad = ex.field && !is_pointer(ex.field) ? ex.field
+			  : ex.by && !is_pointer(ex.by)	    ? ex.by
+			  : ex.time && !is_pointer(ex.time) ? ex.time
+							    : NULL;
+	if (bad) {
 		snprintf(msg, n,
 			 "reduce: '%s' is not a JSON pointer: one starts with "
 			 "'/' (\"/codec\", \"/video/height\")",
-			 ex.field && !is_pointer(ex.field) ? ex.field : ex.by);
+			 bad);
+		goto out;
+	}
+	if (ex.interval > 0 && !grace_given) {
+		snprintf(msg, n,
+			 "reduce: a time window ('interval') needs 'grace': "
+			 "how long a window stays open past its end for items "
+			 "that come late (\"grace\": \"5s\", or 0)");
+		goto out;
+	}
+	if ((grace_given || ex.time) && !ex.interval) {
+		snprintf(msg, n,
+			 "reduce: '%s' is for a time window: give 'interval' "
+			 "too",
+			 ex.time ? "time" : "grace");
 		goto out;
 	}
 	if (c->nbuckets && c->op != HOP_REDUCE_HISTOGRAM) {
@@ -232,9 +346,14 @@ int hop_reduce_parse(json_t *v, struct hop_reduce_config **out, char *msg,
 	c->op_name = ex.op;
 	c->field = ex.field;
 	c->by = ex.by;
-	ex.op = ex.field = ex.by = NULL;
+	c->time = ex.time;
+	ex.op = ex.field = ex.by = ex.time = NULL;
 	c->every = ex.every;
 	c->interval = ex.interval;
+	c->grace = ex.grace;
+	c->batch = ex.batch;
+	c->merge = ex.merge;
+	c->batch_given = batch_given;
 	*out = c;
 	c = NULL;
 	rc = 0;
@@ -242,6 +361,35 @@ out:
 	hop_opts_free(hop_reduce_options, &ex);
 	hop_reduce_config_free(c);
 	return rc;
+}
+
+int hop_reduce_check(const struct hop_reduce_config *c, bool worker, char *msg,
+		     size_t n)
+{
+	if (worker && c->op_name) {
+		snprintf(msg, n,
+			 "a reduce with 'op' computes its results itself: it "
+			 "takes no 'command' (a reducer worker is a 'command' "
+			 "with a reduce that has no 'op')");
+		return -EINVAL;
+	}
+	if (!worker && !c->op_name) {
+		snprintf(msg, n,
+			 "reduce: no 'op' (count, sum, min, max, mean or "
+			 "histogram), and no 'command' (a reducer worker)");
+		return -EINVAL;
+	}
+	if (!worker && c->batch_given) {
+		snprintf(msg, n,
+			 "reduce: 'batch' and 'merge' are for a reducer "
+			 "worker (a 'command', no 'op')");
+		return -EINVAL;
+	}
+	if (worker && c->nbuckets) {
+		snprintf(msg, n, "reduce: 'buckets' is for op histogram only");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* JSON pointers over the raw text. */
@@ -369,6 +517,55 @@ int hop_group_add(struct hop_group *g, struct hop_item *part)
 	return 0;
 }
 
+/* Whether a part with id died on its way to g. */
+static bool died_already(const struct hop_group *g, const char *id)
+{
+	size_t i;
+	json_t *e;
+
+	json_array_foreach(g->errors, i, e)
+	{
+		const char *d = json_string_value(json_object_get(e, "id"));
+		if (d && strcmp(d, id) == 0)
+			return true;
+	}
+	return false;
+}
+
+int hop_group_add_seq(struct hop_group *g, struct hop_item *part, int64_t seq)
+{
+	if (g->errors && died_already(g, part->id))
+		return 1;
+	size_t cap = g->cap;
+	int rc = hop_group_add(g, part);
+	if (rc)
+		return rc;
+	if (g->cap != cap || !g->seqs) {
+		int64_t *s = realloc(g->seqs, g->cap * sizeof(*s));
+		if (!s) {
+			g->nparts--;
+			return -ENOMEM;
+		}
+		g->seqs = s;
+	}
+	g->seqs[g->nparts - 1] = seq;
+	return 0;
+}
+
+bool hop_group_has(const struct hop_group *g, const char *id)
+{
+	for (size_t i = 0; i < g->nparts; i++)
+		if (strcmp(g->parts[i]->id, id) == 0)
+			return true;
+	return g->errors && died_already(g, id);
+}
+
+bool hop_group_complete(const struct hop_group *g)
+{
+	return g->expected >= 0 &&
+	       (int64_t)(g->nparts + g->ndead) >= g->expected;
+}
+
 void hop_group_error(struct hop_group *g, const char *id, const char *stage,
 		     const char *error)
 {
@@ -419,25 +616,63 @@ static int part_cmp(const void *x, const void *y)
 	return hop_id_cmp(a->id, b->id);
 }
 
+/* A part of a group by key, with its number, for sorting. */
+struct numbered {
+	int64_t seq;
+	struct hop_item *part;
+};
+
+static int numbered_cmp(const void *x, const void *y)
+{
+	const struct numbered *a = x, *b = y;
+	if (a->seq != b->seq)
+		return a->seq < b->seq ? -1 : 1;
+	return hop_id_cmp(a->part->id, b->part->id);
+}
+
+/* Orders g's parts: by number when the join numbers them, else by id. */
+static int sort_parts(struct hop_group *g)
+{
+	if (!g->seqs || g->nparts < 2) {
+		qsort(g->parts, g->nparts, sizeof(*g->parts), part_cmp);
+		return 0;
+	}
+	struct numbered *v = calloc(g->nparts, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < g->nparts; i++)
+		v[i] = (struct numbered){g->seqs[i], g->parts[i]};
+	qsort(v, g->nparts, sizeof(*v), numbered_cmp);
+	for (size_t i = 0; i < g->nparts; i++) {
+		g->seqs[i] = v[i].seq;
+		g->parts[i] = v[i].part;
+	}
+	free(v);
+	return 0;
+}
+
 char *hop_group_payload(struct hop_group *g, bool partial)
 {
 	json_t *o = json_object();
 	json_t *parts = json_array();
 	char *s = NULL;
 
-	if (!o || !parts)
+	if (!o || !parts || sort_parts(g))
 		goto out;
-	qsort(g->parts, g->nparts, sizeof(*g->parts), part_cmp);
 	for (size_t i = 0; i < g->nparts; i++) {
 		struct hop_item *p = g->parts[i];
 		json_t *v = json_loadb(p->payload, p->payload_len,
 				       JSON_DECODE_ANY, NULL);
 		json_array_append_new(parts, v ? v : json_null());
 	}
-	json_t *rp = json_loadb(g->root->payload, g->root->payload_len,
-				JSON_DECODE_ANY, NULL);
-	json_object_set_new(o, "id", json_string(g->root->id));
-	json_object_set_new(o, "root", rp ? rp : json_null());
+	if (g->key) {
+		json_object_set_new(o, "key", json_string(g->key));
+	} else {
+		json_t *rp = json_loadb(g->root->payload, g->root->payload_len,
+					JSON_DECODE_ANY, NULL);
+		json_object_set_new(o, "id", json_string(g->root->id));
+		json_object_set_new(o, "root", rp ? rp : json_null());
+	}
 	json_object_set(o, "parts", parts);
 	if (g->errors && json_array_size(g->errors))
 		json_object_set(o, "errors", g->errors);
@@ -455,8 +690,312 @@ void hop_group_free(struct hop_group *g)
 	if (!g)
 		return;
 	free(g->parts);
+	free(g->seqs);
+	free(g->key);
 	json_decref(g->errors);
 	free(g);
+}
+
+/* A whole number in text (a JSON number with no fraction), or -1. */
+static int64_t whole(const char *text)
+{
+	char *end;
+	double x;
+
+	if (!text || !*text)
+		return -1;
+	x = strtod(text, &end);
+	if (*end || x < 0 || x != floor(x) || x > 9e15)
+		return -1;
+	return (int64_t)x;
+}
+
+/* The text at ptr, or NULL with *missing; -ENOMEM in *rc. */
+static char *field(const char *payload, size_t len, const char *ptr,
+		   bool *missing, int *rc)
+{
+	char *s = hop_json_pointer_text(payload, len, ptr, missing);
+	if (!s && !*missing)
+		*rc = -ENOMEM;
+	return s;
+}
+
+int hop_part_info(const struct hop_join_config *j, const char *payload,
+		  size_t len, const char *emitted_key,
+		  struct hop_part_info *info, char *msg, size_t n)
+{
+	bool missing = false;
+	int rc = 0;
+	char *t;
+
+	*info = (struct hop_part_info){NULL, -1, -1, false};
+	if (strcmp(j->by, "key") == 0) {
+		if (!emitted_key) {
+			snprintf(msg, n,
+				 "no key: the join is by the key a part was "
+				 "emitted with, and this one was emitted "
+				 "without one");
+			return -EINVAL;
+		}
+		info->key = strdup(emitted_key);
+		if (!info->key)
+			return -ENOMEM;
+	} else {
+		info->key = field(payload, len, j->by, &missing, &rc);
+		if (!info->key) {
+			if (!rc)
+				snprintf(msg, n, "no key at %s (join 'by')",
+					 j->by);
+			return rc ? rc : -EINVAL;
+		}
+	}
+	const char *ptr = j->count ? j->count : j->seq;
+	t = field(payload, len, ptr, &missing, &rc);
+	if (t || rc) {
+		int64_t x = whole(t);
+		if (x < 0 && !rc)
+			snprintf(msg, n,
+				 "the value at %s (join '%s') is %.40s, not a "
+				 "whole number",
+				 ptr, j->count ? "count" : "seq", t);
+		free(t);
+		if (rc || x < 0)
+			goto bad;
+		if (j->count)
+			info->count = x;
+		else
+			info->seq = x;
+	} else if (j->seq) {
+		snprintf(msg, n, "no number at %s (join 'seq')", j->seq);
+		goto bad;
+	}
+	if (j->end) {
+		t = field(payload, len, j->end, &missing, &rc);
+		if (rc)
+			goto bad;
+		info->last = t && strcmp(t, "false") && strcmp(t, "null");
+		free(t);
+	}
+	return 0;
+bad:
+	free(info->key);
+	info->key = NULL;
+	return rc ? rc : -EINVAL;
+}
+
+/* A text map: chained buckets, doubled when full. */
+
+struct strnode {
+	struct strnode *next;
+	void *val;
+	uint64_t hash;
+	char key[];
+};
+
+struct hop_strmap {
+	struct strnode **b;
+	size_t nb, n;
+};
+
+static uint64_t hash_text(const char *k, size_t len);
+
+struct hop_strmap *hop_strmap_new(void)
+{
+	struct hop_strmap *m = calloc(1, sizeof(*m));
+	if (m && !(m->b = calloc(m->nb = 64, sizeof(*m->b)))) {
+		free(m);
+		return NULL;
+	}
+	return m;
+}
+
+static struct strnode **slot(const struct hop_strmap *m, const char *key,
+			     uint64_t h)
+{
+	struct strnode **p = &m->b[h & (m->nb - 1)];
+	while (*p && ((*p)->hash != h || strcmp((*p)->key, key)))
+		p = &(*p)->next;
+	return p;
+}
+
+void *hop_strmap_get(const struct hop_strmap *m, const char *key)
+{
+	struct strnode *e = *slot(m, key, hash_text(key, strlen(key)));
+	return e ? e->val : NULL;
+}
+
+static int rehash(struct hop_strmap *m)
+{
+	size_t nb = m->nb * 2;
+	struct strnode **b = calloc(nb, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nb; i++) {
+		struct strnode *e, *next;
+		for (e = m->b[i]; e; e = next) {
+			next = e->next;
+			e->next = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	}
+	free(m->b);
+	m->b = b;
+	m->nb = nb;
+	return 0;
+}
+
+int hop_strmap_put(struct hop_strmap *m, const char *key, void *val)
+{
+	size_t len = strlen(key);
+	uint64_t h = hash_text(key, len);
+	struct strnode **p = slot(m, key, h);
+
+	if (*p) {
+		(*p)->val = val;
+		return 0;
+	}
+	struct strnode *e = malloc(sizeof(*e) + len + 1);
+	if (!e)
+		return -ENOMEM;
+	e->next = NULL;
+	e->val = val;
+	e->hash = h;
+	memcpy(e->key, key, len + 1);
+	*p = e;
+	if (++m->n > m->nb)
+		rehash(m); /* a failure only makes the chains longer */
+	return 0;
+}
+
+void *hop_strmap_del(struct hop_strmap *m, const char *key)
+{
+	struct strnode **p = slot(m, key, hash_text(key, strlen(key)));
+	struct strnode *e = *p;
+	void *val;
+
+	if (!e)
+		return NULL;
+	*p = e->next;
+	val = e->val;
+	free(e);
+	m->n--;
+	return val;
+}
+
+size_t hop_strmap_len(const struct hop_strmap *m)
+{
+	return m->n;
+}
+
+void hop_strmap_free(struct hop_strmap *m)
+{
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nb; i++) {
+		struct strnode *e, *next;
+		for (e = m->b[i]; e; e = next) {
+			next = e->next;
+			free(e);
+		}
+	}
+	free(m->b);
+	free(m);
+}
+
+/* Closed keys: a ring of the last cap, and a map to find them. */
+
+struct hop_keyring {
+	struct hop_strmap *map;
+	char **ring;
+	size_t cap, head, n;
+};
+
+struct hop_keyring *hop_keyring_new(size_t cap)
+{
+	struct hop_keyring *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->cap = cap;
+	k->map = hop_strmap_new();
+	k->ring = cap ? calloc(cap, sizeof(char *)) : NULL;
+	if (!k->map || (cap && !k->ring)) {
+		hop_keyring_free(k);
+		return NULL;
+	}
+	return k;
+}
+
+bool hop_keyring_has(const struct hop_keyring *k, const char *key)
+{
+	return k->cap && hop_strmap_get(k->map, key);
+}
+
+int hop_keyring_add(struct hop_keyring *k, const char *key)
+{
+	if (!k->cap || hop_strmap_get(k->map, key))
+		return 0;
+	char *copy = strdup(key);
+	if (!copy || hop_strmap_put(k->map, key, copy)) {
+		free(copy);
+		return -ENOMEM;
+	}
+	if (k->n == k->cap) { /* forget the oldest */
+		char *old = k->ring[k->head];
+		hop_strmap_del(k->map, old);
+		free(old);
+		k->n--;
+		k->head = (k->head + 1) % k->cap;
+	}
+	k->ring[(k->head + k->n++) % k->cap] = copy;
+	return 0;
+}
+
+void hop_keyring_free(struct hop_keyring *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		free(k->ring[(k->head + i) % k->cap]);
+	free(k->ring);
+	hop_strmap_free(k->map);
+	free(k);
+}
+
+/* Tumbling windows. */
+
+/* floor(a / b) for b > 0, for negative a too. */
+static int64_t floor_div(int64_t a, int64_t b)
+{
+	int64_t q = a / b;
+	return (a % b != 0 && (a < 0)) ? q - 1 : q;
+}
+
+void hop_tumbler_init(struct hop_tumbler *t, int64_t size_ms, int64_t grace_ms)
+{
+	t->size_ms = size_ms > 0 ? size_ms : 1;
+	t->grace_ms = grace_ms > 0 ? grace_ms : 0;
+	t->closed = INT64_MIN;
+}
+
+int64_t hop_tumbler_advance(struct hop_tumbler *t, int64_t now_ms)
+{
+	/* Window w closes at (w + 1) * size + grace: the windows below the
+	 * one that holds now - grace are over. */
+	int64_t open = floor_div(now_ms - t->grace_ms, t->size_ms);
+	if (open > t->closed)
+		t->closed = open;
+	return t->closed;
+}
+
+bool hop_tumbler_place(const struct hop_tumbler *t, int64_t t_ms, int64_t *w)
+{
+	*w = floor_div(t_ms, t->size_ms);
+	return *w >= t->closed;
+}
+
+int64_t hop_tumbler_close_at(const struct hop_tumbler *t, int64_t w)
+{
+	return (w + 1) * t->size_ms + t->grace_ms;
 }
 
 /* Reduce accumulators: an open-addressing table of keys, and the keys in
@@ -489,7 +1028,7 @@ struct hop_reducer *hop_reducer_new(const struct hop_reduce_config *c)
 	return rd;
 }
 
-static uint64_t hash_key(const char *k, size_t len)
+static uint64_t hash_text(const char *k, size_t len)
 {
 	uint64_t h = 14695981039346656037ULL;
 	for (size_t i = 0; i < len; i++)
@@ -519,7 +1058,7 @@ static int grow(struct hop_reducer *rd)
  * out. */
 static struct acc *find(struct hop_reducer *rd, const char *key, size_t len)
 {
-	uint64_t h = hash_key(key, len);
+	uint64_t h = hash_text(key, len);
 
 	if ((rd->n + 1) * 4 > rd->nslots * 3 && grow(rd))
 		return NULL;

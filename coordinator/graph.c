@@ -257,6 +257,15 @@ int hop_graph_format_parse(const char *name, enum hop_graph_format *f)
 static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 {
 	int w;
+	if (s->reduce && !s->reduce->op_name) {
+		w = snprintf(buf, n, "reduce by a %s worker, batches of %lld%s",
+			     s->mode, (long long)s->reduce->batch,
+			     s->reduce->merge ? ", merged as a tree" : "");
+		if (s->reduce->by && w > 0 && (size_t)w < n)
+			snprintf(buf + w, n - (size_t)w, ", by %s",
+				 s->reduce->by);
+		return;
+	}
 	if (s->reduce) {
 		w = snprintf(buf, n, "reduce: %s", s->reduce->op_name);
 		if (s->reduce->field && w > 0 && (size_t)w < n)
@@ -268,8 +277,13 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 		return;
 	}
 	if (s->join && !s->argv && !s->shell_command) {
-		snprintf(buf, n, "join, %s dead parts",
-			 s->join->collect ? "collecting" : "failing on");
+		w = snprintf(buf, n, "join, %s dead parts",
+			     s->join->collect ? "collecting" : "failing on");
+		if (s->join->by && w > 0 && (size_t)w < n)
+			snprintf(
+			    buf + w, n - (size_t)w, ", by %s%s%s", s->join->by,
+			    s->join->count ? " counting " : " until ",
+			    s->join->count ? s->join->count : s->join->end);
 		return;
 	}
 	if (s->join)

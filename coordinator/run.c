@@ -490,7 +490,7 @@ static void item_dead(struct run *r, struct hop_stage *st, struct hop_item *it)
 	struct hop_item *root = root_of(it);
 	const char *stage = st ? st->name : "";
 
-	if (st && it != root)
+	if (st)
 		note_part_dead(r, st, it);
 
 	if (it == root) {
@@ -729,16 +729,19 @@ static struct hop_item *child(struct hop_item *root, const struct output *o,
 	return c;
 }
 
-static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it);
+static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
+		      const char *key);
 static void reduce_item(struct run *r, struct hop_stage *st,
 			struct hop_item *it);
 
-/* Puts it in stage ns's queue, or its join group, or its reduce. */
-static void enter(struct run *r, struct hop_stage *ns, struct hop_item *it)
+/* Puts it in stage ns's queue, or its join group, or its reduce. key is
+ * the one it was emitted with, if any. */
+static void enter(struct run *r, struct hop_stage *ns, struct hop_item *it,
+		  const char *key)
 {
 	it->stage = (int16_t)ns->index;
 	if (ns->cfg->join)
-		join_part(r, ns, it);
+		join_part(r, ns, it, key);
 	else if (ns->cfg->reduce)
 		reduce_item(r, ns, it);
 	else
@@ -787,7 +790,7 @@ static bool deliver(struct run *r, struct hop_stage *st, struct hop_item *it,
 			hop_item_reset_outcome(c);
 			c->attempt = 0; /* the attempts are the stage's own */
 		}
-		enter(r, target_stage(r, t->index, o), c);
+		enter(r, target_stage(r, t->index, o), c, o->key);
 	}
 	return reuse;
 }
@@ -956,6 +959,22 @@ static bool collects(const struct run *r, const struct hop_stage *st)
 
 static void group_due(struct hop_loop *loop, void *arg);
 
+/* g opens at join stage st: one of its open groups, its deadline set. */
+static void group_open(struct run *r, struct hop_stage *st, struct hop_group *g)
+{
+	g->stage = st->index;
+	g->run = r;
+	g->next = st->groups;
+	if (st->groups)
+		st->groups->prev = g;
+	st->groups = g;
+	st->ngroups++;
+	if (st->cfg->join->timeout > 0)
+		g->timer = hop_loop_after(
+		    r->loop, (int64_t)(st->cfg->join->timeout * 1000),
+		    group_due, g);
+}
+
 /* root's group at join stage st, made when it has none yet; NULL when
  * memory ran out. */
 static struct hop_group *group_at(struct run *r, struct hop_stage *st,
@@ -967,20 +986,10 @@ static struct hop_group *group_at(struct run *r, struct hop_stage *st,
 			return g;
 	if (!(g = calloc(1, sizeof(*g))))
 		return NULL;
-	g->stage = st->index;
 	g->root = root;
-	g->run = r;
 	g->next_of_root = root->groups;
 	root->groups = g;
-	g->next = st->groups;
-	if (st->groups)
-		st->groups->prev = g;
-	st->groups = g;
-	st->ngroups++;
-	if (st->cfg->join->timeout > 0)
-		g->timer = hop_loop_after(
-		    r->loop, (int64_t)(st->cfg->join->timeout * 1000),
-		    group_due, g);
+	group_open(r, st, g);
 	return g;
 }
 
@@ -1059,6 +1068,28 @@ static void name_dead_parts(struct hop_stage *st, struct hop_group *g)
 	}
 }
 
+/* c, a joined item, goes to join stage st's workers, or straight on when
+ * it has none. */
+static void group_out(struct run *r, struct hop_stage *st, struct hop_item *c)
+{
+	c->stage = (int16_t)st->index;
+	if (!hop_stage_bare(st)) {
+		hop_queue_push(&st->ready, c);
+		schedule(r);
+		return;
+	}
+	/* No worker: the joined payload is the stage's output. */
+	c->result = c->payload;
+	c->payload = strdup("null");
+	c->payload_len = 4;
+	c->ok = true;
+	c->attempt = 1;
+	st->stats.done++;
+	if (st->routing.head || !hand_on(r, st, c))
+		hop_queue_push(&st->routing, c);
+	schedule(r);
+}
+
 /* g is complete (or its time is up, and partial says so): one item, made
  * of its parts, goes to the stage's workers, or straight on when it has
  * none. A dead root's group only ends its parts. */
@@ -1089,23 +1120,8 @@ static void group_done(struct run *r, struct hop_group *g, bool partial)
 		return;
 	}
 	root->pending++;
-	c->stage = (int16_t)st->index;
 	end_parts(r, g, false);
-	if (!hop_stage_bare(st)) {
-		hop_queue_push(&st->ready, c);
-		schedule(r);
-		return;
-	}
-	/* No worker: the joined payload is the stage's output. */
-	c->result = c->payload;
-	c->payload = strdup("null");
-	c->payload_len = 4;
-	c->ok = true;
-	c->attempt = 1;
-	st->stats.done++;
-	if (st->routing.head || !hand_on(r, st, c))
-		hop_queue_push(&st->routing, c);
-	schedule(r);
+	group_out(r, st, c);
 }
 
 /* A group is complete when nothing else of its root's tree is on its way:
@@ -1137,6 +1153,8 @@ static void check_groups(struct run *r, struct hop_item *root)
 	unpend(r, root);
 }
 
+static void key_group_due(struct run *r, struct hop_group *g);
+
 static void group_due(struct hop_loop *loop, void *arg)
 {
 	struct hop_group *g = arg;
@@ -1148,6 +1166,10 @@ static void group_due(struct hop_loop *loop, void *arg)
 	g->timer = 0;
 	if (g->done)
 		return;
+	if (g->key) {
+		key_group_due(r, g);
+		return;
+	}
 	hop_log_ev(HOP_WARN, -1, root->id,
 		   "stage %s: the group is not complete after %.1f s, with "
 		   "%zu part(s) in and %lu item(s) of its tree still at work: "
@@ -1179,14 +1201,22 @@ static void group_due(struct hop_loop *loop, void *arg)
 	schedule(r);
 }
 
-/* it reached join stage st: into its root's group there. */
-static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it)
+static void join_key_part(struct run *r, struct hop_stage *st,
+			  struct hop_item *it, const char *key);
+
+/* it reached join stage st: into its root's group there, or its key's. */
+static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
+		      const char *key)
 {
 	struct hop_item *root = root_of(it);
 	const struct hop_join_config *j = st->cfg->join;
 
 	if (r->phase != RUNNING) {
 		release_work(r, it);
+		return;
+	}
+	if (j->by) {
+		join_key_part(r, st, it, key);
 		return;
 	}
 	if (root->fate != FATE_ACK) { /* a dead tree gathers nothing */
@@ -1235,20 +1265,408 @@ static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it)
 	check_groups(r, root);
 }
 
+static void key_part_dead(struct run *r, struct hop_stage *st,
+			  struct hop_item *it, const char *stage,
+			  const char *error);
+
 /* A part died in st: the groups of its root at the joins after st keep
- * its error. */
+ * its error; at a join by key, the group its payload names counts it. */
 static void note_part_dead(struct run *r, struct hop_stage *st,
 			   struct hop_item *it)
 {
 	struct hop_item *root = root_of(it);
 	for (int i = 0; i < r->cfg->nstages; i++) {
-		if (!r->cfg->stages[i].join || !reaches(st, i) ||
-		    root->fate != FATE_ACK)
+		if (!r->cfg->stages[i].join || !reaches(st, i))
+			continue;
+		if (r->cfg->stages[i].join->by) {
+			key_part_dead(r, &r->stages[r->first[i]], it, st->name,
+				      it->error);
+			continue;
+		}
+		if (root->fate != FATE_ACK || it == root)
 			continue;
 		struct hop_group *g =
 		    group_at(r, &r->stages[r->first[i]], root);
 		if (g && !g->done)
 			hop_group_error(g, it->id, st->name, it->error);
+	}
+}
+
+/* The roots behind one reduce result (or one joined item of a join by
+ * key), and the stage that made it. */
+struct window {
+	struct hop_item **roots;
+	size_t n;
+	int stage;
+	const char *what; /* "its reduce result": for the roots' error */
+};
+
+static bool upstream_done(const struct run *r, const struct hop_stage *st);
+
+/* Join by key (gather.h): parts from any tree meet in the group of their
+ * key. A part in a group keeps its root waiting (a hold, as a reduce's);
+ * when the group closes, the roots of its parts wait for the joined item
+ * instead, a child of an anchor of the run's own, as a reduce window's
+ * result (window_done). */
+
+/* The open group of key at join stage st, made when there is none yet;
+ * NULL when memory ran out. */
+static struct hop_group *key_group(struct run *r, struct hop_stage *st,
+				   const char *key)
+{
+	struct hop_group *g = hop_strmap_get(st->keyed, key);
+
+	if (g)
+		return g;
+	g = calloc(1, sizeof(*g));
+	if (!g || !(g->key = strdup(key)) ||
+	    hop_strmap_put(st->keyed, key, g)) {
+		hop_group_free(g);
+		return NULL;
+	}
+	g->expected = -1;
+	group_open(r, st, g);
+	return g;
+}
+
+/* What part id (of g) says of its group's size: the first count wins, and
+ * a part that says otherwise is told of in the log. */
+static void key_group_learn(struct hop_stage *st, struct hop_group *g,
+			    const struct hop_part_info *pi, const char *id)
+{
+	int64_t n = pi->count >= 0 ? pi->count : pi->last ? pi->seq + 1 : -1;
+
+	if (n < 0)
+		return;
+	if (g->expected < 0) {
+		g->expected = n;
+		return;
+	}
+	if (g->expected != n)
+		hop_log_ev(HOP_WARN, -1, id,
+			   "stage %s: the part says group %s has %lld "
+			   "part(s); an earlier one said %lld, which holds",
+			   st->name, g->key, (long long)n,
+			   (long long)g->expected);
+}
+
+/* Why g failed, for the dead letters of its roots: its dead parts. */
+static char *key_group_why(const struct hop_stage *st,
+			   const struct hop_group *g)
+{
+	size_t n = g->errors ? json_array_size(g->errors) : 0;
+	char *why = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&why, &len);
+
+	if (!f)
+		return NULL;
+	fprintf(f, "join %s, key %s: %zu part(s) died:", st->name, g->key, n);
+	for (size_t i = 0; i < n && i < 20; i++) {
+		json_t *e = json_array_get(g->errors, i);
+		fprintf(f, "%s %s (stage %s): %s", i ? ";" : "",
+			json_string_value(json_object_get(e, "id")),
+			json_string_value(json_object_get(e, "stage")),
+			json_string_value(json_object_get(e, "error")));
+	}
+	if (n > 20)
+		fprintf(f, "; and %zu more", n - 20);
+	if (fclose(f)) {
+		free(why);
+		return NULL;
+	}
+	return why;
+}
+
+/* g is over: closed, forgotten by key, and its key kept to know late
+ * parts. */
+static void key_group_close(struct run *r, struct hop_group *g)
+{
+	struct hop_stage *st = &r->stages[g->stage];
+
+	group_close(r, g);
+	hop_strmap_del(st->keyed, g->key);
+	if (hop_keyring_add(st->closed, g->key))
+		hop_log(HOP_WARN,
+			"stage %s: out of memory remembering closed group %s: "
+			"a part that comes later opens it again",
+			st->name, g->key);
+}
+
+/* The run stops: g's parts go back to their sources, with their roots. */
+static void key_group_release(struct run *r, struct hop_group *g)
+{
+	size_t n = g->nparts;
+
+	key_group_close(r, g);
+	g->nparts = 0;
+	for (size_t i = 0; i < n; i++) {
+		root_of(g->parts[i])->holds--;
+		release_work(r, g->parts[i]);
+	}
+	hop_group_free(g);
+}
+
+/* g is complete, or will never be: its parts' roots now wait for one
+ * joined item (partial: with "missing": true), or, when why is given or a
+ * part died and the join does not collect, are dead-lettered with why. */
+static void key_group_done(struct run *r, struct hop_group *g, bool partial,
+			   const char *why)
+{
+	struct hop_stage *st = &r->stages[g->stage];
+	bool fail = why || (g->ndead && !st->cfg->join->collect);
+	struct window *w = calloc(1, sizeof(*w));
+	struct hop_item *anchor = NULL;
+	char *payload = NULL, *name = NULL, *reason = NULL;
+
+	key_group_close(r, g);
+	if (w && (w->roots = calloc(g->nparts + 1, sizeof(*w->roots))) &&
+	    asprintf(&name, "%s#%s", st->name, g->key) >= 0)
+		anchor = hop_item_new(name, strdup("null"), 4);
+	if (anchor && !fail)
+		payload = hop_group_payload(g, partial);
+	else if (anchor)
+		reason = why ? strdup(why) : key_group_why(st, g);
+	if (!anchor || (!fail && !payload)) {
+		hop_log(HOP_ERROR,
+			"stage %s: out of memory joining group %s: its parts "
+			"go back to their sources",
+			st->name, g->key);
+		if (w)
+			free(w->roots);
+		free(w);
+		hop_item_free(anchor);
+		key_group_release(r, g);
+		return;
+	}
+	*w = (struct window){w->roots, g->nparts, st->index, "its joined item"};
+	anchor->feed = -1;
+	anchor->pending = 1;
+	anchor->fate = FATE_ACK;
+	anchor->src_data = w;
+	anchor->stage = (int16_t)st->index;
+	/* Each part's place in its root's pending passes to the window. */
+	for (size_t i = 0; i < g->nparts; i++) {
+		struct hop_item *p = g->parts[i], *root = root_of(p);
+		w->roots[i] = root;
+		if (p != root)
+			hop_item_free(p);
+		if (!fail || root->fate != FATE_ACK)
+			continue;
+		root->fate = FATE_DEAD;
+		root->died_in = (int16_t)(st->index + 1);
+		root->retry = false;
+		if (!root->attempt)
+			root->attempt = 1;
+		free(root->error);
+		root->error = strdup(reason ? reason : "join failed");
+	}
+	g->nparts = 0;
+	if (!fail) {
+		struct output o = {g->key, payload, strlen(payload), NULL,
+				   NULL};
+		struct hop_item *c = child(anchor, &o, false);
+		if (c) {
+			anchor->pending++;
+			group_out(r, st, c);
+		} else {
+			anchor->fate = FATE_RELEASE;
+		}
+	} else {
+		st->stats.dead++;
+	}
+	free(payload);
+	free(reason);
+	hop_group_free(g);
+	unpend(r, anchor);
+	schedule(r);
+}
+
+static void key_group_check(struct run *r, struct hop_group *g)
+{
+	if (hop_group_complete(g))
+		key_group_done(r, g, false, NULL);
+}
+
+static void key_group_due(struct run *r, struct hop_group *g)
+{
+	struct hop_stage *st = &r->stages[g->stage];
+	const struct hop_join_config *j = st->cfg->join;
+	char *why = NULL;
+	char of[32] = "?";
+
+	if (g->expected >= 0)
+		snprintf(of, sizeof(of), "%lld", (long long)g->expected);
+	hop_log(HOP_WARN,
+		"stage %s: group %s is not complete after %.1f s, with %zu "
+		"of %s part(s) in: %s",
+		st->name, g->key, j->timeout, g->nparts + g->ndead, of,
+		j->partial ? "handing on what came (\"missing\": true)"
+			   : "its parts' source items are dead");
+	if (j->partial) {
+		key_group_done(r, g, true, NULL);
+		return;
+	}
+	if (asprintf(&why,
+		     "stage %s: join timed out after %.1f s: group %s had %zu "
+		     "of %s part(s)",
+		     st->name, j->timeout, g->key, g->nparts + g->ndead,
+		     of) < 0)
+		why = NULL;
+	key_group_done(r, g, false, why ? why : "join timed out");
+	free(why);
+}
+
+/* it reached join stage st, a join by key (key: the one it was emitted
+ * with): into its key's group, or dead when it names none. */
+static void join_key_part(struct run *r, struct hop_stage *st,
+			  struct hop_item *it, const char *key)
+{
+	const struct hop_join_config *j = st->cfg->join;
+	struct hop_item *root = root_of(it);
+	struct hop_part_info pi;
+	struct hop_group *g;
+	char msg[400];
+	int rc;
+
+	if (root->fate == FATE_RELEASE) {
+		release_work(r, it);
+		return;
+	}
+	rc = hop_part_info(j, it->payload, it->payload_len, key, &pi, msg,
+			   sizeof(msg));
+	if (rc == -EINVAL) {
+		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
+		if (!it->attempt)
+			it->attempt = 1;
+		item_dead(r, st, it);
+		return;
+	}
+	if (!rc && hop_keyring_has(st->closed, pi.key)) {
+		st->stats.late++;
+		hop_log_ev(HOP_WARN, -1, it->id,
+			   "stage %s: a part of group %s came after the group "
+			   "was over: dropped",
+			   st->name, pi.key);
+		free(pi.key);
+		end_work(r, it);
+		return;
+	}
+	g = rc ? NULL : key_group(r, st, pi.key);
+	if (g && root->fate == FATE_DEAD) {
+		/* Its tree died elsewhere: a finished part, not a missing
+		 * one. */
+		if (!hop_group_has(g, it->id)) {
+			hop_group_error(g, it->id, st->name,
+					root->error
+					    ? root->error
+					    : "its source item is dead");
+			g->ndead++;
+			key_group_learn(st, g, &pi, it->id);
+		}
+		free(pi.key);
+		end_work(r, it);
+		key_group_check(r, g);
+		return;
+	}
+	if (g && (int64_t)st->parts >= j->max_parts) {
+		hop_item_fail(it, false,
+			      "stage %s: the join holds %zu parts, its "
+			      "max_parts: group %s cannot take more (raise "
+			      "max_parts, or give the join a timeout)",
+			      st->name, st->parts, g->key);
+		if (!it->attempt)
+			it->attempt = 1;
+		hop_group_error(g, it->id, st->name, it->error);
+		g->ndead++;
+		key_group_learn(st, g, &pi, it->id);
+		free(pi.key);
+		item_dead(r, st, it);
+		key_group_check(r, g);
+		return;
+	}
+	rc = g ? hop_group_add_seq(g, it, pi.seq) : -ENOMEM;
+	if (rc == 1) {
+		st->stats.duplicates++;
+		hop_log_ev(HOP_DEBUG, -1, it->id,
+			   "stage %s: a part came twice: the copy is dropped",
+			   st->name);
+		free(pi.key);
+		end_work(r, it);
+		return;
+	}
+	if (rc < 0) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		free(pi.key);
+		release_work(r, it);
+		return;
+	}
+	st->parts++;
+	root->holds++; /* waiting in a group: gathered, not at work */
+	key_group_learn(st, g, &pi, it->id);
+	free(pi.key);
+	key_group_check(r, g);
+}
+
+/* it died in stage: when its payload names a group of join by key st
+ * (the payload it died with, read with the join's pointers), that group
+ * counts it as a finished part, with its error. */
+static void key_part_dead(struct run *r, struct hop_stage *st,
+			  struct hop_item *it, const char *stage,
+			  const char *error)
+{
+	struct hop_part_info pi;
+	struct hop_group *g;
+	char msg[400];
+
+	if (r->phase != RUNNING ||
+	    hop_part_info(st->cfg->join, it->payload, it->payload_len, NULL,
+			  &pi, msg, sizeof(msg)))
+		return;
+	if (hop_keyring_has(st->closed, pi.key) ||
+	    !(g = key_group(r, st, pi.key)) || hop_group_has(g, it->id)) {
+		free(pi.key);
+		return;
+	}
+	hop_group_error(g, it->id, stage, error);
+	g->ndead++;
+	key_group_learn(st, g, &pi, it->id);
+	free(pi.key);
+	key_group_check(r, g);
+}
+
+/* Joins by key whose upstream is over: a group still open now never will
+ * be complete. A finite run names each and dead-letters its parts' source
+ * items, so that it ends, and ends non-zero. */
+static void joins_due(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		struct hop_group *g;
+		if (!st->cfg->join || !st->cfg->join->by || !st->ngroups ||
+		    r->cfg->watch || !upstream_done(r, st))
+			continue;
+		while ((g = st->groups)) {
+			char *why = NULL;
+			char of[32] = "an unknown number of";
+			if (g->expected >= 0)
+				snprintf(of, sizeof(of), "%lld",
+					 (long long)g->expected);
+			if (asprintf(&why,
+				     "stage %s: group %s is not complete at "
+				     "the end of the input: %zu of %s part(s) "
+				     "came",
+				     st->name, g->key, g->nparts + g->ndead,
+				     of) < 0)
+				why = NULL;
+			hop_log(HOP_ERROR, "%s",
+				why ? why : "a group is not complete");
+			key_group_done(r, g, false, why ? why : "incomplete");
+			free(why);
+		}
 	}
 }
 
@@ -1306,13 +1724,6 @@ static void reduce_item(struct run *r, struct hop_stage *st,
 		reduce_out(r, st);
 }
 
-/* The roots behind one reduce result, and the stage that made it. */
-struct window {
-	struct hop_item **roots;
-	size_t n;
-	int stage;
-};
-
 /* Writes st's results, one item per key, and starts a new window. The
  * roots it held wait for those items: they are children of one anchor,
  * a root of the run's own whose end (window_done) ends the holds. */
@@ -1346,7 +1757,8 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 		st->nholds = 0;
 		return;
 	}
-	*w = (struct window){st->holds, st->nholds, st->index};
+	*w = (struct window){st->holds, st->nholds, st->index,
+			     "its reduce result"};
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;
 	anchor->feed = -1;
@@ -1405,9 +1817,8 @@ static void window_done(struct run *r, struct hop_item *anchor)
 			h->fate = FATE_DEAD;
 			h->died_in = (int16_t)(st->index + 1);
 			if (asprintf(&why,
-				     "stage %s: its reduce result could not "
-				     "be written: %s",
-				     st->name,
+				     "stage %s: %s could not be written: %s",
+				     st->name, w->what,
 				     anchor->error ? anchor->error
 						   : "failed") >= 0) {
 				free(h->error);
@@ -1467,6 +1878,8 @@ static void window_tick(struct hop_loop *loop, void *arg)
 		reduce_out(r, st);
 }
 
+static void key_group_release(struct run *r, struct hop_group *g);
+
 /* The run stops: parts in groups and the roots held by reduces go back to
  * their sources (what a window folded in is forgotten with them). */
 static void release_gathered(struct run *r)
@@ -1480,8 +1893,13 @@ static void release_gathered(struct run *r)
 				"%zu part(s): back to their sources, with "
 				"their roots (%s, ...)",
 				st->name, st->ngroups, st->parts,
-				st->groups->root->id);
+				st->groups->key ? st->groups->key
+						: st->groups->root->id);
 		while ((g = st->groups)) {
+			if (g->key) {
+				key_group_release(r, g);
+				continue;
+			}
 			if (g->root->fate == FATE_ACK)
 				g->root->fate = FATE_RELEASE;
 			group_close(r, g);
@@ -2090,7 +2508,7 @@ static void take_root(struct run *r, struct feed *f, struct hop_item *it)
 		return;
 	}
 	if (rt->nto == 1 && !rt->to[0].sink) {
-		enter(r, target_stage(r, rt->to[0].index, &o), it);
+		enter(r, target_stage(r, rt->to[0].index, &o), it, NULL);
 		return;
 	}
 	deliver(r, NULL, it, rt, &o, false);
@@ -2126,6 +2544,8 @@ static void claim(struct run *r)
 			schedule(r);
 	}
 }
+
+static void joins_due(struct run *r);
 
 static void pump(struct hop_loop *loop, void *arg)
 {
@@ -2163,8 +2583,10 @@ static void pump(struct hop_loop *loop, void *arg)
 		for (int i = 0; i < r->nstages; i++)
 			route_more(r, &r->stages[i]);
 	}
-	if (r->phase == RUNNING)
+	if (r->phase == RUNNING) {
 		reduce_due(r);
+		joins_due(r);
+	}
 	if (r->phase != RUNNING) {
 		/* What finishes now goes no further: back to the source. */
 		release_waiting(r);
@@ -2834,6 +3256,13 @@ static int gather_graph(struct run *r, int n)
 			return -1;
 		}
 		struct hop_stage *st = &r->stages[r->first[i]];
+		if (c->join && c->join->by &&
+		    (!(st->keyed = hop_strmap_new()) ||
+		     !(st->closed =
+			   hop_keyring_new((size_t)c->join->remember)))) {
+			hop_log(HOP_ERROR, "stage %s: out of memory", c->name);
+			return -1;
+		}
 		if (c->reduce && c->reduce->interval > 0)
 			st->window_timer = hop_loop_after(
 			    r->loop, (int64_t)(c->reduce->interval * 1000),

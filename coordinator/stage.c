@@ -62,7 +62,8 @@ int hop_stage_start(struct hop_stage *st, struct hop_loop *loop,
 		snprintf(err, errlen, "stage %s: out of memory", st->name);
 		return -ENOMEM;
 	}
-	if (c->reduce && !(st->reducer = hop_reducer_new(c->reduce))) {
+	if (c->reduce && c->reduce->op_name &&
+	    !(st->reducer = hop_reducer_new(c->reduce))) {
 		snprintf(err, errlen, "stage %s: out of memory", st->name);
 		return -ENOMEM;
 	}
@@ -87,6 +88,10 @@ void hop_stage_free(struct hop_stage *st)
 	st->peek_id = NULL;
 	hop_reducer_free(st->reducer);
 	st->reducer = NULL;
+	hop_strmap_free(st->keyed);
+	st->keyed = NULL;
+	hop_keyring_free(st->closed);
+	st->closed = NULL;
 	free(st->holds);
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;

@@ -22,6 +22,8 @@
 #include "stats.h"
 
 struct hop_loop;
+struct hop_strmap;
+struct hop_keyring;
 
 struct hop_stage {
 	const struct hop_stage_config *cfg; /* borrowed from the config */
@@ -48,6 +50,10 @@ struct hop_stage {
 	/* A join (gather.h): its open groups, and the parts they hold. */
 	struct hop_group *groups;
 	size_t parts, ngroups;
+	/* A join by key: its open groups by key, and the keys of the groups
+	 * it closed last, to know late parts. */
+	struct hop_strmap *keyed;
+	struct hop_keyring *closed;
 	/* A reduce: its accumulators, and the roots of the items it folded
 	 * in since its last result, each held (one of its pending) until
 	 * that result is written. */
