@@ -1299,6 +1299,7 @@ struct window {
 	size_t n;
 	int stage;
 	const char *what; /* "its reduce result": for the roots' error */
+	struct fold_window *folds; /* a reducer worker's, freed with it */
 };
 
 static bool upstream_done(const struct run *r, const struct hop_stage *st);
@@ -1439,7 +1440,8 @@ static void key_group_done(struct run *r, struct hop_group *g, bool partial,
 		key_group_release(r, g);
 		return;
 	}
-	*w = (struct window){w->roots, g->nparts, st->index, "its joined item"};
+	*w = (struct window){w->roots, g->nparts, st->index, "its joined item",
+			     NULL};
 	anchor->feed = -1;
 	anchor->pending = 1;
 	anchor->fate = FATE_ACK;
@@ -1670,6 +1672,450 @@ static void joins_due(struct run *r)
 	}
 }
 
+/* Holds root (one of its pending) until st's open window's result is
+ * written: once per root and window, and a root's items often come in a
+ * row. Returns 0 or -ENOMEM. */
+static int hold_root(struct hop_stage *st, struct hop_item *root)
+{
+	if (st->nholds && st->holds[st->nholds - 1] == root)
+		return 0;
+	if (st->nholds == st->holds_cap) {
+		size_t cap = st->holds_cap ? 2 * st->holds_cap : 1024;
+		struct hop_item **h = realloc(st->holds, cap * sizeof(*h));
+		if (!h)
+			return -ENOMEM;
+		st->holds = h;
+		st->holds_cap = cap;
+	}
+	st->holds[st->nholds++] = root;
+	root->pending++;
+	root->holds++;
+	return 0;
+}
+
+/* A reducer worker (gather.h): a reduce stage with a command folds its
+ * items through its workers. Per key and window, items wait in a batch;
+ * a batch goes to a worker as {"key", "acc", "items"} and the answer is
+ * the key's new accumulator. Without merge, one batch per key is at a
+ * worker at a time, each from the last accumulator; with merge, batches
+ * start from null side by side and their accumulators meet in pairs
+ * ({"merge": [a, b]}), a tree. Batches and results are children of the
+ * window's anchor: the roots behind the window wait for its results, as
+ * a built-in reduce's do (window_done). */
+
+/* Payloads waiting to go to a worker together: at most a batch. */
+struct chunk {
+	struct chunk *next;
+	char *text; /* comma separated */
+	size_t len, cap, n;
+};
+
+/* One key's fold in one window. */
+struct fold {
+	char *key; /* "" with no by */
+	char *acc; /* without merge: the accumulator, NULL before any */
+	struct chunk *head, *tail; /* the payloads waiting, in batches */
+	size_t nitems;
+	char **accs; /* with merge: accumulators waiting for a partner */
+	size_t naccs, accs_cap;
+	int inflight; /* batches and merges at a worker */
+	uint64_t sent;
+	struct fold_window *fw;
+};
+
+/* The folds of one window of a reducer worker stage. */
+struct fold_window {
+	struct hop_item *anchor; /* its src_data is the struct window */
+	struct hop_strmap *by_key;
+	struct fold **folds; /* in the order keys came */
+	size_t n, cap;
+	uint64_t number, items;
+	bool closed; /* no more items: send what is left, then the results */
+};
+
+/* Forgets the payloads waiting in f. */
+static void fold_drop_items(struct fold *f)
+{
+	struct chunk *c, *next;
+	for (c = f->head; c; c = next) {
+		next = c->next;
+		free(c->text);
+		free(c);
+	}
+	f->head = f->tail = NULL;
+	f->nitems = 0;
+}
+
+static void fold_window_free(struct fold_window *fw)
+{
+	if (!fw)
+		return;
+	for (size_t i = 0; i < fw->n; i++) {
+		struct fold *f = fw->folds[i];
+		free(f->key);
+		free(f->acc);
+		fold_drop_items(f);
+		for (size_t k = 0; k < f->naccs; k++)
+			free(f->accs[k]);
+		free(f->accs);
+		free(f);
+	}
+	free(fw->folds);
+	hop_strmap_free(fw->by_key);
+	free(fw);
+}
+
+/* The window st's items go into now, opened when there is none. NULL
+ * when memory ran out. */
+static struct fold_window *fold_window(struct run *r, struct hop_stage *st)
+{
+	struct fold_window *fw = st->folding;
+	struct window *w = NULL;
+	char *name = NULL;
+
+	if (fw)
+		return fw;
+	fw = calloc(1, sizeof(*fw));
+	w = calloc(1, sizeof(*w));
+	if (!fw || !w || !(fw->by_key = hop_strmap_new()) ||
+	    asprintf(&name, "%s#%llu", st->name,
+		     (unsigned long long)st->windows) < 0 ||
+	    !(fw->anchor = hop_item_new(name, strdup("null"), 4))) {
+		fold_window_free(fw);
+		free(w);
+		return NULL;
+	}
+	*w = (struct window){NULL, 0, st->index, "its reduce result", fw};
+	fw->number = st->windows++;
+	fw->anchor->feed = -1;
+	fw->anchor->pending = 1; /* until the window closes */
+	fw->anchor->fate = FATE_ACK;
+	fw->anchor->src_data = w;
+	fw->anchor->stage = (int16_t)st->index;
+	st->folding = fw;
+	return fw;
+}
+
+static struct fold *fold_of(struct fold_window *fw, const char *key)
+{
+	struct fold *f = hop_strmap_get(fw->by_key, key);
+
+	if (f)
+		return f;
+	if (fw->n == fw->cap) {
+		size_t cap = fw->cap ? 2 * fw->cap : 16;
+		struct fold **p = realloc(fw->folds, cap * sizeof(*p));
+		if (!p)
+			return NULL;
+		fw->folds = p;
+		fw->cap = cap;
+	}
+	f = calloc(1, sizeof(*f));
+	if (!f || !(f->key = strdup(key)) ||
+	    hop_strmap_put(fw->by_key, key, f)) {
+		if (f)
+			free(f->key);
+		free(f);
+		return NULL;
+	}
+	f->fw = fw;
+	fw->folds[fw->n++] = f;
+	return f;
+}
+
+/* Appends text (len bytes) to f's waiting items, batch to a chunk. */
+static int fold_append(struct fold *f, const char *text, size_t len,
+		       int64_t batch)
+{
+	struct chunk *c = f->tail;
+
+	if (!c || (int64_t)c->n >= batch) {
+		if (!(c = calloc(1, sizeof(*c))))
+			return -ENOMEM;
+		if (f->tail)
+			f->tail->next = c;
+		else
+			f->head = c;
+		f->tail = c;
+	}
+	if (c->len + len + 2 > c->cap) {
+		size_t cap = c->cap ? c->cap : 256;
+		while (cap < c->len + len + 2)
+			cap *= 2;
+		char *p = realloc(c->text, cap);
+		if (!p)
+			return -ENOMEM;
+		c->text = p;
+		c->cap = cap;
+	}
+	if (c->n)
+		c->text[c->len++] = ',';
+	memcpy(c->text + c->len, text, len);
+	c->len += len;
+	c->text[c->len] = '\0';
+	c->n++;
+	f->nitems++;
+	return 0;
+}
+
+/* The key as a JSON string, for a batch's payload. */
+static char *json_text(const char *s)
+{
+	json_t *v = json_string(s);
+	char *t = v ? json_dumps(v, JSON_ENCODE_ANY) : NULL;
+	json_decref(v);
+	return t;
+}
+
+/* Hands one item of f's to st's workers: payload, made by the caller,
+ * taken. Returns 0 or -ENOMEM (payload freed). */
+static int fold_submit(struct run *r, struct hop_stage *st, struct fold *f,
+		       char *payload, const char *what)
+{
+	struct hop_item *anchor = f->fw->anchor;
+	char *id = NULL;
+	struct hop_item *c = NULL;
+
+	if (asprintf(&id, "%s/%s/%s%llu", anchor->id, *f->key ? f->key : "all",
+		     what, (unsigned long long)f->sent++) >= 0)
+		c = hop_item_new(id, payload, strlen(payload));
+	else
+		free(payload);
+	if (!c)
+		return -ENOMEM;
+	c->root = anchor;
+	c->feed = -1;
+	c->fate = FATE_ACK;
+	c->stage = (int16_t)st->index;
+	c->src_data = f;
+	anchor->pending++;
+	f->inflight++;
+	hop_queue_push(&st->ready, c);
+	schedule(r);
+	return 0;
+}
+
+/* Sends f's oldest chunk of waiting items as one batch. */
+static int fold_send_batch(struct run *r, struct hop_stage *st, struct fold *f)
+{
+	const struct hop_reduce_config *c = st->cfg->reduce;
+	char *key = c->by ? json_text(f->key) : NULL;
+	char *payload = NULL;
+	const char *acc = !c->merge && f->acc ? f->acc : "null";
+	struct chunk *ch = f->head;
+
+	if ((c->by && !key) ||
+	    asprintf(&payload, "{%s%s%s\"acc\":%s,\"items\":[%s]}",
+		     key ? "\"key\":" : "", key ? key : "", key ? "," : "", acc,
+		     ch->text) < 0) {
+		free(key);
+		return -ENOMEM;
+	}
+	free(key);
+	f->head = ch->next;
+	if (!f->head)
+		f->tail = NULL;
+	f->nitems -= ch->n;
+	free(ch->text);
+	free(ch);
+	return fold_submit(r, st, f, payload, "");
+}
+
+/* Sends two of f's accumulators to be merged. */
+static int fold_send_merge(struct run *r, struct hop_stage *st, struct fold *f)
+{
+	char *a = f->accs[--f->naccs], *b = f->accs[--f->naccs];
+	char *payload = NULL;
+	int rc = asprintf(&payload, "{\"merge\":[%s,%s]}", b, a);
+
+	free(a);
+	free(b);
+	if (rc < 0)
+		return -ENOMEM;
+	return fold_submit(r, st, f, payload, "m");
+}
+
+/* Whether every fold of fw has its one accumulator, nothing waiting. */
+static bool fold_window_settled(const struct fold_window *fw, bool merge)
+{
+	for (size_t i = 0; i < fw->n; i++) {
+		const struct fold *f = fw->folds[i];
+		if (f->nitems || f->inflight || (merge && f->naccs > 1))
+			return false;
+	}
+	return true;
+}
+
+/* The closed window fw is settled: one result per key, its accumulator,
+ * handed on as the stage's outputs. */
+static void fold_window_out(struct run *r, struct hop_stage *st,
+			    struct fold_window *fw)
+{
+	const struct hop_reduce_config *c = st->cfg->reduce;
+	bool windowed = c->every || c->interval;
+	struct hop_item *anchor = fw->anchor;
+
+	for (size_t i = 0; i < fw->n; i++) {
+		struct fold *f = fw->folds[i];
+		const char *acc = c->merge ? (f->naccs ? f->accs[0] : "null")
+					   : (f->acc ? f->acc : "null");
+		const char *key = *f->key ? f->key : "all";
+		char *id = NULL;
+		struct hop_item *it = NULL;
+		if ((windowed ? asprintf(&id, "%s@%llu", key,
+					 (unsigned long long)fw->number)
+			      : asprintf(&id, "%s", key)) >= 0) {
+			struct output o = {id, acc, strlen(acc), NULL, NULL};
+			it = child(anchor, &o, false);
+		}
+		free(id);
+		if (!it) {
+			anchor->fate = FATE_RELEASE;
+			continue;
+		}
+		anchor->pending++;
+		it->result = it->payload;
+		it->payload = strdup("null");
+		it->payload_len = 4;
+		it->ok = true;
+		it->attempt = 1;
+		it->stage = (int16_t)st->index;
+		if (st->routing.head || !hand_on(r, st, it))
+			hop_queue_push(&st->routing, it);
+	}
+}
+
+/* Sends what f can send now: merges of pairs, full batches (one at a time
+ * without merge), and, once its window is closed, the rest. Then, when
+ * its closed window is settled, its results. */
+static void fold_progress(struct run *r, struct hop_stage *st, struct fold *f)
+{
+	const struct hop_reduce_config *c = st->cfg->reduce;
+	struct fold_window *fw = f->fw;
+	int rc = 0;
+
+	if (fw->anchor->fate != FATE_ACK) {
+		fold_drop_items(f); /* nothing of it will be written */
+		return;
+	}
+	while (!rc && c->merge && f->naccs >= 2)
+		rc = fold_send_merge(r, st, f);
+	while (!rc && f->head &&
+	       ((int64_t)f->head->n >= c->batch || fw->closed) &&
+	       (c->merge || !f->inflight))
+		rc = fold_send_batch(r, st, f);
+	if (rc) {
+		hop_log(HOP_ERROR,
+			"stage %s: out of memory folding key %s: the items "
+			"behind it go back to their sources",
+			st->name, f->key);
+		fw->anchor->fate = FATE_RELEASE;
+		return;
+	}
+	if (fw->closed && !f->inflight && fold_window_settled(fw, c->merge))
+		fold_window_out(r, st, fw);
+}
+
+/* Closes st's open window: its roots wait for its results, and what
+ * waits in its batches goes to the workers. */
+static void fold_close(struct run *r, struct hop_stage *st)
+{
+	struct fold_window *fw = st->folding;
+	struct window *w;
+
+	if (!fw)
+		return;
+	st->folding = NULL;
+	w = fw->anchor->src_data;
+	w->roots = st->holds;
+	w->n = st->nholds;
+	st->holds = NULL;
+	st->nholds = st->holds_cap = 0;
+	fw->closed = true;
+	for (size_t i = 0; i < fw->n; i++)
+		fold_progress(r, st, fw->folds[i]);
+	if (!fw->n)
+		fold_window_out(r, st, fw);
+	unpend(r, fw->anchor); /* may free fw */
+}
+
+/* A worker answered one of st's batches or merges, it. */
+static void fold_answer(struct run *r, struct hop_stage *st,
+			struct hop_item *it)
+{
+	struct fold *f = it->src_data;
+	char *acc = it->result ? it->result : strdup("null");
+
+	it->result = NULL;
+	it->src_data = NULL;
+	f->inflight--;
+	if (!acc) {
+		f->fw->anchor->fate = FATE_RELEASE;
+	} else if (st->cfg->reduce->merge) {
+		if (f->naccs == f->accs_cap) {
+			size_t cap = f->accs_cap ? 2 * f->accs_cap : 4;
+			char **p = realloc(f->accs, cap * sizeof(*p));
+			if (p) {
+				f->accs = p;
+				f->accs_cap = cap;
+			}
+		}
+		if (f->naccs < f->accs_cap)
+			f->accs[f->naccs++] = acc;
+		else {
+			free(acc);
+			f->fw->anchor->fate = FATE_RELEASE;
+		}
+	} else {
+		free(f->acc);
+		f->acc = acc;
+	}
+	fold_progress(r, st, f);
+	end_work(r, it); /* may end the window, f with it */
+}
+
+/* it reached reducer worker stage st: into its key's batch. */
+static void fold_item(struct run *r, struct hop_stage *st, struct hop_item *it)
+{
+	const struct hop_reduce_config *c = st->cfg->reduce;
+	struct fold_window *fw = fold_window(r, st);
+	struct fold *f = NULL;
+	char *key = NULL;
+	bool missing = false;
+
+	if (fw && c->by) {
+		key = hop_json_pointer_text(it->payload, it->payload_len, c->by,
+					    &missing);
+		if (!key && missing) {
+			hop_item_fail(it, false,
+				      "stage %s: no key at %s (\"by\")",
+				      st->name, c->by);
+			if (!it->attempt)
+				it->attempt = 1;
+			item_dead(r, st, it);
+			return;
+		}
+	}
+	if (fw && (key || !c->by))
+		f = fold_of(fw, key ? key : "");
+	free(key);
+	if (!f || fold_append(f, it->payload, it->payload_len, c->batch) ||
+	    hold_root(st, root_of(it))) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return;
+	}
+	st->stats.done++;
+	fw->items++;
+	end_work(r, it);
+	fold_progress(r, st, f);
+	if (c->every && fw->items >= (uint64_t)c->every)
+		fold_close(r, st);
+}
+
 /* it reached reduce stage st: folded in, and its root held until the
  * result is written. */
 static void reduce_item(struct run *r, struct hop_stage *st,
@@ -1682,6 +2128,10 @@ static void reduce_item(struct run *r, struct hop_stage *st,
 		release_work(r, it);
 		return;
 	}
+	if (!st->reducer) {
+		fold_item(r, st, it);
+		return;
+	}
 	int rc = hop_reducer_add(st->reducer, it->payload, it->payload_len, msg,
 				 sizeof(msg));
 	if (rc == -EINVAL) {
@@ -1691,19 +2141,8 @@ static void reduce_item(struct run *r, struct hop_stage *st,
 		item_dead(r, st, it);
 		return;
 	}
-	/* One hold per root and window; a root's items often come in a
-	 * row. */
-	bool held = st->nholds && st->holds[st->nholds - 1] == root;
-	if (!rc && !held && st->nholds == st->holds_cap) {
-		size_t cap = st->holds_cap ? 2 * st->holds_cap : 1024;
-		struct hop_item **h = realloc(st->holds, cap * sizeof(*h));
-		if (h) {
-			st->holds = h;
-			st->holds_cap = cap;
-		} else {
-			rc = -ENOMEM;
-		}
-	}
+	if (!rc)
+		rc = hold_root(st, root);
 	if (rc) {
 		hop_log_ev(HOP_ERROR, -1, it->id,
 			   "stage %s: out of memory: the item goes back to "
@@ -1711,11 +2150,6 @@ static void reduce_item(struct run *r, struct hop_stage *st,
 			   st->name);
 		release_work(r, it);
 		return;
-	}
-	if (!held) {
-		st->holds[st->nholds++] = root;
-		root->pending++;
-		root->holds++;
 	}
 	st->stats.done++;
 	end_work(r, it);
@@ -1758,7 +2192,7 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 		return;
 	}
 	*w = (struct window){st->holds, st->nholds, st->index,
-			     "its reduce result"};
+			     "its reduce result", NULL};
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;
 	anchor->feed = -1;
@@ -1830,6 +2264,7 @@ static void window_done(struct run *r, struct hop_item *anchor)
 		unpend(r, h);
 	}
 	free(w->roots);
+	fold_window_free(w->folds);
 	free(w);
 	anchor->src_data = NULL;
 	hop_item_free(anchor);
@@ -1850,7 +2285,7 @@ static bool upstream_done(const struct run *r, const struct hop_stage *st)
 			continue;
 		if (s->ready.head || s->waiting.head || s->routing.head ||
 		    s->parts || hop_pool_inflight(s->pool) ||
-		    (s->reducer && !s->reduced))
+		    (s->cfg->reduce && !s->reduced))
 			return false;
 	}
 	return true;
@@ -1861,9 +2296,12 @@ static void reduce_due(struct run *r)
 {
 	for (int i = 0; i < r->nstages; i++) {
 		struct hop_stage *st = &r->stages[i];
-		if (!st->reducer || st->reduced || !upstream_done(r, st))
+		if (!st->cfg->reduce || st->reduced || !upstream_done(r, st))
 			continue;
-		reduce_out(r, st);
+		if (st->reducer)
+			reduce_out(r, st);
+		else
+			fold_close(r, st);
 		st->reduced = true;
 	}
 }
@@ -1874,11 +2312,27 @@ static void window_tick(struct hop_loop *loop, void *arg)
 	struct run *r = st->run;
 	st->window_timer = hop_loop_after(
 	    loop, (int64_t)(st->cfg->reduce->interval * 1000), window_tick, st);
-	if (r->phase == RUNNING && !st->reduced)
-		reduce_out(r, st);
+	if (r->phase == RUNNING && !st->reduced) {
+		if (st->reducer)
+			reduce_out(r, st);
+		else
+			fold_close(r, st);
+	}
 }
 
 static void key_group_release(struct run *r, struct hop_group *g);
+
+/* The run stops: st's open window will write nothing; its roots are
+ * handed back with the other holds. */
+static void fold_abandon(struct run *r, struct hop_stage *st)
+{
+	struct fold_window *fw = st->folding;
+
+	st->folding = NULL;
+	fw->closed = true;
+	fw->anchor->fate = FATE_RELEASE;
+	unpend(r, fw->anchor);
+}
 
 /* The run stops: parts in groups and the roots held by reduces go back to
  * their sources (what a window folded in is forgotten with them). */
@@ -1907,6 +2361,8 @@ static void release_gathered(struct run *r)
 		}
 		if (st->reducer)
 			hop_reducer_clear(st->reducer);
+		if (st->folding)
+			fold_abandon(r, st);
 		size_t n = st->nholds;
 		st->nholds = 0;
 		for (size_t k = 0; k < n; k++) {
@@ -2056,6 +2512,8 @@ static void on_done(void *arg, struct hop_item *it)
 		st->stats.done++;
 	if (!it->ok)
 		fail_item(r, st, it);
+	else if (st->cfg->reduce) /* a reducer worker's accumulator */
+		fold_answer(r, st, it);
 	else if (st->routing.head || !hand_on(r, st, it))
 		hop_queue_push(&st->routing, it); /* after what waits */
 	schedule(r);

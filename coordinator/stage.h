@@ -24,6 +24,7 @@
 struct hop_loop;
 struct hop_strmap;
 struct hop_keyring;
+struct fold_window;
 
 struct hop_stage {
 	const struct hop_stage_config *cfg; /* borrowed from the config */
@@ -63,6 +64,8 @@ struct hop_stage {
 	bool reduced;	  /* the end's results are out */
 	uint64_t windows; /* results written so far, for their ids */
 	uint64_t window_timer;
+	/* A reducer worker: the window its items go into now (run.c's). */
+	struct fold_window *folding;
 	/* Config stages (by index, the first 64) that this one's outputs
 	 * can reach. */
 	uint64_t reach;
