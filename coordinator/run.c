@@ -41,6 +41,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,6 +49,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "budget.h"
@@ -2116,22 +2118,301 @@ static void fold_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 		fold_close(r, st);
 }
 
+static void fold_abandon(struct run *r, struct hop_stage *st);
+
+/* Time windows (gather.h, hop_tumbler): tumbling windows of a reduce,
+ * aligned to the epoch, by event time or arrival, several open at once
+ * while grace lasts. An open window is a pane: its own accumulators (or
+ * reducer worker's folds) and the roots it holds. To fold an item in, or
+ * to write a window, the pane's state is swapped into the stage's, where
+ * reduce_fold_in, fold_item, reduce_out and fold_close find it. */
+
+struct time_pane {
+	int64_t w; /* starts at w * interval */
+	struct hop_reducer *rd;
+	struct hop_item **holds;
+	size_t nholds, holds_cap;
+	struct fold_window *fw;
+	uint64_t number;	/* in result ids: its start, in s (ms when the
+				   interval is not whole seconds) */
+	struct time_pane *next; /* in the order of w */
+};
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Swaps pane p's state and st's: twice is none. */
+static void pane_swap(struct hop_stage *st, struct time_pane *p)
+{
+	struct hop_reducer *rd = st->reducer;
+	struct hop_item **holds = st->holds;
+	size_t nholds = st->nholds, cap = st->holds_cap;
+	struct fold_window *fw = st->folding;
+	uint64_t windows = st->windows;
+
+	st->reducer = p->rd;
+	st->holds = p->holds;
+	st->nholds = p->nholds;
+	st->holds_cap = p->holds_cap;
+	st->folding = p->fw;
+	st->windows = p->number;
+	p->rd = rd;
+	p->holds = holds;
+	p->nholds = nholds;
+	p->holds_cap = cap;
+	p->fw = fw;
+	p->number = windows;
+}
+
+/* The open pane of window w, made when there is none; NULL when memory
+ * ran out. */
+static struct time_pane *pane_at(struct hop_stage *st, int64_t w)
+{
+	struct time_pane **pp = &st->panes, *p;
+	int64_t size = st->tumbler->size_ms;
+
+	while (*pp && (*pp)->w < w)
+		pp = &(*pp)->next;
+	if (*pp && (*pp)->w == w)
+		return *pp;
+	if (!(p = calloc(1, sizeof(*p))))
+		return NULL;
+	if (st->cfg->reduce->op_name &&
+	    !(p->rd = hop_reducer_new(st->cfg->reduce))) {
+		free(p);
+		return NULL;
+	}
+	p->w = w;
+	p->number = (uint64_t)(size % 1000 ? w * size : w * (size / 1000));
+	p->next = *pp;
+	*pp = p;
+	return p;
+}
+
+static void pane_free(struct time_pane *p)
+{
+	hop_reducer_free(p->rd);
+	free(p->holds);
+	free(p);
+}
+
+static void panes_tick(struct hop_loop *loop, void *arg);
+
+/* Closes st's panes below window open (all of them: INT64_MAX), oldest
+ * first: their results are written, and their roots wait for them. Then
+ * the timer is set for the next pane's close. */
+static void panes_close(struct run *r, struct hop_stage *st, int64_t open)
+{
+	struct time_pane *p;
+
+	while ((p = st->panes) && p->w < open) {
+		st->panes = p->next;
+		st->pane_holds -= p->nholds;
+		pane_swap(st, p);
+		if (st->reducer)
+			reduce_out(r, st);
+		else
+			fold_close(r, st);
+		pane_swap(st, p);
+		pane_free(p);
+	}
+	hop_loop_cancel(r->loop, st->window_timer);
+	st->window_timer = 0;
+	if (st->panes && r->phase == RUNNING) {
+		int64_t wait =
+		    hop_tumbler_close_at(st->tumbler, st->panes->w) - wall_ms();
+		st->window_timer = hop_loop_after(r->loop, wait > 0 ? wait : 0,
+						  panes_tick, st);
+	}
+}
+
+static void panes_tick(struct hop_loop *loop, void *arg)
+{
+	struct hop_stage *st = arg;
+	struct run *r = st->run;
+
+	st->window_timer = 0;
+	if (r->phase == RUNNING && !st->reduced)
+		panes_close(r, st, hop_tumbler_advance(st->tumbler, wall_ms()));
+}
+
+/* Whether st's "to" names the port late. */
+static bool maps_late(const struct hop_stage *st)
+{
+	for (int i = 0; i < st->cfg->nroutes; i++)
+		if (st->cfg->routes[i].port &&
+		    strcmp(st->cfg->routes[i].port, "late") == 0)
+			return true;
+	return false;
+}
+
+/* it came after its window closed: counted, and handed on on the
+ * stage's port late, routed as the stage's "to" says; when "to" does not
+ * name that port, dropped (never mixed with the results). */
+static void window_late(struct run *r, struct hop_stage *st,
+			struct hop_item *it, int64_t t)
+{
+	struct hop_emit e = {it->payload, it->payload_len, (char *)"late",
+			     NULL};
+	bool mapped = maps_late(st);
+
+	st->stats.late++;
+	hop_log_ev(mapped ? HOP_DEBUG : HOP_WARN, -1, it->id,
+		   "stage %s: its time, %.3f, is in a window closed already: "
+		   "%s",
+		   st->name, (double)t / 1000,
+		   mapped ? "to port late"
+			  : "dropped (the stage's \"to\" has no port late)");
+	if (!mapped) {
+		st->stats.dropped++;
+		r->stats.dropped++;
+		end_work(r, it);
+		return;
+	}
+	it->emits = hop_spool_new(st->tmpdir, 1 << 16);
+	if (!it->emits || hop_spool_add(it->emits, &e)) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return;
+	}
+	it->ok = true;
+	if (!it->attempt)
+		it->attempt = 1;
+	if (st->routing.head || !hand_on(r, st, it))
+		hop_queue_push(&st->routing, it);
+	schedule(r);
+}
+
+/* The time of it for st's windows, in ms: its event time, or now. Returns
+ * 0, or -EINVAL with msg saying what is wrong with its time. */
+static int item_time(const struct hop_stage *st, const struct hop_item *it,
+		     int64_t now, int64_t *t, char *msg, size_t n)
+{
+	const char *ptr = st->cfg->reduce->time;
+	bool missing;
+	char *end, *s;
+	double x;
+
+	*t = now;
+	if (!ptr)
+		return 0;
+	s = hop_json_pointer_text(it->payload, it->payload_len, ptr, &missing);
+	if (!s) {
+		snprintf(msg, n, "no time at %s (\"time\")", ptr);
+		return -EINVAL;
+	}
+	x = strtod(s, &end);
+	if (end == s || *end || !isfinite(x) || fabs(x) > 9e12) {
+		snprintf(msg, n,
+			 "the value at %s (\"time\") is %.40s, not a number of "
+			 "seconds since the epoch",
+			 ptr, s);
+		free(s);
+		return -EINVAL;
+	}
+	free(s);
+	*t = (int64_t)floor(x * 1000);
+	return 0;
+}
+
+static void reduce_fold_in(struct run *r, struct hop_stage *st,
+			   struct hop_item *it);
+
+/* it reached reduce stage st, which has time windows: into the pane of
+ * its time, or to the port late when that window is closed. */
+static void window_item(struct run *r, struct hop_stage *st,
+			struct hop_item *it)
+{
+	int64_t now = wall_ms(), t, w;
+	struct time_pane *p;
+	char msg[300];
+
+	if (item_time(st, it, now, &t, msg, sizeof(msg))) {
+		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
+		if (!it->attempt)
+			it->attempt = 1;
+		item_dead(r, st, it);
+		return;
+	}
+	panes_close(r, st, hop_tumbler_advance(st->tumbler, now));
+	if (!hop_tumbler_place(st->tumbler, t, &w)) {
+		window_late(r, st, it, t);
+		return;
+	}
+	if (!(p = pane_at(st, w))) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return;
+	}
+	pane_swap(st, p);
+	size_t before = st->nholds;
+	if (st->reducer)
+		reduce_fold_in(r, st, it);
+	else
+		fold_item(r, st, it);
+	st->pane_holds += st->nholds - before;
+	pane_swap(st, p);
+	if (!st->window_timer)
+		panes_close(r, st, INT64_MIN); /* arms the timer */
+}
+
+/* The run stops: the open panes' roots go back to their sources. */
+static void panes_release(struct run *r, struct hop_stage *st)
+{
+	struct time_pane *p;
+
+	while ((p = st->panes)) {
+		st->panes = p->next;
+		st->pane_holds -= p->nholds;
+		for (size_t k = 0; k < p->nholds; k++) {
+			p->holds[k]->holds--;
+			release_work(r, p->holds[k]);
+		}
+		p->nholds = 0;
+		if (p->fw) {
+			pane_swap(st, p);
+			fold_abandon(r, st);
+			pane_swap(st, p);
+		}
+		pane_free(p);
+	}
+}
+
 /* it reached reduce stage st: folded in, and its root held until the
  * result is written. */
 static void reduce_item(struct run *r, struct hop_stage *st,
 			struct hop_item *it)
 {
-	struct hop_item *root = root_of(it);
-	char msg[400];
-
 	if (r->phase != RUNNING) {
 		release_work(r, it);
 		return;
 	}
-	if (!st->reducer) {
+	if (st->tumbler)
+		window_item(r, st, it);
+	else if (!st->reducer)
 		fold_item(r, st, it);
-		return;
-	}
+	else
+		reduce_fold_in(r, st, it);
+}
+
+/* it is folded into st's accumulators, and its root held until their
+ * result is written. */
+static void reduce_fold_in(struct run *r, struct hop_stage *st,
+			   struct hop_item *it)
+{
+	struct hop_item *root = root_of(it);
+	char msg[400];
+
 	int rc = hop_reducer_add(st->reducer, it->payload, it->payload_len, msg,
 				 sizeof(msg));
 	if (rc == -EINVAL) {
@@ -2298,25 +2579,13 @@ static void reduce_due(struct run *r)
 		struct hop_stage *st = &r->stages[i];
 		if (!st->cfg->reduce || st->reduced || !upstream_done(r, st))
 			continue;
-		if (st->reducer)
+		if (st->tumbler)
+			panes_close(r, st, INT64_MAX);
+		else if (st->reducer)
 			reduce_out(r, st);
 		else
 			fold_close(r, st);
 		st->reduced = true;
-	}
-}
-
-static void window_tick(struct hop_loop *loop, void *arg)
-{
-	struct hop_stage *st = arg;
-	struct run *r = st->run;
-	st->window_timer = hop_loop_after(
-	    loop, (int64_t)(st->cfg->reduce->interval * 1000), window_tick, st);
-	if (r->phase == RUNNING && !st->reduced) {
-		if (st->reducer)
-			reduce_out(r, st);
-		else
-			fold_close(r, st);
 	}
 }
 
@@ -2363,6 +2632,8 @@ static void release_gathered(struct run *r)
 			hop_reducer_clear(st->reducer);
 		if (st->folding)
 			fold_abandon(r, st);
+		if (st->panes)
+			panes_release(r, st);
 		size_t n = st->nholds;
 		st->nholds = 0;
 		for (size_t k = 0; k < n; k++) {
@@ -2834,7 +3105,7 @@ static bool finished(const struct run *r)
 	bool idle = quiet(r);
 	for (int i = 0; idle && i < r->nstages; i++)
 		idle = !r->stages[i].ready.head && !r->stages[i].parts &&
-		       !r->stages[i].nholds;
+		       !r->stages[i].nholds && !r->stages[i].pane_holds;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
 	return idle && !held_count(r) && exhausted(r);
@@ -3162,7 +3433,8 @@ static void refresh_stats(void *arg)
 		st->stats.depth = (int64_t)st->ready.len;
 		st->stats.held = (int64_t)st->routing.len;
 		st->stats.groups = (int64_t)st->ngroups;
-		st->stats.gathered = (int64_t)(st->parts + st->nholds);
+		st->stats.gathered =
+		    (int64_t)(st->parts + st->nholds + st->pane_holds);
 	}
 	/* What waits at a source waits for its first stage. */
 	for (int i = 0; i < r->nfeeds; i++) {
@@ -3721,10 +3993,16 @@ static int gather_graph(struct run *r, int n)
 			hop_log(HOP_ERROR, "stage %s: out of memory", c->name);
 			return -1;
 		}
-		if (c->reduce && c->reduce->interval > 0)
-			st->window_timer = hop_loop_after(
-			    r->loop, (int64_t)(c->reduce->interval * 1000),
-			    window_tick, st);
+		if (c->reduce && c->reduce->interval > 0) {
+			if (!(st->tumbler = calloc(1, sizeof(*st->tumbler)))) {
+				hop_log(HOP_ERROR, "stage %s: out of memory",
+					c->name);
+				return -1;
+			}
+			hop_tumbler_init(st->tumbler,
+					 (int64_t)(c->reduce->interval * 1000),
+					 (int64_t)(c->reduce->grace * 1000));
+		}
 	}
 	return 0;
 }

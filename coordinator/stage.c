@@ -92,6 +92,8 @@ void hop_stage_free(struct hop_stage *st)
 	st->keyed = NULL;
 	hop_keyring_free(st->closed);
 	st->closed = NULL;
+	free(st->tumbler);
+	st->tumbler = NULL;
 	free(st->holds);
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;

@@ -25,6 +25,8 @@ struct hop_loop;
 struct hop_strmap;
 struct hop_keyring;
 struct fold_window;
+struct hop_tumbler;
+struct time_pane;
 
 struct hop_stage {
 	const struct hop_stage_config *cfg; /* borrowed from the config */
@@ -66,6 +68,11 @@ struct hop_stage {
 	uint64_t window_timer;
 	/* A reducer worker: the window its items go into now (run.c's). */
 	struct fold_window *folding;
+	/* Time windows: their clock (gather.h), the open ones (run.c's),
+	 * and the roots those hold. */
+	struct hop_tumbler *tumbler;
+	struct time_pane *panes;
+	size_t pane_holds;
 	/* Config stages (by index, the first 64) that this one's outputs
 	 * can reach. */
 	uint64_t reach;
