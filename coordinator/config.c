@@ -314,13 +314,16 @@ static void help_stage_keys(FILE *out)
 		 "tree that reach it (its parts) and, once nothing else of "
 		 "that tree is on its way, hands on one item: {\"id\", "
 		 "\"root\": the source item's payload, \"parts\": [...] in "
-		 "order, \"errors\": [...]}; to its command, or straight on "
-		 "without one; its keys are join.KEY below");
+		 "order, \"errors\": [...]}; with by, the parts of any tree "
+		 "that share a key, {\"key\", \"parts\"}; to its command, or "
+		 "straight on without one; its keys are join.KEY below");
 	help_options(out, hop_join_options, "join.");
 	help_key(out, "reduce", "{KEY: VALUE, ...}",
-		 "a reduce, with no command: the stage folds every item that "
-		 "reaches it into a result per key, written when everything "
-		 "before it has finished (or per window); the source items "
+		 "a reduce: the stage folds every item that reaches it into a "
+		 "result per key, written when everything before it has "
+		 "finished (or per window); with op, itself; with a command "
+		 "and no op, by a reducer worker ({\"key\", \"acc\", "
+		 "\"items\"} in, the new accumulator out); the source items "
 		 "behind a result are acknowledged once it is written; its "
 		 "keys are reduce.KEY below");
 	help_key(out, "reduce.buckets", "[NUMBER, ...]",

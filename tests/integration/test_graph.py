@@ -356,9 +356,12 @@ def test_help_pipeline_lists_the_stage_keys(tmp):
     assert set(stage) == {"command", "run", "to", "shards", "key", "queue",
                           "unmapped", "on_dead", "join", "join.on_part_dead",
                           "join.timeout", "join.on_timeout",
-                          "join.max_parts", "reduce", "reduce.buckets",
-                          "reduce.op", "reduce.field", "reduce.by",
-                          "reduce.every", "reduce.interval"}, set(stage)
+                          "join.max_parts", "join.by", "join.count",
+                          "join.end", "join.seq", "join.remember", "reduce",
+                          "reduce.buckets", "reduce.op", "reduce.field",
+                          "reduce.by", "reduce.every", "reduce.interval",
+                          "reduce.grace", "reduce.time", "reduce.batch",
+                          "reduce.merge"}, set(stage)
     assert " ".join(stage["run"].split()) == (
         "run options mode, workers, min_workers, max_workers, prefetch, "
         "timeout, attempts, backoff, backoff_max as above, for this stage")
