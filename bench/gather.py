@@ -16,6 +16,15 @@ is the peak resident memory of that run less the peak of the same run with
 the parts written to a file instead of joined, divided by the 1,000,000
 parts held: bytes per pending part. Each round checks 100,000 joined
 items of 11 parts.
+
+Join by key memory: 1,000,000 jsonl items, the 10 parts of 100,000 keys
+({"g": key, "n": 10}), the first part of every key, then the second, ...,
+so that 900,000 parts wait at once before the last ones come; each is its
+own source item, held until its group's item is written. The cost is the
+peak resident memory of that run less the peak of the same run with every
+item its own group of one (never pending), divided by the 900,000 parts
+that waited: bytes per pending part, its source item included. Each round
+checks 100,000 joined items of 10 parts.
 """
 import json
 import os
@@ -193,9 +202,64 @@ def join_memory(hopper, build, tmp, rounds):
           "it the gate's wait)")
 
 
+def join_key_memory(hopper, tmp, rounds):
+    items = {}
+    for pending in (False, True):
+        items[pending] = os.path.join(tmp, f"gather-keyed-{int(pending)}"
+                                      ".jsonl")
+        with open(items[pending], "w") as f:
+            if pending:
+                f.writelines('{"g":"g%d","n":%d,"p":%d}\n' % (g, PARTS, p)
+                             for p in range(PARTS) for g in range(N_GROUPS))
+            else:
+                f.writelines('{"g":"g%d","n":1,"p":0}\n' % i
+                             for i in range(N_GROUPS * PARTS))
+    out = os.path.join(tmp, "gather-keyed-out.jsonl")
+
+    def pipeline(pending):
+        path = os.path.join(tmp, f"gather-keyed-{int(pending)}.json")
+        with open(path, "w") as f:
+            json.dump({"source": {"type": "jsonl", "path": items[pending]},
+                       "sinks": {"out": {"type": "jsonl", "path": out}},
+                       "stages": {"join": {"join": {
+                           "by": "/g", "count": "/n",
+                           "max_parts": 2_000_000}, "to": "out"}}}, f)
+        return path
+
+    per_part, walls = [], []
+    for _ in range(rounds):
+        rss = {}
+        for pending in (False, True):
+            if os.path.exists(out):
+                os.unlink(out)
+            wall, rss[pending] = timed([hopper, "run", "-f",
+                                        pipeline(pending), "--log-level",
+                                        "warn"])
+            want = (N_GROUPS, PARTS) if pending else (N_GROUPS * PARTS, 1)
+            n = 0
+            with open(out) as f:
+                for line in f:
+                    if len(json.loads(line)["result"]["parts"]) != want[1]:
+                        raise RuntimeError(f"{out}: a group of the wrong "
+                                           "size")
+                    n += 1
+            if n != want[0]:
+                raise RuntimeError(f"{n} of {want[0]} groups joined")
+            if pending:
+                walls.append(wall)
+        per_part.append((rss[True] - rss[False]) * 1024 * 1024 /
+                        (N_GROUPS * (PARTS - 1)))
+    print(f"join by key, {N_GROUPS:,} keys of {PARTS} parts, each its own "
+          f"source item, {N_GROUPS * (PARTS - 1):,} pending at once:")
+    print(f"  {statistics.median(per_part):.0f} bytes of peak memory per "
+          f"pending part, its source item included (run: "
+          f"{statistics.median(walls):.1f} s)")
+
+
 def run(hopper, build, rounds, tmp):
     if not shutil.which("mawk"):
         note("mawk is not installed: apt-get install mawk")
         return
     count_by_key(hopper, tmp, rounds)
     join_memory(hopper, build, tmp, rounds)
+    join_key_memory(hopper, tmp, rounds)
