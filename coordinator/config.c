@@ -1704,17 +1704,27 @@ static int build_stage(struct hop_stage_config *st, const char *name, json_t *v,
 			 ex.join ? "a reduce stage takes no 'join'" : msg);
 		goto out;
 	}
-	if (ex.join && ex.via_source) {
+	if (ex.join && ex.via_source &&
+	    (!ex.join->by || ex.join->by[0] != '/')) {
 		path[2] = "via";
 		where(d, path, 3, false, pos, sizeof(pos));
-		snprintf(err, errlen,
-			 "%s: stage '%s': a join gathers the parts of one item "
-			 "inside one coordinator, and a via would make each "
-			 "part an item of its own: put the via on the stage "
-			 "before the one that splits",
-			 pos, name);
+		snprintf(err, errlen, "%s: stage '%s': %s", pos, name,
+			 ex.join->by
+			     ? "a join by the key its parts were emitted with "
+			       "cannot take them from a via, which keeps only "
+			       "their ids and payloads: join by a JSON pointer "
+			       "into the payload (\"by\": \"/video\")"
+			     : "a join by parent gathers the parts of one item "
+			       "inside one coordinator, and a via would make "
+			       "each part an item of its own: put the via on "
+			       "the stage before the one that splits, or join "
+			       "by key (\"by\")");
 		goto out;
 	}
+	/* Across a Kafka edge, a join's key picks the partition: the parts of
+	 * one group meet in one partition, read by one coordinator. */
+	if (ex.join && ex.via_sink && ex.join->by)
+		edge_partitions(ex.via_sink, ex.join->by);
 	if (ex.join && ex.join->max_parts < 1) {
 		snprintf(err, errlen, "stage '%s': join max_parts below 1",
 			 name);

@@ -10,8 +10,9 @@ import signal
 import pytest
 
 from conftest import (KAFKA_QUICK, PY, WORKERS, by_id, clean_env, hopper,
-                      read_jsonl, start, stderr_of, stop, wait_for,
+                      http_port, read_jsonl, start, stderr_of, stop, wait_for,
                       write_jsonl)
+from test_http import get, metric
 
 STAGE = [PY, str(WORKERS / "stage.py")]
 
@@ -253,12 +254,17 @@ def test_stage_selection_errors_name_the_edge_in_memory(tmp):
     assert "give stage 'b' a \"via\"" in err, err
 
 
-def test_a_join_refuses_a_via(tmp):
+def test_a_join_by_parent_or_by_emitted_key_refuses_a_via(tmp):
     f = pipeline(tmp, "kafka://127.0.0.1:9/t", 1, extra_b={"join": {}})
     code, _, err = hopper("validate", f)
     assert code != 0, err
-    assert "a join gathers the parts of one item inside one coordinator" \
-        in err, err
+    assert "a join by parent gathers the parts of one item inside one " \
+        "coordinator" in err, err
+    f = pipeline(tmp, "kafka://127.0.0.1:9/t", 1,
+                 extra_b={"join": {"by": "key", "count": "/n"}})
+    code, _, err = hopper("validate", f)
+    assert code != 0, err
+    assert "join by a JSON pointer into the payload" in err, err
 
 
 def test_hopper_stage_in_the_environment_selects(tmp, pg):
@@ -291,3 +297,93 @@ def test_an_item_dying_after_the_edge_is_dead_lettered_there(tmp, pg):
     code, out, err = hopper("dead", "list", "-f", f, "--stage", "b")
     assert code == 0, err
     assert "k1" in out and "b refuses k1" in out and "k0" not in out, out
+
+
+def join_file(tmp, kafka, topic, out_sink, rows):
+    """tag, then a join by /video behind a Kafka edge."""
+    write_jsonl(tmp / "in.jsonl", rows)
+    doc = {"sources": {"in": {"type": "jsonl", "path": str(tmp / "in.jsonl"),
+                              "id": "key", "dead": str(tmp / "dead.jsonl")}},
+           "sinks": {"out": out_sink}, "backoff": "10ms", "workers": 2,
+           "stages": {"tag": {"command": STAGE + ["tag"], "to": "j"},
+                      "j": {"join": {"by": "/video", "count": "/total"},
+                            "via": kafka_via(kafka, topic, partitions=4),
+                            "to": "out"}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    return f
+
+
+def frame_rows(videos, n):
+    return [{"key": f"v{v}-f{i}", "video": f"v{v}", "total": n}
+            for i in range(n) for v in range(videos)]
+
+
+def test_a_join_by_key_gathers_its_parts_across_a_kafka_edge(tmp, kafka):
+    videos, n, parts = 12, 3, 4
+    f = join_file(tmp, kafka, "edge-join", {"type": "jsonl",
+                                           "path": str(tmp / "out.jsonl")},
+                  frame_rows(videos, n))
+    code, _, err = hopper("run", "-f", f, timeout=180)
+    assert code == 0, err
+    res = results(tmp / "out.jsonl")
+    assert sorted(res) == sorted(f"v{v}" for v in range(videos))
+    for key, r in res.items():
+        assert sorted(p["key"] for p in r["result"]["parts"]) == \
+            [f"{key}-f{i}" for i in range(n)]
+    # The join's key placed the parts: one video, one partition.
+    where = {}
+    for r in kafka.consume_records("edge-join"):
+        video = json.loads(r["value"])["video"]
+        where.setdefault(video, set()).add(r["partition"])
+        assert r["partition"] == \
+            (murmur2(video.encode()) & 0x7fffffff) % parts
+    assert all(len(p) == 1 for p in where.values())
+
+
+def test_a_join_coordinator_killed_with_groups_half_gathered(tmp, kafka):
+    """The join's parts wait on the edge, unacknowledged, while their group
+    is open: a join coordinator killed with groups half gathered loses
+    none, and the next one gathers them whole."""
+    videos, n = 20, 3
+    out = tmp / "out"
+    f = join_file(tmp, kafka, "edge-join-kill", {"type": "dir",
+                                                 "path": str(out)},
+                  frame_rows(videos, n))
+    # The third frame of each video waits until the first join is gone.
+    j1 = start("run", "-f", f, "--stage", "j", "--watch", "--listen",
+               "127.0.0.1:0", cwd=tmp)
+    j2 = None
+    try:
+        head = tmp / "head.jsonl"
+        rows = frame_rows(videos, n)
+        write_jsonl(head, [r for r in rows if not r["key"].endswith("-f2")])
+        doc = json.loads(f.read_text())
+        doc["sources"]["in"]["path"] = str(head)
+        (tmp / "head.json").write_text(json.dumps(doc))
+        code, _, err = hopper("run", "-f", tmp / "head.json", "--stage",
+                              "tag", timeout=180)
+        assert code == 0, err
+        port = http_port(j1)
+        wait_for(lambda: metric(get(port, "/metrics")[2],
+                                "hopper_stage_join_groups", stage="j")
+                 == videos, timeout=120, what="every group half gathered")
+        assert dir_ids(out) == set()
+        j1.send_signal(signal.SIGKILL)
+        j1.wait()
+        tail = tmp / "tail.jsonl"
+        write_jsonl(tail, [r for r in rows if r["key"].endswith("-f2")])
+        doc["sources"]["in"]["path"] = str(tail)
+        (tmp / "tail.json").write_text(json.dumps(doc))
+        code, _, err = hopper("run", "-f", tmp / "tail.json", "--stage",
+                              "tag", timeout=180)
+        assert code == 0, err
+        j2 = start("run", "-f", f, "--stage", "j", "--watch", cwd=tmp)
+        wait_for(lambda: dir_ids(out) == {f"v{v}" for v in range(videos)},
+                 timeout=180, what="every group joined")
+    finally:
+        stop(j1, j2)
+    for p in out.glob("*.json"):
+        joined = json.loads(p.read_text())
+        assert sorted(x["key"] for x in joined["parts"]) == \
+            [f"{p.stem}-f{i}" for i in range(n)]
