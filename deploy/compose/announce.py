@@ -5,10 +5,13 @@ For each new video that the dir source hands over ({"path", "name"}, the
 path in the source's processing/ folder), it links the file into VIDEOS
 (/data/videos by default) under its own name and answers
 {"path": VIDEOS/NAME, "name": NAME}, which the kafka sink
-publishes as the event. The link is made before the answer, so the file is
+publishes as the event (pipelines/ingest.json), or which goes on to the
+frames stage of pipelines/tagging_staged.json. VIDEOS is `--videos DIR`,
+else the environment's VIDEOS. The link is made before the answer, so the file is
 in place before any consumer can read the event, whatever the dir source
 does with its own copy afterwards.
 """
+import argparse
 import json
 import os
 import sys
@@ -36,6 +39,10 @@ def announce(payload):
 
 
 def main():
+    global VIDEOS
+    ap = argparse.ArgumentParser(description="link each new video into VIDEOS and announce it")
+    ap.add_argument("--videos", default=VIDEOS, help="the shared videos folder (%(default)s)")
+    VIDEOS = ap.parse_args().videos
     for line in sys.stdin:
         item = json.loads(line)
         try:
