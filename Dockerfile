@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# hopper's image: the coordinator, the thumbnail worker and the example
-# workers, on Debian bookworm, running as a non-root user.
+# hopper's image: the coordinator, the thumbnail worker, the tagging
+# demo's workers (hopper-tag, frames.py and gather.py, with FFmpeg's
+# ffprobe) and the example workers, on Debian bookworm, running as a
+# non-root user.
 #
 #   docker build -t hopper .
 #   docker run --rm -v "$PWD/pipelines/thumbnails.json:/etc/hopper/pipeline.json:ro" \
@@ -33,10 +35,10 @@ COPY deploy/compose/make_samples.sh /usr/local/bin/
 RUN bash /usr/local/bin/make_samples.sh /out/samples
 WORKDIR /src
 COPY . .
-# The coordinator, the thumbnail worker and the C example; the Go, Rust and
-# Java examples need toolchains this image does not carry.
+# The coordinator, the thumbnail and tag workers and the C example; the Go,
+# Rust and Java examples need toolchains this image does not carry.
 RUN make -j"$(nproc)" BUILD=/out \
-        /out/hopper /out/hopper-thumbnail /out/examples/c/word_count
+        /out/hopper /out/hopper-thumbnail /out/hopper-tag /out/examples/c/word_count
 
 # ---- runtime: the binaries and the libraries they link ---------------------
 FROM ${DEBIAN_IMAGE}
@@ -46,19 +48,20 @@ RUN apt-get update \
         libjansson4 libpq5 librdkafka1 libmicrohttpd12 libjemalloc2 \
         libyaml-0-2 libcurl4 \
         libavformat59 libavcodec59 libswscale6 libavutil57 \
-        python3 curl ca-certificates \
+        python3 curl ca-certificates ffmpeg \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --user-group --home-dir /var/lib/hopper \
         --create-home --shell /usr/sbin/nologin hopper \
  && mkdir -p /data /etc/hopper \
  && chown hopper:hopper /data
-COPY --from=build /out/hopper /out/hopper-thumbnail /usr/local/bin/
+COPY --from=build /out/hopper /out/hopper-thumbnail /out/hopper-tag /usr/local/bin/
 COPY --from=build /out/examples/c/word_count /usr/local/lib/hopper/examples/c/word_count
 COPY --from=build /out/samples /usr/local/share/hopper/samples
 COPY worker/PROTOCOL.md /usr/local/share/hopper/
 COPY worker/examples/python /usr/local/lib/hopper/examples/python
 COPY worker/examples/sh /usr/local/lib/hopper/examples/sh
 COPY deploy/compose/announce.py deploy/compose/seed.sh /usr/local/lib/hopper/
+COPY pipelines/tagging/*.py /usr/local/lib/hopper/tagging/
 COPY pipelines/*.json pipelines/*.yaml /usr/local/share/hopper/pipelines/
 
 # The address of /metrics, /healthz and /readyz.
