@@ -165,9 +165,11 @@ harness-test:
 	bash tests/harness/run.sh
 
 # compose.yaml end to end with podman and local stand-ins for the official
-# images (no Docker engine or registry needed), three coordinators sharing
-# one queue, and deploy/kubernetes/ checked. As root; the first run builds
-# images for several minutes, later ones reuse them.
+# images (no Docker engine or registry needed): the tagging pipeline's
+# stages as services, scaled, one container of each killed mid-run and
+# every video counted; three coordinators sharing one queue; and
+# deploy/kubernetes/ checked. As root; the first run builds images for
+# several minutes, later ones reuse them.
 compose-test: $(HOPPER)
 	HOPPER=$(abspath $(HOPPER)) bash tests/compose/run.sh
 

@@ -2,9 +2,10 @@
 # seed.sh: the compose file's one-shot seed. Run as root: makes the shared
 # folders under /data owned by the hopper user (a bind mount of ./data that
 # the engine created belongs to root), then, the first time only, drops
-# SEED_COUNT sample videos (6 by default) into /data/in, each written
-# beside it first and renamed into place so that the watching coordinator
-# never sees half a file.
+# SEED_COUNT sample videos (6 by default) and SEED_BROKEN files that are
+# not videos (none by default: the tagging pipeline dead-letters them) into
+# /data/in, each written beside it first and renamed into place so that the
+# watching coordinator never sees half a file.
 set -eu
 
 # Once: a later `docker compose up` starts this again, and should not add
@@ -31,5 +32,13 @@ while [ "$n" -lt "$count" ]; do
 		mv "/data/.seed/$name" "/data/in/$name"
 	done
 done
+b=0
+while [ "$b" -lt "${SEED_BROKEN:-0}" ]; do
+	b=$((b + 1))
+	name=$(printf 'broken-%s-%03d.mp4' "$stamp" "$b")
+	echo "not a video, but named like one" >"/data/.seed/$name"
+	chown hopper:hopper "/data/.seed/$name"
+	mv "/data/.seed/$name" "/data/in/$name"
+done
 touch /data/.seeded
-echo "seed: $n sample videos in /data/in"
+echo "seed: $n sample videos and $b broken files in /data/in"

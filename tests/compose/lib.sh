@@ -12,6 +12,10 @@ COMPOSE_ROOT=$(cd "$COMPOSE_HERE/../.." && pwd)
 COMPOSE_CACHE=${HOPPER_COMPOSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/hopper/compose}
 KAFKA_IMAGE_VERSION=3.7.2
 BASE_IMAGE=docker.io/library/debian:bookworm-slim
+# The hopper image is tagged by the hash of its inputs (compose_hopper_image
+# sets it, and compose.yaml reads it): another checkout's run on this
+# machine, which builds hopper:latest from its own files, cannot swap it
+# under this one.
 HOPPER_IMAGE=docker.io/library/hopper:latest
 
 # The image names compose.yaml uses, as Docker's API spells them.
@@ -167,13 +171,16 @@ compose_copy_project() {
 		done | tar --null -T - -cf -) | tar -C "$dest" -xf -
 }
 
-# The hopper image, from the project copy in DIR.
+# The hopper image, from the project copy in DIR; sets and exports
+# HOPPER_IMAGE.
 compose_hopper_image() {
 	local dir=$1 hash base_id
 	base_id=$(podman image inspect --format '{{.Id}}' "$BASE_IMAGE")
 	hash=$( (cd "$dir" && find . -type f ! -path './tests/*' ! -path './deploy/kubernetes/*' \
 		! -path './bench/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 		echo "$base_id") | sha256sum | cut -c1-16)
+	HOPPER_IMAGE=docker.io/library/hopper:ct-$hash
+	export HOPPER_IMAGE
 	compose_build "$HOPPER_IMAGE" "$dir" "$hash"
 }
 

@@ -2,10 +2,16 @@
 # tests/compose/run.sh: compose.yaml end to end, with podman standing in for
 # a Docker engine and local stand-ins for the official images (see lib.sh).
 #
-#   1. `up`: the seed's videos become thumbnails in ./data/out and rows in
-#      Postgres; Prometheus has both coordinators up.
-#   2. `up --scale thumbnails=3`: the topic's partitions are assigned over
-#      three coordinators and each consumes part of a second batch.
+#   1. `up`: the tagging pipeline in three services (ingest, tag, batch;
+#      pipelines/tagging_staged.json): the seed's videos become results in
+#      ./data/out/results, its broken file a dead letter on
+#      tagging.frames.dead, and the reduces count them; Prometheus has every
+#      stage up.
+#   2. `up --scale ingest=2 --scale tag=3 --scale batch=2`: the tag stage's
+#      partitions are assigned over three coordinators; a second batch is
+#      seeded and one container of each stage is killed mid-run (podman
+#      kill); every video ends with its result or as a dead letter, each
+#      counted by name, and every group's offsets reach the end.
 #   3. Past one machine: three coordinator containers (three addresses) on
 #      one Kafka group, then three on one Postgres queue; one of each is
 #      killed mid-run; every item is counted in the results, none dead.
@@ -162,43 +168,129 @@ log "images ready after $((SECONDS - started)) s"
 cd "$proj"
 
 # ---- 1. docker compose up ------------------------------------------------------
+results_count() { find "$proj/data/out/results" -name '*.json' 2>/dev/null | wc -l; }
+results_at_least() { [ "$(results_count)" -ge "$1" ]; }
+# The distinct keys (video names) on a dead-letter topic, one a line.
+dead_keys() {
+	kafka_exec kafka-console-consumer.sh --bootstrap-server localhost:9092 --topic "$1" \
+		--from-beginning --timeout-ms 8000 --property print.key=true --property print.value=false \
+		2>/dev/null | grep -v '^Processed a total' | sort -u
+}
+dead_at_least() { [ "$(dead_keys tagging.frames.dead | wc -l)" -ge "$1" ]; }
+# The sum of every window's count in one of the batch's files (NAME.jsonl),
+# over every batch container.
+reduce_total() {
+	cat "$proj"/data/out/batch/*/"$1.jsonl" 2>/dev/null |
+		python3 -c 'import json, sys; print(sum(json.loads(l)["result"]["count"] for l in sys.stdin if l.strip()))'
+}
+reduce_at_least() { [ "$(reduce_total "$1")" -ge "$2" ]; }
+# The lag of a group over all of a topic's partitions (0 once it committed
+# past every message).
+group_lag() {
+	kafka_exec kafka-consumer-groups.sh --bootstrap-server localhost:9092 \
+		--describe --group "$1" 2>/dev/null |
+		awk -v t="$2" '$2 == t && $3 ~ /^[0-9]+$/ {s += ($4 == "-" ? $5 : $6); n++} END {print (n ? s : -1)}'
+}
+no_lag() { [ "$(group_lag "$1" "$2")" = 0 ]; }
+REDUCES=(frame_colours colours codecs sizes durations mean_duration)
+
 log "up (project $project)"
 compose up -d >"$work/up.log" 2>&1 || { cat "$work/up.log" >&2; die "compose up failed"; }
 seeded=6
-wait_for 240 "$seeded thumbnails in ./data/out" thumbs_at_least "$seeded"
-wait_for 60 "$seeded rows in Postgres's thumbnails table" rows_at_least thumbnails "$seeded"
-sql "SELECT key, result::text FROM thumbnails ORDER BY key LIMIT 2" | sed 's/^/  /' >&2
-wait_for 90 "Prometheus: ingest up" targets_up ingest 1
-wait_for 90 "Prometheus: thumbnails up" targets_up thumbnails 1
+broken=1
+wait_for 300 "$seeded results in ./data/out/results" results_at_least "$seeded"
+wait_for 90 "$broken dead letter on tagging.frames.dead" dead_at_least "$broken"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); print("  a result:", r["name"], r["codec"], r["display"], r["colour"], r["tags"])' \
+	"$(find "$proj/data/out/results" -name '*.json' | head -n 1)" >&2 || die "a result without its fields"
+# Each video counted once by each reduce of its result (a window or more later).
+wait_for 90 "the batch counted $seeded videos by codec" reduce_at_least codecs "$seeded"
+wait_for 60 "the batch counted $seeded videos by duration" reduce_at_least duration_mean "$seeded"
+for svc in ingest tag batch; do
+	wait_for 90 "Prometheus: $svc up" targets_up "$svc" 1
+done
 healthy() { [ "$(podman inspect -f '{{.State.Health.Status}}' "$(container_of "$1")")" = healthy ]; }
-wait_for 60 "ingest healthy (the image's HEALTHCHECK on /healthz)" healthy ingest
-wait_for 60 "thumbnails healthy" healthy thumbnails
+for svc in ingest tag batch; do
+	wait_for 60 "$svc healthy (the image's HEALTHCHECK on /healthz)" healthy "$svc"
+done
 
-# ---- 2. --scale thumbnails=3 --------------------------------------------------------
-log "up --scale thumbnails=3"
-compose up -d --no-recreate --scale thumbnails=3 >>"$work/up.log" 2>&1 ||
+# ---- 2. scaled, a second batch, one container of each stage killed -----------------
+log "up --scale ingest=2 --scale tag=3 --scale batch=2"
+compose up -d --no-recreate --scale ingest=2 --scale tag=3 --scale batch=2 >>"$work/up.log" 2>&1 ||
 	{ cat "$work/up.log" >&2; die "compose up --scale failed"; }
-three_members() { [ "$(group_offsets thumbnails videos | awk '$3 != "-" {print $3}' | sort -u | wc -l)" -eq 3 ]; }
-wait_for 120 "the group thumbnails has its partitions on three hosts" three_members
-group_offsets thumbnails videos | sort -n >"$work/before"
+three_members() { [ "$(group_offsets hopper.frames tagging.frames | awk '$3 != "-" {print $3}' | sort -u | wc -l)" -eq 3 ]; }
+wait_for 120 "the group hopper.frames has its partitions on three hosts" three_members
+for svc in ingest batch; do
+	wait_for 90 "Prometheus: two $svc targets up" targets_up "$svc" 2
+done
+wait_for 90 "Prometheus: three tag targets up" targets_up tag 3
+
+containers_of() {
+	podman ps -a --filter "label=com.docker.compose.project=$project" \
+		--filter "label=com.docker.compose.service=$1" --format '{{.Names}}' | sort
+}
+killed=()
+# kill_one SERVICE: SIGKILL one of its containers (podman does not restart
+# a killed one: the others carry on without it).
+kill_one() {
+	local c
+	c=$(containers_of "$1" | head -n 1)
+	podman kill "$c" >/dev/null || die "podman kill $c failed"
+	killed+=("$c")
+	log "killed $c with $(results_count) results in"
+}
+
 batch=30
-compose run --rm -e SEED_COUNT="$batch" -e SEED_FORCE=1 seed >>"$work/up.log" 2>&1 || die "a second seed failed"
+batch_broken=3
 total=$((seeded + batch))
-wait_for 300 "$total thumbnails in ./data/out" thumbs_at_least "$total"
-wait_for 60 "$total rows in Postgres" rows_at_least thumbnails "$total"
-[ "$(thumbs_count)" -eq "$total" ] || die "$(thumbs_count) thumbnails, expected $total (seeded again?)"
-wait_for 60 "the group's offsets past every message" \
-	sh -c "[ \"\$(docker-compose --no-ansi -p $project -f compose.yaml exec -T kafka \
-		kafka-consumer-groups.sh --bootstrap-server localhost:9092 --describe --group thumbnails 2>/dev/null |
-		awk '\$2 == \"videos\" {s += \$6} END {print s + 0}')\" = 0 ]"
-group_offsets thumbnails videos | sort -n >"$work/after"
-log "partitions of videos (partition, offset before, offset after, host):"
-join "$work/before" "$work/after" | awk '{print "  ", $1, $2, $4, $5}' >&2
-per_host=$(join "$work/before" "$work/after" | awk '{n[$5] += $4 - $2} END {for (h in n) print h, n[h]}')
-printf '%s\n' "$per_host" | sed 's/^/  consumed by /' >&2
-[ "$(printf '%s\n' "$per_host" | awk '$2 > 0' | wc -l)" -eq 3 ] ||
-	die "the second batch was not consumed by three coordinators"
-wait_for 90 "Prometheus: three thumbnails targets up" targets_up thumbnails 3
+dead_total=$((broken + batch_broken))
+compose run --rm -e SEED_COUNT="$batch" -e SEED_BROKEN="$batch_broken" -e SEED_FORCE=1 seed \
+	>>"$work/up.log" 2>&1 || die "a second seed failed"
+# The ingest containers claim the new files at once: one of them dies with
+# whatever it holds, which goes back to ./data/in for the other.
+kill_one ingest
+wait_for 300 "a quarter of the second batch in the results" results_at_least $((seeded + batch / 4))
+kill_one tag
+kill_one batch
+[ "$(results_count)" -lt "$total" ] || die "the second batch was over before the kills"
+wait_for 420 "$total results in ./data/out/results" results_at_least "$total"
+wait_for 90 "$dead_total dead letters on tagging.frames.dead" dead_at_least "$dead_total"
+
+# Every video that came in is a result or a dead letter, by name, and no
+# name is both.
+find "$proj/data/videos" -maxdepth 1 -type f ! -name '.*' -printf '%f\n' | sort >"$work/videos"
+find "$proj/data/out/results" -name '*.json' -printf '%f\n' | sed 's/\.json$//' | sort >"$work/results"
+dead_keys tagging.frames.dead >"$work/dead"
+n_videos=$(wc -l <"$work/videos")
+n_results=$(wc -l <"$work/results")
+n_dead=$(wc -l <"$work/dead")
+log "videos in: $n_videos; results: $n_results; dead letters: $n_dead"
+[ "$n_videos" -eq $((total + dead_total)) ] || die "$n_videos videos in ./data/videos, expected $((total + dead_total))"
+[ "$n_results" -eq "$total" ] || die "$n_results results, expected $total"
+[ "$n_dead" -eq "$dead_total" ] || die "$n_dead dead letters, expected $dead_total"
+sort -m "$work/results" "$work/dead" | uniq -d | grep -q . && die "a video both done and dead: $(sort -m "$work/results" "$work/dead" | uniq -d | head -n 3)"
+sort -m "$work/results" "$work/dead" | cmp -s - "$work/videos" ||
+	die "results and dead letters do not name the videos: $(sort -m "$work/results" "$work/dead" | comm -3 - "$work/videos" | head -n 5)"
+if grep -qv '^broken-' "$work/dead"; then
+	die "dead letters that are not the broken files: $(grep -v '^broken-' "$work/dead" | head -n 3)"
+fi
+# The ingest stage let go of every file (done, none failed or held).
+left=$(find "$proj/data/in" -type f ! -name .lock | head -n 5)
+[ -z "$left" ] || die "files left in ./data/in: $left"
+
+# Nothing held: every group committed past its topic's end, the reduces'
+# once their windows' results were written.
+wait_for 120 "hopper.frames committed past every message" no_lag hopper.frames tagging.frames
+for r in "${REDUCES[@]}"; do
+	wait_for 120 "hopper.$r committed past every message" no_lag "hopper.$r" "tagging.$r"
+done
+# Each reduce counted every video (a container killed after writing a
+# window but before committing makes a later window count some again).
+for r in codecs sizes durations duration_mean colours; do
+	n=$(reduce_total "$r")
+	log "  $r: $n videos counted (of $total)"
+	[ "$n" -ge "$total" ] || die "$r counted $n videos, fewer than $total"
+done
+log "  frame_colours: $(reduce_total frame_colours) frames counted"
 
 # ---- 3. past one machine -----------------------------------------------------------
 net="${project}_default"
@@ -293,18 +385,18 @@ for c in "${mh_containers[@]}"; do podman rm -f "$c" >/dev/null; done
 mh_containers=()
 
 # ---- 4. stop (SIGTERM drains, exit 0), down -v ------------------------------------
-compose stop -t 40 ingest thumbnails >>"$work/up.log" 2>&1 || die "compose stop failed"
+compose stop -t 40 ingest tag batch >>"$work/up.log" 2>&1 || die "compose stop failed"
 stopped=0
-for svc in ingest thumbnails; do
-	for c in $(podman ps -a --filter "label=com.docker.compose.project=$project" \
-		--filter "label=com.docker.compose.service=$svc" --format '{{.Names}}'); do
+for svc in ingest tag batch; do
+	for c in $(containers_of "$svc"); do
+		case " ${killed[*]} " in *" $c "*) continue ;; esac
 		rc=$(podman inspect -f '{{.State.ExitCode}}' "$c")
 		[ "$rc" = 0 ] || die "$c exited $rc on SIGTERM"
 		stopped=$((stopped + 1))
 	done
 done
 [ "$stopped" -eq 4 ] || die "expected 4 coordinators to stop, found $stopped"
-log "the $stopped coordinators stopped on SIGTERM with exit status 0"
+log "the $stopped coordinators left stopped on SIGTERM with exit status 0"
 log "down -v"
 compose down -v -t 30 >>"$work/up.log" 2>&1 || die "compose down failed"
 left=$(podman ps -aq --filter "label=com.docker.compose.project=$project" | wc -l)
