@@ -8,13 +8,18 @@ no schema for: their required fields and the triggers' metadata keys are
 checked here by hand, after KEDA's documentation. Then the pieces are
 checked against each other and against hopper: names that refer to each
 other exist, the Service selects the pods, the pipeline in each ConfigMap
-passes `hopper validate`.
+passes `hopper validate`. The tagging pipeline's stages run in Deployments
+of their own (HOPPER_STAGE): together they run every stage once, each with
+the pipeline file as it is in pipelines/, and each is scaled by a
+ScaledObject on its input (the lag of its via's topic, in the via's group,
+or the backlog of its via's table).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -81,7 +86,7 @@ def test_the_schema_check_catches_a_mistake():
         kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
 
 
-# The trigger metadata keys KEDA documents for the two scalers used here.
+# The trigger metadata keys KEDA documents for the scalers used here.
 TRIGGER_KEYS = {
     "kafka": ({"bootstrapServers", "consumerGroup", "topic", "lagThreshold"},
               {"activationLagThreshold", "offsetResetPolicy", "allowIdleConsumers",
@@ -90,7 +95,9 @@ TRIGGER_KEYS = {
     "postgresql": ({"query", "targetQueryValue"},
                    {"activationTargetQueryValue", "connectionFromEnv", "host", "port",
                     "userName", "dbName", "sslmode", "passwordFromEnv"}),
+    "cpu": ({"value"}, {"containerName"}),
 }
+TRIGGER_SPEC = {"type", "metadata", "authenticationRef", "metricType", "name", "useCachedMetrics"}
 SCALEDOBJECT_SPEC = {"scaleTargetRef", "pollingInterval", "cooldownPeriod", "idleReplicaCount",
                      "minReplicaCount", "maxReplicaCount", "fallback", "advanced", "triggers",
                      "initialCooldownPeriod"}
@@ -107,6 +114,7 @@ def test_scaledobject(so):
     auths = {d["metadata"]["name"] for d in of_kind("TriggerAuthentication")}
     assert spec["triggers"]
     for t in spec["triggers"]:
+        assert set(t) <= TRIGGER_SPEC, set(t) - TRIGGER_SPEC
         required, optional = TRIGGER_KEYS[t["type"]]
         meta = t["metadata"]
         assert required <= set(meta), required - set(meta)
@@ -117,6 +125,9 @@ def test_scaledobject(so):
             assert t["authenticationRef"]["name"] in auths
         if t["type"] == "postgresql":
             assert "authenticationRef" in t or "connectionFromEnv" in meta
+        if t["type"] == "cpu":
+            # KEDA's CPU scaler cannot scale to zero; it needs a request.
+            assert t["metricType"] == "Utilization" and spec["minReplicaCount"] >= 1
 
 
 @pytest.mark.parametrize("ta", of_kind("TriggerAuthentication"), ids=lambda d: d["metadata"]["name"])
@@ -157,8 +168,11 @@ def test_deployment_wiring(dep):
     for v in pod["spec"]["volumes"]:
         if "configMap" in v:
             assert v["configMap"]["name"] in configmaps
-            # The pod's own autoscaler is on, and has a core per worker.
             pipeline = json.loads(configmaps[v["configMap"]["name"]]["data"]["pipeline.json"])
+            if "stages" in pipeline:
+                # Stages without a size share the pod's CPUs (its limit).
+                continue
+            # The pod's own autoscaler is on, and has a core per worker.
             assert 1 <= pipeline["min_workers"] <= pipeline["max_workers"]
             assert pipeline["max_workers"] <= int(c["resources"]["limits"]["cpu"])
     services = [s for s in of_kind("Service")
@@ -179,3 +193,113 @@ def test_pipeline_passes_hopper_validate(cm, tmp_path):
     env = dict(os.environ, KAFKA="kafka:9092", DATABASE_URL="postgres://u:p@db/app")
     r = subprocess.run([hopper, "validate", str(path)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+# ---- the tagging pipeline, a Deployment per part ----------------------------
+
+STAGED = ROOT / "pipelines" / "tagging_staged.json"
+
+
+def env_of(dep):
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in c.get("env", [])}
+
+
+def configmap_of(dep):
+    vols = dep["spec"]["template"]["spec"]["volumes"]
+    name = next(v["configMap"]["name"] for v in vols if "configMap" in v)
+    return next(d for d in of_kind("ConfigMap") if d["metadata"]["name"] == name)
+
+
+STAGE_DEPS = [d for d in of_kind("Deployment") if "HOPPER_STAGE" in env_of(d)]
+
+
+def expand(value, env):
+    """${VAR} and ${VAR:-default} as hopper expands them, from env."""
+    def one(m):
+        v = env.get(m.group(1))
+        return v if v else (m.group(3) or "")
+    return re.sub(r"\$\{(\w+)(:-([^}]*))?\}", one, value)
+
+
+def via_of(stage, env):
+    """A stage's via as (kind, topic or table, partitions), or None."""
+    via = stage.get("via")
+    if via is None:
+        return None
+    if isinstance(via, str):
+        via = {"type": via.split(":", 1)[0], "url": via}
+    if via["type"] == "kafka":
+        url = expand(via["url"], env)
+        return "kafka", url.rsplit("/", 1)[1], via.get("partitions")
+    return "postgres", expand(via.get("table", "hopper_to_%s"), env), None
+
+
+def test_there_are_stage_deployments():
+    assert len(STAGE_DEPS) >= 3
+
+
+@pytest.mark.parametrize("dep", STAGE_DEPS, ids=lambda d: d["metadata"]["name"])
+def test_a_stage_deployment_runs_the_pipeline_file_as_it_is(dep):
+    cm = configmap_of(dep)
+    assert cm["data"]["pipeline.json"] == STAGED.read_text()
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    assert c["args"][:3] == ["run", "-f", "/etc/hopper/pipeline.json"]
+    # A watched run: the stages wait for what their topics bring.
+    assert "--watch" in c["args"]
+
+
+def test_the_stage_deployments_run_every_stage_once():
+    stages = json.loads(STAGED.read_text())["stages"]
+    ran = [s for d in STAGE_DEPS for s in env_of(d)["HOPPER_STAGE"].split(",")]
+    assert sorted(ran) == sorted(stages), "each stage in exactly one Deployment"
+
+
+@pytest.mark.parametrize("dep", STAGE_DEPS, ids=lambda d: d["metadata"]["name"])
+def test_a_stage_deployment_is_scaled_on_its_input(dep):
+    """The ScaledObject that targets a Deployment watches the input of
+    each stage it runs that has a via: the via's topic in the group
+    hopper.STAGE (never more pods than that topic's partitions), or the
+    via's table. A part with no via in (the folder's ingest) has a floor of
+    one pod."""
+    name = dep["metadata"]["name"]
+    sos = [d for d in of_kind("ScaledObject") if d["spec"]["scaleTargetRef"]["name"] == name]
+    assert len(sos) == 1, f"{name}: one ScaledObject, found {len(sos)}"
+    spec = sos[0]["spec"]
+    env = env_of(dep)
+    stages = json.loads(STAGED.read_text())["stages"]
+    mine = env["HOPPER_STAGE"].split(",")
+    vias = {s: via_of(stages[s], env) for s in mine if via_of(stages[s], env)}
+    kafka = [t["metadata"] for t in spec["triggers"] if t["type"] == "kafka"]
+    pg = [t["metadata"] for t in spec["triggers"] if t["type"] == "postgresql"]
+    for stage, (kind, where, partitions) in vias.items():
+        if kind == "kafka":
+            t = [m for m in kafka if m["topic"] == where]
+            assert t, f"{name}: no lag trigger on {where} (stage {stage})"
+            assert t[0]["consumerGroup"] == f"hopper.{stage}"
+            assert t[0]["bootstrapServers"] == env["KAFKA"]
+            assert spec["maxReplicaCount"] <= partitions, \
+                f"{name}: more pods than {where} has partitions"
+        else:
+            assert any(re.search(rf"\bFROM\s+{re.escape(where)}\b", m["query"]) for m in pg), \
+                f"{name}: no backlog trigger on the table {where} (stage {stage})"
+    # No trigger on a topic or table that none of its stages reads.
+    assert {m["topic"] for m in kafka} <= {w for k, w, _ in vias.values() if k == "kafka"}
+    assert len(kafka) + len(pg) == len(vias)
+    if not vias:
+        assert spec["minReplicaCount"] >= 1
+
+
+@pytest.mark.parametrize("dep", STAGE_DEPS, ids=lambda d: d["metadata"]["name"])
+def test_a_stage_deployment_validates_its_stages(dep, tmp_path):
+    hopper = os.environ.get("HOPPER") or str(ROOT / "build" / "hopper")
+    if not (os.access(hopper, os.X_OK) or shutil.which(hopper)):
+        pytest.skip("no hopper binary to validate with (make)")
+    path = tmp_path / "pipeline.json"
+    path.write_text(configmap_of(dep)["data"]["pipeline.json"])
+    env = dict(os.environ, **env_of(dep))
+    r = subprocess.run([hopper, "validate", str(path)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    # HOPPER_STAGE kept exactly the Deployment's stages.
+    kept = re.findall(r"^stage (\S+) ", r.stdout, re.M)
+    assert sorted(kept) == sorted(env["HOPPER_STAGE"].split(","))
