@@ -1428,6 +1428,44 @@ static void edge_partitions(struct hop_sink *sink, const char *key)
 		hop_sink_set(sink, "partition_by", key, msg, sizeof(msg));
 }
 
+/* Sets the options of one end of an edge (src, or else sink) from v, the
+ * via's "source" or "sink" object: settings for that end alone (a
+ * consumer's librdkafka config). Returns 0, or -EINVAL with msg. */
+static int edge_end(struct hop_source *src, struct hop_sink *sink, json_t *v,
+		    char *msg, size_t n)
+{
+	const struct hop_option *t =
+	    src ? src->ops->options : sink->ops->options;
+	const char *const *fixed =
+	    src ? src->ops->edge_fixed : sink->ops->edge_fixed;
+	const char *end = src ? "source" : "sink", *k;
+	char why[512];
+	json_t *e;
+
+	if (!json_is_object(v)) {
+		snprintf(msg, n,
+			 "via: '%s' must be an object of the %s's options", end,
+			 end);
+		return -EINVAL;
+	}
+	json_object_foreach(v, k, e)
+	{
+		if (edge_fixed(fixed, k)) {
+			snprintf(msg, n,
+				 "via: %s: '%s' is the edge's own: it keeps "
+				 "each item's id and payload whole",
+				 end, k);
+			return -EINVAL;
+		}
+		if (hop_opts_set_json(t, src ? src->ctx : sink->ctx, k, e, why,
+				      sizeof(why))) {
+			snprintf(msg, n, "via: %s: %s", end, why);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 /* Makes both ends of the durable edge into stage ex->name from its "via":
  * a URL ("kafka://host:port/topic"), or an object with a "type" and the
  * options of that driver's source and sink, each key going to the end (or
@@ -1475,6 +1513,12 @@ static int edge_parse(struct stage_extra *ex, json_t *v, char *msg, size_t n)
 		bool in_sink = hop_opts_find(sink->ops->options, k) != NULL;
 		if (!strcmp(k, "type"))
 			continue;
+		if (!strcmp(k, "source") || !strcmp(k, "sink")) {
+			if (edge_end(k[1] == 'o' ? src : NULL,
+				     k[1] == 'o' ? NULL : sink, e, msg, n))
+				goto bad;
+			continue;
+		}
 		if (edge_fixed(src->ops->edge_fixed, k) ||
 		    edge_fixed(sink->ops->edge_fixed, k)) {
 			snprintf(msg, n,

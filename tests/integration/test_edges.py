@@ -36,7 +36,7 @@ def pipeline(tmp, via, n, sink=None, extra_b=None):
 
 def kafka_via(kafka, topic, partitions=2):
     return {"type": "kafka", "url": f"kafka://{kafka.bootstrap}/{topic}",
-            "partitions": partitions, "config": KAFKA_QUICK}
+            "partitions": partitions, "source": {"config": KAFKA_QUICK}}
 
 
 def results(path):
@@ -230,6 +230,11 @@ def test_postgres_edge_shared_by_two_coordinators(tmp, pg):
      "via: 'id' is the edge's own"),
     ({"type": "kafka", "url": "kafka://127.0.0.1:9/t", "colour": 1},
      "via: unknown key 'colour'"),
+    ({"type": "kafka", "url": "kafka://127.0.0.1:9/t",
+      "source": {"payload": "string"}},
+     "via: source: 'payload' is the edge's own"),
+    ({"type": "kafka", "url": "kafka://127.0.0.1:9/t",
+      "sink": {"group": "g"}}, "via: sink: unknown option 'group'"),
     ({"type": "postgres", "table": "bad name;"},
      "table name 'bad name;' is not a valid identifier"),
 ])
