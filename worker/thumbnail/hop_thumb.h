@@ -161,6 +161,14 @@ struct hop_thumb_input {
 	int64_t seen[HOP_THUMB_SEEN];
 	int64_t last_key; /* the last keyframe packet read since the seek */
 	int64_t gop;	  /* the longest keyframe interval read, or 0 */
+	/* Keyframe-only picking: the keyframe packet a seek lands on is
+	 * decoded alone and drained out (one_key; one_key_sent once done),
+	 * and the decoder may run at a reduced resolution: lowres is the
+	 * level it was opened with, lowres_ok the one allowed for the
+	 * thumbnail size (0: full size). */
+	bool one_key, one_key_sent;
+	int lowres, lowres_ok;
+	bool intra_only; /* every frame of the codec is a keyframe */
 };
 
 /*
@@ -179,6 +187,28 @@ void hop_thumb_input_close(struct hop_thumb_input *in);
  * index points past its last byte.
  */
 bool hop_thumb_input_cut(const struct hop_thumb_input *in);
+
+/*
+ * Allows decoding at a reduced resolution (lowres, 1/2, 1/4 or 1/8 a
+ * side, where the codec has it: MPEG-1/2/4, H.263, MJPEG...) when the
+ * thumbnail asked for (req_w x req_h, 0 = unset, as hop_thumb_fit takes
+ * them) is at most half the reduced frame a side. It is used only where no
+ * frame is predicted from a reduced one: keyframe-only picking, or a
+ * codec whose every frame is a keyframe; accurate seeking in other codecs
+ * decodes at full size, so its frames stay exact.
+ */
+void hop_thumb_input_allow_lowres(struct hop_thumb_input *in, int req_w,
+				  int req_h);
+
+/*
+ * Reopens the decoder at lowres level `level` when it is not at it
+ * already. Returns 0 or a negative AVERROR.
+ */
+int hop_thumb_input_set_lowres(struct hop_thumb_input *in, int level);
+
+/* The stored size of the source's frames at full resolution. */
+void hop_thumb_input_full_size(const struct hop_thumb_input *in,
+			       const AVFrame *f, int *w, int *h);
 
 /* True once the item's deadline has passed. */
 bool hop_thumb_input_expired(const struct hop_thumb_input *in);

@@ -36,6 +36,7 @@ static void reset_reading(struct hop_thumb_input *in)
 	in->packets = 0;
 	in->nseen = 0;
 	in->last_key = AV_NOPTS_VALUE;
+	in->one_key_sent = false;
 	av_frame_unref(in->ahead);
 	av_frame_unref(in->held);
 }
@@ -118,6 +119,16 @@ static int next_frame(struct hop_thumb_input *in, AVFrame *f)
 		if (in->pkt->stream_index == in->index) {
 			in->packets++;
 			send_packet(in, in->pkt);
+			/* Keyframe-only picking wants this keyframe's frame
+			 * alone: drain it out rather than decode the frames
+			 * after it that the decoder's reordering delay would
+			 * otherwise take before giving it. */
+			if (in->one_key && in->packets == 1 &&
+			    (in->pkt->flags & AV_PKT_FLAG_KEY)) {
+				in->one_key_sent = true;
+				in->draining = true;
+				avcodec_send_packet(in->dec, NULL);
+			}
 		}
 		av_packet_unref(in->pkt);
 	}
@@ -243,12 +254,34 @@ static int grab_cover(struct hop_thumb_input *in, AVFrame *out, double *at)
 	return 0;
 }
 
+/*
+ * The lowres level to decode at for seek mode `seek`: reduced only where
+ * no frame will be predicted from a reduced one (keyframe mode, whose
+ * frame is decoded alone, or a codec of keyframes only).
+ */
+static int lowres_for(const struct hop_thumb_input *in, int seek)
+{
+	return seek == HOP_THUMB_SEEK_KEYFRAME || in->intra_only ? in->lowres_ok
+								 : 0;
+}
+
+/*
+ * True when the frame the keyframe shortcut gave cannot be trusted to be
+ * whole: a field of an interlaced frame may come in a packet of its own,
+ * and a damaged keyframe is better decoded the usual way.
+ */
+static bool partial_key(const AVFrame *f)
+{
+	return f->interlaced_frame || (f->flags & AV_FRAME_FLAG_CORRUPT) ||
+	       f->decode_error_flags;
+}
+
 int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		   AVFrame *out, double *at, bool *clamped)
 {
 	double tb = av_q2d(in->st->time_base);
 	double limit = in->duration > 0 ? in->duration + 1 : 1e9;
-	bool reached = false, overshot = false, bytes = false;
+	bool reached = false, overshot = false, bytes = false, shortcut = true;
 	int64_t target, ts, back = 0, pts;
 	int ret, packets = 0;
 
@@ -281,6 +314,10 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		int64_t next;
 		bool late, gap;
 
+		ret = hop_thumb_input_set_lowres(in, lowres_for(in, seek));
+		if (ret < 0)
+			return ret;
+		in->one_key = shortcut && seek == HOP_THUMB_SEEK_KEYFRAME;
 		ret = bytes ? rewind_bytes(in) : seek_to(in, ts);
 		if (hop_thumb_input_expired(in))
 			return AVERROR_EXIT;
@@ -301,6 +338,14 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 			return AVERROR_EXIT;
 		if (ret < 0 && ret != AVERROR_EOF)
 			return ret;
+		/* The keyframe alone gave nothing usable: decode it the usual
+		 * way, from the same place. */
+		if (in->one_key_sent &&
+		    (ret == AVERROR_EOF || partial_key(out))) {
+			av_frame_unref(out);
+			shortcut = false;
+			continue;
+		}
 		late = overshot || (ret == AVERROR_EOF && in->packets > 0);
 		gap = ret == AVERROR_EOF && in->packets == 0;
 		if ((!late && !gap) || bytes)
@@ -322,6 +367,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 			next = target - back < ts ? target - back : ts - 1;
 		ts = next > in->start ? next : in->start;
 	}
+	in->one_key = false;
 	if (ret == AVERROR_EOF)
 		return packets ? AVERROR(ENODATA) : AVERROR_EOF;
 	/* Where decoding stands, for hop_thumb_grab_next. In keyframe mode

@@ -124,7 +124,13 @@ static void read_timing(struct hop_thumb_input *in)
 		in->frame_time = 0.04;
 }
 
-static int open_decoder(struct hop_thumb_input *in, struct hop_thumb_err *e)
+/*
+ * Opens the decoder of the chosen stream at lowres `level` (0: full size)
+ * into in->dec. Returns 0 or a negative AVERROR with e filled when e is
+ * not NULL.
+ */
+static int open_decoder(struct hop_thumb_input *in, int level,
+			struct hop_thumb_err *e)
 {
 	const AVCodec *codec = avcodec_find_decoder(in->st->codecpar->codec_id);
 	int ret;
@@ -140,15 +146,77 @@ static int open_decoder(struct hop_thumb_input *in, struct hop_thumb_err *e)
 	in->dec->thread_count = 1;
 	in->dec->max_pixels = MAX_PIXELS;
 	in->dec->pkt_timebase = in->st->time_base;
+	in->dec->lowres = level;
 	ret = avcodec_open2(in->dec, codec, NULL);
 	if (ret < 0)
 		goto out_err;
+	in->lowres = level;
 	return 0;
 
 out_err:
-	hop_thumb_err_set(e, "%s: cannot open the %s decoder: %s", in->path,
-			  codec->name, av_err2str(ret));
+	if (e)
+		hop_thumb_err_set(e, "%s: cannot open the %s decoder: %s",
+				  in->path, codec->name, av_err2str(ret));
+	avcodec_free_context(&in->dec);
 	return ret;
+}
+
+void hop_thumb_input_allow_lowres(struct hop_thumb_input *in, int req_w,
+				  int req_h)
+{
+	const AVCodecParameters *par = in->st->codecpar;
+	const AVCodec *codec = avcodec_find_decoder(par->codec_id);
+	bool quarter = in->rotation == 90 || in->rotation == 270;
+	int ow, oh, level = 0;
+
+	in->lowres_ok = 0;
+	if (!codec || codec->max_lowres <= 0 || in->cover || par->width <= 0 ||
+	    par->height <= 0 || (req_w <= 0 && req_h <= 0))
+		return;
+	hop_thumb_fit(par->width, par->height, par->sample_aspect_ratio,
+		      in->rotation, req_w, req_h, &ow, &oh);
+	/* The rows the thumbnail needs, in the stored orientation (the
+	 * sample aspect ratio stretches columns only). The frame decoded
+	 * keeps twice them: at 1/8 a block is its mean alone, and the scale
+	 * down from twice the size is as sharp as from the whole frame. */
+	if (quarter)
+		oh = ow;
+	while (level < codec->max_lowres && level < 3 &&
+	       (par->height >> (level + 1)) >= 2 * oh &&
+	       (par->width >> (level + 1)) >= 16)
+		level++;
+	in->lowres_ok = level;
+}
+
+int hop_thumb_input_set_lowres(struct hop_thumb_input *in, int level)
+{
+	AVCodecContext *old = in->dec;
+	int ret;
+
+	if (level == in->lowres)
+		return 0;
+	in->dec = NULL;
+	ret = open_decoder(in, level, NULL);
+	if (ret < 0) {
+		in->dec = old;
+		return ret;
+	}
+	avcodec_free_context(&old);
+	in->draining = false;
+	return 0;
+}
+
+void hop_thumb_input_full_size(const struct hop_thumb_input *in,
+			       const AVFrame *f, int *w, int *h)
+{
+	const AVCodecParameters *par = in->st->codecpar;
+
+	*w = f->width;
+	*h = f->height;
+	if (in->lowres > 0 && par->width > 0 && par->height > 0) {
+		*w = par->width;
+		*h = par->height;
+	}
 }
 
 int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
@@ -240,7 +308,13 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 	in->rotation = stream_rotation(in->st);
 	read_timing(in);
 
-	ret = open_decoder(in, e);
+	{
+		const AVCodecDescriptor *d =
+		    avcodec_descriptor_get(in->st->codecpar->codec_id);
+
+		in->intra_only = d && (d->props & AV_CODEC_PROP_INTRA_ONLY);
+	}
+	ret = open_decoder(in, 0, e);
 	if (ret == AVERROR(ENOMEM))
 		goto out_nomem;
 	if (ret < 0)

@@ -34,6 +34,7 @@ struct job {
 	int made;      /* thumbnails made, with count or sheet */
 	bool clamped;  /* a position was past the last frame */
 	bool cut;      /* the file ends before its declared duration */
+	int lowres;    /* the most reduced decoding a frame used, 0: none */
 };
 
 /* "<dir>/clip" from dir and "/videos/clip.mp4". */
@@ -101,14 +102,14 @@ static int set_geometry(struct job *j)
 	AVRational sar =
 	    av_guess_sample_aspect_ratio(j->in.fmt, j->in.st, j->frame);
 
-	j->src_w = j->frame->width;
-	j->src_h = j->frame->height;
-	if (hop_thumb_fit(j->frame->width, j->frame->height, sar,
-			  j->in.rotation, j->o->width, j->o->height, &j->w,
-			  &j->h)) {
-		double a = j->frame->width *
+	/* A frame decoded at a reduced resolution has the source's shape:
+	 * the size is that of the source. */
+	hop_thumb_input_full_size(&j->in, j->frame, &j->src_w, &j->src_h);
+	if (hop_thumb_fit(j->src_w, j->src_h, sar, j->in.rotation, j->o->width,
+			  j->o->height, &j->w, &j->h)) {
+		double a = j->src_w *
 			   (sar.num > 0 && sar.den > 0 ? av_q2d(sar) : 1.0) /
-			   j->frame->height;
+			   j->src_h;
 
 		if (j->in.rotation == 90 || j->in.rotation == 270)
 			a = 1 / a;
@@ -209,6 +210,7 @@ static int run_single(struct job *j)
 	}
 	if (ret < 0)
 		return grab_failed(j, ret);
+	j->lowres = j->in.lowres;
 	note_if_cut(j, pos, at, j->clamped);
 	json_array_append_new(j->positions, json_real(rounded(at)));
 	ret = set_geometry(j);
@@ -337,6 +339,8 @@ static int run_many(struct job *j, hop_thumb_progress_fn progress, void *ctx)
 		}
 		note_if_cut(j, d * (i + 0.5) / n, at, clamped);
 		j->clamped |= clamped;
+		if (j->in.lowres > j->lowres)
+			j->lowres = j->in.lowres;
 		pts = j->frame->best_effort_timestamp;
 		if (k > 0 && ((pts != AV_NOPTS_VALUE && pts == last_pts) ||
 			      from <= cue_ms[k - 1] || from >= end_ms)) {
@@ -411,6 +415,9 @@ static json_t *make_result(struct job *j, int64_t t0)
 	if (j->in.cover)
 		json_object_set_new(r, "cover_art", json_true());
 	json_object_set_new(r, "frames_decoded", json_integer(j->in.decoded));
+	if (j->lowres > 0)
+		json_object_set_new(r, "decode_scale",
+				    json_real(1.0 / (1 << j->lowres)));
 	json_object_set_new(r, "ms",
 			    json_integer((av_gettime_relative() - t0) / 1000));
 	if (json_array_size(j->notes))
@@ -474,6 +481,7 @@ int hop_thumb_job_run(const struct hop_thumb_opts *o, const char *path,
 		goto out_nomem;
 	}
 	j.name = strrchr(j.stem, '/') + 1;
+	hop_thumb_input_allow_lowres(&j.in, o->width, o->height);
 
 	if (j.in.cover)
 		note(&j, "audio with cover art and no other video: the "

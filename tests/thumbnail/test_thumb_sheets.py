@@ -1,0 +1,138 @@
+"""Sheets and counts of long-GOP clips made here from lavfi sources: the
+forward pass gives each tile the frame a seek per spot gives, keyframe
+mode decodes each keyframe alone, and reduced-resolution decoding is used
+only where no frame is predicted from a reduced one."""
+import pytest
+
+from thumbutil import out, start  # noqa: F401 (fixtures)
+from thumbutil import (cli_frame, crop, ffmpeg, image_rgb, keyframe_times,
+                       probe, psnr)
+from test_thumb_content import frame_times
+
+SRC = "testsrc2=size=320x180:rate=25"
+
+
+def make(path, seconds, *codec):
+    ffmpeg("-f", "lavfi", "-i", SRC, "-t", seconds, *codec, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def long_gop(tmp_path_factory):
+    """12 s of 1080p-like content in small: one keyframe every 10 s and
+    x264's B-frames with a B-pyramid (B-frames other frames refer to)."""
+    d = tmp_path_factory.mktemp("sheets")
+    return make(d / "long_gop.mp4", 12, "-c:v", "libx264", "-preset",
+                "veryfast", "-g", 250, "-pix_fmt", "yuv420p")
+
+
+def tiles(r, n_cols):
+    rgb = image_rgb(r["files"][0])
+    tw, th = r["width"], r["height"]
+    for i in range(r["count"]):
+        yield crop(rgb, n_cols * tw, (i % n_cols) * tw, (i // n_cols) * th,
+                   tw, th)
+
+
+@pytest.mark.parametrize("n,cols", [(9, 3), (40, 7)])
+def test_forward_tiles_are_the_frames_a_seek_per_spot_gives(
+        long_gop, start, n, cols):
+    """Each tile of the one forward pass is, pixel for pixel, the single
+    thumbnail that seeks from the keyframe to its spot (what every tile
+    was before), and its time is the frame on screen at the middle of its
+    stretch: the last frame that starts by then."""
+    times = frame_times(long_gop)
+    d = float(probe(long_gop, "format=duration")["format"]["duration"])
+    w = start("--width", 64, "--format", "png")
+    r = w.ok({"path": str(long_gop), "count": n, "sheet": True})
+    assert r["count"] == n and "notes" not in r
+    assert r["frames_decoded"] < len(times)
+    assert "decode_scale" not in r  # H.264 has no reduced decoding
+    for i, (pos, tile) in enumerate(zip(r["positions"], tiles(r, cols))):
+        spot = d * (i + 0.5) / n
+        assert pos == pytest.approx(
+            max(t for t in times if t <= spot + 1e-6), abs=1e-3), i
+        one = w.ok({"path": str(long_gop), "position": spot})
+        assert one["position"] == pos, i
+        assert image_rgb(one["files"][0]) == tile, (i, spot)
+
+
+def test_keyframe_tiles_are_the_keyframes_before_the_spots(tmp_path, start):
+    """Keyframe mode decodes the keyframe a seek lands on alone: each tile
+    is the keyframe at or before its spot, the frame the CLI decodes
+    there, for H.264 with B-frames and MPEG-2 in MPEG-TS."""
+    for name, codec in (("kf.mp4", ["-c:v", "libx264", "-preset",
+                                    "veryfast", "-g", 50]),
+                        ("kf.ts", ["-c:v", "mpeg2video", "-q:v", 4,
+                                   "-g", 25, "-bf", 2])):
+        video = make(tmp_path / name, 8, *codec)
+        t0 = float(probe(video, "stream=start_time")["streams"][0]
+                   ["start_time"])
+        keys = [k - t0 for k in keyframe_times(video)]
+        d = float(probe(video, "format=duration")["format"]["duration"])
+        w = start("--width", 80, "--format", "png")
+        r = w.ok({"path": str(video), "count": 4, "sheet": True,
+                  "seek": "keyframe"})
+        assert r["count"] == 4
+        for i, (pos, tile) in enumerate(zip(r["positions"], tiles(r, 2))):
+            spot = d * (i + 0.5) / 4
+            assert pos == pytest.approx(
+                max(k for k in keys if k <= spot + 1e-6), abs=1e-3), (name, i)
+            want = cli_frame(video, pos, r["width"], r["height"])
+            assert psnr(tile, want) >= 30, (name, i)
+
+
+def test_interlaced_keyframe_is_whole(start, tmp_path):
+    """An interlaced keyframe is not taken from its first packet alone
+    (a field may come in a packet of its own): it decodes whole."""
+    video = make(tmp_path / "il.ts", 2, "-vf",
+                 "tinterlace=interleave_top,setfield=tff", "-c:v",
+                 "libx264", "-preset", "ultrafast", "-flags",
+                 "+ildct+ilme", "-x264-params", "interlaced=1", "-g", 12)
+    w = start("--width", 160, "--format", "png")
+    r = w.ok({"path": str(video), "position": 1.1, "seek": "keyframe"})
+    want = cli_frame(video, r["position"], r["width"], r["height"],
+                     pre="field=top")
+    assert psnr(image_rgb(r["files"][0]), want) >= 30
+
+
+def test_reduced_decoding_only_where_nothing_is_predicted(tmp_path, start):
+    """MJPEG (every frame a keyframe) decodes at a quarter a side for a
+    160 px thumbnail of 1280x720 (twice the thumbnail), in accurate mode too, with the same
+    frames; MPEG-4 does so in keyframe mode only, its accurate frames
+    being predicted from others; a size near the source's is decoded
+    whole."""
+    src = "testsrc2=size=1280x720:rate=25"
+    mjpeg = tmp_path / "intra.avi"
+    ffmpeg("-f", "lavfi", "-i", src, "-t", 2, "-c:v", "mjpeg", "-q:v", 3,
+           mjpeg)
+    mpeg4 = tmp_path / "inter.avi"
+    ffmpeg("-f", "lavfi", "-i", src, "-t", 4, "-c:v", "mpeg4", "-q:v", 3,
+           "-g", 25, mpeg4)
+    w = start("--width", 160, "--format", "png")
+    r = w.ok({"path": str(mjpeg), "count": 4, "sheet": True})
+    assert r["decode_scale"] == 0.25
+    assert (r["source_width"], r["source_height"]) == (1280, 720)
+    assert (r["width"], r["height"]) == (160, 90)
+    times = frame_times(mjpeg)
+    for i, (pos, tile) in enumerate(zip(r["positions"], tiles(r, 2))):
+        # The time base is a frame (1/25 s): a spot rounds to the
+        # nearest frame's time.
+        spot = r["duration"] * (i + 0.5) / 4
+        assert pos == min(times, key=lambda t: abs(t - spot)), i
+        assert psnr(tile, cli_frame(mjpeg, pos, 160, 90)) >= 30, i
+    r = w.ok({"path": str(mpeg4), "position": 2.5})
+    assert "decode_scale" not in r
+    assert psnr(image_rgb(r["files"][0]),
+                cli_frame(mpeg4, r["position"], 160, 90)) >= 30
+    r = w.ok({"path": str(mpeg4), "position": 2.5, "seek": "keyframe"})
+    assert r["decode_scale"] == 0.25 and r["position"] == 2.0
+    assert (r["width"], r["height"]) == (160, 90)
+    assert psnr(image_rgb(r["files"][0]),
+                cli_frame(mpeg4, 2.0, 160, 90)) >= 30
+    # auto picks among keyframes: reduced too.
+    r = w.ok({"path": str(mpeg4)})
+    assert r["decode_scale"] == 0.25
+    r = w.ok({"path": str(mpeg4), "width": 1000, "seek": "keyframe",
+              "position": 1})
+    assert "decode_scale" not in r and r["width"] == 1000
