@@ -167,8 +167,15 @@ struct hop_thumb_input {
 	 * level it was opened with, lowres_ok the one allowed for the
 	 * thumbnail size (0: full size). */
 	bool one_key, one_key_sent;
+	/* After a seek, packets before the first keyframe packet are not
+	 * decoded (from_key): a decoder started elsewhere makes up what it
+	 * lacks (HEVC paints it grey). keyed once one was sent. */
+	bool from_key, keyed;
 	int lowres, lowres_ok;
 	bool intra_only; /* every frame of the codec is a keyframe */
+	/* The decoder's skip_frame=AVDISCARD_NONREF drops only frames that
+	 * no other frame refers to. */
+	bool nonref_exact;
 };
 
 /*

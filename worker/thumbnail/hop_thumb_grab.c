@@ -19,15 +19,6 @@
 /* Decode errors tolerated while draining before giving up on the rest. */
 #define MAX_DRAIN_ERRORS 64
 
-/* The decoders whose skip_frame=AVDISCARD_NONREF drops exactly the frames
- * that no other frame refers to (H.264 by nal_ref_idc, MPEG-2 and MPEG-4
- * part 2 by B-frames, which are never references there). */
-static bool skips_nonref_exactly(enum AVCodecID id)
-{
-	return id == AV_CODEC_ID_H264 || id == AV_CODEC_ID_MPEG2VIDEO ||
-	       id == AV_CODEC_ID_MPEG4;
-}
-
 /* Forgets what the packets since the last seek said, and the frames held. */
 static void reset_reading(struct hop_thumb_input *in)
 {
@@ -37,6 +28,7 @@ static void reset_reading(struct hop_thumb_input *in)
 	in->nseen = 0;
 	in->last_key = AV_NOPTS_VALUE;
 	in->one_key_sent = false;
+	in->keyed = false;
 	av_frame_unref(in->ahead);
 	av_frame_unref(in->held);
 }
@@ -117,14 +109,21 @@ static int next_frame(struct hop_thumb_input *in, AVFrame *f)
 			continue;
 		}
 		if (in->pkt->stream_index == in->index) {
+			bool key = in->pkt->flags & AV_PKT_FLAG_KEY;
+			bool first = !in->keyed;
+
 			in->packets++;
+			if (in->from_key && !in->keyed && !key) {
+				av_packet_unref(in->pkt);
+				continue;
+			}
+			in->keyed |= key;
 			send_packet(in, in->pkt);
 			/* Keyframe-only picking wants this keyframe's frame
 			 * alone: drain it out rather than decode the frames
 			 * after it that the decoder's reordering delay would
 			 * otherwise take before giving it. */
-			if (in->one_key && in->packets == 1 &&
-			    (in->pkt->flags & AV_PKT_FLAG_KEY)) {
+			if (in->one_key && first && key && in->packets == 1) {
 				in->one_key_sent = true;
 				in->draining = true;
 				avcodec_send_packet(in->dec, NULL);
@@ -282,6 +281,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	double tb = av_q2d(in->st->time_base);
 	double limit = in->duration > 0 ? in->duration + 1 : 1e9;
 	bool reached = false, overshot = false, bytes = false, shortcut = true;
+	bool from_key = true;
 	int64_t target, ts, back = 0, pts;
 	int ret, packets = 0;
 
@@ -295,8 +295,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 	target = in->start + llround(fmin(pos, limit) / tb);
 	ts = target;
 	in->target = target;
-	in->skip_nonref = seek == HOP_THUMB_SEEK_ACCURATE &&
-			  skips_nonref_exactly(in->st->codecpar->codec_id);
+	in->skip_nonref = seek == HOP_THUMB_SEEK_ACCURATE && in->nonref_exact;
 
 	/*
 	 * Demuxers without an index (MPEG-TS, some AVI) seek by bisection and
@@ -318,6 +317,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		if (ret < 0)
 			return ret;
 		in->one_key = shortcut && seek == HOP_THUMB_SEEK_KEYFRAME;
+		in->from_key = from_key;
 		ret = bytes ? rewind_bytes(in) : seek_to(in, ts);
 		if (hop_thumb_input_expired(in))
 			return AVERROR_EXIT;
@@ -346,6 +346,16 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 			shortcut = false;
 			continue;
 		}
+		/* No packet flagged a keyframe even from the first byte (or
+		 * the start, where the file cannot seek by bytes): the demuxer
+		 * does not flag them; decode what comes. */
+		if (ret == AVERROR_EOF && from_key && !in->keyed &&
+		    in->packets > 0 &&
+		    (bytes || (ts <= in->start && (in->fmt->iformat->flags &
+						   AVFMT_NO_BYTE_SEEK)))) {
+			from_key = false;
+			continue;
+		}
 		late = overshot || (ret == AVERROR_EOF && in->packets > 0);
 		gap = ret == AVERROR_EOF && in->packets == 0;
 		if ((!late && !gap) || bytes)
@@ -358,8 +368,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		}
 		if (gap) {
 			seek = HOP_THUMB_SEEK_ACCURATE;
-			in->skip_nonref =
-			    skips_nonref_exactly(in->st->codecpar->codec_id);
+			in->skip_nonref = in->nonref_exact;
 		}
 		back = back ? back * 4 : llround(1 / tb);
 		next = gap ? last_key_in_file(in, ts) : AV_NOPTS_VALUE;
@@ -368,6 +377,7 @@ int hop_thumb_grab(struct hop_thumb_input *in, double pos, int seek,
 		ts = next > in->start ? next : in->start;
 	}
 	in->one_key = false;
+	in->from_key = false;
 	if (ret == AVERROR_EOF)
 		return packets ? AVERROR(ENODATA) : AVERROR_EOF;
 	/* Where decoding stands, for hop_thumb_grab_next. In keyframe mode

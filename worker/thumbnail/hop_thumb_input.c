@@ -107,6 +107,56 @@ static int pick_stream(AVFormatContext *fmt, const char **why,
 	return best;
 }
 
+/*
+ * True when every picture of an HEVC stream is of temporal sub-layer 0, so
+ * that its sub-layer non-reference pictures (TRAIL_N, RASL_N...), which
+ * only a higher sub-layer could refer to, are referred to by none. Read
+ * from the hvcC record (MP4, Matroska) or the SPS of Annex B extradata
+ * (MPEG-TS); false when neither says.
+ */
+static bool hevc_one_sub_layer(const AVCodecParameters *par)
+{
+	const uint8_t *x = par->extradata;
+	int n = par->extradata_size, seen = 0;
+
+	if (!x || n < 4)
+		return false;
+	if (x[0] == 1 && n >= 23)
+		return ((x[21] >> 3) & 7) == 1; /* numTemporalLayers */
+	for (int i = 0; i + 4 < n; i++) {
+		if (x[i] || x[i + 1] || x[i + 2] != 1)
+			continue;
+		/* NAL header: type in bits 1-6 of its first byte. An SPS
+		 * starts with its VPS id (4 bits), max_sub_layers - 1 (3). */
+		if (((x[i + 3] >> 1) & 0x3f) == 33 && i + 5 < n) {
+			if ((x[i + 5] >> 1) & 7)
+				return false;
+			seen++;
+		}
+	}
+	return seen > 0;
+}
+
+/*
+ * True when skip_frame=AVDISCARD_NONREF drops exactly the frames that no
+ * other frame refers to: H.264 by nal_ref_idc, MPEG-2 and MPEG-4 part 2
+ * by B-frames (never references there), HEVC by NAL type when it has a
+ * single temporal sub-layer.
+ */
+static bool nonref_exact(const AVCodecParameters *par)
+{
+	switch (par->codec_id) {
+	case AV_CODEC_ID_H264:
+	case AV_CODEC_ID_MPEG2VIDEO:
+	case AV_CODEC_ID_MPEG4:
+		return true;
+	case AV_CODEC_ID_HEVC:
+		return hevc_one_sub_layer(par);
+	default:
+		return false;
+	}
+}
+
 static void read_timing(struct hop_thumb_input *in)
 {
 	AVStream *st = in->st;
@@ -313,6 +363,7 @@ int hop_thumb_input_open(struct hop_thumb_input *in, const char *path,
 		    avcodec_descriptor_get(in->st->codecpar->codec_id);
 
 		in->intra_only = d && (d->props & AV_CODEC_PROP_INTRA_ONLY);
+		in->nonref_exact = nonref_exact(in->st->codecpar);
 	}
 	ret = open_decoder(in, 0, e);
 	if (ret == AVERROR(ENOMEM))
