@@ -1,9 +1,9 @@
-"""Sprite sheets of a long-GOP clip: the thumbnail worker against the ffmpeg
+"""Sprite sheets of long-GOP clips: the thumbnail worker against the ffmpeg
 command line, both timed in the same run.
 
-The clip is 1080p H.264, 20 s at 25 fps, a keyframe every 10 s (x264's
-default keyint of 250) and x264's usual B-frames, made once and kept in
-build/bench-corpus. A 9-tile and a 40-tile sheet, 320 px tiles, accurate
+The clips are 1080p, 20 s at 25 fps, a keyframe every 10 s (x264's
+default keyint of 250): H.264 with x264's usual B-frames, and HEVC from
+x265, made once and kept in build/bench-corpus. A 9-tile and a 40-tile sheet, 320 px tiles, accurate
 seeking, as one item given to one worker process (start-up included),
 against `ffmpeg -i clip -vf fps=N/20,scale=320:-1,tile=CxR -frames:v 1`
 as people write it (its decoder's own threads), and the same with
@@ -29,16 +29,26 @@ FF = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y"]
 SECONDS = 20
 
 
-def clip():
+# The encoders and their settings: x264's veryfast preset (B-frames in a
+# pyramid, so a third of them are references) and x265's ultrafast (one
+# temporal sub-layer), each with a keyframe every 10 s.
+CLIPS = {
+    "long_gop_1080p.mp4": ["-c:v", "libx264", "-preset", "veryfast",
+                           "-g", "250"],
+    "long_gop_1080p_hevc.mp4": ["-c:v", "libx265", "-preset", "ultrafast",
+                                "-x265-params", "log-level=none:keyint=250"],
+}
+
+
+def clip(name):
     base = os.path.join(ROOT, "build", "bench-corpus")
     os.makedirs(base, exist_ok=True)
-    path = os.path.join(base, "long_gop_1080p.mp4")
+    path = os.path.join(base, name)
     if not os.path.exists(path):
         subprocess.run(FF + ["-f", "lavfi", "-i",
                              "testsrc2=size=1920x1080:rate=25", "-t",
-                             str(SECONDS), "-c:v", "libx264", "-preset",
-                             "veryfast", "-g", "250", "-pix_fmt", "yuv420p",
-                             path + ".tmp.mp4"], check=True)
+                             str(SECONDS), *CLIPS[name], "-pix_fmt",
+                             "yuv420p", path + ".tmp.mp4"], check=True)
         os.rename(path + ".tmp.mp4", path)
     return path
 
@@ -81,7 +91,12 @@ def ffmpeg_sheet(video, n, out, threads=None):
 
 def run(hopper, build, rounds, tmp="/tmp"):
     thumb = os.path.join(build, "hopper-thumbnail")
-    video = clip()
+    for name in CLIPS:
+        run_clip(thumb, clip(name), rounds, tmp)
+
+
+def run_clip(thumb, video, rounds, tmp):
+    print(f"{os.path.basename(video)}:")
     out = os.path.join(tmp, "sheets-bench")
     os.makedirs(out, exist_ok=True)
     frames = SECONDS * 25
