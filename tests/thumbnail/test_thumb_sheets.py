@@ -171,3 +171,8 @@ def test_mpegts_decodes_from_a_keyframe(tmp_path, start):
     assert got[ts][2] == got[mp4][2]
     assert psnr(got[ts][1], got[mp4][1]) >= 40
     assert psnr(got[ts][3], got[mp4][3]) >= 40
+    # Keyframe mode: the clip's one keyframe, not pictures decoded from
+    # where the seeks landed.
+    r = w.ok({"path": str(ts), "count": 4, "sheet": True,
+              "seek": "keyframe"})
+    assert r["positions"] == [0.0]

@@ -123,7 +123,7 @@ static int next_frame(struct hop_thumb_input *in, AVFrame *f)
 			 * alone: drain it out rather than decode the frames
 			 * after it that the decoder's reordering delay would
 			 * otherwise take before giving it. */
-			if (in->one_key && first && key && in->packets == 1) {
+			if (in->one_key && first && key) {
 				in->one_key_sent = true;
 				in->draining = true;
 				avcodec_send_packet(in->dec, NULL);
