@@ -176,3 +176,25 @@ def test_mpegts_decodes_from_a_keyframe(tmp_path, start):
     r = w.ok({"path": str(ts), "count": 4, "sheet": True,
               "seek": "keyframe"})
     assert r["positions"] == [0.0]
+
+
+def test_hevc_with_temporal_layers_drops_nothing(tmp_path, start):
+    """With a temporal enhancement layer, an HEVC _N picture may be a
+    reference of a higher layer: nothing is dropped, so the sheet decodes
+    more than the single-layer clip's, and its tiles are still the frames
+    the CLI decodes at their times."""
+    n = 10
+    got = {}
+    for layers in (0, 1):
+        video = make(tmp_path / f"tl{layers}.mp4", 6, "-c:v", "libx265",
+                     "-preset", "ultrafast", "-x265-params",
+                     f"log-level=none:keyint=250:temporal-layers={layers}",
+                     "-pix_fmt", "yuv420p")
+        w = start("--width", 64, "--format", "png")
+        r = w.ok({"path": str(video), "count": n, "sheet": True,
+                  "out": str(tmp_path / f"out{layers}")})
+        got[layers] = r["frames_decoded"]
+        for i, (pos, tile) in enumerate(zip(r["positions"], tiles(r, 4))):
+            want = cli_frame(video, pos, r["width"], r["height"])
+            assert psnr(tile, want) >= 30, (layers, i)
+    assert got[1] > got[0] * 1.3, got
