@@ -108,10 +108,10 @@ def test_interlaced_keyframe_is_whole(start, tmp_path):
 
 def test_reduced_decoding_only_where_nothing_is_predicted(tmp_path, start):
     """MJPEG (every frame a keyframe) decodes at a quarter a side for a
-    160 px thumbnail of 1280x720 (twice the thumbnail), in accurate mode too, with the same
-    frames; MPEG-4 does so in keyframe mode only, its accurate frames
-    being predicted from others; a size near the source's is decoded
-    whole."""
+    160 px thumbnail of 1280x720 (twice the thumbnail), in accurate mode
+    too, with the same frames; MPEG-4 does so in keyframe mode only, its
+    accurate frames being predicted from others; a size near the
+    source's is decoded whole."""
     src = "testsrc2=size=1280x720:rate=25"
     mjpeg = tmp_path / "intra.avi"
     ffmpeg("-f", "lavfi", "-i", src, "-t", 2, "-c:v", "mjpeg", "-q:v", 3,
