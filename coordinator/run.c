@@ -195,6 +195,9 @@ static void pump(struct hop_loop *loop, void *arg);
 static void release_waiting(struct run *r);
 static void release_gathered(struct run *r);
 static void reduce_out(struct run *r, struct hop_stage *st);
+static void reduce_emit(struct run *r, struct hop_stage *st,
+			struct hop_item *anchor, const char *id,
+			const char *json);
 static void wake_scaler(struct run *r);
 static void settle_now(struct hop_loop *loop, void *arg);
 static void finish_item(struct run *r, struct outlet *o, struct hop_item *it);
@@ -1206,6 +1209,20 @@ static void group_due(struct hop_loop *loop, void *arg)
 static void join_key_part(struct run *r, struct hop_stage *st,
 			  struct hop_item *it, const char *key);
 
+/* Fails part it for good: join stage st holds max_parts parts already,
+ * and group (its name) cannot take it. */
+static void refuse_part(struct hop_stage *st, struct hop_item *it,
+			const char *group)
+{
+	hop_item_fail(it, false,
+		      "stage %s: the join holds %zu parts, its max_parts: "
+		      "group %s cannot take more (raise max_parts, or give "
+		      "the join a timeout)",
+		      st->name, st->parts, group);
+	if (!it->attempt)
+		it->attempt = 1;
+}
+
 /* it reached join stage st: into its root's group there, or its key's. */
 static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
 		      const char *key)
@@ -1236,13 +1253,7 @@ static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
 		return;
 	}
 	if (g && (int64_t)st->parts >= j->max_parts) {
-		hop_item_fail(it, false,
-			      "stage %s: the join holds %zu parts, its "
-			      "max_parts: group %s cannot take more (raise "
-			      "max_parts, or give the join a timeout)",
-			      st->name, st->parts, root->id);
-		if (!it->attempt)
-			it->attempt = 1;
+		refuse_part(st, it, root->id);
 		item_dead(r, st, it);
 		return;
 	}
@@ -1574,13 +1585,7 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 		return;
 	}
 	if (g && (int64_t)st->parts >= j->max_parts) {
-		hop_item_fail(it, false,
-			      "stage %s: the join holds %zu parts, its "
-			      "max_parts: group %s cannot take more (raise "
-			      "max_parts, or give the join a timeout)",
-			      st->name, st->parts, g->key);
-		if (!it->attempt)
-			it->attempt = 1;
+		refuse_part(st, it, g->key);
 		hop_group_error(g, it->id, st->name, it->error);
 		g->ndead++;
 		key_group_learn(st, g, &pi, it->id);
@@ -1963,27 +1968,12 @@ static void fold_window_out(struct run *r, struct hop_stage *st,
 					   : (f->acc ? f->acc : "null");
 		const char *key = *f->key ? f->key : "all";
 		char *id = NULL;
-		struct hop_item *it = NULL;
 		if ((windowed ? asprintf(&id, "%s@%llu", key,
 					 (unsigned long long)fw->number)
-			      : asprintf(&id, "%s", key)) >= 0) {
-			struct output o = {id, acc, strlen(acc), NULL, NULL};
-			it = child(anchor, &o, false);
-		}
+			      : asprintf(&id, "%s", key)) < 0)
+			id = NULL;
+		reduce_emit(r, st, anchor, id, acc);
 		free(id);
-		if (!it) {
-			anchor->fate = FATE_RELEASE;
-			continue;
-		}
-		anchor->pending++;
-		it->result = it->payload;
-		it->payload = strdup("null");
-		it->payload_len = 4;
-		it->ok = true;
-		it->attempt = 1;
-		it->stage = (int16_t)st->index;
-		if (st->routing.head || !hand_on(r, st, it))
-			hop_queue_push(&st->routing, it);
 	}
 }
 
@@ -2439,6 +2429,34 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 		reduce_out(r, st);
 }
 
+/* Hands on one result of reduce stage st, with id and json (the result's
+ * text), as a child of anchor, the stand-in root of the items behind it.
+ * id NULL (memory ran out making it): the anchor will hand those items
+ * back instead of acknowledging them. */
+static void reduce_emit(struct run *r, struct hop_stage *st,
+			struct hop_item *anchor, const char *id,
+			const char *json)
+{
+	struct hop_item *it = NULL;
+	if (id) {
+		struct output o = {id, json, strlen(json), NULL, NULL};
+		it = child(anchor, &o, false);
+	}
+	if (!it) {
+		anchor->fate = FATE_RELEASE;
+		return;
+	}
+	anchor->pending++;
+	it->result = it->payload;
+	it->payload = strdup("null");
+	it->payload_len = 4;
+	it->ok = true;
+	it->attempt = 1;
+	it->stage = (int16_t)st->index;
+	if (st->routing.head || !hand_on(r, st, it))
+		hop_queue_push(&st->routing, it);
+}
+
 /* Writes st's results, one item per key, and starts a new window. The
  * roots it held wait for those items: they are children of one anchor,
  * a root of the run's own whose end (window_done) ends the holds. */
@@ -2484,31 +2502,15 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 	bool windowed = st->cfg->reduce->every || st->cfg->reduce->interval;
 	for (size_t i = 0; i < nkeys; i++) {
 		char *id = NULL, *json = NULL, *wid = NULL;
-		struct hop_item *c = NULL;
-		if (!hop_reducer_result(rd, i, &id, &json) &&
-		    (!windowed ||
-		     asprintf(&wid, "%s@%llu", id,
-			      (unsigned long long)st->windows) >= 0)) {
-			struct output o = {wid ? wid : id, json, strlen(json),
-					   NULL, NULL};
-			c = child(anchor, &o, false);
-		}
+		bool made = !hop_reducer_result(rd, i, &id, &json) &&
+			    (!windowed ||
+			     asprintf(&wid, "%s@%llu", id,
+				      (unsigned long long)st->windows) >= 0);
+		reduce_emit(r, st, anchor, made ? (wid ? wid : id) : NULL,
+			    json);
 		free(id);
 		free(wid);
 		free(json);
-		if (!c) {
-			anchor->fate = FATE_RELEASE;
-			continue;
-		}
-		anchor->pending++;
-		c->result = c->payload;
-		c->payload = strdup("null");
-		c->payload_len = 4;
-		c->ok = true;
-		c->attempt = 1;
-		c->stage = (int16_t)st->index;
-		if (st->routing.head || !hand_on(r, st, c))
-			hop_queue_push(&st->routing, c);
 	}
 	st->windows++;
 	hop_reducer_clear(rd);
