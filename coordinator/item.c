@@ -72,6 +72,7 @@ void hop_item_free(struct hop_item *it)
 		return;
 	hop_item_reset_outcome(it);
 	free(it->stderr_tail);
+	free(it->key);
 	if (!it->one_block) {
 		free(it->id);
 		free(it->payload);

@@ -33,7 +33,9 @@ struct hop_item {
 	bool drop;    /* ok, and the answer said "drop": no output at all */
 	struct hop_spool *emits; /* owned; what the attempt emitted before
 				    its answer, NULL for nothing */
-	char *error;		 /* owned; why the attempt failed */
+	char *key;   /* owned; the output's key (an emit's "key"), for a sink
+			that places by key (a Kafka partition); NULL for none */
+	char *error; /* owned; why the attempt failed */
 	char
 	    *stderr_tail; /* owned; the last lines the worker wrote to stderr */
 

@@ -726,7 +726,8 @@ static struct hop_item *child(struct hop_item *root, const struct output *o,
 	if (to_sink) {
 		c->ok = true;
 		c->result = strndup(o->payload, o->payload_len);
-		if (!c->result) {
+		c->key = o->key ? strdup(o->key) : NULL;
+		if (!c->result || (o->key && !c->key)) {
 			hop_item_free(c);
 			return NULL;
 		}
@@ -4080,6 +4081,7 @@ static int build_graph(struct run *r)
 		    r->nfeeds == 1 && r->noutlets == 1 && r->nstages == 1
 			? r->feeds[0].src
 			: NULL;
+		o->sink->only_source = r->nfeeds == 1 ? r->feeds[0].src : NULL;
 	}
 	return 0;
 }

@@ -23,6 +23,17 @@
  * server answered (from the loop's thread). The coordinator starts no other
  * flush meanwhile (or up to max_flushes); writes go on and wait for the
  * next one.
+ *
+ * Exactly once. A sink may write in its source's transaction (the
+ * source's transaction op, sources/source.h): then its writes, the
+ * source's dead letters and the source's acknowledgements of the items
+ * they came from commit together or not at all. Such a sink still
+ * answers write and flush as above (a flush says its writes are in the
+ * transaction, not yet committed); it writes nothing for an item the
+ * transaction says no longer counts (aborted, or its input moved to
+ * another coordinator), answering OK, as the item is done again from the
+ * start; and it refuses to open when it was asked for exactly once and its
+ * source cannot give it a transaction.
  */
 #ifndef HOP_SINK_H
 #define HOP_SINK_H
@@ -93,6 +104,9 @@ struct hop_sink {
 	/* Set by a sink that joined it: the source writes each item's result
 	 * with its acknowledgement, so only an item's own result is written. */
 	bool joined;
+	/* The run's source when it has only one, else NULL; set before open:
+	 * a sink may write in its transaction (exactly once, above). */
+	struct hop_source *only_source;
 
 	/* Counted by the driver for /metrics: half-written lines or files
 	 * it cut away, at open or after a failed write. */

@@ -91,6 +91,22 @@ struct hop_source_ops {
 	 * once its dead letter is written. */
 	int (*dead)(struct hop_source *src, struct hop_item *it,
 		    const char *record);
+	/* Optional, for exactly once. The source's transaction, which a sink
+	 * joins so that its writes commit together with the source's
+	 * acknowledgements and dead letters (sinks/sink.h), when the source
+	 * runs one (an option of the source's says so) and kind names its
+	 * type ("kafka": struct hop_kafka_txn, sources/kafka/kafka.h); else
+	 * NULL, with src->error saying why when it runs none. It may be
+	 * called before open (sinks open first): the source then makes its
+	 * transaction at once. The sink holds a reference that it gives back
+	 * in its close; the transaction outlives the source's close until
+	 * then. A source that runs one acknowledges an item for good only when
+	 * the transaction that holds its outputs commits: it hands out no
+	 * new items while a transaction's items finish and it commits, and
+	 * when a transaction aborts it takes its items again from where the
+	 * last commit left them, so that those still in flight no longer
+	 * count. */
+	void *(*transaction)(struct hop_source *src, const char *kind);
 	/* Optional. The item is about to be declared dead: before its error
 	 * is logged and it goes to the sink and then to dead, the source may
 	 * reword it->error, it->stderr_tail and it->payload so that they name

@@ -23,6 +23,19 @@
  * to the refused one alone. Anything else (a broker out of reach, a
  * timeout, a topic gone or not allowed) is the sink's outage, not the
  * item's: RETRY.
+ *
+ * A message's key is the output's own (an emit's "key"), else the item's
+ * id (key=auto), and picks its partition with murmur2 as the Java client
+ * does, so that Java and hopper producers put one key in one partition.
+ *
+ * Exactly once: when the run's only source is a kafka topic with
+ * exactly_once, the sink writes through the source's transactional
+ * producer (sources/kafka/kafka.h) instead of one of its own, and the
+ * source commits the results with the input offsets. An item that its
+ * transaction no longer counts (aborted, its partition moved away) is not
+ * written: it is done again from the start. A message that fails aborts
+ * the transaction; the flush answers RETRY as usual, and when its items
+ * are written again they no longer count.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,12 +52,16 @@
 #include "coordinator/loop.h"
 #include "sinks/sink.h"
 #include "sources/kafka/kafka.h"
+#include "sources/source.h"
 
 /* Writes are counted in generations: one per flush, the last one taking
  * the writes since the last flush. Flushes are answered in order. */
 #define NGEN 9 /* more than the flushes the sink lets wait */
 #define BATCH 256
+struct ksink;
 struct gen {
+	struct hop_kafka_dr dr; /* its messages' delivery reports */
+	struct ksink *c;
 	size_t n;   /* messages written to it */
 	size_t out; /* messages not confirmed yet */
 	/* Its only message, by the count of messages produced, when it went
@@ -61,11 +78,18 @@ struct ksink {
 	bool create;
 	int64_t partitions, replication;
 	char *partition_by;
+	bool exactly_once;
 
 	struct hop_sink *sink;
 	char *brokers, *topic;
-	bool keyed;	/* key=id */
+	bool keyed;	/* key=id or key=auto */
+	bool own_keys;	/* key=auto: an output's own key before the id */
 	int32_t nparts; /* the topic's partitions, with partition_by */
+	/* The source's transaction, when the sink writes in it; its
+	 * producer is then rk. batch_round: the transaction's round when the
+	 * batch began; an abort since fails the batch. */
+	struct hop_kafka_txn *txn;
+	uint64_t batch_round;
 	rd_kafka_t *rk;
 	rd_kafka_topic_t *rkt; /* looked up once, not at every message */
 	int pipe[2];
@@ -85,8 +109,9 @@ struct ksink {
 static const struct hop_option ksink_options[] = {
     {"url", HOP_OPT_STR, NULL, offsetof(struct ksink, url),
      "kafka://host:port[,host:port...]/topic"},
-    {"key", HOP_OPT_STR, "id", offsetof(struct ksink, key),
-     "a message's key: id (the item's) or none"},
+    {"key", HOP_OPT_STR, "auto", offsetof(struct ksink, key),
+     "a message's key, which picks its partition (murmur2, as Java "
+     "clients): auto (the output's key, else the item's id), id or none"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksink, config),
      "librdkafka settings, key=value,key=value"},
     {"partition_by", HOP_OPT_STR, NULL, offsetof(struct ksink, partition_by),
@@ -103,6 +128,11 @@ static const struct hop_option ksink_options[] = {
     {"replication", HOP_OPT_INT, "-1", offsetof(struct ksink, replication),
      "replicas of a topic created here (-1: the broker's "
      "default.replication.factor)"},
+    {"exactly_once", HOP_OPT_BOOL, "false",
+     offsetof(struct ksink, exactly_once),
+     "refuse to start unless the results go in the source's transaction "
+     "(they do whenever the run's only source is a kafka topic with "
+     "exactly_once)"},
     {NULL},
 };
 
@@ -168,11 +198,10 @@ static void answer_if_done(struct ksink *c)
 		hop_loop_soon(c->sink->loop, answer, c);
 }
 
-static void on_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
-			 void *opaque)
+static void on_delivered(struct hop_kafka_dr *d, const rd_kafka_message_t *m)
 {
-	struct ksink *c = opaque;
-	struct gen *g = &c->gen[(intptr_t)m->_private];
+	struct gen *g = (struct gen *)d;
+	struct ksink *c = g->c;
 	g->out--;
 	if (m->err && !g->err) {
 		g->err = m->err;
@@ -180,6 +209,10 @@ static void on_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 		g->refused = refused_for_good(m->err) && g->lone &&
 			     g->lone == c->produced;
 	}
+	if (m->err && c->txn)
+		c->txn->failed(c->txn, m->err);
+	if (g->out == 0) /* the source polls a shared producer */
+		answer_if_done(c);
 }
 
 static void on_event(struct hop_loop *loop, int fd, uint32_t ev, void *arg)
@@ -205,9 +238,11 @@ static int ksink_check(struct hop_sink *sink, const char **key)
 			 "kafka sink: '%s': expected kafka://host:port/topic",
 			 c->url ? c->url : "");
 		*key = "url";
-	} else if (strcmp(c->key, "id") && strcmp(c->key, "none")) {
+	} else if (strcmp(c->key, "auto") && strcmp(c->key, "id") &&
+		   strcmp(c->key, "none")) {
 		snprintf(sink->error, sizeof(sink->error),
-			 "kafka sink: key '%s': expected id or none", c->key);
+			 "kafka sink: key '%s': expected auto, id or none",
+			 c->key);
 		*key = "key";
 	} else if (c->partition_by && c->partition_by[0] != '/') {
 		snprintf(sink->error, sizeof(sink->error),
@@ -244,6 +279,76 @@ static int32_t partitions_of(struct ksink *c)
 	return n;
 }
 
+/* Joins the transaction of the run's source when it runs one. Returns 0,
+ * joined or not, or -EINVAL when exactly_once was asked for and cannot be
+ * had. */
+static int join_txn(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	struct hop_source *src = sink->only_source;
+
+	if (src && src->ops->transaction)
+		c->txn = src->ops->transaction(src, "kafka");
+	if (c->txn && c->config) {
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: config: with exactly once the results "
+			 "go through the source's transactional producer: "
+			 "give librdkafka settings to the source "
+			 "(-S config=...)");
+		return -EINVAL;
+	}
+	if (c->txn || !c->exactly_once)
+		return 0;
+	if (!src)
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: exactly_once: the run has several "
+			 "sources; only the items of one kafka source can be "
+			 "written exactly once");
+	else if (!src->ops->transaction)
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: exactly_once: the source %s runs no "
+			 "transactions; only a kafka source can",
+			 src->label);
+	else
+		snprintf(sink->error, sizeof(sink->error),
+			 "kafka sink: exactly_once: %.400s", src->error);
+	return -EINVAL;
+}
+
+/* Makes the sink's own idempotent producer. Returns 0 or -EINVAL. */
+static int make_producer(struct hop_sink *sink)
+{
+	struct ksink *c = sink->ctx;
+	char err[400];
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "enable.idempotence", "true", err,
+			      sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "client.id", "hopper", err, sizeof(err)) ||
+	    rd_kafka_conf_set(conf, "partitioner", "murmur2_random", err,
+			      sizeof(err)) ||
+	    hop_kafka_conf_set(conf, c->config, err, sizeof(err))) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+			 err);
+		return -EINVAL;
+	}
+	rd_kafka_conf_set_opaque(conf, c);
+	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
+	rd_kafka_conf_set_dr_msg_cb(conf, hop_kafka_delivered);
+	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+	if (!c->rk) {
+		rd_kafka_conf_destroy(conf);
+		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
+			 err);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 static int ksink_open(struct hop_sink *sink)
 {
 	struct ksink *c = sink->ctx;
@@ -253,34 +358,18 @@ static int ksink_open(struct hop_sink *sink)
 
 	c->sink = sink;
 	c->pipe[0] = c->pipe[1] = -1;
+	for (int i = 0; i < NGEN; i++) {
+		c->gen[i].dr.fn = on_delivered;
+		c->gen[i].c = c;
+	}
 	if ((rc = ksink_check(sink, &key)))
 		return rc;
 	if ((rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
 		return rc;
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
-	if (rd_kafka_conf_set(conf, "bootstrap.servers", c->brokers, err,
-			      sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "enable.idempotence", "true", err,
-			      sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "acks", "all", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err)) ||
-	    rd_kafka_conf_set(conf, "client.id", "hopper", err, sizeof(err)) ||
-	    hop_kafka_conf_set(conf, c->config, err, sizeof(err))) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
-			 err);
-		return -EINVAL;
-	}
-	rd_kafka_conf_set_opaque(conf, c);
-	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
-	rd_kafka_conf_set_dr_msg_cb(conf, on_delivered);
-	c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-	if (!c->rk) {
-		rd_kafka_conf_destroy(conf);
-		snprintf(sink->error, sizeof(sink->error), "kafka sink: %s",
-			 err);
-		return -EINVAL;
-	}
+	if ((rc = join_txn(sink)) || (!c->txn && (rc = make_producer(sink))))
+		goto fail_txn;
+	if (c->txn)
+		c->rk = c->txn->rk;
 	if (hop_kafka_ensure_topic(c->rk, c->brokers, c->topic, c->create,
 				   c->partitions, c->replication, "kafka sink",
 				   err, sizeof(err))) {
@@ -288,7 +377,8 @@ static int ksink_open(struct hop_sink *sink)
 			 err);
 		goto fail;
 	}
-	c->keyed = strcmp(c->key, "id") == 0;
+	c->keyed = strcmp(c->key, "none") != 0;
+	c->own_keys = strcmp(c->key, "auto") == 0;
 	char max[32];
 	size_t maxlen = sizeof(max);
 	c->max_bytes = 1000000;
@@ -306,6 +396,14 @@ static int ksink_open(struct hop_sink *sink)
 			 "kafka sink: %s: cannot learn its partitions from %s",
 			 c->topic, c->brokers);
 		goto fail;
+	}
+	if (c->txn) {
+		/* The source polls the producer and commits. */
+		hop_log(HOP_INFO,
+			"kafka sink: %s: results written exactly once, in the "
+			"transactions of %s",
+			c->topic, c->txn->id);
+		return 0;
 	}
 	rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->rk);
 	if (pipe2(c->pipe, O_CLOEXEC | O_NONBLOCK) == 0) {
@@ -326,11 +424,16 @@ fail:
 	if (c->rkt)
 		rd_kafka_topic_destroy(c->rkt);
 	c->rkt = NULL;
-	rd_kafka_destroy(c->rk);
+	if (!c->txn)
+		rd_kafka_destroy(c->rk);
 	c->rk = NULL;
+	rc = -EIO;
+fail_txn:
+	hop_kafka_txn_put(c->txn);
+	c->txn = NULL;
 	free(c->brokers);
 	free(c->topic);
-	return -EIO;
+	return rc;
 }
 
 /* The partition of a result: RD_KAFKA_PARTITION_UA for librdkafka's
@@ -362,6 +465,15 @@ static void produce_batch(struct ksink *c)
 	bool alone = n == 1 && rd_kafka_outq_len(c->rk) == 0;
 
 	c->nbatch = 0;
+	if (n && c->txn && (c->batch_round != c->txn->round || c->txn->fatal)) {
+		/* Written before its transaction aborted: the flush fails,
+		 * and its items, written again, no longer count. */
+		struct gen *g = &c->gen[c->cur];
+		g->out -= (size_t)n;
+		if (!g->err)
+			g->err = RD_KAFKA_RESP_ERR__PURGE_QUEUE;
+		return;
+	}
 	for (int tries = 0; n > 0; tries++) {
 		int sent = rd_kafka_produce_batch(
 		    c->rkt, RD_KAFKA_PARTITION_UA,
@@ -388,6 +500,8 @@ static void produce_batch(struct ksink *c)
 			g->out -= (size_t)(n - sent - left);
 			if (!g->err)
 				g->err = err;
+			if (c->txn)
+				c->txn->failed(c->txn, err);
 		}
 		n = left;
 		if (n) {
@@ -408,7 +522,8 @@ static void produce_soon(struct hop_loop *loop, void *arg)
  * queue is full: for a result near message.max.bytes, which librdkafka may
  * refuse, so that the refusal is this item's alone. */
 static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
-					const char *v, size_t vlen, size_t klen)
+					const char *v, size_t vlen,
+					const char *k, size_t klen)
 {
 	int32_t part = partition_of(c, it, v, vlen);
 
@@ -416,8 +531,8 @@ static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 		rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
 		bool alone = rd_kafka_outq_len(c->rk) == 0;
 		if (rd_kafka_produce(c->rkt, part, RD_KAFKA_MSG_F_COPY,
-				     (void *)v, vlen, c->keyed ? it->id : NULL,
-				     klen, (void *)(intptr_t)c->cur) == -1)
+				     (void *)v, vlen, k, klen,
+				     &c->gen[c->cur]) == -1)
 			e = rd_kafka_last_error();
 		if (!e) {
 			c->gen[c->cur].n++;
@@ -429,6 +544,8 @@ static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 			snprintf(c->sink->error, sizeof(c->sink->error),
 				 "kafka sink: %s: %s", c->topic,
 				 rd_kafka_err2str(e));
+			if (c->txn && e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+				c->txn->failed(c->txn, e);
 			/* A message too large never goes: that item fails,
 			 * while anything else may pass and is held. */
 			return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
@@ -447,22 +564,30 @@ static enum hop_sink_status ksink_write(struct hop_sink *sink,
 	struct ksink *c = sink->ctx;
 	const char *v = it->result ? it->result : "null";
 	size_t vlen = strlen(v);
-	size_t klen = c->keyed ? strlen(it->id) : 0;
+	const char *k = !c->keyed		 ? NULL
+			: c->own_keys && it->key ? it->key
+						 : it->id;
+	size_t klen = k ? strlen(k) : 0;
 
 	/* Dead items stay in their source's dead-letter place. */
 	if (!it->ok)
 		return HOP_SINK_OK;
+	/* Done again from the start, in a transaction that counts. */
+	if (c->txn && c->txn->stale(c->txn, it->root ? it->root : it))
+		return HOP_SINK_OK;
 	if (vlen + klen + 1024 > c->max_bytes) {
 		produce_batch(c); /* keep the order of writes */
-		return produce_one(c, it, v, vlen, klen);
+		return produce_one(c, it, v, vlen, k, klen);
 	}
+	if (c->nbatch == 0 && c->txn)
+		c->batch_round = c->txn->round;
 	c->batch[c->nbatch++] = (rd_kafka_message_t){
 	    .partition = partition_of(c, it, v, vlen),
 	    .payload = (void *)v,
 	    .len = vlen,
-	    .key = c->keyed ? it->id : NULL,
+	    .key = (void *)k,
 	    .key_len = klen,
-	    ._private = (void *)(intptr_t)c->cur,
+	    ._private = &c->gen[c->cur],
 	};
 	c->gen[c->cur].n++;
 	c->gen[c->cur].out++;
@@ -510,6 +635,15 @@ static void ksink_close(struct hop_sink *sink)
 	struct ksink *c = sink->ctx;
 	if (!c->rk)
 		return;
+	if (c->txn) {
+		/* The source committed or aborted what was written. */
+		rd_kafka_topic_destroy(c->rkt);
+		hop_kafka_txn_put(c->txn);
+		c->txn = NULL;
+		free(c->brokers);
+		free(c->topic);
+		return;
+	}
 	rd_kafka_flush(c->rk, 10000);
 	rd_kafka_topic_destroy(c->rkt);
 	hop_loop_unwatch(sink->loop, c->pipe[0]);

@@ -24,6 +24,25 @@
  * broker has it. The topic must exist at start (or be created when asked):
  * a dead letter that cannot be written leaves its message unacknowledged,
  * and the partition's committed offset stops before it.
+ *
+ * Exactly once (exactly_once=true): nothing is stored or auto-committed.
+ * A transactional producer (ktxn.c) takes the dead letters and, through
+ * the source's transaction op, the results of every kafka sink, and each
+ * transaction commits them with the input offsets of the items it covers.
+ * The source hands out items in batches: at most `batch` of them, or what
+ * came in `commit_interval`, then no more until every one handed out is
+ * finished (acknowledged or dead), whereupon the transaction commits with
+ * the offset after each partition's finished prefix and the next batch
+ * starts. So a committed transaction never holds part of an item's outputs,
+ * nor outputs of an item whose offset it does not cover. An abortable error
+ * aborts the transaction and seeks each partition back to the offset of
+ * the last commit: the items of the batch are taken again, and those still
+ * in flight no longer count (their epoch is old): sinks write nothing of
+ * theirs. A revocation closes the batch and commits it before the
+ * partitions are given up (or aborts it when revoke_grace ends first). A
+ * fenced producer (another coordinator with the same transactional.id, or
+ * this one's group generation gone stale) is fatal: the run stops, naming
+ * the id.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,6 +73,10 @@ struct part {
 	int64_t next;	   /* offset after the last message taken, or -1 */
 	int64_t store;	   /* offset for the next store_offsets, or -1 */
 	int64_t committed; /* as librdkafka's statistics last said, or -1 */
+	/* Exactly once: where the last commit left the partition (where an
+	 * abort seeks back to), or -1 before its first message; and the
+	 * offset after its finished prefix, for the next commit, or -1. */
+	int64_t base, done;
 	int64_t *off;
 	bool *fin;
 	size_t head, len, cap; /* a ring; cap is a power of two */
@@ -62,6 +85,7 @@ struct part {
 /* An item's hold on its message: where it came from and, for the
  * dead-letter topic, the message as it came. */
 struct kref {
+	struct hop_kafka_dr dr; /* its dead letter's delivery report */
 	struct hop_source *src;
 	struct krec rec; /* followed by its bytes */
 };
@@ -82,6 +106,10 @@ struct ksrc {
 	bool headers;
 	double revoke_grace;
 	char *config;
+	bool exactly_once;
+	char *txn_id;
+	int64_t txn_batch;
+	double txn_interval;
 
 	struct hop_kafka_dead dead; /* hopper dead's clients */
 	struct hop_source *src;
@@ -107,6 +135,18 @@ struct ksrc {
 	uint64_t grace_timer;
 	int64_t revoke_ms; /* when it began */
 	int64_t logged_depth;
+
+	/* Exactly once: the transaction (NULL without), the items handed out
+	 * in it, when its batch began, and whether the batch is closed (no
+	 * more items until it commits). */
+	struct hop_kafka_txn *txn;
+	int64_t txn_items;
+	uint64_t txn_timer;
+	bool txn_closed;
+	bool txn_failed; /* a message of it failed: abort soon */
+	bool txn_fatal;	 /* src->error says why; fetch reports it */
+	bool txn_reported;
+	uint64_t commits, aborts;
 };
 
 static const struct hop_option kafka_options[] = {
@@ -151,6 +191,20 @@ static const struct hop_option kafka_options[] = {
      "their offsets committed before the partitions are given up"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksrc, config),
      "librdkafka settings, key=value,key=value"},
+    {"exactly_once", HOP_OPT_BOOL, "false", offsetof(struct ksrc, exactly_once),
+     "commit the kafka sinks' results, the dead letters and the input "
+     "offsets in one transaction per batch; readers of the outputs must "
+     "use isolation.level=read_committed"},
+    {"transactional_id", HOP_OPT_STR, NULL, offsetof(struct ksrc, txn_id),
+     "exactly once: the producer's transactional.id, one per coordinator "
+     "(default: hopper-GROUP-TOPIC-HOSTNAME; give each coordinator on one "
+     "host its own)"},
+    {"batch", HOP_OPT_INT, "10000", offsetof(struct ksrc, txn_batch),
+     "exactly once: the most items one transaction covers", .min = "1"},
+    {"commit_interval", HOP_OPT_SECONDS, "100ms",
+     offsetof(struct ksrc, txn_interval),
+     "exactly once: the longest a batch takes items before it commits",
+     .min = "1ms"},
     {NULL},
 };
 
@@ -348,7 +402,8 @@ static struct part *part_of(struct ksrc *c, int32_t p)
 		memset(n + c->nparts, 0,
 		       (size_t)(p + 1 - c->nparts) * sizeof(*n));
 		for (int32_t i = c->nparts; i <= p; i++)
-			n[i].next = n[i].committed = n[i].store = -1;
+			n[i].next = n[i].committed = n[i].store = n[i].base =
+			    n[i].done = -1;
 		c->parts = n;
 		c->nparts = p + 1;
 	}
@@ -442,6 +497,10 @@ static void finish_offset(struct ksrc *c, int32_t part, int64_t off)
 	}
 	if (next < 0)
 		return;
+	if (c->txn) { /* committed with the transaction that covers it */
+		p->done = next;
+		return;
+	}
 	p->store = next;
 	if (!c->store_pending) {
 		c->store_pending = true;
@@ -477,6 +536,259 @@ static bool full(const struct ksrc *c)
 	return c->ahead.bytes >= (size_t)c->buffer;
 }
 
+/* ---- exactly once ----
+ *
+ * A batch: items handed out in the open transaction, up to `batch` of
+ * them or for `commit_interval`, or until the partitions' ends; then it
+ * is closed and commits once every item handed out in it has finished.
+ * p->out counts the current epoch's items of a partition, p->len those
+ * handed out and not finished: when the former is 0 and the latter is not,
+ * an item was handed back or its dead letter failed, and the transaction
+ * must abort rather than commit results whose offsets it cannot cover. */
+
+static void txn_soon(struct hop_loop *loop, void *arg);
+
+/* Items of the current epochs handed out and not settled. */
+static size_t txn_out(const struct ksrc *c)
+{
+	size_t n = 0;
+	for (int32_t i = 0; i < c->nparts; i++)
+		if (c->parts[i].assigned || c->parts[i].revoking)
+			n += c->parts[i].out;
+	return n;
+}
+
+/* Whether an item handed out in the transaction did not finish. */
+static bool txn_unfinished(const struct ksrc *c)
+{
+	for (int32_t i = 0; i < c->nparts; i++)
+		if ((c->parts[i].assigned || c->parts[i].revoking) &&
+		    c->parts[i].len)
+			return true;
+	return false;
+}
+
+/* Whether every assigned partition is at its end with nothing read
+ * ahead: the batch need not wait for more. */
+static bool at_end(const struct ksrc *c)
+{
+	bool any = false;
+	if (c->ahead.count)
+		return false;
+	for (int32_t i = 0; i < c->nparts; i++) {
+		if (!c->parts[i].assigned)
+			continue;
+		if (!c->parts[i].eof)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+/* A new batch may begin: items are handed out again. */
+static void txn_reopen(struct ksrc *c)
+{
+	hop_loop_cancel(c->src->loop, c->txn_timer);
+	c->txn_timer = 0;
+	c->txn_items = 0;
+	c->txn_closed = false;
+	hop_source_wake(c->src);
+}
+
+/* The producer cannot go on: the run stops, naming why. */
+static void txn_fatal(struct ksrc *c, const char *why)
+{
+	c->txn_fatal = true;
+	snprintf(c->src->error, sizeof(c->src->error),
+		 "kafka source: exactly once: %s (transactional.id %s: another "
+		 "coordinator started with the same id, or this one lost its "
+		 "partitions in a rebalance); stopping: what was not committed "
+		 "is done again by the partitions' owners",
+		 why, c->txn->id);
+	hop_log(HOP_ERROR, "%s", c->src->error);
+	hop_source_wake(c->src);
+}
+
+/* Seeks every partition back to where the last commit left it; the items
+ * handed out since no longer count. */
+static void rewind_parts(struct ksrc *c)
+{
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(c->nparts > 0 ? c->nparts : 1);
+	for (int32_t i = 0; i < c->nparts; i++) {
+		struct part *p = &c->parts[i];
+		if (!p->assigned && !p->revoking)
+			continue;
+		p->epoch++;
+		p->out = 0;
+		p->len = p->head = 0;
+		p->done = -1;
+		p->eof = false;
+		if (p->assigned && p->base >= 0) {
+			rd_kafka_topic_partition_list_add(l, c->topic, i)
+			    ->offset = p->base;
+			p->next = p->base;
+		}
+	}
+	rd_kafka_error_t *e =
+	    l->cnt ? rd_kafka_seek_partitions(c->rk, l, 0) : NULL;
+	if (e) {
+		hop_log(HOP_ERROR, "kafka source: seeking back: %s",
+			rd_kafka_error_string(e));
+		rd_kafka_error_destroy(e);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Aborts the transaction: its items are taken again from the last
+ * commit. */
+static void txn_abort(struct ksrc *c, const char *why)
+{
+	char err[400];
+	c->txn_failed = false;
+	if (c->txn_fatal)
+		return;
+	if (hop_kafka_txn_abort(c->txn, err, sizeof(err))) {
+		txn_fatal(c, err);
+		return;
+	}
+	c->aborts++;
+	rewind_parts(c);
+	hop_log(HOP_WARN,
+		"kafka source: transaction aborted (%s): its %lld item(s) are "
+		"done again from the last commit",
+		why, (long long)c->txn_items);
+	txn_reopen(c);
+}
+
+/* Commits the closed batch with each partition's finished offset; aborts
+ * it instead when an item of it did not finish. */
+static void txn_commit(struct ksrc *c)
+{
+	char err[400];
+	if (txn_unfinished(c)) {
+		txn_abort(c, "an item of the batch did not finish");
+		return;
+	}
+	rd_kafka_topic_partition_list_t *l =
+	    rd_kafka_topic_partition_list_new(c->nparts > 0 ? c->nparts : 1);
+	for (int32_t i = 0; i < c->nparts; i++) {
+		struct part *p = &c->parts[i];
+		if ((p->assigned || p->revoking) && p->done >= 0 &&
+		    p->done != p->base)
+			rd_kafka_topic_partition_list_add(l, c->topic, i)
+			    ->offset = p->done;
+	}
+	int rc = 0;
+	if (l->cnt || c->txn_items)
+		rc = hop_kafka_txn_commit(c->txn, l, c->rk, err, sizeof(err));
+	if (rc == 0) {
+		for (int i = 0; i < l->cnt; i++)
+			c->parts[l->elems[i].partition].base =
+			    l->elems[i].offset;
+		c->commits += l->cnt || c->txn_items;
+		hop_log(HOP_DEBUG,
+			"kafka source: committed %lld item(s) over %d "
+			"partition(s)",
+			(long long)c->txn_items, l->cnt);
+		txn_reopen(c);
+	} else if (rc == -EAGAIN) {
+		c->aborts++;
+		rewind_parts(c);
+		hop_log(HOP_WARN,
+			"kafka source: %s: the batch's %lld item(s) are done "
+			"again from the last commit",
+			err, (long long)c->txn_items);
+		txn_reopen(c);
+	} else {
+		txn_fatal(c, err);
+	}
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* Ends the batch now, for a revocation or the close: commits it when
+ * nothing of it is in flight, else aborts it. */
+static void txn_end(struct ksrc *c)
+{
+	if (!c->txn || c->txn_fatal)
+		return;
+	if (c->txn_failed)
+		txn_abort(c, "a message of it failed");
+	else if (txn_out(c))
+		txn_abort(c, "its items in flight did not finish in time");
+	else
+		txn_commit(c);
+}
+
+/* Moves the transaction on: aborts it when a message failed, closes the
+ * batch at the partitions' ends, commits a closed batch once its items
+ * finished. A revocation does its own commit (end_revoke). */
+static void txn_step(struct ksrc *c)
+{
+	if (!c->txn || c->txn_fatal || c->revoking)
+		return;
+	if (c->txn_failed) {
+		txn_abort(c, "a message of it failed");
+		return;
+	}
+	if (!c->txn_closed && c->txn_items && at_end(c))
+		c->txn_closed = true;
+	if (c->txn_closed && txn_out(c) == 0)
+		txn_commit(c);
+}
+
+static void txn_soon(struct hop_loop *loop, void *arg)
+{
+	txn_step(arg);
+}
+
+static void txn_due(struct hop_loop *loop, void *arg)
+{
+	struct ksrc *c = arg;
+	c->txn_timer = 0;
+	c->txn_closed = true;
+	txn_step(c);
+}
+
+/* Counts n items handed out in the batch: the first starts its interval,
+ * the batch's last closes it. */
+static void txn_handed(struct ksrc *c, size_t n)
+{
+	if (!n)
+		return;
+	if (!c->txn_items && !c->txn_timer)
+		c->txn_timer = hop_loop_after(
+		    c->src->loop, (int64_t)(c->txn_interval * 1000 + 0.5),
+		    txn_due, c);
+	c->txn_items += (int64_t)n;
+	if (c->txn_items >= c->txn_batch)
+		c->txn_closed = true;
+}
+
+static bool txn_stale(struct hop_kafka_txn *t, const struct hop_item *root)
+{
+	struct ksrc *c = t->owner;
+	const struct kref *k = root->src_data;
+	if (!c || c->txn_fatal || !k || k->src != c->src ||
+	    k->rec.partition >= c->nparts)
+		return true;
+	const struct part *p = &c->parts[k->rec.partition];
+	return k->rec.epoch != p->epoch || !(p->assigned || p->revoking);
+}
+
+static void txn_failed(struct hop_kafka_txn *t, rd_kafka_resp_err_t err)
+{
+	struct ksrc *c = t->owner;
+	if (!c || c->txn_failed || c->txn_fatal)
+		return;
+	hop_log(HOP_WARN,
+		"kafka source: a message of the transaction failed: "
+		"%s; aborting it",
+		rd_kafka_err2str(err));
+	c->txn_failed = true;
+	hop_loop_soon(c->src->loop, txn_soon, c);
+}
+
 /* ---- rebalances ----
  *
  * A revocation does not give the partitions up at once. Their messages
@@ -498,6 +810,13 @@ static size_t revoking_out(const struct ksrc *c)
 	return n;
 }
 
+/* Whether a pending revocation may end: its partitions' items in flight
+ * finished, or with exactly once every item of the batch did. */
+static bool revoke_ready(const struct ksrc *c)
+{
+	return (c->txn ? txn_out(c) : revoking_out(c)) == 0;
+}
+
 /* Forgets what was out of partitions we no longer own: their offsets are
  * not ours to store. */
 static void forget_parts(struct ksrc *c,
@@ -511,7 +830,7 @@ static void forget_parts(struct ksrc *c,
 		p->epoch++;
 		p->out = 0;
 		p->len = p->head = 0;
-		p->store = -1;
+		p->store = p->base = p->done = -1;
 	}
 }
 
@@ -545,8 +864,13 @@ static void end_revoke(struct ksrc *c)
 	hop_loop_cancel(c->src->loop, c->grace_timer);
 	c->grace_timer = 0;
 	size_t left = revoking_out(c);
-	store_offsets(c);
-	commit_stored(c);
+	if (c->txn) {
+		left = txn_out(c);
+		txn_end(c); /* commits, or aborts what is unfinished */
+	} else {
+		store_offsets(c);
+		commit_stored(c);
+	}
 	forget_parts(c, l);
 	unassign(c, l);
 	hop_log(HOP_INFO,
@@ -567,7 +891,7 @@ static void grace_over(struct hop_loop *loop, void *arg)
 static void revoke_when_done(struct hop_loop *loop, void *arg)
 {
 	struct ksrc *c = arg;
-	if (c->revoking && revoking_out(c) == 0)
+	if (c->revoking && revoke_ready(c))
 		end_revoke(c);
 }
 
@@ -595,7 +919,9 @@ static void begin_revoke(struct ksrc *c,
 	} else {
 		c->revoking = rd_kafka_topic_partition_list_copy(parts);
 	}
-	size_t out = revoking_out(c);
+	size_t out = c->txn ? txn_out(c) : revoking_out(c);
+	if (c->txn)
+		c->txn_closed = true; /* the batch ends with the revocation */
 	if (lost) {
 		hop_log(HOP_WARN,
 			"kafka source: lost %d partition(s) of %s: %zu item(s) "
@@ -605,6 +931,8 @@ static void begin_revoke(struct ksrc *c,
 		c->revoking = NULL;
 		hop_loop_cancel(c->src->loop, c->grace_timer);
 		c->grace_timer = 0;
+		if (c->txn) /* its offsets are not ours to commit now */
+			txn_abort(c, "partitions lost");
 		forget_parts(c, l);
 		unassign(c, l);
 		rd_kafka_topic_partition_list_destroy(l);
@@ -644,7 +972,7 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		p->epoch++;
 		p->out = 0;
 		p->len = p->head = 0;
-		p->next = p->committed = p->store = -1;
+		p->next = p->committed = p->store = p->base = p->done = -1;
 	}
 	hop_log(HOP_INFO, "kafka source: assigned %d partition(s) of %s",
 		parts->cnt, c->topic);
@@ -675,8 +1003,10 @@ static void settle(struct ksrc *c, const struct kref *k)
 	if (k->rec.epoch == p->epoch && p->out > 0)
 		p->out--;
 	c->out--;
-	if (p->revoking && revoking_out(c) == 0)
+	if (c->revoking && revoke_ready(c))
 		hop_loop_soon(c->src->loop, revoke_when_done, c);
+	else if (c->txn && c->txn_closed && txn_out(c) == 0)
+		hop_loop_soon(c->src->loop, txn_soon, c);
 }
 
 /* ---- messages to items ---- */
@@ -947,6 +1277,8 @@ static void service(struct ksrc *c)
 		}
 		p->eof = false;
 		p->next = m->offset + 1;
+		if (p->base < 0) /* where the partition's commit stands */
+			p->base = m->offset;
 		rd_kafka_message_destroy(m);
 	}
 }
@@ -1027,6 +1359,7 @@ static void on_tick(struct hop_loop *loop, void *arg)
 	struct ksrc *c = src->ctx;
 	service(c);
 	rd_kafka_poll(c->dlq, 0);
+	txn_step(c);
 	log_depth(c);
 	c->timer = hop_loop_after(loop, 200, on_tick, src);
 	hop_source_wake(src);
@@ -1073,16 +1406,23 @@ static int check_dead_topic(struct ksrc *c)
 	return rc;
 }
 
-static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
-			      void *opaque)
+static void on_dead_delivered(struct hop_kafka_dr *d,
+			      const rd_kafka_message_t *m)
 {
-	struct kref *k = m->_private;
+	struct kref *k = (struct kref *)d;
 	struct ksrc *c = k->src->ctx;
 	char id[ID_MAX + 1];
 
 	c->dead_pending--;
 	id[id_of(c, &k->rec, id)] = '\0';
-	if (m->err) {
+	if (m->err && c->txn) {
+		/* Its transaction aborts, and the item is done again. */
+		txn_failed(c->txn, m->err);
+		hop_log(HOP_INFO,
+			"kafka source: the dead letter of %s was in a "
+			"transaction that aborts: it is done again",
+			id);
+	} else if (m->err) {
 		/* Its offset is never stored: the partition's commits stop
 		 * before it, and the next run (or the partition's next
 		 * owner) takes it again. */
@@ -1095,7 +1435,7 @@ static void on_dead_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	} else {
 		finish_current(c, k);
 	}
-	hop_source_dead_done(k->src, id, !m->err);
+	hop_source_dead_done(k->src, id, !m->err || c->txn);
 	settle(c, k);
 	free(k);
 }
@@ -1118,11 +1458,14 @@ static int watch_queue(struct hop_source *src, rd_kafka_queue_t *q, int fds[2],
 	return hop_loop_watch(src->loop, fds[0], EPOLLIN, cb, arg);
 }
 
-static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
-			       size_t errlen)
+/* The configuration of the source's consumer or producer: hopper's
+ * settings, then the user's. NULL with librdkafka's words in err. */
+static rd_kafka_conf_t *client_conf(struct ksrc *c, rd_kafka_type_t type,
+				    char *err, size_t errlen)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	bool consumer = type == RD_KAFKA_CONSUMER;
+	bool txn_consumer = consumer && c->exactly_once;
 	const char *set[][2] = {
 	    {"bootstrap.servers", c->brokers},
 	    {"client.id", "hopper"},
@@ -1144,6 +1487,17 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 	    {consumer ? "queued.min.messages" : NULL, "200000"},
 	    {consumer ? "fetch.max.bytes" : NULL, "1048576"},
 	    {consumer ? "statistics.interval.ms" : NULL, "1000"},
+	    /* Dead letters keyed as the Java client would place them. */
+	    {consumer ? NULL : "partitioner", "murmur2_random"},
+	    /* Exactly once: offsets go with the transactions only, and what
+	     * an aborted transaction upstream wrote is never read. */
+	    {txn_consumer ? "enable.auto.commit" : NULL, "false"},
+	    {txn_consumer ? "isolation.level" : NULL, "read_committed"},
+	    /* A coordinator killed with a transaction open under an id that
+	     * no one takes again holds read_committed readers back this
+	     * long at most. */
+	    {!consumer && c->exactly_once ? "transaction.timeout.ms" : NULL,
+	     "20000"},
 	};
 	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
 		if (set[i][0] &&
@@ -1158,13 +1512,57 @@ static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
 		rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
 		rd_kafka_conf_set_stats_cb(conf, on_stats);
 	} else
-		rd_kafka_conf_set_dr_msg_cb(conf, on_dead_delivered);
-	rd_kafka_t *rk = rd_kafka_new(type, conf, err, errlen);
-	if (rk)
-		return rk;
+		rd_kafka_conf_set_dr_msg_cb(conf, hop_kafka_delivered);
+	return conf;
 fail:
 	rd_kafka_conf_destroy(conf);
 	return NULL;
+}
+
+static rd_kafka_t *make_client(struct ksrc *c, rd_kafka_type_t type, char *err,
+			       size_t errlen)
+{
+	rd_kafka_conf_t *conf = client_conf(c, type, err, errlen);
+	rd_kafka_t *rk = conf ? rd_kafka_new(type, conf, err, errlen) : NULL;
+	if (conf && !rk)
+		rd_kafka_conf_destroy(conf);
+	return rk;
+}
+
+/* Makes the source's transaction (exactly_once): its producer, under the
+ * configured transactional.id or hopper-GROUP-TOPIC-HOSTNAME. Returns 0,
+ * or -errno with src->error set. */
+static int txn_make(struct ksrc *c)
+{
+	char err[400], host[256] = "localhost", *id = NULL;
+	int rc;
+
+	if (!c->brokers &&
+	    (rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
+		return rc;
+	if (gethostname(host, sizeof(host) - 1))
+		strcpy(host, "localhost");
+	if (c->txn_id)
+		id = strdup(c->txn_id);
+	else if (asprintf(&id, "hopper-%s-%s-%s", c->group, c->topic, host) < 0)
+		id = NULL;
+	if (!id)
+		return -ENOMEM;
+	rd_kafka_conf_t *conf =
+	    client_conf(c, RD_KAFKA_PRODUCER, err, sizeof(err));
+	c->txn = conf ? hop_kafka_txn_new(conf, id, err, sizeof(err)) : NULL;
+	if (!c->txn)
+		snprintf(c->src->error, sizeof(c->src->error),
+			 "kafka source: exactly once: transactional "
+			 "producer %s: %s",
+			 id, err);
+	free(id);
+	if (!c->txn)
+		return -EIO;
+	c->txn->owner = c;
+	c->txn->stale = txn_stale;
+	c->txn->failed = txn_failed;
+	return 0;
 }
 
 static void teardown(struct hop_source *src);
@@ -1221,7 +1619,8 @@ static int kafka_open(struct hop_source *src)
 	c->cpipe[0] = c->cpipe[1] = c->dpipe[0] = c->dpipe[1] = -1;
 	if ((rc = kafka_check(src, &key)))
 		return rc;
-	if ((rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
+	if (!c->brokers && /* the transaction op may have come first */
+	    (rc = hop_kafka_parse_url(c->url, &c->brokers, &c->topic)))
 		return rc;
 	rc = -EINVAL;
 	c->id_is_key = strcmp(c->id_from, "key") == 0;
@@ -1229,8 +1628,21 @@ static int kafka_open(struct hop_source *src)
 	c->topic_len = strlen(c->topic);
 	if (!c->dead_topic && asprintf(&c->dead_topic, "%s.dead", c->topic) < 0)
 		return -ENOMEM;
+	if (c->exactly_once && !c->txn && (rc = txn_make(c)))
+		goto fail;
+	rc = -EINVAL;
+	if (c->txn) {
+		c->dlq = c->txn->rk; /* dead letters in the transaction too */
+		if (!c->txn->joined)
+			hop_log(
+			    HOP_WARN,
+			    "kafka source: exactly_once: no kafka sink "
+			    "writes in the transaction; only the input "
+			    "offsets and the dead letters are exactly once");
+	}
 	if (!(c->rk = make_client(c, RD_KAFKA_CONSUMER, err, sizeof(err))) ||
-	    !(c->dlq = make_client(c, RD_KAFKA_PRODUCER, err, sizeof(err)))) {
+	    (!c->dlq &&
+	     !(c->dlq = make_client(c, RD_KAFKA_PRODUCER, err, sizeof(err))))) {
 		snprintf(src->error, sizeof(src->error), "kafka source: %s",
 			 err);
 		goto fail;
@@ -1285,7 +1697,19 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 {
 	struct ksrc *c = src->ctx;
 	struct krec *r;
+	size_t asked = max;
 
+	if (c->txn) {
+		if (c->txn_fatal && !c->txn_reported) {
+			c->txn_reported = true;
+			return -EPERM;
+		}
+		if (c->txn_closed || c->txn_failed || c->txn_fatal)
+			max = 0; /* the batch commits first */
+		else if ((int64_t)max > c->txn_batch - c->txn_items)
+			max = (size_t)(c->txn_batch - c->txn_items);
+		asked = max;
+	}
 	if (!c->ahead.count) /* else on_consumer has taken what came */
 		service(c);
 	while (max > 0 && c->out < (size_t)c->max_inflight &&
@@ -1309,6 +1733,8 @@ static int kafka_fetch(struct hop_source *src, struct hop_queue *out,
 		c->out++;
 		max--;
 	}
+	if (c->txn)
+		txn_handed(c, asked - max);
 	/* Room was made: take what waits in librdkafka's queue, which says
 	 * nothing more until it has been emptied. */
 	service(c);
@@ -1343,6 +1769,13 @@ static int kafka_dead(struct hop_source *src, struct hop_item *it,
 		return -ENOMEM;
 	}
 	memcpy(k, it->src_data, ksize);
+	k->dr.fn = on_dead_delivered;
+	if (c->txn && txn_stale(c->txn, it)) {
+		/* Its batch aborted: it is done again, and dies again. */
+		settle(c, k);
+		free(k);
+		return 0;
+	}
 	const struct krec *r = &k->rec;
 	rd_kafka_headers_t *hdrs = rd_kafka_headers_new(r->nhdrs + 6);
 	const char *name, *val;
@@ -1402,8 +1835,9 @@ static bool kafka_exhausted(struct hop_source *src)
 	struct ksrc *c = src->ctx;
 	bool any = false;
 
-	if (src->watch || c->ahead.count || c->dead_pending || c->revoking)
-		return false;
+	if (src->watch || c->ahead.count || c->dead_pending || c->revoking ||
+	    (c->txn && c->txn_items && !c->txn_fatal))
+		return false; /* a batch not committed yet */
 	for (int32_t i = 0; i < c->nparts; i++) {
 		if (!c->parts[i].assigned)
 			continue;
@@ -1429,8 +1863,26 @@ static void teardown(struct hop_source *src)
 		rd_kafka_consumer_close(c->rk); /* commits what is stored */
 		rd_kafka_destroy(c->rk);
 	}
-	if (c->dlq)
+	if (c->txn) {
+		/* The producer outlives us while a sink holds it: its queue
+		 * must not signal a pipe that is closed below. */
+		rd_kafka_queue_t *q = rd_kafka_queue_get_main(c->txn->rk);
+		rd_kafka_queue_io_event_enable(q, -1, NULL, 0);
+		rd_kafka_queue_destroy(q);
+		hop_loop_cancel(src->loop, c->txn_timer);
+		c->txn_timer = 0;
+		if (c->commits || c->aborts)
+			hop_log(HOP_INFO,
+				"kafka source: %llu transaction(s) committed, "
+				"%llu aborted",
+				(unsigned long long)c->commits,
+				(unsigned long long)c->aborts);
+		c->txn->owner = NULL;
+		hop_kafka_txn_put(c->txn);
+		c->txn = NULL;
+	} else if (c->dlq) {
 		rd_kafka_destroy(c->dlq);
+	}
 	int *fds[] = {c->cpipe, c->dpipe};
 	for (int i = 0; i < 2; i++) {
 		if (fds[i][0] >= 0)
@@ -1463,7 +1915,32 @@ static void kafka_close(struct hop_source *src)
 		rd_kafka_flush(c->dlq, 10000);
 		rd_kafka_poll(c->dlq, 0);
 	}
+	txn_end(c); /* the last batch, unless it did not finish */
 	teardown(src);
+}
+
+static void *kafka_transaction(struct hop_source *src, const char *kind)
+{
+	struct ksrc *c = src->ctx;
+
+	c->src = src;
+	if (strcmp(kind, "kafka")) {
+		snprintf(src->error, sizeof(src->error),
+			 "kafka source: its transactions are Kafka's, not %s",
+			 kind);
+		return NULL;
+	}
+	if (!c->exactly_once) {
+		snprintf(src->error, sizeof(src->error),
+			 "kafka source: exactly_once is off (-S "
+			 "exactly_once=true)");
+		return NULL;
+	}
+	if (!c->txn && txn_make(c))
+		return NULL;
+	c->txn->refs++;
+	c->txn->joined++;
+	return c->txn;
 }
 
 /* ---- dead letters, for hopper dead (kdead.h) ---- */
@@ -1520,6 +1997,7 @@ const struct hop_source_ops hop_src_kafka = {
     .fetch = kafka_fetch,
     .ack = kafka_ack,
     .dead = kafka_dead,
+    .transaction = kafka_transaction,
     .dead_place = "the dead-letter topic; retry publishes a message to its "
 		  "topic again (key, value, headers); both record it as "
 		  "handled in the consumer group GROUP.dead, so that it is "
