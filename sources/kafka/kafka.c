@@ -199,7 +199,7 @@ static const struct hop_option kafka_options[] = {
      "exactly once: the producer's transactional.id, one per coordinator "
      "(default: hopper-GROUP-TOPIC-HOSTNAME; give each coordinator on one "
      "host its own)"},
-    {"batch", HOP_OPT_INT, "10000", offsetof(struct ksrc, txn_batch),
+    {"batch", HOP_OPT_INT, "100000", offsetof(struct ksrc, txn_batch),
      "exactly once: the most items one transaction covers", .min = "1"},
     {"commit_interval", HOP_OPT_SECONDS, "100ms",
      offsetof(struct ksrc, txn_interval),

@@ -9,7 +9,7 @@ import signal
 import subprocess
 
 from conftest import (KAFKA_QUICK, PY, WORKERS, clean_env, hopper, start,
-                      stop, wait_for)
+                      stderr_of, stop, wait_for)
 
 EOS = [PY, str(WORKERS / "eos.py")]
 
@@ -216,3 +216,37 @@ def test_clear_errors(kafka):
         "-O", "config=linger.ms=1", "--", *EOS)
     assert code != 0
     assert "give librdkafka settings to the source" in err
+
+
+def test_a_fenced_producer_stops_the_run_naming_its_id(kafka, tmp):
+    """A second coordinator started under the same transactional.id fences
+    the first: the first stops with exit status 1 and says why, naming the
+    id; the second finishes the topic, each output once."""
+    src, res = "fe-in", "fe-out"
+    kafka.create_topic(src, partitions=2)
+    kafka.create_topic(res)
+    kafka.create_topic(f"{src}.dead")
+    n = 200
+    kafka.produce(src, [json.dumps({"n": i, "parts": 1}) for i in range(n)])
+    ledger = tmp / "ledger"
+    env = clean_env(LEDGER=ledger, EOS_SLEEP_MAX="0.05")
+    args = flags(kafka, src, res, "fe", "-S", "transactional_id=fe-1",
+                 "-S", "batch=20")
+    first = start(*args, "--watch", "-j", "2", "--", *EOS, env=env, cwd=tmp)
+    second = None
+    try:
+        wait_for(lambda: ledger_count(ledger) >= 30, timeout=120,
+                 what="30 items handled")
+        second = start(*args, "--watch", "-j", "2", "--", *EOS, env=env,
+                       cwd=tmp)
+        assert first.wait(timeout=120) == 1
+        err = stderr_of(first)
+        assert "exactly once" in err and "fe-1" in err, err[-3000:]
+        assert "fenced" in err.lower(), err[-3000:]
+        wait_for(lambda: len(read(kafka, res)) >= n, timeout=120,
+                 what=f"{n} outputs visible")
+    finally:
+        stop(first, second)
+    got = collections.Counter(json.loads(v)["n"] for _, _, v in read(kafka, res))
+    assert {k: c for k, c in got.items() if c > 1} == {}
+    assert set(got) == set(range(n))
