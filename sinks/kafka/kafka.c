@@ -152,6 +152,14 @@ static bool refused_for_good(rd_kafka_resp_err_t err)
 	}
 }
 
+/* True for librdkafka's own refusal of one message at produce time (too
+ * large for the producer): that message never goes, the rest may. */
+static bool refused_here(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+	       err == RD_KAFKA_RESP_ERR__INVALID_ARG;
+}
+
 /* The status of a finished generation; resets it for reuse. */
 static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
 {
@@ -160,7 +168,9 @@ static enum hop_sink_status take_status(struct ksink *c, struct gen *g)
 		snprintf(c->sink->error, sizeof(c->sink->error),
 			 "kafka sink: %s: %s", c->topic,
 			 rd_kafka_err2str(g->err));
-		st = g->refused ? HOP_SINK_FAIL : HOP_SINK_RETRY;
+		/* In a transaction nothing fails alone: the transaction
+		 * aborts, and the items, written again, no longer count. */
+		st = g->refused && !c->txn ? HOP_SINK_FAIL : HOP_SINK_RETRY;
 	}
 	g->err = 0;
 	g->refused = false;
@@ -500,7 +510,7 @@ static void produce_batch(struct ksink *c)
 			g->out -= (size_t)(n - sent - left);
 			if (!g->err)
 				g->err = err;
-			if (c->txn)
+			if (c->txn && err != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				c->txn->failed(c->txn, err);
 		}
 		n = left;
@@ -544,14 +554,16 @@ static enum hop_sink_status produce_one(struct ksink *c, struct hop_item *it,
 			snprintf(c->sink->error, sizeof(c->sink->error),
 				 "kafka sink: %s: %s", c->topic,
 				 rd_kafka_err2str(e));
-			if (c->txn && e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+			/* librdkafka refused it here, alone: the
+			 * transaction never had it. Anything else
+			 * (a transaction in error) is the
+			 * transaction's. */
+			if (c->txn && !refused_here(e) &&
+			    e != RD_KAFKA_RESP_ERR__QUEUE_FULL)
 				c->txn->failed(c->txn, e);
 			/* A message too large never goes: that item fails,
 			 * while anything else may pass and is held. */
-			return e == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-				       e == RD_KAFKA_RESP_ERR__INVALID_ARG
-				   ? HOP_SINK_FAIL
-				   : HOP_SINK_RETRY;
+			return refused_here(e) ? HOP_SINK_FAIL : HOP_SINK_RETRY;
 		}
 		rd_kafka_poll(c->rk, 10); /* let deliveries make room */
 		answer_if_done(c);

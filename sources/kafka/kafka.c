@@ -601,9 +601,10 @@ static void txn_fatal(struct ksrc *c, const char *why)
 	c->txn_fatal = true;
 	snprintf(c->src->error, sizeof(c->src->error),
 		 "kafka source: exactly once: %s (transactional.id %s: another "
-		 "coordinator started with the same id, or this one lost its "
-		 "partitions in a rebalance); stopping: what was not committed "
-		 "is done again by the partitions' owners",
+		 "coordinator started with the same id, this one lost its "
+		 "partitions in a rebalance, or a batch outlasted the "
+		 "producer's transaction.timeout.ms); stopping: what was not "
+		 "committed is done again by the partitions' owners",
 		 why, c->txn->id);
 	hop_log(HOP_ERROR, "%s", c->src->error);
 	hop_source_wake(c->src);
@@ -1493,11 +1494,12 @@ static rd_kafka_conf_t *client_conf(struct ksrc *c, rd_kafka_type_t type,
 	     * an aborted transaction upstream wrote is never read. */
 	    {txn_consumer ? "enable.auto.commit" : NULL, "false"},
 	    {txn_consumer ? "isolation.level" : NULL, "read_committed"},
-	    /* A coordinator killed with a transaction open under an id that
+	    /* A batch must commit within it, slowest item included; and a
+	     * coordinator killed with a transaction open under an id that
 	     * no one takes again holds read_committed readers back this
 	     * long at most. */
 	    {!consumer && c->exactly_once ? "transaction.timeout.ms" : NULL,
-	     "20000"},
+	     "60000"},
 	};
 	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++)
 		if (set[i][0] &&

@@ -250,3 +250,29 @@ def test_a_fenced_producer_stops_the_run_naming_its_id(kafka, tmp):
     got = collections.Counter(json.loads(v)["n"] for _, _, v in read(kafka, res))
     assert {k: c for k, c in got.items() if c > 1} == {}
     assert set(got) == set(range(n))
+
+
+def test_an_abortable_error_aborts_and_redoes_the_batch(kafka, tmp):
+    """The broker refuses an output for good the first time (over the
+    topic's max.message.bytes), which makes the transaction abortable: it
+    is aborted, the batch taken again from the last commit, and the run
+    ends with each output once, nothing dead."""
+    src, res = "ae-in", "ae-out"
+    kafka.create_topic(src)
+    kafka.create_topic(res, config={"max.message.bytes": 1000})
+    kafka.create_topic(f"{src}.dead")
+    n = 30
+    kafka.produce(src, [json.dumps({"n": i, "parts": 1, "big": i == 10})
+                        for i in range(n)])
+    env = clean_env(ONCE=tmp / "once")
+    code, _, err = hopper(
+        "run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S", "group=ae",
+        "-S", "exactly_once=true", "-o", f"kafka://{kafka.bootstrap}/{res}",
+        "-j", "2", "--backoff", "0.05", "--", *EOS, env=env)
+    assert code == 0, err[-3000:]
+    assert "done again from the last commit" in err, err[-3000:]
+    got = collections.Counter(json.loads(v)["n"] for _, _, v in read(kafka, res))
+    assert {k: c for k, c in got.items() if c > 1} == {}
+    assert set(got) == set(range(n))
+    assert kafka.committed_offsets("ae", src) == {0: n}
+    assert read(kafka, f"{src}.dead") == []
