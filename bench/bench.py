@@ -3,7 +3,7 @@ peer measured in the same run, interleaved, as medians of several rounds.
 The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
-                [autoscale] [sheets] [stages] [exec_source]
+                [kafka_eos] [autoscale] [sheets] [stages] [exec_source]
 (default: all; BENCH_ROUNDS rounds, 5 unless set, 3 for stages)"""
 import os
 import re
@@ -209,7 +209,8 @@ def thumbnails(n=60, pos=5.5):
 
 def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
-                             "postgres", "kafka", "autoscale", "sheets",
+                             "postgres", "kafka", "kafka_eos", "autoscale",
+                             "sheets",
                              "stages", "gather", "exec_source"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
@@ -228,6 +229,9 @@ def main():
     if "kafka" in which:
         import kafka
         kafka.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
+    if "kafka_eos" in which:
+        import kafka_eos
+        kafka_eos.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)
     if "autoscale" in which:
         import autoscale
         autoscale.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS)

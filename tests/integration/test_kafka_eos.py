@@ -3,7 +3,6 @@ source's transactions, which the kafka sink's results and the dead letters
 join; and keys placed in partitions with murmur2, as Java clients do."""
 import collections
 import json
-import os
 import random
 import signal
 import subprocess
