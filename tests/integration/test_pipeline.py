@@ -206,7 +206,8 @@ def test_validate_runs_the_drivers_checks(tmp):
                               '"kafka://127.0.0.1:1/t",\n "sink": {"type": '
                               '"kafka", "url": "kafka://127.0.0.1:1/out",\n'
                               '  "key": "both"}}')
-    assert err == ":4:10: kafka sink: key 'both': expected id or none", err
+    assert err == (":4:10: kafka sink: key 'both': expected auto, id or "
+                   "none"), err
     err = validate_error(tmp, '{"command": ["w"],\n "source": "dir:in",\n'
                               ' "sink": {"type": "dir", "path": "out",\n'
                               '  "ext": "a/b"}}')
