@@ -392,3 +392,41 @@ def test_a_join_coordinator_killed_with_groups_half_gathered(tmp, kafka):
         joined = json.loads(p.read_text())
         assert sorted(x["key"] for x in joined["parts"]) == \
             [f"{p.stem}-f{i}" for i in range(n)]
+
+
+def test_exactly_once_from_a_kafka_edge_to_a_topic(tmp, kafka):
+    """b reads its edge with exactly_once and writes to a topic: its
+    outputs and the edge's offsets commit together, so a b coordinator
+    killed again and again leaves each item's output on the topic once
+    for a read_committed reader."""
+    from test_kafka_eos import read
+    n = 300
+    kafka.create_topic("edge-eos-out", partitions=2)
+    via = kafka_via(kafka, "edge-eos", partitions=2)
+    via["source"]["exactly_once"] = True
+    via["source"]["batch"] = 20
+    f = pipeline(tmp, via, n, sink={
+        "type": "kafka", "url": f"kafka://{kafka.bootstrap}/edge-eos-out"})
+    code, _, err = hopper("run", "-f", f, "--stage", "a", timeout=180)
+    assert code == 0, err
+    env = clean_env(STAGE_SLEEP="b=0.05")
+    b = None
+    try:
+        for kills in range(3):
+            b = start("run", "-f", f, "--stage", "b", "--watch", env=env,
+                      cwd=tmp)
+            want = (kills + 1) * n // 4
+            wait_for(lambda: len(read(kafka, "edge-eos-out")) >= want,
+                     timeout=120, what=f"{want} outputs committed")
+            b.send_signal(signal.SIGKILL)
+            b.wait()
+        b = start("run", "-f", f, "--stage", "b", "--watch", env=env,
+                  cwd=tmp)
+        wait_for(lambda: len(read(kafka, "edge-eos-out")) >= n,
+                 timeout=180, what="every output committed")
+    finally:
+        stop(b)
+    keys = [k for _, k, _ in read(kafka, "edge-eos-out")]
+    assert sorted(keys) == sorted(f"k{i}" for i in range(n)), \
+        [k for k, c in __import__("collections").Counter(keys).items()
+         if c > 1][:10]
