@@ -2349,6 +2349,39 @@ static int select_stages(struct hop_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* A source whose batches are transactions (exactly_once) commits a batch
+ * once all its items are finished; a join or a reduce in the same run
+ * holds items until later ones come, which the next batch would bring:
+ * it would wait for ever. Returns 0, or -EINVAL naming both. */
+static int check_transactions(const struct hop_config *cfg, char *err,
+			      size_t errlen)
+{
+	for (int i = 0; i < cfg->nsources; i++) {
+		const struct hop_source *src = cfg->sources[i];
+		const struct hop_option *o =
+		    hop_opts_find(src->ops->options, "exactly_once");
+		if (!o || o->type != HOP_OPT_BOOL ||
+		    !*(bool *)((char *)src->ctx + o->offset))
+			continue;
+		for (int s = 0; s < cfg->nstages; s++) {
+			const struct hop_stage_config *st = &cfg->stages[s];
+			if (!st->join && !st->reduce)
+				continue;
+			snprintf(err, errlen,
+				 "source '%s': exactly_once commits a batch "
+				 "once all its items are finished, and stage "
+				 "'%s' (a %s) holds items until later ones "
+				 "come: run that stage in a coordinator of "
+				 "its own (a via, --stage), or without "
+				 "exactly_once",
+				 cfg->source_names[i], st->name,
+				 st->join ? "join" : "reduce");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int build_graph(struct hop_config *cfg, json_t *root,
 		       const struct origin *o, bool need_command, char *err,
 		       size_t errlen)
@@ -2396,7 +2429,9 @@ static int build_graph(struct hop_config *cfg, json_t *root,
 	}
 	if (!cfg->stage && getenv("HOPPER_STAGE") && *getenv("HOPPER_STAGE"))
 		cfg->stage = strdup(getenv("HOPPER_STAGE"));
-	return cfg->stage ? select_stages(cfg, err, errlen) : 0;
+	if (cfg->stage && select_stages(cfg, err, errlen))
+		return -EINVAL;
+	return check_transactions(cfg, err, errlen);
 }
 
 /* Names the run option a long flag (--max-line, --max_line=16M) stands for,

@@ -430,3 +430,18 @@ def test_exactly_once_from_a_kafka_edge_to_a_topic(tmp, kafka):
     assert sorted(keys) == sorted(f"k{i}" for i in range(n)), \
         [k for k, c in __import__("collections").Counter(keys).items()
          if c > 1][:10]
+
+
+def test_exactly_once_refuses_a_join_it_would_wait_for(tmp):
+    """A transaction's batch ends when its items are finished; a join holds
+    its parts until the rest of the group comes, in a later batch."""
+    via = {"type": "kafka", "url": "kafka://127.0.0.1:9/t",
+           "source": {"exactly_once": True}}
+    f = pipeline(tmp, via, 1, extra_b={"join": {"by": "/v", "count": "/n"}})
+    code, _, err = hopper("validate", f)
+    assert code != 0, err
+    assert "source 'b.via': exactly_once commits a batch once all its " \
+        "items are finished, and stage 'b' (a join)" in err, err
+    # A run without the join (its other stage) is not refused.
+    code, _, err = hopper("validate", f, "--stage", "a")
+    assert code == 0, err
