@@ -359,6 +359,34 @@ int hop_pool_workers(const struct hop_pool *pool)
 	return n;
 }
 
+int hop_pool_size(const struct hop_pool *pool)
+{
+	return pool->cfg.size;
+}
+
+void hop_pool_slot(const struct hop_pool *pool, int i,
+		   struct hop_pool_slot *out)
+{
+	static const char *const names[S_NSTATES] = {
+	    [S_BUG] = "?",
+	    [S_DOWN] = "down",
+	    [S_BACKOFF] = "backoff",
+	    [S_IDLE] = "idle",
+	    [S_BUSY] = "busy",
+	    [S_RETIRING] = "retiring",
+	    [S_STOPPING] = "stopping",
+	};
+	const struct worker *w = &pool->w[i];
+	*out = (struct hop_pool_slot){
+	    .state = names[w->state],
+	    .pid = w->state == S_DOWN || w->state == S_BACKOFF
+		       ? 0
+		       : (int)w->child.pid,
+	    .item = w->inflight.head,
+	    .held = (int)w->inflight.len,
+	};
+}
+
 int hop_pool_busy(const struct hop_pool *pool)
 {
 	int n = 0;

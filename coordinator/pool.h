@@ -100,6 +100,24 @@ int hop_pool_workers(const struct hop_pool *pool);
 /* Of those, the ones holding at least one item. */
 int hop_pool_busy(const struct hop_pool *pool);
 
+/* One worker slot as a report shows it (the console). */
+struct hop_pool_slot {
+	const char *state; /* "down", "backoff", "idle", "busy", "retiring"
+			      or "stopping" */
+	int pid;	   /* its process, 0 for none */
+	/* The item it works on (the first it holds), borrowed until the
+	 * loop turns; NULL when it holds none. */
+	const struct hop_item *item;
+	int held; /* items it holds, the one it works on included */
+};
+
+/* Worker slots: the most workers the pool can run. */
+int hop_pool_size(const struct hop_pool *pool);
+
+/* Fills out with slot i (0..hop_pool_size - 1). */
+void hop_pool_slot(const struct hop_pool *pool, int i,
+		   struct hop_pool_slot *out);
+
 /* Sets how many workers should run (0..size). More: workers start in free
  * slots at once. Fewer: idle workers are retired now (EOF on stdin) and
  * busy ones only when they have finished their items; a busy worker is

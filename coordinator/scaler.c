@@ -44,6 +44,8 @@ int hop_scaler_init(struct hop_scaler *s, const struct hop_scaler_config *cfg)
 	s->cfg = *cfg;
 	s->target = cfg->min;
 	s->cap = cfg->max;
+	s->limit = cfg->max;
+	s->min0 = cfg->min;
 	s->level_tput = calloc((size_t)cfg->max + 1, sizeof(double));
 	s->level_at = calloc((size_t)cfg->max + 1, sizeof(int64_t));
 	if (!s->level_tput || !s->level_at) {
@@ -356,6 +358,28 @@ int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap)
 			 before, cap, s->need);
 	}
 	return s->target;
+}
+
+int hop_scaler_set_max(struct hop_scaler *s, int64_t now_ms, int max)
+{
+	if (max < 1 || max > s->limit)
+		return -ERANGE;
+	bool capped = s->cap < s->cfg.max;
+	s->cfg.max = max;
+	s->cfg.min = s->min0 < max ? s->min0 : max;
+	if (!capped || s->cap > max)
+		s->cap = max;
+	if (s->ceiling > max)
+		s->ceiling = 0;
+	s->why[0] = '\0';
+	if (s->target > max) {
+		int before = s->target;
+		set_target(s, now_ms, max);
+		snprintf(s->why, sizeof(s->why),
+			 "%d -> %d workers: the maximum was set to %d", before,
+			 max, max);
+	}
+	return 0;
 }
 
 /* A cgroup v2 "cpu.max" ("max 100000" or "QUOTA PERIOD"), or v1's quota

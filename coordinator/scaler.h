@@ -71,6 +71,9 @@ struct hop_scaler {
 			      heads, before the cap */
 	double held;	   /* smoothed share of the time it was blocked */
 	int cap;	   /* the most the target may be: max unless capped */
+	int limit;	   /* the max given at init: hop_scaler_set_max's
+			      bound, the size of the level arrays */
+	int min0;	   /* the min given at init */
 
 	/* Arrivals per second over the last few seconds: their median is
 	 * the rate, so a one-off burst counts as backlog, not as a rate. */
@@ -116,6 +119,12 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in);
  * are wanted elsewhere, so this is no dip in demand to wait out. Steps up
  * stop at the cap. Returns the target. */
 int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap);
+
+/* Sets the most workers to max (1..the max given at init) while the run
+ * goes on, for a person who wants fewer (or, again, more) workers; the min
+ * drops with it when it is higher. A target above it drops to it at once.
+ * Returns 0, or -ERANGE when max is out of bounds. */
+int hop_scaler_set_max(struct hop_scaler *s, int64_t now_ms, int max);
 
 /* CPUs this process may use: its affinity mask, capped by a cgroup v2
  * cpu.max (or v1 cfs quota) when one is set. At least 1. */

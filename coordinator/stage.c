@@ -73,6 +73,39 @@ int hop_stage_start(struct hop_stage *st, struct hop_loop *loop,
 	return hop_pool_start(st->pool, err, errlen);
 }
 
+int hop_stage_max(const struct hop_stage *st)
+{
+	return st->scaler_on ? st->scaler.cfg.max : hop_stage_workers(st);
+}
+
+int hop_stage_set_max(struct hop_stage *st, int max, int64_t now_ms, char *err,
+		      size_t errlen)
+{
+	int slots = st->pool ? hop_pool_size(st->pool) : 0;
+
+	if (hop_stage_bare(st) || !slots) {
+		snprintf(err, errlen, "stage %s runs no worker", st->name);
+		return -ENOTSUP;
+	}
+	if (max < 1 || max > slots) {
+		snprintf(err, errlen,
+			 "stage %s: maximum workers %d: expected 1 to %d (the "
+			 "worker slots it started with)",
+			 st->name, max, slots);
+		return -ERANGE;
+	}
+	if (st->scaler_on) {
+		int before = st->scaler.target;
+		hop_scaler_set_max(&st->scaler, now_ms, max);
+		if (st->scaler.target != before)
+			hop_pool_resize(st->pool, st->scaler.target);
+	} else {
+		st->workers = max;
+		hop_pool_resize(st->pool, max);
+	}
+	return 0;
+}
+
 void hop_stage_stop(struct hop_stage *st)
 {
 	hop_pool_destroy(st->pool);

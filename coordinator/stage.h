@@ -48,6 +48,10 @@ struct hop_stage {
 	struct hop_stats stats;	  /* the pool's counts, and the stage's own */
 	struct hop_scaler scaler; /* when cfg->autoscale */
 	bool scaler_on;
+	/* Set from the console: a paused stage hands no new item to its
+	 * workers; a fixed size other than cfg->workers (0: that one). */
+	bool paused;
+	int workers;
 	int64_t cold_since; /* work waited with no worker since then */
 	char tmpdir[64];
 	/* A join (gather.h): its open groups, and the parts they hold. */
@@ -84,6 +88,25 @@ static inline bool hop_stage_bare(const struct hop_stage *st)
 {
 	return !st->cfg->argv && !st->cfg->shell_command;
 }
+
+/* The workers a stage without an autoscaler runs: cfg->workers, unless
+ * hop_stage_set_max changed it. */
+static inline int hop_stage_workers(const struct hop_stage *st)
+{
+	return st->workers ? st->workers : (int)st->cfg->workers;
+}
+
+/* The most workers the stage may run now: its autoscaler's maximum, or its
+ * fixed size. */
+int hop_stage_max(const struct hop_stage *st);
+
+/* Sets the most workers the stage may run to max, while the run goes on:
+ * an autoscaled stage's maximum, or a fixed stage's size. Workers above it
+ * retire once they hold no item. Returns 0, or -ERANGE (max outside 1 to
+ * the worker slots the stage was started with) or -ENOTSUP (a stage with
+ * no worker) with a message naming the stage in err. */
+int hop_stage_set_max(struct hop_stage *st, int max, int64_t now_ms, char *err,
+		      size_t errlen);
 
 /* Fills st for the shard'th shard of cfg and makes its temporary folder
  * under the run's (TMPDIR, else /dev/shm when writable, else /tmp). Returns
