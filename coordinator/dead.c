@@ -14,6 +14,85 @@ bool hop_dead_supported(const struct hop_source *src)
 	       o->dead_discard && o->dead_close;
 }
 
+bool hop_dead_live(const struct hop_source *src)
+{
+	return hop_dead_supported(src) && src->ops->dead_live;
+}
+
+/* Says why the source's last call failed, in err. */
+static void why(struct hop_source *src, int rc, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s", src->error[0] ? src->error : strerror(-rc));
+}
+
+int hop_dead_place_open(struct hop_source *src, char *err, size_t errlen)
+{
+	int rc;
+
+	if (!hop_dead_supported(src)) {
+		snprintf(err, errlen,
+			 "%s: the %s source has no dead letters to manage",
+			 src->label, src->ops->name);
+		return -ENOTSUP;
+	}
+	src->error[0] = '\0';
+	if ((rc = src->ops->dead_open(src)))
+		why(src, rc, err, errlen);
+	return rc;
+}
+
+void hop_dead_place_close(struct hop_source *src)
+{
+	src->ops->dead_close(src);
+}
+
+int hop_dead_apply(struct hop_source *src, enum hop_dead_action action,
+		   const char *id, FILE *out, char *err, size_t errlen)
+{
+	bool retry = action == HOP_DEAD_RETRY;
+	int rc;
+
+	src->error[0] = '\0';
+	rc = retry ? src->ops->dead_retry(src, id, out)
+		   : src->ops->dead_discard(src, id);
+	if (rc)
+		snprintf(err, errlen, "%s: %s: cannot %s: %s", src->label, id,
+			 retry ? "retry" : "discard",
+			 src->error[0] ? src->error : strerror(-rc));
+	return rc;
+}
+
+struct page {
+	size_t offset, limit, seen;
+	hop_dead_each_fn each;
+	void *arg;
+};
+
+/* Passes on the dead letters of the page, and counts them all. */
+static int page_one(void *arg, const struct hop_dead_letter *l)
+{
+	struct page *p = arg;
+	size_t i = p->seen++;
+	if (i < p->offset || i - p->offset >= p->limit)
+		return 0;
+	return p->each(p->arg, l);
+}
+
+int hop_dead_page(struct hop_source *src, size_t offset, size_t limit,
+		  hop_dead_each_fn each, void *arg, size_t *total, char *err,
+		  size_t errlen)
+{
+	struct page p = {offset, limit, 0, each, arg};
+	int rc;
+
+	src->error[0] = '\0';
+	rc = src->ops->dead_list(src, page_one, &p);
+	if (rc < 0)
+		why(src, rc, err, errlen);
+	*total = p.seen;
+	return rc;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? strdup(s) : NULL;
@@ -71,18 +150,8 @@ int hop_dead_open(struct hop_dead *d, struct hop_source *src, char *err,
 	int rc;
 
 	*d = (struct hop_dead){0};
-	if (!hop_dead_supported(src)) {
-		snprintf(err, errlen,
-			 "%s: the %s source has no dead letters to manage",
-			 src->label, src->ops->name);
-		return -ENOTSUP;
-	}
-	src->error[0] = '\0';
-	if ((rc = src->ops->dead_open(src))) {
-		snprintf(err, errlen, "%s",
-			 src->error[0] ? src->error : strerror(-rc));
+	if ((rc = hop_dead_place_open(src, err, errlen)))
 		return rc;
-	}
 	d->src = src;
 	rc = src->ops->dead_list(src, keep, d);
 	if (rc) {
@@ -118,15 +187,10 @@ static int act(struct hop_dead *d, const char *id, bool retry, FILE *out,
 			 id);
 		return -ENOENT;
 	}
-	src->error[0] = '\0';
-	rc = retry ? src->ops->dead_retry(src, id, out)
-		   : src->ops->dead_discard(src, id);
-	if (rc) {
-		snprintf(err, errlen, "%s: %s: cannot %s: %s", src->label, id,
-			 retry ? "retry" : "discard",
-			 src->error[0] ? src->error : strerror(-rc));
+	rc = hop_dead_apply(src, retry ? HOP_DEAD_RETRY : HOP_DEAD_DISCARD, id,
+			    out, err, errlen);
+	if (rc)
 		return rc;
-	}
 	/* Every dead letter of that id went (a jsonl file may hold several).
 	 */
 	for (size_t i = 0; i < d->n; i++)

@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-struct hop_source;
+#include "sources/source.h"
 
 /* One dead letter, owned by its hop_dead. See struct hop_dead_letter. */
 struct hop_dead_entry {
@@ -36,6 +36,34 @@ struct hop_dead {
 
 /* True when src's driver has a dead-letter place hopper can manage. */
 bool hop_dead_supported(const struct hop_source *src);
+
+/* True when that place may be managed while a run has the source open
+ * (the driver says dead_live). */
+bool hop_dead_live(const struct hop_source *src);
+
+enum hop_dead_action { HOP_DEAD_RETRY, HOP_DEAD_DISCARD };
+
+/* Opens src's dead-letter place without reading it (the driver's
+ * dead_open). Returns 0, -ENOTSUP when the source has no such place, or
+ * another -errno with err saying why. hop_dead_place_close lets go. */
+int hop_dead_place_open(struct hop_source *src, char *err, size_t errlen);
+void hop_dead_place_close(struct hop_source *src);
+
+/* Retries or discards the dead letter named id in src's opened place:
+ * what hop_dead_retry and hop_dead_discard do to one dead letter, and what
+ * the console's buttons do, so that the two never differ. out as for
+ * hop_dead_retry. Returns 0, -ENOENT when there is no such dead letter, or
+ * another -errno; err names the dead letter and says why. */
+int hop_dead_apply(struct hop_source *src, enum hop_dead_action action,
+		   const char *id, FILE *out, char *err, size_t errlen);
+
+/* Lists the dead letters of src's opened place from the offset'th (0 is
+ * the oldest) to at most limit of them: each is called for those, and
+ * *total is set to how many there are in all. Returns 0, the first
+ * non-zero return of each, or another -errno with err. */
+int hop_dead_page(struct hop_source *src, size_t offset, size_t limit,
+		  hop_dead_each_fn each, void *arg, size_t *total, char *err,
+		  size_t errlen);
 
 /* Opens src's dead-letter place and reads every dead letter in it into d,
  * oldest first. Returns 0, -ENOTSUP when the source has no such place, or

@@ -172,6 +172,11 @@ struct hop_source_ops {
 	 * good. -ENOENT when there is no such dead letter. */
 	int (*dead_discard)(struct hop_source *src, const char *id);
 	void (*dead_close)(struct hop_source *src);
+	/* True when the dead_* operations may run, on another instance of
+	 * the source made from the same options, while a run has this one
+	 * open (the console): the place is not a file the run appends to,
+	 * and a retried item reaches the running source as a new one would. */
+	bool dead_live;
 };
 
 struct hop_source {

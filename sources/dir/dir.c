@@ -861,4 +861,5 @@ const struct hop_source_ops hop_src_dir = {
     .dead_retry = dir_dead_retry,
     .dead_discard = dir_dead_discard,
     .dead_close = dir_dead_close,
+    .dead_live = true,
 };

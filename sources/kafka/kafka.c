@@ -2011,6 +2011,7 @@ const struct hop_source_ops hop_src_kafka = {
     .dead_close = kafka_dead_close,
     .edge_fixed = kafka_edge_fixed,
     .edge_defaults = kafka_edge_defaults,
+    .dead_live = true,
     .release = kafka_release,
     .depth = kafka_depth,
     .exhausted = kafka_exhausted,

@@ -1318,6 +1318,7 @@ const struct hop_source_ops hop_src_postgres = {
     .dead_retry = pg_dead_retry,
     .dead_discard = pg_dead_discard,
     .dead_close = pg_dead_close,
+    .dead_live = true,
     .commands = pg_commands,
     .release = pg_release,
     .nack = pg_nack,
