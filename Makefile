@@ -63,7 +63,10 @@ MALLOC_LIBS = $(if $(MALLOC),$(shell pkg-config --libs $(MALLOC) 2>/dev/null))
 CORE_SRC := $(filter-out coordinator/main.c,$(wildcard coordinator/*.c)) \
             $(wildcard sources/*.c sources/*/*.c) \
             $(wildcard sinks/*.c sinks/*/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o) $(BUILD)/coordinator/console_assets.o
+# The console's page, script and style, built into the binary as arrays.
+CONSOLE_ASSETS := $(sort $(wildcard coordinator/console/*.html coordinator/console/*.svg \
+                   coordinator/console/*.js coordinator/console/*.css))
 MAIN_OBJ := $(BUILD)/coordinator/main.o
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -89,6 +92,13 @@ $(BUILD)/libhopper.a: $(CORE_OBJ)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(HOP_CFLAGS) $(PKG_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/coordinator/console_assets.c: $(CONSOLE_ASSETS) coordinator/console/embed.sh
+	@mkdir -p $(@D)
+	bash coordinator/console/embed.sh $@ $(CONSOLE_ASSETS)
+
+$(BUILD)/coordinator/console_assets.o: $(BUILD)/coordinator/console_assets.c
+	$(CC) $(HOP_CFLAGS) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libhopper.a
 	@mkdir -p $(@D)

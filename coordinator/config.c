@@ -91,8 +91,13 @@ static const struct hop_option run_options[] = {
     {"log_level", HOP_OPT_STR, "info", OFF(log_level),
      "debug, info, warn or error", .choices = "debug|info|warn|error"},
     {"listen", HOP_OPT_STR, NULL, OFF(listen),
-     "serve /metrics, /healthz, /readyz and /status on HOST:PORT (a bare "
-     "PORT means 127.0.0.1; also HOPPER_LISTEN); off when unset"},
+     "serve the console (/), /metrics, /healthz, /readyz and /status on "
+     "HOST:PORT (a bare PORT means 127.0.0.1; also HOPPER_LISTEN); off when "
+     "unset"},
+    {"admin_token_file", HOP_OPT_STR, NULL, OFF(admin_token_file),
+     "allow the console's actions (retry or discard a dead letter, pause "
+     "or resume a stage, set its most workers) to requests that carry the "
+     "token in this file; actions are off when unset"},
     {"progress", HOP_OPT_BOOL, "true", OFF(progress),
      "a progress line on stderr when it is a terminal and the run is "
      "finite (--no-progress: none)"},
@@ -1334,6 +1339,14 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 		blame(o, "listen", at, sizeof(at));
 		snprintf(err, errlen, "%s: %s",
 			 strstr(at, " (default)") ? "HOPPER_LISTEN" : at, at2);
+		return -EINVAL;
+	}
+	if (cfg->admin_token_file && !cfg->listen) {
+		blame(o, "admin_token_file", at, sizeof(at));
+		snprintf(err, errlen,
+			 "%s: the admin token is for the console's actions: "
+			 "give --listen too",
+			 at);
 		return -EINVAL;
 	}
 	return 0;

@@ -103,7 +103,8 @@ struct hop_config {
 	int64_t max_line;
 	char *log_format;
 	char *log_level;
-	char *listen; /* HTTP address, NULL for none */
+	char *listen;		/* HTTP address, NULL for none */
+	char *admin_token_file; /* the console's actions need its token */
 	bool progress;
 	char *halt;	    /* never, or (now|soon),fail=(N|P%) */
 	char *journal;	    /* the run journal, NULL for none */

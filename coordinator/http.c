@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "console.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -48,9 +49,19 @@ struct conn {
 	bool closing; /* shut down here; MHD reaps it */
 };
 
+/* One request, from its headers to its end: a dead-letter job keeps the
+ * connection suspended until the console's thread is done with it. */
+struct req {
+	struct hop_http *h;
+	struct MHD_Connection *c;
+	struct hop_console_job *job;
+	bool job_done;
+};
+
 struct hop_http {
 	struct hop_loop *loop;
 	struct MHD_Daemon *d;
+	struct hop_console *console;
 	int epfd;
 	uint64_t timer;
 	struct hop_http_view view;
@@ -179,6 +190,10 @@ static int bind_address(const char *spec, char *bound, size_t boundlen,
 	return fd;
 }
 
+/* The methods a 405 answer names: GET, HEAD unless set. Requests are
+ * answered one at a time on the loop, so one variable does. */
+static const char *allowed;
+
 /* Queues a response whose body is body (taken over: freed by MHD). */
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 			     const char *type, char *body, size_t len)
@@ -191,8 +206,19 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	/* The console's page runs its own script and style and nothing
+	 * else, in no other site's frame. */
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(
+	    r, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'self'; style-src 'self'; "
+	    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+	    "form-action 'none'; frame-ancestors 'none'");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+					allowed ? allowed : "GET, HEAD");
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -421,21 +447,203 @@ static enum MHD_Result get_status(struct hop_http *h, struct MHD_Connection *c)
 	return reply(c, MHD_HTTP_OK, "application/json", body, len);
 }
 
-static enum MHD_Result get_index(struct hop_http *h, struct MHD_Connection *c)
+/* Answers with JSON text (taken over), or 500 when it could not be made. */
+static enum MHD_Result reply_json(struct MHD_Connection *c, unsigned status,
+				  char *body)
 {
-	return reply_text(c, MHD_HTTP_OK,
-			  "hopper: /metrics /healthz /readyz /status\n");
+	if (!body)
+		return reply_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				  "out of memory\n");
+	return reply(c, status, "application/json", body, strlen(body));
+}
+
+static enum MHD_Result get_state(struct hop_http *h, struct MHD_Connection *c)
+{
+	return reply_json(c, MHD_HTTP_OK, hop_console_state(h->console));
+}
+
+static enum MHD_Result get_history(struct hop_http *h, struct MHD_Connection *c)
+{
+	return reply_json(c, MHD_HTTP_OK, hop_console_history(h->console));
+}
+
+static enum MHD_Result get_failures(struct hop_http *h,
+				    struct MHD_Connection *c)
+{
+	return reply_json(c, MHD_HTTP_OK, hop_console_failures(h->console));
+}
+
+static void http_run(struct hop_loop *loop, void *arg);
+
+/* Lets MHD serve a connection resumed from the loop. */
+static void http_run_soon(struct hop_loop *loop, void *arg)
+{
+	http_run(loop, arg);
 }
 
 static const struct route {
 	const char *path;
 	enum MHD_Result (*get)(struct hop_http *h, struct MHD_Connection *c);
-} routes[] =
-    {
-	{"/", get_index},	 {"/metrics", get_metrics},
-	{"/readyz", get_readyz}, {"/status", get_status},
-	{"/healthz", NULL}, /* answered without touching the run */
+} routes[] = {
+    {"/metrics", get_metrics},
+    {"/readyz", get_readyz},
+    {"/status", get_status},
+    {"/api/state", get_state},
+    {"/api/history", get_history},
+    {"/api/failures", get_failures},
+    {"/healthz", NULL}, /* answered without touching the run */
 };
+
+/* The console's actions: POST only, with the admin token. */
+static const char *const actions[] = {
+    "/api/dead/retry",	 "/api/dead/discard", "/api/stage/pause",
+    "/api/stage/resume", "/api/stage/max",
+};
+
+static const char *arg(struct MHD_Connection *c, const char *key)
+{
+	return MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static size_t arg_size(struct MHD_Connection *c, const char *key, size_t def)
+{
+	const char *v = arg(c, key);
+	char *end;
+	unsigned long long n = v && *v ? strtoull(v, &end, 10) : def;
+	return v && *v && (*end || v[0] == '-') ? def : (size_t)n;
+}
+
+/* A dead-letter job is over: the connection goes on, to be answered. */
+static void job_done(void *arg)
+{
+	struct req *q = arg;
+	q->job_done = true;
+	MHD_resume_connection(q->c);
+	hop_loop_soon(q->h->loop, http_run_soon, q->h);
+}
+
+/* Starts a dead-letter job for q, suspending its connection until it is
+ * done; or answers at once when it is refused. */
+static enum MHD_Result start_job(struct req *q, enum hop_console_job_kind kind)
+{
+	struct MHD_Connection *c = q->c;
+	unsigned status = 500;
+	char *body = NULL;
+
+	q->job = hop_console_dead(q->h->console, kind, arg(c, "source"),
+				  arg(c, "id"), arg_size(c, "offset", 0),
+				  arg_size(c, "limit", 50), job_done, q,
+				  &status, &body);
+	if (!q->job)
+		return reply_json(c, status, body);
+	MHD_suspend_connection(c);
+	return MHD_YES;
+}
+
+/* True when the request comes from the page hopper serves, not from
+ * another site's: a browser says where a request comes from in
+ * Sec-Fetch-Site and Origin; a client that is no browser says neither. */
+static bool same_origin(struct MHD_Connection *c)
+{
+	const char *site =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Sec-Fetch-Site");
+	const char *origin =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+	const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+						       MHD_HTTP_HEADER_HOST);
+	if (site && strcmp(site, "same-origin") && strcmp(site, "none"))
+		return false;
+	if (!origin)
+		return true;
+	return host && !strncmp(origin, "http://", 7) &&
+	       !strcmp(origin + 7, host);
+}
+
+/* The token a request carries: "Authorization: Bearer T" or
+ * "X-Hopper-Token: T"; NULL for none. */
+static const char *token_of(struct MHD_Connection *c)
+{
+	const char *t =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Hopper-Token");
+	const char *a = MHD_lookup_connection_value(
+	    c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (t)
+		return t;
+	if (a && !strncasecmp(a, "Bearer ", 7))
+		return a + 7 + strspn(a + 7, " ");
+	return NULL;
+}
+
+/* An action, once its checks passed. */
+static enum MHD_Result act(struct req *q, const char *url)
+{
+	struct MHD_Connection *c = q->c;
+	unsigned status;
+	char *body = NULL;
+
+	if (!strcmp(url, "/api/dead/retry"))
+		return start_job(q, HOP_JOB_RETRY);
+	if (!strcmp(url, "/api/dead/discard"))
+		return start_job(q, HOP_JOB_DISCARD);
+	status =
+	    hop_console_stage_action(q->h->console, url + strlen("/api/stage/"),
+				     arg(c, "stage"), arg(c, "workers"), &body);
+	return reply_json(c, status, body);
+}
+
+/* Checks an action's request: POST (405), from the console's own page
+ * (403), with the admin token (403). Nothing changes before all pass. */
+static enum MHD_Result action(struct req *q, const char *url,
+			      const char *method)
+{
+	struct hop_http *h = q->h;
+	struct MHD_Connection *c = q->c;
+
+	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
+		allowed = "POST";
+		enum MHD_Result r = reply_text(
+		    c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "method %s not allowed: actions are POST only\n", method);
+		allowed = NULL;
+		return r;
+	}
+	if (!same_origin(c))
+		return reply_text(c, MHD_HTTP_FORBIDDEN,
+				  "refused: a request from another site\n");
+	if (!hop_console_admin(h->console))
+		return reply_text(c, MHD_HTTP_FORBIDDEN,
+				  "refused: actions are off; start hopper "
+				  "with --admin-token-file FILE\n");
+	if (!hop_console_token_ok(h->console, token_of(c)))
+		return reply_text(c, MHD_HTTP_FORBIDDEN,
+				  "refused: %s admin token\n",
+				  token_of(c) ? "wrong" : "no");
+	h->view.refresh(h->view.arg);
+	return act(q, url);
+}
+
+/* Serves a file of the page, or NULL's 404 when there is none. */
+static enum MHD_Result asset(struct MHD_Connection *c,
+			     const struct hop_console_asset *a)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    a->len, (void *)a->data, MHD_RESPMEM_PERSISTENT);
+	if (!r)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(
+	    r, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'self'; style-src 'self'; "
+	    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+	    "form-action 'none'; frame-ancestors 'none'");
+	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return ret;
+}
 
 /* ---- making room ---- */
 
@@ -533,10 +741,51 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 {
 	struct hop_http *h = cls;
 	struct conn *k = conn_of(c);
+	struct req *q = *con_cls;
 	if (k && !k->closing) {
 		waiting_remove(h, k);
 		waiting_add(h, k);
 	}
+	if (q) {
+		hop_console_job_free(q->job);
+		free(q);
+		*con_cls = NULL;
+	}
+}
+
+/* Routes a request, once its whole body (unwanted: every route takes its
+ * arguments in the query) has come. */
+static enum MHD_Result route(struct req *q, const char *url, const char *method)
+{
+	struct hop_http *h = q->h;
+	struct MHD_Connection *c = q->c;
+	const struct route *rt = NULL;
+	const struct hop_console_asset *a = hop_console_asset(url);
+	bool get = !strcmp(method, MHD_HTTP_METHOD_GET) ||
+		   !strcmp(method, MHD_HTTP_METHOD_HEAD);
+
+	for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+		if (!strcmp(url, actions[i]))
+			return action(q, url, method);
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+		if (strcmp(url, routes[i].path) == 0)
+			rt = &routes[i];
+	if (!rt && !a && strcmp(url, "/api/dead"))
+		return reply_text(c, MHD_HTTP_NOT_FOUND,
+				  "not found: try /, /metrics, /healthz, "
+				  "/readyz or /status\n");
+	if (!get)
+		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				  "method %s not allowed: GET or HEAD\n",
+				  method);
+	if (a)
+		return asset(c, a);
+	if (!rt)
+		return start_job(q, HOP_JOB_LIST);
+	if (!rt->get)
+		return reply_text(c, MHD_HTTP_OK, "ok\n");
+	h->view.refresh(h->view.arg);
+	return rt->get(h, c);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
@@ -545,33 +794,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 				  size_t *upload_size, void **con_cls)
 {
 	struct hop_http *h = cls;
-	const struct route *rt = NULL;
+	struct req *q = *con_cls;
 
-	/* A body, if any, is not wanted: every route is GET or HEAD. */
-	if (*con_cls) {
-		*upload_size = 0;
+	if (!q) {
+		q = calloc(1, sizeof(*q));
+		if (!q)
+			return MHD_NO;
+		q->h = h;
+		q->c = c;
+		*con_cls = q;
+		struct conn *k = conn_of(c);
+		if (k) /* served now: not one to close */
+			waiting_remove(h, k);
+		return MHD_YES; /* the body, if any, comes next */
+	}
+	if (*upload_size) {
+		*upload_size = 0; /* not wanted */
 		return MHD_YES;
 	}
-	*con_cls = h;
-	struct conn *k = conn_of(c);
-	if (k) /* served now: not one to close */
-		waiting_remove(h, k);
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strcmp(url, routes[i].path) == 0)
-			rt = &routes[i];
-	if (!rt)
-		return reply_text(c, MHD_HTTP_NOT_FOUND,
-				  "not found: try /metrics, /healthz, /readyz "
-				  "or /status\n");
-	if (strcmp(method, MHD_HTTP_METHOD_GET) &&
-	    strcmp(method, MHD_HTTP_METHOD_HEAD))
-		return reply_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
-				  "method %s not allowed: GET or HEAD\n",
-				  method);
-	if (!rt->get)
-		return reply_text(c, MHD_HTTP_OK, "ok\n");
-	h->view.refresh(h->view.arg);
-	return rt->get(h, c);
+	if (q->job) {
+		if (!q->job_done)
+			return MHD_YES;
+		char *body = NULL;
+		unsigned status = hop_console_job_answer(q->job, &body);
+		return reply_json(c, status, body);
+	}
+	return route(q, url, method);
 }
 
 /* MHD's own messages concern a client's misbehaviour, mostly: debug. */
@@ -582,8 +830,6 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	msg[strcspn(msg, "\n")] = '\0';
 	hop_log(HOP_DEBUG, "http: %s", msg);
 }
-
-static void http_run(struct hop_loop *loop, void *arg);
 
 /* Arms the timer for MHD's next deadline (an idle connection to close, or
  * work it has buffered): the loop must not sleep past it. */
@@ -631,10 +877,14 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 	if (fd < 0)
 		goto out_free;
 	/* The logger comes first, so that no message takes MHD's own. */
+	h->console = hop_console_new(loop, view, view->cfg->admin_token_file,
+				     err, errlen);
+	if (!h->console)
+		goto out_close;
 	h->d = MHD_start_daemon(
-	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
+	    NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+	    NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)(HTTP_CONNECTIONS + HTTP_CLOSING),
 	    MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
 	    MHD_OPTION_NOTIFY_COMPLETED, on_completed, h,
@@ -656,19 +906,30 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 	}
 	rearm(h);
 	hop_log(HOP_INFO,
-		"http: serving /metrics, /healthz, /readyz, /status on "
-		"http://%s",
-		bound);
+		"http: the console on http://%s/ (actions %s); /metrics, "
+		"/healthz, /readyz, /status",
+		bound,
+		hop_console_admin(h->console) ? "need the admin token"
+					      : "off: no --admin-token-file");
 	return h;
 out_stop:
+	hop_console_free(h->console);
 	MHD_stop_daemon(h->d); /* closes the listening socket */
 	free(h);
 	return NULL;
 out_close:
+	hop_console_free(h->console);
 	close(fd);
 out_free:
 	free(h);
 	return NULL;
+}
+
+void hop_http_failure(struct hop_http *h, const char *stage,
+		      const struct hop_item *it, bool final)
+{
+	if (h)
+		hop_console_failure(h->console, stage, it, final);
 }
 
 void hop_http_stop(struct hop_http *h)
@@ -677,6 +938,8 @@ void hop_http_stop(struct hop_http *h)
 		return;
 	hop_loop_cancel(h->loop, h->timer);
 	hop_loop_unwatch(h->loop, h->epfd);
+	/* Every suspended connection is resumed first: MHD stops none. */
+	hop_console_free(h->console);
 	MHD_stop_daemon(h->d);
 	free(h->rates);
 	free(h);

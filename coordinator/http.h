@@ -1,4 +1,5 @@
-/* http.h - /metrics, /healthz, /readyz and /status, served on the run's loop.
+/* http.h - /metrics, /healthz, /readyz, /status and the console (/ and
+ * /api/, console.h), served on the run's loop.
  *
  * libmicrohttpd runs without a thread of its own (MHD_USE_EPOLL): its epoll
  * fd is watched by hopper's loop, which calls MHD_run when it is readable
@@ -21,6 +22,8 @@
 
 struct hop_loop;
 struct hop_http;
+struct hop_item;
+struct hop_stage;
 
 /* What the endpoints read, all borrowed for the server's life. */
 struct hop_http_view {
@@ -33,6 +36,11 @@ struct hop_http_view {
 	bool (*ready)(void *arg, char *why, size_t n);
 	/* Lists the run's stages, for their series and /status's "stages". */
 	hop_stats_stages_fn *stages;
+	/* The console's: the run's stage i of those stages lists, NULL when
+	 * there is none; and a call that makes the run look at its queues
+	 * again (a stage was resumed or given more workers). */
+	struct hop_stage *(*stage)(void *arg, int i);
+	void (*kick)(void *arg);
 	void *arg;
 };
 
@@ -45,6 +53,11 @@ int hop_http_check_address(const char *spec, char *err, size_t errlen);
 struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 				const struct hop_http_view *view, char *err,
 				size_t errlen);
+
+/* Tells the console that an attempt of it failed in stage (final: it
+ * will not be tried again). NULL http is ignored. */
+void hop_http_failure(struct hop_http *http, const char *stage,
+		      const struct hop_item *it, bool final);
 
 /* Closes every connection and the listening socket, and frees the server.
  * NULL is ignored. */

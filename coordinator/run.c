@@ -546,6 +546,8 @@ static void fail_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 	const struct hop_stage_config *c = st ? st->cfg : NULL;
 	int64_t attempts = c ? c->attempts : 1;
 
+	hop_http_failure(r->http, st ? st->name : NULL, it,
+			 !(c && it->retry && it->attempt < attempts));
 	if (c && it->retry && it->attempt < attempts && r->phase == RUNNING) {
 		int64_t wait = backoff_ms(c, it->attempt);
 		hop_log_ev(HOP_WARN, -1, it->id,
@@ -3298,7 +3300,7 @@ static void pump(struct hop_loop *loop, void *arg)
 			for (int i = 0; i < r->nstages; i++) {
 				struct hop_stage *st = &r->stages[i];
 				while (st->ready.head && !st->routing.head &&
-				       !out(r) &&
+				       !st->paused && !out(r) &&
 				       hop_pool_capacity(st->pool) > 0) {
 					hop_pool_submit(
 					    st->pool,
@@ -3460,7 +3462,7 @@ static void refresh_stats(void *arg)
 		all[i] = ss;
 		ss->started_ms = r->stats.started_ms;
 		if (!r->stages[i].scaler_on)
-			ss->workers_desired = (int)r->stages[i].cfg->workers;
+			ss->workers_desired = hop_stage_workers(&r->stages[i]);
 		if (ss->depth >= 0)
 			r->stats.depth += ss->depth;
 		if (pool) {
@@ -3501,6 +3503,21 @@ static int stage_views(void *arg, const struct hop_stats_stage **list)
 	}
 	*list = r->views;
 	return r->views ? r->nstages : 0;
+}
+
+/* The console's view of run stage i (hop_http_view.stage). */
+static struct hop_stage *stage_at(void *arg, int i)
+{
+	struct run *r = arg;
+	return i >= 0 && i < r->nstages ? &r->stages[i] : NULL;
+}
+
+/* The console resumed a stage or gave it workers: hand out what waits. */
+static void kick(void *arg)
+{
+	struct run *r = arg;
+	if (r->stages)
+		schedule(r);
 }
 
 /* Ready means the run takes work: it is not stopping, its sources are open
@@ -3698,14 +3715,14 @@ static void scale_tick(struct hop_loop *loop, void *arg)
 		struct hop_stage *st = &r->stages[i];
 		struct hop_stats *ss = &st->stats;
 		if (!st->scaler_on) {
-			desired += (int)st->cfg->workers;
+			desired += hop_stage_workers(st);
 			continue;
 		}
 		struct hop_scaler_input in = {
 		    .now_ms = now,
-		    .waiting = none		? 0
-			       : ss->depth >= 0 ? ss->depth
-						: (int64_t)st->ready.len,
+		    .waiting = none || st->paused ? 0
+			       : ss->depth >= 0	  ? ss->depth
+						  : (int64_t)st->ready.len,
 		    .unknown = !none && ss->depth < 0 && !exhausted(r),
 		    .inflight = ss->inflight,
 		    .workers = ss->workers,
@@ -4225,6 +4242,8 @@ int hop_run(struct hop_config *cfg)
 					     .refresh = refresh_stats,
 					     .ready = run_ready,
 					     .stages = stage_views,
+					     .stage = stage_at,
+					     .kick = kick,
 					     .arg = &r};
 		r.http = hop_http_start(r.loop, cfg->listen, &view, err,
 					sizeof(err));

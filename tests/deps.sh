@@ -52,8 +52,8 @@ demo_needs=(
 )
 # The tests: cmocka for the unit tests; kcat, mawk, jq (the sign-up
 # example's shell workers), ffprobe, chromium (headless: the demo's contact
-# page) and promtool (Prometheus's metrics checker) are run by integration
-# tests;
+# page; with chromedriver, the console's page) and promtool (Prometheus's
+# metrics checker) are run by integration tests;
 # `make lint` runs shellcheck, clang-format and git; the example workers in
 # Go, Rust, Java and JavaScript are built or run by test_examples; the exec
 # source's Redis example runs against redis-server (test_exec_io); Java and
@@ -67,6 +67,7 @@ test_needs=(
 	"cmd:mawk mawk"
 	"cmd:jq jq"
 	"cmd:chromium chromium"
+	"cmd:chromedriver chromium-driver"
 	"cmd:promtool prometheus"
 	"cmd:shellcheck shellcheck"
 	"cmd:clang-format clang-format"

@@ -1,0 +1,432 @@
+"""The web console (/ on --listen): the page in headless Chromium, driven
+through chromedriver's WebDriver API (plain HTTP, no client library); its
+actions and their refusals; dead letters a page at a time.
+
+The runs here use the dir source with --watch and the console_worker: a
+file whose text starts with "fail" fails for good until the FIXED file
+exists, and no item is answered while the HOLD file exists."""
+import base64
+import http.client
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import PY, WORKERS, start, stderr_of, stop, wait_for
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+WORKER = [PY, str(WORKERS / "console_worker.py")]
+TOKEN = "s3cret-token-for-tests"
+ELEMENT = "element-6066-11e4-a52e-4f735466cecf"
+
+
+# ---- a WebDriver client over http.client ----
+
+class Browser:
+    def __init__(self, tmp):
+        assert CHROMIUM and CHROMEDRIVER, \
+            "chromium and chromedriver are missing: tests/deps.sh installs them"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.log = open(tmp / "chromedriver.log", "w")
+        self.proc = subprocess.Popen(
+            [CHROMEDRIVER, f"--port={self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        wait_for(self._up, timeout=60, what="chromedriver")
+        caps = {"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--no-first-run",
+                         "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync",
+                         f"--user-data-dir={tmp / 'chrome'}",
+                         "--window-size=1280,1600"]}}}}
+        self.session = self._call("POST", "/session", caps)["sessionId"]
+
+    def _up(self):
+        try:
+            return self._call("GET", "/status")["ready"]
+        except OSError:
+            return False
+
+    def _call(self, method, path, body=None):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        c.request(method, path, json.dumps(body) if body is not None else None,
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = json.loads(r.read() or b"{}")
+        c.close()
+        if r.status >= 400:
+            raise AssertionError(f"webdriver {method} {path}: {data}")
+        return data.get("value", data)
+
+    def do(self, method, path, body=None):
+        return self._call(method, f"/session/{self.session}{path}", body)
+
+    def go(self, url):
+        self.do("POST", "/url", {"url": url})
+
+    def js(self, script, *args):
+        return self.do("POST", "/execute/sync",
+                       {"script": script, "args": list(args)})
+
+    def find(self, css):
+        return self.do("POST", "/element",
+                       {"using": "css selector", "value": css})[ELEMENT]
+
+    def click(self, css):
+        """Clicks the element as a user would; the page redraws its lists
+        as the run goes on, so an element found may be replaced before
+        the click lands: find it again then."""
+        for _ in range(20):
+            try:
+                self.do("POST", f"/element/{self.find(css)}/click", {})
+                return
+            except AssertionError as e:
+                if "stale element" not in str(e):
+                    raise
+        raise AssertionError(f"{css} kept being replaced")
+
+    def type(self, css, text):
+        self.do("POST", f"/element/{self.find(css)}/value", {"text": text})
+
+    def text(self, css):
+        return self.js("const e = document.querySelector(arguments[0]);"
+                       "return e ? e.textContent : null;", css)
+
+    def console_errors(self):
+        logs = self.do("POST", "/se/log", {"type": "browser"})
+        return [e for e in logs if e["level"] == "SEVERE"]
+
+    def screenshot(self, path):
+        path.write_bytes(base64.b64decode(self.do("GET", "/screenshot")))
+
+    def close(self):
+        try:
+            self._call("DELETE", f"/session/{self.session}")
+        finally:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+            self.log.close()
+
+
+@pytest.fixture
+def browser(tmp):
+    b = Browser(tmp)
+    yield b
+    b.close()
+
+
+# ---- runs and requests ----
+
+def run(tmp, *extra, token=True, workers=2):
+    inbox = tmp / "in"
+    inbox.mkdir(exist_ok=True)
+    args = ["run", "-s", f"dir:{inbox}", "--watch",
+            "-o", f"jsonl:{tmp / 'out.jsonl'}", "-j", str(workers),
+            "--listen", "127.0.0.1:0"]
+    if token:
+        (tmp / "token").write_text(TOKEN + "\n")
+        args += ["--admin-token-file", str(tmp / "token")]
+    env = dict(os.environ, LOG=str(tmp / "log"), HOLD=str(tmp / "hold"),
+               FIXED=str(tmp / "fixed"))
+    p = start(*args, *extra, "--", *WORKER, env=env, cwd=tmp)
+    return p, inbox
+
+
+def port_of(p):
+    found = []
+
+    def named():
+        assert p.poll() is None, stderr_of(p)
+        text = stderr_of(p)
+        at = text.find("the console on http://127.0.0.1:")
+        if at >= 0:
+            found.append(int(text[at:].split(":")[2].split("/")[0]))
+        return bool(found)
+
+    wait_for(named, timeout=30, what="the console")
+    return found[0]
+
+
+def request(port, method, path, headers=None):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request(method, path, headers=headers or {})
+    r = c.getresponse()
+    body = r.read().decode()
+    c.close()
+    return r.status, body
+
+
+def api(port, path):
+    status, body = request(port, "GET", path)
+    assert status == 200, body
+    return json.loads(body)
+
+
+def results(tmp):
+    """The items the sink has a result of (a dead one is written too, as
+    failed: left out)."""
+    out = tmp / "out.jsonl"
+    if not out.exists():
+        return {}
+    lines = [json.loads(line) for line in out.read_text().splitlines()
+             if line.strip()]
+    return {r["id"]: r for r in lines if r.get("ok")}
+
+
+def started(tmp):
+    log = tmp / "log"
+    return log.read_text().split() if log.exists() else []
+
+
+# A file's name cannot hold a slash, so no "</script>" in the id.
+XSS_NAME = "x<script>window.__xss=1<img src=x onerror=window.__xss=3>\"q'.txt"
+XSS_TEXT = "fail <script>window.__xss=2</script> \"quoted\" <b>bold</b>"
+
+
+def test_page_loads_updates_live_and_retries_a_dead_item(tmp, browser):
+    (tmp / "hold").touch()
+    p, inbox = run(tmp)
+    try:
+        port = port_of(p)
+        for i in range(6):
+            (inbox / f"a{i}.txt").write_text(f"ok {i}")
+        (inbox / XSS_NAME).write_text(XSS_TEXT)
+        browser.go(f"http://127.0.0.1:{port}/")
+        wait_for(lambda: browser.text("#sum-in-flight") not in (None, "–", "0"),
+                 what="the page to show items in flight")
+        assert browser.text("#sum-done") == "0"
+        # The run goes on: the page's numbers follow without a reload.
+        (tmp / "hold").unlink()
+        wait_for(lambda: browser.text("#sum-done") == "6",
+                 what="the page to count 6 done")
+        wait_for(lambda: browser.text("#sum-dead") == "1", what="one dead")
+        wait_for(lambda: XSS_NAME in (browser.text("#dead") or ""),
+                 what="the dead letter listed")
+
+        # Ids, errors and payloads are shown as text, never run.
+        assert browser.js("return window.__xss === undefined")
+        assert browser.js("return document.querySelectorAll("
+                          "'main script, main b, main img').length") == 0
+        dead_text = browser.text("#dead")
+        assert XSS_TEXT in dead_text, dead_text
+        wait_for(lambda: XSS_TEXT in (browser.text("#failures") or ""),
+                 what="the failure listed")
+        assert "<b>bold</b>" in browser.text("#failures")
+
+        # Retry from the page, with the token typed in (kept in
+        # sessionStorage, never in a URL).
+        browser.type("#token", TOKEN)
+        browser.click("#token-form button[type=submit]")
+        wait_for(lambda: browser.js(
+            "return !document.querySelector('#dead button').disabled"),
+            what="the retry button enabled")
+        (tmp / "fixed").touch()
+        browser.click("#dead button[data-action=retry]")
+        wait_for(lambda: XSS_NAME in results(tmp), what="the retried item")
+        assert results(tmp)[XSS_NAME]["result"]["text"] == XSS_TEXT
+        assert not (inbox / "failed" / XSS_NAME).exists()
+        assert not (inbox / "failed" / (XSS_NAME + ".error.json")).exists()
+        # The report was removed, not taken as an item.
+        assert not [i for i in started(tmp) if i.endswith(".error.json")]
+        wait_for(lambda: browser.text("#dead-range") == "none",
+                 what="the dead letters page to empty")
+        assert browser.js("return sessionStorage.getItem('hopper-token')") \
+            == TOKEN
+        assert TOKEN not in browser.js(
+            "return performance.getEntriesByType('resource')"
+            ".map(e => e.name).join(' ')")
+        errors = browser.console_errors()
+        assert not errors, errors
+        # A figure for the README, taken during a run.
+        if os.environ.get("CONSOLE_SCREENSHOT"):
+            browser.screenshot(tmp / "console.png")
+    finally:
+        stop(p)
+    assert p.returncode == 0, stderr_of(p)
+
+
+def test_pause_holds_a_stage_until_resumed(tmp, browser):
+    p, inbox = run(tmp)
+    try:
+        port = port_of(p)
+        browser.go(f"http://127.0.0.1:{port}/")
+        browser.type("#token", TOKEN)
+        browser.click("#token-form button[type=submit]")
+        wait_for(lambda: browser.js(
+            "const b = document.querySelector('#stages button');"
+            "return b !== null && !b.disabled"), what="the pause button")
+        browser.click("#stages button[data-action=pause]")
+        wait_for(lambda: api(port, "/api/state")["stages"][0]["paused"],
+                 what="the stage paused")
+        for i in range(5):
+            (inbox / f"p{i}.txt").write_text(f"ok {i}")
+        wait_for(lambda: api(port, "/api/state")["stages"][0]["depth"] == 5,
+                 what="five items waiting")
+        # Several seconds of samples later, none of them has started.
+        first = len(api(port, "/api/history")["at"])
+        wait_for(lambda: len(api(port, "/api/history")["at"]) >= first + 3,
+                 what="three more samples")
+        assert started(tmp) == []
+        assert results(tmp) == {}
+        wait_for(lambda: browser.text("#stages .state") == "paused",
+                 what="the page to say paused")
+        browser.click("#stages button[data-action=resume]")
+        wait_for(lambda: len(results(tmp)) == 5, what="the five done")
+        assert not browser.console_errors()
+    finally:
+        stop(p)
+    assert p.returncode == 0, stderr_of(p)
+
+
+def test_max_workers_from_the_console(tmp):
+    p, inbox = run(tmp, workers=3)
+    try:
+        port = port_of(p)
+        auth = {"X-Hopper-Token": TOKEN}
+        wait_for(lambda: api(port, "/api/state")["workers"] == 3,
+                 what="three workers")
+        status, body = request(port, "POST",
+                               "/api/stage/max?stage=main&workers=1", auth)
+        assert status == 200, body
+        wait_for(lambda: api(port, "/api/state")["workers"] == 1,
+                 what="one worker")
+        state = api(port, "/api/state")["stages"][0]
+        assert (state["max"], state["slots"]) == (1, 3)
+        status, body = request(port, "POST",
+                               "/api/stage/max?stage=main&workers=4", auth)
+        assert status == 409 and "1 to 3" in body, body
+        status, body = request(port, "POST",
+                               "/api/stage/max?stage=nope&workers=2", auth)
+        assert status == 404 and "nope" in body, body
+    finally:
+        stop(p)
+
+
+def test_actions_refused_change_nothing(tmp):
+    p, inbox = run(tmp)
+    try:
+        port = port_of(p)
+        (inbox / "bad.txt").write_text("fail here")
+        wait_for(lambda: (inbox / "failed" / "bad.txt.error.json").exists(),
+                 what="a dead letter")
+        (tmp / "fixed").touch()
+        retry = "/api/dead/retry?id=bad.txt"
+        ok = {"X-Hopper-Token": TOKEN}
+        cases = [
+            ("POST", retry, {}, 403),
+            ("POST", retry, {"X-Hopper-Token": "wrong-token-here"}, 403),
+            ("POST", retry, {"Authorization": "Bearer wrong"}, 403),
+            ("GET", retry, ok, 405),
+            ("POST", retry, {**ok, "Origin": "http://evil.example"}, 403),
+            ("POST", retry, {**ok, "Sec-Fetch-Site": "cross-site"}, 403),
+            ("POST", "/api/dead/discard?id=bad.txt", {}, 403),
+            ("GET", "/api/dead/discard?id=bad.txt", ok, 405),
+            ("POST", "/api/stage/pause?stage=main", {}, 403),
+            ("GET", "/api/stage/pause?stage=main", ok, 405),
+            ("POST", "/api/stage/pause?stage=main",
+             {**ok, "Origin": "http://127.0.0.1:1"}, 403),
+            ("POST", "/api/stage/max?stage=main&workers=1",
+             {"X-Hopper-Token": TOKEN[:-1]}, 403),
+            # The token goes in a header, never in the query.
+            ("POST", f"/api/stage/pause?stage=main&token={TOKEN}", {}, 403),
+        ]
+        for method, path, headers, want in cases:
+            status, body = request(port, method, path, headers)
+            assert status == want, (method, path, headers, status, body)
+        assert (inbox / "failed" / "bad.txt").exists()
+        assert (inbox / "failed" / "bad.txt.error.json").exists()
+        state = api(port, "/api/state")["stages"][0]
+        assert not state["paused"] and state["max"] == 2
+        assert "bad.txt" not in results(tmp)
+        # The same requests with the token, from the page's origin, act.
+        status, body = request(
+            port, "POST", retry,
+            {"Authorization": f"Bearer {TOKEN}",
+             "Origin": f"http://127.0.0.1:{port}",
+             "Sec-Fetch-Site": "same-origin"})
+        assert status == 200, body
+        wait_for(lambda: "bad.txt" in results(tmp), what="the retried item")
+    finally:
+        stop(p)
+
+
+def test_actions_off_without_a_token_file(tmp):
+    p, inbox = run(tmp, token=False)
+    try:
+        port = port_of(p)
+        status, body = request(port, "POST", "/api/stage/pause?stage=main",
+                               {"X-Hopper-Token": TOKEN})
+        assert status == 403 and "--admin-token-file" in body, body
+        assert not api(port, "/api/state")["stages"][0]["paused"]
+        assert api(port, "/api/state")["admin"] is False
+    finally:
+        stop(p)
+
+
+def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
+    failed = tmp / "in" / "failed"
+    failed.mkdir(parents=True)
+    for i in range(10000):
+        name = f"d{i:05d}.txt"
+        (failed / name).write_text("x")
+        (failed / (name + ".error.json")).write_text(json.dumps(
+            {"id": name, "error": f"boom {i}", "attempts": 3,
+             "stderr": "trace", "payload": "p" * (5000 if i == 7 else 10)}))
+    p, inbox = run(tmp)
+    try:
+        port = port_of(p)
+        page = api(port, "/api/dead?offset=9950&limit=50")
+        assert page["total"] == 10000
+        assert [d["id"] for d in page["letters"]] == \
+            [f"d{i:05d}.txt" for i in range(9950, 10000)]
+        big = api(port, "/api/dead?offset=7&limit=1")["letters"][0]
+        assert big["payload_cut"] and big["payload_bytes"] == 5002
+        assert len(big["payload"]) < 3000
+        assert len(api(port, "/api/dead?limit=100000")["letters"]) == 200
+
+        # Listings queued on the console's thread; the loop answers
+        # /healthz meanwhile, as it could not if it read them itself.
+        done = []
+
+        def listing(offset):
+            api(port, f"/api/dead?offset={offset}&limit=50")
+            done.append(offset)
+
+        threads = [threading.Thread(target=listing, args=(o * 1000,))
+                   for o in range(8)]
+        for t in threads:
+            t.start()
+        # Once one is answered, the others wait on the thread, in turn.
+        wait_for(lambda: done, what="a first listing")
+        t0 = time.monotonic()
+        status, _ = request(port, "GET", "/healthz")
+        took = time.monotonic() - t0
+        pending = len(done) < len(threads)
+        for t in threads:
+            t.join()
+        assert status == 200 and pending
+        assert took < 0.1, f"/healthz took {took:.3f} s during listings"
+
+        browser.go(f"http://127.0.0.1:{port}/")
+        wait_for(lambda: browser.text("#dead-range") == "1–50 of 10000",
+                 what="the first page")
+        browser.click("#dead-next")
+        wait_for(lambda: browser.text("#dead-range") == "51–100 of 10000",
+                 what="the second page")
+        assert "d00050.txt" in browser.text("#dead")
+        assert not browser.console_errors()
+    finally:
+        stop(p)
