@@ -458,6 +458,34 @@ static void bad_bounds_are_refused(void **st)
 	assert_true(hop_cpus_available() >= 1);
 }
 
+/* A most set while the run goes on: the target drops to it at once,
+ * demand never lifts it above, and it may go back up to the first max. */
+static void max_set_mid_run_bounds_the_target(void **st)
+{
+	struct sim s;
+	sim_init(&s, 2, 16, 0, 50, none);
+	s.waiting = 100000;
+	sim_run(&s, 20000);
+	assert_int_equal(s.target, 16);
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 3), 0);
+	assert_int_equal(s.sc.target, 3);
+	assert_non_null(strstr(s.sc.why, "maximum was set to 3"));
+	s.target = 3;
+	s.max_target = 0;
+	sim_run(&s, 30000);
+	assert_int_equal(s.max_target, 3);
+	/* Below the min, the min follows it down; back up, it returns. */
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 1), 0);
+	assert_int_equal(s.sc.cfg.min, 1);
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 17), -ERANGE);
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 0), -ERANGE);
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 16), 0);
+	assert_int_equal(s.sc.cfg.min, 2);
+	sim_run(&s, 50000);
+	assert_int_equal(s.target, 16);
+	hop_scaler_free(&s.sc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +501,7 @@ int main(void)
 	    cmocka_unit_test(one_poor_measurement_sets_no_ceiling),
 	    cmocka_unit_test(scales_to_zero_and_back),
 	    cmocka_unit_test(bad_bounds_are_refused),
+	    cmocka_unit_test(max_set_mid_run_bounds_the_target),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
