@@ -290,7 +290,8 @@
       const t = svg("text", { x: x(n) + 8, y: y(n) + 20 });
       t.textContent = n.kind + " " + n.label;
       const sub = svg("text", { x: x(n) + 8, y: y(n) + 38, class: "sub" });
-      sub.textContent = String(n.sub || "").slice(0, 36);
+      const text = String(n.sub || "");
+      sub.textContent = text.length > 33 ? text.slice(0, 32) + "…" : text;
       const title = svg("title", {});
       title.textContent = n.kind + " " + n.label + ": " + (n.sub || "");
       g.append(title, t, sub);

@@ -430,3 +430,18 @@ def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
         assert not browser.console_errors()
     finally:
         stop(p)
+
+
+def test_a_bad_token_file_stops_the_run_before_it_starts(tmp):
+    from conftest import hopper
+    (tmp / "in").mkdir()
+    (tmp / "short").write_text("abc\n")
+    for path, why in ((tmp / "missing", "No such file"),
+                      (tmp / "short", "at least 8 characters")):
+        code, _, err = hopper("run", "-s", f"dir:{tmp / 'in'}",
+                              "--listen", "127.0.0.1:0",
+                              "--admin-token-file", path, "--", *WORKER)
+        assert code == 1 and str(path) in err and why in err, err
+    code, _, err = hopper("run", "-s", f"dir:{tmp / 'in'}",
+                          "--admin-token-file", tmp / "short", "--", *WORKER)
+    assert code == 2 and "--listen" in err, err
