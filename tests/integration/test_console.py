@@ -18,7 +18,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import PY, WORKERS, start, stderr_of, stop, wait_for
+from conftest import (PY, WORKERS, assert_clean, start, stderr_of, stop,
+                      wait_for)
 
 CHROMIUM = shutil.which("chromium")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -255,6 +256,7 @@ def test_page_loads_updates_live_and_retries_a_dead_item(tmp, browser):
             browser.screenshot(tmp / "console.png")
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
     assert p.returncode == 0, stderr_of(p)
 
 
@@ -288,6 +290,7 @@ def test_pause_holds_a_stage_until_resumed(tmp, browser):
         assert not browser.console_errors()
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
     assert p.returncode == 0, stderr_of(p)
 
 
@@ -313,6 +316,7 @@ def test_max_workers_from_the_console(tmp):
         assert status == 404 and "nope" in body, body
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
 
 
 def test_actions_refused_change_nothing(tmp):
@@ -361,6 +365,7 @@ def test_actions_refused_change_nothing(tmp):
         wait_for(lambda: "bad.txt" in results(tmp), what="the retried item")
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
 
 
 def test_actions_off_without_a_token_file(tmp):
@@ -374,6 +379,7 @@ def test_actions_off_without_a_token_file(tmp):
         assert api(port, "/api/state")["admin"] is False
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
 
 
 def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
@@ -430,6 +436,7 @@ def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
         assert not browser.console_errors()
     finally:
         stop(p)
+        assert_clean(stderr_of(p))
 
 
 def test_a_bad_token_file_stops_the_run_before_it_starts(tmp):
