@@ -555,8 +555,14 @@ static bool same_origin(struct MHD_Connection *c)
 		return false;
 	if (!origin)
 		return true;
-	return host && !strncmp(origin, "http://", 7) &&
-	       !strcmp(origin + 7, host);
+	/* https: behind a proxy that ends TLS and keeps the Host header. */
+	if (!strncmp(origin, "https://", 8))
+		origin += 8;
+	else if (!strncmp(origin, "http://", 7))
+		origin += 7;
+	else
+		return false;
+	return host && !strcmp(origin, host);
 }
 
 /* The token a request carries: "Authorization: Bearer T" or

@@ -452,3 +452,34 @@ def test_a_bad_token_file_stops_the_run_before_it_starts(tmp):
     code, _, err = hopper("run", "-s", f"dir:{tmp / 'in'}",
                           "--admin-token-file", tmp / "short", "--", *WORKER)
     assert code == 2 and "--listen" in err, err
+
+
+def test_postgres_dead_row_retried_while_the_run_goes_on(tmp, pg, queue):
+    from conftest import pg_insert
+    (tmp / "token").write_text(TOKEN)
+    bad = tmp / "bad.txt"
+    bad.write_text("fail <b>row</b>")
+    env = dict(os.environ, FIXED=str(tmp / "fixed"))
+    p = start("run", "-s", pg.url, "-S", f"table={queue}", "-S", "poll=0.2",
+              "--watch", "-o", f"jsonl:{tmp / 'out.jsonl'}", "-j", "1",
+              "--listen", "127.0.0.1:0",
+              "--admin-token-file", str(tmp / "token"), "--", *WORKER,
+              env=env, cwd=tmp)
+    try:
+        port = port_of(p)
+        pg_insert(pg, queue, [str(bad)])
+        wait_for(lambda: api(port, "/api/dead")["total"] == 1,
+                 what="the row dead")
+        letter = api(port, "/api/dead")["letters"][0]
+        assert letter["error"] == "fail <b>row</b>", letter
+        (tmp / "fixed").touch()
+        status, body = request(port, "POST",
+                               f"/api/dead/retry?id={letter['id']}",
+                               {"X-Hopper-Token": TOKEN})
+        assert status == 200, body
+        wait_for(lambda: pg.psql(f"SELECT state FROM {queue}") == "done",
+                 what="the retried row done by the same run")
+        assert api(port, "/api/dead")["total"] == 0
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
