@@ -190,13 +190,11 @@ static int bind_address(const char *spec, char *bound, size_t boundlen,
 	return fd;
 }
 
-/* The methods a 405 answer names: GET, HEAD unless set. Requests are
- * answered one at a time on the loop, so one variable does. */
-static const char *allowed;
-
-/* Queues a response whose body is body (taken over: freed by MHD). */
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
-			     const char *type, char *body, size_t len)
+/* Queues a response whose body is body (taken over: freed by MHD); a 405
+ * names the methods allowed (NULL: GET and HEAD). */
+static enum MHD_Result reply_allow(struct MHD_Connection *c, unsigned status,
+				   const char *type, char *body, size_t len,
+				   const char *allowed)
 {
 	struct MHD_Response *r =
 	    MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
@@ -222,6 +220,12 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
 	enum MHD_Result ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+			     const char *type, char *body, size_t len)
+{
+	return reply_allow(c, status, type, body, len, NULL);
 }
 
 static enum MHD_Result reply_text(struct MHD_Connection *c, unsigned status,
@@ -475,12 +479,6 @@ static enum MHD_Result get_failures(struct hop_http *h,
 
 static void http_run(struct hop_loop *loop, void *arg);
 
-/* Lets MHD serve a connection resumed from the loop. */
-static void http_run_soon(struct hop_loop *loop, void *arg)
-{
-	http_run(loop, arg);
-}
-
 static const struct route {
 	const char *path;
 	enum MHD_Result (*get)(struct hop_http *h, struct MHD_Connection *c);
@@ -519,7 +517,7 @@ static void job_done(void *arg)
 	struct req *q = arg;
 	q->job_done = true;
 	MHD_resume_connection(q->c);
-	hop_loop_soon(q->h->loop, http_run_soon, q->h);
+	hop_loop_soon(q->h->loop, http_run, q->h); /* MHD serves it now */
 }
 
 /* Starts a dead-letter job for q, suspending its connection until it is
@@ -606,12 +604,16 @@ static enum MHD_Result action(struct req *q, const char *url,
 	struct MHD_Connection *c = q->c;
 
 	if (strcmp(method, MHD_HTTP_METHOD_POST)) {
-		allowed = "POST";
-		enum MHD_Result r = reply_text(
-		    c, MHD_HTTP_METHOD_NOT_ALLOWED,
-		    "method %s not allowed: actions are POST only\n", method);
-		allowed = NULL;
-		return r;
+		char *body = NULL;
+		int n = asprintf(&body,
+				 "method %s not allowed: actions are POST "
+				 "only\n",
+				 method);
+		if (n < 0)
+			return MHD_NO;
+		return reply_allow(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+				   "text/plain; charset=utf-8", body, (size_t)n,
+				   "POST");
 	}
 	if (!same_origin(c))
 		return reply_text(c, MHD_HTTP_FORBIDDEN,
