@@ -211,7 +211,7 @@ def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
                              "postgres", "kafka", "kafka_eos", "autoscale",
                              "sheets",
-                             "stages", "gather", "exec_source"]
+                             "stages", "gather", "exec_source", "console"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -248,6 +248,9 @@ def main():
     if "exec_source" in which:
         import exec_source
         exec_source.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
+    if "console" in which:
+        import console
+        console.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
     shutil.rmtree(tmp)
 
 

@@ -404,7 +404,9 @@ def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
         assert len(api(port, "/api/dead?limit=100000")["letters"]) == 200
 
         # Listings queued on the console's thread; the loop answers
-        # /healthz meanwhile, as it could not if it read them itself.
+        # /healthz meanwhile, as it could not if it read them itself: it
+        # would answer a probe only between two listings, each about a
+        # tenth of a second, and most probes would wait for one.
         done = []
 
         def listing(offset):
@@ -417,14 +419,18 @@ def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
             t.start()
         # Once one is answered, the others wait on the thread, in turn.
         wait_for(lambda: done, what="a first listing")
-        t0 = time.monotonic()
-        status, _ = request(port, "GET", "/healthz")
-        took = time.monotonic() - t0
-        pending = len(done) < len(threads)
+        probes = []
+        while len(done) < len(threads):
+            t0 = time.monotonic()
+            status, _ = request(port, "GET", "/healthz")
+            probes.append(time.monotonic() - t0)
+            assert status == 200
         for t in threads:
             t.join()
-        assert status == 200 and pending
-        assert took < 0.1, f"/healthz took {took:.3f} s during listings"
+        probes.sort()
+        assert len(probes) >= 20, probes
+        median = probes[len(probes) // 2]
+        assert median < 0.1, f"/healthz took {median:.3f} s during listings"
 
         browser.go(f"http://127.0.0.1:{port}/")
         wait_for(lambda: browser.text("#dead-range") == "1–50 of 10000",
