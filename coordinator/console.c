@@ -667,6 +667,14 @@ unsigned hop_console_stage_action(struct hop_console *k, const char *action,
 		    (strcmp(st->name, name) && strcmp(st->cfg->name, name)))
 			continue;
 		hits++;
+		if (hop_stage_bare(st)) {
+			/* A join or a reduce hands nothing to workers. */
+			*body = message("error",
+					"stage %s runs no worker: nothing to "
+					"%s",
+					st->name, action);
+			return 409;
+		}
 		if (!strcmp(action, "pause")) {
 			if (!st->paused)
 				hop_log(HOP_INFO,

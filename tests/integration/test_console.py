@@ -324,8 +324,10 @@ def test_actions_refused_change_nothing(tmp):
     try:
         port = port_of(p)
         (inbox / "bad.txt").write_text("fail here")
-        wait_for(lambda: (inbox / "failed" / "bad.txt.error.json").exists(),
-                 what="a dead letter")
+        (inbox / "worse.txt").write_text("fail there")
+        for name in ("bad.txt", "worse.txt"):
+            wait_for(lambda: (inbox / "failed" / f"{name}.error.json")
+                     .exists(), what=f"{name} dead")
         (tmp / "fixed").touch()
         retry = "/api/dead/retry?id=bad.txt"
         ok = {"X-Hopper-Token": TOKEN}
@@ -363,9 +365,20 @@ def test_actions_refused_change_nothing(tmp):
              "Sec-Fetch-Site": "same-origin"})
         assert status == 200, body
         wait_for(lambda: "bad.txt" in results(tmp), what="the retried item")
+        # Discard takes the file and its report away for good.
+        status, body = request(port, "POST",
+                               "/api/dead/discard?id=worse.txt", ok)
+        assert status == 200, body
+        assert not (inbox / "failed" / "worse.txt").exists()
+        assert not (inbox / "failed" / "worse.txt.error.json").exists()
+        assert api(port, "/api/dead")["total"] == 0
+        status, body = request(port, "POST",
+                               "/api/dead/discard?id=worse.txt", ok)
+        assert status == 404 and "worse.txt" in body, body
     finally:
         stop(p)
         assert_clean(stderr_of(p))
+    assert "worse.txt" not in results(tmp)
 
 
 def test_actions_off_without_a_token_file(tmp):
