@@ -88,6 +88,7 @@ struct hop_console {
 	 * for the loop, both under mu; efd wakes the loop. */
 	pthread_t thread;
 	bool thread_on, quit;
+	bool closing; /* the run is over: its sources may be closed */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	struct hop_console_job *todo, *todo_tail, *done;
@@ -823,6 +824,20 @@ static void *dead_thread(void *arg)
 	return NULL;
 }
 
+/* Tells the running source that job retried one of its dead letters,
+ * unless the run is over (its source closed). */
+static void tell_retried(struct hop_console *k, struct hop_console_job *job)
+{
+	struct hop_source *src = k->places[job->source].run;
+	if (k->closing || job->kind != HOP_JOB_RETRY || job->status != 200)
+		return;
+	if (src->ops->dead_retried)
+		src->ops->dead_retried(src, job->id);
+	/* A finite run gives one item more than it counted at its start. */
+	if (k->view.stats->total >= 0)
+		k->view.stats->total++;
+}
+
 /* Hands the jobs the thread finished back on the loop, oldest first. */
 static void deliver(struct hop_console *k)
 {
@@ -839,6 +854,7 @@ static void deliver(struct hop_console *k)
 	while (rev) {
 		struct hop_console_job *next = rev->next;
 		rev->next = NULL;
+		tell_retried(k, rev);
 		rev->done(rev->arg);
 		rev = next;
 	}
@@ -1044,6 +1060,7 @@ void hop_console_free(struct hop_console *k)
 	if (!k)
 		return;
 	hop_loop_cancel(k->loop, k->timer);
+	k->closing = true;
 	if (k->thread_on) {
 		pthread_mutex_lock(&k->mu);
 		k->quit = true;

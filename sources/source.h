@@ -177,6 +177,11 @@ struct hop_source_ops {
 	 * open (the console): the place is not a file the run appends to,
 	 * and a retried item reaches the running source as a new one would. */
 	bool dead_live;
+	/* Optional, with dead_live. The dead letter named id was just retried
+	 * (dead_retry, on another instance) while this one runs: a source that
+	 * looks for items only when it opens (a finite folder) takes it into
+	 * this run, as a new item; the others find it as they find any. */
+	void (*dead_retried)(struct hop_source *src, const char *id);
 };
 
 struct hop_source {

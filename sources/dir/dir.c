@@ -835,6 +835,29 @@ static void dir_dead_close(struct hop_source *src)
 {
 }
 
+/* A finite run scanned its folder once, at open: a file retried into it
+ * meanwhile is queued here, counted in the total, and claimed as any. A
+ * watched run sees it arrive through inotify. */
+static void dir_dead_retried(struct hop_source *src, const char *id)
+{
+	struct dir_src *c = src->ctx;
+	char *raw = hop_src_dir_unescape(id), *path;
+	struct stat st;
+
+	if (src->watch || !raw || !wanted(c, raw)) {
+		free(raw);
+		return;
+	}
+	path = join(c->path, raw);
+	if (path && stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+		push_name(c, raw);
+		c->total++;
+		hop_source_wake(src);
+	}
+	free(path);
+	free(raw);
+}
+
 const struct hop_source_ops hop_src_dir = {
     .name = "dir",
     .forms = "dir:FOLDER",
@@ -862,4 +885,5 @@ const struct hop_source_ops hop_src_dir = {
     .dead_discard = dir_dead_discard,
     .dead_close = dir_dead_close,
     .dead_live = true,
+    .dead_retried = dir_dead_retried,
 };

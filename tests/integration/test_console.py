@@ -131,17 +131,17 @@ def browser(tmp):
 
 # ---- runs and requests ----
 
-def run(tmp, *extra, token=True, workers=2):
+def run(tmp, *extra, token=True, workers=2, watch=True):
     inbox = tmp / "in"
     inbox.mkdir(exist_ok=True)
-    args = ["run", "-s", f"dir:{inbox}", "--watch",
+    args = ["run", "-s", f"dir:{inbox}", *(["--watch"] if watch else []),
             "-o", f"jsonl:{tmp / 'out.jsonl'}", "-j", str(workers),
             "--listen", "127.0.0.1:0"]
     if token:
         (tmp / "token").write_text(TOKEN + "\n")
         args += ["--admin-token-file", str(tmp / "token")]
     env = dict(os.environ, LOG=str(tmp / "log"), HOLD=str(tmp / "hold"),
-               FIXED=str(tmp / "fixed"))
+               FIXED=str(tmp / "fixed"), WAIT=str(tmp / "wait"))
     p = start(*args, *extra, "--", *WORKER, env=env, cwd=tmp)
     return p, inbox
 
@@ -292,6 +292,37 @@ def test_pause_holds_a_stage_until_resumed(tmp, browser):
         stop(p)
         assert_clean(stderr_of(p))
     assert p.returncode == 0, stderr_of(p)
+
+
+def test_a_finite_folder_run_takes_back_what_is_retried(tmp):
+    """A finite run looks at its folder once; a file retried from the
+    console while it goes on is done by the same run."""
+    inbox = tmp / "in"
+    inbox.mkdir()
+    (inbox / "bad.txt").write_text("fail at first")
+    (inbox / "slow.txt").write_text("wait for the test")
+    (tmp / "wait").touch()
+    p, inbox = run(tmp, watch=False)
+    try:
+        port = port_of(p)
+        wait_for(lambda: api(port, "/api/dead")["total"] == 1,
+                 what="bad.txt dead")
+        (tmp / "fixed").touch()
+        status, body = request(port, "POST", "/api/dead/retry?id=bad.txt",
+                               {"X-Hopper-Token": TOKEN})
+        assert status == 200, body
+        wait_for(lambda: "bad.txt" in results(tmp),
+                 what="the retried file done by the same run")
+        assert api(port, "/api/state")["total"] == 3
+        (tmp / "wait").unlink()
+        p.wait(timeout=120)
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
+    # It died once in this run: finished with dead items, all done now.
+    assert p.returncode == 3, stderr_of(p)
+    assert sorted(results(tmp)) == ["bad.txt", "slow.txt"]
+    assert sorted(os.listdir(inbox / "done")) == ["bad.txt", "slow.txt"]
 
 
 def test_max_workers_from_the_console(tmp):

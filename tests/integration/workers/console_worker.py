@@ -2,9 +2,10 @@
 
 The payload is a file's path. For each item the worker appends "start ID"
 to the file named by LOG (when set), waits while the file named by HOLD
-exists, then reads the file: text starting with "fail" fails for good
-(its error is the text, and the text goes to stderr too) unless the file
-named by FIXED exists; anything else is answered {"text": ...}.
+exists, then reads the file: text starting with "wait" waits while the
+file named by WAIT exists; text starting with "fail" fails for good (its
+error is the text, and the text goes to stderr too) unless the file named
+by FIXED exists; anything else is answered {"text": ...}.
 """
 import json
 import os
@@ -14,6 +15,7 @@ import time
 log_path = os.environ.get("LOG")
 hold = os.environ.get("HOLD")
 fixed = os.environ.get("FIXED")
+wait = os.environ.get("WAIT")
 
 
 def answer(obj):
@@ -31,6 +33,8 @@ for line in sys.stdin:
         time.sleep(0.02)
     with open(path, encoding="utf-8") as f:
         text = f.read()
+    while text.startswith("wait") and wait and os.path.exists(wait):
+        time.sleep(0.02)
     if text.startswith("fail") and not (fixed and os.path.exists(fixed)):
         sys.stderr.write(text + "\n")
         sys.stderr.flush()
