@@ -86,6 +86,12 @@ int hop_dead_page(struct hop_source *src, size_t offset, size_t limit,
 	int rc;
 
 	src->error[0] = '\0';
+	if (src->ops->dead_page) {
+		rc = src->ops->dead_page(src, offset, limit, each, arg, total);
+		if (rc < 0)
+			why(src, rc, err, errlen);
+		return rc;
+	}
 	rc = src->ops->dead_list(src, page_one, &p);
 	if (rc < 0)
 		why(src, rc, err, errlen);

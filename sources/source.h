@@ -162,6 +162,12 @@ struct hop_source_ops {
 	 * table or a file). */
 	int (*dead_list)(struct hop_source *src, hop_dead_each_fn each,
 			 void *arg);
+	/* Optional. Calls each for the dead letters from the offset'th (in
+	 * dead_list's order) to at most limit of them, reading no more of
+	 * the place than it must, and sets *total to how many there are. A
+	 * console's page; without it the page is cut from dead_list. */
+	int (*dead_page)(struct hop_source *src, size_t offset, size_t limit,
+			 hop_dead_each_fn each, void *arg, size_t *total);
 	/* Puts the dead letter named id back where the source's items come
 	 * from, to be done again from its first attempt, and takes it out of
 	 * the dead-letter place. A source that cannot take items back (a

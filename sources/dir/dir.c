@@ -817,6 +817,14 @@ static int dir_dead_list(struct hop_source *src, hop_dead_each_fn each,
 				       sizeof(src->error));
 }
 
+static int dir_dead_page(struct hop_source *src, size_t offset, size_t limit,
+			 hop_dead_each_fn each, void *arg, size_t *total)
+{
+	struct dir_src *c = src->ctx;
+	return hop_src_dir_failed_page(c->failed, offset, limit, each, arg,
+				       total, src->error, sizeof(src->error));
+}
+
 static int dir_dead_retry(struct hop_source *src, const char *id, FILE *out)
 {
 	struct dir_src *c = src->ctx;
@@ -881,6 +889,7 @@ const struct hop_source_ops hop_src_dir = {
 		  "discard deletes both",
     .dead_open = dir_dead_open,
     .dead_list = dir_dead_list,
+    .dead_page = dir_dead_page,
     .dead_retry = dir_dead_retry,
     .dead_discard = dir_dead_discard,
     .dead_close = dir_dead_close,

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,15 @@ out:
 	return rc;
 }
 
-int hop_src_dir_failed_list(const char *failed, hop_dead_each_fn each,
-			    void *arg, char *err, size_t errlen)
+int hop_src_dir_failed_page(const char *failed, size_t offset, size_t limit,
+			    hop_dead_each_fn each, void *arg, size_t *total,
+			    char *err, size_t errlen)
 {
 	struct dirent **list;
 	int n = scandir(failed, &list, NULL, alphasort), rc = 0;
+	size_t seen = 0;
 
+	*total = 0;
 	if (n < 0 && errno == ENOENT)
 		return 0; /* nothing has died yet */
 	if (n < 0) {
@@ -89,14 +93,27 @@ int hop_src_dir_failed_list(const char *failed, hop_dead_each_fn each,
 		char *p;
 		if (!rc && name[0] != '.' && !hop_src_dir_is_report(name) &&
 		    asprintf(&p, "%s/%s", failed, name) >= 0) {
-			if (stat(p, &st) == 0 && S_ISREG(st.st_mode))
-				rc = show(failed, name, each, arg);
+			if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+				size_t at = seen++;
+				/* Only the page's reports are read. */
+				if (at >= offset && at - offset < limit)
+					rc = show(failed, name, each, arg);
+			}
 			free(p);
 		}
 		free(list[i]);
 	}
 	free(list);
+	*total = seen;
 	return rc;
+}
+
+int hop_src_dir_failed_list(const char *failed, hop_dead_each_fn each,
+			    void *arg, char *err, size_t errlen)
+{
+	size_t total;
+	return hop_src_dir_failed_page(failed, 0, SIZE_MAX, each, arg, &total,
+				       err, errlen);
 }
 
 /* Finds the dead file of id: its raw name and path in failed (malloc'd).

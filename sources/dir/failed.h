@@ -20,6 +20,13 @@
 int hop_src_dir_failed_list(const char *failed, hop_dead_each_fn each,
 			    void *arg, char *err, size_t errlen);
 
+/* Calls each for the dead files of failed from the offset'th, at most
+ * limit of them, reading only their reports, and sets *total to how many
+ * there are. Returns as hop_src_dir_failed_list. */
+int hop_src_dir_failed_page(const char *failed, size_t offset, size_t limit,
+			    hop_dead_each_fn each, void *arg, size_t *total,
+			    char *err, size_t errlen);
+
 /* Moves the dead file whose id is id from failed back into inbox and
  * removes its report. Returns 0, -ENOENT when there is no such file, or
  * another -errno (-EEXIST: inbox has a file of that name), with err. */

@@ -144,6 +144,49 @@ static void test_a_source_without_a_place(void **state)
 	hop_dead_close(&d); /* harmless after a failed open */
 }
 
+static int collect(void *arg, const struct hop_dead_letter *l)
+{
+	char *got = arg;
+	strcat(got, l->id);
+	return 0;
+}
+
+/* A page is cut from the whole listing when the driver has no dead_page,
+ * and the place is changed through hop_dead_apply with no listing. */
+static void test_a_page_and_an_action_without_a_listing(void **state)
+{
+	struct hop_source src = {.ops = &fake_ops, .label = "fake:x"};
+	char err[256], got[16] = "";
+	size_t total = 0;
+
+	assert_int_equal(hop_dead_place_open(&src, err, sizeof(err)), 0);
+	assert_int_equal(
+	    hop_dead_page(&src, 1, 2, collect, got, &total, err, sizeof(err)),
+	    0);
+	assert_string_equal(got, "bb");
+	assert_int_equal(total, 4);
+	got[0] = '\0';
+	assert_int_equal(
+	    hop_dead_page(&src, 3, 10, collect, got, &total, err, sizeof(err)),
+	    0);
+	assert_string_equal(got, "c");
+	got[0] = '\0';
+	assert_int_equal(
+	    hop_dead_page(&src, 9, 10, collect, got, &total, err, sizeof(err)),
+	    0);
+	assert_string_equal(got, "");
+	assert_int_equal(total, 4);
+	assert_int_equal(
+	    hop_dead_apply(&src, HOP_DEAD_RETRY, "a", NULL, err, sizeof(err)),
+	    0);
+	assert_true(taken[0]);
+	assert_int_equal(
+	    hop_dead_apply(&src, HOP_DEAD_DISCARD, "c", NULL, err, sizeof(err)),
+	    -ENOSPC);
+	assert_string_equal(err, "fake:x: c: cannot discard: the disk is full");
+	hop_dead_place_close(&src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -151,6 +194,7 @@ int main(void)
 	    cmocka_unit_test(test_retry_takes_every_letter_of_an_id),
 	    cmocka_unit_test(test_a_failure_names_the_letter),
 	    cmocka_unit_test(test_a_source_without_a_place),
+	    cmocka_unit_test(test_a_page_and_an_action_without_a_listing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
