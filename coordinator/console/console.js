@@ -264,7 +264,7 @@
       n.row = rows.get(n.col) || 0;
       rows.set(n.col, n.row + 1);
     }
-    const W = 210, H = 52, GX = 60, GY = 18;
+    const W = 250, H = 52, GX = 50, GY = 18;
     const cols = Math.max(...[...nodes.values()].map((n) => n.col)) + 1;
     const maxRows = Math.max(...rows.values());
     const root = svg("svg", {
@@ -291,7 +291,7 @@
       t.textContent = n.kind + " " + n.label;
       const sub = svg("text", { x: x(n) + 8, y: y(n) + 38, class: "sub" });
       const text = String(n.sub || "");
-      sub.textContent = text.length > 33 ? text.slice(0, 32) + "…" : text;
+      sub.textContent = text.length > 40 ? text.slice(0, 39) + "…" : text;
       const title = svg("title", {});
       title.textContent = n.kind + " " + n.label + ": " + (n.sub || "");
       g.append(title, t, sub);
