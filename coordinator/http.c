@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "console.h"
+#include "deadq.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -54,7 +55,7 @@ struct conn {
 struct req {
 	struct hop_http *h;
 	struct MHD_Connection *c;
-	struct hop_console_job *job;
+	struct hop_deadq_job *job;
 	bool job_done;
 };
 
@@ -62,6 +63,7 @@ struct hop_http {
 	struct hop_loop *loop;
 	struct MHD_Daemon *d;
 	struct hop_console *console;
+	struct hop_deadq *deadq;
 	int epfd;
 	uint64_t timer;
 	struct hop_http_view view;
@@ -522,16 +524,16 @@ static void job_done(void *arg)
 
 /* Starts a dead-letter job for q, suspending its connection until it is
  * done; or answers at once when it is refused. */
-static enum MHD_Result start_job(struct req *q, enum hop_console_job_kind kind)
+static enum MHD_Result start_job(struct req *q, enum hop_deadq_kind kind)
 {
 	struct MHD_Connection *c = q->c;
 	unsigned status = 500;
 	char *body = NULL;
 
-	q->job = hop_console_dead(q->h->console, kind, arg(c, "source"),
-				  arg(c, "id"), arg_size(c, "offset", 0),
-				  arg_size(c, "limit", 50), job_done, q,
-				  &status, &body);
+	q->job =
+	    hop_deadq_submit(q->h->deadq, kind, arg(c, "source"), arg(c, "id"),
+			     arg_size(c, "offset", 0), arg_size(c, "limit", 50),
+			     job_done, q, &status, &body);
 	if (!q->job)
 		return reply_json(c, status, body);
 	MHD_suspend_connection(c);
@@ -755,7 +757,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 		waiting_add(h, k);
 	}
 	if (q) {
-		hop_console_job_free(q->job);
+		hop_deadq_job_free(q->job);
 		free(q);
 		*con_cls = NULL;
 	}
@@ -824,7 +826,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		if (!q->job_done)
 			return MHD_YES;
 		char *body = NULL;
-		unsigned status = hop_console_job_answer(q->job, &body);
+		unsigned status = hop_deadq_answer(q->job, &body);
 		return reply_json(c, status, body);
 	}
 	return route(q, url, method);
@@ -884,11 +886,14 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 	int fd = bind_address(spec, bound, sizeof(bound), err, errlen);
 	if (fd < 0)
 		goto out_free;
-	/* The logger comes first, so that no message takes MHD's own. */
 	h->console = hop_console_new(loop, view, view->cfg->admin_token_file,
 				     err, errlen);
 	if (!h->console)
 		goto out_close;
+	h->deadq = hop_deadq_new(loop, view->cfg, view->stats, err, errlen);
+	if (!h->deadq)
+		goto out_close;
+	/* The logger comes first, so that no message takes MHD's own. */
 	h->d = MHD_start_daemon(
 	    MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
 	    NULL, NULL, on_request, h, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
@@ -921,11 +926,13 @@ struct hop_http *hop_http_start(struct hop_loop *loop, const char *spec,
 					      : "off: no --admin-token-file");
 	return h;
 out_stop:
+	hop_deadq_free(h->deadq);
 	hop_console_free(h->console);
 	MHD_stop_daemon(h->d); /* closes the listening socket */
 	free(h);
 	return NULL;
 out_close:
+	hop_deadq_free(h->deadq);
 	hop_console_free(h->console);
 	close(fd);
 out_free:
@@ -947,6 +954,7 @@ void hop_http_stop(struct hop_http *h)
 	hop_loop_cancel(h->loop, h->timer);
 	hop_loop_unwatch(h->loop, h->epfd);
 	/* Every suspended connection is resumed first: MHD stops none. */
+	hop_deadq_free(h->deadq);
 	hop_console_free(h->console);
 	MHD_stop_daemon(h->d);
 	free(h->rates);
