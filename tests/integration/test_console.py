@@ -102,6 +102,13 @@ class Browser:
     def type(self, css, text):
         self.do("POST", f"/element/{self.find(css)}/value", {"text": text})
 
+    def press(self, key):
+        """Presses a key (a WebDriver key code) where the focus is."""
+        self.do("POST", "/actions", {"actions": [{
+            "type": "key", "id": "keyboard", "actions": [
+                {"type": "keyDown", "value": key},
+                {"type": "keyUp", "value": key}]}]})
+
     def text(self, css):
         return self.js("const e = document.querySelector(arguments[0]);"
                        "return e ? e.textContent : null;", css)
@@ -285,8 +292,12 @@ def test_pause_holds_a_stage_until_resumed(tmp, browser):
         assert results(tmp) == {}
         wait_for(lambda: browser.text("#stages .state") == "paused",
                  what="the page to say paused")
-        browser.click("#stages button[data-action=resume]")
+        # Resumed from the keyboard: the button takes the focus and Enter.
+        browser.js("document.querySelector("
+                   "'#stages button[data-action=resume]').focus()")
+        browser.press("\ue007")
         wait_for(lambda: len(results(tmp)) == 5, what="the five done")
+        assert not api(port, "/api/state")["stages"][0]["paused"]
         assert not browser.console_errors()
     finally:
         stop(p)
