@@ -269,6 +269,9 @@ def test_the_bounds_are_in_the_help():
     # Aligned: every meaning, and every line it wraps to, starts in column
     # 30, and no line is wider than 79.
     for ln in opts.splitlines():
+        if (ln.lstrip().startswith("--") and len(ln) > 28
+                and "  " not in ln.strip()):
+            continue  # too long for its column: its meaning is below
         assert len(ln) <= 79 and ln[28] == " " and ln[29] != " ", ln
         assert ln[:28].strip() == "" or ln[:28].startswith("  "), ln
 
