@@ -4,6 +4,7 @@ The machines are shared and noisy: read the ratios, not the rates.
 
 usage: bench.py [stream] [exec] [memory] [thumbnails] [postgres] [kafka]
                 [kafka_eos] [autoscale] [sheets] [stages] [exec_source]
+                [console]
 (default: all; BENCH_ROUNDS rounds, 5 unless set, 3 for stages)"""
 import os
 import re
