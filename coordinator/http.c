@@ -192,6 +192,20 @@ static int bind_address(const char *spec, char *bound, size_t boundlen,
 	return fd;
 }
 
+/* The headers every answer carries: the console's page runs its own
+ * script and style and nothing else, in no other site's frame. */
+static void guard(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	MHD_add_response_header(
+	    r, "Content-Security-Policy",
+	    "default-src 'none'; script-src 'self'; style-src 'self'; "
+	    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
+	    "form-action 'none'; frame-ancestors 'none'");
+}
+
 /* Queues a response whose body is body (taken over: freed by MHD); a 405
  * names the methods allowed (NULL: GET and HEAD). */
 static enum MHD_Result reply_allow(struct MHD_Connection *c, unsigned status,
@@ -206,16 +220,7 @@ static enum MHD_Result reply_allow(struct MHD_Connection *c, unsigned status,
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-	/* The console's page runs its own script and style and nothing
-	 * else, in no other site's frame. */
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(
-	    r, "Content-Security-Policy",
-	    "default-src 'none'; script-src 'self'; style-src 'self'; "
-	    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
-	    "form-action 'none'; frame-ancestors 'none'");
+	guard(r);
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
 					allowed ? allowed : "GET, HEAD");
@@ -642,14 +647,7 @@ static enum MHD_Result asset(struct MHD_Connection *c,
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(
-	    r, "Content-Security-Policy",
-	    "default-src 'none'; script-src 'self'; style-src 'self'; "
-	    "img-src 'self'; connect-src 'self'; base-uri 'none'; "
-	    "form-action 'none'; frame-ancestors 'none'");
+	guard(r);
 	enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
 	MHD_destroy_response(r);
 	return ret;

@@ -1047,6 +1047,21 @@ static void end_parts(struct run *r, struct hop_group *g, bool release)
 	}
 }
 
+/* Writes the first 20 of the n dead parts in errors (the group's
+ * {"id", "stage", "error"} objects) to f, "; and N more" for the rest. */
+static void part_errors(FILE *f, json_t *errors, size_t n)
+{
+	for (size_t i = 0; i < n && i < 20; i++) {
+		json_t *e = json_array_get(errors, i);
+		fprintf(f, "%s %s (stage %s): %s", i ? ";" : "",
+			json_string_value(json_object_get(e, "id")),
+			json_string_value(json_object_get(e, "stage")),
+			json_string_value(json_object_get(e, "error")));
+	}
+	if (n > 20)
+		fprintf(f, "; and %zu more", n - 20);
+}
+
 /* Says in root's dead letter what became of each part that died. */
 static void name_dead_parts(struct hop_stage *st, struct hop_group *g)
 {
@@ -1059,15 +1074,7 @@ static void name_dead_parts(struct hop_stage *st, struct hop_group *g)
 	if (n < 2 || !(f = open_memstream(&why, &len)))
 		return;
 	fprintf(f, "join %s: %zu parts died:", st->name, n);
-	for (size_t i = 0; i < n && i < 20; i++) {
-		json_t *e = json_array_get(g->errors, i);
-		fprintf(f, "%s %s (stage %s): %s", i ? ";" : "",
-			json_string_value(json_object_get(e, "id")),
-			json_string_value(json_object_get(e, "stage")),
-			json_string_value(json_object_get(e, "error")));
-	}
-	if (n > 20)
-		fprintf(f, "; and %zu more", n - 20);
+	part_errors(f, g->errors, n);
 	if (fclose(f) == 0) {
 		free(root->error);
 		root->error = why;
@@ -1379,15 +1386,7 @@ static char *key_group_why(const struct hop_stage *st,
 	if (!f)
 		return NULL;
 	fprintf(f, "join %s, key %s: %zu part(s) died:", st->name, g->key, n);
-	for (size_t i = 0; i < n && i < 20; i++) {
-		json_t *e = json_array_get(g->errors, i);
-		fprintf(f, "%s %s (stage %s): %s", i ? ";" : "",
-			json_string_value(json_object_get(e, "id")),
-			json_string_value(json_object_get(e, "stage")),
-			json_string_value(json_object_get(e, "error")));
-	}
-	if (n > 20)
-		fprintf(f, "; and %zu more", n - 20);
+	part_errors(f, g->errors, n);
 	if (fclose(f)) {
 		free(why);
 		return NULL;

@@ -568,13 +568,10 @@ static bool txn_unfinished(const struct ksrc *c)
 	return false;
 }
 
-/* Whether every assigned partition is at its end with nothing read
- * ahead: the batch need not wait for more. */
-static bool at_end(const struct ksrc *c)
+/* Whether the source has partitions and has read each to its end. */
+static bool all_at_eof(const struct ksrc *c)
 {
 	bool any = false;
-	if (c->ahead.count)
-		return false;
 	for (int32_t i = 0; i < c->nparts; i++) {
 		if (!c->parts[i].assigned)
 			continue;
@@ -583,6 +580,13 @@ static bool at_end(const struct ksrc *c)
 		any = true;
 	}
 	return any;
+}
+
+/* Whether every assigned partition is at its end with nothing read
+ * ahead: the batch need not wait for more. */
+static bool at_end(const struct ksrc *c)
+{
+	return !c->ahead.count && all_at_eof(c);
 }
 
 /* A new batch may begin: items are handed out again. */
@@ -1835,19 +1839,11 @@ static int64_t kafka_depth(struct hop_source *src)
 static bool kafka_exhausted(struct hop_source *src)
 {
 	struct ksrc *c = src->ctx;
-	bool any = false;
 
 	if (src->watch || c->ahead.count || c->dead_pending || c->revoking ||
 	    (c->txn && c->txn_items && !c->txn_fatal))
 		return false; /* a batch not committed yet */
-	for (int32_t i = 0; i < c->nparts; i++) {
-		if (!c->parts[i].assigned)
-			continue;
-		if (!c->parts[i].eof)
-			return false;
-		any = true;
-	}
-	return any;
+	return all_at_eof(c);
 }
 
 /* Lets go of the clients, pipes and bookkeeping: what open made. */
