@@ -275,18 +275,24 @@ static int ksink_check(struct hop_sink *sink, const char **key)
 	return rc;
 }
 
-/* The topic's partitions, from the brokers: at least 1, or -1. */
+/* The topic's partitions, from the brokers: at least 1, or -1 when they
+ * cannot tell within about 15 s (a topic just created may be unknown to
+ * the broker that answers for a moment). */
 static int32_t partitions_of(struct ksink *c)
 {
-	const struct rd_kafka_metadata *md;
-	int32_t n = -1;
-
-	if (rd_kafka_metadata(c->rk, 0, c->rkt, &md, 10000))
-		return -1;
-	if (md->topic_cnt == 1 && !md->topics[0].err)
-		n = md->topics[0].partition_cnt;
-	rd_kafka_metadata_destroy(md);
-	return n;
+	for (int tries = 0; tries < 60; tries++) {
+		const struct rd_kafka_metadata *md;
+		int32_t n = -1;
+		if (!rd_kafka_metadata(c->rk, 0, c->rkt, &md, 10000)) {
+			if (md->topic_cnt == 1 && !md->topics[0].err)
+				n = md->topics[0].partition_cnt;
+			rd_kafka_metadata_destroy(md);
+		}
+		if (n > 0)
+			return n;
+		usleep(250 * 1000);
+	}
+	return -1;
 }
 
 /* Joins the transaction of the run's source when it runs one. Returns 0,
