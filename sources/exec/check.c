@@ -5,7 +5,9 @@
  * drivers use (proto.h), saying line by line what is right and what
  * breaks the contract. A source gets a credit of CHECK_CREDIT items, must
  * not give more until it gets more credit, and sees an ack, a nack and a
- * dead letter; a sink gets two records, a result and a dead item, and
+ * dead letter, and when its hello asks for acknowledgements in lists it
+ * gets its acks that way, the first alone and the next round's together;
+ * a sink gets two records, a result and a dead item, and
  * must answer each in order. Both must exit once their stdin closes.
  * No event loop runs: the check polls the one program itself.
  */
@@ -38,7 +40,8 @@ struct check {
 	/* a source */
 	int64_t granted;
 	int items;
-	char ids[CHECK_CREDIT][64];
+	char ids[2 * CHECK_CREDIT][64];
+	bool ack_lists; /* its hello asked for {"ack": [ids]} */
 	bool ended;
 	char nacked[64];
 	/* a sink */
@@ -85,7 +88,7 @@ static void source_line(struct hop_proc *p, char *line, size_t len, long lineno)
 				(long long)c->granted);
 			break;
 		}
-		if (c->items <= CHECK_CREDIT)
+		if (c->items <= 2 * CHECK_CREDIT)
 			snprintf(c->ids[c->items - 1], sizeof(c->ids[0]),
 				 "%.*s", (int)l.id_len, l.id);
 		printf("  ok   line %ld: item '%.*s', a payload of %zu "
@@ -101,6 +104,16 @@ static void source_line(struct hop_proc *p, char *line, size_t len, long lineno)
 	case HOP_EXEC_DEPTH:
 		printf("  ok   line %ld: depth %lld\n", lineno,
 		       (long long)l.depth);
+		break;
+	case HOP_EXEC_HELLO:
+		c->ack_lists = l.ack_lists;
+		printf("  ok   line %ld: hello: acknowledgements %s\n", lineno,
+		       l.ack_lists ? "in lists ({\"ack\": [ids]})"
+				   : "one a line");
+		if (c->items)
+			printf("  note line %ld: the hello comes after items: "
+			       "their acks may have come one a line\n",
+			       lineno);
 		break;
 	case HOP_EXEC_END:
 		c->ended = true;
@@ -198,7 +211,14 @@ static int run_source(struct check *c)
 	/* A while longer, for items beyond the credit. */
 	wait_for(c, QUIET_MS, never);
 	if (c->items >= 1) {
-		hop_exec_put_ack(&b, c->ids[0]);
+		if (c->ack_lists) {
+			struct hop_buf list = {0};
+			hop_exec_ack_list_add(&list, c->ids[0]);
+			hop_exec_put_ack_list(&b, &list);
+			hop_buf_free(&list);
+		} else {
+			hop_exec_put_ack(&b, c->ids[0]);
+		}
 		send(c, &b, "done: the program forgets it");
 	}
 	if (c->items >= 2) {
@@ -218,6 +238,18 @@ static int run_source(struct check *c)
 		c->granted += more;
 		send(c, &b, NULL);
 		wait_for(c, QUIET_MS + 500, never);
+	}
+	if (c->ack_lists && c->items > CHECK_CREDIT && c->p.up) {
+		/* The second round's items, acknowledged in one line. */
+		struct hop_buf list = {0};
+		int last =
+		    c->items < 2 * CHECK_CREDIT ? c->items : 2 * CHECK_CREDIT;
+		for (int k = CHECK_CREDIT; k < last; k++)
+			hop_exec_ack_list_add(&list, c->ids[k]);
+		hop_exec_put_ack_list(&b, &list);
+		hop_buf_free(&list);
+		send(c, &b, "done, together: the program forgets them");
+		wait_for(c, QUIET_MS, never);
 	}
 	hop_buf_free(&b);
 	finish(c);
@@ -340,6 +372,7 @@ static int check_main(int argc, char **argv, bool source)
 	    .loop = loop,
 	    .argv = argv + i + 1,
 	    .name = name,
+	    .features = source ? "ack_lists" : NULL,
 	    .max_line = 16 << 20,
 	    .ops = source ? &src_ops : &sink_ops,
 	    .arg = &c,

@@ -16,6 +16,13 @@
  * program's stdout is no longer read until credit returns: the program
  * blocks on a full pipe, nothing is dropped, and a warning names it once.
  *
+ * A program whose first lines include {"hello": {"ack_lists": true}}
+ * (offered in HOPPER_FEATURES) takes its acknowledgements in lists: the
+ * acks of a turn of the loop gather into one {"ack": [ids]} line, written
+ * before any other line so that the order stays as if each had its own.
+ * Nothing is acknowledged sooner or later than it would be line by line:
+ * the list goes out in the same turn, with the credit the acks give back.
+ *
  * A program that ends before its {"end": true} is started again after a
  * wait that grows (proc.h). The items it gave that hopper had not handed
  * to a worker yet are dropped: the program redelivers what it has not
@@ -51,9 +58,12 @@ struct exec_src {
 	int64_t in_hopper; /* items read, of any incarnation, not finished */
 	int64_t depth;	   /* as the program last said, or -1 */
 	bool ended;
-	bool releasing; /* the run stops: no more credit */
-	bool warned;	/* about an item beyond its credit */
-	bool holding;	/* held holds an item beyond the credit */
+	bool releasing;	     /* the run stops: no more credit */
+	bool warned;	     /* about an item beyond its credit */
+	bool holding;	     /* held holds an item beyond the credit */
+	bool ack_lists;	     /* this incarnation said it takes {"ack": [ids]} */
+	struct hop_buf acks; /* ids acknowledged, not yet written */
+	size_t listed;	     /* how many ids acks holds */
 	struct hop_buf held;
 	long held_lineno;
 	uint64_t bad_lines;
@@ -77,7 +87,20 @@ static const struct hop_option exec_options[] = {
  * one that never reads its stdin cannot make hopper's memory grow. */
 #define IN_LIMIT (1 << 20)
 
+/* The most ids in one {"ack": [...]} line, so that a line stays short
+ * enough for a program's reader. */
+#define ACK_LIST_MAX 1024
+#define FEATURES "ack_lists"
+
 static void on_line(struct hop_proc *p, char *line, size_t len, long lineno);
+
+/* Writes the acknowledgements gathered into one line to the program's
+ * buffer: before any other line, so that the order is kept. */
+static int put_acks(struct exec_src *c)
+{
+	c->listed = 0;
+	return hop_exec_put_ack_list(&c->proc.in, &c->acks);
+}
 
 /* Takes the item that waited beyond its credit, if there is credit now,
  * and reads the program's stdout again. */
@@ -101,6 +124,11 @@ static void settle(struct hop_loop *loop, void *arg)
 
 	if (!c->proc.up)
 		return;
+	if (put_acks(c))
+		hop_log(HOP_ERROR,
+			"%s: out of memory writing acknowledgements: the "
+			"program gives those items again",
+			c->name);
 	if (more > 0 && !c->releasing && hop_buf_len(&c->proc.in) < IN_LIMIT &&
 	    hop_exec_put_credit(&c->proc.in, more) == 0)
 		c->granted += more;
@@ -172,6 +200,11 @@ static void on_line(struct hop_proc *p, char *line, size_t len, long lineno)
 	case HOP_EXEC_DEPTH:
 		c->depth = l.depth;
 		break;
+	case HOP_EXEC_HELLO:
+		c->ack_lists = l.ack_lists;
+		hop_log(HOP_DEBUG, "%s: hello: acknowledgements %s", c->name,
+			l.ack_lists ? "in lists" : "one a line");
+		break;
 	case HOP_EXEC_END:
 		c->ended = true;
 		hop_source_wake(c->src);
@@ -215,6 +248,11 @@ static bool on_exited(struct hop_proc *p, int status, const char *why)
 	}
 	c->holding = false;
 	hop_buf_reset(&c->held);
+	/* The acks not written went with it; the next incarnation says
+	 * afresh what it takes. */
+	hop_buf_reset(&c->acks);
+	c->listed = 0;
+	c->ack_lists = false;
 	c->granted = c->taken = 0;
 	hop_source_wake(c->src);
 	if (c->ended) {
@@ -276,6 +314,7 @@ static int exec_open(struct hop_source *src)
 	    .loop = src->loop,
 	    .argv = c->argv,
 	    .name = c->name,
+	    .features = FEATURES,
 	    .max_line = src->max_line ? src->max_line : 16 << 20,
 	    .ops = &exec_proc_ops,
 	    .arg = c,
@@ -319,8 +358,17 @@ static int finished(struct exec_src *c, struct hop_item *it, int rc)
 static int exec_ack(struct hop_source *src, struct hop_item *it)
 {
 	struct exec_src *c = src->ctx;
-	return finished(c, it,
-			c->proc.up ? hop_exec_put_ack(&c->proc.in, it->id) : 0);
+	int rc = 0;
+
+	if (!c->proc.up)
+		return finished(c, it, 0);
+	if (!c->ack_lists)
+		return finished(c, it, hop_exec_put_ack(&c->proc.in, it->id));
+	rc = hop_exec_ack_list_add(&c->acks, it->id);
+	if (!rc && ++c->listed >= ACK_LIST_MAX)
+		rc = put_acks(c);
+	/* settle, soon, writes the list */
+	return finished(c, it, rc);
 }
 
 static int exec_nack(struct hop_source *src, struct hop_item *it,
@@ -328,9 +376,10 @@ static int exec_nack(struct hop_source *src, struct hop_item *it,
 {
 	struct exec_src *c = src->ctx;
 	return finished(c, it,
-			c->proc.up ? hop_exec_put_nack(&c->proc.in, it->id,
-						       it->attempt, delay_ms,
-						       it->error)
+			c->proc.up ? put_acks(c) ||
+					 hop_exec_put_nack(&c->proc.in, it->id,
+							   it->attempt,
+							   delay_ms, it->error)
 				   : 0);
 }
 
@@ -343,8 +392,9 @@ static int exec_dead(struct hop_source *src, struct hop_item *it,
 {
 	struct exec_src *c = src->ctx;
 	return finished(c, it,
-			c->proc.up ? hop_exec_put_dead(&c->proc.in, it->id,
-						       it->error, record)
+			c->proc.up ? put_acks(c) ||
+					 hop_exec_put_dead(&c->proc.in, it->id,
+							   it->error, record)
 				   : 0);
 }
 
@@ -354,8 +404,10 @@ static int exec_release(struct hop_source *src, struct hop_item *it)
 	/* Only a run that stops hands items back: what more the program
 	 * gave would only be handed back too. */
 	c->releasing = true;
-	return finished(
-	    c, it, c->proc.up ? hop_exec_put_release(&c->proc.in, it->id) : 0);
+	return finished(c, it,
+			c->proc.up ? put_acks(c) || hop_exec_put_release(
+							&c->proc.in, it->id)
+				   : 0);
 }
 
 static int64_t exec_depth(struct hop_source *src)
@@ -393,6 +445,8 @@ static void exec_close(struct hop_source *src)
 	/* What no worker took goes back too, said as the run's other
 	 * unfinished items are; hop_proc_stop writes the last lines before
 	 * the end of input. */
+	if (c->proc.up)
+		put_acks(c);
 	while ((it = hop_queue_pop(&c->ready))) {
 		if (c->proc.up)
 			hop_exec_put_release(&c->proc.in, it->id);
@@ -408,6 +462,7 @@ static void exec_close(struct hop_source *src)
 		hop_log(HOP_WARN, "%s: %llu line(s) broke the contract",
 			c->name, (unsigned long long)c->bad_lines);
 	hop_buf_free(&c->held);
+	hop_buf_free(&c->acks);
 	hop_exec_argv_free(c->argv);
 	c->argv = NULL;
 }

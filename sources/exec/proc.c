@@ -153,9 +153,13 @@ static void read_out(struct hop_proc *p)
 
 static int spawn(struct hop_proc *p, char *err, size_t errlen)
 {
-	char inc[48];
+	char inc[48], features[200];
 	snprintf(inc, sizeof(inc), "HOPPER_INCARNATION=%u", p->incarnation + 1);
-	char *env[] = {"HOPPER_PROTOCOL=1", inc, NULL};
+	snprintf(features, sizeof(features), "HOPPER_FEATURES=%s",
+		 p->features ? p->features : "");
+	/* Always set, so that one inherited from an outer run says
+	 * nothing. */
+	char *env[] = {"HOPPER_PROTOCOL=1", inc, features, NULL};
 	int rc = hop_spawn(p->argv, env, &p->child, err, errlen);
 	if (rc)
 		return rc;

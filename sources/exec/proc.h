@@ -44,6 +44,9 @@ struct hop_proc {
 	struct hop_loop *loop;
 	char **argv;
 	const char *name; /* "exec source 'redis.py'", for messages */
+	/* What hopper offers beyond protocol 1, space-separated, given to
+	 * the program as HOPPER_FEATURES; NULL: nothing (set empty). */
+	const char *features;
 	size_t max_line;
 	const struct hop_proc_ops *ops;
 	void *arg;

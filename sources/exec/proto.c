@@ -131,13 +131,27 @@ enum hop_exec_src_kind hop_exec_src_read(char *line, size_t len,
 		l->kind = HOP_EXEC_DEPTH;
 		return HOP_EXEC_DEPTH;
 	}
+	if ((f = hop_json_get(m, n, "hello"))) {
+		json_t *h = json_loadb(f->val, f->vlen, 0, NULL);
+		if (!json_is_object(h)) {
+			json_decref(h);
+			return bad(l, "\"hello\" must be an object of what the "
+				      "program can take, as {\"ack_lists\": "
+				      "true}");
+		}
+		l->ack_lists = json_is_true(json_object_get(h, "ack_lists"));
+		json_decref(h);
+		l->kind = HOP_EXEC_HELLO;
+		return HOP_EXEC_HELLO;
+	}
 	if ((f = hop_json_get(m, n, "end"))) {
 		if (f->vlen != 4 || memcmp(f->val, "true", 4))
 			return bad(l, "\"end\" must be true");
 		l->kind = HOP_EXEC_END;
 		return HOP_EXEC_END;
 	}
-	return bad(l, "no \"id\" (an item), \"depth\" or \"end\"");
+	return bad(l, "no \"id\" (an item), \"depth\", \"end\" or "
+		      "\"hello\"");
 }
 
 static enum hop_exec_sink_kind sink_bad(struct hop_exec_sink_answer *a,
@@ -236,6 +250,25 @@ int hop_exec_put_ack(struct hop_buf *b, const char *id)
 {
 	return put_head(b, "ack", id) || hop_buf_append(b, "}\n", 2) ? -ENOMEM
 								     : 0;
+}
+
+int hop_exec_ack_list_add(struct hop_buf *list, const char *id)
+{
+	return (hop_buf_len(list) && hop_buf_append(list, ",", 1)) ||
+		       hop_buf_append_json_str(list, id)
+		   ? -ENOMEM
+		   : 0;
+}
+
+int hop_exec_put_ack_list(struct hop_buf *b, struct hop_buf *list)
+{
+	if (!hop_buf_len(list))
+		return 0;
+	int rc = hop_buf_append(b, "{\"ack\":[", 8) ||
+		 hop_buf_append(b, hop_buf_head(list), hop_buf_len(list)) ||
+		 hop_buf_append(b, "]}\n", 3);
+	hop_buf_reset(list);
+	return rc ? -ENOMEM : 0;
 }
 
 int hop_exec_put_release(struct hop_buf *b, const char *id)

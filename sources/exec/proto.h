@@ -21,6 +21,7 @@ enum hop_exec_src_kind {
 	HOP_EXEC_DEPTH, /* {"depth": N}: items waiting in the program's
 			   store */
 	HOP_EXEC_END,	/* {"end": true}: everything has been given */
+	HOP_EXEC_HELLO, /* {"hello": {...}}: what the program can take */
 	HOP_EXEC_BAD,	/* anything else: why says what is wrong */
 };
 
@@ -38,7 +39,8 @@ struct hop_exec_src_line {
 	char *owned;
 	int attempts; /* attempts made before, 0 when not said */
 	int64_t depth;
-	char why[200]; /* HOP_EXEC_BAD: what is wrong */
+	bool ack_lists; /* HOP_EXEC_HELLO: takes {"ack": [ids...]} */
+	char why[200];	/* HOP_EXEC_BAD: what is wrong */
 	char idbuf[64];
 };
 
@@ -71,6 +73,12 @@ void hop_exec_sink_answer_free(struct hop_exec_sink_answer *a);
  * newline. Return 0 or -ENOMEM. */
 int hop_exec_put_credit(struct hop_buf *b, int64_t n);
 int hop_exec_put_ack(struct hop_buf *b, const char *id);
+/* Acknowledgements in one line, for a program whose hello said
+ * "ack_lists": hop_exec_ack_list_add appends an id to list (a buffer of
+ * its own, empty at first); hop_exec_put_ack_list writes {"ack": [ids]}
+ * to b and empties list (nothing when it is empty). */
+int hop_exec_ack_list_add(struct hop_buf *list, const char *id);
+int hop_exec_put_ack_list(struct hop_buf *b, struct hop_buf *list);
 /* A failed attempt to be tried again in delay_ms, with the attempts made
  * so far. */
 int hop_exec_put_nack(struct hop_buf *b, const char *id, int attempts,

@@ -51,6 +51,65 @@ def test_items_through_an_exec_source_all_acknowledged(tmp):
     assert len(log_lines(tmp)) == 2 * n
 
 
+def ack_forms(d):
+    p = Path(d) / "ack_forms"
+    return p.read_text().splitlines() if p.exists() else []
+
+
+def test_a_program_without_a_hello_gets_one_ack_a_line(tmp):
+    # A program written before acknowledgement lists: it never says hello,
+    # and hopper writes it every ack on a line of its own, as before.
+    n = 300
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code == 0, err
+    assert ack_forms(tmp) == ["one"] * n
+    assert sorted(map(int, acked(tmp))) == list(range(1, n + 1))
+
+
+def test_a_program_that_asks_for_ack_lists_gets_them(tmp):
+    n = 2000
+    fail = {"7", "1500"}
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "--attempts", "2", "--backoff", "10ms",
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env(ACK_LISTS="1",
+                                                 FAIL=",".join(fail)))
+    assert code != 0 and f"{n - 2} done, 2 dead" in err, err
+    forms = ack_forms(tmp)
+    assert forms and all(f.startswith("list ") for f in forms), forms
+    sizes = [int(f.split()[1]) for f in forms]
+    # Lists, fewer lines than items, none longer than the bound.
+    assert len(forms) < n - len(fail) and max(sizes) <= 1024, sizes
+    # Each item's fate told once: acked, or nacked and then dead.
+    assert sorted(map(int, acked(tmp))) == sorted(
+        i for i in range(1, n + 1) if str(i) not in fail)
+    words = log_lines(tmp)
+    told = [(words[i], words[i + 1]) for i in range(0, len(words), 2)]
+    assert sorted(i for k, i in told if k == "dead") == sorted(fail)
+    assert sorted(i for k, i in told if k == "nack") == sorted(fail)
+    assert len(told) == n + len(fail)
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted(int(r["id"]) for r in rows) == list(range(1, n + 1))
+
+
+def test_a_killed_program_with_ack_lists_loses_nothing(tmp):
+    n = 600
+    code, out, err = hopper("run", "-s", source_spec(n, tmp),
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env(ACK_LISTS="1",
+                                                 KILL_AFTER=250))
+    assert code == 0, err
+    assert "started again" in err, err
+    assert all(f.startswith("list ") for f in ack_forms(tmp))
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert {int(r["id"]) for r in rows} == set(range(1, n + 1))
+    assert {int(i) for i in acked(tmp)} == set(range(1, n + 1))
+    done = set((tmp / "done").read_text().split())
+    assert done == {str(i) for i in range(1, n + 1)}
+
+
 def test_a_killed_source_program_is_restarted_and_loses_nothing(tmp):
     n = 300
     code, out, err = hopper("run", "-s", source_spec(n, tmp),
@@ -140,7 +199,8 @@ def test_bad_lines_are_named_with_their_numbers_and_the_run_goes_on(tmp):
     assert sorted(int(r["id"]) for r in rows) == list(range(1, n + 1))
     # Items 1 and 2 are lines 1 and 2; then two bad lines before item 3.
     assert "line 3: not JSON" in err, err
-    assert "line 4: no \"id\" (an item), \"depth\" or \"end\"" in err, err
+    assert "line 4: no \"id\" (an item), \"depth\", \"end\" or " \
+        "\"hello\"" in err, err
     assert "exec source '" in err
 
 
@@ -359,8 +419,17 @@ def test_check_source_and_check_sink(tmp):
     code, out, err = hopper("check-source", "--", PY,
                             EXAMPLES / "file_source.py", src)
     assert code == 0, out + err
-    assert "ok   line 1: item '1'" in out
+    assert "ok   line 1: hello: acknowledgements in lists" in out
+    assert "ok   line 2: item '1'" in out
+    assert 'sent {"ack":["1"]}' in out
+    assert 'sent {"ack":["4","5","6"]}' in out
     assert "the source program keeps the contract" in out
+
+    # A program without a hello is acked one item a line, as before.
+    code, out, err = hopper("check-source", "--", PY, SRC, 10, tmp)
+    assert code == 0, out + err
+    assert "ok   line 1: item '1'" in out
+    assert 'sent {"ack":"1"}' in out and '"ack":[' not in out
 
     bad = tmp / "bad_source.py"
     bad.write_text(

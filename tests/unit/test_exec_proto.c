@@ -152,6 +152,51 @@ static void hoppers_lines(void **state)
 	hop_buf_free(&b);
 }
 
+static void hello_and_ack_lists(void **state)
+{
+	struct hop_exec_src_line l;
+	struct hop_buf b = {0}, list = {0};
+
+	/* A hello says what the program takes; unknown members are
+	 * ignored, and a hello without ack_lists asks for none. */
+	assert_int_equal(
+	    src_kind("{\"hello\":{\"ack_lists\":true,\"later\":1}}", &l),
+	    HOP_EXEC_HELLO);
+	assert_true(l.ack_lists);
+	assert_int_equal(src_kind("{\"hello\":{}}", &l), HOP_EXEC_HELLO);
+	assert_false(l.ack_lists);
+	assert_int_equal(src_kind("{\"hello\":{\"ack_lists\":1}}", &l),
+			 HOP_EXEC_HELLO);
+	assert_false(l.ack_lists);
+	assert_int_equal(src_kind("{\"hello\":true}", &l), HOP_EXEC_BAD);
+	assert_non_null(strstr(l.why, "\"hello\" must be an object"));
+	/* An item line with a hello member is an item. */
+	assert_int_equal(src_kind("{\"id\":\"1\",\"hello\":{}}", &l),
+			 HOP_EXEC_ITEM);
+
+	/* Nothing gathered: nothing written. */
+	assert_int_equal(hop_exec_put_ack_list(&b, &list), 0);
+	assert_int_equal(hop_buf_len(&b), 0);
+
+	assert_int_equal(hop_exec_ack_list_add(&list, "17"), 0);
+	assert_int_equal(hop_exec_put_ack_list(&b, &list), 0);
+	assert_int_equal(hop_buf_len(&list), 0);
+	assert_int_equal(hop_exec_ack_list_add(&list, "a\"b"), 0);
+	assert_int_equal(hop_exec_ack_list_add(&list, "c"), 0);
+	assert_int_equal(hop_exec_ack_list_add(&list, "d"), 0);
+	assert_int_equal(hop_exec_put_ack_list(&b, &list), 0);
+	assert_int_equal(hop_buf_len(&list), 0);
+	assert_int_equal(hop_buf_len(&b),
+			 strlen("{\"ack\":[\"17\"]}\n"
+				"{\"ack\":[\"a\\\"b\",\"c\",\"d\"]}\n"));
+	assert_memory_equal(hop_buf_head(&b),
+			    "{\"ack\":[\"17\"]}\n"
+			    "{\"ack\":[\"a\\\"b\",\"c\",\"d\"]}\n",
+			    hop_buf_len(&b));
+	hop_buf_free(&b);
+	hop_buf_free(&list);
+}
+
 static void commands(void **state)
 {
 	char err[200];
@@ -191,9 +236,13 @@ static void commands(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(items),	     cmocka_unit_test(other_lines),
-	    cmocka_unit_test(bad_lines),     cmocka_unit_test(sink_answers),
-	    cmocka_unit_test(hoppers_lines), cmocka_unit_test(commands),
+	    cmocka_unit_test(items),
+	    cmocka_unit_test(other_lines),
+	    cmocka_unit_test(bad_lines),
+	    cmocka_unit_test(sink_answers),
+	    cmocka_unit_test(hoppers_lines),
+	    cmocka_unit_test(commands),
+	    cmocka_unit_test(hello_and_ack_lists),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

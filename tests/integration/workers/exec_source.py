@@ -17,6 +17,10 @@ it:
   BAD=1          writes lines that break the contract among its items
   FAIL=ID,ID     those items' payloads ask the fake worker to fail
   SLOW=SECS      every payload asks the fake worker to sleep that long
+  ACK_LISTS=1    says {"hello": {"ack_lists": true}} first when hopper
+                 offers it in HOPPER_FEATURES, and takes {"ack": [ids]}
+Each ack line is also counted in DIR/ack_forms: "one" for {"ack": "ID"},
+"list N" for a list of N ids, so that a test sees which form came.
 """
 import json
 import os
@@ -34,6 +38,9 @@ def main():
     bad = os.environ.get("BAD") == "1"
     fail = set(filter(None, os.environ.get("FAIL", "").split(",")))
     slow = float(os.environ.get("SLOW", "0"))
+    ack_lists = os.environ.get("ACK_LISTS") == "1" and "ack_lists" in \
+        os.environ.get("HOPPER_FEATURES", "").split()
+    forms = open(os.path.join(d, "ack_forms"), "a")
     attempts = {}
     stopping = []
     with open(os.path.join(d, "pid"), "w") as f:
@@ -73,10 +80,25 @@ def main():
                 credit_seen += msg["credit"]
                 continue
             kind = next(iter(msg))
+            if kind == "ack":
+                ids = msg["ack"]
+                if isinstance(ids, list):
+                    forms.write("list %d\n" % len(ids))
+                else:
+                    forms.write("one\n")
+                    ids = [ids]
+                forms.flush()
+                for i in ids:
+                    log.write("ack %s\n" % i)
+                    outstanding.discard(i)
+                    donef.write(i + "\n")
+                log.flush()
+                donef.flush()
+                continue
             log.write("%s %s\n" % (kind, msg[kind]))
             log.flush()
             outstanding.discard(msg[kind])
-            if kind in ("ack", "dead"):
+            if kind == "dead":
                 donef.write(msg[kind] + "\n")
                 donef.flush()
             elif kind == "nack":
@@ -109,6 +131,8 @@ def main():
             out.flush()
             os.kill(os.getpid(), signal.SIGKILL)
 
+    if ack_lists:
+        out.write(b'{"hello":{"ack_lists":true}}\n')
     if flood:
         # Everything at once, whatever the credit; between writes, what
         # hopper sent is read, so the credit seen is up to date.
