@@ -9,6 +9,12 @@ and skipped when the program starts again, so a restart gives only what is
 not finished (at least once). A nacked item is given again when it is due;
 {"end": true} goes once every line has been acknowledged or declared dead.
 Standard library only; the contract is sources/PROTOCOL.md.
+
+Written for speed as much as for reading: items go out in batches, one
+write each (whatever PYTHONUNBUFFERED says), their lines are formatted
+without a JSON encoder (the id is a number, the payload a line of JSON
+already), and when hopper offers it (HOPPER_FEATURES) the program asks for
+acknowledgements in lists, {"ack": ["17", "18", ...]}, read with one split.
 """
 import heapq
 import json
@@ -16,6 +22,9 @@ import os
 import select
 import sys
 import time
+from itertools import islice
+
+BATCH = 4096  # lines read and items written at a time, at most
 
 
 def now_ms():
@@ -32,55 +41,73 @@ def main():
     done = set()
     if state and os.path.exists(state):
         with open(state) as f:
-            done = {line.strip() for line in f if line.strip()}
+            done = {int(line) for line in f if line.strip().isdigit()}
     log = open(state, "a") if state else None
 
     lines = open(args[0], "rb")
     lineno = 0
     credit = 0
-    outstanding = {}  # id -> payload bytes, given and not finished
+    outstanding = {}  # id (int) -> payload bytes, given and not finished
     due = []  # (when, id, payload): nacked, to be given again
+    attempts = {}  # id -> attempts made, for items nacked before
     stopping = False  # hopper released an item: the run is ending
     ended = False
-    out = sys.stdout.buffer
     pending = b""
+    out = []  # lines to write, joined into one write
 
-    attempts = {}  # id -> attempts made, for items nacked before
+    if "ack_lists" in os.environ.get("HOPPER_FEATURES", "").split():
+        out.append(b'{"hello":{"ack_lists":true}}\n')
 
-    def give(item_id, payload):
-        made = attempts.get(item_id) if attempts else None
-        extra = b',"attempts":%d' % made if made else b""
-        out.write(b'{"id":"%s","payload":%s%s}\n'
-                  % (item_id.encode(), payload, extra))
-        outstanding[item_id] = payload
+    def finish(ids):
+        """Forgets the items hopper acknowledged or declared dead."""
+        pop = outstanding.pop
+        for item_id in ids:
+            pop(item_id, None)
+        if attempts:
+            for item_id in ids:
+                attempts.pop(item_id, None)
+        if log:
+            log.writelines("%d\n" % i for i in ids)
 
     while True:
         # Give what the credit allows: what is due again, then new lines.
-        t = now_ms()
-        while credit > 0 and not stopping:
-            if due and due[0][0] <= t:
+        if due and credit > 0 and not stopping:
+            t = now_ms()
+            while due and credit > 0 and due[0][0] <= t:
                 _, item_id, payload = heapq.heappop(due)
-                give(item_id, payload)
-            elif lines:
-                raw = lines.readline()
-                if not raw:
-                    lines.close()
-                    lines = None
-                    continue
-                lineno += 1
-                raw = raw.strip()
-                item_id = str(lineno)
-                if not raw or item_id in done:
-                    continue
-                give(item_id, raw)
-            else:
+                out.append(b'{"id":"%d","payload":%s,"attempts":%d}\n'
+                           % (item_id, payload, attempts.get(item_id, 0)))
+                outstanding[item_id] = payload
+                credit -= 1
+        while lines and credit > 0 and not stopping:
+            chunk = [raw.strip()
+                     for raw in islice(lines, min(credit, BATCH))]
+            if not chunk:
+                lines.close()
+                lines = None
                 break
-            credit -= 1
+            first = lineno + 1
+            lineno += len(chunk)
+            if b"" in chunk or done:
+                # Blank lines, or lines done in an earlier run: skipped,
+                # their numbers kept.
+                given = [(i, raw) for i, raw in enumerate(chunk, first)
+                         if raw and i not in done]
+            else:
+                given = list(zip(range(first, lineno + 1), chunk))
+            outstanding.update(given)
+            out.extend([b'{"id":"%d","payload":%s}\n' % g for g in given])
+            credit -= len(given)
         if not lines and not outstanding and not due and not ended \
                 and not stopping:
-            out.write(b'{"end":true}\n')
+            out.append(b'{"end":true}\n')
             ended = True
-        out.flush()
+        if out:
+            data = b"".join(out)
+            out.clear()
+            view = memoryview(data)
+            while view:
+                view = view[os.write(1, view):]
 
         wait = None
         if due and credit > 0:
@@ -96,16 +123,14 @@ def main():
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for line in complete:
+            # The common lines, read without a JSON parser: ids here are
+            # line numbers, with nothing to escape.
+            if line.startswith(b'{"ack":["') and line.endswith(b'"]}'):
+                finish([int(i) for i in line[9:-3].split(b'","')])
+                continue
             if line.startswith(b'{"ack":"') and line.endswith(b'"}') \
                     and b"\\" not in line:
-                # The common line, read without a JSON parser: ids here
-                # are line numbers, with nothing to escape.
-                item_id = line[8:-2].decode()
-                outstanding.pop(item_id, None)
-                if attempts:
-                    attempts.pop(item_id, None)
-                if log:
-                    log.write(item_id + "\n")
+                finish((int(line[8:-2]),))
                 continue
             if not line.strip():
                 continue
@@ -113,21 +138,20 @@ def main():
             if "credit" in msg:
                 credit += msg["credit"]
             elif "ack" in msg or "dead" in msg:
-                item_id = msg.get("ack", msg.get("dead"))
-                outstanding.pop(item_id, None)
-                attempts.pop(item_id, None)
-                if log:
-                    log.write(item_id + "\n")
+                ids = msg.get("ack", msg.get("dead"))
+                ids = ids if isinstance(ids, list) else [ids]
+                finish([int(i) for i in ids if str(i).isdigit()])
             elif "nack" in msg:
-                payload = outstanding.pop(msg["nack"], None)
+                item_id = int(msg["nack"]) if msg["nack"].isdigit() else 0
+                payload = outstanding.pop(item_id, None)
                 if payload is not None:
-                    attempts[msg["nack"]] = msg["attempts"]
-                    heapq.heappush(due, (msg["retry_at"], msg["nack"],
-                                         payload))
+                    attempts[item_id] = msg["attempts"]
+                    heapq.heappush(due, (msg["retry_at"], item_id, payload))
             elif "release" in msg:
                 # The run stops: give nothing more; not done, so the next
                 # run gives it again.
-                outstanding.pop(msg["release"], None)
+                if msg["release"].isdigit():
+                    outstanding.pop(int(msg["release"]), None)
                 stopping = True
 
 
