@@ -308,6 +308,29 @@ def test_the_file_source_example_in_a_pipeline_file(tmp):
     assert len((tmp / "state").read_text().split()) == 30
 
 
+def test_the_file_source_example_retries_skips_and_remembers(tmp):
+    # Blank lines are skipped with their numbers; a failed item comes back
+    # with its attempts and dies; a second run gives nothing finished.
+    src = tmp / "in.jsonl"
+    src.write_text('{"n":1}\n\n{"do":"fail"}\n   \n{"n":5}\n{"n":6}\n')
+    spec = f"exec:{PY} {EXAMPLES / 'file_source.py'} --state " \
+        f"{tmp / 'state'} {src}"
+    code, out, err = hopper("run", "-s", spec, "--attempts", "2",
+                            "--backoff", "0.05",
+                            "-o", f"jsonl:{tmp / 'out.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code != 0 and "3 done, 1 dead, 1 retried" in err, err
+    rows = read_jsonl((tmp / "out.jsonl").read_text())
+    assert sorted((r["id"], r["ok"], r["attempts"]) for r in rows) == [
+        ("1", True, 1), ("3", False, 2), ("5", True, 1), ("6", True, 1)]
+    assert sorted((tmp / "state").read_text().split()) == \
+        ["1", "3", "5", "6"]
+    code, out, err = hopper("run", "-s", spec,
+                            "-o", f"jsonl:{tmp / 'out2.jsonl'}", "--",
+                            *FAKE, env=clean_env())
+    assert code == 0 and "0 done, 0 dead" in err, err
+
+
 def test_the_go_file_source_example(tmp):
     go = shutil.which("go")
     if not go:
