@@ -98,6 +98,8 @@ void hop_source_free(struct hop_source *src)
 {
 	if (!src)
 		return;
+	if (src->ops->forget && src->ctx)
+		src->ops->forget(src);
 	hop_driver_free_ctx(src->ops->options, src->ctx);
 	free(src->label);
 	free(src);

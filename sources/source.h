@@ -113,6 +113,10 @@ struct hop_source_ops {
 	 * the item where the dead-letter place will keep it (the dir source's
 	 * file leaves processing for failed). */
 	void (*dying)(struct hop_source *src, struct hop_item *it);
+	/* Optional. The source is being freed, opened or not (after close when
+	 * it was): lets go of what it made outside open, such as a
+	 * transaction a sink joined before the source was opened. */
+	void (*forget)(struct hop_source *src);
 	/* The run stops before the item finished: hand it back so that the next
 	 * run gets it again. Not a failed attempt. */
 	int (*release)(struct hop_source *src, struct hop_item *it);

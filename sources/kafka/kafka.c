@@ -1941,6 +1941,22 @@ static void *kafka_transaction(struct hop_source *src, const char *kind)
 	return c->txn;
 }
 
+/* A sink may have joined the source's transaction before the source was
+ * opened, and the run may end before it is: what close would have let go
+ * of goes here. After close, nothing is left. */
+static void kafka_forget(struct hop_source *src)
+{
+	struct ksrc *c = src->ctx;
+	if (c->txn) {
+		c->txn->owner = NULL;
+		hop_kafka_txn_put(c->txn);
+		c->txn = NULL;
+	}
+	free(c->brokers);
+	free(c->topic);
+	c->brokers = c->topic = NULL;
+}
+
 /* ---- dead letters, for hopper dead (kdead.h) ---- */
 
 static int kafka_dead_open(struct hop_source *src)
@@ -2009,6 +2025,7 @@ const struct hop_source_ops hop_src_kafka = {
     .edge_defaults = kafka_edge_defaults,
     .dead_live = true,
     .release = kafka_release,
+    .forget = kafka_forget,
     .depth = kafka_depth,
     .exhausted = kafka_exhausted,
     .close = kafka_close,
