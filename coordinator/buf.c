@@ -45,7 +45,8 @@ int hop_buf_append(struct hop_buf *b, const void *p, size_t n)
 	int rc = hop_buf_reserve(b, n);
 	if (rc)
 		return rc;
-	memcpy(b->data + b->end, p, n);
+	if (n) /* p may be NULL for nothing: an empty ${VAR:-} */
+		memcpy(b->data + b->end, p, n);
 	b->end += n;
 	return 0;
 }
