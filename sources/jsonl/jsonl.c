@@ -135,18 +135,26 @@ static int jsonl_open(struct hop_source *src)
 	return 0;
 }
 
-/* Builds the item's id from its line: the configured field, else the line
- * number. Returns NULL (and fills err) when the field is missing. */
+/* Writes n, not negative, in decimal at the end of buf, which holds 24
+ * bytes; returns where its digits start. No printf: it runs per line. */
+static char *line_number(char buf[24], long n)
+{
+	char *p = buf + 24;
+	do {
+		*--p = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	return p;
+}
+
+/* Builds the item's id from its line: the configured field. Returns NULL
+ * (and fills err) when the field is missing. */
 static char *line_id(struct jsonl_src *c, const char *line, size_t len,
 		     char *err, size_t errlen)
 {
 	struct hop_json_member m[64];
 	char num[32];
 
-	if (!c->id_key) {
-		snprintf(num, sizeof(num), "%ld", c->lineno);
-		return strdup(num);
-	}
 	int n = hop_json_members(line, len, m, 64);
 	const struct hop_json_member *f =
 	    n > 0 ? hop_json_get(m, n > 64 ? 64 : n, c->id_key) : NULL;
@@ -199,11 +207,24 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 			 v ? 0 : jerr.column);
 		return invalid_item(c, why);
 	}
+	bool cr = memchr(line, '\r', len) != NULL;
+	if (!c->id_key && !cr) {
+		/* The usual case: one allocation, id and payload in it. */
+		char num[24], *id = line_number(num, c->lineno);
+		return hop_item_new_block(id, (size_t)(num + 24 - id), line,
+					  len, 0);
+	}
 	why[0] = '\0';
-	char *id = line_id(c, line, len, why, sizeof(why));
+	char *id;
+	if (c->id_key) {
+		id = line_id(c, line, len, why, sizeof(why));
+	} else {
+		char num[24], *n = line_number(num, c->lineno);
+		id = strndup(n, (size_t)(num + 24 - n));
+	}
 	if (!id)
 		return why[0] ? invalid_item(c, why) : NULL;
-	if (memchr(line, '\r', len)) {
+	if (cr) {
 		/* A bare CR is JSON white space, but a line-based worker may
 		 * take it for a line end: such a payload is passed on
 		 * compacted. */
@@ -213,7 +234,9 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 		if (compact)
 			return hop_item_new(id, compact, strlen(compact));
 	}
-	return hop_item_new(id, strndup(line, len), len);
+	struct hop_item *it = hop_item_new_block(id, strlen(id), line, len, 0);
+	free(id);
+	return it;
 }
 
 static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
