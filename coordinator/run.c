@@ -1323,6 +1323,7 @@ struct window {
 	int stage;
 	const char *what; /* "its reduce result": for the roots' error */
 	struct fold_window *folds; /* a reducer worker's, freed with it */
+	struct hop_held held;	   /* more roots, kept in short */
 };
 
 static bool upstream_done(const struct run *r, const struct hop_stage *st);
@@ -1700,6 +1701,173 @@ static int hold_root(struct hop_stage *st, struct hop_item *root)
 	root->pending++;
 	root->holds++;
 	return 0;
+}
+
+/* Roots held in short. A root folded into a built-in reduce whose tree
+ * has nothing else at work or unwritten waits for the window's result as
+ * a record: its id, its payload (for its dead letter, should the result
+ * never be written), its attempts and its source; the item is freed. A
+ * million items behind one result so keep a few dozen bytes each rather
+ * than an item's few hundred, and the run makes no new page for each.
+ * Only a root its source keeps nothing on (src_data NULL: its ack, dead
+ * and release read the id and the payload) is kept so; the others stay
+ * whole in st->holds. */
+struct held_chunk {
+	struct held_chunk *next;
+	size_t used, cap;
+	char data[];
+};
+
+struct held_rec {
+	uint32_t id_len, payload_len;
+	int32_t attempt;
+	int16_t feed;
+	/* then the id and the payload, each with its NUL */
+};
+
+#define HELD_CHUNK_MIN 4096
+#define HELD_CHUNK_MAX ((size_t)1 << 20)
+
+static size_t held_size(const struct held_rec *rec)
+{
+	return (sizeof(*rec) + rec->id_len + 1 + rec->payload_len + 1 + 7) &
+	       ~(size_t)7;
+}
+
+/* Whether root, whose item st folded in and holds, can wait for st's
+ * result as a record: nothing else of its tree waits, its source keeps
+ * nothing on it, and st is not a time window (whose panes keep their
+ * roots whole). */
+static bool heldable(const struct hop_stage *st, const struct hop_item *root)
+{
+	return !st->tumbler && root->feed >= 0 && root->pending == 1 &&
+	       root->holds == 1 && root->fate == FATE_ACK && !root->groups &&
+	       !root->src_data && root->payload_len < UINT32_MAX;
+}
+
+/* Appends root's record to h. Returns 0 or -ENOMEM. */
+static int held_add(struct hop_held *h, const struct hop_item *root)
+{
+	size_t id_len = strlen(root->id);
+	if (id_len >= UINT32_MAX)
+		return -ENOMEM;
+	struct held_rec rec = {(uint32_t)id_len, (uint32_t)root->payload_len,
+			       root->attempt, root->feed};
+	size_t need = held_size(&rec);
+	struct held_chunk *c = h->tail;
+
+	if (!c || c->cap - c->used < need) {
+		size_t cap = c ? 2 * c->cap : HELD_CHUNK_MIN;
+		if (cap > HELD_CHUNK_MAX)
+			cap = HELD_CHUNK_MAX;
+		if (cap < need)
+			cap = need;
+		if (!(c = malloc(sizeof(*c) + cap)))
+			return -ENOMEM;
+		c->next = NULL;
+		c->used = 0;
+		c->cap = cap;
+		if (h->tail)
+			h->tail->next = c;
+		else
+			h->head = c;
+		h->tail = c;
+	}
+	char *p = c->data + c->used;
+	memcpy(p, &rec, sizeof(rec));
+	memcpy(p + sizeof(rec), root->id, id_len + 1);
+	memcpy(p + sizeof(rec) + id_len + 1, root->payload, root->payload_len);
+	p[sizeof(rec) + id_len + 1 + root->payload_len] = '\0';
+	c->used += need;
+	h->n++;
+	return 0;
+}
+
+/* The root behind rec, as a stand-in item for its source's ops. */
+static struct hop_item held_root(const struct held_rec *rec)
+{
+	char *id = (char *)(rec + 1);
+	return (struct hop_item){.id = id,
+				 .payload = id + rec->id_len + 1,
+				 .payload_len = rec->payload_len,
+				 .attempt = rec->attempt,
+				 .feed = rec->feed,
+				 .ok = true,
+				 .fate = FATE_ACK,
+				 .one_block = true};
+}
+
+/* Visits every record of h in order: rec, in chunk c. */
+#define HELD_EACH(h, c, rec)                                                   \
+	for (struct held_chunk *c = (h)->head; c; c = c->next)                 \
+		for (const struct held_rec *rec = (const void *)c->data;       \
+		     (const char *)rec < c->data + c->used;                    \
+		     rec = (const void *)((const char *)rec + held_size(rec)))
+
+static void held_free(struct hop_held *h)
+{
+	struct held_chunk *c, *next;
+	for (c = h->head; c; c = next) {
+		next = c->next;
+		free(c);
+	}
+	*h = (struct hop_held){NULL, NULL, 0};
+}
+
+/* The window (or stage) holding h ended with fate, for st: its roots are
+ * acknowledged (once the journal has them), handed back, or dead with
+ * why, as unpend would end them whole. Empties h. */
+static void held_end(struct run *r, struct hop_held *h, enum fate fate,
+		     const struct hop_stage *st, const char *why)
+{
+	if (!h->n)
+		return;
+	if (fate == FATE_ACK && r->journal) {
+		HELD_EACH(h, c, rec)
+		{
+			struct hop_item t = held_root(rec);
+			journal_add(r, &t);
+		}
+		journal_sync(r);
+	}
+	HELD_EACH(h, c, rec)
+	{
+		struct hop_item t = held_root(rec), *it;
+		struct feed *f = &r->feeds[t.feed];
+		switch (fate) {
+		case FATE_ACK:
+			if (f->src->ops->ack(f->src, &t))
+				source_error(r, f, t.id);
+			r->stats.done++;
+			break;
+		case FATE_DEAD:
+			/* Its dead letter may have to wait: a whole item. */
+			it = hop_item_new_block(t.id, rec->id_len, t.payload,
+						t.payload_len, 0);
+			if (it && !(it->error = strdup(why))) {
+				hop_item_free(it);
+				it = NULL;
+			}
+			if (it) {
+				it->feed = t.feed;
+				it->attempt = t.attempt ? t.attempt : 1;
+				it->fate = FATE_DEAD;
+				it->died_in = (int16_t)(st->index + 1);
+				record_dead_root(r, it);
+				break;
+			}
+			hop_log_ev(HOP_ERROR, -1, t.id,
+				   "out of memory making its dead letter: "
+				   "handed back to its source");
+			/* fall through */
+		case FATE_RELEASE:
+			r->stats.released++;
+			if (f->src->ops->release(f->src, &t))
+				source_error(r, f, t.id);
+			break;
+		}
+	}
+	held_free(h);
 }
 
 /* A reducer worker (gather.h): a reduce stage with a command folds its
@@ -2426,6 +2594,11 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 	}
 	st->stats.done++;
 	end_work(r, it);
+	if (st->holds[st->nholds - 1] == root && heldable(st, root) &&
+	    !held_add(&st->held, root)) {
+		st->nholds--;
+		hop_item_free(root);
+	}
 	if (st->cfg->reduce->every &&
 	    hop_reducer_items(st->reducer) >= (uint64_t)st->cfg->reduce->every)
 		reduce_out(r, st);
@@ -2470,7 +2643,7 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 	char *name = NULL;
 	struct hop_item *anchor = NULL;
 
-	if (!nkeys && !st->nholds) {
+	if (!nkeys && !st->nholds && !st->held.n) {
 		free(w);
 		return;
 	}
@@ -2490,10 +2663,12 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 			release_work(r, h);
 		}
 		st->nholds = 0;
+		held_end(r, &st->held, FATE_RELEASE, st, NULL);
 		return;
 	}
-	*w = (struct window){st->holds, st->nholds, st->index,
-			     "its reduce result", NULL};
+	*w = (struct window){st->holds,		  st->nholds, st->index,
+			     "its reduce result", NULL,	      st->held};
+	st->held = (struct hop_held){NULL, NULL, 0};
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;
 	anchor->feed = -1;
@@ -2547,6 +2722,20 @@ static void window_done(struct run *r, struct hop_item *anchor)
 				h->attempt = 1;
 		}
 		unpend(r, h);
+	}
+	if (w->held.n) {
+		char *why = NULL;
+		if (anchor->fate == FATE_DEAD &&
+		    asprintf(&why, "stage %s: %s could not be written: %s",
+			     st->name, w->what,
+			     anchor->error ? anchor->error : "failed") < 0)
+			why = NULL;
+		held_end(r, &w->held,
+			 anchor->fate == FATE_DEAD && !why
+			     ? FATE_RELEASE
+			     : (enum fate)anchor->fate,
+			 st, why);
+		free(why);
 	}
 	free(w->roots);
 	fold_window_free(w->folds);
@@ -2645,6 +2834,7 @@ static void release_gathered(struct run *r)
 			h->holds--;
 			release_work(r, h);
 		}
+		held_end(r, &st->held, FATE_RELEASE, st, NULL);
 		hop_loop_cancel(r->loop, st->window_timer);
 		st->window_timer = 0;
 	}
@@ -3109,7 +3299,8 @@ static bool finished(const struct run *r)
 	bool idle = quiet(r);
 	for (int i = 0; idle && i < r->nstages; i++)
 		idle = !r->stages[i].ready.head && !r->stages[i].parts &&
-		       !r->stages[i].nholds && !r->stages[i].pane_holds;
+		       !r->stages[i].nholds && !r->stages[i].held.n &&
+		       !r->stages[i].pane_holds;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
 	return idle && !held_count(r) && exhausted(r);
@@ -3437,8 +3628,8 @@ static void refresh_stats(void *arg)
 		st->stats.depth = (int64_t)st->ready.len;
 		st->stats.held = (int64_t)st->routing.len;
 		st->stats.groups = (int64_t)st->ngroups;
-		st->stats.gathered =
-		    (int64_t)(st->parts + st->nholds + st->pane_holds);
+		st->stats.gathered = (int64_t)(st->parts + st->nholds +
+					       st->held.n + st->pane_holds);
 	}
 	/* What waits at a source waits for its first stage. */
 	for (int i = 0; i < r->nfeeds; i++) {

@@ -28,6 +28,14 @@ struct fold_window;
 struct hop_tumbler;
 struct time_pane;
 
+/* Roots kept in short: what acknowledging them needs, in a few chunks of
+ * records (run.c's). */
+struct held_chunk;
+struct hop_held {
+	struct held_chunk *head, *tail;
+	size_t n;
+};
+
 struct hop_stage {
 	const struct hop_stage_config *cfg; /* borrowed from the config */
 	void *run;     /* the run's, for the pool's callbacks */
@@ -67,6 +75,9 @@ struct hop_stage {
 	struct hop_reducer *reducer;
 	struct hop_item **holds;
 	size_t nholds, holds_cap;
+	/* Of those roots, the ones nothing else of whose tree waited: freed,
+	 * what their sources need to hear their end kept (run.c's). */
+	struct hop_held held;
 	bool reduced;	  /* the end's results are out */
 	uint64_t windows; /* results written so far, for their ids */
 	uint64_t window_timer;

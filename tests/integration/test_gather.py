@@ -5,9 +5,11 @@ folds items into exact results per key, and holds their source items until
 the result is written: a coordinator killed before that loses nothing."""
 import json
 import signal
+import subprocess
 
-from conftest import (PY, WORKERS, by_id, clean_env, hopper, read_jsonl,
-                      start, stderr_of, wait_for, write_jsonl)
+from conftest import (HOPPER, PY, WORKERS, by_id, clean_env, hopper,
+                      read_jsonl, start, stderr_of, stop, wait_for,
+                      write_jsonl)
 from test_stages import cmd, dead_letters, run_pipeline
 
 SPLIT_TAG_JOIN = {
@@ -228,6 +230,129 @@ def test_a_killed_run_acknowledged_nothing_the_reduce_had_not_written(tmp):
     res = {r["id"]: r["result"]["value"] for r in
            read_jsonl((tmp / "out.jsonl").read_text())}
     assert res == {f"g{k}": n // 4 for k in range(4)}
+
+
+# Source items folded into a built-in reduce, with nothing else of their
+# tree waiting, are kept in short until the result is written (their id
+# and payload): the guarantees hold for them as for whole items.
+
+def exec_source(n, d):
+    return {"type": "exec",
+            "command": f"{PY} {WORKERS / 'exec_source.py'} {n} {d}"}
+
+
+def said(d):
+    p = d / "acks.log"
+    words = p.read_text().split() if p.exists() else []
+    return list(zip(words[::2], words[1::2]))
+
+
+def test_a_stopped_reduce_acknowledges_its_written_windows_only(tmp):
+    """45 items in windows of 10: the source hears an ack for each of the
+    40 whose windows were written, and, once the run is stopped, has the
+    last 5 handed back, each once."""
+    n = 45
+    doc = {"source": exec_source(n, tmp),
+           "sinks": {"out": {"type": "jsonl",
+                             "path": str(tmp / "out.jsonl")}},
+           "stages": {"count": {"reduce": {"op": "count", "every": 10},
+                                "to": "out"}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    p = start("run", "-f", f, cwd=tmp, env=clean_env())
+    try:
+        wait_for(lambda: len([k for k, _ in said(tmp) if k == "ack"]) >= 40
+                 or p.poll() is not None, what="40 acknowledgements")
+        assert p.poll() is None, stderr_of(p)
+    finally:
+        stop(p)
+    assert p.returncode == 143, stderr_of(p)
+    out = read_jsonl((tmp / "out.jsonl").read_text())
+    assert [r["result"]["value"] for r in out] == [10] * 4
+    heard = said(tmp)
+    acks = sorted(int(i) for k, i in heard if k == "ack")
+    released = sorted(int(i) for k, i in heard if k == "release")
+    assert acks == list(range(1, 41)), heard
+    assert released == list(range(41, n + 1)), heard
+    assert len(heard) == n, heard
+
+
+def test_a_killed_reduce_journals_only_what_its_results_cover(tmp):
+    """Lines come on a pipe that stays open; once four windows of 10 are
+    written the coordinator is SIGKILLed: the journal records those 40
+    items and none of the 5 folded in after them, and a rerun with the
+    journal counts just those 5."""
+    lines = "".join(json.dumps({"n": i}) + "\n" for i in range(45))
+    (tmp / "in.jsonl").write_text(lines)
+    doc = {"source": "jsonl:-",
+           "sinks": {"out": {"type": "jsonl",
+                             "path": str(tmp / "out.jsonl")}},
+           "stages": {"count": {"reduce": {"op": "count", "every": 10},
+                                "to": "out"}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    journal = tmp / "journal"
+    errf = open(tmp / "first.err", "w+")
+    p = subprocess.Popen([HOPPER, "run", "-f", str(f), "--journal",
+                          str(journal)], stdin=subprocess.PIPE,
+                         stderr=errf, cwd=tmp, env=clean_env())
+    try:
+        p.stdin.write(lines.encode())
+        p.stdin.flush()
+
+        def journaled():
+            if not journal.exists():
+                return []
+            return [r["id"] for r in read_jsonl(journal.read_text())
+                    if r.get("outcome") == "done"]
+        wait_for(lambda: len(journaled()) >= 40 or p.poll() is not None,
+                 what="40 items journaled")
+        assert p.poll() is None, (tmp / "first.err").read_text()
+        p.kill()
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        errf.close()
+    assert sorted(journaled(), key=int) == [str(i) for i in range(1, 41)]
+    with open(tmp / "in.jsonl") as stdin:
+        r = subprocess.run([HOPPER, "run", "-f", str(f), "--journal",
+                            str(journal)], stdin=stdin, capture_output=True,
+                           text=True, cwd=tmp, env=clean_env(), timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "skipped 40 item(s)" in r.stderr, r.stderr
+    out = read_jsonl((tmp / "out.jsonl").read_text())
+    assert [x["result"]["value"] for x in out] == [10, 10, 10, 10, 5]
+    done = [x["id"] for x in read_jsonl(journal.read_text())
+            if x.get("outcome") == "done"]
+    assert sorted(done, key=int) == [str(i) for i in range(1, 46)]
+
+
+def test_a_result_refused_for_good_dead_letters_the_items_behind_it(tmp):
+    """The sink refuses one key's count for good: every source item behind
+    that window is dead, its dead letter naming the stage and holding its
+    payload, so that a retry can run it again."""
+    payloads = [{"g": f"g{i % 3}", "n": i} for i in range(12)]
+    doc = {"source": {"type": "jsonl",
+                      "path": str(write_jsonl(tmp / "in.jsonl", payloads)),
+                      "dead": str(tmp / "dead.jsonl")},
+           "sinks": {"out": {"type": "exec", "command":
+                             f"{PY} {WORKERS / 'exec_sink.py'} {tmp}"}},
+           "stages": {"count": {"reduce": {"op": "count", "by": "/g"},
+                                "to": "out"}}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("run", "-f", f, env=clean_env(REFUSE="g1"))
+    assert code == 3, err
+    dead = {d["id"]: d for d in dead_letters(tmp)}
+    assert sorted(dead, key=int) == [str(i) for i in range(1, 13)], err
+    for i, p in enumerate(payloads):
+        d = dead[str(i + 1)]
+        assert d["payload"] == p, d
+        assert d["stage"] == "count", d
+        assert "its reduce result could not be written" in d["error"], d
 
 
 def test_join_and_reduce_errors_name_the_file_line_and_stage(tmp):
