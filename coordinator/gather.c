@@ -401,8 +401,6 @@ int hop_reduce_check(const struct hop_reduce_config *c, bool worker, char *msg,
 static int pointer_span(const char *text, size_t len, const char *ptr,
 			const char **val, size_t *vlen)
 {
-	struct hop_json_member m[64];
-
 	while (ptr && *ptr == '/') {
 		const char *seg = ptr + 1;
 		const char *end = strchr(seg, '/');
@@ -414,22 +412,13 @@ static int pointer_span(const char *text, size_t len, const char *ptr,
 			text++, len--;
 		if (len && *text == '[')
 			return -1;
-		int k = hop_json_members(text, len, m, 64);
-		if (k < 0)
+		struct hop_json_member hit = {seg, slen, NULL, 0};
+		if (hop_json_find(text, len, &hit) <= 0)
 			return 0;
-		if (k > 64)
+		if (memchr(hit.key, '\\', hit.klen))
 			return -1;
-		const struct hop_json_member *hit = NULL;
-		for (int i = 0; i < k && !hit; i++)
-			if (m[i].klen == slen &&
-			    memcmp(m[i].key, seg, slen) == 0)
-				hit = &m[i];
-		if (!hit)
-			return 0;
-		if (memchr(hit->key, '\\', hit->klen))
-			return -1;
-		text = hit->val;
-		len = hit->vlen;
+		text = hit.val;
+		len = hit.vlen;
 		ptr = end;
 	}
 	*val = text;
@@ -1003,6 +992,7 @@ int64_t hop_tumbler_close_at(const struct hop_tumbler *t, int64_t w)
 
 struct acc {
 	char *key;
+	size_t klen;
 	uint64_t hash;
 	uint64_t count;	  /* items folded in */
 	double sum;	  /* sum and mean */
@@ -1065,7 +1055,7 @@ static struct acc *find(struct hop_reducer *rd, const char *key, size_t len)
 	size_t s = h & (rd->nslots - 1);
 	for (; rd->slots[s]; s = (s + 1) & (rd->nslots - 1)) {
 		struct acc *a = &rd->accs[rd->slots[s] - 1];
-		if (a->hash == h && strlen(a->key) == len &&
+		if (a->hash == h && a->klen == len &&
 		    memcmp(a->key, key, len) == 0)
 			return a;
 	}
@@ -1079,6 +1069,7 @@ static struct acc *find(struct hop_reducer *rd, const char *key, size_t len)
 	}
 	struct acc *a = &rd->accs[rd->n];
 	*a = (struct acc){.key = strndup(key, len),
+			  .klen = len,
 			  .hash = h,
 			  .min = INFINITY,
 			  .max = -INFINITY};

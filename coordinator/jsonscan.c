@@ -60,11 +60,24 @@ static bool utf8_seq(struct cur *c)
 	return true;
 }
 
+/* A byte that stands for itself in a string: printable ASCII but the
+ * quote and the backslash. */
+static inline bool plain(unsigned char ch)
+{
+	return ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\';
+}
+
 static bool string(struct cur *c)
 {
 	c->p++; /* the opening quote */
 	while (c->p < c->end) {
 		unsigned char ch = (unsigned char)*c->p;
+		if (plain(ch)) {
+			c->p++;
+			while (c->p < c->end && plain((unsigned char)*c->p))
+				c->p++;
+			continue;
+		}
 		if (ch == '"') {
 			c->p++;
 			return true;
@@ -136,8 +149,11 @@ static bool literal(struct cur *c, const char *word)
 
 static bool value(struct cur *c);
 
-/* Parses an object; when m is given, records up to max members in it. */
-static int object(struct cur *c, struct hop_json_member *m, int max)
+/* Parses an object; when m is given, records up to max members in it.
+ * With want (want->key, want->klen), stops at the first member whose raw
+ * key is that: fills want's value and answers its index. */
+static int object(struct cur *c, struct hop_json_member *m, int max,
+		  struct hop_json_member *want)
 {
 	int n = 0;
 	c->p++;
@@ -165,6 +181,13 @@ static int object(struct cur *c, struct hop_json_member *m, int max)
 		if (m && n < max)
 			m[n] = (struct hop_json_member){k + 1, klen, v,
 							(size_t)(c->p - v)};
+		if (want && want->klen == klen &&
+		    memcmp(want->key, k + 1, klen) == 0) {
+			want->key = k + 1;
+			want->val = v;
+			want->vlen = (size_t)(c->p - v);
+			return n;
+		}
 		n++;
 		ws(c);
 		if (c->p < c->end && *c->p == ',') {
@@ -216,7 +239,7 @@ static bool value(struct cur *c)
 	case '[':
 		if (++c->depth > MAX_DEPTH)
 			return false;
-		ok = *c->p == '{' ? object(c, NULL, 0) >= 0 : array(c);
+		ok = *c->p == '{' ? object(c, NULL, 0, NULL) >= 0 : array(c);
 		c->depth--;
 		return ok;
 	case 't':
@@ -248,11 +271,29 @@ int hop_json_members(const char *text, size_t len, struct hop_json_member *m,
 	ws(&c);
 	if (c.p >= c.end || *c.p != '{')
 		return -1;
-	int n = object(&c, m, max);
+	int n = object(&c, m, max, NULL);
 	if (n < 0)
 		return -1;
 	ws(&c);
 	return c.p == c.end ? n : -1;
+}
+
+int hop_json_find(const char *text, size_t len, struct hop_json_member *m)
+{
+	struct cur c = {text, text + len, 1};
+	struct hop_json_member want = *m;
+	ws(&c);
+	if (c.p >= c.end || *c.p != '{')
+		return -1;
+	int n = object(&c, NULL, 0, &want);
+	if (n < 0)
+		return -1;
+	if (want.val) {
+		*m = want;
+		return 1;
+	}
+	ws(&c);
+	return c.p == c.end ? 0 : -1;
 }
 
 const struct hop_json_member *hop_json_get(const struct hop_json_member *m,

@@ -29,6 +29,14 @@ struct hop_json_member {
 int hop_json_members(const char *text, size_t len, struct hop_json_member *m,
 		     int max);
 
+/* Finds the first member of the top-level object in text whose raw key
+ * (quotes excluded) is m->key, m->klen bytes, m->val NULL. Returns 1 with
+ * m filled (m->key then points into text), 0 when the object has no such
+ * member, -1 when text is not one valid JSON object. What follows the
+ * member found is not read: for a text known to be valid, a key near the
+ * start costs only the bytes before it. */
+int hop_json_find(const char *text, size_t len, struct hop_json_member *m);
+
 /* Finds key among members; NULL when absent. */
 const struct hop_json_member *hop_json_get(const struct hop_json_member *m,
 					   int n, const char *key);

@@ -1764,9 +1764,9 @@ static int held_add(struct hop_held *h, const struct hop_item *root)
 			cap = need;
 		if (!(c = malloc(sizeof(*c) + cap)))
 			return -ENOMEM;
+		c->cap = cap;
 		c->next = NULL;
 		c->used = 0;
-		c->cap = cap;
 		if (h->tail)
 			h->tail->next = c;
 		else
@@ -1783,18 +1783,15 @@ static int held_add(struct hop_held *h, const struct hop_item *root)
 	return 0;
 }
 
-/* The root behind rec, as a stand-in item for its source's ops. */
-static struct hop_item held_root(const struct held_rec *rec)
+/* The root behind rec, in t: a stand-in item for its source's ops, made
+ * once (zeroed, ok, fate FATE_ACK, one_block) for all the records. */
+static void held_root(const struct held_rec *rec, struct hop_item *t)
 {
-	char *id = (char *)(rec + 1);
-	return (struct hop_item){.id = id,
-				 .payload = id + rec->id_len + 1,
-				 .payload_len = rec->payload_len,
-				 .attempt = rec->attempt,
-				 .feed = rec->feed,
-				 .ok = true,
-				 .fate = FATE_ACK,
-				 .one_block = true};
+	t->id = (char *)(rec + 1);
+	t->payload = t->id + rec->id_len + 1;
+	t->payload_len = rec->payload_len;
+	t->attempt = rec->attempt;
+	t->feed = rec->feed;
 }
 
 /* Visits every record of h in order: rec, in chunk c. */
@@ -1820,19 +1817,22 @@ static void held_free(struct hop_held *h)
 static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 		     const struct hop_stage *st, const char *why)
 {
+	struct hop_item t = {.ok = true, .fate = FATE_ACK, .one_block = true};
+
 	if (!h->n)
 		return;
 	if (fate == FATE_ACK && r->journal) {
 		HELD_EACH(h, c, rec)
 		{
-			struct hop_item t = held_root(rec);
+			held_root(rec, &t);
 			journal_add(r, &t);
 		}
 		journal_sync(r);
 	}
 	HELD_EACH(h, c, rec)
 	{
-		struct hop_item t = held_root(rec), *it;
+		struct hop_item *it;
+		held_root(rec, &t);
 		struct feed *f = &r->feeds[t.feed];
 		switch (fate) {
 		case FATE_ACK:

@@ -122,12 +122,52 @@ static void members_are_spans(void **state)
 	assert_int_equal(hop_json_members("{\"a\":1", 6, m, 4), -1);
 }
 
+static void find_stops_at_the_first_match(void **state)
+{
+	const char *s = " {\"k\" : \"key7\", \"n\": [1, {\"k\": 2}], "
+			"\"k\": 3, \"z\": null } ";
+	struct hop_json_member m = {"k", 1, NULL, 0};
+	assert_int_equal(hop_json_find(s, strlen(s), &m), 1);
+	assert_int_equal(m.vlen, 6);
+	assert_memory_equal(m.val, "\"key7\"", 6);
+	assert_memory_equal(m.key, "k\"", 2); /* points into s */
+	m = (struct hop_json_member){"z", 1, NULL, 0};
+	assert_int_equal(hop_json_find(s, strlen(s), &m), 1);
+	assert_memory_equal(m.val, "null", 4);
+	/* Absent: the whole object read, and valid. */
+	m = (struct hop_json_member){"x", 1, NULL, 0};
+	assert_int_equal(hop_json_find(s, strlen(s), &m), 0);
+	assert_null(m.val);
+	/* Nested keys are not top-level members; a key longer or shorter
+	 * than one present does not match it. */
+	m = (struct hop_json_member){"kk", 2, NULL, 0};
+	assert_int_equal(hop_json_find(s, strlen(s), &m), 0);
+	/* Not an object, or broken before the key: -1. */
+	m = (struct hop_json_member){"k", 1, NULL, 0};
+	assert_int_equal(hop_json_find("[1]", 3, &m), -1);
+	assert_int_equal(hop_json_find("{\"a\":tru, \"k\": 1}", 17, &m), -1);
+	assert_int_equal(hop_json_find("{\"a\":1", 6, &m), -1);
+	assert_int_equal(hop_json_find("{\"a\":1} x", 10, &m), -1);
+	/* Many members: no limit on how far the key is. */
+	char big[4096];
+	size_t len = 0;
+	big[len++] = '{';
+	for (int i = 0; i < 200; i++)
+		len += (size_t)snprintf(big + len, sizeof(big) - len,
+					"\"m%d\":%d,", i, i);
+	len += (size_t)snprintf(big + len, sizeof(big) - len, "\"k\":\"far\"}");
+	m = (struct hop_json_member){"k", 1, NULL, 0};
+	assert_int_equal(hop_json_find(big, len, &m), 1);
+	assert_memory_equal(m.val, "\"far\"", 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(agrees_with_jansson_on_cases),
 	    cmocka_unit_test(agrees_with_jansson_on_mutations),
 	    cmocka_unit_test(members_are_spans),
+	    cmocka_unit_test(find_stops_at_the_first_match),
 	};
 	return cmocka_run_group_tests_name("jsonscan", tests, NULL, NULL);
 }
