@@ -1008,14 +1008,46 @@ struct hop_reducer {
 	uint32_t *slots; /* index + 1 into accs, 0 for empty */
 	size_t nslots;
 	uint64_t items;
+	/* by and field when each is one plain member name ("/codec"), found
+	 * straight away: the name, or NULL. */
+	const char *by_name, *field_name;
+	size_t by_len, field_len;
 };
+
+/* The member name of ptr when it is "/NAME" with nothing to unescape or
+ * walk further, else NULL. */
+static const char *plain_name(const char *ptr, size_t *len)
+{
+	if (!ptr || ptr[0] != '/' || strpbrk(ptr + 1, "/~\\"))
+		return NULL;
+	*len = strlen(ptr + 1);
+	return ptr + 1;
+}
 
 struct hop_reducer *hop_reducer_new(const struct hop_reduce_config *c)
 {
 	struct hop_reducer *rd = calloc(1, sizeof(*rd));
-	if (rd)
-		rd->cfg = c;
+	if (!rd)
+		return NULL;
+	rd->cfg = c;
+	rd->by_name = plain_name(c->by, &rd->by_len);
+	rd->field_name = plain_name(c->field, &rd->field_len);
 	return rd;
+}
+
+/* pointer_span, for ptr whose plain member name is name (NULL: none). */
+static int member_span(const char *text, size_t len, const char *ptr,
+		       const char *name, size_t nlen, const char **val,
+		       size_t *vlen)
+{
+	if (!name)
+		return pointer_span(text, len, ptr, val, vlen);
+	struct hop_json_member m = {name, nlen, NULL, 0};
+	if (hop_json_find(text, len, &m) <= 0)
+		return 0;
+	*val = m.val;
+	*vlen = m.vlen;
+	return 1;
 }
 
 static uint64_t hash_text(const char *k, size_t len)
@@ -1103,7 +1135,8 @@ static int key_of(const struct hop_reducer *rd, const char *payload, size_t len,
 		*klen = 0;
 		return 0;
 	}
-	int rc = pointer_span(payload, len, rd->cfg->by, &v, &vlen);
+	int rc = member_span(payload, len, rd->cfg->by, rd->by_name, rd->by_len,
+			     &v, &vlen);
 	if (rc > 0 && vlen >= 2 && v[0] == '"' &&
 	    hop_json_plain_string(v, vlen)) {
 		*key = v + 1;
@@ -1140,7 +1173,8 @@ int hop_reducer_add(struct hop_reducer *rd, const char *payload, size_t len,
 	int rc;
 
 	if (c->op != HOP_REDUCE_COUNT) {
-		rc = pointer_span(payload, len, c->field, &v, &vlen);
+		rc = member_span(payload, len, c->field, rd->field_name,
+				 rd->field_len, &v, &vlen);
 		if (rc < 0) {
 			bool missing;
 			vtext = hop_json_pointer_text(payload, len, c->field,
