@@ -444,7 +444,7 @@ static void ack_roots(struct run *r)
 	journal_sync(r);
 	while ((it = hop_queue_pop(&r->acking))) {
 		struct feed *f = &r->feeds[it->feed];
-		if (f->src->ops->ack(f->src, it))
+		if (f->src->ops->ack && f->src->ops->ack(f->src, it))
 			source_error(r, f, it->id);
 		r->stats.done++;
 		hop_item_free(it);
@@ -1836,7 +1836,7 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 		struct feed *f = &r->feeds[t.feed];
 		switch (fate) {
 		case FATE_ACK:
-			if (f->src->ops->ack(f->src, &t))
+			if (f->src->ops->ack && f->src->ops->ack(f->src, &t))
 				source_error(r, f, t.id);
 			r->stats.done++;
 			break;
@@ -3343,7 +3343,7 @@ static void skip_item(struct run *r, struct feed *f, struct hop_item *it)
 		r->skipped_dead++;
 	else
 		r->skipped++;
-	if (f->src->ops->ack(f->src, it))
+	if (f->src->ops->ack && f->src->ops->ack(f->src, it))
 		source_error(r, f, it->id);
 	if (r->stats.total > 0)
 		r->stats.total--; /* the progress line counts what is run */

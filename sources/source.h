@@ -76,7 +76,9 @@ struct hop_source_ops {
 	 * -errno; fewer items than asked (or none) is not an error: the source
 	 * calls hop_source_wake when it may have more. */
 	int (*fetch)(struct hop_source *src, struct hop_queue *out, size_t max);
-	/* The item's result is safe in the sink: forget the item for good. */
+	/* The item's result is safe in the sink: forget the item for good.
+	 * NULL when there is nothing to do (a file read once): a reduce then
+	 * ends the items behind its result with no call each. */
 	int (*ack)(struct hop_source *src, struct hop_item *it);
 	/* The item failed for good: put it in the dead-letter place with record
 	 * (a JSON object: id, error, attempts, stderr). Returns 0 once it is

@@ -4,8 +4,8 @@
  * so a file of millions of lines runs in constant memory. A line that is not
  * JSON, or is longer than the line limit, becomes an item that is dead at
  * once with an error naming the file and line; blank lines are skipped.
- * Acknowledging needs no bookkeeping, so ack is a no-op; dead items go to the
- * optional dead-letter file as well as to the sink.
+ * Acknowledging needs no bookkeeping, so there is no ack; dead items go to
+ * the optional dead-letter file as well as to the sink.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -291,11 +291,6 @@ static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
 	return 0;
 }
 
-static int jsonl_ack(struct hop_source *src, struct hop_item *it)
-{
-	return 0;
-}
-
 /* The dead letter's line for record, newline included, in *line (to
  * free): the record as it is, with "died" (now, ISO 8601 UTC, as hopper
  * dead list shows it) first when the record is an object without one.
@@ -480,7 +475,7 @@ const struct hop_source_ops hop_src_jsonl = {
     .ctx_size = sizeof(struct jsonl_src),
     .open = jsonl_open,
     .fetch = jsonl_fetch,
-    .ack = jsonl_ack,
+    .ack = NULL, /* nothing to forget */
     .dead = jsonl_dead,
     .dead_place = "the -S dead=FILE; retry writes the payloads as JSON "
 		  "lines to --to FILE (- for stdout), a new input to run; both "
