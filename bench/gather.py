@@ -135,8 +135,8 @@ def count_by_key(hopper, tmp, rounds):
               "items/s")
     print(f"  hopper against the faster peer: {statistics.median(ratios):.2f}"
           f" of its rate (goal: at least 1.00); hopper's peak RSS "
-          f"{statistics.median(mem):.0f} MB (the source items it holds "
-          "until the counts are written)")
+          f"{statistics.median(mem):.0f} MB (what it keeps of the source "
+          "items until the counts are written)")
     return best
 
 
