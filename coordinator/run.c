@@ -1718,11 +1718,14 @@ struct held_chunk {
 	char data[];
 };
 
+/* A record's head, then its id and its payload, each with its NUL; the
+ * records follow each other with no padding, their heads read with
+ * memcpy. */
 struct held_rec {
-	uint32_t id_len, payload_len;
-	int32_t attempt;
-	int16_t feed;
-	/* then the id and the payload, each with its NUL */
+	uint32_t payload_len;
+	uint16_t id_len;
+	uint8_t attempt;
+	uint8_t feed;
 };
 
 #define HELD_CHUNK_MIN 4096
@@ -1730,29 +1733,31 @@ struct held_rec {
 
 static size_t held_size(const struct held_rec *rec)
 {
-	return (sizeof(*rec) + rec->id_len + 1 + rec->payload_len + 1 + 7) &
-	       ~(size_t)7;
+	return sizeof(*rec) + rec->id_len + 1 + rec->payload_len + 1;
 }
 
 /* Whether root, whose item st folded in and holds, can wait for st's
  * result as a record: nothing else of its tree waits, its source keeps
- * nothing on it, and st is not a time window (whose panes keep their
- * roots whole). */
+ * nothing on it, it fits a record's head, and st is not a time window
+ * (whose panes keep their roots whole). */
 static bool heldable(const struct hop_stage *st, const struct hop_item *root)
 {
-	return !st->tumbler && root->feed >= 0 && root->pending == 1 &&
-	       root->holds == 1 && root->fate == FATE_ACK && !root->groups &&
-	       !root->src_data && root->payload_len < UINT32_MAX;
+	return !st->tumbler && root->feed >= 0 && root->feed <= UINT8_MAX &&
+	       root->pending == 1 && root->holds == 1 &&
+	       root->fate == FATE_ACK && !root->groups && !root->src_data &&
+	       root->attempt >= 0 && root->attempt <= UINT8_MAX &&
+	       root->payload_len < UINT32_MAX;
 }
 
-/* Appends root's record to h. Returns 0 or -ENOMEM. */
+/* Appends root's record to h. Returns 0, -E2BIG for an id too long for a
+ * record, or -ENOMEM. */
 static int held_add(struct hop_held *h, const struct hop_item *root)
 {
 	size_t id_len = strlen(root->id);
-	if (id_len >= UINT32_MAX)
-		return -ENOMEM;
-	struct held_rec rec = {(uint32_t)id_len, (uint32_t)root->payload_len,
-			       root->attempt, root->feed};
+	if (id_len > UINT16_MAX)
+		return -E2BIG;
+	struct held_rec rec = {(uint32_t)root->payload_len, (uint16_t)id_len,
+			       (uint8_t)root->attempt, (uint8_t)root->feed};
 	size_t need = held_size(&rec);
 	struct held_chunk *c = h->tail;
 
@@ -1783,23 +1788,27 @@ static int held_add(struct hop_held *h, const struct hop_item *root)
 	return 0;
 }
 
-/* The root behind rec, in t: a stand-in item for its source's ops, made
- * once (zeroed, ok, fate FATE_ACK, one_block) for all the records. */
-static void held_root(const struct held_rec *rec, struct hop_item *t)
+/* The root of the record at p, in t: a stand-in item for its source's
+ * ops, made once (zeroed, ok, fate FATE_ACK, one_block) for all the
+ * records; its head in *rec. */
+static void held_root(const char *p, struct hop_item *t, struct held_rec *rec)
 {
-	t->id = (char *)(rec + 1);
+	memcpy(rec, p, sizeof(*rec));
+	t->id = (char *)p + sizeof(*rec);
 	t->payload = t->id + rec->id_len + 1;
 	t->payload_len = rec->payload_len;
 	t->attempt = rec->attempt;
 	t->feed = rec->feed;
 }
 
-/* Visits every record of h in order: rec, in chunk c. */
-#define HELD_EACH(h, c, rec)                                                   \
+/* Visits every record of h in order: its head in rec and the stand-in t
+ * (held_root), from chunk c at p. */
+#define HELD_EACH(h, c, p, t, rec)                                             \
 	for (struct held_chunk *c = (h)->head; c; c = c->next)                 \
-		for (const struct held_rec *rec = (const void *)c->data;       \
-		     (const char *)rec < c->data + c->used;                    \
-		     rec = (const void *)((const char *)rec + held_size(rec)))
+		for (const char *p = c->data;                                  \
+		     p < c->data + c->used &&                                  \
+		     (held_root(p, &(t), &(rec)), true);                       \
+		     p += held_size(&(rec)))
 
 static void held_free(struct hop_held *h)
 {
@@ -1818,21 +1827,20 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 		     const struct hop_stage *st, const char *why)
 {
 	struct hop_item t = {.ok = true, .fate = FATE_ACK, .one_block = true};
+	struct held_rec rec;
 
 	if (!h->n)
 		return;
 	if (fate == FATE_ACK && r->journal) {
-		HELD_EACH(h, c, rec)
+		HELD_EACH(h, c, p, t, rec)
 		{
-			held_root(rec, &t);
 			journal_add(r, &t);
 		}
 		journal_sync(r);
 	}
-	HELD_EACH(h, c, rec)
+	HELD_EACH(h, c, p, t, rec)
 	{
 		struct hop_item *it;
-		held_root(rec, &t);
 		struct feed *f = &r->feeds[t.feed];
 		switch (fate) {
 		case FATE_ACK:
@@ -1842,7 +1850,7 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 			break;
 		case FATE_DEAD:
 			/* Its dead letter may have to wait: a whole item. */
-			it = hop_item_new_block(t.id, rec->id_len, t.payload,
+			it = hop_item_new_block(t.id, rec.id_len, t.payload,
 						t.payload_len, 0);
 			if (it && !(it->error = strdup(why))) {
 				hop_item_free(it);
