@@ -1233,6 +1233,31 @@ static void refuse_part(struct hop_stage *st, struct hop_item *it,
 		it->attempt = 1;
 }
 
+/* Ends part it that its group did not take: rc 1, a copy of a part it
+ * has (dropped), or below 0, no memory (handed back to its source).
+ * Returns false, doing nothing, when the group took it (rc 0). */
+static bool not_added(struct run *r, struct hop_stage *st, struct hop_item *it,
+		      int rc)
+{
+	if (rc == 1) {
+		st->stats.duplicates++;
+		hop_log_ev(HOP_DEBUG, -1, it->id,
+			   "stage %s: a part came twice: the copy is dropped",
+			   st->name);
+		end_work(r, it);
+		return true;
+	}
+	if (rc < 0) {
+		hop_log_ev(HOP_ERROR, -1, it->id,
+			   "stage %s: out of memory: the item goes back to "
+			   "its source",
+			   st->name);
+		release_work(r, it);
+		return true;
+	}
+	return false;
+}
+
 /* it reached join stage st: into its root's group there, or its key's. */
 static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
 		      const char *key)
@@ -1267,23 +1292,8 @@ static void join_part(struct run *r, struct hop_stage *st, struct hop_item *it,
 		item_dead(r, st, it);
 		return;
 	}
-	int rc = g ? hop_group_add(g, it) : -ENOMEM;
-	if (rc == 1) {
-		st->stats.duplicates++;
-		hop_log_ev(HOP_DEBUG, -1, it->id,
-			   "stage %s: a part came twice: the copy is dropped",
-			   st->name);
-		end_work(r, it);
+	if (not_added(r, st, it, g ? hop_group_add(g, it) : -ENOMEM))
 		return;
-	}
-	if (rc < 0) {
-		hop_log_ev(HOP_ERROR, -1, it->id,
-			   "stage %s: out of memory: the item goes back to "
-			   "its source",
-			   st->name);
-		release_work(r, it);
-		return;
-	}
 	st->parts++;
 	check_groups(r, root);
 }
@@ -1598,22 +1608,8 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 		return;
 	}
 	rc = g ? hop_group_add_seq(g, it, pi.seq) : -ENOMEM;
-	if (rc == 1) {
-		st->stats.duplicates++;
-		hop_log_ev(HOP_DEBUG, -1, it->id,
-			   "stage %s: a part came twice: the copy is dropped",
-			   st->name);
+	if (not_added(r, st, it, rc)) {
 		free(pi.key);
-		end_work(r, it);
-		return;
-	}
-	if (rc < 0) {
-		hop_log_ev(HOP_ERROR, -1, it->id,
-			   "stage %s: out of memory: the item goes back to "
-			   "its source",
-			   st->name);
-		free(pi.key);
-		release_work(r, it);
 		return;
 	}
 	st->parts++;

@@ -355,6 +355,23 @@ def test_a_result_refused_for_good_dead_letters_the_items_behind_it(tmp):
         assert "its reduce result could not be written" in d["error"], d
 
 
+def reduce_refused(tmp, reduce, command, words):
+    """hopper validate refuses a file whose stage 'sum' has this reduce
+    (and a command when asked), naming the file, the stage and words."""
+    stage = {"reduce": reduce, "to": "out"}
+    if command:
+        stage["command"] = cmd("x")
+    doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
+           "stages": {"first": {"command": cmd("a"), "to": "sum"},
+                      "sum": stage}}
+    f = tmp / "bad.json"
+    f.write_text(json.dumps(doc, indent=1))
+    code, _, err = hopper("validate", f)
+    assert code == 2, err
+    assert "bad.json:" in err and "stage 'sum'" in err, err
+    assert words in err, err
+
+
 def test_join_and_reduce_errors_name_the_file_line_and_stage(tmp):
     cases = [
         ({"op": "count"}, "command", "takes no 'command'"),
@@ -364,21 +381,11 @@ def test_join_and_reduce_errors_name_the_file_line_and_stage(tmp):
         ({"op": "count", "buckets": [1]}, None, "histogram only"),
     ]
     for reduce, extra, words in cases:
-        stage = {"reduce": reduce, "to": "out"}
-        if extra:
-            stage["command"] = cmd("x")
-        doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
-               "stages": {"first": {"command": cmd("a"), "to": "sum"},
-                          "sum": stage}}
-        f = tmp / "bad.json"
-        f.write_text(json.dumps(doc, indent=1))
-        code, _, err = hopper("validate", f)
-        assert code == 2, err
-        assert "bad.json:" in err and "stage 'sum'" in err, err
-        assert words in err, err
+        reduce_refused(tmp, reduce, bool(extra), words)
     doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
            "stages": {"first": {"command": cmd("a"), "to": "j"},
                       "j": {"join": {"on_part_dead": "ignore"}, "to": "out"}}}
+    f = tmp / "bad.json"
     f.write_text(json.dumps(doc, indent=1))
     code, _, err = hopper("validate", f)
     assert code == 2 and "on_part_dead" in err and "collect" in err, err

@@ -9,6 +9,7 @@ from collections import defaultdict
 
 from conftest import (PY, ROOT, WORKERS, clean_env, hopper, read_jsonl, start,
                       stderr_of, wait_for, write_jsonl)
+from test_gather import reduce_refused
 from test_stages import cmd, dead_letters
 
 EXAMPLE = [PY, str(ROOT / "worker" / "examples" / "python" / "reducer.py")]
@@ -173,18 +174,7 @@ def test_reducer_worker_options_are_checked(tmp):
              ({"op": "count", "batch": 3}, False, "'batch' and 'merge'"),
              ({"by": "/k"}, False, "no 'op'")]
     for reduce, command, words in cases:
-        stage = {"reduce": reduce, "to": "out"}
-        if command:
-            stage["command"] = cmd("x")
-        doc = {"source": "jsonl:-", "sinks": {"out": "jsonl:-"},
-               "stages": {"first": {"command": cmd("a"), "to": "sum"},
-                          "sum": stage}}
-        f = tmp / "bad.json"
-        f.write_text(json.dumps(doc, indent=1))
-        code, _, err = hopper("validate", f)
-        assert code == 2, err
-        assert "bad.json:" in err and "stage 'sum'" in err and words in err, \
-            err
+        reduce_refused(tmp, reduce, command, words)
 
 
 def test_graph_shows_a_reducer_worker(tmp):
