@@ -98,6 +98,10 @@ static const struct hop_option run_options[] = {
      "allow the console's actions (retry or discard a dead letter, pause "
      "or resume a stage, set its most workers) to requests that carry the "
      "token in this file; actions are off when unset"},
+    {"private", HOP_OPT_BOOL, "false", OFF(private_reads),
+     "with admin_token_file: the console's data (/api/...) and /status "
+     "answer only requests that carry the token too (/metrics, /healthz and "
+     "/readyz stay open)"},
     {"progress", HOP_OPT_BOOL, "true", OFF(progress),
      "a progress line on stderr when it is a terminal and the run is "
      "finite (--no-progress: none)"},
@@ -1339,6 +1343,13 @@ static int finish(struct hop_config *cfg, const struct origin *o,
 		blame(o, "listen", at, sizeof(at));
 		snprintf(err, errlen, "%s: %s",
 			 strstr(at, " (default)") ? "HOPPER_LISTEN" : at, at2);
+		return -EINVAL;
+	}
+	if (cfg->private_reads && !cfg->admin_token_file) {
+		snprintf(err, errlen,
+			 "%s: private reads need the admin token: give "
+			 "--admin-token-file FILE",
+			 blame(o, "private", at, sizeof(at)));
 		return -EINVAL;
 	}
 	if (cfg->admin_token_file && !cfg->listen) {

@@ -105,6 +105,7 @@ struct hop_config {
 	char *log_level;
 	char *listen;		/* HTTP address, NULL for none */
 	char *admin_token_file; /* the console's actions need its token */
+	bool private_reads; /* --private: reading the console needs it too */
 	bool progress;
 	char *halt;	    /* never, or (now|soon),fail=(N|P%) */
 	char *journal;	    /* the run journal, NULL for none */

@@ -761,6 +761,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 	}
 }
 
+/* The endpoints that stay open with --private: Prometheus's and the
+ * orchestrator's. */
+static bool is_probe(const char *url)
+{
+	return !strcmp(url, "/metrics") || !strcmp(url, "/healthz") ||
+	       !strcmp(url, "/readyz");
+}
+
 /* Routes a request, once its whole body (unwanted: every route takes its
  * arguments in the query) has come. */
 static enum MHD_Result route(struct req *q, const char *url, const char *method)
@@ -788,6 +796,12 @@ static enum MHD_Result route(struct req *q, const char *url, const char *method)
 				  method);
 	if (a)
 		return asset(c, a);
+	/* What a run does is private when asked: its data, not its health. */
+	if (h->view.cfg->private_reads && !is_probe(url) &&
+	    !hop_console_token_ok(h->console, token_of(c)))
+		return reply_text(c, MHD_HTTP_FORBIDDEN,
+				  "refused: %s admin token (--private)\n",
+				  token_of(c) ? "wrong" : "no");
 	if (!rt)
 		return start_job(q, HOP_JOB_LIST);
 	if (!rt->get)

@@ -57,8 +57,13 @@
     return sessionStorage.getItem("hopper-token") || "";
   }
 
+  // The token goes with reads too, for a run started with --private.
+  function auth() {
+    return token() ? { "X-Hopper-Token": token() } : {};
+  }
+
   async function getJSON(path) {
-    const r = await fetch(path, { cache: "no-store" });
+    const r = await fetch(path, { cache: "no-store", headers: auth() });
     if (!r.ok) throw new Error(path + ": " + r.status);
     return r.json();
   }
@@ -449,7 +454,8 @@
     }
     try {
       const q = new URLSearchParams({ source: deadSource, offset: deadOffset, limit: PAGE });
-      const r = await fetch("/api/dead?" + q.toString(), { cache: "no-store" });
+      const r = await fetch("/api/dead?" + q.toString(),
+                            { cache: "no-store", headers: auth() });
       const d = await r.json();
       if (!r.ok) { $("dead-range").textContent = d.error || String(r.status); return; }
       if (d.total && deadOffset >= d.total) {

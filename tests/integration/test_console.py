@@ -437,6 +437,32 @@ def test_actions_off_without_a_token_file(tmp):
         assert_clean(stderr_of(p))
 
 
+def test_private_reads_want_the_token_and_probes_stay_open(tmp):
+    p, inbox = run(tmp, "--private")
+    try:
+        port = port_of(p)
+        for path in ("/api/state", "/api/history", "/api/failures",
+                     "/api/dead", "/status"):
+            status, body = request(port, "GET", path)
+            assert status == 403 and "no admin token" in body, (path, body)
+            status, body = request(port, "GET", path,
+                                   {"X-Hopper-Token": "wrong-token-x"})
+            assert status == 403 and "wrong admin token" in body, body
+            status, body = request(port, "GET", path,
+                                   {"Authorization": f"Bearer {TOKEN}"})
+            assert status == 200, (path, body)
+        for path in ("/metrics", "/healthz", "/readyz", "/"):
+            status, body = request(port, "GET", path)
+            assert status == 200, (path, body)
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
+    from conftest import hopper
+    code, _, err = hopper("run", "-s", f"dir:{inbox}", "--listen",
+                          "127.0.0.1:0", "--private", "--", *WORKER)
+    assert code == 2 and "--admin-token-file" in err, err
+
+
 def test_ten_thousand_dead_letters_page_while_the_loop_answers(tmp, browser):
     failed = tmp / "in" / "failed"
     failed.mkdir(parents=True)
