@@ -1233,6 +1233,17 @@ static void refuse_part(struct hop_stage *st, struct hop_item *it,
 		it->attempt = 1;
 }
 
+/* it fails for good at join or reduce stage st, which runs no attempt of
+ * its own (its first counts as one): why says what is wrong with it. */
+static void gather_dead(struct run *r, struct hop_stage *st,
+			struct hop_item *it, const char *why)
+{
+	hop_item_fail(it, false, "stage %s: %s", st->name, why);
+	if (!it->attempt)
+		it->attempt = 1;
+	item_dead(r, st, it);
+}
+
 /* Ends part it that its group did not take: rc 1, a copy of a part it
  * has (dropped), or below 0, no memory (handed back to its source).
  * Returns false, doing nothing, when the group took it (rc 0). */
@@ -1564,10 +1575,7 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 	rc = hop_part_info(j, it->payload, it->payload_len, key, &pi, msg,
 			   sizeof(msg));
 	if (rc == -EINVAL) {
-		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
-		if (!it->attempt)
-			it->attempt = 1;
-		item_dead(r, st, it);
+		gather_dead(r, st, it, msg);
 		return;
 	}
 	if (!rc && hop_keyring_has(st->closed, pi.key)) {
@@ -2253,12 +2261,10 @@ static void fold_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 		key = hop_json_pointer_text(it->payload, it->payload_len, c->by,
 					    &missing);
 		if (!key && missing) {
-			hop_item_fail(it, false,
-				      "stage %s: no key at %s (\"by\")",
-				      st->name, c->by);
-			if (!it->attempt)
-				it->attempt = 1;
-			item_dead(r, st, it);
+			char why[300];
+			snprintf(why, sizeof(why), "no key at %s (\"by\")",
+				 c->by);
+			gather_dead(r, st, it, why);
 			return;
 		}
 	}
@@ -2499,10 +2505,7 @@ static void window_item(struct run *r, struct hop_stage *st,
 	char msg[300];
 
 	if (item_time(st, it, now, &t, msg, sizeof(msg))) {
-		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
-		if (!it->attempt)
-			it->attempt = 1;
-		item_dead(r, st, it);
+		gather_dead(r, st, it, msg);
 		return;
 	}
 	panes_close(r, st, hop_tumbler_advance(st->tumbler, now));
@@ -2580,10 +2583,7 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 	int rc = hop_reducer_add(st->reducer, it->payload, it->payload_len, msg,
 				 sizeof(msg));
 	if (rc == -EINVAL) {
-		hop_item_fail(it, false, "stage %s: %s", st->name, msg);
-		if (!it->attempt)
-			it->attempt = 1;
-		item_dead(r, st, it);
+		gather_dead(r, st, it, msg);
 		return;
 	}
 	if (!rc)

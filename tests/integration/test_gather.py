@@ -212,19 +212,7 @@ def test_a_killed_run_acknowledged_nothing_the_reduce_had_not_written(tmp):
     log = tmp / "log"
     p = start("run", "-f", f, cwd=tmp,
               env=clean_env(STAGE_LOG=log, STAGE_SLEEP_A="0.02"))
-    try:
-        wait_for(lambda: log.exists() and
-                 len(log.read_text().splitlines()) >= n // 2 or
-                 p.poll() is not None, what="half the items")
-        assert p.poll() is None, stderr_of(p)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert not (tmp / "out.jsonl").exists() or \
-        (tmp / "out.jsonl").read_text() == ""
+    kill_after(p, log, n // 2, "half the items", tmp)
     code, _, err = hopper("run", "-f", f, cwd=tmp)
     assert code == 0, err
     res = {r["id"]: r["result"]["value"] for r in
@@ -353,6 +341,24 @@ def test_a_result_refused_for_good_dead_letters_the_items_behind_it(tmp):
         assert d["payload"] == p, d
         assert d["stage"] == "count", d
         assert "its reduce result could not be written" in d["error"], d
+
+
+def kill_after(p, log, lines, what, tmp):
+    """SIGKILLs the run p once its workers' log has that many lines, and
+    checks that it wrote no result before it died."""
+    try:
+        wait_for(lambda: log.exists() and
+                 len(log.read_text().splitlines()) >= lines or
+                 p.poll() is not None, what=what)
+        assert p.poll() is None, stderr_of(p)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert not (tmp / "out.jsonl").exists() or \
+        (tmp / "out.jsonl").read_text() == ""
 
 
 def reduce_refused(tmp, reduce, command, words):

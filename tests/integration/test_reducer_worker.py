@@ -4,12 +4,11 @@ accumulator out), one after another per key, or side by side with merges
 of two accumulators (a tree). The source items behind a result are
 acknowledged only once it is written."""
 import json
-import signal
 from collections import defaultdict
 
 from conftest import (PY, ROOT, WORKERS, clean_env, hopper, read_jsonl, start,
-                      stderr_of, wait_for, write_jsonl)
-from test_gather import reduce_refused
+                      write_jsonl)
+from test_gather import kill_after, reduce_refused
 from test_stages import cmd, dead_letters
 
 EXAMPLE = [PY, str(ROOT / "worker" / "examples" / "python" / "reducer.py")]
@@ -147,19 +146,7 @@ def test_a_killed_run_acknowledged_nothing_the_reducer_had_not_written(tmp):
     log = tmp / "log.jsonl"
     p = start("run", "-f", f, cwd=tmp,
               env=clean_env(REDUCER_LOG=log, STAGE_SLEEP_A="0.02"))
-    try:
-        wait_for(lambda: log.exists() and
-                 len(log.read_text().splitlines()) >= 4 or
-                 p.poll() is not None, what="some batches")
-        assert p.poll() is None, stderr_of(p)
-        p.send_signal(signal.SIGKILL)
-        p.wait()
-    finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-    assert not (tmp / "out.jsonl").exists() or \
-        (tmp / "out.jsonl").read_text() == ""
+    kill_after(p, log, 4, "some batches", tmp)
     code, _, err = hopper("run", "-f", f, cwd=tmp, env=clean_env())
     assert code == 0, err
     res = {r["id"]: r["result"] for r in
