@@ -557,7 +557,7 @@ char *hop_console_state(struct hop_console *k)
 		    json_pack(
 			"{s:s, s:s, s:i, s:i, s:s, s:I, s:I, s:I, s:i,"
 			" s:i, s:i, s:i, s:i, s:i, s:b, s:b, s:o, s:I,"
-			" s:I, s:I, s:I}",
+			" s:I, s:I, s:I, s:i}",
 			"name", views[i].name, "stage",
 			st ? st->cfg->name : views[i].name, "shard",
 			views[i].shard, "shards", views[i].shards, "mode",
@@ -571,7 +571,8 @@ char *hop_console_state(struct hop_console *k)
 			st && st->scaler_on, "rate", recent_rate(k, i), "done",
 			(json_int_t)ss->done, "dead", (json_int_t)ss->dead,
 			"retried", (json_int_t)ss->retries, "dropped",
-			(json_int_t)ss->dropped));
+			(json_int_t)ss->dropped, "max_limit",
+			HOP_POOL_MAX_SLOTS));
 		if (st)
 			add_workers(workers, st, now);
 	}

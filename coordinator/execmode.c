@@ -526,7 +526,7 @@ static int exec_begin(struct hop_pool *pool, char *err, size_t errlen)
 		return -errno;
 	}
 	for (int i = 0; i < pool->target; i++)
-		pool_slot_event(&pool->w[i], E_STARTED);
+		pool_slot_event(pool->w[i], E_STARTED);
 	return 0;
 }
 

@@ -116,6 +116,21 @@ void pool_slot_event(struct worker *w, enum slot_event e)
 	w->state = next;
 }
 
+/* A slot of its own allocation, down. */
+static struct worker *new_slot(struct hop_pool *pool, int i)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->pool = pool;
+	w->index = i;
+	w->state = S_DOWN;
+	w->item_fd = -1;
+	w->child = (struct hop_child){
+	    .pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
+	return w;
+}
+
 struct hop_pool *hop_pool_new(struct hop_loop *loop,
 			      const struct hop_pool_config *cfg,
 			      const struct hop_pool_events *ev)
@@ -135,15 +150,35 @@ struct hop_pool *hop_pool_new(struct hop_loop *loop,
 	pool->ev = *ev;
 	pool->target = cfg->start;
 	for (int i = 0; i < cfg->size; i++) {
-		struct worker *w = &pool->w[i];
-		w->pool = pool;
-		w->index = i;
-		w->state = S_DOWN;
-		w->item_fd = -1;
-		w->child = (struct hop_child){
-		    .pid = -1, .pidfd = -1, .in = -1, .out = -1, .err = -1};
+		if (!(pool->w[i] = new_slot(pool, i))) {
+			for (int j = 0; j < i; j++)
+				free(pool->w[j]);
+			free(pool->w);
+			free(pool);
+			return NULL;
+		}
 	}
 	return pool;
+}
+
+int hop_pool_grow(struct hop_pool *pool, int n)
+{
+	if (n <= pool->cfg.size)
+		return 0;
+	if (n > HOP_POOL_MAX_SLOTS)
+		return -ERANGE;
+	struct worker **w = realloc(pool->w, (size_t)n * sizeof(*w));
+	if (!w)
+		return -ENOMEM;
+	pool->w = w;
+	/* Only the pointers moved: every slot, and what the loop or a
+	 * spawner thread holds of it, stays where it was. */
+	for (int i = pool->cfg.size; i < n; i++) {
+		if (!(w[i] = new_slot(pool, i)))
+			return -ENOMEM;
+		pool->cfg.size = i + 1;
+	}
+	return 0;
 }
 
 /* Every TICK_MS while groups outlive their workers: forgets the ones that
@@ -264,7 +299,7 @@ static void tick(struct hop_loop *loop, void *arg)
 
 	pool->tick = hop_loop_after(loop, TICK_MS, tick, pool);
 	for (int i = 0; i < pool->cfg.size; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		if (!slot_up(w->state) || !w->inflight.head || !w->deadline ||
 		    now < w->deadline)
 			continue;
@@ -317,7 +352,7 @@ size_t hop_pool_capacity(const struct hop_pool *pool)
 	if (pool->draining || pool->killing)
 		return 0;
 	for (int i = 0; i < pool->cfg.size; i++) {
-		const struct worker *w = &pool->w[i];
+		const struct worker *w = pool->w[i];
 		size_t per = pool->ops->window(&pool->cfg);
 		if (slot_up(w->state) && w->inflight.len < per)
 			n += per - w->inflight.len;
@@ -334,7 +369,7 @@ int hop_pool_alive(const struct hop_pool *pool)
 {
 	int n = 0;
 	for (int i = 0; i < pool->cfg.size; i++)
-		if (pool->w[i].child.pid > 0)
+		if (pool->w[i]->child.pid > 0)
 			n++;
 	return n;
 }
@@ -355,7 +390,7 @@ int hop_pool_workers(const struct hop_pool *pool)
 {
 	int n = 0;
 	for (int i = 0; i < pool->cfg.size; i++)
-		n += active(&pool->w[i]);
+		n += active(pool->w[i]);
 	return n;
 }
 
@@ -376,7 +411,7 @@ void hop_pool_slot(const struct hop_pool *pool, int i,
 	    [S_RETIRING] = "retiring",
 	    [S_STOPPING] = "stopping",
 	};
-	const struct worker *w = &pool->w[i];
+	const struct worker *w = pool->w[i];
 	*out = (struct hop_pool_slot){
 	    .state = names[w->state],
 	    .pid = w->state == S_DOWN || w->state == S_BACKOFF
@@ -391,7 +426,7 @@ int hop_pool_busy(const struct hop_pool *pool)
 {
 	int n = 0;
 	for (int i = 0; i < pool->cfg.size; i++)
-		n += pool->w[i].inflight.head != NULL;
+		n += pool->w[i]->inflight.head != NULL;
 	return n;
 }
 
@@ -410,7 +445,7 @@ static void retire_idle(struct hop_pool *pool)
 	int extra = hop_pool_workers(pool) - pool->target;
 
 	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		if (w->state == S_BACKOFF) {
 			hop_loop_cancel(pool->loop, w->restart_timer);
 			w->restart_timer = 0;
@@ -419,7 +454,7 @@ static void retire_idle(struct hop_pool *pool)
 		}
 	}
 	for (int i = pool->cfg.size - 1; i >= 0 && extra > 0; i--) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		if (!slot_up(w->state) || w->inflight.head || w->spawning)
 			continue;
 		if (pool->ops->retire(w, false))
@@ -438,7 +473,7 @@ void hop_pool_resize(struct hop_pool *pool, int n)
 		return;
 	int have = hop_pool_workers(pool);
 	for (int i = 0; i < pool->cfg.size && have < n; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		if (w->state != S_DOWN)
 			continue;
 		have++;
@@ -457,7 +492,7 @@ int hop_pool_submit(struct hop_pool *pool, struct hop_item *it)
 		return -EBUSY;
 	/* The least loaded worker, so that a prefetch window fills evenly. */
 	for (int i = 0; i < pool->cfg.size; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		if (!slot_up(w->state) || w->inflight.len >= per)
 			continue;
 		if (!best || w->inflight.len < best->inflight.len)
@@ -821,7 +856,7 @@ void hop_pool_unqueue(struct hop_pool *pool)
 	if (!pool->ops->unqueue)
 		return;
 	for (int i = 0; i < pool->cfg.size; i++)
-		pool->ops->unqueue(&pool->w[i]);
+		pool->ops->unqueue(pool->w[i]);
 	pool->ev.changed(pool->ev.arg);
 }
 
@@ -829,7 +864,7 @@ void hop_pool_drain(struct hop_pool *pool)
 {
 	pool->draining = true;
 	for (int i = 0; i < pool->cfg.size; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
 		if (w->state == S_BACKOFF)
@@ -848,7 +883,7 @@ void hop_pool_kill(struct hop_pool *pool)
 	hop_loop_cancel(pool->loop, pool->tick);
 	pool->tick = 0;
 	for (int i = 0; i < pool->cfg.size; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		w->restart_timer = 0;
 		if (w->state == S_BACKOFF)
@@ -874,7 +909,7 @@ void hop_pool_destroy(struct hop_pool *pool)
 	hop_spawner_free(pool->spawner);
 	pool->spawner = NULL;
 	for (int i = 0; i < pool->cfg.size; i++) {
-		struct worker *w = &pool->w[i];
+		struct worker *w = pool->w[i];
 		hop_loop_cancel(pool->loop, w->restart_timer);
 		pool_return_all(w);
 		if (w->child.pid > 0) {
@@ -892,6 +927,7 @@ void hop_pool_destroy(struct hop_pool *pool)
 			close(w->item_fd);
 		if (pool->ops->remove_files)
 			pool->ops->remove_files(w);
+		free(w);
 	}
 	/* Groups left by workers that are gone: hopper leaves none behind. */
 	hop_loop_cancel(pool->loop, pool->left_timer);

@@ -111,7 +111,10 @@ struct hop_pool_slot {
 	int held; /* items it holds, the one it works on included */
 };
 
-/* Worker slots: the most workers the pool can run. */
+/* The most slots a pool grows to (as many as a stage's workers may be). */
+#define HOP_POOL_MAX_SLOTS 4096
+
+/* Worker slots: the most workers the pool can run now. */
 int hop_pool_size(const struct hop_pool *pool);
 
 /* Fills out with slot i (0..hop_pool_size - 1). */
@@ -123,6 +126,12 @@ void hop_pool_slot(const struct hop_pool *pool, int i,
  * busy ones only when they have finished their items; a busy worker is
  * never stopped to scale down. */
 void hop_pool_resize(struct hop_pool *pool, int n);
+
+/* Adds down slots until the pool has n (at most HOP_POOL_MAX_SLOTS), so
+ * that a later hop_pool_resize may run that many workers. Slots are never
+ * taken away: a smaller target leaves the ones above it down. Returns 0,
+ * -ERANGE or -ENOMEM (then the slots added so far stay). */
+int hop_pool_grow(struct hop_pool *pool, int n);
 
 /* Hands an item to a worker; the pool owns it until done or returned.
  * Counts an attempt. Returns 0, or -EBUSY when there is no capacity. */

@@ -96,7 +96,8 @@ struct hop_pool {
 	const struct hop_worker_ops *ops; /* the mode's, see below */
 	struct hop_pool_config cfg;
 	struct hop_pool_events ev;
-	struct worker *w;
+	struct worker **w; /* slots, each allocated once: a slot stays put
+			    * while the array grows (hop_pool_grow) */
 	size_t inflight;
 	bool draining;
 	bool killing;

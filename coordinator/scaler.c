@@ -362,8 +362,27 @@ int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap)
 
 int hop_scaler_set_max(struct hop_scaler *s, int64_t now_ms, int max)
 {
-	if (max < 1 || max > s->limit)
+	if (max < 1)
 		return -ERANGE;
+	if (max > s->limit) {
+		/* Above the max it started with: the level arrays grow, the
+		 * new levels not measured yet. */
+		double *t =
+		    realloc(s->level_tput, (size_t)(max + 1) * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		s->level_tput = t;
+		int64_t *a =
+		    realloc(s->level_at, (size_t)(max + 1) * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		s->level_at = a;
+		for (int i = s->limit + 1; i <= max; i++) {
+			t[i] = 0;
+			a[i] = 0;
+		}
+		s->limit = max;
+	}
 	bool capped = s->cap < s->cfg.max;
 	s->cfg.max = max;
 	s->cfg.min = s->min0 < max ? s->min0 : max;

@@ -71,8 +71,8 @@ struct hop_scaler {
 			      heads, before the cap */
 	double held;	   /* smoothed share of the time it was blocked */
 	int cap;	   /* the most the target may be: max unless capped */
-	int limit;	   /* the max given at init: hop_scaler_set_max's
-			      bound, the size of the level arrays */
+	int limit;	   /* the highest max so far (at init, or raised by
+			      hop_scaler_set_max): the level arrays' size */
 	int min0;	   /* the min given at init */
 
 	/* Arrivals per second over the last few seconds: their median is
@@ -120,10 +120,11 @@ int hop_scaler_tick(struct hop_scaler *s, const struct hop_scaler_input *in);
  * stop at the cap. Returns the target. */
 int hop_scaler_cap(struct hop_scaler *s, int64_t now_ms, int cap);
 
-/* Sets the most workers to max (1..the max given at init) while the run
- * goes on, for a person who wants fewer (or, again, more) workers; the min
- * drops with it when it is higher. A target above it drops to it at once.
- * Returns 0, or -ERANGE when max is out of bounds. */
+/* Sets the most workers to max (1 or more, above the max given at init
+ * too) while the run goes on, for a person who wants fewer or more
+ * workers; the min drops with it when it is higher. A target above it
+ * drops to it at once. Returns 0, -ERANGE when max is below 1, or -ENOMEM.
+ */
 int hop_scaler_set_max(struct hop_scaler *s, int64_t now_ms, int max);
 
 /* CPUs this process may use: its affinity mask, capped by a cgroup v2

@@ -87,12 +87,19 @@ int hop_stage_set_max(struct hop_stage *st, int max, int64_t now_ms, char *err,
 		snprintf(err, errlen, "stage %s runs no worker", st->name);
 		return -ENOTSUP;
 	}
-	if (max < 1 || max > slots) {
+	if (max < 1 || max > HOP_POOL_MAX_SLOTS) {
 		snprintf(err, errlen,
-			 "stage %s: maximum workers %d: expected 1 to %d (the "
-			 "worker slots it started with)",
-			 st->name, max, slots);
+			 "stage %s: maximum workers %d: expected 1 to %d",
+			 st->name, max, HOP_POOL_MAX_SLOTS);
 		return -ERANGE;
+	}
+	/* More than it started with: slots are added, down, for the
+	 * scaler or the resize below to bring up. */
+	int rc = hop_pool_grow(st->pool, max);
+	if (rc) {
+		snprintf(err, errlen, "stage %s: maximum workers %d: %s",
+			 st->name, max, strerror(-rc));
+		return rc;
 	}
 	if (st->scaler_on) {
 		int before = st->scaler.target;

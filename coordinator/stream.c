@@ -327,7 +327,7 @@ static int stream_begin(struct hop_pool *pool, char *err, size_t errlen)
 {
 	int rc = pool->target ? 0 : pool_check_command(pool, err, errlen);
 	for (int i = 0; i < pool->target && !rc; i++)
-		rc = stream_start(&pool->w[i], err, errlen);
+		rc = stream_start(pool->w[i], err, errlen);
 	return rc;
 }
 

@@ -141,7 +141,7 @@
     cell(tr, num(st.in_flight), "num in-flight");
     cell(tr, num(st.busy), "num busy");
     cell(tr, num(st.idle), "num idle");
-    cell(tr, st.slots ? st.max + " of " + st.slots : "–", "num max");
+    cell(tr, st.slots ? String(st.max) : "–", "num max");
     cell(tr, st.rate === null ? "–" : String(st.rate), "num rate");
     cell(tr, num(st.done), "num done");
     cell(tr, num(st.dead), "num dead-count");
@@ -166,7 +166,7 @@
       const inp = el("input");
       inp.type = "number";
       inp.min = "1";
-      inp.max = String(st.slots);
+      inp.max = String(st.max_limit || st.slots);
       inp.value = String(st.max);
       inp.disabled = !admin;
       inp.setAttribute("aria-label", "most workers of " + st.name);

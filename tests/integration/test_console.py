@@ -351,14 +351,63 @@ def test_max_workers_from_the_console(tmp):
         state = api(port, "/api/state")["stages"][0]
         assert (state["max"], state["slots"]) == (1, 3)
         status, body = request(port, "POST",
-                               "/api/stage/max?stage=main&workers=4", auth)
-        assert status == 409 and "1 to 3" in body, body
+                               "/api/stage/max?stage=main&workers=5000", auth)
+        assert status == 409 and "1 to 4096" in body, body
         status, body = request(port, "POST",
                                "/api/stage/max?stage=nope&workers=2", auth)
         assert status == 404 and "nope" in body, body
     finally:
         stop(p)
         assert_clean(stderr_of(p))
+
+
+def busy(port):
+    return api(port, "/api/state")["stages"][0]["busy"]
+
+
+def test_max_workers_raised_past_the_starting_slots_from_the_page(
+        tmp, browser):
+    """A stage started with one worker runs three once the page sets its
+    most to 3 (slots are added), and one again once it is set back."""
+    (tmp / "hold").touch()
+    p, inbox = run(tmp, "--prefetch", "1", workers=1)
+    try:
+        port = port_of(p)
+        for i in range(12):
+            (inbox / f"s{i:02}.txt").write_text(f"ok {i}")
+        wait_for(lambda: busy(port) == 1, what="one worker busy")
+        assert api(port, "/api/state")["stages"][0]["slots"] == 1
+        browser.go(f"http://127.0.0.1:{port}/")
+        browser.type("#token", TOKEN)
+        browser.click("#token-form button[type=submit]")
+        field = "#stages input[type=number]"
+        wait_for(lambda: browser.js(
+            "const e = document.querySelector(arguments[0]);"
+            "return e !== null && !e.disabled", field),
+            what="the most-workers field")
+        browser.js("const e = document.querySelector(arguments[0]);"
+                   "e.value = '';", field)
+        browser.type(field, "3")
+        browser.press("\ue007")
+        wait_for(lambda: busy(port) == 3, what="three workers busy")
+        state = api(port, "/api/state")
+        assert state["workers"] == 3
+        assert (state["stages"][0]["max"], state["stages"][0]["slots"]) \
+            == (3, 3)
+        # Back down: the busy ones finish what they hold, then retire.
+        status, body = request(port, "POST",
+                               "/api/stage/max?stage=main&workers=1",
+                               {"X-Hopper-Token": TOKEN})
+        assert status == 200, body
+        (tmp / "hold").unlink()
+        wait_for(lambda: len(results(tmp)) == 12, what="the twelve done")
+        wait_for(lambda: api(port, "/api/state")["workers"] == 1,
+                 what="one worker again")
+        assert not browser.console_errors()
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
+    assert p.returncode == 0, stderr_of(p)
 
 
 def test_actions_refused_change_nothing(tmp):

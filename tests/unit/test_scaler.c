@@ -459,7 +459,8 @@ static void bad_bounds_are_refused(void **st)
 }
 
 /* A most set while the run goes on: the target drops to it at once,
- * demand never lifts it above, and it may go back up to the first max. */
+ * demand never lifts it above, and it may go back up, past the first max
+ * too. */
 static void max_set_mid_run_bounds_the_target(void **st)
 {
 	struct sim s;
@@ -477,8 +478,11 @@ static void max_set_mid_run_bounds_the_target(void **st)
 	/* Below the min, the min follows it down; back up, it returns. */
 	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 1), 0);
 	assert_int_equal(s.sc.cfg.min, 1);
-	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 17), -ERANGE);
 	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 0), -ERANGE);
+	/* Above the first max: the levels grow with it. */
+	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 24), 0);
+	assert_int_equal(s.sc.limit, 24);
+	assert_int_equal(s.sc.level_at[24], 0);
 	assert_int_equal(hop_scaler_set_max(&s.sc, s.now, 16), 0);
 	assert_int_equal(s.sc.cfg.min, 2);
 	sim_run(&s, 50000);
