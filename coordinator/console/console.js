@@ -444,6 +444,9 @@
     }));
     if (withDead.length && !deadSource) deadSource = withDead[0].name;
     sel.value = deadSource;
+    // A choice only when there is one to make: a pipeline's several
+    // sources (its durable edges among them).
+    $("dead-source-pick").hidden = withDead.length < 2;
     loadDead();
   }
 

@@ -223,6 +223,9 @@ def test_page_loads_updates_live_and_retries_a_dead_item(tmp, browser):
         wait_for(lambda: browser.text("#sum-dead") == "1", what="one dead")
         wait_for(lambda: XSS_NAME in (browser.text("#dead") or ""),
                  what="the dead letter listed")
+        # One source: nothing to choose, no selector.
+        assert browser.js("return document.querySelector("
+                          "'#dead-source').offsetParent === null")
 
         # Ids, errors and payloads are shown as text, never run.
         assert browser.js("return window.__xss === undefined")
@@ -403,6 +406,61 @@ def test_max_workers_raised_past_the_starting_slots_from_the_page(
         wait_for(lambda: len(results(tmp)) == 12, what="the twelve done")
         wait_for(lambda: api(port, "/api/state")["workers"] == 1,
                  what="one worker again")
+        assert not browser.console_errors()
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
+    assert p.returncode == 0, stderr_of(p)
+
+
+def test_dead_letters_of_each_source_chosen_from_the_keyboard(tmp, browser):
+    """Two folders feed one stage: the page lists a source's dead letters
+    at a time, the second chosen with the keyboard, and retries them
+    there."""
+    for name in ("first", "second"):
+        (tmp / name).mkdir()
+    pipeline = {
+        "sources": {
+            "first": {"type": "dir", "path": str(tmp / "first"),
+                      "to": "main"},
+            "second": {"type": "dir", "path": str(tmp / "second"),
+                       "to": "main"}},
+        "sinks": {"out": {"type": "jsonl", "path": str(tmp / "out.jsonl")}},
+        "stages": {"main": {"command": WORKER, "to": "out"}}}
+    (tmp / "p.json").write_text(json.dumps(pipeline))
+    (tmp / "token").write_text(TOKEN + "\n")
+    env = dict(os.environ, FIXED=str(tmp / "fixed"))
+    p = start("run", "-f", tmp / "p.json", "--watch", "--listen",
+              "127.0.0.1:0", "--admin-token-file", tmp / "token",
+              env=env, cwd=tmp)
+    try:
+        port = port_of(p)
+        (tmp / "first" / "one.txt").write_text("fail in the first")
+        (tmp / "second" / "two.txt").write_text("fail in the second")
+        wait_for(lambda: api(port, "/api/state")["dead"] == 2,
+                 what="two dead")
+        browser.go(f"http://127.0.0.1:{port}/")
+        browser.type("#token", TOKEN)
+        browser.click("#token-form button[type=submit]")
+        wait_for(lambda: "one.txt" in (browser.text("#dead") or ""),
+                 what="the first source's dead letter")
+        assert "two.txt" not in browser.text("#dead")
+        assert browser.js("return document.querySelector("
+                          "'#dead-source').offsetParent !== null")
+        # Tab to the selector and pick the next source with the arrow key.
+        browser.js("document.querySelector('#dead-source').focus()")
+        browser.press("\ue015")
+        wait_for(lambda: "two.txt" in (browser.text("#dead") or ""),
+                 what="the second source's dead letter")
+        assert "one.txt" not in browser.text("#dead")
+        wait_for(lambda: browser.js(
+            "const b = document.querySelector('#dead button');"
+            "return b !== null && !b.disabled"), what="the retry button")
+        (tmp / "fixed").touch()
+        browser.click("#dead button[data-action=retry]")
+        wait_for(lambda: "two.txt" in results(tmp), what="two.txt retried")
+        assert api(port, "/api/dead?source=first")["total"] == 1
+        assert api(port, "/api/dead?source=second")["total"] == 0
         assert not browser.console_errors()
     finally:
         stop(p)
