@@ -95,6 +95,45 @@ static bool was_handled(const struct kd_part *p, int64_t off)
 	return off < p->start;
 }
 
+/* True for the errors of a group coordinator that is not there yet: a new
+ * group's, right after a broker starts or a coordinator moves. They pass
+ * once the broker has settled, so a call that gets one is made again. */
+static bool settling(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS;
+}
+
+/* Until when a call may be made again after settling() errors; then waits
+ * a little before the next. Returns false once it is time to give up. */
+static bool again(int64_t *until)
+{
+	struct timespec now, pause = {0, 100 * 1000 * 1000};
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+	if (!*until)
+		*until = ms + KD_TIMEOUT_MS;
+	if (ms >= *until)
+		return false;
+	nanosleep(&pause, NULL);
+	return true;
+}
+
+/* The group's committed offsets into l, made again while the group's
+ * coordinator settles. */
+static rd_kafka_resp_err_t committed(struct hop_kafka_dead *d,
+				     rd_kafka_topic_partition_list_t *l)
+{
+	int64_t until = 0;
+	rd_kafka_resp_err_t e;
+	while (
+	    settling(e = rd_kafka_committed(d->consumer, l, KD_TIMEOUT_MS)) &&
+	    again(&until))
+		;
+	return e;
+}
+
 /* Finds where each partition's unhandled messages start and end. */
 static int find_range(struct hop_kafka_dead *d, char *err, size_t errlen)
 {
@@ -102,8 +141,7 @@ static int find_range(struct hop_kafka_dead *d, char *err, size_t errlen)
 	    rd_kafka_topic_partition_list_new(d->nparts);
 	for (int32_t i = 0; i < d->nparts; i++)
 		rd_kafka_topic_partition_list_add(l, d->dead_topic, i);
-	rd_kafka_resp_err_t e =
-	    rd_kafka_committed(d->consumer, l, KD_TIMEOUT_MS);
+	rd_kafka_resp_err_t e = committed(d, l);
 	for (int32_t i = 0; !e && i < d->nparts; i++) {
 		rd_kafka_topic_partition_t *t = &l->elems[i];
 		struct kd_part *p = &d->parts[t->partition];
@@ -435,9 +473,13 @@ static int mark_handled(struct hop_kafka_dead *d, struct kd_msg *m, char *err,
 	t->offset = start;
 	t->metadata = hop_buf_head(&meta); /* borrowed until the commit */
 	t->metadata_size = hop_buf_len(&meta);
-	rd_kafka_resp_err_t e = rd_kafka_commit(d->consumer, l, 0);
-	if (!e)
-		e = l->elems[0].err;
+	rd_kafka_resp_err_t e;
+	int64_t until = 0;
+	do {
+		e = rd_kafka_commit(d->consumer, l, 0);
+		if (!e)
+			e = l->elems[0].err;
+	} while (settling(e) && again(&until));
 	t->metadata = NULL;
 	t->metadata_size = 0;
 	rd_kafka_topic_partition_list_destroy(l);

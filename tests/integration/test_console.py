@@ -677,3 +677,56 @@ def test_postgres_dead_row_retried_while_the_run_goes_on(tmp, pg, queue):
     finally:
         stop(p)
         assert_clean(stderr_of(p))
+
+
+def test_kafka_dead_letter_retried_from_the_page(tmp, kafka, browser):
+    """A message that died goes to the dead-letter topic; retried from the
+    page, it is published to its own topic again with its headers, and the
+    worker, fixed meanwhile, finishes it in the same run."""
+    from conftest import KAFKA_QUICK
+    src = "console-in"
+    kafka.create_topic(src)
+    kafka.create_topic(f"{src}.dead")
+    (tmp / "token").write_text(TOKEN)
+    (tmp / "broken").touch()
+    env = dict(os.environ, MARKER=str(tmp / "broken"))
+    p = start("run", "-s", f"kafka://{kafka.bootstrap}/{src}",
+              "-S", "group=console", "-S", f"config={KAFKA_QUICK}",
+              "-S", "headers=true", "--watch", "--attempts", "1",
+              "-o", f"jsonl:{tmp / 'out.jsonl'}", "-j", "1",
+              "--listen", "127.0.0.1:0",
+              "--admin-token-file", str(tmp / "token"), "--",
+              PY, str(WORKERS / "marker_worker.py"), env=env, cwd=tmp)
+    try:
+        port = port_of(p)
+        subprocess.run(["kcat", "-P", "-b", kafka.bootstrap, "-t", src,
+                        "-H", "trace=abc", "-k", "k1"],
+                       input='{"n": 1}\n', text=True, check=True)
+        wait_for(lambda: api(port, "/api/dead")["total"] == 1,
+                 what="the message dead")
+        assert results(tmp) == {}
+        browser.go(f"http://127.0.0.1:{port}/")
+        wait_for(lambda: "broken while" in (browser.text("#dead") or ""),
+                 what="the dead letter on the page")
+        browser.type("#token", TOKEN)
+        browser.click("#token-form button[type=submit]")
+        wait_for(lambda: browser.js(
+            "const b = document.querySelector('#dead button');"
+            "return b !== null && !b.disabled"), what="the retry button")
+        (tmp / "broken").unlink()
+        browser.click("#dead button[data-action=retry]")
+        wait_for(lambda: len(results(tmp)) == 1, what="the retried message")
+        echo = next(iter(results(tmp).values()))["result"]["echo"]
+        assert echo["value"] == {"n": 1} and echo["key"] == "k1", echo
+        assert echo["headers"] == {"trace": "abc"}, echo
+        # Published to its own topic again, after the first.
+        assert echo["topic"] == src and echo["offset"] == 1, echo
+        wait_for(lambda: api(port, "/api/dead")["total"] == 0,
+                 what="the dead letter handled")
+        wait_for(lambda: browser.text("#dead-range") == "none",
+                 what="the page's dead letters empty")
+        assert not browser.console_errors()
+    finally:
+        stop(p)
+        assert_clean(stderr_of(p))
+    assert p.returncode == 0, stderr_of(p)
