@@ -102,6 +102,24 @@ class Browser:
     def type(self, css, text):
         self.do("POST", f"/element/{self.find(css)}/value", {"text": text})
 
+    def fill(self, css, text):
+        """Puts text in place of a field's value, as a user would; the
+        page may replace the field until it has the focus, so the first
+        one may go stale: start again with the new one then."""
+        for _ in range(20):
+            try:
+                e = self.find(css)
+                self.do("POST", f"/element/{e}/clear", {})
+                self.do("POST", f"/element/{e}/value", {"text": text})
+                if self.js("const e = document.activeElement;"
+                           "return e.matches(arguments[0]) &&"
+                           " e.value === arguments[1]", css, text):
+                    return
+            except AssertionError as e:
+                if "stale element" not in str(e):
+                    raise
+        raise AssertionError(f"{css} kept being replaced")
+
     def press(self, key):
         """Presses a key (a WebDriver key code) where the focus is."""
         self.do("POST", "/actions", {"actions": [{
@@ -388,10 +406,10 @@ def test_max_workers_raised_past_the_starting_slots_from_the_page(
             "const e = document.querySelector(arguments[0]);"
             "return e !== null && !e.disabled", field),
             what="the most-workers field")
-        browser.js("const e = document.querySelector(arguments[0]);"
-                   "e.value = '';", field)
-        browser.type(field, "3")
+        browser.fill(field, "3")
         browser.press("\ue007")
+        wait_for(lambda: api(port, "/api/state")["stages"][0]["max"] == 3,
+                 what="the most set to 3")
         wait_for(lambda: busy(port) == 3, what="three workers busy")
         state = api(port, "/api/state")
         assert state["workers"] == 3

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +359,62 @@ static void exec_emits_arrive_in_order(void **state)
 	emits_arrive_in_order(true);
 }
 
+static void no_feed(void *arg)
+{
+}
+
+/* A pool grows while a worker runs: the running slot stays where it is
+ * (the loop holds it), the new ones come up down and start on a resize,
+ * and a grow past the cap or below the size changes nothing. */
+static void grows_without_moving_a_slot(void **state)
+{
+	char tmpdir[] = "/tmp/test_pool.XXXXXX";
+	char *argv[] = {"sh", "-c", "while read -r l; do :; done", NULL};
+	struct hop_stats stats = {0};
+	char err[512];
+
+	assert_non_null(mkdtemp(tmpdir));
+	struct hop_loop *loop = hop_loop_new();
+	assert_non_null(loop);
+	struct hop_pool_config cfg = {
+	    .argv = argv,
+	    .size = 1,
+	    .start = 1,
+	    .prefetch = 1,
+	    .kill_ms = 1000,
+	    .max_line = 1 << 20,
+	    .tmpdir = tmpdir,
+	    .stats = &stats,
+	};
+	struct hop_pool_events ev = {emit_run_done, emit_run_returned, no_feed,
+				     emit_run_start_failed, NULL};
+	struct hop_pool *pool = hop_pool_new(loop, &cfg, &ev);
+	assert_non_null(pool);
+	assert_int_equal(hop_pool_start(pool, err, sizeof(err)), 0);
+	assert_int_equal(hop_pool_workers(pool), 1);
+	struct worker *first = pool->w[0];
+	pid_t pid = first->child.pid;
+
+	assert_int_equal(hop_pool_grow(pool, 3), 0);
+	assert_int_equal(hop_pool_size(pool), 3);
+	assert_ptr_equal(pool->w[0], first);
+	assert_int_equal(first->child.pid, pid);
+	assert_int_equal(pool->w[2]->index, 2);
+	assert_int_equal(pool->w[2]->state, S_DOWN);
+	assert_int_equal(hop_pool_workers(pool), 1);
+	hop_pool_resize(pool, 3);
+	assert_int_equal(hop_pool_workers(pool), 3);
+
+	assert_int_equal(hop_pool_grow(pool, 2), 0);
+	assert_int_equal(hop_pool_size(pool), 3);
+	assert_int_equal(hop_pool_grow(pool, HOP_POOL_MAX_SLOTS + 1), -ERANGE);
+	assert_int_equal(hop_pool_size(pool), 3);
+	hop_pool_destroy(pool);
+	assert_int_equal(dir_entries(tmpdir), 0);
+	rmdir(tmpdir);
+	hop_loop_free(loop);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +425,7 @@ int main(void)
 	    cmocka_unit_test(names),
 	    cmocka_unit_test(stream_emits_arrive_in_order),
 	    cmocka_unit_test(exec_emits_arrive_in_order),
+	    cmocka_unit_test(grows_without_moving_a_slot),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
