@@ -3642,10 +3642,13 @@ static void refresh_stats(void *arg)
 		struct hop_stage *st = feed_stage(r, f);
 		if (d < 0)
 			known = false;
-		else if (st)
-			st->stats.depth += d;
-		if (st && d < 0)
-			st->stats.depth = -1;
+		/* A used-up source has nothing left waiting, though while it
+		 * reads it may not tell how much it holds (jsonl). */
+		if (d < 0 && f->src->ops->exhausted(f->src))
+			d = 0;
+		if (!st || st->stats.depth < 0)
+			continue;
+		st->stats.depth = d < 0 ? -1 : st->stats.depth + d;
 	}
 	r->stats.depth = 0;
 	r->stats.inflight = 0;

@@ -2,6 +2,7 @@
 carriage returns, cleared at the end; never on stdout, never when stderr is
 not a terminal or with --no-progress."""
 import fcntl
+import json
 import os
 import pty
 import re
@@ -193,3 +194,30 @@ def test_watch_mode_has_no_progress_line(tmp):
         pass
     os.close(master)
     assert b"running:" in seen and b"/s |" not in seen
+
+
+def test_a_used_up_source_leaves_nothing_waiting(tmp):
+    """A jsonl file cannot tell how much of it is left while it is read,
+    so its first stage shows `? waiting` then; once the whole file is read,
+    what waits is what the stage's queue holds, a number."""
+    src = write_items(tmp, 12)
+    pipe = tmp / "p.json"
+    fake = json.dumps(list(map(str, FAKE)))
+    slow = json.dumps(["env", "FAKE_SLEEP=0.1", *map(str, FAKE)])
+    pipe.write_text('{"source": "jsonl:%s", "sink": "jsonl:%s", '
+                    '"stages": {"a": {"command": %s, "to": "b"}, '
+                    '"b": {"command": %s}}}'
+                    % (src, tmp / "out.jsonl", fake, slow))
+    code, term, _ = run_on_pty(tmp, "run", "-f", pipe)
+    assert code == 0, term
+    draws = re.findall(r"\| a: \d+ done, (\d+|\?) waiting, \d+/\d+ busy "
+                       r"\| b: \d+ done, (\d+|\?) waiting", term)
+    # b takes 12 x 0.1 s, four draws a second; a is done with the file
+    # long before b's last items.
+    assert len(draws) >= 3, term
+    assert all(b != "?" for _, b in draws), draws
+    a = [w for w, _ in draws]
+    assert a[-1] != "?", draws
+    # Once read to its end, the file stays so.
+    assert "?" not in a[a.index(next(w for w in a if w != "?")):], draws
+    assert len(read_jsonl((tmp / "out.jsonl").read_text())) == 12
