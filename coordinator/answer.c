@@ -117,10 +117,54 @@ enum hop_answer_kind hop_answer_read_emit(const char *line, size_t len,
 	return read_emit(m, n, emit, a);
 }
 
+/* The members of an answer line, each the first of its name (as
+ * hop_json_get() would find it), found in one pass over the members rather
+ * than one pass per name: every answer of every stage is read here. */
+struct answer_members {
+	const struct hop_json_member *id, *ok, *emit, *result, *drop, *retry,
+	    *error, *progress;
+};
+
+static void answer_members(const struct hop_json_member *m, int n,
+			   struct answer_members *f)
+{
+	memset(f, 0, sizeof(*f));
+	for (int i = 0; i < n; i++) {
+		const char *k = m[i].key;
+		const struct hop_json_member **slot = NULL;
+		switch (m[i].klen) {
+		case 2:
+			slot = !memcmp(k, "id", 2)   ? &f->id
+			       : !memcmp(k, "ok", 2) ? &f->ok
+						     : NULL;
+			break;
+		case 4:
+			slot = !memcmp(k, "emit", 4)   ? &f->emit
+			       : !memcmp(k, "drop", 4) ? &f->drop
+						       : NULL;
+			break;
+		case 5:
+			slot = !memcmp(k, "retry", 5)	? &f->retry
+			       : !memcmp(k, "error", 5) ? &f->error
+							: NULL;
+			break;
+		case 6:
+			slot = !memcmp(k, "result", 6) ? &f->result : NULL;
+			break;
+		case 8:
+			slot = !memcmp(k, "progress", 8) ? &f->progress : NULL;
+			break;
+		}
+		if (slot && !*slot)
+			*slot = &m[i];
+	}
+}
+
 enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 				     const char *want, struct hop_answer *a)
 {
 	struct hop_json_member m[MAX_MEMBERS];
+	struct answer_members f;
 
 	memset(a, 0, sizeof(*a));
 	int n = hop_json_members(line, len, m, MAX_MEMBERS);
@@ -128,34 +172,30 @@ enum hop_answer_kind hop_answer_read(const char *line, size_t len,
 		return a->kind = HOP_ANSWER_NOT_OBJECT;
 	if (n > MAX_MEMBERS)
 		n = MAX_MEMBERS;
-	const struct hop_json_member *emit = hop_json_get(m, n, "emit");
-	a->emits = emit != NULL;
-	const struct hop_json_member *id = hop_json_get(m, n, "id");
-	if (id && same_number(id, want))
+	answer_members(m, n, &f);
+	a->emits = f.emit != NULL;
+	if (f.id && same_number(f.id, want))
 		return a->kind = HOP_ANSWER_NUMBER_ID;
-	if (!id || id->val[0] != '"')
+	if (!f.id || f.id->val[0] != '"')
 		return a->kind = HOP_ANSWER_NO_ID;
-	if (!same_id(id, want)) {
-		a->text = string_value(id);
+	if (!same_id(f.id, want)) {
+		a->text = string_value(f.id);
 		return a->kind = HOP_ANSWER_OTHER_ID;
 	}
-	if (emit)
-		return read_emit(m, n, emit, a);
-	const struct hop_json_member *ok = hop_json_get(m, n, "ok");
-	if (!ok && hop_json_get(m, n, "progress"))
+	if (f.emit)
+		return read_emit(m, n, f.emit, a);
+	if (!f.ok && f.progress)
 		return a->kind = HOP_ANSWER_PROGRESS;
-	if (is_literal(ok, "true")) {
-		const struct hop_json_member *res =
-		    hop_json_get(m, n, "result");
-		a->result = res ? res->val : "null";
-		a->result_len = res ? res->vlen : 4;
-		a->drop = is_literal(hop_json_get(m, n, "drop"), "true");
+	if (is_literal(f.ok, "true")) {
+		a->result = f.result ? f.result->val : "null";
+		a->result_len = f.result ? f.result->vlen : 4;
+		a->drop = is_literal(f.drop, "true");
 		return a->kind = HOP_ANSWER_OK;
 	}
-	if (!is_literal(ok, "false"))
+	if (!is_literal(f.ok, "false"))
 		return a->kind = HOP_ANSWER_NO_OK;
-	a->retry = !is_literal(hop_json_get(m, n, "retry"), "false");
-	a->text = string_value(hop_json_get(m, n, "error"));
+	a->retry = !is_literal(f.retry, "false");
+	a->text = string_value(f.error);
 	return a->kind = HOP_ANSWER_FAILED;
 }
 

@@ -50,6 +50,37 @@ static void final_answers(void **state)
 	hop_answer_free(&a);
 }
 
+/* A name given twice counts as its first, whatever else the line holds;
+ * members of other names, and names that only share a length, are no
+ * answer's. */
+static void first_of_a_name(void **state)
+{
+	struct hop_answer a;
+	const char *line = "{\"rid\":\"8\",\"id\":\"7\",\"oK\":false,\"ok\":"
+			   "true,\"id\":\"8\",\"result\":1,\"ok\":false,"
+			   "\"result\":2,\"resul\":3,\"drop\":false,\"drop\":"
+			   "true}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_OK);
+	assert_int_equal(a.result_len, 1);
+	assert_memory_equal(a.result, "1", 1);
+	assert_false(a.drop);
+	hop_answer_free(&a);
+
+	line = "{\"id\":\"7\",\"ok\":false,\"retry\":false,\"retry\":true,"
+	       "\"error\":\"one\",\"error\":\"two\",\"progress\":1}";
+	assert_int_equal(hop_answer_read(line, strlen(line), "7", &a),
+			 HOP_ANSWER_FAILED);
+	assert_false(a.retry);
+	assert_string_equal(a.text, "one");
+	hop_answer_free(&a);
+
+	assert_int_equal(kind_of("{\"id\":\"7\",\"progresS\":0.4}", "7"),
+			 HOP_ANSWER_NO_OK);
+	assert_int_equal(kind_of("{\"di\":\"7\",\"ok\":true}", "7"),
+			 HOP_ANSWER_NO_ID);
+}
+
 static void progress_and_broken_lines(void **state)
 {
 	assert_int_equal(kind_of("{\"id\":\"7\",\"progress\":0.4}", "7"),
@@ -198,6 +229,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(final_answers),
+	    cmocka_unit_test(first_of_a_name),
 	    cmocka_unit_test(progress_and_broken_lines),
 	    cmocka_unit_test(ids),
 	    cmocka_unit_test(emit_lines),
