@@ -1,6 +1,8 @@
 /* hop_worker.c - the stream mode of the worker contract, for C workers.
  *
- * One envelope line in, one answer line out, flushed, in order, until EOF.
+ * One envelope line in, one answer line out, flushed, in order, until EOF
+ * (with hop_worker_batch_answers(), flushed once no whole envelope is left
+ * in what was read, before the next read).
  * The answer is built as a jansson object and encoded in full before any of
  * it is written, so that a result that cannot be encoded turns into a clean
  * failure line instead of half a line on stdout. Emit lines go out as the
@@ -14,13 +16,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* hop_worker_drop() was called for the item in hand. One thread writes
  * stdout (see hop_worker.h), so one flag serves. */
 static bool drop_item;
 
-/* Writes one answer line and flushes it. Takes ans. Returns 0 or -errno. */
-static int send_line(json_t *ans)
+/* hop_worker_batch_answers() asked for answers to wait for the end of what
+ * was read. */
+static bool batch_answers;
+
+/* What was read from stdin and not handled yet: bytes [start, end). */
+static struct {
+	char *data;
+	size_t start, end, cap;
+} in;
+
+/* Writes one line, and flushes stdout unless hold. Takes ans. Returns 0 or
+ * -errno. */
+static int put_line(json_t *ans, bool hold)
 {
 	char *text = json_dumps(ans, JSON_COMPACT);
 	int rc = 0;
@@ -30,10 +44,74 @@ static int send_line(json_t *ans)
 		return -ENOMEM;
 	errno = 0;
 	if (fputs(text, stdout) == EOF || fputc('\n', stdout) == EOF ||
-	    fflush(stdout) == EOF)
+	    (!hold && fflush(stdout) == EOF))
 		rc = errno ? -errno : -EIO;
 	free(text);
 	return rc;
+}
+
+/* Writes one line and flushes it (and any answers held before it). */
+static int send_line(json_t *ans)
+{
+	return put_line(ans, false);
+}
+
+/* Whether a whole line waits in what was read. */
+static bool line_waiting(void)
+{
+	return in.end > in.start &&
+	       memchr(in.data + in.start, '\n', in.end - in.start);
+}
+
+/* The next line of stdin, its newline cut, in *line (valid until the next
+ * call), its length in *len. Returns 1 for a line, 0 at EOF, or -errno.
+ * Lines may be of any length; a last line without a newline counts. */
+static int next_line(char **line, size_t *len)
+{
+	size_t scanned = 0;
+
+	for (;;) {
+		size_t left = in.end - in.start - scanned;
+		/* (no buffer at all before the first read) */
+		char *nl =
+		    left ? memchr(in.data + in.start + scanned, '\n', left)
+			 : NULL;
+		if (nl) {
+			*line = in.data + in.start;
+			*len = (size_t)(nl - *line);
+			in.start += *len + 1;
+			return 1;
+		}
+		scanned = in.end - in.start;
+		if (in.start > 0) { /* slide what is left to the front */
+			memmove(in.data, in.data + in.start, scanned);
+			in.end = scanned;
+			in.start = 0;
+		}
+		if (in.cap - in.end < 4096) {
+			size_t cap = in.cap ? in.cap * 2 : 65536;
+			char *p = realloc(in.data, cap);
+			if (!p)
+				return -ENOMEM;
+			in.data = p;
+			in.cap = cap;
+		}
+		ssize_t n =
+		    read(STDIN_FILENO, in.data + in.end, in.cap - in.end);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0) {
+			if (in.end == in.start)
+				return 0;
+			*line = in.data + in.start; /* no newline at the end */
+			*len = in.end - in.start;
+			in.start = in.end;
+			return 1;
+		}
+		in.end += (size_t)n;
+	}
 }
 
 /* A JSON string for a message that may not be valid UTF-8 (a file name, a
@@ -120,7 +198,9 @@ static int handle_line(hop_worker_fn fn, void *arg, const char *line,
 	json_t *ans = answer(id, rc, result, error, retry);
 	if (!ans && rc == 0) /* e.g. a result that jansson cannot hold */
 		ans = answer(id, -1, NULL, NULL, true);
-	rc = ans ? send_line(ans) : -ENOMEM;
+	/* Held only while another envelope is at hand: never while the
+	 * worker waits for input. */
+	rc = ans ? put_line(ans, batch_answers && line_waiting()) : -ENOMEM;
 	json_decref(env);
 	return rc;
 }
@@ -128,12 +208,12 @@ static int handle_line(hop_worker_fn fn, void *arg, const char *line,
 int hop_worker_run(hop_worker_fn fn, void *arg)
 {
 	char *line = NULL;
-	size_t cap = 0, lineno = 0;
-	ssize_t n;
-	int rc = 0;
+	size_t len = 0, lineno = 0;
+	int rc;
 
-	while ((n = getline(&line, &cap, stdin)) >= 0) {
-		size_t len = (size_t)n;
+	/* stdin is read here directly (a line at a time from a buffer of our
+	 * own), so that what is still to be handled can be told. */
+	while ((rc = next_line(&line, &len)) > 0) {
 		lineno++;
 		while (len > 0 &&
 		       (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -142,13 +222,19 @@ int hop_worker_run(hop_worker_fn fn, void *arg)
 			continue;
 		rc = handle_line(fn, arg, line, len, lineno);
 		if (rc)
-			goto out;
+			break;
 	}
-	if (ferror(stdin))
+	if (fflush(stdout) == EOF && rc == 0)
 		rc = errno ? -errno : -EIO;
-out:
-	free(line);
+	free(in.data);
+	in.data = NULL;
+	in.start = in.end = in.cap = 0;
 	return rc;
+}
+
+void hop_worker_batch_answers(bool on)
+{
+	batch_answers = on;
 }
 
 int hop_worker_progress(const char *id, double fraction)

@@ -3,8 +3,9 @@
  * It speaks the stream mode of the worker contract (worker/PROTOCOL.md) so
  * that a C worker is one handler function: hop_worker_run() reads one
  * envelope line at a time from stdin, calls the handler with the item's id,
- * attempt and payload, writes the answer line to stdout and flushes it, and
- * returns when stdin ends. Lines may be of any length. Link with
+ * attempt and payload, writes the answer line to stdout and flushes it
+ * (see hop_worker_batch_answers() for quick handlers), and returns when
+ * stdin ends. Lines may be of any length. Link with
  * libhopworker.a and jansson (pkg-config jansson).
  *
  * A handler that gives an item several outputs (a splitter) emits each
@@ -45,6 +46,17 @@ typedef int (*hop_worker_fn)(const char *id, int attempt, json_t *payload,
  * an envelope with a string "id", or -errno when reading stdin or writing
  * stdout fails (-ENOMEM when memory runs out). */
 int hop_worker_run(hop_worker_fn fn, void *arg);
+
+/* With on true, hop_worker_run() writes the answers to the envelopes it
+ * has already read together: an answer is flushed only once no whole
+ * envelope is left in what was read from stdin, so never while the worker
+ * waits for input, and at --prefetch N above 1 a batch of answers costs
+ * one system call rather than one each. Progress and emit lines are still
+ * flushed at once, and take any held answers with them. Use it only for
+ * handlers that return quickly: a held answer waits for the handler of
+ * the next item, and its item's deadline keeps running meanwhile. Off by
+ * default; call it before hop_worker_run(). */
+void hop_worker_batch_answers(bool on);
 
 /* Tells the coordinator that the item id is still being worked on and how
  * far along it is (fraction in 0..1, clamped), which extends the item's

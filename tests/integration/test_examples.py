@@ -213,6 +213,95 @@ def test_c_helper_progress_and_retry(tmp):
     assert "timed out" not in err, err
 
 
+# A C worker on the helper whose answers tell how many bytes of answers
+# were still unwritten when its handler ran: 0 when every earlier answer
+# had been flushed. With an argument it batches its answers.
+PENDING_C = textwrap.dedent(r"""
+    #include <stdio.h>
+    #include <stdio_ext.h>
+    #include "worker/hop_worker.h"
+
+    static int pending(const char *id, int attempt, json_t *payload,
+                       json_t **result, char **error, bool *retry, void *arg)
+    {
+            (void)id, (void)attempt, (void)payload, (void)error, (void)retry;
+            (void)arg;
+            *result = json_integer((json_int_t)__fpending(stdout));
+            return 0;
+    }
+
+    int main(int argc, char **argv)
+    {
+            (void)argv;
+            hop_worker_batch_answers(argc > 1);
+            return hop_worker_run(pending, NULL) ? 1 : 0;
+    }
+    """)
+
+
+def read_answers(p, n, timeout=10):
+    """n answer lines from p's stdout, failing after timeout seconds
+    without one (an answer held while the worker waits for input)."""
+    got, buf = [], b""
+    fd = p.stdout.fileno()
+    while len(got) < n:
+        ready, _, _ = select.select([fd], [], [], timeout)
+        assert ready, f"no answer within {timeout} s; had {got}"
+        chunk = os.read(fd, 65536)
+        assert chunk, f"stdout ended; had {got}"
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        got += [json.loads(x) for x in lines]
+    return got
+
+
+def test_c_helper_batches_answers_only_when_asked(tmp):
+    lib = BUILD / "worker" / "libhopworker.a"
+    assert lib.exists(), f"{lib} is missing: run `make workers` first"
+    src, exe = tmp / "pending.c", tmp / "pending"
+    src.write_text(PENDING_C)
+    san = ["-fsanitize=address,undefined"] if BUILD.name == "san" else []
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra",
+                    "-Wstrict-prototypes", "-Werror", *san, f"-I{ROOT}",
+                    "-o", exe, src, lib, "-ljansson", "-lm"], check=True)
+    three = "".join(f'{{"id":"{i}","attempt":1,"payload":{i}}}\n'
+                    for i in range(1, 4)).encode()
+    for batch in (False, True):
+        p = subprocess.Popen([exe, *(["batch"] if batch else [])],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+        try:
+            # Three envelopes in one write (atomic on a pipe), so one read
+            # gives them all: batching holds the first two answers until
+            # the third is made.
+            os.write(p.stdin.fileno(), three)
+            ans = read_answers(p, 3)
+            assert [a["id"] for a in ans] == ["1", "2", "3"]
+            assert all(a["ok"] for a in ans), ans
+            held = [a["result"] for a in ans]
+            if batch:
+                assert held[0] == 0 and 0 < held[1] < held[2], held
+            else:
+                assert held == [0, 0, 0], held
+            # Nothing more to read: the answer goes out at once, even
+            # batched, and so does the last line before EOF.
+            os.write(p.stdin.fileno(), b'{"id":"4","payload":4}\n')
+            assert read_answers(p, 1) == [{"id": "4", "ok": True,
+                                           "result": 0}]
+            os.write(p.stdin.fileno(), b'{"id":"5","payload":5}')
+            p.stdin.close()
+            assert read_answers(p, 1)[0]["id"] == "5"
+            assert p.wait(timeout=10) == 0
+            assert p.stderr.read() == b""
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+            p.stdout.close()
+            p.stderr.close()
+
+
 def test_sh_ffmpeg_thumbnail_worker_in_exec_mode(tmp_path):
     """worker/examples/sh/thumbnail.sh: one ffmpeg per video; a file that
     is not a video is a permanent failure (exit 65)."""
