@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
+#include "jstore.h"
 #include "opts.h"
 
 /* Options. */
@@ -48,6 +49,13 @@ const struct hop_option hop_join_options[] = {
      "by key: how many closed groups' keys are kept, so that a part that "
      "comes after its group is known to be late",
      .min = "0"},
+    {"state", HOP_OPT_STR, NULL, JOFF(state),
+     "by key: a PostgreSQL URL where the groups are kept, so that each "
+     "part's source item is acknowledged once the part is stored, and "
+     "groups outlive the coordinator and are shared by several"},
+    {"state_table", HOP_OPT_STR, NULL, JOFF(state_table),
+     "with state: the table of the parts (and TABLE_groups of the groups)",
+     .def_words = "hopper_join_STAGE"},
     {NULL},
 };
 
@@ -129,14 +137,28 @@ static int join_by_key_check(const struct hop_join_config *c, char *msg,
 	const char *bad = NULL;
 
 	if (!c->by) {
-		if (c->count || c->end || c->seq)
+		bool keyed = c->count || c->end || c->seq || c->state;
+		if (keyed)
 			snprintf(msg, n,
 				 "join: '%s' is for a join by key: give 'by' "
 				 "too (\"/video\", or \"key\")",
 				 c->count ? "count"
 				 : c->end ? "end"
-					  : "seq");
-		return c->count || c->end || c->seq ? -EINVAL : 0;
+				 : c->seq ? "seq"
+					  : "state");
+		return keyed ? -EINVAL : 0;
+	}
+	if (c->state) {
+		char why[300];
+		if (hop_jstore_check(c->state, c->state_table, why,
+				     sizeof(why))) {
+			snprintf(msg, n, "join: %s", why);
+			return -EINVAL;
+		}
+	}
+	if (c->state_table && !c->state) {
+		snprintf(msg, n, "join: 'state_table' goes with 'state'");
+		return -EINVAL;
 	}
 	if (strcmp(c->by, "key") && !is_pointer(c->by))
 		bad = c->by;

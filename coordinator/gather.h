@@ -41,6 +41,10 @@ struct hop_join_config {
 	char *end;
 	char *seq;
 	int64_t remember; /* keys of closed groups kept, to know late parts */
+	/* By key: where groups are kept (jstore.h), a PostgreSQL URL, and
+	 * its table's name; NULL: in memory. */
+	char *state;
+	char *state_table;
 };
 
 enum hop_reduce_op {

@@ -38,6 +38,7 @@
  */
 #include "run.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
@@ -56,6 +57,7 @@
 #include "gather.h"
 #include "http.h"
 #include "journal.h"
+#include "jstore.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -86,6 +88,10 @@ enum fate { FATE_ACK, FATE_DEAD, FATE_RELEASE };
 
 /* How often the autoscaler decides and the gauges are read. */
 #define SCALE_TICK_MS 250
+/* A join with "state": how often it looks for groups to hand on (taken
+ * over, overdue), and forgets old done ones. */
+#define STORE_SWEEP_MS 1000
+#define STORE_PRUNE_MS 30000
 
 /* A stage's queue when its config does not bound it. */
 #define QUEUE_DEFAULT 1000
@@ -189,6 +195,10 @@ struct run {
 	struct hop_journal *journal;
 	uint64_t skipped, skipped_dead;
 	bool journal_failed;
+	/* Joins with "state": the sweep's timer, and the groups that died
+	 * (kept in their stores, no source item dead-lettered). */
+	uint64_t sweep_timer;
+	uint64_t groups_dead;
 };
 
 static void pump(struct hop_loop *loop, void *arg);
@@ -1345,6 +1355,7 @@ struct window {
 	const char *what; /* "its reduce result": for the roots' error */
 	struct fold_window *folds; /* a reducer worker's, freed with it */
 	struct hop_held held;	   /* more roots, kept in short */
+	char *store_key;	   /* a group of a join with "state": its key */
 };
 
 static bool upstream_done(const struct run *r, const struct hop_stage *st);
@@ -1556,6 +1567,251 @@ static void key_group_due(struct run *r, struct hop_group *g)
 	free(why);
 }
 
+/* A join by key with "state" (jstore.h): each part goes to the store,
+ * and its source item ends as soon as it is stored; the store says when
+ * a group is complete and this run's to hand on. Handing on loads the
+ * group's parts and writes the joined item as a child of an anchor of
+ * the run's own, as key_group_done does; when the anchor is over,
+ * window_done tells the store. A group this run cannot load or write
+ * stays the run's in the store and is tried again at the next sweep. */
+
+static void store_group_emit(struct run *r, struct hop_stage *st,
+			     const char *key);
+
+/* Stores part it of group pi->key at st: dead with error (from stage)
+ * when error is given, else its payload. Returns the verdict, or -EIO
+ * (logged). */
+static int store_part(struct run *r, struct hop_stage *st,
+		      const struct hop_item *it, const struct hop_part_info *pi,
+		      const char *stage, const char *error)
+{
+	struct hop_jstore_part p = {.key = pi->key,
+				    .id = it->id,
+				    .seq = pi->seq,
+				    .expected = pi->count >= 0 ? pi->count
+						: pi->last     ? pi->seq + 1
+							       : -1,
+				    .payload = error ? NULL : it->payload,
+				    .len = error ? 0 : it->payload_len,
+				    .stage = error ? stage : NULL,
+				    .error = error};
+	char msg[512];
+	int v = hop_jstore_add(st->jstore, &p, msg, sizeof(msg));
+
+	if (v < 0) {
+		hop_log_ev(HOP_ERROR, -1, it->id, "stage %s: %s", st->name,
+			   msg);
+		return v;
+	}
+	if (v == HOP_JSTORE_LATE) {
+		st->stats.late++;
+		hop_log_ev(HOP_WARN, -1, it->id,
+			   "stage %s: a part of group %s came after the group "
+			   "was over: dropped",
+			   st->name, pi->key);
+	}
+	if (v == HOP_JSTORE_COMPLETE)
+		store_group_emit(r, st, pi->key);
+	return v;
+}
+
+/* Why a group of the store that this run hands on cannot be joined: it
+ * timed out (not complete) without "partial", or a part died and the
+ * join does not collect. NULL when it can. */
+static char *store_group_why(const struct hop_stage *st,
+			     const struct hop_group *g, bool overdue)
+{
+	const struct hop_join_config *j = st->cfg->join;
+	char *why = NULL;
+
+	if (overdue && !j->partial) {
+		char of[32] = "an unknown number of";
+		if (g->expected >= 0)
+			snprintf(of, sizeof(of), "%lld",
+				 (long long)g->expected);
+		if (asprintf(&why,
+			     "stage %s: join timed out after %.1f s: group "
+			     "%s had %zu of %s part(s)",
+			     st->name, j->timeout, g->key, g->nparts + g->ndead,
+			     of) < 0)
+			why = strdup("join timed out");
+		return why;
+	}
+	if (g->ndead && !j->collect)
+		return key_group_why(st, g);
+	return NULL;
+}
+
+/* Frees a group loaded from the store, with its parts. */
+static void store_group_free(struct hop_group *g)
+{
+	for (size_t i = 0; i < g->nparts; i++)
+		hop_item_free(g->parts[i]);
+	g->nparts = 0;
+	hop_group_free(g);
+}
+
+/* Hands on group key of st's store, this run's now: its joined item is
+ * written (window_done tells the store), or, when it cannot be joined,
+ * the group is marked dead in the store, with its parts. */
+static void store_group_emit(struct run *r, struct hop_stage *st,
+			     const char *key)
+{
+	struct hop_group *g;
+	struct window *w = NULL;
+	struct hop_item *anchor = NULL, *c = NULL;
+	char msg[512], *why = NULL, *payload = NULL, *name = NULL;
+	bool overdue;
+
+	if (hop_strmap_get(st->emitting, key))
+		return; /* being written */
+	if (!(g = calloc(1, sizeof(*g))) || !(g->key = strdup(key))) {
+		snprintf(msg, sizeof(msg), "out of memory");
+		goto retry;
+	}
+	g->run = r;
+	g->stage = st->index;
+	g->expected = -1;
+	if (hop_jstore_load(st->jstore, g, msg, sizeof(msg)))
+		goto retry;
+	overdue = !hop_group_complete(g);
+	if ((why = store_group_why(st, g, overdue))) {
+		hop_log(HOP_ERROR, "%s: the group stays in %s, marked dead",
+			why, hop_jstore_table(st->jstore));
+		if (hop_jstore_finish(st->jstore, key, why, msg, sizeof(msg)))
+			goto retry;
+		st->stats.dead++;
+		r->groups_dead++;
+		free(why);
+		store_group_free(g);
+		return;
+	}
+	if (overdue)
+		hop_log(HOP_WARN,
+			"stage %s: group %s is not complete after %.1f s: "
+			"handing on what came (\"missing\": true)",
+			st->name, key, st->cfg->join->timeout);
+	snprintf(msg, sizeof(msg), "out of memory");
+	if (!(w = calloc(1, sizeof(*w))) || !(w->store_key = strdup(key)) ||
+	    asprintf(&name, "%s#%s", st->name, key) < 0 ||
+	    !(anchor = hop_item_new(name, strdup("null"), 4)) ||
+	    !(payload = hop_group_payload(g, overdue)) ||
+	    hop_strmap_put(st->emitting, key, st))
+		goto retry;
+	w->stage = st->index;
+	w->what = "its joined item";
+	anchor->feed = -1;
+	anchor->pending = 1;
+	anchor->fate = FATE_ACK;
+	anchor->src_data = w;
+	anchor->stage = (int16_t)st->index;
+	struct output o = {g->key, payload, strlen(payload), NULL, NULL};
+	if ((c = child(anchor, &o, false))) {
+		anchor->pending++;
+		group_out(r, st, c);
+	} else {
+		anchor->fate = FATE_RELEASE;
+	}
+	free(payload);
+	store_group_free(g);
+	unpend(r, anchor);
+	schedule(r);
+	return;
+retry:
+	hop_log(HOP_ERROR,
+		"stage %s: cannot hand on group %s now: %s: it stays this "
+		"run's in %s, tried again in a second",
+		st->name, key, msg,
+		st->jstore ? hop_jstore_table(st->jstore) : "the store");
+	if (w)
+		free(w->store_key);
+	free(w);
+	if (anchor)
+		anchor->src_data = NULL;
+	hop_item_free(anchor);
+	free(payload);
+	free(why);
+	if (g)
+		store_group_free(g);
+}
+
+/* The store hears how group key's joined item ended (window_done). */
+static void store_group_over(struct run *r, struct hop_stage *st,
+			     const char *key, const struct hop_item *anchor)
+{
+	char msg[512], *why = NULL;
+
+	hop_strmap_del(st->emitting, key);
+	if (anchor->fate == FATE_RELEASE)
+		return; /* still the run's: the next sweep, or another's */
+	if (anchor->fate == FATE_DEAD &&
+	    asprintf(&why,
+		     "stage %s: group %s's joined item could not be "
+		     "written: %s",
+		     st->name, key,
+		     anchor->error ? anchor->error : "failed") < 0)
+		why = NULL;
+	if (anchor->fate == FATE_DEAD) {
+		hop_log(HOP_ERROR, "%s: the group stays in %s, marked dead",
+			why ? why : "a joined item could not be written",
+			hop_jstore_table(st->jstore));
+		st->stats.dead++;
+		r->groups_dead++;
+	}
+	if (hop_jstore_finish(st->jstore, key,
+			      anchor->fate == FATE_DEAD
+				  ? (why ? why : "could not be written")
+				  : NULL,
+			      msg, sizeof(msg)))
+		hop_log(HOP_ERROR,
+			"stage %s: group %s is written but the store did not "
+			"hear it: %s: it will be written again",
+			st->name, key, msg);
+	free(why);
+}
+
+struct sweep {
+	struct run *r;
+	struct hop_stage *st;
+};
+
+static void sweep_one(const char *key, void *arg)
+{
+	struct sweep *s = arg;
+	store_group_emit(s->r, s->st, key);
+}
+
+/* Hands on the groups of st's store that are the run's to hand on now
+ * (hop_jstore_claim), and now and then forgets old done ones. */
+static void store_sweep(struct run *r, struct hop_stage *st)
+{
+	const struct hop_join_config *j = st->cfg->join;
+	struct sweep s = {r, st};
+	char msg[512];
+
+	if (hop_jstore_claim(st->jstore, j->timeout, sweep_one, &s, msg,
+			     sizeof(msg)) < 0)
+		hop_log(HOP_ERROR, "stage %s: %s", st->name, msg);
+	if (hop_now_ms() < st->prune_ms)
+		return;
+	st->prune_ms = hop_now_ms() + STORE_PRUNE_MS;
+	if (hop_jstore_prune(st->jstore, j->remember, msg, sizeof(msg)))
+		hop_log(HOP_WARN, "stage %s: %s", st->name, msg);
+}
+
+static void sweep_tick(struct hop_loop *loop, void *arg)
+{
+	struct run *r = arg;
+	(void)loop;
+	r->sweep_timer = 0;
+	for (int i = 0; i < r->nstages && r->phase == RUNNING; i++)
+		if (r->stages[i].jstore)
+			store_sweep(r, &r->stages[i]);
+	if (r->phase == RUNNING)
+		r->sweep_timer =
+		    hop_loop_after(r->loop, STORE_SWEEP_MS, sweep_tick, r);
+}
+
 /* it reached join stage st, a join by key (key: the one it was emitted
  * with): into its key's group, or dead when it names none. */
 static void join_key_part(struct run *r, struct hop_stage *st,
@@ -1576,6 +1832,19 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 			   sizeof(msg));
 	if (rc == -EINVAL) {
 		gather_dead(r, st, it, msg);
+		return;
+	}
+	if (st->jstore) {
+		/* Its tree died elsewhere: stored as a finished part. */
+		const char *dead = root->fate != FATE_DEAD ? NULL
+				   : root->error	   ? root->error
+						 : "its source item is dead";
+		if (!rc && store_part(r, st, it, &pi, st->name, dead) >= 0)
+			end_work(r, it);
+		else
+			release_work(r, it);
+		if (!rc)
+			free(pi.key);
 		return;
 	}
 	if (!rc && hop_keyring_has(st->closed, pi.key)) {
@@ -1642,6 +1911,11 @@ static void key_part_dead(struct run *r, struct hop_stage *st,
 	    hop_part_info(st->cfg->join, it->payload, it->payload_len, NULL,
 			  &pi, msg, sizeof(msg)))
 		return;
+	if (st->jstore) {
+		store_part(r, st, it, &pi, stage, error);
+		free(pi.key);
+		return;
+	}
 	if (hop_keyring_has(st->closed, pi.key) ||
 	    !(g = key_group(r, st, pi.key)) || hop_group_has(g, it->id)) {
 		free(pi.key);
@@ -1654,6 +1928,33 @@ static void key_part_dead(struct run *r, struct hop_stage *st,
 	key_group_check(r, g);
 }
 
+/* A finite run's upstream of st, a join with "state", is over: the
+ * groups it leaves open wait in the store for a later run. */
+static void store_left_open(struct hop_stage *st)
+{
+	char *keys[5], msg[512], list[400] = "";
+	size_t nkeys = 0, len = 0;
+	int64_t open = hop_jstore_open_groups(st->jstore, keys, 5, &nkeys, msg,
+					      sizeof(msg));
+
+	if (open < 0) {
+		hop_log(HOP_ERROR, "stage %s: %s", st->name, msg);
+		return;
+	}
+	for (size_t i = 0; i < nkeys; i++) {
+		if (len < sizeof(list))
+			len += (size_t)snprintf(list + len, sizeof(list) - len,
+						"%s%s", i ? ", " : "", keys[i]);
+		free(keys[i]);
+	}
+	if (open > 0)
+		hop_log(HOP_WARN,
+			"stage %s: %lld group(s) stay open in %s for a later "
+			"run (the oldest: %s%s)",
+			st->name, (long long)open, hop_jstore_table(st->jstore),
+			list, open > (int64_t)nkeys ? ", ..." : "");
+}
+
 /* Joins by key whose upstream is over: a group still open now never will
  * be complete. A finite run names each and dead-letters its parts' source
  * items, so that it ends, and ends non-zero. */
@@ -1662,6 +1963,13 @@ static void joins_due(struct run *r)
 	for (int i = 0; i < r->nstages; i++) {
 		struct hop_stage *st = &r->stages[i];
 		struct hop_group *g;
+		if (st->jstore && !st->store_swept && !r->cfg->watch &&
+		    upstream_done(r, st)) {
+			st->store_swept = true;
+			store_sweep(r, st);
+			store_left_open(st);
+			continue;
+		}
 		if (!st->cfg->join || !st->cfg->join->by || !st->ngroups ||
 		    r->cfg->watch || !upstream_done(r, st))
 			continue;
@@ -2705,6 +3013,10 @@ static void window_done(struct run *r, struct hop_item *anchor)
 	struct window *w = anchor->src_data;
 	struct hop_stage *st = &r->stages[w->stage];
 
+	if (w->store_key) {
+		store_group_over(r, st, w->store_key, anchor);
+		free(w->store_key);
+	}
 	for (size_t i = 0; i < w->n; i++) {
 		struct hop_item *h = w->roots[i];
 		h->holds--;
@@ -4203,6 +4515,11 @@ static int gather_graph(struct run *r, int n)
 			return -1;
 		}
 		struct hop_stage *st = &r->stages[r->first[i]];
+		if (c->join && c->join->state &&
+		    !(st->emitting = hop_strmap_new())) {
+			hop_log(HOP_ERROR, "stage %s: out of memory", c->name);
+			return -1;
+		}
 		if (c->join && c->join->by &&
 		    (!(st->keyed = hop_strmap_new()) ||
 		     !(st->closed =
@@ -4220,6 +4537,40 @@ static int gather_graph(struct run *r, int n)
 					 (int64_t)(c->reduce->interval * 1000),
 					 (int64_t)(c->reduce->grace * 1000));
 		}
+	}
+	return 0;
+}
+
+/* Connects the joins with "state" to their stores. Returns 0, or -1
+ * (logged). */
+static int open_stores(struct run *r)
+{
+	for (int i = 0; i < r->nstages; i++) {
+		struct hop_stage *st = &r->stages[i];
+		const struct hop_join_config *j = st->cfg->join;
+		char table[80], msg[512];
+		if (!j || !j->state)
+			continue;
+		if (j->state_table) {
+			snprintf(table, sizeof(table), "%s", j->state_table);
+		} else {
+			/* hopper_join_STAGE, the name's other bytes as _ */
+			int k = snprintf(table, sizeof(table), "hopper_join_%s",
+					 st->cfg->name);
+			for (int b = 12; b < k && table[b]; b++)
+				if (!isalnum((unsigned char)table[b]))
+					table[b] = '_';
+		}
+		if (hop_jstore_open(j->state, table, st->name, &st->jstore, msg,
+				    sizeof(msg))) {
+			hop_log(HOP_ERROR, "%s", msg);
+			return -1;
+		}
+		hop_log(HOP_INFO, "stage %s: groups kept in %s", st->name,
+			table);
+		if (!r->sweep_timer)
+			r->sweep_timer =
+			    hop_loop_after(r->loop, 0, sweep_tick, r);
 	}
 	return 0;
 }
@@ -4478,6 +4829,8 @@ int hop_run(struct hop_config *cfg)
 			goto out_sources;
 		}
 	}
+	if (open_stores(&r))
+		goto out_sources;
 	say_running(&r);
 	r.t0 = r.stats.started_ms = hop_now_ms();
 	start_reporting(&r);
@@ -4487,6 +4840,7 @@ int hop_run(struct hop_config *cfg)
 	else
 		r.feeds[0].failed = true;
 	hop_loop_cancel(r.loop, r.scale_timer);
+	hop_loop_cancel(r.loop, r.sweep_timer);
 	if (r.trace)
 		fclose(r.trace);
 	hop_progress_stop(r.progress);
@@ -4531,7 +4885,9 @@ int hop_run(struct hop_config *cfg)
 		code = r.halt_code;
 	else if (cut_short)
 		code = 128 + r.first_signal;
-	else if ((r.stats.dead > 0 || r.skipped_dead > 0) && !cfg->watch)
+	else if ((r.stats.dead > 0 || r.skipped_dead > 0 ||
+		  r.groups_dead > 0) &&
+		 !cfg->watch)
 		code = HOP_EXIT_DEAD;
 	else
 		code = HOP_EXIT_OK;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "gather.h"
+#include "jstore.h"
 
 int hop_stage_init(struct hop_stage *st, const struct hop_stage_config *cfg,
 		   int index, int shard, char *err, size_t errlen)
@@ -132,6 +133,10 @@ void hop_stage_free(struct hop_stage *st)
 	st->keyed = NULL;
 	hop_keyring_free(st->closed);
 	st->closed = NULL;
+	hop_jstore_close(st->jstore);
+	st->jstore = NULL;
+	hop_strmap_free(st->emitting);
+	st->emitting = NULL;
 	free(st->tumbler);
 	st->tumbler = NULL;
 	free(st->holds);

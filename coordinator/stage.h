@@ -23,6 +23,7 @@
 
 struct hop_loop;
 struct hop_strmap;
+struct hop_jstore;
 struct hop_keyring;
 struct fold_window;
 struct hop_tumbler;
@@ -69,6 +70,13 @@ struct hop_stage {
 	 * it closed last, to know late parts. */
 	struct hop_strmap *keyed;
 	struct hop_keyring *closed;
+	/* A join by key with "state": where its groups are (jstore.h), the
+	 * keys of those this run is writing now, and the next time it
+	 * forgets old done groups. */
+	struct hop_jstore *jstore;
+	struct hop_strmap *emitting;
+	int64_t prune_ms;
+	bool store_swept; /* a finite run's last sweep is done */
 	/* A reduce: its accumulators, and the roots of the items it folded
 	 * in since its last result, each held (one of its pending) until
 	 * that result is written. */
