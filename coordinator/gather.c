@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "jsonscan.h"
-#include "jstore.h"
+#include "gstore.h"
 #include "opts.h"
 
 /* Options. */
@@ -70,6 +70,8 @@ struct reduce_extra {
 	char *time;
 	int64_t batch;
 	bool merge;
+	char *state;
+	char *state_table;
 };
 
 #define ROFF(f) offsetof(struct reduce_extra, f)
@@ -105,6 +107,15 @@ const struct hop_option hop_reduce_options[] = {
     {"merge", HOP_OPT_BOOL, "false", ROFF(merge),
      "a reducer worker that merges two accumulators ({\"merge\": [a, "
      "b]}): its batches run side by side, as a tree"},
+    {"state", HOP_OPT_STR, NULL, ROFF(state),
+     "a built-in op: a PostgreSQL URL where the accumulators are kept, so "
+     "that each item's source item is acknowledged once it is counted "
+     "there, each item counts once across runs, and results outlive the "
+     "coordinator"},
+    {"state_table", HOP_OPT_STR, NULL, ROFF(state_table),
+     "with state: the table of the accumulators (and TABLE_seen, "
+     "TABLE_windows)",
+     .def_words = "hopper_reduce_STAGE"},
     {NULL},
 };
 
@@ -125,6 +136,8 @@ void hop_reduce_config_free(struct hop_reduce_config *c)
 	free(c->by);
 	free(c->time);
 	free(c->buckets);
+	free(c->state);
+	free(c->state_table);
 	free(c);
 }
 
@@ -150,7 +163,7 @@ static int join_by_key_check(const struct hop_join_config *c, char *msg,
 	}
 	if (c->state) {
 		char why[300];
-		if (hop_jstore_check(c->state, c->state_table, why,
+		if (hop_gstore_check(c->state, c->state_table, why,
 				     sizeof(why))) {
 			snprintf(msg, n, "join: %s", why);
 			return -EINVAL;
@@ -316,7 +329,7 @@ int hop_reduce_parse(json_t *v, struct hop_reduce_config **out, char *msg,
 				     ? ""
 				     : " (its keys: op, field, by, buckets, "
 				       "every, interval, grace, time, batch, "
-				       "merge)");
+				       "merge, state, state_table)");
 			goto out;
 		}
 	}
@@ -365,11 +378,33 @@ int hop_reduce_parse(json_t *v, struct hop_reduce_config **out, char *msg,
 			 "time window) cannot both be set");
 		goto out;
 	}
+	if (ex.state) {
+		char why[300];
+		if (hop_gstore_check(ex.state, ex.state_table, why,
+				     sizeof(why))) {
+			snprintf(msg, n, "reduce: %s", why);
+			goto out;
+		}
+		if (ex.every) {
+			snprintf(msg, n,
+				 "reduce: 'every' (a count window) cannot be "
+				 "kept in 'state': which items fall in which "
+				 "window would depend on their order across "
+				 "runs; use 'interval', or no window");
+			goto out;
+		}
+	} else if (ex.state_table) {
+		snprintf(msg, n, "reduce: 'state_table' goes with 'state'");
+		goto out;
+	}
 	c->op_name = ex.op;
 	c->field = ex.field;
 	c->by = ex.by;
 	c->time = ex.time;
+	c->state = ex.state;
+	c->state_table = ex.state_table;
 	ex.op = ex.field = ex.by = ex.time = NULL;
+	ex.state = ex.state_table = NULL;
 	c->every = ex.every;
 	c->interval = ex.interval;
 	c->grace = ex.grace;
@@ -409,6 +444,12 @@ int hop_reduce_check(const struct hop_reduce_config *c, bool worker, char *msg,
 	}
 	if (worker && c->nbuckets) {
 		snprintf(msg, n, "reduce: 'buckets' is for op histogram only");
+		return -EINVAL;
+	}
+	if (worker && c->state) {
+		snprintf(msg, n,
+			 "reduce: 'state' keeps a built-in op's accumulators "
+			 "(an 'op'); a reducer worker's are its own");
 		return -EINVAL;
 	}
 	return 0;
@@ -1298,6 +1339,80 @@ uint64_t hop_reducer_items(const struct hop_reducer *rd)
 size_t hop_reducer_keys(const struct hop_reducer *rd)
 {
 	return rd->n;
+}
+
+/* A JSON number's value, or 0. */
+static double num_of(const json_t *v)
+{
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+int hop_reducer_merge(struct hop_reducer *rd, const char *json)
+{
+	const struct hop_reduce_config *c = rd->cfg;
+	json_error_t e;
+	json_t *o = json_loads(json, 0, &e), *v;
+	const char *key = "";
+	int rc = -EINVAL;
+
+	if (!json_is_object(o))
+		goto out;
+	if (c->by && !(key = json_string_value(json_object_get(o, "key"))))
+		goto out;
+	struct acc *a = find(rd, key, strlen(key));
+	if (!a) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	uint64_t count = (uint64_t)num_of(json_object_get(o, "count"));
+	a->count += count;
+	rd->items += count;
+	v = json_object_get(o, "value");
+	switch (c->op) {
+	case HOP_REDUCE_COUNT:
+		break;
+	case HOP_REDUCE_SUM:
+		a->sum += num_of(v);
+		break;
+	case HOP_REDUCE_MEAN:
+		a->sum += num_of(json_object_get(o, "sum"));
+		break;
+	case HOP_REDUCE_MIN:
+	case HOP_REDUCE_MAX:
+		if (count && num_of(v) < a->min)
+			a->min = num_of(v);
+		if (count && num_of(v) > a->max)
+			a->max = num_of(v);
+		break;
+	case HOP_REDUCE_HISTOGRAM: {
+		json_t *counts = json_object_get(o, "counts"), *x;
+		const char *name;
+		size_t i;
+		if (c->nbuckets) {
+			json_array_foreach(counts, i,
+					   x) if (i <= (size_t)c->nbuckets)
+			    a->bins[i] += (uint64_t)num_of(x);
+			break;
+		}
+		if (!a->by_value && !(a->by_value = json_object())) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		json_object_foreach(counts, name, x)
+		{
+			json_t *had = json_object_get(a->by_value, name);
+			json_object_set_new(
+			    a->by_value, name,
+			    json_integer((had ? json_integer_value(had) : 0) +
+					 (json_int_t)num_of(x)));
+		}
+		break;
+	}
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
 }
 
 /* A double as JSON: an integer when it is one. */

@@ -41,7 +41,7 @@ struct hop_join_config {
 	char *end;
 	char *seq;
 	int64_t remember; /* keys of closed groups kept, to know late parts */
-	/* By key: where groups are kept (jstore.h), a PostgreSQL URL, and
+	/* By key: where groups are kept (gstore.h), a PostgreSQL URL, and
 	 * its table's name; NULL: in memory. */
 	char *state;
 	char *state_table;
@@ -75,6 +75,10 @@ struct hop_reduce_config {
 	int64_t batch;
 	bool merge;
 	bool batch_given; /* batch or merge was set: for a worker only */
+	/* A built-in op: where its accumulators are kept (a PostgreSQL URL,
+	 * rstore.h), and its table's name; NULL: in memory. */
+	char *state;
+	char *state_table;
 };
 
 /* Reads a stage's "join" (true, or an object of options) into a new
@@ -223,6 +227,11 @@ size_t hop_reducer_keys(const struct hop_reducer *rd);
  * Returns 0 or -ENOMEM. */
 int hop_reducer_result(const struct hop_reducer *rd, size_t i, char **id,
 		       char **json);
+/* Folds in a result of the same reduce (hop_reducer_result's json), as
+ * kept elsewhere: results are exact, so folding one in is as folding in
+ * every item behind it. Returns 0, -EINVAL (not such a result) or
+ * -ENOMEM. */
+int hop_reducer_merge(struct hop_reducer *rd, const char *json);
 /* Forgets every key: the next window starts empty. */
 void hop_reducer_clear(struct hop_reducer *rd);
 void hop_reducer_free(struct hop_reducer *rd);

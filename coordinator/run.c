@@ -57,7 +57,7 @@
 #include "gather.h"
 #include "http.h"
 #include "journal.h"
-#include "jstore.h"
+#include "gstore.h"
 #include "log.h"
 #include "loop.h"
 #include "pool.h"
@@ -92,6 +92,9 @@ enum fate { FATE_ACK, FATE_DEAD, FATE_RELEASE };
  * over, overdue), and forgets old done ones. */
 #define STORE_SWEEP_MS 1000
 #define STORE_PRUNE_MS 30000
+/* A reduce with "state": the done windows' rows kept, so that an item
+ * for one of them is known to be late. */
+#define STORE_WINDOWS_KEPT 10000
 
 /* A stage's queue when its config does not bound it. */
 #define QUEUE_DEFAULT 1000
@@ -1356,6 +1359,9 @@ struct window {
 	struct fold_window *folds; /* a reducer worker's, freed with it */
 	struct hop_held held;	   /* more roots, kept in short */
 	char *store_key;	   /* a group of a join with "state": its key */
+	/* A window of a reduce with "state": its number. */
+	bool store_window;
+	int64_t win;
 };
 
 static bool upstream_done(const struct run *r, const struct hop_stage *st);
@@ -1567,7 +1573,7 @@ static void key_group_due(struct run *r, struct hop_group *g)
 	free(why);
 }
 
-/* A join by key with "state" (jstore.h): each part goes to the store,
+/* A join by key with "state" (gstore.h): each part goes to the store,
  * and its source item ends as soon as it is stored; the store says when
  * a group is complete and this run's to hand on. Handing on loads the
  * group's parts and writes the joined item as a child of an anchor of
@@ -1585,7 +1591,7 @@ static int store_part(struct run *r, struct hop_stage *st,
 		      const struct hop_item *it, const struct hop_part_info *pi,
 		      const char *stage, const char *error)
 {
-	struct hop_jstore_part p = {.key = pi->key,
+	struct hop_gstore_part p = {.key = pi->key,
 				    .id = it->id,
 				    .seq = pi->seq,
 				    .expected = pi->count >= 0 ? pi->count
@@ -1596,21 +1602,21 @@ static int store_part(struct run *r, struct hop_stage *st,
 				    .stage = error ? stage : NULL,
 				    .error = error};
 	char msg[512];
-	int v = hop_jstore_add(st->jstore, &p, msg, sizeof(msg));
+	int v = hop_gstore_add(st->gstore, &p, msg, sizeof(msg));
 
 	if (v < 0) {
 		hop_log_ev(HOP_ERROR, -1, it->id, "stage %s: %s", st->name,
 			   msg);
 		return v;
 	}
-	if (v == HOP_JSTORE_LATE) {
+	if (v == HOP_GSTORE_LATE) {
 		st->stats.late++;
 		hop_log_ev(HOP_WARN, -1, it->id,
 			   "stage %s: a part of group %s came after the group "
 			   "was over: dropped",
 			   st->name, pi->key);
 	}
-	if (v == HOP_JSTORE_COMPLETE)
+	if (v == HOP_GSTORE_COMPLETE)
 		store_group_emit(r, st, pi->key);
 	return v;
 }
@@ -1672,13 +1678,13 @@ static void store_group_emit(struct run *r, struct hop_stage *st,
 	g->run = r;
 	g->stage = st->index;
 	g->expected = -1;
-	if (hop_jstore_load(st->jstore, g, msg, sizeof(msg)))
+	if (hop_gstore_load(st->gstore, g, msg, sizeof(msg)))
 		goto retry;
 	overdue = !hop_group_complete(g);
 	if ((why = store_group_why(st, g, overdue))) {
 		hop_log(HOP_ERROR, "%s: the group stays in %s, marked dead",
-			why, hop_jstore_table(st->jstore));
-		if (hop_jstore_finish(st->jstore, key, why, msg, sizeof(msg)))
+			why, hop_gstore_table(st->gstore));
+		if (hop_gstore_finish(st->gstore, key, why, msg, sizeof(msg)))
 			goto retry;
 		st->stats.dead++;
 		r->groups_dead++;
@@ -1722,7 +1728,7 @@ retry:
 		"stage %s: cannot hand on group %s now: %s: it stays this "
 		"run's in %s, tried again in a second",
 		st->name, key, msg,
-		st->jstore ? hop_jstore_table(st->jstore) : "the store");
+		st->gstore ? hop_gstore_table(st->gstore) : "the store");
 	if (w)
 		free(w->store_key);
 	free(w);
@@ -1754,11 +1760,11 @@ static void store_group_over(struct run *r, struct hop_stage *st,
 	if (anchor->fate == FATE_DEAD) {
 		hop_log(HOP_ERROR, "%s: the group stays in %s, marked dead",
 			why ? why : "a joined item could not be written",
-			hop_jstore_table(st->jstore));
+			hop_gstore_table(st->gstore));
 		st->stats.dead++;
 		r->groups_dead++;
 	}
-	if (hop_jstore_finish(st->jstore, key,
+	if (hop_gstore_finish(st->gstore, key,
 			      anchor->fate == FATE_DEAD
 				  ? (why ? why : "could not be written")
 				  : NULL,
@@ -1775,38 +1781,56 @@ struct sweep {
 	struct hop_stage *st;
 };
 
+static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
+			      bool claimed);
+
 static void sweep_one(const char *key, void *arg)
 {
 	struct sweep *s = arg;
-	store_group_emit(s->r, s->st, key);
+	if (s->st->cfg->join)
+		store_group_emit(s->r, s->st, key);
+	else
+		store_window_emit(s->r, s->st, strtoll(key, NULL, 10), true);
 }
 
-/* Hands on the groups of st's store that are the run's to hand on now
- * (hop_jstore_claim), and now and then forgets old done ones. */
+/* Hands on the groups (or a reduce's windows) of st's store that are the
+ * run's to hand on now (hop_gstore_claim), and now and then forgets old
+ * done ones. */
 static void store_sweep(struct run *r, struct hop_stage *st)
 {
 	const struct hop_join_config *j = st->cfg->join;
 	struct sweep s = {r, st};
 	char msg[512];
 
-	if (hop_jstore_claim(st->jstore, j->timeout, sweep_one, &s, msg,
-			     sizeof(msg)) < 0)
+	if (hop_gstore_claim(st->gstore,
+			     j		   ? j->timeout
+			     : st->tumbler ? 1
+					   : 0,
+			     sweep_one, &s, msg, sizeof(msg)) < 0)
 		hop_log(HOP_ERROR, "stage %s: %s", st->name, msg);
 	if (hop_now_ms() < st->prune_ms)
 		return;
 	st->prune_ms = hop_now_ms() + STORE_PRUNE_MS;
-	if (hop_jstore_prune(st->jstore, j->remember, msg, sizeof(msg)))
+	if (hop_gstore_prune(st->gstore, j ? j->remember : STORE_WINDOWS_KEPT,
+			     msg, sizeof(msg)))
 		hop_log(HOP_WARN, "stage %s: %s", st->name, msg);
 }
+
+static void store_tallies(struct run *r, struct hop_stage *st);
 
 static void sweep_tick(struct hop_loop *loop, void *arg)
 {
 	struct run *r = arg;
 	(void)loop;
 	r->sweep_timer = 0;
-	for (int i = 0; i < r->nstages && r->phase == RUNNING; i++)
-		if (r->stages[i].jstore)
-			store_sweep(r, &r->stages[i]);
+	for (int i = 0; i < r->nstages && r->phase == RUNNING; i++) {
+		struct hop_stage *st = &r->stages[i];
+		if (!st->gstore)
+			continue;
+		if (st->cfg->reduce)
+			store_tallies(r, st);
+		store_sweep(r, st);
+	}
 	if (r->phase == RUNNING)
 		r->sweep_timer =
 		    hop_loop_after(r->loop, STORE_SWEEP_MS, sweep_tick, r);
@@ -1834,7 +1858,7 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 		gather_dead(r, st, it, msg);
 		return;
 	}
-	if (st->jstore) {
+	if (st->gstore) {
 		/* Its tree died elsewhere: stored as a finished part. */
 		const char *dead = root->fate != FATE_DEAD ? NULL
 				   : root->error	   ? root->error
@@ -1911,7 +1935,7 @@ static void key_part_dead(struct run *r, struct hop_stage *st,
 	    hop_part_info(st->cfg->join, it->payload, it->payload_len, NULL,
 			  &pi, msg, sizeof(msg)))
 		return;
-	if (st->jstore) {
+	if (st->gstore) {
 		store_part(r, st, it, &pi, stage, error);
 		free(pi.key);
 		return;
@@ -1934,7 +1958,7 @@ static void store_left_open(struct hop_stage *st)
 {
 	char *keys[5], msg[512], list[400] = "";
 	size_t nkeys = 0, len = 0;
-	int64_t open = hop_jstore_open_groups(st->jstore, keys, 5, &nkeys, msg,
+	int64_t open = hop_gstore_open_groups(st->gstore, keys, 5, &nkeys, msg,
 					      sizeof(msg));
 
 	if (open < 0) {
@@ -1951,7 +1975,7 @@ static void store_left_open(struct hop_stage *st)
 		hop_log(HOP_WARN,
 			"stage %s: %lld group(s) stay open in %s for a later "
 			"run (the oldest: %s%s)",
-			st->name, (long long)open, hop_jstore_table(st->jstore),
+			st->name, (long long)open, hop_gstore_table(st->gstore),
 			list, open > (int64_t)nkeys ? ", ..." : "");
 }
 
@@ -1963,8 +1987,8 @@ static void joins_due(struct run *r)
 	for (int i = 0; i < r->nstages; i++) {
 		struct hop_stage *st = &r->stages[i];
 		struct hop_group *g;
-		if (st->jstore && !st->store_swept && !r->cfg->watch &&
-		    upstream_done(r, st)) {
+		if (st->gstore && st->cfg->join && !st->store_swept &&
+		    !r->cfg->watch && upstream_done(r, st)) {
 			st->store_swept = true;
 			store_sweep(r, st);
 			store_left_open(st);
@@ -2598,6 +2622,312 @@ static void fold_item(struct run *r, struct hop_stage *st, struct hop_item *it)
 
 static void fold_abandon(struct run *r, struct hop_stage *st);
 
+/* A reduce with "state" (gstore.h): its accumulators are kept in
+ * PostgreSQL, by window and key. It folds items in memory as without,
+ * and about once a second (or every TALLY_MAX items, or when a window
+ * closes) counts them into the store in one transaction, with their ids,
+ * so that an item that comes again after a crash counts once; then their
+ * source items are acknowledged. When a window closes (or a finite run's
+ * upstream is over), one coordinator takes it and writes its results
+ * from the store; window_done tells the store. */
+
+#define TALLY_MAX 10000
+
+/* The items a reduce with "state" folded into a window since it last
+ * counted them into the store: their ids and payloads (to fold again
+ * those the store had counted already). */
+struct tally {
+	int64_t win;
+	char **ids, **payloads;
+	size_t *lens;
+	size_t n, cap;
+};
+
+/* Window w's number in result ids: its start in s (ms when the
+ * interval, size ms, is not whole seconds). */
+static uint64_t window_number(int64_t size, int64_t w)
+{
+	return (uint64_t)(size % 1000 ? w * size : w * (size / 1000));
+}
+
+static struct tally *tally_new(int64_t win)
+{
+	struct tally *t = calloc(1, sizeof(*t));
+	if (t)
+		t->win = win;
+	return t;
+}
+
+static void tally_clear(struct tally *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->ids[i]);
+		free(t->payloads[i]);
+	}
+	t->n = 0;
+}
+
+static void tally_free(struct tally *t)
+{
+	if (!t)
+		return;
+	tally_clear(t);
+	free(t->ids);
+	free(t->payloads);
+	free(t->lens);
+	free(t);
+}
+
+/* Notes it, folded in. Returns 0 or -ENOMEM. */
+static int tally_add(struct tally *t, const struct hop_item *it)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? 2 * t->cap : 256;
+		char **ids = realloc(t->ids, cap * sizeof(*ids));
+		if (ids)
+			t->ids = ids;
+		char **pl =
+		    ids ? realloc(t->payloads, cap * sizeof(*pl)) : NULL;
+		if (pl)
+			t->payloads = pl;
+		size_t *lens =
+		    pl ? realloc(t->lens, cap * sizeof(*lens)) : NULL;
+		if (!lens)
+			return -ENOMEM;
+		t->lens = lens;
+		t->cap = cap;
+	}
+	char *id = strdup(it->id), *payload = malloc(it->payload_len + 1);
+	if (!id || !payload) {
+		free(id);
+		free(payload);
+		return -ENOMEM;
+	}
+	memcpy(payload, it->payload, it->payload_len);
+	payload[it->payload_len] = '\0';
+	t->ids[t->n] = id;
+	t->payloads[t->n] = payload;
+	t->lens[t->n++] = it->payload_len;
+	return 0;
+}
+
+struct refold_arg {
+	struct tally *t;
+	const struct hop_reduce_config *cfg;
+};
+
+/* The store had counted some of a tally's items: *rd again, from the
+ * others only (hop_gstore_count's refold). */
+static int tally_refold(void *arg, const bool *fresh, struct hop_reducer **rd)
+{
+	struct refold_arg *a = arg;
+	struct hop_reducer *nrd = hop_reducer_new(a->cfg);
+	char msg[300];
+
+	for (size_t i = 0; nrd && i < a->t->n; i++)
+		if (fresh[i] &&
+		    hop_reducer_add(nrd, a->t->payloads[i], a->t->lens[i], msg,
+				    sizeof(msg)) == -ENOMEM) {
+			hop_reducer_free(nrd);
+			nrd = NULL;
+		}
+	if (!nrd)
+		return -ENOMEM;
+	hop_reducer_free(*rd);
+	*rd = nrd;
+	return 0;
+}
+
+/* The roots st holds hear fate (FATE_ACK or FATE_RELEASE) now. */
+static void holds_end(struct run *r, struct hop_stage *st, enum fate fate)
+{
+	for (size_t i = 0; i < st->nholds; i++) {
+		struct hop_item *h = st->holds[i];
+		h->holds--;
+		if (fate == FATE_RELEASE)
+			release_work(r, h);
+		else
+			unpend(r, h);
+	}
+	st->nholds = 0;
+	held_end(r, &st->held, fate, st, NULL);
+}
+
+/* The time st's window win closes, in seconds since the epoch, for the
+ * store: its close with grace, and two sweeps more, so that each
+ * coordinator counts what it has first; -1 without time windows. */
+static double window_closes(const struct hop_stage *st, int64_t win)
+{
+	if (!st->tumbler)
+		return -1;
+	return (double)(hop_tumbler_close_at(st->tumbler, win) +
+			2 * STORE_SWEEP_MS) /
+	       1000;
+}
+
+/* Counts what st folded into its window since it last did into the
+ * store, then acknowledges their source items; when that fails, they go
+ * back to their sources. */
+static void store_tally(struct run *r, struct hop_stage *st)
+{
+	struct tally *t = st->tally;
+	struct refold_arg arg = {t, st->cfg->reduce};
+	char msg[512];
+	int rc;
+
+	if (!t || (!t->n && !st->nholds && !st->held.n))
+		return;
+	rc = t->n ? hop_gstore_count(
+			st->gstore, t->win, window_closes(st, t->win),
+			(const char *const *)t->ids, t->n, &st->reducer,
+			tally_refold, &arg, msg, sizeof(msg))
+		  : HOP_GSTORE_WAIT;
+	if (rc < 0) {
+		hop_log(HOP_ERROR,
+			"stage %s: %s: its %zu item(s) go back to their "
+			"sources",
+			st->name, msg, t->n);
+		hop_reducer_clear(st->reducer);
+		tally_clear(t);
+		holds_end(r, st, FATE_RELEASE);
+		return;
+	}
+	if (rc == HOP_GSTORE_LATE) {
+		st->stats.late += t->n;
+		hop_log(HOP_WARN,
+			"stage %s: window %lld was handed on already: %zu "
+			"item(s) came too late for it, dropped",
+			st->name, (long long)t->win, t->n);
+	} else if (rc == HOP_GSTORE_COPY) {
+		hop_log(HOP_INFO,
+			"stage %s: some of %zu item(s) were counted in %s "
+			"already (they came again): counted once",
+			st->name, t->n, hop_gstore_table(st->gstore));
+	}
+	hop_reducer_clear(st->reducer);
+	tally_clear(t);
+	holds_end(r, st, FATE_ACK);
+}
+
+/* Notes that this run counted into window win, for its end. */
+static void counted_add(struct hop_stage *st, int64_t win)
+{
+	for (size_t k = 0; k < st->ncounted; k++)
+		if (st->counted[k] == win)
+			return;
+	if (st->ncounted == st->counted_cap) {
+		size_t cap = st->counted_cap ? 2 * st->counted_cap : 16;
+		int64_t *c = realloc(st->counted, cap * sizeof(*c));
+		if (!c)
+			return; /* the sweep hands it on, once it closes */
+		st->counted = c;
+		st->counted_cap = cap;
+	}
+	st->counted[st->ncounted++] = win;
+}
+
+/* Hands on st's window win from the store (claimed: this run's already,
+ * else taken now if open): one result per key, children of an anchor;
+ * window_done tells the store. */
+static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
+			      bool claimed)
+{
+	struct hop_reducer *rd = NULL;
+	struct window *w = NULL;
+	struct hop_item *anchor = NULL;
+	char msg[512] = "out of memory", key[24], *name = NULL;
+	int rc;
+
+	snprintf(key, sizeof(key), "%lld", (long long)win);
+	if (hop_strmap_get(st->emitting, key))
+		return; /* being written */
+	if (!claimed && (rc = hop_gstore_claim_window(st->gstore, win, msg,
+						      sizeof(msg))) <= 0) {
+		if (rc < 0)
+			hop_log(HOP_ERROR,
+				"stage %s: %s: window %s stays in the store",
+				st->name, msg, key);
+		return;
+	}
+	if (!(rd = hop_reducer_new(st->cfg->reduce)) ||
+	    hop_gstore_load_window(st->gstore, win, rd, msg, sizeof(msg)) ||
+	    !(w = calloc(1, sizeof(*w))) ||
+	    asprintf(&name, "%s#%s", st->name, key) < 0 ||
+	    !(anchor = hop_item_new(name, strdup("null"), 4)) ||
+	    hop_strmap_put(st->emitting, key, st)) {
+		hop_log(HOP_ERROR,
+			"stage %s: cannot hand on window %s now: %s: it stays "
+			"this run's in %s, tried again in a second",
+			st->name, key, msg, hop_gstore_table(st->gstore));
+		hop_reducer_free(rd);
+		free(w);
+		hop_item_free(anchor);
+		return;
+	}
+	*w = (struct window){.stage = st->index,
+			     .what = "its reduce result",
+			     .store_window = true,
+			     .win = win};
+	anchor->feed = -1;
+	anchor->pending = 1;
+	anchor->fate = FATE_ACK;
+	anchor->src_data = w;
+	anchor->stage = (int16_t)st->index;
+	uint64_t number =
+	    st->tumbler ? window_number(st->tumbler->size_ms, win) : 0;
+	for (size_t i = 0; i < hop_reducer_keys(rd); i++) {
+		char *id = NULL, *json = NULL, *wid = NULL;
+		bool made =
+		    !hop_reducer_result(rd, i, &id, &json) &&
+		    (!st->tumbler || asprintf(&wid, "%s@%llu", id,
+					      (unsigned long long)number) >= 0);
+		reduce_emit(r, st, anchor, made ? (wid ? wid : id) : NULL,
+			    json);
+		free(id);
+		free(wid);
+		free(json);
+	}
+	st->windows++;
+	hop_reducer_free(rd);
+	unpend(r, anchor);
+	schedule(r);
+}
+
+/* The store hears how window win's results ended (window_done). */
+static void store_window_over(struct run *r, struct hop_stage *st, int64_t win,
+			      const struct hop_item *anchor)
+{
+	char msg[512], key[24], *why = NULL;
+
+	snprintf(key, sizeof(key), "%lld", (long long)win);
+	hop_strmap_del(st->emitting, key);
+	if (anchor->fate == FATE_RELEASE)
+		return; /* still the run's: the next sweep, or another's */
+	if (anchor->fate == FATE_DEAD) {
+		if (asprintf(&why,
+			     "stage %s: window %s's results could not be "
+			     "written: %s",
+			     st->name, key,
+			     anchor->error ? anchor->error : "failed") < 0)
+			why = NULL;
+		hop_log(HOP_ERROR, "%s: the window stays in %s, marked dead",
+			why ? why : "a reduce result could not be written",
+			hop_gstore_table(st->gstore));
+		st->stats.dead++;
+		r->groups_dead++;
+	}
+	if (hop_gstore_finish_window(st->gstore, win, st->tumbler != NULL,
+				     anchor->fate == FATE_DEAD
+					 ? (why ? why : "could not be written")
+					 : NULL,
+				     msg, sizeof(msg)))
+		hop_log(HOP_ERROR,
+			"stage %s: window %s is written but the store did not "
+			"hear it: %s: it will be written again",
+			st->name, key, msg);
+	free(why);
+}
+
 /* Time windows (gather.h, hop_tumbler): tumbling windows of a reduce,
  * aligned to the epoch, by event time or arrival, several open at once
  * while grace lasts. An open window is a pane: its own accumulators (or
@@ -2611,6 +2941,7 @@ struct time_pane {
 	struct hop_item **holds;
 	size_t nholds, holds_cap;
 	struct fold_window *fw;
+	struct tally *tally;	/* with "state": what it counted since */
 	uint64_t number;	/* in result ids: its start, in s (ms when the
 				   interval is not whole seconds) */
 	struct time_pane *next; /* in the order of w */
@@ -2631,7 +2962,10 @@ static void pane_swap(struct hop_stage *st, struct time_pane *p)
 	size_t nholds = st->nholds, cap = st->holds_cap;
 	struct fold_window *fw = st->folding;
 	uint64_t windows = st->windows;
+	struct tally *tally = st->tally;
 
+	st->tally = p->tally;
+	p->tally = tally;
 	st->reducer = p->rd;
 	st->holds = p->holds;
 	st->nholds = p->nholds;
@@ -2659,13 +2993,15 @@ static struct time_pane *pane_at(struct hop_stage *st, int64_t w)
 		return *pp;
 	if (!(p = calloc(1, sizeof(*p))))
 		return NULL;
-	if (st->cfg->reduce->op_name &&
-	    !(p->rd = hop_reducer_new(st->cfg->reduce))) {
+	if ((st->cfg->reduce->op_name &&
+	     !(p->rd = hop_reducer_new(st->cfg->reduce))) ||
+	    (st->gstore && !(p->tally = tally_new(w)))) {
+		hop_reducer_free(p->rd);
 		free(p);
 		return NULL;
 	}
 	p->w = w;
-	p->number = (uint64_t)(size % 1000 ? w * size : w * (size / 1000));
+	p->number = window_number(size, w);
 	p->next = *pp;
 	*pp = p;
 	return p;
@@ -2673,9 +3009,28 @@ static struct time_pane *pane_at(struct hop_stage *st, int64_t w)
 
 static void pane_free(struct time_pane *p)
 {
+	tally_free(p->tally);
 	hop_reducer_free(p->rd);
 	free(p->holds);
 	free(p);
+}
+
+/* The sweep: what st's windows folded since they last counted is counted
+ * into the store. */
+static void store_tallies(struct run *r, struct hop_stage *st)
+{
+	if (!st->tumbler) {
+		store_tally(r, st);
+		return;
+	}
+	for (struct time_pane *p = st->panes; p; p = p->next) {
+		pane_swap(st, p);
+		size_t before = st->nholds;
+		store_tally(r, st);
+		st->pane_holds -= before - st->nholds;
+		counted_add(st, st->tally->win);
+		pane_swap(st, p);
+	}
 }
 
 static void panes_tick(struct hop_loop *loop, void *arg);
@@ -2904,6 +3259,14 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 		release_work(r, it);
 		return;
 	}
+	if (st->gstore && tally_add(st->tally, it)) {
+		/* Folded in but not noted: counted from the reducer all the
+		 * same, just not known to the store should it come again. */
+		hop_log_ev(HOP_WARN, -1, it->id,
+			   "stage %s: out of memory noting the item: should it "
+			   "come again it counts again",
+			   st->name);
+	}
 	st->stats.done++;
 	end_work(r, it);
 	if (st->holds[st->nholds - 1] == root && heldable(st, root) &&
@@ -2911,8 +3274,10 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 		st->nholds--;
 		hop_item_free(root);
 	}
-	if (st->cfg->reduce->every &&
-	    hop_reducer_items(st->reducer) >= (uint64_t)st->cfg->reduce->every)
+	if (st->gstore && st->tally->n >= TALLY_MAX)
+		store_tally(r, st);
+	else if (st->cfg->reduce->every && hop_reducer_items(st->reducer) >=
+					       (uint64_t)st->cfg->reduce->every)
 		reduce_out(r, st);
 }
 
@@ -2955,6 +3320,17 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 	char *name = NULL;
 	struct hop_item *anchor = NULL;
 
+	if (st->gstore) {
+		/* Counted into the store; handed on from there by the sweep
+		 * once every coordinator has counted its share, or now when
+		 * the input is over. */
+		free(w);
+		store_tally(r, st);
+		counted_add(st, st->tally->win);
+		if (!st->tumbler)
+			store_window_emit(r, st, st->tally->win, false);
+		return;
+	}
 	if (!nkeys && !st->nholds && !st->held.n) {
 		free(w);
 		return;
@@ -3017,6 +3393,8 @@ static void window_done(struct run *r, struct hop_item *anchor)
 		store_group_over(r, st, w->store_key, anchor);
 		free(w->store_key);
 	}
+	if (w->store_window)
+		store_window_over(r, st, w->win, anchor);
 	for (size_t i = 0; i < w->n; i++) {
 		struct hop_item *h = w->roots[i];
 		h->holds--;
@@ -3094,6 +3472,10 @@ static void reduce_due(struct run *r)
 			reduce_out(r, st);
 		else
 			fold_close(r, st);
+		/* With "state": the input is over, so every window this run
+		 * counted into is handed on now. */
+		for (size_t k = 0; st->tumbler && k < st->ncounted; k++)
+			store_window_emit(r, st, st->counted[k], false);
 		st->reduced = true;
 	}
 }
@@ -4515,8 +4897,11 @@ static int gather_graph(struct run *r, int n)
 			return -1;
 		}
 		struct hop_stage *st = &r->stages[r->first[i]];
-		if (c->join && c->join->state &&
-		    !(st->emitting = hop_strmap_new())) {
+		bool stored = (c->join && c->join->state) ||
+			      (c->reduce && c->reduce->state);
+		if (stored && (!(st->emitting = hop_strmap_new()) ||
+			       (c->reduce && !c->reduce->interval &&
+				!(st->tally = tally_new(0))))) {
 			hop_log(HOP_ERROR, "stage %s: out of memory", c->name);
 			return -1;
 		}
@@ -4548,26 +4933,31 @@ static int open_stores(struct run *r)
 	for (int i = 0; i < r->nstages; i++) {
 		struct hop_stage *st = &r->stages[i];
 		const struct hop_join_config *j = st->cfg->join;
+		const struct hop_reduce_config *rc = st->cfg->reduce;
+		const char *url = j ? j->state : rc ? rc->state : NULL;
+		const char *named = j	 ? j->state_table
+				    : rc ? rc->state_table
+					 : NULL;
 		char table[80], msg[512];
-		if (!j || !j->state)
+		if (!url)
 			continue;
-		if (j->state_table) {
-			snprintf(table, sizeof(table), "%s", j->state_table);
+		if (named) {
+			snprintf(table, sizeof(table), "%s", named);
 		} else {
 			/* hopper_join_STAGE, the name's other bytes as _ */
-			int k = snprintf(table, sizeof(table), "hopper_join_%s",
-					 st->cfg->name);
-			for (int b = 12; b < k && table[b]; b++)
+			int k = snprintf(table, sizeof(table), "hopper_%s_%s",
+					 j ? "join" : "reduce", st->cfg->name);
+			for (int b = j ? 12 : 14; b < k && table[b]; b++)
 				if (!isalnum((unsigned char)table[b]))
 					table[b] = '_';
 		}
-		if (hop_jstore_open(j->state, table, st->name, &st->jstore, msg,
+		if (hop_gstore_open(url, table, st->name, !j, &st->gstore, msg,
 				    sizeof(msg))) {
 			hop_log(HOP_ERROR, "%s", msg);
 			return -1;
 		}
-		hop_log(HOP_INFO, "stage %s: groups kept in %s", st->name,
-			table);
+		hop_log(HOP_INFO, "stage %s: %s kept in %s", st->name,
+			j ? "groups" : "accumulators", table);
 		if (!r->sweep_timer)
 			r->sweep_timer =
 			    hop_loop_after(r->loop, 0, sweep_tick, r);
@@ -4653,8 +5043,11 @@ static int build_graph(struct run *r)
 
 static void free_graph(struct run *r)
 {
-	for (int i = 0; i < r->nstages; i++)
+	for (int i = 0; i < r->nstages; i++) {
+		tally_free(r->stages[i].tally);
+		r->stages[i].tally = NULL;
 		hop_stage_free(&r->stages[i]);
+	}
 	free(r->stages);
 	free(r->first);
 	free(r->feeds);

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "gather.h"
-#include "jstore.h"
+#include "gstore.h"
 
 int hop_stage_init(struct hop_stage *st, const struct hop_stage_config *cfg,
 		   int index, int shard, char *err, size_t errlen)
@@ -133,10 +133,12 @@ void hop_stage_free(struct hop_stage *st)
 	st->keyed = NULL;
 	hop_keyring_free(st->closed);
 	st->closed = NULL;
-	hop_jstore_close(st->jstore);
-	st->jstore = NULL;
+	hop_gstore_close(st->gstore);
+	st->gstore = NULL;
 	hop_strmap_free(st->emitting);
 	st->emitting = NULL;
+	free(st->counted);
+	st->counted = NULL;
 	free(st->tumbler);
 	st->tumbler = NULL;
 	free(st->holds);

@@ -23,7 +23,8 @@
 
 struct hop_loop;
 struct hop_strmap;
-struct hop_jstore;
+struct hop_gstore;
+struct tally;
 struct hop_keyring;
 struct fold_window;
 struct hop_tumbler;
@@ -70,13 +71,18 @@ struct hop_stage {
 	 * it closed last, to know late parts. */
 	struct hop_strmap *keyed;
 	struct hop_keyring *closed;
-	/* A join by key with "state": where its groups are (jstore.h), the
+	/* A join by key with "state": where its groups are (gstore.h), the
 	 * keys of those this run is writing now, and the next time it
 	 * forgets old done groups. */
-	struct hop_jstore *jstore;
+	struct hop_gstore *gstore;
 	struct hop_strmap *emitting;
 	int64_t prune_ms;
 	bool store_swept; /* a finite run's last sweep is done */
+	/* A reduce with "state": what it folded since it last counted into
+	 * the store (run.c's), and the windows this run counted into. */
+	struct tally *tally;
+	int64_t *counted;
+	size_t ncounted, counted_cap;
 	/* A reduce: its accumulators, and the roots of the items it folded
 	 * in since its last result, each held (one of its pending) until
 	 * that result is written. */
