@@ -362,7 +362,8 @@ def test_help_pipeline_lists_the_stage_keys(tmp):
                           "reduce.buckets", "reduce.op", "reduce.field",
                           "reduce.by", "reduce.every", "reduce.interval",
                           "reduce.grace", "reduce.time", "reduce.batch",
-                          "reduce.merge"}, set(stage)
+                          "reduce.merge", "reduce.state",
+                          "reduce.state_table"}, set(stage)
     assert " ".join(stage["run"].split()) == (
         "run options mode, workers, min_workers, max_workers, prefetch, "
         "timeout, attempts, backoff, backoff_max as above, for this stage")

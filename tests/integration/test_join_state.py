@@ -209,7 +209,7 @@ def test_a_killed_run_loses_no_group_and_writes_none_twice(tmp, pg):
                           env=clean_env())
     assert code == 0, err
     lines = read_jsonl(out.read_text())
-    res = by_id(lines)
+    res = {r["id"]: r for r in lines}  # a copy or two may be there
     assert sorted(res) == sorted(f"v{v}" for v in range(12))
     for key, r in res.items():
         assert parts_of(r["result"]) == [0, 1, 2, 3], key
@@ -265,7 +265,8 @@ def test_coordinators_share_the_groups_and_one_dies(tmp, pg, queue):
         wait_for(lambda: logged(log2), what="the second at work")
         c1.send_signal(signal.SIGKILL)
         c1.wait()
-        wait_for(lambda: len(by_id(written())) == 8, timeout=120,
+        wait_for(lambda: len({r["id"] for r in written()}) == 8,
+                 timeout=120,
                  what="every group written")
         wait_for(lambda: set(groups(pg, "jt_share").values()) == {"done"},
                  what="every group done in the table")
@@ -275,7 +276,7 @@ def test_coordinators_share_the_groups_and_one_dies(tmp, pg, queue):
     finally:
         stop(c1, c2)
     lines = written()
-    res = by_id(lines)
+    res = {r["id"]: r for r in lines}  # a copy or two may be there
     for key, r in res.items():
         assert parts_of(r["result"]) == [0, 1, 2, 3], key
     # Groups were shared: one has parts tagged by each coordinator.
