@@ -190,7 +190,8 @@ static const struct hop_option kafka_options[] = {
      "how long revoked partitions' items in flight may finish and have "
      "their offsets committed before the partitions are given up"},
     {"config", HOP_OPT_STR, NULL, offsetof(struct ksrc, config),
-     "librdkafka settings, key=value,key=value"},
+     "librdkafka settings, key=value,key=value, for the consumer and the "
+     "producer (each gets those that apply to it)"},
     {"exactly_once", HOP_OPT_BOOL, "false", offsetof(struct ksrc, exactly_once),
      "commit the kafka sinks' results, the dead letters and the input "
      "offsets in one transaction per batch; readers of the outputs must "
@@ -219,14 +220,42 @@ int hop_kafka_parse_url(const char *url, char **brokers, char **topic)
 	return *brokers && *topic ? 0 : -ENOMEM;
 }
 
-int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
-		       size_t errlen)
+/* Where librdkafka's setting key applies, as its table of settings says
+ * (the C/P column of CONFIGURATION.md, which is that table): 'C' to a
+ * consumer only, 'P' to a producer only, '*' to both; 0 when the table
+ * does not have it. */
+static char setting_scope(const char *table, const char *key)
 {
-	char *copy = strdup(settings ? settings : "");
+	for (const char *l = table; l && *l;) {
+		char name[128], scope[4];
+		if (sscanf(l, "%127s | %3s |", name, scope) == 2 &&
+		    strcmp(name, key) == 0 && !scope[1])
+			return scope[0];
+		l = strchr(l, '\n');
+		l = l ? l + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Applies settings, all but those whose scope is skip (0: none). */
+static int conf_set(rd_kafka_conf_t *conf, const char *settings, char skip,
+		    char *err, size_t errlen)
+{
+	char *copy = strdup(settings ? settings : ""), *table = NULL;
+	size_t table_len = 0;
 	int rc = 0;
 
 	if (!copy)
 		return -ENOMEM;
+	if (skip && *copy) {
+		FILE *f = open_memstream(&table, &table_len);
+		if (!f) {
+			free(copy);
+			return -ENOMEM;
+		}
+		rd_kafka_conf_properties_show(f);
+		fclose(f);
+	}
 	/* A comma starts the next setting only when a key= follows it:
 	 * "debug=fetch,cgrp,linger.ms=5" is two settings. */
 	for (char *kv = copy; *kv && !rc;) {
@@ -251,13 +280,28 @@ int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 		}
 		next = *end ? end + 1 : end;
 		*end = '\0';
-		if (rd_kafka_conf_set(conf, kv, val, err, errlen) !=
-		    RD_KAFKA_CONF_OK)
+		if ((!skip || setting_scope(table, kv) != skip) &&
+		    rd_kafka_conf_set(conf, kv, val, err, errlen) !=
+			RD_KAFKA_CONF_OK)
 			rc = -EINVAL;
 		kv = next;
 	}
+	free(table);
 	free(copy);
 	return rc;
+}
+
+int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
+		       size_t errlen)
+{
+	return conf_set(conf, settings, 0, err, errlen);
+}
+
+int hop_kafka_conf_set_for(rd_kafka_conf_t *conf, rd_kafka_type_t type,
+			   const char *settings, char *err, size_t errlen)
+{
+	return conf_set(conf, settings, type == RD_KAFKA_PRODUCER ? 'C' : 'P',
+			err, errlen);
 }
 
 void hop_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
@@ -1464,7 +1508,8 @@ static int watch_queue(struct hop_source *src, rd_kafka_queue_t *q, int fds[2],
 }
 
 /* The configuration of the source's consumer or producer: hopper's
- * settings, then the user's. NULL with librdkafka's words in err. */
+ * settings, then the user's that apply to it (one config serves both).
+ * NULL with librdkafka's words in err. */
 static rd_kafka_conf_t *client_conf(struct ksrc *c, rd_kafka_type_t type,
 				    char *err, size_t errlen)
 {
@@ -1510,7 +1555,7 @@ static rd_kafka_conf_t *client_conf(struct ksrc *c, rd_kafka_type_t type,
 		    rd_kafka_conf_set(conf, set[i][0], set[i][1], err,
 				      errlen) != RD_KAFKA_CONF_OK)
 			goto fail;
-	if (hop_kafka_conf_set(conf, c->config, err, errlen))
+	if (hop_kafka_conf_set_for(conf, type, c->config, err, errlen))
 		goto fail;
 	rd_kafka_conf_set_opaque(conf, c);
 	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);

@@ -18,6 +18,14 @@ int hop_kafka_parse_url(const char *url, char **brokers, char **topic);
 int hop_kafka_conf_set(rd_kafka_conf_t *conf, const char *settings, char *err,
 		       size_t errlen);
 
+/* As hop_kafka_conf_set for a client of type, leaving out the settings
+ * that librdkafka applies only to the other type (consumer-only ones on a
+ * producer, producer-only ones on a consumer): the kafka source's config
+ * serves its consumer and its producers, and librdkafka would warn of each
+ * setting that does not apply. */
+int hop_kafka_conf_set_for(rd_kafka_conf_t *conf, rd_kafka_type_t type,
+			   const char *settings, char *err, size_t errlen);
+
 /* librdkafka's log lines, as hopper's (rd_kafka_conf_set_log_cb). */
 void hop_kafka_log(const rd_kafka_t *rk, int level, const char *fac,
 		   const char *buf);

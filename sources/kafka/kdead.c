@@ -44,7 +44,8 @@ static void on_delivered(rd_kafka_t *rk, const rd_kafka_message_t *m,
 	*(rd_kafka_resp_err_t *)m->_private = m->err;
 }
 
-/* Makes a client of type with settings set[n][2], then the user's. */
+/* Makes a client of type with settings set[n][2], then the user's that
+ * apply to it. */
 static rd_kafka_t *client(struct hop_kafka_dead *d, rd_kafka_type_t type,
 			  const char *const set[][2], size_t n, char *err,
 			  size_t errlen)
@@ -54,7 +55,7 @@ static rd_kafka_t *client(struct hop_kafka_dead *d, rd_kafka_type_t type,
 		if (rd_kafka_conf_set(conf, set[i][0], set[i][1], err,
 				      errlen) != RD_KAFKA_CONF_OK)
 			goto fail;
-	if (hop_kafka_conf_set(conf, d->config, err, errlen))
+	if (hop_kafka_conf_set_for(conf, type, d->config, err, errlen))
 		goto fail;
 	rd_kafka_conf_set_log_cb(conf, hop_kafka_log);
 	if (type == RD_KAFKA_PRODUCER)

@@ -165,6 +165,23 @@ def test_dead_create_makes_the_dead_letter_topic(kafka):
     assert kafka.committed_offsets("mkdlq", src) == {0: 4}
 
 
+def test_the_dead_letter_producer_gets_no_consumer_settings(kafka):
+    """The source's config serves its consumer and its dead-letter
+    producer. Once, the producer was given the consumer's settings too,
+    and librdkafka warned on every start that it would ignore them."""
+    src, res = topics(kafka, "confwarn")
+    kafka.produce(src, [json.dumps({"n": 0}), "not json {"])
+    config = KAFKA_QUICK + ",isolation.level=read_committed,linger.ms=5"
+    code, out, err = hopper(
+        "run", "-s", f"kafka://{kafka.bootstrap}/{src}", "-S",
+        "group=confwarn", "-S", f"config={config}", "-o",
+        f"kafka://{kafka.bootstrap}/{res}", "--", *FAKE)
+    assert code == 3, err
+    assert "finished: 1 done, 1 dead" in err
+    assert kafka.consume(f"{src}.dead") == ["not json {"]
+    assert "CONFWARN" not in err, err
+
+
 def test_a_dead_letter_the_broker_refuses_is_not_dead(kafka):
     """The dead-letter topic takes messages of at most 1000 bytes; the
     poison message is bigger, so its dead letter fails at the broker. It

@@ -1,5 +1,6 @@
 /* Unit tests for the kafka drivers' settings: config=key=value,... where a
- * value may hold commas; and the murmur2 hash that places keyed messages. */
+ * value may hold commas, each client getting those that apply to it; and
+ * the murmur2 hash that places keyed messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +17,16 @@ static void value_is(rd_kafka_conf_t *conf, const char *key, const char *want)
 	assert_int_equal(rd_kafka_conf_get(conf, key, got, &n),
 			 RD_KAFKA_CONF_OK);
 	assert_string_equal(got, want);
+}
+
+static void value_is_not(rd_kafka_conf_t *conf, const char *key,
+			 const char * not )
+{
+	char got[256];
+	size_t n = sizeof(got);
+	assert_int_equal(rd_kafka_conf_get(conf, key, got, &n),
+			 RD_KAFKA_CONF_OK);
+	assert_string_not_equal(got, not );
 }
 
 static void test_settings_split_at_keys(void **state)
@@ -47,6 +58,47 @@ static void test_bad_settings_are_named(void **state)
 	rd_kafka_conf_destroy(conf);
 }
 
+/* The kafka source's config serves its consumer and its producers: each
+ * gets the settings that apply to it, and neither a setting librdkafka
+ * would ignore with a warning. */
+static void test_each_client_gets_its_own_settings(void **state)
+{
+	static const char *settings =
+	    "session.timeout.ms=6000,heartbeat.interval.ms=1000,"
+	    "isolation.level=read_uncommitted,linger.ms=7,client.id=a,"
+	    "security.protocol=plaintext";
+	rd_kafka_conf_t *p = rd_kafka_conf_new(), *c = rd_kafka_conf_new();
+	char err[256];
+	assert_int_equal(hop_kafka_conf_set_for(p, RD_KAFKA_PRODUCER, settings,
+						err, sizeof(err)),
+			 0);
+	assert_int_equal(hop_kafka_conf_set_for(c, RD_KAFKA_CONSUMER, settings,
+						err, sizeof(err)),
+			 0);
+	/* left out: librdkafka's defaults */
+	value_is_not(p, "session.timeout.ms", "6000");
+	value_is_not(p, "heartbeat.interval.ms", "1000");
+	value_is_not(p, "isolation.level", "read_uncommitted");
+	value_is(p, "linger.ms", "7");
+	value_is(c, "session.timeout.ms", "6000");
+	value_is(c, "heartbeat.interval.ms", "1000");
+	value_is(c, "isolation.level", "read_uncommitted");
+	value_is_not(c, "linger.ms", "7");
+	/* both: the generic ones */
+	value_is(p, "client.id", "a");
+	value_is(c, "client.id", "a");
+	value_is(p, "security.protocol", "plaintext");
+	value_is(c, "security.protocol", "plaintext");
+	/* a bad setting is named still */
+	assert_int_not_equal(hop_kafka_conf_set_for(p, RD_KAFKA_PRODUCER,
+						    "no.such.setting=1", err,
+						    sizeof(err)),
+			     0);
+	assert_non_null(strstr(err, "no.such.setting"));
+	rd_kafka_conf_destroy(p);
+	rd_kafka_conf_destroy(c);
+}
+
 /* Kafka's Java clients hash "foobar" and the others to these (signed
  * 32-bit) values, and partition with (h & 0x7fffffff) % partitions. */
 static void test_murmur2_matches_the_java_clients(void **state)
@@ -73,6 +125,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_settings_split_at_keys),
 	    cmocka_unit_test(test_bad_settings_are_named),
+	    cmocka_unit_test(test_each_client_gets_its_own_settings),
 	    cmocka_unit_test(test_murmur2_matches_the_java_clients),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
