@@ -252,6 +252,29 @@ int hop_graph_format_parse(const char *name, enum hop_graph_format *f)
 	return -EINVAL;
 }
 
+/* Appends a reduce's window to the w bytes in buf: ", every 1000 items"
+ * (a count window), ", windows of 60 s by /ts with 5 s grace" (a time
+ * window, "by arrival" without "time"); nothing when it has one result,
+ * at the end. */
+static void window_words(const struct hop_reduce_config *r, char *buf, size_t n,
+			 int w)
+{
+	if (w <= 0 || (size_t)w >= n)
+		return;
+	if (r->every)
+		snprintf(buf + w, n - (size_t)w, ", every %lld item%s",
+			 (long long)r->every, r->every == 1 ? "" : "s");
+	else if (r->interval > 0) {
+		char grace[48] = "no grace";
+		if (r->grace > 0)
+			snprintf(grace, sizeof(grace), "%.15g s grace",
+				 r->grace);
+		snprintf(buf + w, n - (size_t)w,
+			 ", windows of %.15g s by %s with %s", r->interval,
+			 r->time ? r->time : "arrival", grace);
+	}
+}
+
 /* Writes what a stage is in a few words: "stream, 2 workers", "exec, 1..8
  * workers, 4 shards by /user". */
 static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
@@ -262,8 +285,9 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 			     s->mode, (long long)s->reduce->batch,
 			     s->reduce->merge ? ", merged as a tree" : "");
 		if (s->reduce->by && w > 0 && (size_t)w < n)
-			snprintf(buf + w, n - (size_t)w, ", by %s",
-				 s->reduce->by);
+			w += snprintf(buf + w, n - (size_t)w, ", by %s",
+				      s->reduce->by);
+		window_words(s->reduce, buf, n, w);
 		return;
 	}
 	if (s->reduce) {
@@ -272,8 +296,9 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 			w += snprintf(buf + w, n - (size_t)w, " of %s",
 				      s->reduce->field);
 		if (s->reduce->by && w > 0 && (size_t)w < n)
-			snprintf(buf + w, n - (size_t)w, " by %s",
-				 s->reduce->by);
+			w += snprintf(buf + w, n - (size_t)w, " by %s",
+				      s->reduce->by);
+		window_words(s->reduce, buf, n, w);
 		return;
 	}
 	if (s->join && !s->argv && !s->shell_command) {
@@ -350,7 +375,7 @@ static bool portless(const struct hop_stage_config *s)
 
 static void print_text(FILE *out, const struct hop_config *cfg)
 {
-	char words[256];
+	char words[512];
 	for (int i = 0; i < cfg->nsources; i++) {
 		fprintf(out, "source %s (%s) -> ", cfg->source_names[i],
 			source_label(cfg->sources[i]));
@@ -419,7 +444,7 @@ static void dot_edges(FILE *out, const struct hop_config *cfg, const char *kind,
 
 static void print_dot(FILE *out, const struct hop_config *cfg)
 {
-	char words[256];
+	char words[512];
 	fprintf(out, "digraph pipeline {\n\trankdir=LR;\n");
 	for (int i = 0; i < cfg->nsources; i++) {
 		fputc('\t', out);
@@ -496,7 +521,7 @@ static void mermaid_edges(FILE *out, const char *from, int index,
 
 static void print_mermaid(FILE *out, const struct hop_config *cfg)
 {
-	char words[256];
+	char words[512];
 	fputs("flowchart LR\n", out);
 	for (int i = 0; i < cfg->nsources; i++) {
 		fprintf(out, "\tsource%d[/\"", i);

@@ -144,6 +144,55 @@ def test_graph_as_mermaid(tmp):
     assert edges == SIGNUP_EDGES
 
 
+# Reduces with and without windows, and how hopper graph describes each.
+WINDOWS = {
+    "source": "jsonl:-",
+    "sinks": {"out": "jsonl:-"},
+    "stages": {
+        "split": {"command": ["./split"], "workers": 1,
+                  "to": ["counts", "means", "sums", "maxes", "batches"]},
+        "counts": {"reduce": {"op": "count", "every": 1000}, "to": "out"},
+        "means": {"reduce": {"op": "mean", "field": "/duration",
+                             "by": "/codec", "interval": "1m",
+                             "grace": "5s", "time": "/ts"}, "to": "out"},
+        "sums": {"reduce": {"op": "sum", "field": "/size",
+                            "interval": "1500ms", "grace": 0}, "to": "out"},
+        "maxes": {"reduce": {"op": "max", "field": "/size"}, "to": "out"},
+        "batches": {"command": ["./reducer"],
+                    "reduce": {"by": "/k", "batch": 50, "every": 1},
+                    "to": "out"},
+    },
+}
+WINDOW_WORDS = {
+    "split": "stream, 1 worker",
+    "counts": "reduce: count, every 1000 items",
+    "means": "reduce: mean of /duration by /codec, windows of 60 s by /ts "
+             "with 5 s grace",
+    "sums": "reduce: sum of /size, windows of 1.5 s by arrival with no "
+            "grace",
+    "maxes": "reduce: max of /size",
+    "batches": "reduce by a stream worker, batches of 50, by /k, every 1 "
+               "item",
+}
+
+
+def test_graph_shows_a_reduce_s_window(tmp):
+    f = write(tmp, json.dumps(WINDOWS))
+    code, out, err = hopper("graph", f)
+    assert code == 0, err
+    got = dict(re.findall(r"^stage (\S+) \((.*)\)(?::.*)?$", out, re.M))
+    assert got == WINDOW_WORDS
+    code, out, err = hopper("graph", f, "--format", "dot")
+    assert code == 0, err
+    got = dict(re.findall(r'^\t"stage/(\S+)" \[shape=box, '
+                          r'label="\1\\n(.*)"\];$', out, re.M))
+    assert got == WINDOW_WORDS
+    code, out, err = hopper("graph", f, "--format", "mermaid")
+    assert code == 0, err
+    got = dict(re.findall(r'^\tstage\d+\["(\S+)<br/>(.*)"\]$', out, re.M))
+    assert got == WINDOW_WORDS
+
+
 def test_graph_refuses_an_unknown_format(tmp):
     code, out, err = hopper("graph", write(tmp, SIGNUP), "--format", "svg")
     assert code == 2 and out == ""
