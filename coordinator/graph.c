@@ -275,6 +275,15 @@ static void window_words(const struct hop_reduce_config *r, char *buf, size_t n,
 	}
 }
 
+/* Appends ", state in PostgreSQL" to buf when a join's or a reduce's
+ * state is kept there (gstore.h). */
+static void state_words(const char *state, char *buf, size_t n)
+{
+	size_t w = strlen(buf);
+	if (state && w < n)
+		snprintf(buf + w, n - w, ", state in PostgreSQL");
+}
+
 /* Writes what a stage is in a few words: "stream, 2 workers", "exec, 1..8
  * workers, 4 shards by /user". */
 static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
@@ -299,6 +308,7 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 			w += snprintf(buf + w, n - (size_t)w, " by %s",
 				      s->reduce->by);
 		window_words(s->reduce, buf, n, w);
+		state_words(s->reduce->state, buf, n);
 		return;
 	}
 	if (s->join && !s->argv && !s->shell_command) {
@@ -309,6 +319,7 @@ static void stage_words(const struct hop_stage_config *s, char *buf, size_t n)
 			    buf + w, n - (size_t)w, ", by %s%s%s", s->join->by,
 			    s->join->count ? " counting " : " until ",
 			    s->join->count ? s->join->count : s->join->end);
+		state_words(s->join->state, buf, n);
 		return;
 	}
 	if (s->join)

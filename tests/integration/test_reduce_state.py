@@ -204,3 +204,24 @@ def test_two_watched_coordinators_share_time_windows(tmp, pg, queue):
     assert counted() == n
     # Both coordinators took items from the queue.
     assert all(log.read_text().strip() for log in logs)
+
+
+def test_graph_says_where_the_state_is(tmp):
+    doc = {"source": "jsonl:in.jsonl",
+           "sinks": {"out": {"type": "jsonl", "path": "o.jsonl"}},
+           "stages": {"tag": {"command": cmd("tag"), "to": ["sum", "j"]},
+                      "sum": {"reduce": {"op": "sum", "field": "/size",
+                                         "by": "/codec",
+                                         "state": "postgres://db/x"},
+                              "to": "out"},
+                      "j": {"join": {"by": "/video", "count": "/total",
+                                     "state": "postgres://db/x"},
+                            "to": "out"}}}
+    f = tmp / "g.json"
+    f.write_text(json.dumps(doc))
+    code, out, err = hopper("graph", f)
+    assert code == 0, err
+    assert "stage sum (reduce: sum of /size by /codec, state in " \
+        "PostgreSQL)" in out, out
+    assert "stage j (join, failing on dead parts, by /video counting " \
+        "/total, state in PostgreSQL)" in out, out
