@@ -92,6 +92,9 @@ enum fate { FATE_ACK, FATE_DEAD, FATE_RELEASE };
  * over, overdue), and forgets old done ones. */
 #define STORE_SWEEP_MS 1000
 #define STORE_PRUNE_MS 30000
+/* How long what a join or reduce would keep in an unreachable store waits
+ * for it before going back to its sources. */
+#define STORE_PATIENCE_MS 30000
 /* A reduce with "state": the done windows' rows kept, so that an item
  * for one of them is known to be late. */
 #define STORE_WINDOWS_KEPT 10000
@@ -202,6 +205,7 @@ struct run {
 	 * (kept in their stores, no source item dead-lettered). */
 	uint64_t sweep_timer;
 	uint64_t groups_dead;
+	bool store_failed; /* a store never took what it had to */
 };
 
 static void pump(struct hop_loop *loop, void *arg);
@@ -1584,6 +1588,30 @@ static void key_group_due(struct run *r, struct hop_group *g)
 static void store_group_emit(struct run *r, struct hop_stage *st,
 			     const char *key);
 
+/* st's store failed (msg): logged once until it answers again. Returns
+ * whether the store has been out of reach for STORE_PATIENCE_MS. */
+static bool store_down(struct hop_stage *st, const char *msg)
+{
+	int64_t now = hop_now_ms();
+
+	if (!st->store_down_ms) {
+		st->store_down_ms = now;
+		hop_log(HOP_ERROR,
+			"%s: what stage %s would keep there waits for it, up "
+			"to %d s, then goes back to its sources",
+			msg, st->name, STORE_PATIENCE_MS / 1000);
+	}
+	return now - st->store_down_ms >= STORE_PATIENCE_MS;
+}
+
+static void store_up(struct hop_stage *st)
+{
+	if (!st->store_down_ms)
+		return;
+	st->store_down_ms = 0;
+	hop_log(HOP_INFO, "stage %s: its state store answers again", st->name);
+}
+
 /* Stores part it of group pi->key at st: dead with error (from stage)
  * when error is given, else its payload. Returns the verdict, or -EIO
  * (logged). */
@@ -1605,10 +1633,10 @@ static int store_part(struct run *r, struct hop_stage *st,
 	int v = hop_gstore_add(st->gstore, &p, msg, sizeof(msg));
 
 	if (v < 0) {
-		hop_log_ev(HOP_ERROR, -1, it->id, "stage %s: %s", st->name,
-			   msg);
+		store_down(st, msg);
 		return v;
 	}
+	store_up(st);
 	if (v == HOP_GSTORE_LATE) {
 		st->stats.late++;
 		hop_log_ev(HOP_WARN, -1, it->id,
@@ -1781,8 +1809,8 @@ struct sweep {
 	struct hop_stage *st;
 };
 
-static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
-			      bool claimed);
+static bool store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
+			      bool *claimed);
 
 static void sweep_one(const char *key, void *arg)
 {
@@ -1790,7 +1818,8 @@ static void sweep_one(const char *key, void *arg)
 	if (s->st->cfg->join)
 		store_group_emit(s->r, s->st, key);
 	else
-		store_window_emit(s->r, s->st, strtoll(key, NULL, 10), true);
+		store_window_emit(s->r, s->st, strtoll(key, NULL, 10),
+				  &(bool){true});
 }
 
 /* Hands on the groups (or a reduce's windows) of st's store that are the
@@ -1807,7 +1836,7 @@ static void store_sweep(struct run *r, struct hop_stage *st)
 			     : st->tumbler ? 1
 					   : 0,
 			     sweep_one, &s, msg, sizeof(msg)) < 0)
-		hop_log(HOP_ERROR, "stage %s: %s", st->name, msg);
+		store_down(st, msg);
 	if (hop_now_ms() < st->prune_ms)
 		return;
 	st->prune_ms = hop_now_ms() + STORE_PRUNE_MS;
@@ -1817,6 +1846,41 @@ static void store_sweep(struct run *r, struct hop_stage *st)
 }
 
 static void store_tallies(struct run *r, struct hop_stage *st);
+static void store_emit_due(struct run *r, struct hop_stage *st);
+static void join_key_part(struct run *r, struct hop_stage *st,
+			  struct hop_item *it, const char *key);
+
+/* The parts of join st that wait for its store try again, the first
+ * reaching for it and the rest only if it answers; past
+ * STORE_PATIENCE_MS they go back to their sources. */
+static void store_retry(struct run *r, struct hop_stage *st)
+{
+	struct hop_queue q = st->store_wait;
+	struct hop_item *it;
+	bool give_up = st->store_down_ms &&
+		       hop_now_ms() - st->store_down_ms >= STORE_PATIENCE_MS;
+
+	if (!q.head)
+		return;
+	st->store_wait = (struct hop_queue){0};
+	if (give_up) {
+		hop_log(HOP_ERROR,
+			"stage %s: its state store is out of reach still: "
+			"%zu part(s) go back to their sources",
+			st->name, st->parts);
+		st->store_down_ms = 0;
+	}
+	st->store_trying = !give_up;
+	while ((it = hop_queue_pop(&q))) {
+		st->parts--;
+		if (give_up)
+			release_work(r, it);
+		else
+			join_key_part(r, st, it, it->key);
+		st->store_trying = !st->store_down_ms;
+	}
+	st->store_trying = false;
+}
 
 static void sweep_tick(struct hop_loop *loop, void *arg)
 {
@@ -1827,8 +1891,12 @@ static void sweep_tick(struct hop_loop *loop, void *arg)
 		struct hop_stage *st = &r->stages[i];
 		if (!st->gstore)
 			continue;
-		if (st->cfg->reduce)
+		if (st->cfg->reduce) {
 			store_tallies(r, st);
+			store_emit_due(r, st);
+		} else {
+			store_retry(r, st);
+		}
 		store_sweep(r, st);
 	}
 	if (r->phase == RUNNING)
@@ -1863,12 +1931,25 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 		const char *dead = root->fate != FATE_DEAD ? NULL
 				   : root->error	   ? root->error
 						 : "its source item is dead";
-		if (!rc && store_part(r, st, it, &pi, st->name, dead) >= 0)
-			end_work(r, it);
-		else
-			release_work(r, it);
+		/* While the store is out of reach, parts wait for the sweep's
+		 * try rather than each trying (and blocking) on its own. */
+		int v = rc ? rc
+			: st->store_down_ms && !st->store_trying
+			    ? -EIO
+			    : store_part(r, st, it, &pi, st->name, dead);
 		if (!rc)
 			free(pi.key);
+		if (v >= 0) {
+			end_work(r, it);
+		} else if (!rc && !store_down(st, "") &&
+			   (!key || it->key || (it->key = strdup(key)))) {
+			/* The store is out of reach: the sweep tries again
+			 * (with the key it was emitted with). */
+			hop_queue_push(&st->store_wait, it);
+			st->parts++;
+		} else {
+			release_work(r, it);
+		}
 		return;
 	}
 	if (!rc && hop_keyring_has(st->closed, pi.key)) {
@@ -2714,6 +2795,7 @@ static int tally_add(struct tally *t, const struct hop_item *it)
 struct refold_arg {
 	struct tally *t;
 	const struct hop_reduce_config *cfg;
+	bool refolded;
 };
 
 /* The store had counted some of a tally's items: *rd again, from the
@@ -2735,6 +2817,7 @@ static int tally_refold(void *arg, const bool *fresh, struct hop_reducer **rd)
 		return -ENOMEM;
 	hop_reducer_free(*rd);
 	*rd = nrd;
+	a->refolded = true;
 	return 0;
 }
 
@@ -2766,12 +2849,14 @@ static double window_closes(const struct hop_stage *st, int64_t win)
 }
 
 /* Counts what st folded into its window since it last did into the
- * store, then acknowledges their source items; when that fails, they go
- * back to their sources. */
-static void store_tally(struct run *r, struct hop_stage *st)
+ * store, then acknowledges their source items. When the store is out of
+ * reach, they wait for the next try (the sweep's) up to
+ * STORE_PATIENCE_MS, or, when final (the window closes), go back to
+ * their sources. */
+static void store_tally(struct run *r, struct hop_stage *st, bool final)
 {
 	struct tally *t = st->tally;
-	struct refold_arg arg = {t, st->cfg->reduce};
+	struct refold_arg arg = {t, st->cfg->reduce, false};
 	char msg[512];
 	int rc;
 
@@ -2782,16 +2867,31 @@ static void store_tally(struct run *r, struct hop_stage *st)
 			(const char *const *)t->ids, t->n, &st->reducer,
 			tally_refold, &arg, msg, sizeof(msg))
 		  : HOP_GSTORE_WAIT;
+	if (rc < 0 && !store_down(st, msg) && !final) {
+		/* Kept for the next try: the fold of all of them again. */
+		if (arg.refolded) {
+			bool *all = malloc(t->n * sizeof(*all));
+			for (size_t i = 0; all && i < t->n; i++)
+				all[i] = true;
+			if (!all || tally_refold(&arg, all, &st->reducer))
+				final = true; /* cannot: back they go */
+			free(all);
+		}
+		if (!final)
+			return;
+	}
 	if (rc < 0) {
 		hop_log(HOP_ERROR,
-			"stage %s: %s: its %zu item(s) go back to their "
-			"sources",
-			st->name, msg, t->n);
+			"stage %s: its %zu item(s) go back to their sources: "
+			"%s",
+			st->name, t->n, msg);
+		st->store_down_ms = 0;
 		hop_reducer_clear(st->reducer);
 		tally_clear(t);
 		holds_end(r, st, FATE_RELEASE);
 		return;
 	}
+	store_up(st);
 	if (rc == HOP_GSTORE_LATE) {
 		st->stats.late += t->n;
 		hop_log(HOP_WARN,
@@ -2826,11 +2926,13 @@ static void counted_add(struct hop_stage *st, int64_t win)
 	st->counted[st->ncounted++] = win;
 }
 
-/* Hands on st's window win from the store (claimed: this run's already,
- * else taken now if open): one result per key, children of an anchor;
- * window_done tells the store. */
-static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
-			      bool claimed)
+/* Hands on st's window win from the store (*claimed: this run's
+ * already, else taken now if open, and *claimed set): one result per key,
+ * children of an anchor; window_done tells the store. Returns false when
+ * the store failed (try again), true when handed on, or when there was
+ * nothing to take. */
+static bool store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
+			      bool *claimed)
 {
 	struct hop_reducer *rd = NULL;
 	struct window *w = NULL;
@@ -2840,15 +2942,14 @@ static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
 
 	snprintf(key, sizeof(key), "%lld", (long long)win);
 	if (hop_strmap_get(st->emitting, key))
-		return; /* being written */
-	if (!claimed && (rc = hop_gstore_claim_window(st->gstore, win, msg,
-						      sizeof(msg))) <= 0) {
+		return true; /* being written */
+	if (!*claimed && (rc = hop_gstore_claim_window(st->gstore, win, msg,
+						       sizeof(msg))) <= 0) {
 		if (rc < 0)
-			hop_log(HOP_ERROR,
-				"stage %s: %s: window %s stays in the store",
-				st->name, msg, key);
-		return;
+			store_down(st, msg);
+		return rc == 0;
 	}
+	*claimed = true;
 	if (!(rd = hop_reducer_new(st->cfg->reduce)) ||
 	    hop_gstore_load_window(st->gstore, win, rd, msg, sizeof(msg)) ||
 	    !(w = calloc(1, sizeof(*w))) ||
@@ -2862,7 +2963,7 @@ static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
 		hop_reducer_free(rd);
 		free(w);
 		hop_item_free(anchor);
-		return;
+		return false;
 	}
 	*w = (struct window){.stage = st->index,
 			     .what = "its reduce result",
@@ -2891,6 +2992,30 @@ static void store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
 	hop_reducer_free(rd);
 	unpend(r, anchor);
 	schedule(r);
+	return true;
+}
+
+/* A finite run's input is over and st, a reduce with "state" and no time
+ * windows, writes its window once what it folded is counted; while the
+ * store is out of reach, the sweep tries again, up to STORE_PATIENCE_MS.
+ */
+static void store_emit_due(struct run *r, struct hop_stage *st)
+{
+	if (!st->store_emit_due)
+		return;
+	if (st->tally->n || st->nholds || st->held.n ||
+	    !store_window_emit(r, st, 0, &st->store_claimed)) {
+		if (!st->store_down_ms ||
+		    hop_now_ms() - st->store_down_ms < STORE_PATIENCE_MS)
+			return;
+		hop_log(HOP_ERROR,
+			"stage %s: its state store is out of reach still: its "
+			"results are not written (what was counted stays in "
+			"%s for the next run)",
+			st->name, hop_gstore_table(st->gstore));
+		r->store_failed = true;
+	}
+	st->store_emit_due = false;
 }
 
 /* The store hears how window win's results ended (window_done). */
@@ -3020,13 +3145,13 @@ static void pane_free(struct time_pane *p)
 static void store_tallies(struct run *r, struct hop_stage *st)
 {
 	if (!st->tumbler) {
-		store_tally(r, st);
+		store_tally(r, st, false);
 		return;
 	}
 	for (struct time_pane *p = st->panes; p; p = p->next) {
 		pane_swap(st, p);
 		size_t before = st->nholds;
-		store_tally(r, st);
+		store_tally(r, st, false);
 		st->pane_holds -= before - st->nholds;
 		counted_add(st, st->tally->win);
 		pane_swap(st, p);
@@ -3274,8 +3399,8 @@ static void reduce_fold_in(struct run *r, struct hop_stage *st,
 		st->nholds--;
 		hop_item_free(root);
 	}
-	if (st->gstore && st->tally->n >= TALLY_MAX)
-		store_tally(r, st);
+	if (st->gstore && st->tally->n >= TALLY_MAX && !st->store_down_ms)
+		store_tally(r, st, false);
 	else if (st->cfg->reduce->every && hop_reducer_items(st->reducer) >=
 					       (uint64_t)st->cfg->reduce->every)
 		reduce_out(r, st);
@@ -3325,10 +3450,16 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 		 * once every coordinator has counted its share, or now when
 		 * the input is over. */
 		free(w);
-		store_tally(r, st);
-		counted_add(st, st->tally->win);
-		if (!st->tumbler)
-			store_window_emit(r, st, st->tally->win, false);
+		if (st->tumbler) { /* a pane closes */
+			store_tally(r, st, true);
+			counted_add(st, st->tally->win);
+			return;
+		}
+		/* The input is over: the run's one window is written once
+		 * everything is counted (store_emit_due). */
+		store_tally(r, st, false);
+		st->store_emit_due = true;
+		store_emit_due(r, st);
 		return;
 	}
 	if (!nkeys && !st->nholds && !st->held.n) {
@@ -3475,7 +3606,13 @@ static void reduce_due(struct run *r)
 		/* With "state": the input is over, so every window this run
 		 * counted into is handed on now. */
 		for (size_t k = 0; st->tumbler && k < st->ncounted; k++)
-			store_window_emit(r, st, st->counted[k], false);
+			if (!store_window_emit(r, st, st->counted[k],
+					       &(bool){false}))
+				hop_log(HOP_ERROR,
+					"stage %s: window %lld stays in %s, "
+					"not written",
+					st->name, (long long)st->counted[k],
+					hop_gstore_table(st->gstore));
 		st->reduced = true;
 	}
 }
@@ -3518,6 +3655,11 @@ static void release_gathered(struct run *r)
 				g->root->fate = FATE_RELEASE;
 			group_close(r, g);
 			end_parts(r, g, true);
+		}
+		struct hop_item *it;
+		while ((it = hop_queue_pop(&st->store_wait))) {
+			st->parts--;
+			release_work(r, it);
 		}
 		if (st->reducer)
 			hop_reducer_clear(st->reducer);
@@ -3998,7 +4140,7 @@ static bool finished(const struct run *r)
 	for (int i = 0; idle && i < r->nstages; i++)
 		idle = !r->stages[i].ready.head && !r->stages[i].parts &&
 		       !r->stages[i].nholds && !r->stages[i].held.n &&
-		       !r->stages[i].pane_holds;
+		       !r->stages[i].pane_holds && !r->stages[i].store_emit_due;
 	if (r->phase != RUNNING)
 		return idle; /* what is held goes back to the source */
 	return idle && !held_count(r) && exhausted(r);
@@ -5271,7 +5413,7 @@ int hop_run(struct hop_config *cfg)
 	summary(&r);
 	if (r.sigints >= 2)
 		code = HOP_EXIT_INTERRUPTED;
-	else if (source_failed(&r) || r.journal_failed ||
+	else if (source_failed(&r) || r.journal_failed || r.store_failed ||
 		 (r.stats.dead_unwritten > 0 && !cfg->watch && !cut_short))
 		code = HOP_EXIT_FAILURE;
 	else if (r.halt_code)

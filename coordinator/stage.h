@@ -78,6 +78,14 @@ struct hop_stage {
 	struct hop_strmap *emitting;
 	int64_t prune_ms;
 	bool store_swept; /* a finite run's last sweep is done */
+	/* Since when its store has been out of reach (0: it answers), and
+	 * a join's parts that wait for it. */
+	int64_t store_down_ms;
+	struct hop_queue store_wait;
+	bool store_trying; /* the sweep's try: parts reach for the store */
+	/* A reduce's input is over: its window is to be written from the
+	 * store (and whether this run took it already). */
+	bool store_emit_due, store_claimed;
 	/* A reduce with "state": what it folded since it last counted into
 	 * the store (run.c's), and the windows this run counted into. */
 	struct tally *tally;

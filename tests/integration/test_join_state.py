@@ -7,9 +7,10 @@ marked dead in the table; and one killed run loses nothing."""
 import json
 import signal
 import subprocess
+import time
 
 from conftest import (by_id, clean_env, hopper, pg_insert, read_jsonl,
-                      start, stop, wait_for, write_jsonl)
+                      start, stderr_of, stop, wait_for, write_jsonl)
 from test_join_key import frames
 from test_stages import cmd
 
@@ -313,3 +314,49 @@ def test_validate_names_a_bad_state(tmp):
         code, _, err = hopper("validate", "-f", f)
         assert code == 2 and words in err, (join, err)
         assert f"{f}:1:" in err, err
+
+
+def test_the_database_goes_away_under_a_join(tmp, pg, queue):
+    """The server holding both the queue and the groups crashes mid-run
+    and comes back: parts that could not be stored meanwhile wait for it,
+    and every group is written whole, every row done."""
+    from test_pg_faults import take_down, wait_exit
+    pg_insert(pg, queue, frames(10, 4, seed=9))
+    doc = {"sources": {"in": {"type": "postgres", "url": pg.url,
+                              "table": queue, "poll": "100ms",
+                              "lease": "60s"}},
+           "sinks": {"out": {"type": "jsonl",
+                             "path": str(tmp / "db.out.jsonl")}},
+           "stages": {"tag": {"command": cmd("tag"), "to": "j"},
+                      "j": {"join": {"by": "/video", "count": "/total",
+                                     "state": pg.url,
+                                     "state_table": "jt_db"},
+                            "to": "out"}},
+           "backoff": "10ms", "workers": 2}
+    f = tmp / "db.json"
+    f.write_text(json.dumps(doc, indent=1))
+    p = start("run", "-f", f, cwd=tmp,
+              env=clean_env(STAGE_SLEEP="tag=0.1"))
+    try:
+        wait_for(lambda: pg.psql("SELECT count(*) FROM jt_db_groups",
+                                 check=False) not in ("", "0"),
+                 what="parts stored")
+        take_down(pg, "crash")
+        # Down until the run has seen it: a part found the store gone.
+        wait_for(lambda: "what stage j would keep there waits for it" in
+                 stderr_of(p), what="a part waiting for the store")
+        pg.start()
+        code = wait_exit(p, time.monotonic() + 120, "the run")
+    finally:
+        stop(p)
+    err = stderr_of(p)
+    assert code == 0, err[-3000:]
+    assert "stage j: its state store answers again" in err, err[-3000:]
+    lines = read_jsonl((tmp / "db.out.jsonl").read_text())
+    res = {r["id"]: r for r in lines}
+    assert sorted(res) == sorted(f"v{v}" for v in range(10)), err[-3000:]
+    for key, r in res.items():
+        assert parts_of(r["result"]) == [0, 1, 2, 3], key
+    assert pg.psql(f"SELECT state, count(*) FROM {queue} GROUP BY 1") == \
+        "done|40"
+    assert set(groups(pg, "jt_db").values()) == {"done"}

@@ -8,6 +8,7 @@ import signal
 import time
 
 from conftest import (by_id, clean_env, hopper, pg_insert, read_jsonl,
+                      stderr_of,
                       start, stop, wait_for, write_jsonl)
 from test_stages import cmd
 
@@ -92,7 +93,7 @@ def test_a_killed_run_loses_no_count_and_counts_none_twice(tmp, pg):
                {"op": "mean", "field": "/size", "by": "/codec"}, "rs_kill")
     journal = tmp / "kill.journal"
     p = start("run", "-f", f, "--journal", journal, cwd=tmp,
-              env=clean_env(STAGE_SLEEP="tag=0.002"))
+              env=clean_env(STAGE_SLEEP="tag=0.005"))
     try:
         wait_for(lambda: pg.psql("SELECT count(*) FROM rs_kill_seen",
                                  check=False) not in ("", "0"),
@@ -225,3 +226,39 @@ def test_graph_says_where_the_state_is(tmp):
         "PostgreSQL)" in out, out
     assert "stage j (join, failing on dead parts, by /video counting " \
         "/total, state in PostgreSQL)" in out, out
+
+
+def test_the_database_goes_away_under_a_reduce(tmp, pg, queue):
+    """The server holding the queue and the accumulators crashes mid-run
+    and comes back: what was folded meanwhile waits, and every item is
+    counted once."""
+    from test_pg_faults import take_down, wait_exit
+    n = 200
+    pg_insert(pg, queue, [{"key": f"i{i}", "codec": f"c{i % 3}", "size": i}
+                          for i in range(n)])
+    source = {"type": "postgres", "url": pg.url, "table": queue,
+              "poll": "100ms", "lease": "60s"}
+    f = doc_of(tmp, pg, "db", [], {"op": "sum", "field": "/size",
+                                   "by": "/codec"}, "rs_db", source=source)
+    p = start("run", "-f", f, cwd=tmp, env=clean_env(STAGE_SLEEP="tag=0.05"))
+    try:
+        wait_for(lambda: pg.psql("SELECT count(*) FROM rs_db_seen",
+                                 check=False) not in ("", "0"),
+                 what="items counted into the table")
+        take_down(pg, "crash")
+        wait_for(lambda: "what stage sum would keep there waits for it"
+                 in stderr_of(p), what="a count waiting for the store")
+        pg.start()
+        code = wait_exit(p, time.monotonic() + 120, "the run")
+    finally:
+        stop(p)
+    err = stderr_of(p)
+    assert code == 0, err[-3000:]
+    assert "stage sum: its state store answers again" in err, err[-3000:]
+    res = by_id(results(tmp, "db"))
+    want = sums([{"codec": f"c{i % 3}", "size": i} for i in range(n)])
+    for key, (total, count) in want.items():
+        assert res[key]["result"]["count"] == count, (key, err[-3000:])
+        assert res[key]["result"]["value"] == total
+    assert pg.psql(f"SELECT state, count(*) FROM {queue} GROUP BY 1") == \
+        f"done|{n}"
