@@ -1769,38 +1769,46 @@ retry:
 		store_group_free(g);
 }
 
-/* The store hears how group key's joined item ended (window_done). */
-static void store_group_over(struct run *r, struct hop_stage *st,
-			     const char *key, const struct hop_item *anchor)
+/* The store hears how the item(s) written for a group of join st, or a
+ * window (win) of reduce st, ended (window_done). */
+static void store_over(struct run *r, struct hop_stage *st, const char *key,
+		       int64_t win, const struct hop_item *anchor)
 {
-	char msg[512], *why = NULL;
+	bool group = st->cfg->join != NULL;
+	char msg[512], wkey[24], *why = NULL;
 
+	if (!group) {
+		snprintf(wkey, sizeof(wkey), "%lld", (long long)win);
+		key = wkey;
+	}
 	hop_strmap_del(st->emitting, key);
 	if (anchor->fate == FATE_RELEASE)
 		return; /* still the run's: the next sweep, or another's */
-	if (anchor->fate == FATE_DEAD &&
-	    asprintf(&why,
-		     "stage %s: group %s's joined item could not be "
-		     "written: %s",
-		     st->name, key,
-		     anchor->error ? anchor->error : "failed") < 0)
-		why = NULL;
 	if (anchor->fate == FATE_DEAD) {
-		hop_log(HOP_ERROR, "%s: the group stays in %s, marked dead",
-			why ? why : "a joined item could not be written",
+		if (asprintf(&why,
+			     "stage %s: %s %s's %s could not be written: %s",
+			     st->name, group ? "group" : "window", key,
+			     group ? "joined item" : "results",
+			     anchor->error ? anchor->error : "failed") < 0)
+			why = NULL;
+		hop_log(HOP_ERROR, "%s: the %s stays in %s, marked dead",
+			why ? why : "a result could not be written",
+			group ? "group" : "window",
 			hop_gstore_table(st->gstore));
 		st->stats.dead++;
 		r->groups_dead++;
 	}
-	if (hop_gstore_finish(st->gstore, key,
-			      anchor->fate == FATE_DEAD
-				  ? (why ? why : "could not be written")
-				  : NULL,
-			      msg, sizeof(msg)))
+	const char *error = anchor->fate == FATE_DEAD
+				? (why ? why : "could not be written")
+				: NULL;
+	if (group
+		? hop_gstore_finish(st->gstore, key, error, msg, sizeof(msg))
+		: hop_gstore_finish_window(st->gstore, win, st->tumbler != NULL,
+					   error, msg, sizeof(msg)))
 		hop_log(HOP_ERROR,
-			"stage %s: group %s is written but the store did not "
+			"stage %s: %s %s is written but the store did not "
 			"hear it: %s: it will be written again",
-			st->name, key, msg);
+			st->name, group ? "group" : "window", key, msg);
 	free(why);
 }
 
@@ -3018,41 +3026,6 @@ static void store_emit_due(struct run *r, struct hop_stage *st)
 	st->store_emit_due = false;
 }
 
-/* The store hears how window win's results ended (window_done). */
-static void store_window_over(struct run *r, struct hop_stage *st, int64_t win,
-			      const struct hop_item *anchor)
-{
-	char msg[512], key[24], *why = NULL;
-
-	snprintf(key, sizeof(key), "%lld", (long long)win);
-	hop_strmap_del(st->emitting, key);
-	if (anchor->fate == FATE_RELEASE)
-		return; /* still the run's: the next sweep, or another's */
-	if (anchor->fate == FATE_DEAD) {
-		if (asprintf(&why,
-			     "stage %s: window %s's results could not be "
-			     "written: %s",
-			     st->name, key,
-			     anchor->error ? anchor->error : "failed") < 0)
-			why = NULL;
-		hop_log(HOP_ERROR, "%s: the window stays in %s, marked dead",
-			why ? why : "a reduce result could not be written",
-			hop_gstore_table(st->gstore));
-		st->stats.dead++;
-		r->groups_dead++;
-	}
-	if (hop_gstore_finish_window(st->gstore, win, st->tumbler != NULL,
-				     anchor->fate == FATE_DEAD
-					 ? (why ? why : "could not be written")
-					 : NULL,
-				     msg, sizeof(msg)))
-		hop_log(HOP_ERROR,
-			"stage %s: window %s is written but the store did not "
-			"hear it: %s: it will be written again",
-			st->name, key, msg);
-	free(why);
-}
-
 /* Time windows (gather.h, hop_tumbler): tumbling windows of a reduce,
  * aligned to the epoch, by event time or arrival, several open at once
  * while grace lasts. An open window is a pane: its own accumulators (or
@@ -3520,12 +3493,9 @@ static void window_done(struct run *r, struct hop_item *anchor)
 	struct window *w = anchor->src_data;
 	struct hop_stage *st = &r->stages[w->stage];
 
-	if (w->store_key) {
-		store_group_over(r, st, w->store_key, anchor);
-		free(w->store_key);
-	}
-	if (w->store_window)
-		store_window_over(r, st, w->win, anchor);
+	if (w->store_key || w->store_window)
+		store_over(r, st, w->store_key, w->win, anchor);
+	free(w->store_key);
 	for (size_t i = 0; i < w->n; i++) {
 		struct hop_item *h = w->roots[i];
 		h->holds--;
