@@ -2739,6 +2739,28 @@ static uint64_t window_number(int64_t size, int64_t w)
 	return (uint64_t)(size % 1000 ? w * size : w * (size / 1000));
 }
 
+/* Hands on rd's results, one item per key, children of anchor: ids the
+ * keys, with "@number" when windowed. Counts the window. */
+static void reduce_results(struct run *r, struct hop_stage *st,
+			   const struct hop_reducer *rd,
+			   struct hop_item *anchor, bool windowed,
+			   uint64_t number)
+{
+	for (size_t i = 0; i < hop_reducer_keys(rd); i++) {
+		char *id = NULL, *json = NULL, *wid = NULL;
+		bool made =
+		    !hop_reducer_result(rd, i, &id, &json) &&
+		    (!windowed || asprintf(&wid, "%s@%llu", id,
+					   (unsigned long long)number) >= 0);
+		reduce_emit(r, st, anchor, made ? (wid ? wid : id) : NULL,
+			    json);
+		free(id);
+		free(wid);
+		free(json);
+	}
+	st->windows++;
+}
+
 static struct tally *tally_new(int64_t win)
 {
 	struct tally *t = calloc(1, sizeof(*t));
@@ -2982,21 +3004,9 @@ static bool store_window_emit(struct run *r, struct hop_stage *st, int64_t win,
 	anchor->fate = FATE_ACK;
 	anchor->src_data = w;
 	anchor->stage = (int16_t)st->index;
-	uint64_t number =
-	    st->tumbler ? window_number(st->tumbler->size_ms, win) : 0;
-	for (size_t i = 0; i < hop_reducer_keys(rd); i++) {
-		char *id = NULL, *json = NULL, *wid = NULL;
-		bool made =
-		    !hop_reducer_result(rd, i, &id, &json) &&
-		    (!st->tumbler || asprintf(&wid, "%s@%llu", id,
-					      (unsigned long long)number) >= 0);
-		reduce_emit(r, st, anchor, made ? (wid ? wid : id) : NULL,
-			    json);
-		free(id);
-		free(wid);
-		free(json);
-	}
-	st->windows++;
+	reduce_results(r, st, rd, anchor, st->tumbler != NULL,
+		       st->tumbler ? window_number(st->tumbler->size_ms, win)
+				   : 0);
 	hop_reducer_free(rd);
 	unpend(r, anchor);
 	schedule(r);
@@ -3468,20 +3478,9 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 	anchor->fate = FATE_ACK;
 	anchor->src_data = w;
 	anchor->stage = (int16_t)st->index;
-	bool windowed = st->cfg->reduce->every || st->cfg->reduce->interval;
-	for (size_t i = 0; i < nkeys; i++) {
-		char *id = NULL, *json = NULL, *wid = NULL;
-		bool made = !hop_reducer_result(rd, i, &id, &json) &&
-			    (!windowed ||
-			     asprintf(&wid, "%s@%llu", id,
-				      (unsigned long long)st->windows) >= 0);
-		reduce_emit(r, st, anchor, made ? (wid ? wid : id) : NULL,
-			    json);
-		free(id);
-		free(wid);
-		free(json);
-	}
-	st->windows++;
+	reduce_results(r, st, rd, anchor,
+		       st->cfg->reduce->every || st->cfg->reduce->interval,
+		       st->windows);
 	hop_reducer_clear(rd);
 	unpend(r, anchor);
 	schedule(r);
