@@ -15,13 +15,15 @@ from test_join_key import frames
 from test_stages import cmd
 
 
-def pipeline(tmp, pg, rows, name, join=None, table="jt", extra=None):
-    """A tag stage and a join by /video of /total parts kept in table;
-    returns (code, output lines, stderr)."""
+def pipeline_file(tmp, pg, rows, name, join=None, table="jt", extra=None,
+                  source=None):
+    """A file of a tag stage and a join by /video of /total parts kept in
+    table, over rows in jsonl (or source); returns it and its output."""
     src = write_jsonl(tmp / f"{name}.in.jsonl", rows)
     out = tmp / f"{name}.out.jsonl"
-    doc = {"sources": {"in": {"type": "jsonl", "path": str(src), "id": "key",
-                              "dead": str(tmp / f"{name}.dead.jsonl")}},
+    doc = {"sources": {"in": source or {
+               "type": "jsonl", "path": str(src), "id": "key",
+               "dead": str(tmp / f"{name}.dead.jsonl")}},
            "sinks": {"out": {"type": "jsonl", "path": str(out)}},
            "stages": {"tag": {"command": cmd("tag"), "to": "j"},
                       "j": {"join": {"by": "/video", "count": "/total",
@@ -31,6 +33,12 @@ def pipeline(tmp, pg, rows, name, join=None, table="jt", extra=None):
            "backoff": "10ms", "workers": 2, **(extra or {})}
     f = tmp / f"{name}.json"
     f.write_text(json.dumps(doc, indent=1))
+    return f, out
+
+
+def pipeline(tmp, pg, rows, name, join=None, table="jt", extra=None):
+    """Runs pipeline_file; returns (code, output lines, stderr)."""
+    f, out = pipeline_file(tmp, pg, rows, name, join, table, extra)
     code, _, err = hopper("run", "-f", f, env=clean_env())
     return code, read_jsonl(out.read_text()) if out.exists() else [], err
 
@@ -178,19 +186,7 @@ def test_a_killed_run_loses_no_group_and_writes_none_twice(tmp, pg):
     for r in rows:
         if r["part"] == 3:
             r["do"] = {"tag": "sleep_part:3:0.5"}
-    src = write_jsonl(tmp / "kill.in.jsonl", rows)
-    out = tmp / "kill.out.jsonl"
-    doc = {"sources": {"in": {"type": "jsonl", "path": str(src), "id": "key",
-                              "dead": str(tmp / "kill.dead.jsonl")}},
-           "sinks": {"out": {"type": "jsonl", "path": str(out)}},
-           "stages": {"tag": {"command": cmd("tag"), "to": "j"},
-                      "j": {"join": {"by": "/video", "count": "/total",
-                                     "state": pg.url,
-                                     "state_table": "jt_kill"},
-                            "to": "out"}},
-           "backoff": "10ms", "workers": 2}
-    f = tmp / "kill.json"
-    f.write_text(json.dumps(doc, indent=1))
+    f, out = pipeline_file(tmp, pg, rows, "kill", table="jt_kill")
     journal = tmp / "kill.journal"
     p = start("run", "-f", f, "--journal", journal, cwd=tmp)
     try:
@@ -235,33 +231,25 @@ def test_coordinators_share_the_groups_and_one_dies(tmp, pg, queue):
     rows = pg.psql(f"SELECT id, payload->>'video' FROM {queue}")
     video_of = dict(line.split("|") for line in rows.splitlines())
 
-    def pipeline_file(name):
-        doc = {"sources": {"in": {"type": "postgres", "url": pg.url,
-                                  "table": queue, "poll": "100ms",
-                                  "batch": 1, "lease": "2s"}},
-               "sinks": {"out": {"type": "jsonl",
-                                 "path": str(tmp / f"{name}.out.jsonl")}},
-               "stages": {"tag": {"command": cmd("tag"), "to": "j"},
-                          "j": {"join": {"by": "/video", "count": "/total",
-                                         "state": pg.url,
-                                         "state_table": "jt_share"},
-                                "to": "out"}},
-               "backoff": "10ms", "workers": 1, "prefetch": 1}
-        f = tmp / f"{name}.json"
-        f.write_text(json.dumps(doc, indent=1))
-        return f
+    source = {"type": "postgres", "url": pg.url, "table": queue,
+              "poll": "100ms", "batch": 1, "lease": "2s"}
+
+    def file_of(name):
+        return pipeline_file(tmp, pg, [], name, table="jt_share",
+                             extra={"workers": 1, "prefetch": 1},
+                             source=source)[0]
 
     def written():
         return [r for n in ("c1", "c2") if (tmp / f"{n}.out.jsonl").exists()
                 for r in read_jsonl((tmp / f"{n}.out.jsonl").read_text())]
 
     log1, log2 = tmp / "c1.log", tmp / "c2.log"
-    c1 = start("run", "-f", pipeline_file("c1"), "--watch", cwd=tmp,
+    c1 = start("run", "-f", file_of("c1"), "--watch", cwd=tmp,
                env=clean_env(STAGE_SLEEP="tag=0.3", STAGE_LOG=log1))
     c2 = None
     try:
         wait_for(lambda: len(logged(log1)) >= 3, what="the first at work")
-        c2 = start("run", "-f", pipeline_file("c2"), "--watch", cwd=tmp,
+        c2 = start("run", "-f", file_of("c2"), "--watch", cwd=tmp,
                    env=clean_env(STAGE_LOG=log2))
         wait_for(lambda: logged(log2), what="the second at work")
         c1.send_signal(signal.SIGKILL)
@@ -322,19 +310,9 @@ def test_the_database_goes_away_under_a_join(tmp, pg, queue):
     and every group is written whole, every row done."""
     from test_pg_faults import take_down, wait_exit
     pg_insert(pg, queue, frames(10, 4, seed=9))
-    doc = {"sources": {"in": {"type": "postgres", "url": pg.url,
-                              "table": queue, "poll": "100ms",
-                              "lease": "60s"}},
-           "sinks": {"out": {"type": "jsonl",
-                             "path": str(tmp / "db.out.jsonl")}},
-           "stages": {"tag": {"command": cmd("tag"), "to": "j"},
-                      "j": {"join": {"by": "/video", "count": "/total",
-                                     "state": pg.url,
-                                     "state_table": "jt_db"},
-                            "to": "out"}},
-           "backoff": "10ms", "workers": 2}
-    f = tmp / "db.json"
-    f.write_text(json.dumps(doc, indent=1))
+    source = {"type": "postgres", "url": pg.url, "table": queue,
+              "poll": "100ms", "lease": "60s"}
+    f, _ = pipeline_file(tmp, pg, [], "db", table="jt_db", source=source)
     p = start("run", "-f", f, cwd=tmp,
               env=clean_env(STAGE_SLEEP="tag=0.1"))
     try:
