@@ -212,7 +212,8 @@ def main():
     which = sys.argv[1:] or ["stream", "exec", "memory", "thumbnails",
                              "postgres", "kafka", "kafka_eos", "autoscale",
                              "sheets",
-                             "stages", "gather", "exec_source", "console"]
+                             "stages", "gather", "state", "exec_source",
+                             "console"]
     print(f"hopper benchmarks, medians of {ROUNDS} rounds, "
           f"{os.cpu_count()} CPUs")
     if "stream" in which:
@@ -246,6 +247,9 @@ def main():
     if "gather" in which:
         import gather
         gather.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
+    if "state" in which:
+        import state
+        state.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)
     if "exec_source" in which:
         import exec_source
         exec_source.run(HOPPER, os.environ["HOPPER_BUILD"], ROUNDS, tmp)

@@ -78,10 +78,11 @@ struct hop_gstore_part {
 	const char *error;
 };
 
-/* Stores p in one transaction. Returns a verdict (>= 0), or -EIO with a
- * message in msg (nothing was stored). */
+/* Stores parts p[0..np) in one transaction, in the order of their keys,
+ * and sets each one's verdict (>= 0) in verdicts. Returns 0, or -EIO with
+ * a message in msg (nothing was stored). */
 int hop_gstore_add(struct hop_gstore *s, const struct hop_gstore_part *p,
-		   char *msg, size_t n);
+		   size_t np, int *verdicts, char *msg, size_t n);
 
 /* Reads the parts of group key (which this coordinator hands on) into g,
  * whose key is set: a new item for each part that came (with its number),

@@ -1612,41 +1612,192 @@ static void store_up(struct hop_stage *st)
 	hop_log(HOP_INFO, "stage %s: its state store answers again", st->name);
 }
 
-/* Stores part it of group pi->key at st: dead with error (from stage)
- * when error is given, else its payload. Returns the verdict, or -EIO
- * (logged). */
-static int store_part(struct run *r, struct hop_stage *st,
-		      const struct hop_item *it, const struct hop_part_info *pi,
-		      const char *stage, const char *error)
-{
-	struct hop_gstore_part p = {.key = pi->key,
-				    .id = it->id,
-				    .seq = pi->seq,
-				    .expected = pi->count >= 0 ? pi->count
-						: pi->last     ? pi->seq + 1
-							       : -1,
-				    .payload = error ? NULL : it->payload,
-				    .len = error ? 0 : it->payload_len,
-				    .stage = error ? stage : NULL,
-				    .error = error};
-	char msg[512];
-	int v = hop_gstore_add(st->gstore, &p, msg, sizeof(msg));
+/* Parts on their way to a join's store, stored together once the loop's
+ * turn is over (or STORE_BATCH of them are waiting): one transaction and
+ * one round trip for many. items[i] is the part's item, NULL for a part
+ * that died on the way (recorded, its item dead-lettered already); the
+ * strings of parts[i] are the batch's, but an item's payload. */
+struct store_batch {
+	struct hop_gstore_part *parts;
+	struct hop_item **items;
+	size_t n, cap;
+};
 
-	if (v < 0) {
+#define STORE_BATCH 256
+
+static void store_flush(struct run *r, struct hop_stage *st);
+
+static void store_flush_soon(struct hop_loop *loop, void *arg)
+{
+	struct hop_stage *st = arg;
+	(void)loop;
+	store_flush(st->run, st);
+}
+
+/* Frees the strings of b's i'th part. */
+static void batch_part_free(struct store_batch *b, size_t i)
+{
+	struct hop_gstore_part *p = &b->parts[i];
+	free((char *)p->key);
+	free((char *)p->id);
+	free((char *)p->stage);
+	free((char *)p->error);
+}
+
+/* it (or NULL: a part that died, its id and error given) waits for the
+ * store while the server is away: tried again by the sweep, or, past
+ * STORE_PATIENCE_MS, back to its source. */
+static void store_defer(struct run *r, struct hop_stage *st,
+			struct hop_item *it)
+{
+	if (!it)
+		return; /* a dead part's record: its group times out */
+	if (store_down(st, "")) {
+		release_work(r, it);
+		return;
+	}
+	hop_queue_push(&st->store_wait, it);
+	st->parts++;
+}
+
+/* Queues part it of group pi->key (whose key it takes) for st's store:
+ * dead with error (in stage) when error is given, else its payload; it
+ * NULL for a part that died (id given). key: the one it was emitted
+ * with, kept on it should it have to wait. */
+static void store_queue(struct run *r, struct hop_stage *st,
+			struct hop_item *it, const char *id,
+			struct hop_part_info *pi, const char *stage,
+			const char *error, const char *key)
+{
+	struct store_batch *b = st->batch;
+
+	if (!b && !(b = st->batch = calloc(1, sizeof(*b))))
+		goto nomem;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		struct hop_gstore_part *p = realloc(b->parts, cap * sizeof(*p));
+		if (p)
+			b->parts = p;
+		struct hop_item **items =
+		    p ? realloc(b->items, cap * sizeof(*items)) : NULL;
+		if (!items)
+			goto nomem;
+		b->items = items;
+		b->cap = cap;
+	}
+	struct hop_gstore_part *p = &b->parts[b->n];
+	*p = (struct hop_gstore_part){.key = pi->key,
+				      .id = strdup(id),
+				      .seq = pi->seq,
+				      .expected = pi->count >= 0 ? pi->count
+						  : pi->last	 ? pi->seq + 1
+								 : -1,
+				      .payload = error ? NULL : it->payload,
+				      .len = error ? 0 : it->payload_len,
+				      .stage = error ? strdup(stage) : NULL,
+				      .error = error ? strdup(error) : NULL};
+	pi->key = NULL;
+	b->items[b->n++] = it;
+	if (!p->id || (error && (!p->stage || !p->error)) ||
+	    (it && key && !it->key && !(it->key = strdup(key)))) {
+		b->n--;
+		batch_part_free(b, b->n);
+		goto nomem;
+	}
+	if (it)
+		st->parts++;
+	if (b->n >= STORE_BATCH)
+		store_flush(r, st);
+	else
+		hop_loop_soon(r->loop, store_flush_soon, st);
+	return;
+nomem:
+	free(pi->key);
+	pi->key = NULL;
+	hop_log_ev(HOP_ERROR, -1, id,
+		   "stage %s: out of memory: the part goes back to its source",
+		   st->name);
+	if (it)
+		release_work(r, it);
+}
+
+/* Stores the parts queued for st's store, in one transaction; each part's
+ * item ends, or, when the store failed, waits for it (store_defer). */
+static void store_flush(struct run *r, struct hop_stage *st)
+{
+	struct store_batch *stb = st->batch, one;
+	struct store_batch *b = &one;
+	char msg[512];
+	int *verdicts;
+	size_t n;
+
+	if (!stb || !(n = stb->n))
+		return;
+	/* Taken whole: what ending its items sets off may queue more. */
+	one = *stb;
+	*stb = (struct store_batch){0};
+	int rc = (verdicts = calloc(n, sizeof(*verdicts)))
+		     ? hop_gstore_add(st->gstore, b->parts, n, verdicts, msg,
+				      sizeof(msg))
+		     : -ENOMEM;
+	if (rc == -ENOMEM)
+		snprintf(msg, sizeof(msg), "out of memory");
+	if (rc)
 		store_down(st, msg);
-		return v;
+	else
+		store_up(st);
+	for (size_t i = 0; i < n; i++) {
+		struct hop_item *it = b->items[i];
+		const struct hop_gstore_part *p = &b->parts[i];
+		if (it)
+			st->parts--;
+		if (rc) {
+			store_defer(r, st, it);
+		} else if (verdicts[i] == HOP_GSTORE_LATE && it) {
+			st->stats.late++;
+			hop_log_ev(HOP_WARN, -1, p->id,
+				   "stage %s: a part of group %s came after "
+				   "the group was over: dropped",
+				   st->name, p->key);
+		}
+		if (!rc && it)
+			end_work(r, it);
 	}
-	store_up(st);
-	if (v == HOP_GSTORE_LATE) {
-		st->stats.late++;
-		hop_log_ev(HOP_WARN, -1, it->id,
-			   "stage %s: a part of group %s came after the group "
-			   "was over: dropped",
-			   st->name, pi->key);
+	/* Then the groups these parts completed. */
+	for (size_t i = 0; !rc && i < n; i++)
+		if (verdicts[i] == HOP_GSTORE_COMPLETE)
+			store_group_emit(r, st, b->parts[i].key);
+	for (size_t i = 0; i < n; i++)
+		batch_part_free(b, i);
+	free(verdicts);
+	free(one.parts);
+	free(one.items);
+}
+
+/* The run stops: the parts queued for the store go back to their
+ * sources. */
+static void store_batch_drop(struct run *r, struct hop_stage *st)
+{
+	struct store_batch *b = st->batch;
+
+	for (size_t i = 0; b && i < b->n; i++) {
+		batch_part_free(b, i);
+		if (b->items[i]) {
+			st->parts--;
+			release_work(r, b->items[i]);
+		}
 	}
-	if (v == HOP_GSTORE_COMPLETE)
-		store_group_emit(r, st, pi->key);
-	return v;
+	if (b)
+		b->n = 0;
+}
+
+static void store_batch_free(struct store_batch *b)
+{
+	if (!b)
+		return;
+	free(b->parts);
+	free(b->items);
+	free(b);
 }
 
 /* Why a group of the store that this run hands on cannot be joined: it
@@ -1885,8 +2036,8 @@ static void store_retry(struct run *r, struct hop_stage *st)
 			release_work(r, it);
 		else
 			join_key_part(r, st, it, it->key);
-		st->store_trying = !st->store_down_ms;
 	}
+	store_flush(r, st);
 	st->store_trying = false;
 }
 
@@ -1939,24 +2090,18 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 		const char *dead = root->fate != FATE_DEAD ? NULL
 				   : root->error	   ? root->error
 						 : "its source item is dead";
-		/* While the store is out of reach, parts wait for the sweep's
-		 * try rather than each trying (and blocking) on its own. */
-		int v = rc ? rc
-			: st->store_down_ms && !st->store_trying
-			    ? -EIO
-			    : store_part(r, st, it, &pi, st->name, dead);
-		if (!rc)
-			free(pi.key);
-		if (v >= 0) {
-			end_work(r, it);
-		} else if (!rc && !store_down(st, "") &&
-			   (!key || it->key || (it->key = strdup(key)))) {
-			/* The store is out of reach: the sweep tries again
-			 * (with the key it was emitted with). */
-			hop_queue_push(&st->store_wait, it);
-			st->parts++;
-		} else {
+		if (rc) {
 			release_work(r, it);
+		} else if (st->store_down_ms && !st->store_trying &&
+			   (!key || it->key || (it->key = strdup(key)))) {
+			/* While the store is out of reach, parts wait for
+			 * the sweep's try (with the key they were emitted
+			 * with) rather than each trying on its own. */
+			free(pi.key);
+			store_defer(r, st, it);
+		} else {
+			store_queue(r, st, it, it->id, &pi, st->name, dead,
+				    key);
 		}
 		return;
 	}
@@ -2025,8 +2170,11 @@ static void key_part_dead(struct run *r, struct hop_stage *st,
 			  &pi, msg, sizeof(msg)))
 		return;
 	if (st->gstore) {
-		store_part(r, st, it, &pi, stage, error);
-		free(pi.key);
+		if (st->store_down_ms)
+			free(pi.key); /* not kept: its group will time out */
+		else
+			store_queue(r, st, NULL, it->id, &pi, stage,
+				    error ? error : "failed", NULL);
 		return;
 	}
 	if (hop_keyring_has(st->closed, pi.key) ||
@@ -3626,6 +3774,7 @@ static void release_gathered(struct run *r)
 			end_parts(r, g, true);
 		}
 		struct hop_item *it;
+		store_batch_drop(r, st);
 		while ((it = hop_queue_pop(&st->store_wait))) {
 			st->parts--;
 			release_work(r, it);
@@ -5157,6 +5306,8 @@ static void free_graph(struct run *r)
 	for (int i = 0; i < r->nstages; i++) {
 		tally_free(r->stages[i].tally);
 		r->stages[i].tally = NULL;
+		store_batch_free(r->stages[i].batch);
+		r->stages[i].batch = NULL;
 		hop_stage_free(&r->stages[i]);
 	}
 	free(r->stages);

@@ -25,6 +25,7 @@ struct hop_loop;
 struct hop_strmap;
 struct hop_gstore;
 struct tally;
+struct store_batch;
 struct hop_keyring;
 struct fold_window;
 struct hop_tumbler;
@@ -83,6 +84,7 @@ struct hop_stage {
 	int64_t store_down_ms;
 	struct hop_queue store_wait;
 	bool store_trying; /* the sweep's try: parts reach for the store */
+	struct store_batch *batch; /* a join's parts for its store (run.c's) */
 	/* A reduce's input is over: its window is to be written from the
 	 * store (and whether this run took it already). */
 	bool store_emit_due, store_claimed;

@@ -34,6 +34,7 @@ struct hop_gstore {
 	char parts[140];
 	char groups[140];
 	char seen[140];
+	char add[140];	/* a join's function that stores a part */
 	char owner[24]; /* this coordinator's number, in text */
 	char stage[64];
 };
@@ -163,7 +164,7 @@ int hop_gstore_open(const char *url, const char *table, const char *stage,
 		    bool reduce, struct hop_gstore **out, char *msg, size_t n)
 {
 	struct hop_gstore *s = calloc(1, sizeof(*s));
-	char sql[1400], index[140];
+	char sql[3000], index[140];
 	uint64_t r = 0;
 	int rc = -EIO;
 
@@ -180,6 +181,7 @@ int hop_gstore_open(const char *url, const char *table, const char *stage,
 	    name_of(s->groups, sizeof(s->groups), table,
 		    reduce ? "_windows" : "_groups") ||
 	    name_of(s->seen, sizeof(s->seen), table, "_seen") ||
+	    name_of(s->add, sizeof(s->add), table, "_add") ||
 	    name_of(index, sizeof(index), table, "!_open")) {
 		snprintf(msg, n,
 			 "%s %s: state table '%s' is not a valid name "
@@ -229,8 +231,44 @@ int hop_gstore_open(const char *url, const char *table, const char *stage,
 			 "owner bigint, error text, opened timestamptz NOT "
 			 "NULL DEFAULT now(), closed timestamptz);"
 			 "CREATE INDEX IF NOT EXISTS %s ON %s (state, opened);"
+			 /* Stores a part: locks its group's row (an upsert),
+			  * so that parts stored at once by several
+			  * coordinators are counted one after the other;
+			  * 3: late (the group was handed on), 2: a copy,
+			  * 1: complete and now owner's to hand on, 0: wait. */
+			 "CREATE OR REPLACE FUNCTION %s(k text[], i text[], sq "
+			 "bigint[], ex bigint[], pl bytea[], stg text[], err "
+			 "text[], own bigint) RETURNS SETOF int LANGUAGE "
+			 "plpgsql AS $f$ "
+			 "DECLARE v int[] := array_fill(0, "
+			 "ARRAY[cardinality(k)]); o bigint; st text; want "
+			 "bigint; got bigint; added int; "
+			 "BEGIN "
+			 /* In key order, so that two batches lock their
+			  * groups in one order and never deadlock. */
+			 "FOR o IN SELECT u.n FROM unnest(k) WITH ORDINALITY "
+			 "AS u(key, n) ORDER BY u.key, u.n LOOP "
+			 "INSERT INTO %s AS g (key, expected) VALUES (k[o], "
+			 "NULLIF(ex[o], -1)) ON CONFLICT (key) DO UPDATE SET "
+			 "expected = COALESCE(g.expected, EXCLUDED.expected) "
+			 "RETURNING g.state, g.expected INTO st, want; "
+			 "IF st <> 'open' THEN v[o] := 3; CONTINUE; END IF; "
+			 "INSERT INTO %s (key, id, seq, payload, stage, error) "
+			 "VALUES (k[o], i[o], sq[o], pl[o], stg[o], err[o]) ON "
+			 "CONFLICT DO NOTHING; "
+			 "GET DIAGNOSTICS added = ROW_COUNT; "
+			 "v[o] := CASE WHEN added = 0 THEN 2 ELSE 0 END; "
+			 "IF want IS NOT NULL THEN "
+			 "SELECT count(*) INTO got FROM %s WHERE key = k[o]; "
+			 "IF got >= want THEN "
+			 "UPDATE %s SET state = 'emitting', owner = own WHERE "
+			 "key = k[o]; v[o] := 1; END IF; END IF; "
+			 "END LOOP; "
+			 "RETURN QUERY SELECT unnest(v); "
+			 "END $f$;"
 			 "COMMIT;",
-			 s->parts, s->groups, index, s->groups);
+			 s->parts, s->groups, index, s->groups, s->add,
+			 s->groups, s->parts, s->parts, s->groups);
 	PGresult *res = PQexec(s->conn, sql);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 		fail(s, "cannot make its tables", msg, n);
@@ -249,79 +287,116 @@ err:
 	return rc;
 }
 
-int hop_gstore_add(struct hop_gstore *s, const struct hop_gstore_part *p,
-		   char *msg, size_t n)
+/* Appends text to f as an element of an array literal: quoted, or NULL. */
+static void array_item(FILE *f, const char *text)
 {
-	char sql[600], seq[24], expected[24], count[24];
+	if (!text) {
+		fputs("NULL", f);
+		return;
+	}
+	fputc('"', f);
+	for (const char *c = text; *c; c++) {
+		if (*c == '"' || *c == '\\')
+			fputc('\\', f);
+		fputc(*c, f);
+	}
+	fputc('"', f);
+}
+
+/* Appends n bytes at b to f as an element of a bytea array literal:
+ * "\\x" and their hex. */
+static void bytea_of(FILE *f, const char *b, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+
+	fputs("\"\\\\x", f);
+	for (size_t i = 0; i < n; i++) {
+		fputc(hex[(unsigned char)b[i] >> 4], f);
+		fputc(hex[(unsigned char)b[i] & 15], f);
+	}
+	fputc('"', f);
+}
+
+/* The parts' columns as array literals, in cols[0..7) (to free): keys,
+ * ids, numbers, sizes, payloads, stages, errors. Returns 0 or -ENOMEM. */
+static int part_arrays(const struct hop_gstore_part *p, size_t np, char **cols)
+{
+	size_t len[7];
+	FILE *f[7];
+	int rc = 0;
+
+	for (int c = 0; c < 7; c++) {
+		cols[c] = NULL;
+		if (!(f[c] = open_memstream(&cols[c], &len[c])))
+			rc = -ENOMEM;
+	}
+	for (size_t i = 0; !rc && i < np; i++) {
+		const char *texts[5] = {p[i].key, p[i].id, NULL, p[i].stage,
+					p[i].error};
+		for (int c = 0; c < 7; c++)
+			fputc(i ? ',' : '{', f[c]);
+		array_item(f[0], texts[0]);
+		array_item(f[1], texts[1]);
+		fprintf(f[2], "%" PRId64, p[i].seq);
+		fprintf(f[3], "%" PRId64, p[i].expected);
+		if (p[i].payload)
+			bytea_of(f[4], p[i].payload, p[i].len);
+		else
+			fputs("NULL", f[4]);
+		array_item(f[5], texts[3]);
+		array_item(f[6], texts[4]);
+	}
+	for (int c = 0; c < 7; c++) {
+		if (!f[c])
+			continue;
+		fputs(np ? "}" : "{}", f[c]);
+		if (fclose(f[c]))
+			rc = -ENOMEM;
+	}
+	if (rc)
+		for (int c = 0; c < 7; c++) {
+			free(cols[c]);
+			cols[c] = NULL;
+		}
+	return rc;
+}
+
+int hop_gstore_add(struct hop_gstore *s, const struct hop_gstore_part *p,
+		   size_t np, int *verdicts, char *msg, size_t n)
+{
+	char sql[300], *cols[7];
 	PGresult *res;
-	int verdict = HOP_GSTORE_WAIT;
 
 	if (connected(s, msg, n))
 		return -EIO;
-	snprintf(seq, sizeof(seq), "%" PRId64, p->seq);
-	snprintf(expected, sizeof(expected), "%" PRId64, p->expected);
-	if (run_sql(s, "BEGIN", 0, NULL, "cannot begin", msg, n))
-		goto err;
-	/* The group's row first: it locks the group for this transaction. */
-	snprintf(sql, sizeof(sql),
-		 "INSERT INTO %s AS g (key, expected) VALUES ($1, "
-		 "NULLIF($2::bigint, -1)) ON CONFLICT (key) DO UPDATE SET "
-		 "expected = COALESCE(g.expected, EXCLUDED.expected) "
-		 "RETURNING state, expected",
-		 s->groups);
-	const char *gp[2] = {p->key, expected};
-	if (!(res = q(s, sql, 2, gp, "cannot open the group", msg, n)))
-		goto err;
-	bool open = strcmp(PQgetvalue(res, 0, 0), "open") == 0;
-	bool known = !PQgetisnull(res, 0, 1);
-	snprintf(expected, sizeof(expected), "%s", PQgetvalue(res, 0, 1));
-	PQclear(res);
-	if (!open) {
-		verdict = HOP_GSTORE_LATE;
-		goto commit;
+	if (part_arrays(p, np, cols)) {
+		snprintf(msg, n, "%s %s: out of memory", s->kind, s->stage);
+		return -EIO;
 	}
+	/* One call of the tables' function (hop_gstore_open): one round trip
+	 * and one transaction for the batch. */
 	snprintf(sql, sizeof(sql),
-		 "INSERT INTO %s (key, id, seq, payload, stage, error) "
-		 "VALUES ($1, $2, $3::bigint, $4, $5, $6) ON CONFLICT DO "
-		 "NOTHING",
-		 s->parts);
-	/* The payload as bytes (bytea): any bytes a worker wrote. */
-	const char *pp[6] = {p->key,	 p->id,	   seq,
-			     p->payload, p->stage, p->error};
-	const int lens[6] = {0, 0, 0, (int)p->len, 0, 0};
-	const int formats[6] = {0, 0, 0, 1, 0, 0};
-	if (!(res = qb(s, sql, 6, pp, lens, formats, 0, "cannot store the part",
-		       msg, n)))
-		goto err;
-	if (strcmp(PQcmdTuples(res), "0") == 0)
-		verdict = HOP_GSTORE_COPY;
+		 "SELECT %s($1::text[], $2::text[], $3::bigint[], "
+		 "$4::bigint[], $5::bytea[], $6::text[], $7::text[], "
+		 "$8::bigint)",
+		 s->add);
+	const char *pp[8] = {cols[0], cols[1], cols[2], cols[3],
+			     cols[4], cols[5], cols[6], s->owner};
+	res = q(s, sql, 8, pp, "cannot store the parts", msg, n);
+	for (int c = 0; c < 7; c++)
+		free(cols[c]);
+	if (!res)
+		return -EIO;
+	if ((size_t)PQntuples(res) != np) {
+		snprintf(msg, n, "%s %s, state %s: %d verdicts for %zu parts",
+			 s->kind, s->stage, s->table, PQntuples(res), np);
+		PQclear(res);
+		return -EIO;
+	}
+	for (size_t i = 0; i < np; i++)
+		verdicts[i] = atoi(PQgetvalue(res, (int)i, 0));
 	PQclear(res);
-	if (!known)
-		goto commit;
-	snprintf(sql, sizeof(sql), "SELECT count(*) FROM %s WHERE key = $1",
-		 s->parts);
-	if (!(res = q(s, sql, 1, gp, "cannot count the parts", msg, n)))
-		goto err;
-	snprintf(count, sizeof(count), "%s", PQgetvalue(res, 0, 0));
-	PQclear(res);
-	if (strtoll(count, NULL, 10) < strtoll(expected, NULL, 10))
-		goto commit;
-	snprintf(sql, sizeof(sql),
-		 "UPDATE %s SET state = 'emitting', owner = $2::bigint WHERE "
-		 "key = $1",
-		 s->groups);
-	const char *cp[2] = {p->key, s->owner};
-	if (run_sql(s, sql, 2, cp, "cannot claim the group", msg, n))
-		goto err;
-	verdict = HOP_GSTORE_COMPLETE;
-commit:
-	if (run_sql(s, "COMMIT", 0, NULL, "cannot commit", msg, n))
-		goto err;
-	return verdict;
-err:
-	if (PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-		PQclear(PQexec(s->conn, "ROLLBACK"));
-	return -EIO;
+	return 0;
 }
 
 int hop_gstore_load(struct hop_gstore *s, struct hop_group *g, char *msg,
@@ -499,13 +574,9 @@ static void array_of(FILE *f, const char *const *texts, size_t n)
 {
 	fputc('{', f);
 	for (size_t i = 0; i < n; i++) {
-		fputs(i ? ",\"" : "\"", f);
-		for (const char *c = texts[i]; *c; c++) {
-			if (*c == '"' || *c == '\\')
-				fputc('\\', f);
-			fputc(*c, f);
-		}
-		fputc('"', f);
+		if (i)
+			fputc(',', f);
+		array_item(f, texts[i]);
 	}
 	fputc('}', f);
 }
