@@ -257,5 +257,6 @@ enum hop_line_status hop_lines_next(struct hop_lines *r, int fd, char **line,
 			r->eof = true;
 		r->drained = (size_t)n < room;
 		b->end += (size_t)n;
+		r->nread += (uint64_t)n;
 	}
 }

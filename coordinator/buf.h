@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct hop_buf {
@@ -68,10 +69,19 @@ struct hop_lines {
 	 * spending a read on EAGAIN. */
 	bool edge;
 	bool drained;
+	uint64_t nread; /* bytes read from the fd in all */
 };
 
 void hop_lines_init(struct hop_lines *r, size_t max);
 void hop_lines_free(struct hop_lines *r);
+
+/* Where in the input line (a line hop_lines_next just returned) starts:
+ * its offset from the first byte read. */
+static inline uint64_t hop_lines_offset(const struct hop_lines *r,
+					const char *line)
+{
+	return r->nread - (uint64_t)(r->buf.end - (size_t)(line - r->buf.data));
+}
 
 /* Returns the next line from fd, reading when the buffer holds no complete
  * line. *line points into the reader's buffer and stays valid until the next

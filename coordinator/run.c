@@ -2390,7 +2390,157 @@ static void held_free(struct hop_held *h)
 		next = c->next;
 		free(c);
 	}
-	*h = (struct hop_held){NULL, NULL, 0};
+	free(h->ranges);
+	*h = (struct hop_held){0};
+}
+
+/* Lines a reduce folded in with no item made of them (the source's
+ * fetch_lines): n lines of one feed from line first on, the first at
+ * offset off in its file. Their ids are their line numbers; their
+ * payloads are read again (reread) only for dead letters. */
+struct held_range {
+	int64_t first, n;
+	uint64_t off;
+	int feed;
+};
+
+/* Makes sure line (of feed, at off) can be added to h with no allocation
+ * (held_range_add). Returns 0 or -ENOMEM. */
+static int held_range_room(struct hop_held *h, int feed, int64_t line)
+{
+	struct held_range *last =
+	    h->nranges ? &h->ranges[h->nranges - 1] : NULL;
+	if ((last && last->feed == feed && last->first + last->n == line) ||
+	    h->nranges < h->ranges_cap)
+		return 0;
+	size_t cap = h->ranges_cap ? 2 * h->ranges_cap : 16;
+	struct held_range *rs = realloc(h->ranges, cap * sizeof(*rs));
+	if (!rs)
+		return -ENOMEM;
+	h->ranges = rs;
+	h->ranges_cap = cap;
+	return 0;
+}
+
+/* Adds line (of feed, at off) to h, which has room (held_range_room). */
+static void held_range_add(struct hop_held *h, int feed, int64_t line,
+			   uint64_t off)
+{
+	struct held_range *last =
+	    h->nranges ? &h->ranges[h->nranges - 1] : NULL;
+	if (last && last->feed == feed && last->first + last->n == line)
+		last->n++;
+	else
+		h->ranges[h->nranges++] =
+		    (struct held_range){line, 1, off, feed};
+	h->n++;
+}
+
+/* A root kept in short dies: a whole item again, id and payload copied,
+ * with why, as its dead letter may have to wait. When memory runs out it
+ * goes back to its source instead. */
+static void held_dead(struct run *r, const struct hop_stage *st,
+		      struct hop_item *t, size_t id_len, const char *why)
+{
+	struct hop_item *it =
+	    hop_item_new_block(t->id, id_len, t->payload, t->payload_len, 0);
+	struct feed *f = &r->feeds[t->feed];
+
+	if (it && !(it->error = strdup(why))) {
+		hop_item_free(it);
+		it = NULL;
+	}
+	if (it) {
+		it->feed = t->feed;
+		it->attempt = t->attempt ? t->attempt : 1;
+		it->fate = FATE_DEAD;
+		it->died_in = (int16_t)(st->index + 1);
+		record_dead_root(r, it);
+		return;
+	}
+	hop_log_ev(HOP_ERROR, -1, t->id,
+		   "out of memory making its dead letter: handed back to its "
+		   "source");
+	r->stats.released++;
+	if (f->src->ops->release(f->src, t))
+		source_error(r, f, t->id);
+}
+
+/* The stand-in root of line n of a range (held_range), its id in num:
+ * the payload null, the text being in the source's file only. */
+static void range_root(struct hop_item *t, int feed, int64_t n, char num[24])
+{
+	snprintf(num, 24, "%lld", (long long)n);
+	t->id = num;
+	t->payload = (char *)"null";
+	t->payload_len = 4;
+	t->attempt = 0;
+	t->feed = (int16_t)feed;
+}
+
+/* The lines of a range read again for their dead letters. */
+struct reread_dead {
+	struct run *r;
+	const struct hop_stage *st;
+	const char *why;
+	int feed;
+	int64_t next; /* the first line not read again yet */
+};
+
+static void reread_each(void *arg, int64_t line, const char *text, size_t len)
+{
+	struct reread_dead *d = arg;
+	struct hop_item t = {.ok = true, .fate = FATE_ACK, .one_block = true};
+	char num[24];
+
+	range_root(&t, d->feed, line, num);
+	t.payload = (char *)text;
+	t.payload_len = len;
+	held_dead(d->r, d->st, &t, strlen(num), d->why);
+	d->next = line + 1;
+}
+
+/* The lines of range g hear fate, as held_end's records do. For their
+ * dead letters their text is read again from the source's file; a line
+ * that cannot be (the file is gone or changed) dies with the payload
+ * null, the source's error saying why. */
+static void range_end(struct run *r, const struct held_range *g, enum fate fate,
+		      const struct hop_stage *st, const char *why)
+{
+	struct hop_item t = {.ok = true, .fate = FATE_ACK, .one_block = true};
+	struct feed *f = &r->feeds[g->feed];
+	int64_t from = g->first, end = g->first + g->n;
+	char num[24];
+
+	if (fate == FATE_ACK && !f->src->ops->ack) {
+		r->stats.done += (uint64_t)g->n;
+		return;
+	}
+	if (fate == FATE_DEAD) {
+		struct reread_dead d = {r, st, why, g->feed, g->first};
+		if (f->src->ops->reread(f->src, g->first, g->n, g->off,
+					reread_each, &d))
+			source_error(r, f, NULL);
+		from = d.next;
+	}
+	for (int64_t n = from; n < end; n++) {
+		range_root(&t, g->feed, n, num);
+		switch (fate) {
+		case FATE_ACK:
+			if (f->src->ops->ack && f->src->ops->ack(f->src, &t))
+				source_error(r, f, t.id);
+			r->stats.done++;
+			break;
+		case FATE_DEAD:
+			held_dead(r, st, &t, strlen(num), why);
+			break;
+		case FATE_RELEASE:
+			r->stats.released++;
+			if (f->src->ops->release(f->src, &t))
+				source_error(r, f, t.id);
+			break;
+		}
+	}
 }
 
 /* The window (or stage) holding h ended with fate, for st: its roots are
@@ -2401,6 +2551,7 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 {
 	struct hop_item t = {.ok = true, .fate = FATE_ACK, .one_block = true};
 	struct held_rec rec;
+	char num[24];
 
 	if (!h->n)
 		return;
@@ -2409,11 +2560,17 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 		{
 			journal_add(r, &t);
 		}
+		for (size_t i = 0; i < h->nranges; i++) {
+			const struct held_range *g = &h->ranges[i];
+			for (int64_t n = g->first; n < g->first + g->n; n++) {
+				range_root(&t, g->feed, n, num);
+				journal_add(r, &t);
+			}
+		}
 		journal_sync(r);
 	}
 	HELD_EACH(h, c, p, t, rec)
 	{
-		struct hop_item *it;
 		struct feed *f = &r->feeds[t.feed];
 		switch (fate) {
 		case FATE_ACK:
@@ -2422,25 +2579,8 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 			r->stats.done++;
 			break;
 		case FATE_DEAD:
-			/* Its dead letter may have to wait: a whole item. */
-			it = hop_item_new_block(t.id, rec.id_len, t.payload,
-						t.payload_len, 0);
-			if (it && !(it->error = strdup(why))) {
-				hop_item_free(it);
-				it = NULL;
-			}
-			if (it) {
-				it->feed = t.feed;
-				it->attempt = t.attempt ? t.attempt : 1;
-				it->fate = FATE_DEAD;
-				it->died_in = (int16_t)(st->index + 1);
-				record_dead_root(r, it);
-				break;
-			}
-			hop_log_ev(HOP_ERROR, -1, t.id,
-				   "out of memory making its dead letter: "
-				   "handed back to its source");
-			/* fall through */
+			held_dead(r, st, &t, rec.id_len, why);
+			break;
 		case FATE_RELEASE:
 			r->stats.released++;
 			if (f->src->ops->release(f->src, &t))
@@ -2448,6 +2588,8 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 			break;
 		}
 	}
+	for (size_t i = 0; i < h->nranges; i++)
+		range_end(r, &h->ranges[i], fate, st, why);
 	held_free(h);
 }
 
@@ -3618,7 +3760,7 @@ static void reduce_out(struct run *r, struct hop_stage *st)
 	}
 	*w = (struct window){st->holds,		  st->nholds, st->index,
 			     "its reduce result", NULL,	      st->held};
-	st->held = (struct hop_held){NULL, NULL, 0};
+	st->held = (struct hop_held){0};
 	st->holds = NULL;
 	st->nholds = st->holds_cap = 0;
 	anchor->feed = -1;
@@ -4397,6 +4539,53 @@ static void take_root(struct run *r, struct feed *f, struct hop_item *it)
 	unpend(r, it);
 }
 
+/* The reduce stage that f's lines are folded into with no item made of
+ * them (the source's fetch_lines): f's one place, a built-in reduce with
+ * no time windows and no "state", not sharded, and the source has no ack
+ * to call; not with a journal, whose ids would be looked up per line, nor
+ * at the reading end of an edge. NULL otherwise: the items' path. */
+static struct hop_stage *fold_stage(struct run *r, const struct feed *f)
+{
+	const struct hop_source_ops *ops = f->src->ops;
+	struct hop_stage *st;
+
+	if (!ops->fetch_lines || !ops->reread || ops->ack || r->journal ||
+	    f->edge || f - r->feeds > INT16_MAX || !(st = feed_stage(r, f)))
+		return NULL;
+	return st->cfg->reduce && st->reducer && !st->tumbler && !st->gstore
+		   ? st
+		   : NULL;
+}
+
+struct fold_lines {
+	struct run *r;
+	struct hop_stage *st;
+	int feed;
+};
+
+/* fetch_lines's take: folds line into the stage's accumulators and holds
+ * it as a line of a range until their result is written, as
+ * reduce_fold_in does an item. False when it cannot (the line has no key
+ * or field; no memory): the source makes an item of it, which the reduce
+ * takes or kills as ever. */
+static bool fold_line(void *arg, int64_t line, uint64_t off, const char *text,
+		      size_t len)
+{
+	struct fold_lines *fl = arg;
+	struct hop_stage *st = fl->st;
+	char msg[400];
+
+	if (held_range_room(&st->held, fl->feed, line) ||
+	    hop_reducer_add(st->reducer, text, len, msg, sizeof(msg)))
+		return false;
+	held_range_add(&st->held, fl->feed, line, off);
+	st->stats.done++;
+	if (st->cfg->reduce->every &&
+	    hop_reducer_items(st->reducer) >= (uint64_t)st->cfg->reduce->every)
+		reduce_out(fl->r, st);
+	return true;
+}
+
 /* Takes from each source what its first stages can hold now. */
 static void claim(struct run *r)
 {
@@ -4408,14 +4597,25 @@ static void claim(struct run *r)
 		if (!room)
 			continue;
 		struct hop_queue got = {0};
-		int rc = f->src->ops->fetch(f->src, &got, room);
-		r->stats.fetched += got.len;
+		struct hop_stage *fs = fold_stage(r, f);
+		size_t folded = 0;
+		int rc;
+		if (fs) {
+			struct fold_lines fl = {r, fs, i};
+			rc = f->src->ops->fetch_lines(f->src, &got, room,
+						      fold_line, &fl, &folded);
+		} else {
+			rc = f->src->ops->fetch(f->src, &got, room);
+		}
+		r->stats.fetched += got.len + folded;
+		f->taken += folded;
 		if (rc) {
 			source_error(r, f, NULL);
 			f->failed = true;
 		}
 		uint64_t skipped = r->skipped;
-		bool full = got.len == room;
+		/* fetch_lines stops at an item, to keep the lines' order. */
+		bool full = got.len + folded == room || (fs && got.len);
 		struct hop_item *it;
 		while ((it = hop_queue_pop(&got)))
 			take_root(r, f, it);

@@ -32,11 +32,14 @@ struct hop_tumbler;
 struct time_pane;
 
 /* Roots kept in short: what acknowledging them needs, in a few chunks of
- * records (run.c's). */
+ * records, and runs of lines folded with no item (run.c's). */
 struct held_chunk;
+struct held_range;
 struct hop_held {
 	struct held_chunk *head, *tail;
-	size_t n;
+	size_t n; /* roots: the records' and the ranges' lines */
+	struct held_range *ranges;
+	size_t nranges, ranges_cap;
 };
 
 struct hop_stage {

@@ -76,6 +76,32 @@ struct hop_source_ops {
 	 * -errno; fewer items than asked (or none) is not an error: the source
 	 * calls hop_source_wake when it may have more. */
 	int (*fetch)(struct hop_source *src, struct hop_queue *out, size_t max);
+	/* Optional, for a source that reads a file it can read again (jsonl):
+	 * fetch, but a plain line (one fetch would make an item of as it is,
+	 * its id its line number, its payload its text, nothing on
+	 * src_data) may go to take instead, with its line number and its
+	 * offset in the file, and no item is made of it; when take returns
+	 * false, fetch_lines makes the item fetch would have and puts it on
+	 * out. Returns (0 or -errno, as fetch) after the first item it puts
+	 * on out, so that lines keep their order, or after max lines in all;
+	 * *taken says how many went to take. Such a line is acknowledged
+	 * with no call (the source has no ack), handed back with release on
+	 * a stand-in item holding its id and the payload null, and read
+	 * again with reread for its dead letter. */
+	int (*fetch_lines)(struct hop_source *src, struct hop_queue *out,
+			   size_t max,
+			   bool (*take)(void *arg, int64_t line, uint64_t off,
+					const char *text, size_t len),
+			   void *arg, size_t *taken);
+	/* With fetch_lines: reads again the n lines from line first, which
+	 * starts at offset off, that fetch_lines gave take, calling each
+	 * with each one's number and text. Returns 0, or -errno with
+	 * src->error saying why (the file is gone or changed). */
+	int (*reread)(struct hop_source *src, int64_t first, int64_t n,
+		      uint64_t off,
+		      void (*each)(void *arg, int64_t line, const char *text,
+				   size_t len),
+		      void *arg);
 	/* The item's result is safe in the sink: forget the item for good.
 	 * NULL when there is nothing to do (a file read once): a reduce then
 	 * ends the items behind its result with no call each. */

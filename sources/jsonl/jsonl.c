@@ -6,6 +6,10 @@
  * once with an error naming the file and line; blank lines are skipped.
  * Acknowledging needs no bookkeeping, so there is no ack; dead items go to
  * the optional dead-letter file as well as to the sink.
+ *
+ * A file read by its path can hand its plain lines to a reduce with no
+ * item made of them (fetch_lines): the run keeps their line numbers and
+ * offsets, and reads the lines again (reread) only should they die.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +37,10 @@ struct jsonl_src {
 
 	const char *name; /* for messages: the path, or "stdin" */
 	int fd;
-	bool pollable; /* a pipe or terminal: wait for it with the loop */
+	bool pollable;	 /* a pipe or terminal: wait for it with the loop */
+	bool rereadable; /* a file by its path: lines can be read again */
+	dev_t dev;	 /* which file, to read lines again from it */
+	ino_t ino;
 	bool watching;
 	struct hop_lines lines;
 	long lineno;
@@ -124,6 +131,9 @@ static int jsonl_open(struct hop_source *src)
 		return -EISDIR;
 	}
 	c->pollable = !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode);
+	c->rereadable = S_ISREG(st.st_mode) && strcmp(c->path, "-") != 0;
+	c->dev = st.st_dev;
+	c->ino = st.st_ino;
 	if (c->pollable)
 		fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
 	hop_lines_init(&c->lines, src->max_line);
@@ -239,13 +249,26 @@ static struct hop_item *line_item(struct jsonl_src *c, char *line, size_t len)
 	return it;
 }
 
-static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
-		       size_t max)
+/* Whether line (not blank) goes to take as it is: JSON, no CR, the id
+ * its line number. */
+static bool plain_line(const struct jsonl_src *c, const char *line, size_t len)
+{
+	return !c->id_key && hop_json_valid(line, len) &&
+	       !memchr(line, '\r', len);
+}
+
+/* fetch, and fetch_lines when take is not NULL (source.h). */
+static int fetch_some(struct hop_source *src, struct hop_queue *out, size_t max,
+		      bool (*take)(void *arg, int64_t line, uint64_t off,
+				   const char *text, size_t len),
+		      void *arg, size_t *taken)
 {
 	struct jsonl_src *c = src->ctx;
 	char *line, why[256];
 	size_t len, got = 0;
 
+	if (take && !c->rereadable)
+		take = NULL;
 	while (got < max && c->fd >= 0) {
 		struct hop_item *it = NULL;
 		enum hop_line_status st =
@@ -256,6 +279,14 @@ static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
 			if (strspn(line, " \t") == len) {
 				hop_log(HOP_WARN, "%s:%ld: blank line skipped",
 					c->name, c->lineno);
+				continue;
+			}
+			if (take && plain_line(c, line, len) &&
+			    take(arg, c->lineno,
+				 hop_lines_offset(&c->lines, line), line,
+				 len)) {
+				got++;
+				(*taken)++;
 				continue;
 			}
 			it = line_item(c, line, len);
@@ -287,8 +318,81 @@ static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
 			return -ENOMEM;
 		hop_queue_push(out, it);
 		got++;
+		if (take)
+			break; /* the run takes it before the next line */
 	}
 	return 0;
+}
+
+static int jsonl_fetch(struct hop_source *src, struct hop_queue *out,
+		       size_t max)
+{
+	return fetch_some(src, out, max, NULL, NULL, NULL);
+}
+
+static int jsonl_fetch_lines(struct hop_source *src, struct hop_queue *out,
+			     size_t max,
+			     bool (*take)(void *arg, int64_t line, uint64_t off,
+					  const char *text, size_t len),
+			     void *arg, size_t *taken)
+{
+	*taken = 0;
+	return fetch_some(src, out, max, take, arg, taken);
+}
+
+/* Reads again, from the file by its path, n lines that fetch_lines took
+ * from line first on, at offset off. */
+static int jsonl_reread(struct hop_source *src, int64_t first, int64_t n,
+			uint64_t off,
+			void (*each)(void *arg, int64_t line, const char *text,
+				     size_t len),
+			void *arg)
+{
+	struct jsonl_src *c = src->ctx;
+	struct hop_lines lines;
+	struct stat st;
+	char *line;
+	size_t len;
+	int rc = 0;
+	int fd = open(c->path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(src->error, sizeof(src->error),
+			 "jsonl source: %s: cannot read line %lld again: %s",
+			 c->name, (long long)first, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return rc;
+	}
+	if (st.st_dev != c->dev || st.st_ino != c->ino ||
+	    (uint64_t)st.st_size < off || lseek(fd, (off_t)off, SEEK_SET) < 0) {
+		snprintf(src->error, sizeof(src->error),
+			 "jsonl source: %s: cannot read line %lld again: the "
+			 "file was replaced or cut since it was read",
+			 c->name, (long long)first);
+		close(fd);
+		return -ESTALE;
+	}
+	hop_lines_init(&lines, c->lines.max);
+	for (int64_t i = 0; i < n; i++) {
+		enum hop_line_status ls =
+		    hop_lines_next(&lines, fd, &line, &len);
+		if (ls != HOP_LINE_OK) {
+			rc = ls == HOP_LINE_ERROR ? -errno : -ESTALE;
+			snprintf(src->error, sizeof(src->error),
+				 "jsonl source: %s: cannot read line %lld "
+				 "again: %s",
+				 c->name, (long long)(first + i),
+				 ls == HOP_LINE_ERROR ? strerror(errno)
+						      : "the file changed");
+			break;
+		}
+		each(arg, first + i, line, len);
+	}
+	hop_lines_free(&lines);
+	close(fd);
+	return rc;
 }
 
 /* The dead letter's line for record, newline included, in *line (to
@@ -475,6 +579,8 @@ const struct hop_source_ops hop_src_jsonl = {
     .ctx_size = sizeof(struct jsonl_src),
     .open = jsonl_open,
     .fetch = jsonl_fetch,
+    .fetch_lines = jsonl_fetch_lines,
+    .reread = jsonl_reread,
     .ack = NULL, /* nothing to forget */
     .dead = jsonl_dead,
     .dead_place = "the -S dead=FILE; retry writes the payloads as JSON "

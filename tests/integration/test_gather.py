@@ -409,3 +409,130 @@ def test_graph_shows_joins_and_reduces(tmp):
     assert code == 0, err
     assert "stage j (join, collecting dead parts)\n" in out
     assert "stage sum (reduce: mean of /size by /codec)\n" in out
+
+
+# A jsonl file read straight into a built-in reduce: its lines are folded
+# in with no item made of them, and kept as runs of line numbers until the
+# result is written (read again for dead letters). The guarantees hold as
+# for items; files long enough to take many reads.
+
+def lines_file(tmp, n, bad=None):
+    """n JSON lines {"g", "n", "pad"} (the pad varies their lengths), line
+    i (from 1) replaced by bad[i]; returns the path and the lines."""
+    lines = [json.dumps({"g": f"g{i % 7}", "n": i, "pad": "x" * (i % 53)})
+             for i in range(1, n + 1)]
+    for at, text in (bad or {}).items():
+        lines[at - 1] = text
+    path = tmp / "in.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path, lines
+
+
+def count_doc(tmp, path, sink, **reduce):
+    return {"source": {"type": "jsonl", "path": str(path),
+                       "dead": str(tmp / "dead.jsonl")},
+            "sinks": {"out": sink},
+            "stages": {"count": {"reduce": {"op": "count", "by": "/g",
+                                            **reduce},
+                                 "to": "out"}}}
+
+
+def test_a_counted_file_kills_its_bad_lines_and_counts_the_rest(tmp):
+    """Lines that are not JSON or have no key, in the middle of a long
+    file, die with the file and line in their error; a blank line is
+    skipped; a line with a CR (an item, compacted) counts; every other
+    line counts once."""
+    n = 30000
+    bad = {5000: '{"g": "g1", "n": oops}', 7001: '{"n": 7001}',
+           9000: "   ", 11000: '{"g":\r"g3", "n": 11000}'}
+    path, lines = lines_file(tmp, n, bad)
+    doc = count_doc(tmp, path, {"type": "jsonl",
+                                "path": str(tmp / "out.jsonl")})
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("run", "-f", f)
+    assert code == 3, err
+    want = {}
+    for i, line in enumerate(lines, 1):
+        if i not in (5000, 7001, 9000):
+            g = json.loads(line)["g"]
+            want[g] = want.get(g, 0) + 1
+    res = {r["id"]: r["result"]["value"]
+           for r in read_jsonl((tmp / "out.jsonl").read_text()) if r["ok"]}
+    assert res == want
+    assert sum(want.values()) == n - 3
+    dead = {d["id"]: d for d in dead_letters(tmp)}
+    assert sorted(dead) == ["5000", "7001"], dead
+    assert f"{path}:5000: not JSON" in dead["5000"]["error"], dead
+    assert "no key at /g" in dead["7001"]["error"], dead
+    assert dead["7001"]["payload"] == {"n": 7001}, dead
+    assert f"{path}:9000: blank line skipped" in err, err
+    assert f"finished: {n - 3} done, 2 dead" in err, err
+
+
+def test_a_counted_file_whose_result_is_refused_dead_letters_its_lines(tmp):
+    """The sink refuses one key's count for good: every line behind the
+    window is dead with its own payload, read again from the file (lines
+    from every part of it, around a bad line that broke their run)."""
+    n = 20000
+    path, lines = lines_file(tmp, n, {777: "not json"})
+    doc = count_doc(tmp, path, {"type": "exec", "command":
+                                f"{PY} {WORKERS / 'exec_sink.py'} {tmp}"})
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    code, _, err = hopper("run", "-f", f, env=clean_env(REFUSE="g2"))
+    assert code == 3, err
+    dead = {d["id"]: d for d in dead_letters(tmp)}
+    assert sorted(dead, key=int) == [str(i) for i in range(1, n + 1)], err
+    assert "not JSON" in dead["777"]["error"]
+    for i, line in enumerate(lines, 1):
+        if i == 777:
+            continue
+        d = dead[str(i)]
+        assert d["payload"] == json.loads(line), d
+        assert d["stage"] == "count", d
+        assert "its reduce result could not be written" in d["error"], d
+    assert f"finished: 0 done, {n} dead" in err, err
+
+
+def test_a_counted_file_stopped_before_its_result_is_written(tmp):
+    """Windows of 10 over a file of 45 lines, and a pipe that stays open
+    into the same reduce, so that the last window stays open: once four
+    windows are written the run is stopped. Their 40 lines are done, the
+    last 5 are handed back, each named, and nothing is dead."""
+    n = 45
+    path, _ = lines_file(tmp, n)
+    doc = count_doc(tmp, path, {"type": "jsonl",
+                                "path": str(tmp / "out.jsonl")}, every=10)
+    doc["sources"] = {"file": {**doc.pop("source"), "to": "count"},
+                      "pipe": {"type": "jsonl", "path": "-",
+                               "to": "count"}}
+    f = tmp / "p.json"
+    f.write_text(json.dumps(doc))
+    out = tmp / "out.jsonl"
+    errf = open(tmp / "run.err", "w+")
+    p = subprocess.Popen([HOPPER, "run", "-f", str(f)],
+                         stdin=subprocess.PIPE, stderr=errf, cwd=tmp,
+                         env=clean_env())
+    try:
+        wait_for(lambda: out.exists() and
+                 len(out.read_text().splitlines()) >= 4 * 7 or
+                 p.poll() is not None, what="four windows written")
+        assert p.poll() is None, (tmp / "run.err").read_text()
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdin.close()
+        errf.close()
+    err = (tmp / "run.err").read_text()
+    assert p.returncode == 143, err
+    assert "finished: 40 done, 0 dead, 0 retried, 5 handed back" in err, err
+    for i in range(41, n + 1):
+        assert f"item={i} {path}: item not finished before shutdown" in err, \
+            err
+    assert not dead_letters(tmp)
+    counts = [r["result"]["value"] for r in read_jsonl(out.read_text())]
+    assert sum(counts) == 40, counts

@@ -73,6 +73,50 @@ static void an_over_long_line_is_reported_once_and_skipped(void **state)
 	free(big);
 }
 
+static void each_line_s_offset_is_where_it_starts(void **state)
+{
+	struct hop_lines r;
+	char *line, *data = malloc(200 * 1024);
+	size_t len, n = 0, want = 0;
+	int p[2];
+
+	/* Lines of many lengths, over several reads, and one too long. */
+	for (int i = 0; n < 190 * 1024; i++) {
+		size_t k = (size_t)(i * 37 % 1500);
+		memset(data + n, i == 50 ? 'y' : 'a' + i % 26,
+		       i == 50 ? 3000 : k);
+		n += i == 50 ? 3000 : k;
+		data[n++] = '\n';
+	}
+	assert_int_equal(pipe(p), 0);
+	if (fork() == 0) {
+		close(p[0]);
+		size_t off = 0;
+		while (off < n)
+			off += (size_t)write(p[1], data + off, n - off);
+		_exit(0);
+	}
+	close(p[1]);
+	hop_lines_init(&r, 2000);
+	for (;;) {
+		enum hop_line_status st = hop_lines_next(&r, p[0], &line, &len);
+		if (st == HOP_LINE_EOF)
+			break;
+		if (st == HOP_LINE_TOOLONG) {
+			want += 3001;
+			continue;
+		}
+		assert_int_equal(st, HOP_LINE_OK);
+		assert_int_equal(hop_lines_offset(&r, line), want);
+		assert_memory_equal(line, data + want, len);
+		want += len + 1;
+	}
+	assert_int_equal(want, n);
+	hop_lines_free(&r);
+	close(p[0]);
+	free(data);
+}
+
 static void json_strings_are_escaped(void **state)
 {
 	struct hop_buf b = {0};
@@ -98,6 +142,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(lines_split_and_keep_a_last_unterminated_line),
 	    cmocka_unit_test(an_over_long_line_is_reported_once_and_skipped),
+	    cmocka_unit_test(each_line_s_offset_is_where_it_starts),
 	    cmocka_unit_test(json_strings_are_escaped),
 	    cmocka_unit_test(consume_and_append_reuse_space),
 	};
