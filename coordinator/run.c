@@ -2500,6 +2500,29 @@ static void reread_each(void *arg, int64_t line, const char *text, size_t len)
 	d->next = line + 1;
 }
 
+/* Root t of feed f (a stand-in, its id id_len bytes), held by st, ends
+ * with fate, as unpend would end it whole. */
+static void held_one(struct run *r, struct feed *f, const struct hop_stage *st,
+		     struct hop_item *t, size_t id_len, enum fate fate,
+		     const char *why)
+{
+	switch (fate) {
+	case FATE_ACK:
+		if (f->src->ops->ack && f->src->ops->ack(f->src, t))
+			source_error(r, f, t->id);
+		r->stats.done++;
+		break;
+	case FATE_DEAD:
+		held_dead(r, st, t, id_len, why);
+		break;
+	case FATE_RELEASE:
+		r->stats.released++;
+		if (f->src->ops->release(f->src, t))
+			source_error(r, f, t->id);
+		break;
+	}
+}
+
 /* The lines of range g hear fate, as held_end's records do. For their
  * dead letters their text is read again from the source's file; a line
  * that cannot be (the file is gone or changed) dies with the payload
@@ -2525,21 +2548,7 @@ static void range_end(struct run *r, const struct held_range *g, enum fate fate,
 	}
 	for (int64_t n = from; n < end; n++) {
 		range_root(&t, g->feed, n, num);
-		switch (fate) {
-		case FATE_ACK:
-			if (f->src->ops->ack && f->src->ops->ack(f->src, &t))
-				source_error(r, f, t.id);
-			r->stats.done++;
-			break;
-		case FATE_DEAD:
-			held_dead(r, st, &t, strlen(num), why);
-			break;
-		case FATE_RELEASE:
-			r->stats.released++;
-			if (f->src->ops->release(f->src, &t))
-				source_error(r, f, t.id);
-			break;
-		}
+		held_one(r, f, st, &t, strlen(num), fate, why);
 	}
 }
 
@@ -2571,22 +2580,7 @@ static void held_end(struct run *r, struct hop_held *h, enum fate fate,
 	}
 	HELD_EACH(h, c, p, t, rec)
 	{
-		struct feed *f = &r->feeds[t.feed];
-		switch (fate) {
-		case FATE_ACK:
-			if (f->src->ops->ack && f->src->ops->ack(f->src, &t))
-				source_error(r, f, t.id);
-			r->stats.done++;
-			break;
-		case FATE_DEAD:
-			held_dead(r, st, &t, rec.id_len, why);
-			break;
-		case FATE_RELEASE:
-			r->stats.released++;
-			if (f->src->ops->release(f->src, &t))
-				source_error(r, f, t.id);
-			break;
-		}
+		held_one(r, &r->feeds[t.feed], st, &t, rec.id_len, fate, why);
 	}
 	for (size_t i = 0; i < h->nranges; i++)
 		range_end(r, &h->ranges[i], fate, st, why);
