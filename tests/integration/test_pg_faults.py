@@ -319,8 +319,15 @@ def test_the_server_goes_away_under_a_run(pg, tmp, outage, sink):
     twice = {k: v for k, v in seen.items() if len(v) > 1}
     assert not twice, list(twice.items())[:5]
     attempts = column(pg, "q", "attempts")
-    assert {k for k, v in attempts.items() if v != "1"} == set(), \
-        {k: v for k, v in attempts.items() if v != "1"}
+    again = {k: v for k, v in attempts.items() if v != "1"}
+    if outage == "crash":
+        # A claim that committed as the server died, its answer lost, is
+        # claimed again once the run reconnects: its rows count two
+        # attempts, though each went to a worker once (asserted above).
+        # At most one claim's batch (64 rows).
+        assert set(again.values()) <= {"2"} and len(again) <= 64, again
+    else:
+        assert again == {}, again
     # One result per row, and a result only for a done row.
     assert pg.psql("SELECT count(*), count(DISTINCT key) FROM r") == \
         f"{n}|{n}"
