@@ -1548,15 +1548,23 @@ static void key_group_check(struct run *r, struct hop_group *g)
 		key_group_done(r, g, false, NULL);
 }
 
+/* g's size for a message, in of: its number, or unknown. */
+static void group_size(const struct hop_group *g, char of[32],
+		       const char *unknown)
+{
+	if (g->expected >= 0)
+		snprintf(of, 32, "%lld", (long long)g->expected);
+	else
+		snprintf(of, 32, "%s", unknown);
+}
+
 static void key_group_due(struct run *r, struct hop_group *g)
 {
 	struct hop_stage *st = &r->stages[g->stage];
 	const struct hop_join_config *j = st->cfg->join;
-	char *why = NULL;
-	char of[32] = "?";
+	char *why = NULL, of[32];
 
-	if (g->expected >= 0)
-		snprintf(of, sizeof(of), "%lld", (long long)g->expected);
+	group_size(g, of, "?");
 	hop_log(HOP_WARN,
 		"stage %s: group %s is not complete after %.1f s, with %zu "
 		"of %s part(s) in: %s",
@@ -1810,10 +1818,8 @@ static char *store_group_why(const struct hop_stage *st,
 	char *why = NULL;
 
 	if (overdue && !j->partial) {
-		char of[32] = "an unknown number of";
-		if (g->expected >= 0)
-			snprintf(of, sizeof(of), "%lld",
-				 (long long)g->expected);
+		char of[32];
+		group_size(g, of, "an unknown number of");
 		if (asprintf(&why,
 			     "stage %s: join timed out after %.1f s: group "
 			     "%s had %zu of %s part(s)",
@@ -2235,11 +2241,8 @@ static void joins_due(struct run *r)
 		    r->cfg->watch || !upstream_done(r, st))
 			continue;
 		while ((g = st->groups)) {
-			char *why = NULL;
-			char of[32] = "an unknown number of";
-			if (g->expected >= 0)
-				snprintf(of, sizeof(of), "%lld",
-					 (long long)g->expected);
+			char *why = NULL, of[32];
+			group_size(g, of, "an unknown number of");
 			if (asprintf(&why,
 				     "stage %s: group %s is not complete at "
 				     "the end of the input: %zu of %s part(s) "
