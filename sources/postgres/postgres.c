@@ -14,8 +14,11 @@
  * All database work runs on one thread of this driver with a connection of
  * its own, so the event loop never waits on the network. The loop talks to
  * it through a request queue and hears back through an eventfd. A lost
- * connection is retried with backoff; requests wait for it, and rows leased
- * meanwhile come back when their lease ends.
+ * connection is retried with backoff; requests wait for it. A claim that
+ * committed while its answer was lost leaves rows in this run's name that
+ * it never saw: once connected again, they go back to the queue with the
+ * attempt uncounted, as no worker had them. Rows leased by a coordinator
+ * that died come back when their lease ends.
  */
 #include <errno.h>
 #include <libpq-fe.h>
@@ -28,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -696,6 +700,43 @@ static int db_listen(struct pg_src *c)
 	return res ? 0 : -EIO;
 }
 
+/* Hands back the rows in this run's name that it does not know it holds:
+ * a claim's, committed as the connection went, its answer lost. No worker
+ * had them, so their attempt does not count. A claim still running on the
+ * server (the old connection's backend has not noticed it is gone) keeps
+ * its rows locked and is skipped; its rows come back with their lease. */
+static void release_unknown(struct pg_src *c)
+{
+	struct hop_buf ids = {0};
+	char sql[512], *err = NULL, line[256];
+
+	held_array(c, &ids);
+	snprintf(sql, sizeof(sql),
+		 "WITH o AS (SELECT id FROM %s WHERE state = 'running' AND"
+		 " holder = $1 AND NOT id = ANY($2::bigint[])"
+		 " FOR UPDATE SKIP LOCKED)"
+		 " UPDATE %s q SET state = 'ready',"
+		 " attempts = greatest(q.attempts - 1, 0), lease_until = NULL,"
+		 " holder = NULL, updated_at = now() FROM o WHERE q.id = o.id",
+		 c->qt, c->qt);
+	const char *p[] = {c->holder, hop_buf_head(&ids)};
+	PGresult *res = run(c, sql, 2, p, &err);
+	if (!res)
+		hop_log(HOP_WARN,
+			"postgres source: handing back the rows of a claim "
+			"whose answer was lost: %s; they come back when their "
+			"lease ends",
+			hop_pg_first_line(err, line, sizeof(line)));
+	else if (atoi(PQcmdTuples(res)) > 0)
+		hop_log(HOP_INFO,
+			"postgres source: %s rows claimed as the connection "
+			"went, their answer lost, are back in the queue",
+			PQcmdTuples(res));
+	PQclear(res);
+	free(err);
+	hop_buf_free(&ids);
+}
+
 static void reconnect(struct pg_src *c)
 {
 	double wait = 0.2;
@@ -709,6 +750,7 @@ static void reconnect(struct pg_src *c)
 		if (PQstatus(c->conn) == CONNECTION_OK && db_listen(c) == 0) {
 			hop_log(HOP_INFO, "postgres source: connected again");
 			atomic_store(&c->offline, false);
+			release_unknown(c);
 			return;
 		}
 		if (c->last_try)
@@ -975,7 +1017,7 @@ static int pg_check(struct hop_source *src, const char **key)
 static int pg_open(struct hop_source *src)
 {
 	struct pg_src *c = src->ctx;
-	char sql[4096], host[64], line[256];
+	char sql[4096], host[256] = "", line[256];
 	const char *key;
 	int rc;
 
@@ -1038,8 +1080,14 @@ static int pg_open(struct hop_source *src)
 		rc = -EIO;
 		goto err;
 	}
-	gethostname(host, sizeof(host));
-	snprintf(c->holder, sizeof(c->holder), "%s:%d", host, (int)getpid());
+	/* host:pid:nonce, the nonce so that a later run with the same pid
+	 * (a restarted container's) is not taken for this one. */
+	gethostname(host, sizeof(host) - 1);
+	uint32_t nonce = 0;
+	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+		nonce = (uint32_t)hop_now_ms();
+	snprintf(c->holder, sizeof(c->holder), "%s:%d:%08x", host,
+		 (int)getpid(), nonce);
 	pthread_mutex_init(&c->mu, NULL);
 	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->wfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
