@@ -1642,30 +1642,149 @@ static void store_flush_soon(struct hop_loop *loop, void *arg)
 	store_flush(st->run, st);
 }
 
-/* Frees the strings of b's i'th part. */
-static void batch_part_free(struct store_batch *b, size_t i)
+/* Frees the strings of part p (not its payload, an item's). */
+static void part_free(struct hop_gstore_part *p)
 {
-	struct hop_gstore_part *p = &b->parts[i];
 	free((char *)p->key);
 	free((char *)p->id);
 	free((char *)p->stage);
 	free((char *)p->error);
+	*p = (struct hop_gstore_part){0};
 }
 
-/* it (or NULL: a part that died, its id and error given) waits for the
- * store while the server is away: tried again by the sweep, or, past
- * STORE_PATIENCE_MS, back to its source. */
-static void store_defer(struct run *r, struct hop_stage *st,
-			struct hop_item *it)
+/* Dead part record p (whose strings it takes) waits for st's store: its
+ * item is dead-lettered already, so it cannot go back to a source. */
+static void dead_wait_push(struct run *r, struct hop_stage *st,
+			   struct hop_gstore_part *p)
 {
-	if (!it)
-		return; /* a dead part's record: its group times out */
+	if (st->ndead_wait == st->dead_wait_cap) {
+		size_t cap = st->dead_wait_cap ? 2 * st->dead_wait_cap : 16;
+		struct hop_gstore_part *n =
+		    realloc(st->dead_wait, cap * sizeof(*n));
+		if (!n) {
+			hop_log_ev(HOP_ERROR, -1, p->id,
+				   "stage %s: out of memory: the record of "
+				   "this dead part of group %s is lost; the "
+				   "group waits for its timeout",
+				   st->name, p->key);
+			r->store_failed = true;
+			part_free(p);
+			return;
+		}
+		st->dead_wait = n;
+		st->dead_wait_cap = cap;
+	}
+	st->dead_wait[st->ndead_wait++] = *p;
+	*p = (struct hop_gstore_part){0};
+	st->parts++;
+}
+
+/* The dead part records that wait for st's store, which will not take
+ * them (STORE_PATIENCE_MS passed, or the run stops): named, and the run
+ * ends non-zero. Their groups stay open, for their timeout or by hand. */
+static void dead_wait_drop(struct run *r, struct hop_stage *st)
+{
+	if (!st->ndead_wait)
+		return;
+	hop_log(HOP_ERROR,
+		"stage %s: %zu dead part(s) were never recorded in its state "
+		"store (the first: %s of group %s): their groups stay open",
+		st->name, st->ndead_wait, st->dead_wait[0].id,
+		st->dead_wait[0].key);
+	r->store_failed = true;
+	for (size_t i = 0; i < st->ndead_wait; i++)
+		part_free(&st->dead_wait[i]);
+	st->parts -= st->ndead_wait;
+	st->ndead_wait = 0;
+	schedule(r);
+}
+
+/* it waits for the store while the server is away: tried again by the
+ * sweep, or, past STORE_PATIENCE_MS, back to its source. A part that
+ * died (it NULL) leaves its record p waiting instead. */
+static void store_defer(struct run *r, struct hop_stage *st,
+			struct hop_item *it, struct hop_gstore_part *p)
+{
+	if (!it) {
+		dead_wait_push(r, st, p);
+		return;
+	}
 	if (store_down(st, "")) {
 		release_work(r, it);
 		return;
 	}
 	hop_queue_push(&st->store_wait, it);
 	st->parts++;
+}
+
+/* st's batch, with room for one more part; NULL when memory ran out. */
+static struct store_batch *batch_room(struct hop_stage *st)
+{
+	struct store_batch *b = st->batch;
+
+	if (!b && !(b = st->batch = calloc(1, sizeof(*b))))
+		return NULL;
+	if (b->n == b->cap) {
+		size_t cap = b->cap ? 2 * b->cap : 64;
+		struct hop_gstore_part *p = realloc(b->parts, cap * sizeof(*p));
+		if (p)
+			b->parts = p;
+		struct hop_item **items =
+		    p ? realloc(b->items, cap * sizeof(*items)) : NULL;
+		if (!items)
+			return NULL;
+		b->items = items;
+		b->cap = cap;
+	}
+	return b;
+}
+
+/* A part was queued in st's batch: stored once the loop's turn is over,
+ * or now when the batch is full. */
+static void batch_queued(struct run *r, struct hop_stage *st)
+{
+	if (st->batch->n >= STORE_BATCH)
+		store_flush(r, st);
+	else
+		hop_loop_soon(r->loop, store_flush_soon, st);
+}
+
+/* Queues dead part record p (whose strings it takes) for st's store. */
+static void store_queue_record(struct run *r, struct hop_stage *st,
+			       struct hop_gstore_part *p)
+{
+	struct store_batch *b = batch_room(st);
+
+	if (!b) {
+		dead_wait_push(r, st, p);
+		return;
+	}
+	b->parts[b->n] = *p;
+	b->items[b->n++] = NULL;
+	*p = (struct hop_gstore_part){0};
+	batch_queued(r, st);
+}
+
+/* The store's record of part it of group pi->key (whose key it takes):
+ * dead with error (in stage) when error is given, else its payload; it
+ * NULL for a part that died (id given). The strings are its own but the
+ * payload, and id is NULL when memory ran out. */
+static struct hop_gstore_part part_record(struct hop_part_info *pi,
+					  struct hop_item *it, const char *id,
+					  const char *stage, const char *error)
+{
+	struct hop_gstore_part p = {.key = pi->key,
+				    .id = strdup(id),
+				    .seq = pi->seq,
+				    .expected = pi->count >= 0 ? pi->count
+						: pi->last     ? pi->seq + 1
+							       : -1,
+				    .payload = error ? NULL : it->payload,
+				    .len = error ? 0 : it->payload_len,
+				    .stage = error ? strdup(stage) : NULL,
+				    .error = error ? strdup(error) : NULL};
+	pi->key = NULL;
+	return p;
 }
 
 /* Queues part it of group pi->key (whose key it takes) for st's store:
@@ -1677,47 +1796,22 @@ static void store_queue(struct run *r, struct hop_stage *st,
 			struct hop_part_info *pi, const char *stage,
 			const char *error, const char *key)
 {
-	struct store_batch *b = st->batch;
+	struct store_batch *b = batch_room(st);
 
-	if (!b && !(b = st->batch = calloc(1, sizeof(*b))))
+	if (!b)
 		goto nomem;
-	if (b->n == b->cap) {
-		size_t cap = b->cap ? 2 * b->cap : 64;
-		struct hop_gstore_part *p = realloc(b->parts, cap * sizeof(*p));
-		if (p)
-			b->parts = p;
-		struct hop_item **items =
-		    p ? realloc(b->items, cap * sizeof(*items)) : NULL;
-		if (!items)
-			goto nomem;
-		b->items = items;
-		b->cap = cap;
-	}
 	struct hop_gstore_part *p = &b->parts[b->n];
-	*p = (struct hop_gstore_part){.key = pi->key,
-				      .id = strdup(id),
-				      .seq = pi->seq,
-				      .expected = pi->count >= 0 ? pi->count
-						  : pi->last	 ? pi->seq + 1
-								 : -1,
-				      .payload = error ? NULL : it->payload,
-				      .len = error ? 0 : it->payload_len,
-				      .stage = error ? strdup(stage) : NULL,
-				      .error = error ? strdup(error) : NULL};
-	pi->key = NULL;
+	*p = part_record(pi, it, id, stage, error);
 	b->items[b->n++] = it;
 	if (!p->id || (error && (!p->stage || !p->error)) ||
 	    (it && key && !it->key && !(it->key = strdup(key)))) {
 		b->n--;
-		batch_part_free(b, b->n);
+		part_free(&b->parts[b->n]);
 		goto nomem;
 	}
 	if (it)
 		st->parts++;
-	if (b->n >= STORE_BATCH)
-		store_flush(r, st);
-	else
-		hop_loop_soon(r->loop, store_flush_soon, st);
+	batch_queued(r, st);
 	return;
 nomem:
 	free(pi->key);
@@ -1756,11 +1850,11 @@ static void store_flush(struct run *r, struct hop_stage *st)
 		store_up(st);
 	for (size_t i = 0; i < n; i++) {
 		struct hop_item *it = b->items[i];
-		const struct hop_gstore_part *p = &b->parts[i];
+		struct hop_gstore_part *p = &b->parts[i];
 		if (it)
 			st->parts--;
 		if (rc) {
-			store_defer(r, st, it);
+			store_defer(r, st, it, p);
 		} else if (verdicts[i] == HOP_GSTORE_LATE && it) {
 			st->stats.late++;
 			hop_log_ev(HOP_WARN, -1, p->id,
@@ -1776,7 +1870,7 @@ static void store_flush(struct run *r, struct hop_stage *st)
 		if (verdicts[i] == HOP_GSTORE_COMPLETE)
 			store_group_emit(r, st, b->parts[i].key);
 	for (size_t i = 0; i < n; i++)
-		batch_part_free(b, i);
+		part_free(&b->parts[i]);
 	free(verdicts);
 	free(one.parts);
 	free(one.items);
@@ -1789,7 +1883,7 @@ static void store_batch_drop(struct run *r, struct hop_stage *st)
 	struct store_batch *b = st->batch;
 
 	for (size_t i = 0; b && i < b->n; i++) {
-		batch_part_free(b, i);
+		part_free(&b->parts[i]);
 		if (b->items[i]) {
 			st->parts--;
 			release_work(r, b->items[i]);
@@ -2025,17 +2119,28 @@ static void store_retry(struct run *r, struct hop_stage *st)
 	bool give_up = st->store_down_ms &&
 		       hop_now_ms() - st->store_down_ms >= STORE_PATIENCE_MS;
 
-	if (!q.head)
+	if (!q.head && !st->ndead_wait)
 		return;
 	st->store_wait = (struct hop_queue){0};
 	if (give_up) {
-		hop_log(HOP_ERROR,
-			"stage %s: its state store is out of reach still: "
-			"%zu part(s) go back to their sources",
-			st->name, st->parts);
+		if (q.head)
+			hop_log(HOP_ERROR,
+				"stage %s: its state store is out of reach "
+				"still: %zu part(s) go back to their sources",
+				st->name, st->parts - st->ndead_wait);
 		st->store_down_ms = 0;
+		dead_wait_drop(r, st);
 	}
 	st->store_trying = !give_up;
+	/* Taken whole: a failed try puts them back. */
+	struct hop_gstore_part *dead = st->dead_wait;
+	size_t ndead = st->ndead_wait;
+	st->dead_wait = NULL;
+	st->ndead_wait = st->dead_wait_cap = 0;
+	st->parts -= ndead;
+	for (size_t i = 0; i < ndead; i++)
+		store_queue_record(r, st, &dead[i]);
+	free(dead);
 	while ((it = hop_queue_pop(&q))) {
 		st->parts--;
 		if (give_up)
@@ -2045,6 +2150,7 @@ static void store_retry(struct run *r, struct hop_stage *st)
 	}
 	store_flush(r, st);
 	st->store_trying = false;
+	schedule(r); /* the run may be over now */
 }
 
 static void sweep_tick(struct hop_loop *loop, void *arg)
@@ -2104,7 +2210,7 @@ static void join_key_part(struct run *r, struct hop_stage *st,
 			 * the sweep's try (with the key they were emitted
 			 * with) rather than each trying on its own. */
 			free(pi.key);
-			store_defer(r, st, it);
+			store_defer(r, st, it, NULL);
 		} else {
 			store_queue(r, st, it, it->id, &pi, st->name, dead,
 				    key);
@@ -2176,11 +2282,27 @@ static void key_part_dead(struct run *r, struct hop_stage *st,
 			  &pi, msg, sizeof(msg)))
 		return;
 	if (st->gstore) {
-		if (st->store_down_ms)
-			free(pi.key); /* not kept: its group will time out */
-		else
-			store_queue(r, st, NULL, it->id, &pi, stage,
-				    error ? error : "failed", NULL);
+		error = error ? error : "failed";
+		if (st->store_down_ms && !st->store_trying) {
+			/* The store is out of reach: the record waits for
+			 * the sweep's try, as parts do. */
+			struct hop_gstore_part p =
+			    part_record(&pi, NULL, it->id, stage, error);
+			if (p.id && p.stage && p.error) {
+				dead_wait_push(r, st, &p);
+			} else {
+				part_free(&p);
+				hop_log_ev(HOP_ERROR, -1, it->id,
+					   "stage %s: out of memory: this "
+					   "dead part is not recorded; its "
+					   "group waits for its timeout",
+					   st->name);
+				r->store_failed = true;
+			}
+		} else {
+			store_queue(r, st, NULL, it->id, &pi, stage, error,
+				    NULL);
+		}
 		return;
 	}
 	if (hop_keyring_has(st->closed, pi.key) ||
@@ -3918,6 +4040,7 @@ static void release_gathered(struct run *r)
 			st->parts--;
 			release_work(r, it);
 		}
+		dead_wait_drop(r, st);
 		if (st->reducer)
 			hop_reducer_clear(st->reducer);
 		if (st->folding)

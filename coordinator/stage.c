@@ -139,6 +139,8 @@ void hop_stage_free(struct hop_stage *st)
 	st->emitting = NULL;
 	free(st->counted);
 	st->counted = NULL;
+	free(st->dead_wait); /* its records' strings went with the run */
+	st->dead_wait = NULL;
 	free(st->tumbler);
 	st->tumbler = NULL;
 	free(st->holds);

@@ -24,6 +24,7 @@
 struct hop_loop;
 struct hop_strmap;
 struct hop_gstore;
+struct hop_gstore_part;
 struct tally;
 struct store_batch;
 struct hop_keyring;
@@ -86,6 +87,10 @@ struct hop_stage {
 	 * a join's parts that wait for it. */
 	int64_t store_down_ms;
 	struct hop_queue store_wait;
+	/* The records of parts that died meanwhile (their items are
+	 * dead-lettered already): counted in parts while they wait. */
+	struct hop_gstore_part *dead_wait;
+	size_t ndead_wait, dead_wait_cap;
 	bool store_trying; /* the sweep's try: parts reach for the store */
 	struct store_batch *batch; /* a join's parts for its store (run.c's) */
 	/* A reduce's input is over: its window is to be written from the

@@ -176,6 +176,43 @@ def test_a_dead_part_fails_its_group_in_the_table(tmp, pg):
     assert [d["id"] for d in dead] == ["v0-f1"]
 
 
+def test_a_part_that_dies_while_the_database_is_away_still_counts(tmp, pg):
+    """Two parts of each group are stored; the server stops; then the third
+    part dies in the stage before the join. Its record waits for the
+    server like a part, and once it is back, the group fails in the table
+    with that part's error. Nothing is left open."""
+    from test_pg_faults import take_down, wait_exit
+    rows = frames(2, 3, do={"tag": "perm_part:1"})
+    f, out = pipeline_file(tmp, pg, rows, "gate", table="jt_gate")
+    gate = tmp / "gate"
+    p = start("run", "-f", f, cwd=tmp, env=clean_env(STAGE_GATE=gate))
+    try:
+        wait_for(lambda: pg.psql("SELECT count(*) FROM jt_gate",
+                                 check=False) == "4", what="parts stored")
+        take_down(pg, "stop")
+        gate.touch()
+        wait_for(lambda: "what stage j would keep there waits for it" in
+                 stderr_of(p), what="a dead part waiting for the store")
+        assert p.poll() is None, stderr_of(p)[-3000:]
+        pg.start()
+        code = wait_exit(p, time.monotonic() + 60, "the run")
+    finally:
+        stop(p)
+    err = stderr_of(p)
+    assert code == 3, err[-3000:]
+    assert "stage j: its state store answers again" in err, err[-3000:]
+    assert "stay open" not in err, err[-3000:]
+    assert groups(pg, "jt_gate") == {"v0": "dead", "v1": "dead"}
+    for v in ("v0", "v1"):
+        error = pg.psql(f"SELECT error FROM jt_gate_groups WHERE key = "
+                        f"'{v}'")
+        assert f"{v}-f1 (stage tag): tag refuses {v}-f1" in error, error
+    dead = read_jsonl((tmp / "gate.dead.jsonl").read_text())
+    assert sorted(d["id"] for d in dead) == ["v0-f1", "v1-f1"]
+    # No group was written.
+    assert [r["id"] for r in read_jsonl(out.read_text()) if r["ok"]] == []
+
+
 def test_a_killed_run_loses_no_group_and_writes_none_twice(tmp, pg):
     """A run is killed with groups half gathered; a second run over the
     same input, with the journal, finishes them. Every group is written

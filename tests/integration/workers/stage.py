@@ -7,7 +7,8 @@ first attempt, with STAGE_STATE naming a folder that remembers it),
 "split:N" (emits N outputs, each with "part" and the port "pN % 2"),
 "port:P" (one emitted output on port P), "perm_part:K" (a permanent
 failure for the output of a splitter whose "part" is K, the others pass),
-"sleep_part:K:S" (the part K takes S seconds more). STAGE_LOG names a file that gets
+"sleep_part:K:S" (the part K takes S seconds more); with STAGE_GATE naming
+a file, the part K of either waits until that file exists. STAGE_LOG names a file that gets
 a line "NAME ID ATTEMPT PID" for every item; STAGE_SLEEP_NAME (NAME upper
 case) is how many seconds the stage NAME takes over each item. A payload
 that is the path of a file (as the dir source gives it) stands for the JSON
@@ -72,6 +73,9 @@ for line in sys.stdin:
     if action.startswith(("perm_part:", "sleep_part:")):
         what, k, *secs = action.split(":")
         hit = isinstance(payload, dict) and payload.get("part") == int(k)
+        while hit and os.environ.get("STAGE_GATE") and \
+                not os.path.exists(os.environ["STAGE_GATE"]):
+            time.sleep(0.01)
         if hit and what == "sleep_part":
             time.sleep(float(secs[0]))
         action = "perm" if hit and what == "perm_part" else ""
