@@ -2,7 +2,8 @@
 # (HOP_CFLAGS) and the user's CFLAGS, -O2 -g unless set.
 BENCH_BIN := $(BUILD)/bench/echo_worker $(BUILD)/bench/driver \
              $(BUILD)/bench/exec_echo $(BUILD)/bench/spawn_ceiling \
-             $(BUILD)/bench/split_worker $(BUILD)/bench/echo_batch
+             $(BUILD)/bench/split_worker $(BUILD)/bench/echo_batch \
+             $(BUILD)/bench/chain_floor
 
 $(BUILD)/bench/%: bench/%.c
 	@mkdir -p $(@D)

@@ -16,7 +16,13 @@ ratios are the peer's time over hopper's (above 1: hopper is faster).
 The same sheets in keyframe mode (each tile the keyframe at or before its
 spot, decoded alone) are timed too, against the same command lines: a
 different picture per tile, so a figure of what the mode costs, not a
-like-for-like race."""
+like-for-like race.
+
+The floor: bench/decode_loop.c decoding, for the same tile positions, only
+the frames some other frame refers to, from keyframe to tile, seeking only
+where the next tile's keyframe lies past the last frame decoded; no
+scaling, no image. Any exact sheet decodes at least that, so the CLI's
+time over the floor's is the most an exact sheet could be faster by."""
 import json
 import math
 import os
@@ -82,7 +88,16 @@ def hopper_sheet(thumb, video, n, out, seek="accurate"):
     assert answer["ok"], answer
     # Keyframe mode merges the spots that share a keyframe.
     assert seek != "accurate" or answer["result"]["count"] == n, answer
-    return cpu, wall, answer["result"]["frames_decoded"]
+    return cpu, wall, answer["result"]["frames_decoded"], \
+        answer["result"]["positions"]
+
+
+def floor_sheet(decode, video, positions):
+    """CPU seconds of bench/decode_loop.c's refs mode for tiles at
+    positions: reference frames only, no scaling, no image; no exact
+    sheet decodes less."""
+    return timed([decode, "refs", ",".join(map(str, positions)),
+                  video])[0]
 
 
 def ffmpeg_sheet(video, n, out, threads=None):
@@ -99,21 +114,23 @@ def ffmpeg_sheet(video, n, out, threads=None):
 
 def run(hopper, build, rounds, tmp="/tmp"):
     thumb = os.path.join(build, "hopper-thumbnail")
+    decode = os.path.join(build, "bench", "decode_loop")
     for name in CLIPS:
-        run_clip(thumb, clip(name), rounds, tmp)
+        run_clip(thumb, decode, clip(name), rounds, tmp)
 
 
-def run_clip(thumb, video, rounds, tmp):
+def run_clip(thumb, decode, video, rounds, tmp):
     print(f"{os.path.basename(video)}:")
     out = os.path.join(tmp, "sheets-bench")
     os.makedirs(out, exist_ok=True)
     frames = SECONDS * 25
     for n in (9, 40):
-        h, f, f1, hk = [], [], [], []
+        h, f, f1, hk, fl = [], [], [], [], []
         decoded = 0
         for _ in range(rounds):
-            cpu, wall, decoded = hopper_sheet(thumb, video, n, out)
+            cpu, wall, decoded, spots = hopper_sheet(thumb, video, n, out)
             h.append((cpu, wall))
+            fl.append(floor_sheet(decode, video, spots))
             hk.append(hopper_sheet(thumb, video, n, out, "keyframe")[:2])
             f.append(ffmpeg_sheet(video, n, os.path.join(out, "ff.jpg")))
             f1.append(ffmpeg_sheet(video, n, os.path.join(out, "ff1.jpg"),
@@ -129,6 +146,11 @@ def run_clip(thumb, video, rounds, tmp):
             print(f"    {name:<22} cpu {fc:5.2f} s wall {fw:5.2f} s   "
                   f"hopper faster by: cpu {fc / hc:4.2f}x, wall "
                   f"{fw / hw:4.2f}x  (goal >= 2)")
+        lc = statistics.median(fl)
+        print(f"    the floor: reference frames only, cpu {lc:5.2f} s   "
+              f"hopper / floor {hc / lc:4.2f}; at most: cpu "
+              f"{med(f, 0) / lc:4.2f}x the CLI, {med(f1, 0) / lc:4.2f}x "
+              f"-threads 1")
         kc, kw = med(hk, 0), med(hk, 1)
         fc, fw = med(f, 0), med(f, 1)
         print(f"sheet of {n:>2}, keyframe  hopper cpu {kc:5.2f} s wall "

@@ -25,6 +25,11 @@ is measured at 1 (lock-step, as hopper at prefetch 1) and at 8 (more than
 4 gains nothing on two CPUs here), and the goals are read against the
 faster. hopper runs one worker per stage, at prefetch 1 and 64.
 
+The bare chain (bench/chain_floor.c) is the least any coordinator can do
+with the same three workers at one item in flight each: one write and one
+read per item per stage, nothing parsed but the id, nothing checked or
+acknowledged. Its figures bound what hopper at prefetch 1 can reach here.
+
 Rates are timed from outside, process start-up included. CPU time is user
 + system of the whole process tree (the coordinator and its reaped workers,
 from wait4), divided by the items. Each round runs every configuration
@@ -147,6 +152,7 @@ class Bench:
         self.hopper = hopper
         self.echo = os.path.join(build, "bench", "echo_worker")
         self.echo_batch = os.path.join(build, "bench", "echo_batch")
+        self.floor = os.path.join(build, "bench", "chain_floor")
         self.split = os.path.join(build, "bench", "split_worker")
         self.tmp = tmp
         self.out = os.path.join(tmp, "stages-out.jsonl")
@@ -226,6 +232,12 @@ output:
 """)
         return self.measured([benthos, "-c", conf], n)
 
+    def floor_run(self, n):
+        """bench/chain_floor.c: the least any coordinator does at one item
+        in flight per worker, through the same three workers."""
+        return self.measured([self.floor, str(n), "3", self.out, self.echo],
+                             n)
+
     def splitter_file(self, children):
         one = os.path.join(self.tmp, "stages-one.jsonl")
         with open(one, "w") as f:
@@ -295,12 +307,15 @@ def peer(b, benthos, multi, rounds):
     keys = [f"Benthos, pipeline.threads {t}" for t in BENTHOS_THREADS] \
         if benthos else []
     keys += ["hopper, 3 stages, prefetch 1"] if multi is None else []
+    keys += ["bare chain, 3 stages (chain_floor)"]
     keys += ["hopper, 1 stage, prefetch 1"]
     res = {k: [] for k in keys}
     for _ in range(rounds):
         for k in keys:
             if k.startswith("Benthos"):
                 r = b.benthos_run(benthos, n, int(k.split()[-1]))
+            elif k.startswith("bare"):
+                r = b.floor_run(n)
             else:
                 r = b.hopper_run(n, 1, 3 if "3 stages" in k else 1)
             res[k].append(r)
@@ -309,6 +324,17 @@ def peer(b, benthos, multi, rounds):
     for k in keys:
         line(k, statistics.median(r[0] for r in res[k]),
              statistics.median(r[1] for r in res[k]))
+
+    def ratio(k, other):
+        return (statistics.median(x[0] / y[0]
+                                  for x, y in zip(res[k], res[other])),
+                statistics.median(x[1] / y[1]
+                                  for x, y in zip(res[k], res[other])))
+    floor = "bare chain, 3 stages (chain_floor)"
+    if multi is None:
+        rate, cpu = ratio("hopper, 3 stages, prefetch 1", floor)
+        print(f"  hopper 3 stages, prefetch 1 / bare chain: rate "
+              f"{rate:4.2f}x, CPU per item {cpu:.2f}")
     if not benthos:
         return
     best = max(BENTHOS_THREADS, key=lambda t: statistics.median(
@@ -317,13 +343,12 @@ def peer(b, benthos, multi, rounds):
         if k.startswith("Benthos"):
             continue
         for t in BENTHOS_THREADS:
-            bt = res[f"Benthos, pipeline.threads {t}"]
-            rate = statistics.median(x[0] / y[0] for x, y in zip(res[k], bt))
-            cpu = statistics.median(x[1] / y[1] for x, y in zip(res[k], bt))
+            rate, cpu = ratio(k, f"Benthos, pipeline.threads {t}")
             goal = ("  (goals: >= 3x, <= 0.20)"
-                    if t == best and "3 stages" in k else "")
-            print(f"  hopper {k[8:]} / Benthos threads {t}: rate "
-                  f"{rate:4.2f}x, CPU per item {cpu:.2f}{goal}")
+                    if t == best and k.startswith("hopper, 3") else "")
+            who = k.replace(",", "", 1)
+            print(f"  {who} / Benthos threads {t}: rate {rate:4.2f}x, "
+                  f"CPU per item {cpu:.2f}{goal}")
 
 
 def chain(b, rounds):
