@@ -20,54 +20,30 @@
 #include <string.h>
 #include <time.h>
 
-static int one(const char *path, double pos, int accurate)
+/* Opens path's best video stream and its decoder, on one thread, skipping
+ * the frames skip says; returns the stream's index, or -1. */
+static int open_video(const char *path, AVFormatContext **fmt,
+		      AVCodecContext **dec, enum AVDiscard skip)
 {
-	AVFormatContext *fmt = NULL;
-	AVCodecContext *dec = NULL;
-	AVPacket *pkt = av_packet_alloc();
-	AVFrame *frame = av_frame_alloc();
-	int rc = -1, done = 0;
-
-	if (avformat_open_input(&fmt, path, NULL, NULL) < 0 ||
-	    avformat_find_stream_info(fmt, NULL) < 0)
-		goto out;
 	const AVCodec *codec = NULL;
-	int si =
-	    av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
-	if (si < 0)
-		goto out;
-	AVStream *st = fmt->streams[si];
-	dec = avcodec_alloc_context3(codec);
-	avcodec_parameters_to_context(dec, st->codecpar);
-	dec->thread_count = 1;
-	if (avcodec_open2(dec, codec, NULL) < 0)
-		goto out;
-	int64_t target = (int64_t)(pos / av_q2d(st->time_base));
-	av_seek_frame(fmt, si, target, AVSEEK_FLAG_BACKWARD);
-	while (!done && av_read_frame(fmt, pkt) >= 0) {
-		if (pkt->stream_index == si &&
-		    avcodec_send_packet(dec, pkt) >= 0) {
-			while (avcodec_receive_frame(dec, frame) >= 0) {
-				if (!accurate ||
-				    frame->best_effort_timestamp >= target)
-					done = 1;
-				av_frame_unref(frame);
-				if (done)
-					break;
-			}
-		}
-		av_packet_unref(pkt);
-	}
-	rc = done ? 0 : -1;
-out:
-	av_frame_free(&frame);
-	av_packet_free(&pkt);
-	avcodec_free_context(&dec);
-	avformat_close_input(&fmt);
-	return rc;
+	int si;
+
+	if (avformat_open_input(fmt, path, NULL, NULL) < 0 ||
+	    avformat_find_stream_info(*fmt, NULL) < 0 ||
+	    (si = av_find_best_stream(*fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec,
+				      0)) < 0 ||
+	    !(*dec = avcodec_alloc_context3(codec)))
+		return -1;
+	avcodec_parameters_to_context(*dec, (*fmt)->streams[si]->codecpar);
+	(*dec)->thread_count = 1;
+	(*dec)->skip_frame = skip;
+	return avcodec_open2(*dec, codec, NULL) < 0 ? -1 : si;
 }
 
-static int refs_sheet(const char *path, const double *pos, int n)
+/* Decodes path to the frame at each of pos[0..n) in turn (to the first
+ * frame there, unless accurate), skipping the frames skip says. */
+static int decode(const char *path, const double *pos, int n,
+		  enum AVDiscard skip, int accurate)
 {
 	AVFormatContext *fmt = NULL;
 	AVCodecContext *dec = NULL;
@@ -76,21 +52,10 @@ static int refs_sheet(const char *path, const double *pos, int n)
 	int rc = -1, i = 0;
 	int64_t at = INT64_MIN; /* the last frame decoded */
 
-	if (avformat_open_input(&fmt, path, NULL, NULL) < 0 ||
-	    avformat_find_stream_info(fmt, NULL) < 0)
-		goto out;
-	const AVCodec *codec = NULL;
-	int si =
-	    av_find_best_stream(fmt, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+	int si = open_video(path, &fmt, &dec, skip);
 	if (si < 0)
 		goto out;
 	AVStream *st = fmt->streams[si];
-	dec = avcodec_alloc_context3(codec);
-	avcodec_parameters_to_context(dec, st->codecpar);
-	dec->thread_count = 1;
-	dec->skip_frame = AVDISCARD_NONREF;
-	if (avcodec_open2(dec, codec, NULL) < 0)
-		goto out;
 	for (; i < n; i++) {
 		int64_t target = (int64_t)(pos[i] / av_q2d(st->time_base));
 		if (at >= target)
@@ -109,7 +74,7 @@ static int refs_sheet(const char *path, const double *pos, int n)
 			    avcodec_send_packet(dec, pkt) >= 0) {
 				while (avcodec_receive_frame(dec, frame) >= 0) {
 					at = frame->best_effort_timestamp;
-					done = at >= target;
+					done = !accurate || at >= target;
 					av_frame_unref(frame);
 					if (done)
 						break;
@@ -153,8 +118,8 @@ int main(int argc, char **argv)
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (int i = 3; i < argc; i++)
-		if (refs ? refs_sheet(argv[i], pos, n)
-			 : one(argv[i], pos[0], accurate))
+		if (refs ? decode(argv[i], pos, n, AVDISCARD_NONREF, 1)
+			 : decode(argv[i], pos, 1, AVDISCARD_DEFAULT, accurate))
 			fprintf(stderr, "%s: no frame\n", argv[i]);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	printf("%.6f\n", (double)(t1.tv_sec - t0.tv_sec) +
