@@ -1086,7 +1086,7 @@ static int pg_open(struct hop_source *src)
 	uint32_t nonce = 0;
 	if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
 		nonce = (uint32_t)hop_now_ms();
-	snprintf(c->holder, sizeof(c->holder), "%s:%d:%08x", host,
+	snprintf(c->holder, sizeof(c->holder), "%.100s:%d:%08x", host,
 		 (int)getpid(), nonce);
 	pthread_mutex_init(&c->mu, NULL);
 	c->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
